@@ -1,0 +1,230 @@
+//! `gatehouse run`: the gate.
+
+use gatehouse_gate::clock::SystemClock;
+use gatehouse_gate::{Gate, GateConfig, UpstreamKind};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where tokens come from: `imds` (the platform's 169.254.169.254),
+    /// `emulator` (gatehouse's built-in emulator, for trying it out) or a base
+    /// URL `http://HOST:PORT`. Required: gatehouse never picks one for you.
+    #[arg(long, value_name = "imds|emulator|URL")]
+    upstream: Option<String>,
+
+    /// The policy file.
+    #[arg(long, default_value = "/etc/gatehouse/policy.toml")]
+    policy: PathBuf,
+
+    /// Address the gate listens on (loopback).
+    #[arg(long, default_value = "127.0.0.1:16925")]
+    listen: SocketAddr,
+
+    /// The audit log. Default: /var/log/gatehouse/audit.log, or with
+    /// `--upstream emulator` a private directory under the temp dir.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+
+    /// Rotate the audit log when it reaches this many bytes (0: never).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    audit_rotate_bytes: u64,
+
+    /// Emulator config for `--upstream emulator` (default: the built-in demo VM).
+    #[arg(long)]
+    emulator_config: Option<PathBuf>,
+
+    /// Write the gate's pid here (for `gatehouse reload`).
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+
+    /// Give up on an upstream answer after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    upstream_timeout: u64,
+}
+
+const NO_UPSTREAM: &str = "no upstream named: say where tokens come from";
+const NO_UPSTREAM_HELP: &str = "`--upstream imds` on a VM, `--upstream emulator` to try gatehouse \
+with its built-in emulator, or `--upstream http://HOST:PORT`. gatehouse never picks one for you, \
+so a machine meant to use IMDS can never end up serving emulator tokens, or the reverse.";
+
+pub fn main(args: Args) -> ExitCode {
+    let Some(upstream) = args.upstream.as_deref() else {
+        return crate::fail(NO_UPSTREAM, Some(NO_UPSTREAM_HELP));
+    };
+    let kind = match UpstreamKind::parse(upstream) {
+        Ok(k) => k,
+        Err(e) => return crate::fail(&e, Some(NO_UPSTREAM_HELP)),
+    };
+    let rt = match crate::runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(run(args, kind))
+}
+
+async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
+    let try_it = kind == UpstreamKind::Emulator;
+    let me = gatehouse_sys::effective_uid();
+    // Deployment: only root may own the policy. Try-it: also whoever runs it.
+    let trusted_uids = if try_it && me != 0 { vec![0, me] } else { vec![0] };
+
+    let mut emulator = None;
+    let (base, demo) = match &kind {
+        UpstreamKind::Imds => (gatehouse_gate::upstream::IMDS_BASE.to_owned(), false),
+        UpstreamKind::Url(u) => (u.clone(), false),
+        UpstreamKind::Emulator => {
+            let (config, demo) = match &args.emulator_config {
+                Some(path) => match load_emulator_config(path) {
+                    Ok(c) => (c, false),
+                    Err(code) => return code,
+                },
+                None => (gatehouse_emulator::EmulatorConfig::demo(), true),
+            };
+            let options = gatehouse_emulator::Options::default();
+            match gatehouse_emulator::start(config, options).await {
+                Ok(e) => {
+                    let base = format!("http://{}", e.addr());
+                    emulator = Some(e);
+                    (base, demo)
+                }
+                Err(e) => return crate::fail(&format!("cannot start the emulator: {e}"), None),
+            }
+        }
+    };
+
+    let audit_path = match args.audit.clone() {
+        Some(p) => p,
+        None if try_it => match demo_dir(me) {
+            Ok(d) => d.join("audit.log"),
+            Err(code) => return code,
+        },
+        None => PathBuf::from("/var/log/gatehouse/audit.log"),
+    };
+    let config = GateConfig {
+        policy_path: args.policy.clone(),
+        trusted_uids,
+        audit_path: audit_path.clone(),
+        audit_options: gatehouse_audit::Options {
+            rotate_bytes: (args.audit_rotate_bytes > 0).then_some(args.audit_rotate_bytes),
+            ..gatehouse_audit::Options::default()
+        },
+        upstream_base: base,
+        upstream_label: kind.label(),
+        upstream_timeout: Duration::from_secs(args.upstream_timeout),
+    };
+    let gate = match Gate::new(&config, Arc::new(SystemClock)) {
+        Ok(g) => Arc::new(g),
+        Err(gatehouse_gate::StartError::Policy(e)) => {
+            eprintln!("{e}");
+            return crate::fail(
+                &format!("the policy `{}` was not loaded; the gate did not start", args.policy.display()),
+                None,
+            );
+        }
+        Err(e) => return crate::fail(&e.to_string(), None),
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            return crate::fail(
+                &format!("cannot listen on {}: {e}", args.listen),
+                Some("pick another address with `--listen`"),
+            )
+        }
+    };
+    let listen = listener.local_addr().unwrap_or(args.listen);
+    if let Some(pid_file) = &args.pid_file {
+        if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
+            return crate::fail(&format!("cannot write pid file `{}`: {e}", pid_file.display()), None);
+        }
+    }
+    print_banner(&kind, demo, listen, &args.policy, &audit_path, &gate.policy_hash());
+
+    let reloader = {
+        let gate = Arc::clone(&gate);
+        tokio::spawn(async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                tracing::error!("cannot listen for SIGHUP; reload with a restart");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match gate.reload() {
+                    Ok(hash) => tracing::info!(policy = %hash.get(..16).unwrap_or(""), "policy reloaded"),
+                    Err(e) => eprintln!("gatehouse: reload refused, the previous policy stays in force:\n{e}"),
+                }
+            }
+        })
+    };
+    gatehouse_gate::server::serve(gate, listener, shutdown_signal()).await;
+    reloader.abort();
+    if let Some(e) = emulator {
+        e.shutdown();
+    }
+    if let Some(pid_file) = &args.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn load_emulator_config(path: &Path) -> Result<gatehouse_emulator::EmulatorConfig, ExitCode> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::fail(&format!("cannot read `{}`: {e}", path.display()), None))?;
+    gatehouse_emulator::EmulatorConfig::from_toml(&text)
+        .map_err(|e| crate::fail(&format!("`{}`: {e}", path.display()), None))
+}
+
+/// A private directory for the try-it audit log.
+fn demo_dir(uid: u32) -> Result<PathBuf, ExitCode> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let dir = std::env::temp_dir().join(format!("gatehouse-demo-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(crate::fail(&format!("cannot create `{}`: {e}", dir.display()), None)),
+    }
+    let meta = std::fs::symlink_metadata(&dir)
+        .map_err(|e| crate::fail(&format!("cannot stat `{}`: {e}", dir.display()), None))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        return Err(crate::fail(
+            &format!("`{}` is not a private directory of yours", dir.display()),
+            Some("remove it, or name an audit log with `--audit`"),
+        ));
+    }
+    Ok(dir)
+}
+
+fn print_banner(kind: &UpstreamKind, demo: bool, listen: SocketAddr, policy: &Path, audit: &Path, hash: &str) {
+    let upstream = match kind {
+        UpstreamKind::Emulator => "its built-in IMDS emulator".to_owned(),
+        UpstreamKind::Imds => "IMDS at 169.254.169.254".to_owned(),
+        UpstreamKind::Url(u) => u.clone(),
+    };
+    eprintln!("gatehouse is listening on http://{listen} in front of {upstream}");
+    eprintln!("  policy:    {} (sha256 {})", policy.display(), hash.get(..16).unwrap_or(""));
+    eprintln!("  audit log: {}", audit.display());
+    if demo {
+        let base = format!("http://{listen}/metadata/identity/oauth2/token?api-version=2018-02-01");
+        eprintln!();
+        eprintln!("Try it (the example policy lets /usr/bin/curl have a storage token as `storage-writer`, and nobody the vault identity):");
+        eprintln!("  allowed: curl -s -H 'Metadata: true' '{base}&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809'");
+        eprintln!("  denied:  curl -s -H 'Metadata: true' '{base}&resource=https://vault.azure.net&client_id=4b8d9eaf-b0c1-42d3-a4f5-a6b7c8d9e0fb'");
+        eprintln!("  audit:   gatehouse audit verify {}", audit.display());
+    }
+}

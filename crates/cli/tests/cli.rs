@@ -1,0 +1,205 @@
+//! The `gatehouse` binary as an operator uses it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn gatehouse() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `gatehouse run` and wait for its banner; returns the address.
+fn start_gate(args: &[&str]) -> (Running, String, Vec<String>) {
+    let mut child = gatehouse()
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
+        lines.push(line.clone());
+        if line.contains("audit:   gatehouse audit verify") || line.contains("audit log:") && !args.contains(&"emulator") {
+            break;
+        }
+    }
+    let banner = lines.iter().find(|l| l.contains("listening on http://")).unwrap_or_else(|| panic!("no banner: {lines:?}"));
+    let addr = banner.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    (running, addr, lines)
+}
+
+fn curl(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-H", "Metadata: true", "-w", "\n%{http_code}", url])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = s.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_owned())
+}
+
+#[test]
+fn run_without_an_upstream_refuses_and_says_why() {
+    let out = gatehouse().args(["run", "--policy", "examples/policy.toml"]).current_dir(repo()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no upstream named"), "{err}");
+    assert!(err.contains("--upstream imds") && err.contains("--upstream emulator"), "{err}");
+    let out = gatehouse().args(["run", "--upstream", "imdss"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_malformed_policy_lists_every_error_and_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("bad.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\n\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:x\"\nrole = \"Token Reader\"\nidentities = [\"ghost\"]\naudiences = [\"*\"]\n\n[[assignments]]\nname = \"a\"\nprincipal = \"wizard:merlin\"\nrole = \"No Such Role\"\n",
+    )
+    .unwrap();
+    let out = gatehouse().args(["check", "--policy"]).arg(&policy).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["bad.toml:5:", "bad.toml:7:", "bad.toml:11:", "bad.toml:12:", "bad.toml:13:"] {
+        assert!(err.contains(needle), "missing {needle} in:\n{err}");
+    }
+    let out = gatehouse()
+        .args(["run", "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--policy"])
+        .arg(&policy)
+        .arg("--audit")
+        .arg(dir.path().join("audit.log"))
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:5:") && err.contains("bad.toml:13:"), "{err}");
+    assert!(err.contains("did not start"), "{err}");
+}
+
+#[test]
+fn the_example_policy_checks_clean() {
+    let out = gatehouse().args(["check", "--policy", "examples/policy.toml"]).current_dir(repo()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The README's try-it command, as printed: one curl allowed, one denied,
+/// and the audit log verifies.
+#[test]
+fn try_it_mode_works_as_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let audit_s = audit.to_str().unwrap().to_owned();
+    let policy = repo().join("examples/policy.toml");
+    let policy_s = policy.to_str().unwrap().to_owned();
+    let (_gate, addr, lines) = start_gate(&[
+        "--upstream", "emulator", "--policy", &policy_s, "--listen", "127.0.0.1:0", "--audit", &audit_s,
+    ]);
+    let pick = |label: &str| -> String {
+        let line = lines.iter().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label} in {lines:?}"));
+        line.split('\'').nth(3).unwrap().to_owned()
+    };
+    let (allowed_status, allowed_body) = curl(&pick("allowed:"));
+    assert_eq!(allowed_status, 200, "{allowed_body}");
+    assert!(allowed_body.contains("access_token"));
+    let (denied_status, denied_body) = curl(&pick("denied:"));
+    assert_eq!(denied_status, 403, "{denied_body}");
+    assert!(denied_body.contains("gatehouse: "), "{denied_body}");
+    let (s, _) = curl(&format!("http://{addr}/metadata/instance?api-version=2021-02-01"));
+    assert_eq!(s, 200);
+
+    let out = gatehouse().args(["audit", "verify"]).arg(&audit).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn reload_through_the_pid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let examples = std::fs::read_to_string(repo().join("examples/policy.toml")).unwrap();
+    std::fs::write(&policy, &examples).unwrap();
+    let pid_file = dir.path().join("gate.pid");
+    let audit = dir.path().join("audit.log");
+    let (_gate, addr, _) = start_gate(&[
+        "--upstream", "emulator", "--listen", "127.0.0.1:0",
+        "--policy", policy.to_str().unwrap(),
+        "--pid-file", pid_file.to_str().unwrap(),
+        "--audit", audit.to_str().unwrap(),
+    ]);
+    let instance = format!("http://{addr}/metadata/instance?api-version=2021-02-01");
+    assert_eq!(curl(&instance).0, 200);
+    // Drop the assignment that lets everyone read instance metadata.
+    let without = examples.replace("principal = \"everyone\"", "principal = \"uid:4242\"");
+    std::fs::write(&policy, without).unwrap();
+    let out = gatehouse().args(["reload", "--pid-file"]).arg(&pid_file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while curl(&instance).0 != 403 {
+        assert!(Instant::now() < deadline, "the reload did not take effect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(log.contains("\"policy_loaded\""), "{log}");
+}
+
+#[test]
+fn audit_verify_names_the_edited_deleted_or_swapped_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    {
+        let log = gatehouse_audit::AuditLog::open(&path, gatehouse_audit::Options::default()).unwrap();
+        for i in 0..6 {
+            log.append("2026-11-25T14:00:00.000Z", &serde_json::json!({"type": "request", "n": i})).unwrap();
+        }
+    }
+    let pristine = std::fs::read_to_string(&path).unwrap();
+    let verify = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let out = gatehouse().args(["audit", "verify", "--single"]).arg(&path).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(verify(&pristine).0, Some(0));
+
+    let lines: Vec<&str> = pristine.lines().collect();
+    let join = |ls: Vec<&str>| ls.join("\n") + "\n";
+    let edited = pristine.replacen("\"n\":3", "\"n\":7", 1);
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    let mut swapped = lines.clone();
+    swapped.swap(3, 4);
+    for (what, text, line) in [
+        ("edited", edited, 4),
+        ("deleted", join(deleted), 3),
+        ("swapped", join(swapped), 4),
+    ] {
+        let (code, err) = verify(&text);
+        assert_eq!(code, Some(1), "{what}: {err}");
+        assert!(err.contains(&format!("line {line}")), "{what} should name line {line}: {err}");
+    }
+}

@@ -1,0 +1,108 @@
+//! Time enters gatehouse only through a [`Clock`], so expiry and audit times
+//! are testable and nothing else reads the wall clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> SystemTime;
+}
+
+/// The real wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock tests set by hand (milliseconds since the epoch).
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    millis: AtomicU64,
+}
+
+impl ManualClock {
+    pub fn at(t: SystemTime) -> Self {
+        let millis = t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        ManualClock {
+            millis: AtomicU64::new(millis),
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let add = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.millis.fetch_add(add, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.millis.load(Ordering::SeqCst))
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:01:09.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's algorithm, written out from its description).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        let rows = [
+            (0u64, "1970-01-01T00:00:00.000Z"),
+            (951_782_400, "2000-02-29T00:00:00.000Z"),
+            (1_795_618_869, "2026-11-25T15:01:09.000Z"),
+            (4_102_444_799, "2099-12-31T23:59:59.000Z"),
+        ];
+        for (secs, want) in rows {
+            assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(secs)), want);
+        }
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_millis(1_500)),
+            "1970-01-01T00:00:01.500Z"
+        );
+    }
+
+    #[test]
+    fn manual_clock_advances() {
+        let c = ManualClock::at(UNIX_EPOCH + Duration::from_secs(10));
+        c.advance(Duration::from_secs(5));
+        assert_eq!(c.now(), UNIX_EPOCH + Duration::from_secs(15));
+    }
+}

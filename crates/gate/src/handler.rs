@@ -1,0 +1,312 @@
+//! One request through the gate: check it the way IMDS would, identify the
+//! caller, decide, forward, check the answer, record, respond.
+
+use crate::caller;
+use crate::refusal::Refusal;
+use crate::upstream::UpstreamError;
+use crate::Gate;
+use bytes::Bytes;
+use gatehouse_imds::token::{decode_claims, fingerprint, TokenResponse};
+use gatehouse_imds::{Canonical, Endpoint, Selector};
+use gatehouse_policy::{Action, Identity, IdentityKind, Policy, ResolveError};
+use http::{HeaderMap, Method};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{json, Map, Value};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+/// Where a connection came from and went to, fixed at accept.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The address the client connected to: the original destination when
+    /// the kernel redirected it, else the gate's own listener.
+    pub dst: SocketAddr,
+    pub redirected: bool,
+}
+
+/// What the audit line says, gathered as the request goes.
+#[derive(Default)]
+struct Trail {
+    caller: Option<Value>,
+    request: Map<String, Value>,
+    decided_by: Vec<String>,
+    upstream: Option<Value>,
+}
+
+pub type Response = http::Response<Full<Bytes>>;
+
+fn json_response(status: u16, content_type: Option<&str>, body: Bytes, retry_after: Option<&str>) -> Response {
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header(
+            http::header::CONTENT_TYPE,
+            content_type.unwrap_or("application/json; charset=utf-8"),
+        );
+    if let Some(r) = retry_after {
+        builder = builder.header(http::header::RETRY_AFTER, r);
+    }
+    builder.body(Full::new(body)).unwrap_or_else(|_| {
+        let mut r = http::Response::new(Full::new(Bytes::from_static(b"{\"error\":\"internal\"}")));
+        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+fn action_for(endpoint: &Endpoint, method: &Method) -> Action {
+    match endpoint {
+        Endpoint::Token => Action::TokenRead,
+        Endpoint::IdentityInfo => Action::IdentityInfoRead,
+        Endpoint::Instance { .. } | Endpoint::LoadBalancer => Action::InstanceRead,
+        Endpoint::Versions => Action::VersionsRead,
+        Endpoint::AttestedDocument => Action::AttestedDocumentRead,
+        Endpoint::ScheduledEvents if method == Method::POST => Action::ScheduledEventsApprove,
+        Endpoint::ScheduledEvents => Action::ScheduledEventsRead,
+    }
+}
+
+fn header_checks(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Refusal> {
+    let scheduled = path.to_ascii_lowercase().contains("scheduledevents");
+    if !(method == Method::GET || (method == Method::POST && scheduled)) {
+        return Err(Refusal::MethodNotAllowed);
+    }
+    if headers.contains_key("x-forwarded-for") {
+        return Err(Refusal::ForwardedFor);
+    }
+    let mut metadata = headers.get_all("metadata").iter();
+    match (metadata.next(), metadata.next()) {
+        (Some(v), None) if v.as_bytes() == b"true" => Ok(()),
+        _ => Err(Refusal::MissingMetadata),
+    }
+}
+
+fn resolve<'p>(policy: &'p Policy, selector: &Selector) -> Result<&'p Identity, Refusal> {
+    let sel = match selector {
+        Selector::None => gatehouse_policy::Selector::None,
+        Selector::ClientId(s) => gatehouse_policy::Selector::ClientId(s),
+        Selector::ObjectId(s) => gatehouse_policy::Selector::ObjectId(s),
+        Selector::ResourceId(s) => gatehouse_policy::Selector::ResourceId(s),
+    };
+    policy.resolve_identity(&sel).map_err(|e| match e {
+        ResolveError::Ambiguous => Refusal::MultipleIdentities,
+        _ => Refusal::IdentityNotFound,
+    })
+}
+
+/// The token must be for the identity the decision was about.
+fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusal> {
+    let wrong = |why: String| Refusal::WrongIdentity(why);
+    let parsed: TokenResponse = serde_json::from_slice(body)
+        .map_err(|_| wrong("token answer is not IMDS-shaped JSON".to_owned()))?;
+    let claims = decode_claims(&parsed.access_token)
+        .map_err(|e| wrong(format!("token claims unreadable: {e}")))?;
+    let same = |want: &Option<String>, got: &Option<String>| match (want, got) {
+        (Some(w), Some(g)) => w.eq_ignore_ascii_case(g),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if !same(&identity.object_id, &claims.oid) {
+        return Err(wrong(format!("token oid is not identity `{}`", identity.name)));
+    }
+    if !same(&identity.client_id, &claims.appid) {
+        return Err(wrong(format!("token appid is not identity `{}`", identity.name)));
+    }
+    let mirid = claims.xms_mirid.clone().unwrap_or_default().to_ascii_lowercase();
+    match identity.kind {
+        IdentityKind::System => {
+            if mirid.is_empty() || mirid.contains("/userassignedidentities/") {
+                return Err(wrong(format!(
+                    "token xms_mirid is not the system-assigned identity `{}`",
+                    identity.name
+                )));
+            }
+        }
+        IdentityKind::User => {
+            if identity.object_id.is_none() && identity.client_id.is_none() && identity.resource_id.is_none() {
+                return Err(wrong(format!("identity `{}` has no ids to check", identity.name)));
+            }
+            if let Some(rid) = &identity.resource_id {
+                if !rid.eq_ignore_ascii_case(&mirid) {
+                    return Err(wrong(format!("token xms_mirid is not identity `{}`", identity.name)));
+                }
+            }
+        }
+    }
+    Ok(fingerprint(&parsed.access_token))
+}
+
+impl Gate {
+    pub async fn handle(&self, conn: ConnInfo, req: http::Request<hyper::body::Incoming>) -> Response {
+        let started = Instant::now();
+        let decision_id = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let policy = self.policy.current();
+        let mut trail = Trail::default();
+        let (parts, body) = req.into_parts();
+        trail.request.insert("method".into(), json!(parts.method.as_str()));
+        let result = self
+            .serve(&conn, &policy, &parts, body, &mut trail)
+            .await;
+        let (response, outcome, reason) = match result {
+            Ok((answer, allowed_reason)) => (answer, "allow", allowed_reason),
+            Err(refusal) => {
+                let (err, outcome) = refusal.answer(&decision_id);
+                (
+                    json_response(err.status, None, Bytes::from(err.body), None),
+                    outcome.as_str(),
+                    refusal.detail(),
+                )
+            }
+        };
+        let event = json!({
+            "type": "request",
+            "decision": decision_id,
+            "peer": conn.peer.to_string(),
+            "caller": trail.caller,
+            "request": Value::Object(trail.request),
+            "outcome": outcome,
+            "reason": reason,
+            "decided_by": trail.decided_by,
+            "upstream": trail.upstream,
+            "status": response.status().as_u16(),
+            "latency_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "policy": policy.hash().get(..16).unwrap_or(policy.hash()),
+        });
+        match self.record(&event) {
+            Ok(()) => response,
+            Err(()) => {
+                let (err, _) = Refusal::AuditUnavailable.answer(&decision_id);
+                json_response(err.status, None, Bytes::from(err.body), None)
+            }
+        }
+    }
+
+    /// Everything between "a request arrived" and "this is the answer".
+    async fn serve(
+        &self,
+        conn: &ConnInfo,
+        policy: &Policy,
+        parts: &http::request::Parts,
+        body: hyper::body::Incoming,
+        trail: &mut Trail,
+    ) -> Result<(Response, String), Refusal> {
+        trail.request.insert("target".into(), json!(truncate(&parts.uri.to_string(), 512)));
+        header_checks(&parts.method, parts.uri.path(), &parts.headers)?;
+        let canonical: Canonical = gatehouse_imds::canonicalise(parts.uri.path(), parts.uri.query())
+            .map_err(Refusal::NotCanonical)?;
+        let action = action_for(&canonical.endpoint, &parts.method);
+        trail.request.remove("target");
+        trail.request.insert("endpoint".into(), json!(canonical.endpoint.name()));
+        trail.request.insert("action".into(), json!(action.as_str()));
+        trail.request.insert("path".into(), json!(canonical.endpoint.path()));
+        if let Some(v) = canonical.api_version() {
+            trail.request.insert("api_version".into(), json!(v));
+        }
+
+        // Identity and audience first: a request IMDS would refuse is refused
+        // the same way, before anyone is identified.
+        let mut identity = None;
+        let mut audience = None;
+        if canonical.endpoint == Endpoint::Token {
+            let resource = canonical.resource().ok_or(Refusal::MissingResource)?;
+            trail.request.insert("audience".into(), json!(resource));
+            trail.request.insert("selector".into(), json!(canonical.selector.kind()));
+            audience = Some(gatehouse_policy::normalise_audience(resource).ok_or(Refusal::BadAudience)?);
+            let id = resolve(policy, &canonical.selector)?;
+            trail.request.insert("identity".into(), json!(id.name));
+            identity = Some(id);
+        }
+
+        let facts = self
+            .identifier
+            .identify(conn.peer, conn.dst, caller::sys_needs(&policy.needs()))
+            .map_err(|e| Refusal::CallerUnknown(e.to_string()))?;
+        let who = caller::to_policy_caller(&facts);
+        trail.caller = Some(caller::audit_caller(&facts, &who));
+
+        let request = gatehouse_policy::Request {
+            action,
+            identity: identity.map(|i| i.name.as_str()),
+            audience: audience.as_deref(),
+        };
+        let decision = policy.decide(&who, &request);
+        trail.decided_by = decision.decided_by().to_vec();
+        if !decision.is_allowed() {
+            return Err(Refusal::Denied(decision.reason().to_string()));
+        }
+
+        let upload = if parts.method == Method::POST {
+            let bytes = Limited::new(body, MAX_REQUEST_BODY)
+                .collect()
+                .await
+                .map_err(|_| Refusal::BodyTooLarge)?
+                .to_bytes();
+            let ct = parts
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/json")
+                .to_owned();
+            Some((bytes, ct))
+        } else {
+            None
+        };
+
+        let sent = Instant::now();
+        let answer = self
+            .upstream
+            .send(&parts.method, &canonical.upstream_target(), upload)
+            .await
+            .map_err(|e| match e {
+                UpstreamError::Timeout => Refusal::UpstreamTimeout,
+                other => Refusal::Upstream(other.to_string()),
+            })?;
+        let mut up = json!({
+            "status": answer.status,
+            "latency_us": u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX),
+        });
+        if let (Some(id), 200) = (identity, answer.status) {
+            let checked = check_identity(id, &answer.body);
+            match checked {
+                Ok(fp) => {
+                    if let Some(o) = up.as_object_mut() {
+                        o.insert("token_fp".into(), json!(fp));
+                    }
+                }
+                Err(refusal) => {
+                    trail.upstream = Some(up);
+                    return Err(refusal);
+                }
+            }
+        }
+        trail.upstream = Some(up);
+        Ok((
+            json_response(
+                answer.status,
+                answer.content_type.as_deref(),
+                answer.body,
+                answer.retry_after.as_deref(),
+            ),
+            decision.reason().to_string(),
+        ))
+    }
+
+    fn record(&self, event: &Value) -> Result<(), ()> {
+        let time = crate::clock::rfc3339(self.clock.now());
+        self.audit.append(&time, event).map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "audit write failed; refusing requests until it works");
+        })
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or(""))
+}

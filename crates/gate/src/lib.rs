@@ -1,0 +1,131 @@
+//! The gate: an IMDS-compatible HTTP server that identifies each caller,
+//! decides with the policy, forwards what is allowed and records everything.
+//!
+//! Request path (see docs/architecture.md): [`server`] accepts and notes the
+//! connection's addresses → [`handler`] checks headers and canonicalises the
+//! target → resolves the identity → [`caller`] identifies the process through
+//! `gatehouse-sys` → `gatehouse-policy` decides → [`upstream`] forwards →
+//! the token's claims are checked → one audit line → the answer.
+
+pub mod caller;
+pub mod clock;
+pub mod handler;
+pub mod policy_store;
+pub mod refusal;
+pub mod server;
+pub mod upstream;
+
+use clock::Clock;
+use gatehouse_audit::AuditLog;
+use gatehouse_sys::Identifier;
+use policy_store::{LoadError, PolicyStore};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use upstream::Upstream;
+
+pub use handler::ConnInfo;
+pub use upstream::UpstreamKind;
+
+/// Everything the gate needs to start.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub policy_path: PathBuf,
+    /// Owners a policy file and every directory above it may have.
+    pub trusted_uids: Vec<u32>,
+    pub audit_path: PathBuf,
+    pub audit_options: gatehouse_audit::Options,
+    /// Base URL requests are forwarded to (already resolved from the kind).
+    pub upstream_base: String,
+    pub upstream_label: String,
+    pub upstream_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Policy(LoadError),
+    Audit(gatehouse_audit::AuditError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Policy(e) => write!(f, "{e}"),
+            StartError::Audit(e) => write!(f, "cannot open the audit log: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+pub struct Gate {
+    policy: PolicyStore,
+    audit: AuditLog,
+    upstream: Upstream,
+    identifier: Identifier,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("upstream", &self.upstream).finish()
+    }
+}
+
+impl Gate {
+    /// Load the policy (refusing an untrusted or invalid one), open the audit
+    /// log and record that the gate started with this policy.
+    pub fn new(config: &GateConfig, clock: Arc<dyn Clock>) -> Result<Gate, StartError> {
+        let policy = PolicyStore::load(&config.policy_path, config.trusted_uids.clone())
+            .map_err(StartError::Policy)?;
+        let audit = AuditLog::open(&config.audit_path, config.audit_options.clone())
+            .map_err(StartError::Audit)?;
+        let gate = Gate {
+            policy,
+            audit,
+            upstream: Upstream::new(&config.upstream_base, config.upstream_timeout),
+            identifier: Identifier::new(gatehouse_sys::IdentifyOptions::default()),
+            clock,
+        };
+        let hash = gate.policy.current().hash().to_owned();
+        gate.record_event(&json!({
+            "type": "gate_started",
+            "upstream": config.upstream_label,
+            "policy_path": config.policy_path.display().to_string(),
+            "policy": hash,
+        }))
+        .map_err(StartError::Audit)?;
+        Ok(gate)
+    }
+
+    /// Re-read the policy file. An invalid or untrusted file keeps the policy
+    /// in force; either way the audit log says what happened.
+    pub fn reload(&self) -> Result<String, LoadError> {
+        match self.policy.reload() {
+            Ok(p) => {
+                let hash = p.hash().to_owned();
+                let _ = self.record_event(&json!({"type": "policy_loaded", "policy": hash}));
+                Ok(hash)
+            }
+            Err(e) => {
+                let kept = self.policy.current().hash().to_owned();
+                let _ = self.record_event(&json!({
+                    "type": "policy_rejected",
+                    "reason": e.summary(),
+                    "kept": kept,
+                }));
+                Err(e)
+            }
+        }
+    }
+
+    pub fn policy_hash(&self) -> String {
+        self.policy.current().hash().to_owned()
+    }
+
+    fn record_event(&self, event: &serde_json::Value) -> Result<(), gatehouse_audit::AuditError> {
+        let time = clock::rfc3339(self.clock.now());
+        self.audit.append(&time, event).map(|_| ())
+    }
+}

@@ -1,0 +1,105 @@
+//! Every way a request ends other than "served", and the one place that maps
+//! each to an HTTP answer and an audit outcome.
+
+use gatehouse_imds::{CanonError, ImdsError};
+
+#[derive(Debug)]
+pub enum Refusal {
+    MethodNotAllowed,
+    ForwardedFor,
+    MissingMetadata,
+    NotCanonical(CanonError),
+    MissingResource,
+    BadAudience,
+    IdentityNotFound,
+    MultipleIdentities,
+    /// The policy said no; the text is the decision's public reason.
+    Denied(String),
+    CallerUnknown(String),
+    BodyTooLarge,
+    /// The answer was for another identity than the one decided on.
+    WrongIdentity(String),
+    Upstream(String),
+    UpstreamTimeout,
+    AuditUnavailable,
+}
+
+/// How an audit line classifies the end of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Malformed or non-IMDS request; answered like IMDS, no policy decision.
+    Rejected,
+    Denied,
+    /// Allowed, but the upstream part failed.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Rejected => "rejected",
+            Outcome::Denied => "deny",
+            Outcome::Failed => "error",
+        }
+    }
+}
+
+impl Refusal {
+    pub fn answer(&self, decision_id: &str) -> (ImdsError, Outcome) {
+        use Outcome::*;
+        match self {
+            Refusal::MethodNotAllowed => (ImdsError::method_not_allowed(), Rejected),
+            Refusal::ForwardedFor => (ImdsError::forwarded_for(), Rejected),
+            Refusal::MissingMetadata => (ImdsError::missing_metadata(), Rejected),
+            Refusal::NotCanonical(CanonError::UnknownPath) => (ImdsError::not_found(), Rejected),
+            Refusal::NotCanonical(e) => (ImdsError::bad_request(&e.to_string()), Rejected),
+            Refusal::MissingResource => (
+                ImdsError::bad_request("Required audience parameter not specified"),
+                Rejected,
+            ),
+            Refusal::BadAudience => (
+                ImdsError::bad_request("the resource parameter is not a valid audience"),
+                Rejected,
+            ),
+            Refusal::IdentityNotFound => (ImdsError::identity_not_found(), Rejected),
+            Refusal::MultipleIdentities => (ImdsError::multiple_identities(), Rejected),
+            Refusal::BodyTooLarge => (ImdsError::bad_request("request body too large"), Rejected),
+            Refusal::Denied(reason) => (ImdsError::access_denied(reason, decision_id), Denied),
+            Refusal::CallerUnknown(_) => {
+                (ImdsError::access_denied("caller unknown", decision_id), Denied)
+            }
+            Refusal::WrongIdentity(_) => (
+                ImdsError::bad_gateway("upstream answered for another identity", decision_id),
+                Failed,
+            ),
+            Refusal::Upstream(_) => (
+                ImdsError::unavailable("metadata service unavailable", decision_id),
+                Failed,
+            ),
+            Refusal::UpstreamTimeout => (
+                ImdsError::new(
+                    504,
+                    "gateway_timeout",
+                    &format!("gatehouse: metadata service did not answer in time (decision {decision_id})"),
+                ),
+                Failed,
+            ),
+            Refusal::AuditUnavailable => (
+                ImdsError::unavailable("audit log unavailable, refusing to serve unrecorded", decision_id),
+                Failed,
+            ),
+        }
+    }
+
+    /// The detail that goes into the audit line (may say more than the client sees).
+    pub fn detail(&self) -> String {
+        match self {
+            Refusal::NotCanonical(e) => e.to_string(),
+            Refusal::Denied(r) => r.clone(),
+            Refusal::CallerUnknown(why) => format!("caller unknown: {why}"),
+            Refusal::WrongIdentity(why) => why.clone(),
+            Refusal::Upstream(why) => why.clone(),
+            other => format!("{other:?}"),
+        }
+    }
+}

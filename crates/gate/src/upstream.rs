@@ -1,0 +1,172 @@
+//! The one way gatehouse talks to IMDS: a pooled HTTP/1 client that sends the
+//! canonical target with `Metadata: true` and nothing else from the caller.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use std::fmt;
+use std::time::Duration;
+
+/// Where tokens come from. Always named explicitly: gatehouse never falls
+/// back from one to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamKind {
+    /// The platform's IMDS at 169.254.169.254.
+    Imds,
+    /// gatehouse's embedded emulator (try-it mode).
+    Emulator,
+    /// Any other base URL (`http://host:port`), e.g. a stand-alone emulator.
+    Url(String),
+}
+
+impl UpstreamKind {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "imds" => Ok(UpstreamKind::Imds),
+            "emulator" => Ok(UpstreamKind::Emulator),
+            url if url.starts_with("http://") => {
+                let rest = url.trim_start_matches("http://").trim_end_matches('/');
+                if rest.is_empty() || rest.contains('/') || rest.contains('?') {
+                    return Err(format!(
+                        "upstream `{s}` must be a base URL without a path, e.g. `http://127.0.0.1:8080`"
+                    ));
+                }
+                Ok(UpstreamKind::Url(format!("http://{rest}")))
+            }
+            _ => Err(format!(
+                "upstream `{s}` is not `imds`, `emulator` or an `http://host:port` URL"
+            )),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            UpstreamKind::Imds => "imds".to_owned(),
+            UpstreamKind::Emulator => "emulator".to_owned(),
+            UpstreamKind::Url(u) => u.clone(),
+        }
+    }
+}
+
+pub const IMDS_BASE: &str = "http://169.254.169.254";
+const MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug)]
+pub enum UpstreamError {
+    Timeout,
+    Connect(String),
+    BodyTooLarge,
+    Request(String),
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamError::Timeout => f.write_str("upstream did not answer in time"),
+            UpstreamError::Connect(e) => write!(f, "upstream unreachable: {e}"),
+            UpstreamError::BodyTooLarge => f.write_str("upstream answer too large"),
+            UpstreamError::Request(e) => write!(f, "upstream request failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
+/// What came back, reduced to what is handed to the client.
+#[derive(Debug, Clone)]
+pub struct UpstreamAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct Upstream {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upstream").field("base", &self.base).finish()
+    }
+}
+
+impl Upstream {
+    pub fn new(base: &str, timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(8)
+            .build(connector);
+        Upstream {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+            timeout,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Send `method target` upstream with only the headers IMDS needs.
+    pub async fn send(
+        &self,
+        method: &http::Method,
+        target: &str,
+        body: Option<(Bytes, String)>,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let uri = format!("{}{}", self.base, target);
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header("Metadata", "true");
+        let payload = match body {
+            Some((bytes, content_type)) => {
+                builder = builder.header(http::header::CONTENT_TYPE, content_type);
+                bytes
+            }
+            None => Bytes::new(),
+        };
+        let request = builder
+            .body(Full::new(payload))
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    UpstreamError::Connect(e.to_string())
+                } else {
+                    UpstreamError::Request(e.to_string())
+                }
+            })?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map_err(|_| UpstreamError::BodyTooLarge)?
+                .to_bytes();
+            let header = |name: http::header::HeaderName| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            Ok(UpstreamAnswer {
+                status: parts.status.as_u16(),
+                content_type: header(http::header::CONTENT_TYPE),
+                retry_after: header(http::header::RETRY_AFTER),
+                body,
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+    }
+}

@@ -1,0 +1,221 @@
+//! The known ways to fake a principal, each against the real gate.
+//! docs/threats.md points here.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+const INSTANCE: &str = "/metadata/instance?api-version=2021-02-01";
+
+fn instance_policy(principal: &str) -> String {
+    format!(
+        r#"{IDENTITIES}
+[[assignments]]
+name = "instance-readers"
+principal = "{principal}"
+role = "Instance Metadata Reader"
+"#
+    )
+}
+
+/// A world-readable scratch directory for binaries run by the tests.
+fn scratch() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// Run a bash script that talks HTTP over `/dev/tcp` (bash builtins only, so
+/// no extra process holds the socket unless the script makes one). `$GATE`
+/// is `127.0.0.1/PORT`. Returns the HTTP status it read.
+fn bash_status(h: &Harness, script: &str) -> u16 {
+    let port = h.addr.port();
+    let prelude = format!(
+        "GATE=127.0.0.1/{port}\n\
+         REQ=$'GET {INSTANCE} HTTP/1.1\\r\\nHost: x\\r\\nMetadata: true\\r\\nConnection: close\\r\\n\\r\\n'\n"
+    );
+    let out = Command::new("/usr/bin/bash")
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = stdout.lines().find(|l| l.starts_with("HTTP/1.1 ")).unwrap_or_else(|| panic!("no status in {stdout:?}"));
+    line[9..12].parse().unwrap()
+}
+
+/// Open the socket, optionally let another process share it, send the
+/// request from bash itself, print the status line.
+const SEND_AND_READ: &str = r#"printf '%s' "$REQ" >&3
+IFS= read -r -t 5 status <&3 && printf '%s\n' "${status%$'\r'}"
+"#;
+
+#[test]
+fn a_copied_binary_is_not_the_allowed_one() {
+    if !privileged("a_copied_binary_is_not_the_allowed_one") {
+        return;
+    }
+    let h = Harness::start(&instance_policy("exe:/usr/bin/curl"));
+    let dir = scratch();
+    let copy = dir.path().join("curl");
+    std::fs::copy("/usr/bin/curl", &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(h.curl(UID_A, INSTANCE).status, 200, "the real curl is allowed");
+    let r = h.client(copy.to_str().unwrap(), UID_A, INSTANCE, &["-H", "Metadata: true"]);
+    assert_eq!(r.status, 403, "a copy is another file: {}", r.body);
+    assert_eq!(h.decision(&r.decision_id())["event"]["caller"]["exe"], copy.to_str().unwrap());
+}
+
+#[test]
+fn a_symlink_resolves_to_the_binary_that_really_runs() {
+    if !privileged("a_symlink_resolves_to_the_binary_that_really_runs") {
+        return;
+    }
+    // Allowed is /usr/bin/curl. A link named like it elsewhere runs the real
+    // curl — the kernel reports the real file, so it is curl, and allowed;
+    // a link *to* something else named `curl` is not.
+    let h = Harness::start(&instance_policy("exe:/usr/bin/curl"));
+    let dir = scratch();
+    let link = dir.path().join("innocent");
+    std::os::unix::fs::symlink("/usr/bin/curl", &link).unwrap();
+    let r = h.client(link.to_str().unwrap(), UID_A, INSTANCE, &["-H", "Metadata: true"]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let audited = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "allow").unwrap();
+    assert_eq!(audited["event"]["caller"]["exe"], "/usr/bin/curl");
+}
+
+#[test]
+fn a_bind_mount_over_the_allowed_path_is_not_the_allowed_binary() {
+    if !privileged("a_bind_mount_over_the_allowed_path_is_not_the_allowed_binary") {
+        return;
+    }
+    let h = Harness::start(&instance_policy("exe:/usr/bin/curl"));
+    let dir = scratch();
+    let copy = dir.path().join("not-curl");
+    std::fs::copy("/usr/bin/curl", &copy).unwrap();
+    let url = format!("http://{}{INSTANCE}", h.addr);
+    // In a private mount namespace, /usr/bin/curl *is* the copy: the path
+    // matches, the file does not.
+    let mut cmd = Command::new("/usr/bin/unshare");
+    cmd.args(["-m", "--propagation", "private", "/bin/sh", "-c"])
+        .arg(format!(
+            "mount --bind {} /usr/bin/curl && exec /usr/bin/curl -s -H 'Metadata: true' -w '\\n%{{http_code}}' '{url}'",
+            copy.display()
+        ))
+        .stdout(Stdio::piped());
+    let r = run_client(cmd);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let record = h.decision(&r.decision_id());
+    assert_eq!(record["event"]["caller"]["exe"], "/usr/bin/curl", "the path looks right");
+    assert_eq!(record["event"]["caller"]["exe_verified"], false, "but it is another file");
+}
+
+#[test]
+fn a_hash_principal_allows_the_same_content_anywhere() {
+    if !privileged("a_hash_principal_allows_the_same_content_anywhere") {
+        return;
+    }
+    let hash = gatehouse_sys::hash_file(&mut std::fs::File::open("/usr/bin/curl").unwrap()).unwrap();
+    let h = Harness::start(&instance_policy(&format!("exe:sha256:{hash}")));
+    let dir = scratch();
+    let copy = dir.path().join("curl-copy");
+    std::fs::copy("/usr/bin/curl", &copy).unwrap();
+    assert_eq!(h.client(copy.to_str().unwrap(), UID_A, INSTANCE, &["-H", "Metadata: true"]).status, 200);
+    // Another binary is not the same content.
+    assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 403);
+}
+
+#[test]
+fn connect_then_fork_does_not_borrow_the_childs_identity() {
+    if !privileged("connect_then_fork_does_not_borrow_the_childs_identity") {
+        return;
+    }
+    // Allowed: /usr/bin/sleep. A bash process connects, starts an allowed
+    // `sleep` that inherits the socket, and sends the request itself.
+    let h = Harness::start(&instance_policy("exe:/usr/bin/sleep"));
+    // (The pause lets the child finish exec'ing sleep: until then it is a
+    // bash process too, and bash holders are what the control allows.)
+    let forked = format!("exec 3<>/dev/tcp/$GATE\n/usr/bin/sleep 5 &\n/usr/bin/sleep 0.3\n{SEND_AND_READ}kill %1\n");
+    assert_eq!(bash_status(&h, &forked), 403, "every holder must be an allowed process");
+    let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
+    assert!(denied["event"]["caller"]["holders"].as_array().unwrap().len() >= 2, "{denied}");
+
+    // Control: the same with bash allowed and no child is allowed — the test
+    // can fail the other way too.
+    let h = Harness::start(&instance_policy("exe:/usr/bin/bash"));
+    assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
+    let status = bash_status(&h, &forked);
+    assert_eq!(status, 403, "{:#}", h.audit().pop().unwrap());
+}
+
+#[test]
+fn holders_of_one_socket_with_different_uids_are_denied() {
+    if !privileged("holders_of_one_socket_with_different_uids_are_denied") {
+        return;
+    }
+    let h = Harness::start(&instance_policy("uid:0"));
+    assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
+    // Root opens the socket and hands it (by fork+setuid) to another uid.
+    let shared = format!(
+        "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n/usr/bin/sleep 0.3\n{SEND_AND_READ}kill %1\n"
+    );
+    assert_eq!(bash_status(&h, &shared), 403);
+    let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
+    let uids: Vec<u64> = denied["event"]["caller"]["holders"].as_array().unwrap().iter().map(|p| p["uid"].as_u64().unwrap()).collect();
+    assert!(uids.contains(&0) && uids.contains(&u64::from(UID_A)), "{denied}");
+}
+
+/// The cgroup v2 hierarchy, where a test may make cgroups of its own.
+fn cgroup2_root() -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(std::path::PathBuf::from)
+}
+
+struct CgroupDirs(Vec<std::path::PathBuf>);
+impl Drop for CgroupDirs {
+    fn drop(&mut self) {
+        for d in self.0.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn a_user_unit_named_like_a_system_unit_is_not_that_unit() {
+    if !privileged("a_user_unit_named_like_a_system_unit_is_not_that_unit") {
+        return;
+    }
+    let Some(root) = cgroup2_root() else {
+        panic!("no cgroup2 hierarchy mounted: cannot test unit principals");
+    };
+    let tag = std::process::id();
+    let user_unit = format!("user.slice/user-{UID_A}.slice/user@{UID_A}.service/app.slice/gh-test-{tag}.service");
+    let system_unit = format!("system.slice/gh-test-{tag}.service");
+    let mut made = CgroupDirs(Vec::new());
+    for path in [&user_unit, &system_unit] {
+        let mut p = root.clone();
+        for part in path.split('/') {
+            p.push(part);
+            if std::fs::create_dir(&p).is_ok() {
+                made.0.push(p.clone());
+            }
+        }
+    }
+    let h = Harness::start(&instance_policy(&format!("unit:gh-test-{tag}.service")));
+    let script = |cg: &str| {
+        format!(
+            "echo $$ > {}/{cg}/cgroup.procs || exit 1\nexec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}",
+            root.display()
+        )
+    };
+    assert_eq!(bash_status(&h, &script(&system_unit)), 200, "the system unit is allowed");
+    assert_eq!(bash_status(&h, &script(&user_unit)), 403, "a user unit of that name is not");
+}

@@ -1,0 +1,13 @@
+//! IMDS protocol types shared by the gate: how a request target is
+//! canonicalised for policy matching, the error bodies IMDS answers with, and
+//! the parts of a token response the gate checks.
+//!
+//! Pure: no I/O, no clock.
+#![forbid(unsafe_code)]
+
+pub mod canonical;
+pub mod errors;
+pub mod token;
+
+pub use canonical::{canonicalise, CanonError, Canonical, Endpoint, Selector};
+pub use errors::ImdsError;

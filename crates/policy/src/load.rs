@@ -1,0 +1,370 @@
+//! Policy file (TOML) → validated [`Policy`], reporting every schema and
+//! semantic error in one pass. A TOML syntax error stops before that.
+
+mod fields;
+mod suggest;
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use sha2::{Digest, Sha256};
+use toml::de::{DeTable, DeValue};
+
+use crate::action::{Action, ActionSet};
+use crate::audience::{is_guid, normalise_audience};
+use crate::diag::Diagnostics;
+use crate::identity::{Identity, IdentityKind};
+use crate::model::{Assignment, DenyAssignment, Scope};
+use crate::policy::Policy;
+use crate::principal::Principal;
+use crate::role::{self, Role};
+use fields::{Fields, Sink, Str};
+
+const ROOT_KEYS: &[&str] = &["version", "identities", "roles", "assignments", "deny_assignments"];
+const IDENTITY_KEYS: &[&str] = &["kind", "client_id", "object_id", "resource_id", "description"];
+const ROLE_KEYS: &[&str] = &["name", "description", "actions", "not_actions"];
+const ASSIGNMENT_KEYS: &[&str] = &[
+    "name", "principal", "role", "identities", "audiences", "description", "condition",
+];
+const DENY_KEYS: &[&str] = &[
+    "name", "principals", "excluded_principals", "actions", "not_actions", "identities",
+    "audiences", "description",
+];
+
+/// Parse and validate a policy file. `source_name` only labels diagnostics.
+pub fn parse(source_name: &str, text: &str) -> Result<Policy, Diagnostics> {
+    let mut sink = Sink {
+        source: source_name,
+        text,
+        diags: Diagnostics::default(),
+    };
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        for e in errors {
+            let span = e.span().unwrap_or(0..0);
+            sink.error(span, format!("invalid toml: {}", e.message().trim()), None);
+        }
+        sink.diags.sort();
+        return Err(sink.diags);
+    }
+    let root_span = 0..0;
+    let root = Fields::new(&mut sink, root.get_ref(), root_span, "the policy file", ROOT_KEYS);
+    check_version(&mut sink, &root);
+    let identities = load_identities(&mut sink, &root);
+    let (roles, role_names) = load_roles(&mut sink, &root);
+    let assignments = load_assignments(&mut sink, &root, &identities, &roles, &role_names);
+    let deny = load_deny(&mut sink, &root, &identities, &assignments);
+    if sink.diags.error_count() > 0 {
+        sink.diags.sort();
+        return Err(sink.diags);
+    }
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    Ok(Policy::new(hash, identities, roles, assignments, deny))
+}
+
+/// `version = 1`, required.
+fn check_version(sink: &mut Sink<'_>, root: &Fields<'_, '_>) {
+    let Some(v) = root.get("version") else {
+        sink.error(0..0, "missing `version`".into(), Some("start the file with `version = 1`".into()));
+        return;
+    };
+    let ok = matches!(v.get_ref(), DeValue::Integer(i) if i.radix() == 10 && i.as_str().trim_start_matches('+') == "1");
+    if !ok {
+        sink.error(
+            v.span(),
+            format!("unsupported policy version `{}`", sink.text.get(v.span()).unwrap_or_default()),
+            Some("this gatehouse reads `version = 1`".into()),
+        );
+    }
+}
+
+/// A policy name (identity, role, assignment): printable, no control chars.
+fn check_name(sink: &mut Sink<'_>, what: &str, (name, span): &Str) -> bool {
+    let ok = !name.is_empty() && name != "*" && name.len() <= 128 && !name.chars().any(char::is_control);
+    if !ok {
+        sink.error(span.clone(), format!("invalid {what} name `{}`", name.escape_debug()), None);
+    }
+    ok
+}
+
+fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> {
+    let mut out: Vec<Identity> = Vec::new();
+    let Some((table, _)) = root.opt_table(sink, "identities") else {
+        return out;
+    };
+    let mut system_seen = false;
+    let mut ids_seen: HashMap<String, String> = HashMap::new();
+    for (key, value) in table.iter() {
+        let name: Str = (key.get_ref().to_string(), key.span());
+        let Some((t, span)) = fields::as_table(sink, &name.0, value) else {
+            continue;
+        };
+        let f = Fields::new(sink, t, span, "identity", IDENTITY_KEYS);
+        let named = check_name(sink, "identity", &name);
+        let kind = match f.str(sink, "kind") {
+            Some((k, _)) if k == "system" => Some(IdentityKind::System),
+            Some((k, _)) if k == "user" => Some(IdentityKind::User),
+            Some((k, s)) => {
+                sink.error(s, format!("unknown identity kind `{k}`"), Some("expected `system` or `user`".into()));
+                None
+            }
+            None => None,
+        };
+        let mut guid = |key: &str| {
+            let (v, s) = f.opt_str(sink, key)?;
+            if !is_guid(&v) {
+                sink.error(s, format!("`{key}` `{}` is not a guid", v.escape_debug()), None);
+                return None;
+            }
+            let v = v.to_ascii_lowercase();
+            if let Some(other) = ids_seen.insert(v.clone(), name.0.clone()) {
+                sink.error(s, format!("`{key}` `{v}` is also used by identity `{other}`"), None);
+            }
+            Some(v)
+        };
+        let client_id = guid("client_id");
+        let object_id = guid("object_id");
+        let resource_id = f.opt_str(sink, "resource_id").and_then(|(v, s)| {
+            if v.starts_with('/') && !v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Some(v)
+            } else {
+                sink.error(s, format!("invalid `resource_id` `{}`", v.escape_debug()), Some("an Azure resource id starts with `/subscriptions/`".into()));
+                None
+            }
+        });
+        let Some(kind) = kind else { continue };
+        if kind == IdentityKind::System {
+            if system_seen {
+                sink.error(f.span(), format!("identity `{}` is a second system-assigned identity", name.0), Some("a VM has at most one".into()));
+            }
+            system_seen = true;
+        } else if !f.has("client_id") && !f.has("object_id") {
+            sink.error(f.span(), format!("user-assigned identity `{}` needs `client_id` or `object_id`", name.0), None);
+        }
+        if named {
+            out.push(Identity { name: name.0, kind, client_id, object_id, resource_id });
+        }
+    }
+    out
+}
+
+/// Action patterns of a role or deny assignment; each must match a known action.
+fn action_patterns(sink: &mut Sink<'_>, list: Vec<Str>) -> Vec<String> {
+    list.into_iter()
+        .filter_map(|(p, span)| {
+            if ActionSet::matching(&p).is_empty() {
+                let help = suggest::closest(&p, Action::ALL.iter().map(|a| a.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"));
+                sink.error(span, format!("action `{p}` matches no known action"), help);
+                None
+            } else {
+                Some(p)
+            }
+        })
+        .collect()
+}
+
+/// Built-ins plus valid custom roles; also every custom name written, so an
+/// assignment naming a broken role is not reported twice.
+fn load_roles(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> (Vec<Role>, Vec<String>) {
+    let mut roles = role::builtins();
+    let mut names = Vec::new();
+    for (t, span) in root.opt_tables(sink, "roles") {
+        let f = Fields::new(sink, t, span, "role", ROLE_KEYS);
+        let name = f.str(sink, "name").filter(|n| check_name(sink, "role", n));
+        let description = f.opt_str(sink, "description").map(|d| d.0);
+        let before = sink.diags.error_count();
+        let actions = f.list(sink, "actions").map(|(l, _)| action_patterns(sink, l));
+        let not_actions = f.opt_list(sink, "not_actions").map(|(l, _)| action_patterns(sink, l)).unwrap_or_default();
+        let Some((name, name_span)) = name else { continue };
+        if let Some(existing) = roles.iter().find(|r| r.name.eq_ignore_ascii_case(&name)) {
+            let msg = if existing.builtin {
+                format!("role `{name}` redefines the built-in role `{}`", existing.name)
+            } else {
+                format!("duplicate role `{name}`")
+            };
+            sink.error(name_span, msg, Some("role names are case-insensitive".into()));
+            continue;
+        }
+        names.push(name.clone());
+        let Some(actions) = actions else { continue };
+        if sink.diags.error_count() == before {
+            roles.push(Role::new(name, description, actions, not_actions, false));
+        }
+    }
+    (roles, names)
+}
+
+/// A scope list: `"*"` alone (or anywhere in the list) means any.
+fn scope(list: Vec<Str>, mut check: impl FnMut(Str) -> Option<String>) -> Option<Scope> {
+    if list.iter().any(|(v, _)| v == "*") {
+        return Some(Scope::Any);
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in list {
+        match check(item) {
+            Some(v) => out.push(v),
+            None => ok = false,
+        }
+    }
+    ok.then_some(Scope::Only(out))
+}
+
+fn identity_scope(sink: &mut Sink<'_>, identities: &[Identity], list: Vec<Str>) -> Option<Scope> {
+    scope(list, |(n, span)| {
+        if identities.iter().any(|i| i.name == n) {
+            Some(n)
+        } else {
+            let help = suggest::closest(&n, identities.iter().map(|i| i.name.as_str()))
+                .map(|s| format!("did you mean `{s}`?"));
+            sink.error(span, format!("unknown identity `{}`", n.escape_debug()), help);
+            None
+        }
+    })
+}
+
+fn audience_scope(sink: &mut Sink<'_>, list: Vec<Str>) -> Option<Scope> {
+    scope(list, |(a, span)| {
+        let n = normalise_audience(&a);
+        if n.is_none() {
+            sink.error(span, format!("invalid audience `{}`", a.escape_debug()), Some("no whitespace or control characters, not empty".into()));
+        }
+        n
+    })
+}
+
+fn principal(sink: &mut Sink<'_>, (p, span): Str) -> Option<Principal> {
+    Principal::parse(&p)
+        .map_err(|e| sink.error(span, e.message, e.help))
+        .ok()
+}
+
+/// Names must be unique across assignments and deny assignments.
+fn unique(sink: &mut Sink<'_>, seen: &mut HashMap<String, Range<usize>>, (name, span): &Str) {
+    if let Some(first) = seen.get(name) {
+        let line = sink.text.get(..first.start).map_or(0, |s| s.matches('\n').count()) + 1;
+        sink.error(span.clone(), format!("duplicate assignment name `{name}`"), Some(format!("first used on line {line}")));
+    } else {
+        seen.insert(name.clone(), span.clone());
+    }
+}
+
+fn load_assignments(
+    sink: &mut Sink<'_>,
+    root: &Fields<'_, '_>,
+    identities: &[Identity],
+    roles: &[Role],
+    role_names: &[String],
+) -> Vec<Assignment> {
+    let mut out = Vec::new();
+    let mut seen = HashMap::new();
+    for (t, span) in root.opt_tables(sink, "assignments") {
+        let f = Fields::new(sink, t, span, "assignment", ASSIGNMENT_KEYS);
+        let before = sink.diags.error_count();
+        let name = f.str(sink, "name").filter(|n| check_name(sink, "assignment", n));
+        if let Some(n) = &name {
+            unique(sink, &mut seen, n);
+        }
+        let principal = f.str(sink, "principal").and_then(|p| principal(sink, p));
+        let role_index = f.str(sink, "role").and_then(|(r, s)| {
+            let found = roles.iter().position(|x| x.name.eq_ignore_ascii_case(&r));
+            if found.is_none() && !role_names.iter().any(|n| n.eq_ignore_ascii_case(&r)) {
+                let help = suggest::closest(&r, roles.iter().map(|x| x.name.as_str()))
+                    .map(|c| format!("did you mean `{c}`?"));
+                sink.error(s, format!("unknown role `{r}`"), help);
+            }
+            found
+        });
+        let ids = f.opt_list(sink, "identities").map(|(l, _)| identity_scope(sink, identities, l));
+        let auds = f.opt_list(sink, "audiences").map(|(l, _)| audience_scope(sink, l));
+        let description = f.opt_str(sink, "description").map(|d| d.0);
+        if let Some(v) = f.get("condition") {
+            sink.error(
+                v.span(),
+                "conditions are not supported yet".into(),
+                Some("remove `condition`; an assignment with an ignored condition would grant too much".into()),
+            );
+        }
+        let role = role_index.and_then(|i| roles.get(i));
+        if let (Some(role), Some((n, _))) = (role, &name) {
+            if role.effective().contains(Action::TokenRead) {
+                for (key, v) in [("identities", &ids), ("audiences", &auds)] {
+                    if v.is_none() {
+                        sink.error(
+                            f.span(),
+                            format!("assignment `{n}` grants `Gatehouse/token/read` but has no `{key}`"),
+                            Some(format!("add `{key} = [\"*\"]` to allow any")),
+                        );
+                    }
+                }
+            }
+        }
+        if sink.diags.error_count() != before {
+            continue;
+        }
+        let (Some((name, _)), Some(principal), Some(role_index), Some(role)) = (name, principal, role_index, role) else {
+            continue;
+        };
+        out.push(Assignment {
+            name,
+            principal,
+            role: role.name.clone(),
+            identities: ids.flatten().unwrap_or(Scope::Any),
+            audiences: auds.flatten().unwrap_or(Scope::Any),
+            description,
+            role_index,
+        });
+    }
+    out
+}
+
+fn load_deny(
+    sink: &mut Sink<'_>,
+    root: &Fields<'_, '_>,
+    identities: &[Identity],
+    assignments: &[Assignment],
+) -> Vec<DenyAssignment> {
+    let mut out = Vec::new();
+    let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+    for a in assignments {
+        seen.insert(a.name.clone(), 0..0);
+    }
+    for (t, span) in root.opt_tables(sink, "deny_assignments") {
+        let f = Fields::new(sink, t, span, "deny assignment", DENY_KEYS);
+        let before = sink.diags.error_count();
+        let name = f.str(sink, "name").filter(|n| check_name(sink, "deny assignment", n));
+        if let Some(n) = &name {
+            unique(sink, &mut seen, n);
+        }
+        let mut principals = |key: &str, required: bool| {
+            let list = if required { f.list(sink, key) } else { f.opt_list(sink, key) };
+            list.map(|(l, _)| l.into_iter().filter_map(|p| principal(sink, p)).collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        let principals_in = principals("principals", true);
+        let excluded = principals("excluded_principals", false);
+        let actions = f.list(sink, "actions").map(|(l, _)| action_patterns(sink, l)).unwrap_or_default();
+        let not_actions = f.opt_list(sink, "not_actions").map(|(l, _)| action_patterns(sink, l)).unwrap_or_default();
+        let ids = f.opt_list(sink, "identities").and_then(|(l, _)| identity_scope(sink, identities, l));
+        let auds = f.opt_list(sink, "audiences").and_then(|(l, _)| audience_scope(sink, l));
+        let description = f.opt_str(sink, "description").map(|d| d.0);
+        if sink.diags.error_count() != before {
+            continue;
+        }
+        let Some((name, _)) = name else { continue };
+        let effective = role::effective(&actions, &not_actions);
+        out.push(DenyAssignment {
+            name,
+            principals: principals_in,
+            excluded_principals: excluded,
+            actions,
+            not_actions,
+            identities: ids.unwrap_or(Scope::Any),
+            audiences: auds.unwrap_or(Scope::Any),
+            description,
+            effective,
+        });
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! Assignments and deny assignments as loaded: principal, role, scope.
+
+use crate::action::{Action, ActionSet};
+use crate::audience;
+use crate::caller::{Caller, Request};
+use crate::principal::Principal;
+
+/// A scope list: `"*"` (anything) or the listed values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Any,
+    /// Identity names, or normalised audience patterns.
+    Only(Vec<String>),
+}
+
+/// A role assignment: grants its role's actions to a principal, for token
+/// actions only within its identities and audiences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub name: String,
+    pub principal: Principal,
+    /// The role's canonical name.
+    pub role: String,
+    pub identities: Scope,
+    pub audiences: Scope,
+    pub description: Option<String>,
+    pub(crate) role_index: usize,
+}
+
+/// A deny assignment: blocks its actions for its principals (bar the
+/// excluded ones) before any assignment is considered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyAssignment {
+    pub name: String,
+    pub principals: Vec<Principal>,
+    pub excluded_principals: Vec<Principal>,
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub identities: Scope,
+    pub audiences: Scope,
+    pub description: Option<String>,
+    pub(crate) effective: ActionSet,
+}
+
+impl Assignment {
+    /// Is a token request inside this assignment's identities and audiences?
+    /// Non-token actions have no scope. A missing identity or audience is
+    /// out of scope (closed).
+    pub(crate) fn in_scope(&self, request: &Request<'_>) -> bool {
+        if !request.action.is_token() {
+            return true;
+        }
+        let identity_ok = request
+            .identity
+            .is_some_and(|id| scope_has(&self.identities, |n| n == id));
+        let audience_ok = request.audience.is_some_and(|aud| {
+            scope_has(&self.audiences, |p| audience::pattern_matches(p, aud))
+        });
+        identity_ok && audience_ok
+    }
+}
+
+impl DenyAssignment {
+    /// Does this deny apply? Errs towards applying: a missing identity or
+    /// audience counts as in scope, one holder matching a process principal
+    /// is enough, and exclusion needs every holder to match.
+    pub(crate) fn applies(&self, caller: &Caller, request: &Request<'_>) -> bool {
+        self.effective.contains(request.action)
+            && self.covers(request.action, request)
+            && self.principals.iter().any(|p| p.denies_to(caller))
+            && !self.excluded_principals.iter().any(|p| p.grants_to(caller))
+    }
+
+    fn covers(&self, action: Action, request: &Request<'_>) -> bool {
+        if !action.is_token() {
+            return true;
+        }
+        let identity = request
+            .identity
+            .is_none_or(|id| scope_has(&self.identities, |n| n == id));
+        let aud = request.audience.is_none_or(|aud| {
+            scope_has(&self.audiences, |p| audience::pattern_matches(p, aud))
+        });
+        identity && aud
+    }
+}
+
+fn scope_has(scope: &Scope, pred: impl Fn(&str) -> bool) -> bool {
+    match scope {
+        Scope::Any => true,
+        Scope::Only(values) => values.iter().any(|v| pred(v)),
+    }
+}

@@ -1,0 +1,127 @@
+//! Reading one holder's facts through its `/proc/PID` directory fd.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Mutex;
+
+use super::{Needs, ProcessFacts};
+use crate::cache::Bounded;
+use crate::exe::{hash_file, FileId};
+use crate::procfs::cgroup::{classify_cgroup, parse_cgroup_file};
+use crate::procfs::status::parse_status;
+use crate::procfs::ProcDir;
+
+/// A holder's facts plus its parent, for the holder search.
+#[derive(Debug)]
+pub(super) struct Holder {
+    pub facts: ProcessFacts,
+    pub ppid: u32,
+}
+
+/// Reads the facts `needs` asks for, then confirms fd `fd` still is the socket.
+/// `Ok(None)` when the fd no longer is the socket or the directory is a thread's.
+pub(super) fn read_holder(
+    dir: &ProcDir,
+    fd: u32,
+    inode: u64,
+    needs: Needs,
+    hashes: &Mutex<Bounded<FileId, String>>,
+) -> io::Result<Option<Holder>> {
+    let status = parse_status(&dir.read_to_string("status")?)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable status"))?;
+    if status.tgid != dir.pid() {
+        return Ok(None);
+    }
+    let mut facts = ProcessFacts {
+        pid: dir.pid(),
+        ruid: status.ruid,
+        euid: status.euid,
+        rgid: status.rgid,
+        egid: status.egid,
+        groups: status.groups,
+        exe_path: None,
+        exe_file: None,
+        exe_path_verified: false,
+        exe_sha256: None,
+        cgroup: None,
+        system_unit: None,
+        user_unit: None,
+        container_id: None,
+        comm: dir
+            .read_to_string("comm")
+            .ok()
+            .map(|c| c.trim_end_matches('\n').to_owned()),
+    };
+    if needs.exe || needs.exe_hash {
+        read_exe(dir, needs.exe_hash, hashes, &mut facts);
+    }
+    if needs.cgroup {
+        if let Some(path) = dir
+            .read_to_string("cgroup")
+            .ok()
+            .as_deref()
+            .and_then(parse_cgroup_file)
+        {
+            let cg = classify_cgroup(&path);
+            facts.cgroup = Some(cg.path);
+            facts.system_unit = cg.system_unit;
+            facts.user_unit = cg.user_unit;
+            facts.container_id = cg.container_id;
+        }
+    }
+    // The reads above went through the directory fd; this proves the process behind it
+    // still holds the socket, so the facts belong to a holder.
+    if !dir.fd_is_socket(fd, inode)? {
+        return Ok(None);
+    }
+    Ok(Some(Holder {
+        facts,
+        ppid: status.ppid,
+    }))
+}
+
+/// Kernel threads and processes we may not inspect have no readable `exe`; the facts then
+/// stay `None` and unverified, which a policy on executables denies.
+fn read_exe(
+    dir: &ProcDir,
+    want_hash: bool,
+    hashes: &Mutex<Bounded<FileId, String>>,
+    facts: &mut ProcessFacts,
+) {
+    facts.exe_path = dir.readlink("exe").ok();
+    let Ok(mut file) = dir.open_file("exe") else {
+        return;
+    };
+    let Ok(id) = FileId::of(&file) else { return };
+    facts.exe_file = Some(id);
+    facts.exe_path_verified = facts
+        .exe_path
+        .as_deref()
+        .is_some_and(|p| path_is_file(p, &id));
+    if !want_hash {
+        return;
+    }
+    let cached = hashes.lock().ok().and_then(|c| c.get(&id));
+    if let Some(hash) = cached {
+        facts.exe_sha256 = Some(hash);
+        return;
+    }
+    let Ok(hash) = hash_file(&mut file) else {
+        return;
+    };
+    // Cache only if the file did not change while being hashed.
+    if FileId::of(&file).is_ok_and(|after| after == id) {
+        if let Ok(mut cache) = hashes.lock() {
+            cache.insert(id, hash.clone());
+        }
+    }
+    facts.exe_sha256 = Some(hash);
+}
+
+/// `path`, resolved in our own mount namespace, is the very file `id` names.
+fn path_is_file(path: &str, id: &FileId) -> bool {
+    if path.ends_with(" (deleted)") || !path.starts_with('/') {
+        return false;
+    }
+    std::fs::metadata(path).is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino)
+}

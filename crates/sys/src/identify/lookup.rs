@@ -1,0 +1,168 @@
+//! The socket inode → holder search, cheapest candidates first.
+
+use std::collections::HashSet;
+
+use super::facts::{read_holder, Holder};
+use super::{Identifier, IdentifyError, Needs, ProcessFacts, Strategy};
+use crate::procfs::scan::{list_pids, newest_pids, pids_of_uid};
+use crate::procfs::status::parse_status;
+use crate::procfs::ProcDir;
+
+/// The first holder found.
+#[derive(Debug)]
+pub(super) struct Found {
+    pub pid: u32,
+    pub ppid: u32,
+    pub facts: ProcessFacts,
+    pub strategy: Strategy,
+}
+
+/// Parent chains are short; the cap only bounds a pathological or racing /proc.
+const MAX_ANCESTORS: usize = 64;
+/// Bound on processes visited below the topmost holding ancestor.
+const MAX_DESCENDANTS: usize = 1024;
+
+/// One search for the holders of one socket; remembers which pids were examined.
+pub(super) struct Search<'a> {
+    id: &'a Identifier,
+    inode: u64,
+    needs: Needs,
+    tried: HashSet<u32>,
+    /// Pids whose `/proc` directory no longer exists.
+    gone: Vec<u32>,
+}
+
+impl<'a> Search<'a> {
+    pub fn new(id: &'a Identifier, inode: u64, needs: Needs) -> Self {
+        Self {
+            id,
+            inode,
+            needs,
+            tried: HashSet::new(),
+            gone: Vec::new(),
+        }
+    }
+
+    /// Processes examined so far.
+    pub fn tried(&self) -> u32 {
+        u32::try_from(self.tried.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Pids found to have exited, for pruning the recent-pid cache.
+    pub fn gone(&self) -> &[u32] {
+        &self.gone
+    }
+
+    /// Tries, in order: recent holders, the newest pids, processes of the socket's uid,
+    /// every process. Each pid is examined once.
+    pub fn first_holder(&mut self, socket_uid: u32) -> Result<Option<Found>, IdentifyError> {
+        let root = self.id.opts.proc_root.clone();
+        let recent = self
+            .id
+            .recent
+            .lock()
+            .map(|r| r.snapshot())
+            .unwrap_or_default();
+        if let Some(found) = self.first_of(recent, Strategy::Recent) {
+            return Ok(Some(found));
+        }
+        // ns_last_pid may be unreadable (another pid namespace): skip, not fail.
+        let newest = newest_pids(&root, self.id.opts.newest_window).unwrap_or_default();
+        if let Some(found) = self.first_of(newest, Strategy::Newest) {
+            return Ok(Some(found));
+        }
+        let same_uid = pids_of_uid(&root, socket_uid).map_err(IdentifyError::Proc)?;
+        if let Some(found) = self.first_of(same_uid, Strategy::SameUid) {
+            return Ok(Some(found));
+        }
+        let all = list_pids(&root).map_err(IdentifyError::Proc)?;
+        Ok(self.first_of(all, Strategy::FullScan))
+    }
+
+    /// Every other holder, by scanning all processes.
+    pub fn all_holders(&mut self) -> Result<Vec<ProcessFacts>, IdentifyError> {
+        let all = list_pids(&self.id.opts.proc_root).map_err(IdentifyError::Proc)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|pid| self.check(pid))
+            .map(|h| h.facts)
+            .collect())
+    }
+
+    /// Other holders among the parent chain of `pid` and every descendant of the topmost
+    /// ancestor that holds the socket (covers connect-then-fork and inherited fds).
+    pub fn related_holders(&mut self, pid: u32, ppid: u32) -> Vec<ProcessFacts> {
+        let mut out = Vec::new();
+        let mut top = pid;
+        let mut next = ppid;
+        for _ in 0..MAX_ANCESTORS {
+            if next == 0 {
+                break;
+            }
+            let current = next;
+            next = if let Some(holder) = self.check(current) {
+                top = current;
+                let up = holder.ppid;
+                out.push(holder.facts);
+                up
+            } else {
+                match self.parent_of(current) {
+                    Some(p) => p,
+                    None => break,
+                }
+            };
+        }
+        let mut queue = std::collections::VecDeque::from([top]);
+        let mut visited = HashSet::from([top]);
+        while let Some(parent) = queue.pop_front() {
+            let Ok(dir) = ProcDir::open(&self.id.opts.proc_root, parent, false) else {
+                continue;
+            };
+            for child in dir.children().unwrap_or_default() {
+                if visited.len() >= MAX_DESCENDANTS || !visited.insert(child) {
+                    continue;
+                }
+                if let Some(holder) = self.check(child) {
+                    out.push(holder.facts);
+                }
+                queue.push_back(child);
+            }
+        }
+        out
+    }
+
+    fn first_of(&mut self, pids: Vec<u32>, strategy: Strategy) -> Option<Found> {
+        pids.into_iter().find_map(|pid| {
+            self.check(pid).map(|h| Found {
+                pid,
+                ppid: h.ppid,
+                facts: h.facts,
+                strategy,
+            })
+        })
+    }
+
+    /// Examines `pid` once: `Some` when it holds the socket and its facts could be read.
+    /// A process that vanishes mid-way is simply not a holder.
+    fn check(&mut self, pid: u32) -> Option<Holder> {
+        if !self.tried.insert(pid) {
+            return None;
+        }
+        let dir = match ProcDir::open(&self.id.opts.proc_root, pid, self.id.want_pidfd) {
+            Ok(dir) => dir,
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    self.gone.push(pid);
+                }
+                return None;
+            }
+        };
+        let fd = dir.find_socket_fd(self.inode).ok()??;
+        read_holder(&dir, fd, self.inode, self.needs, &self.id.hashes).ok()?
+    }
+
+    fn parent_of(&self, pid: u32) -> Option<u32> {
+        let dir = ProcDir::open(&self.id.opts.proc_root, pid, false).ok()?;
+        parse_status(&dir.read_to_string("status").ok()?).map(|s| s.ppid)
+    }
+}

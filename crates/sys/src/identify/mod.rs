@@ -1,0 +1,240 @@
+//! Caller identification: from a connection's 4-tuple to the processes holding its socket.
+//!
+//! The socket's uid and inode come from sock_diag; the inode is then matched against
+//! `/proc/PID/fd/*` of candidate processes, cheapest candidates first (see [`Strategy`]).
+//! Every fact about a process is read through its `/proc/PID` directory fd and the socket
+//! is re-checked after the reads, so a process that exits (and whose PID is reused) in the
+//! middle is dropped, never misread.
+
+mod facts;
+mod lookup;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::cache::{Bounded, RecentPids};
+use crate::exe::FileId;
+use crate::net::sock_diag::{socket_owner, SysError};
+
+/// What the policy will look at; facts not needed are not read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Executable path, `FileId` and verification.
+    pub exe: bool,
+    /// SHA-256 of the executable (implies reading the exe).
+    pub exe_hash: bool,
+    /// cgroup path, systemd units, container id.
+    pub cgroup: bool,
+    /// Supplementary groups. (They come with `status`, which is always read, so this is
+    /// free; it is kept so callers state what they use.)
+    pub groups: bool,
+    /// Find every holder of the socket, not just one (policy matches process attributes).
+    pub all_holders: bool,
+}
+
+impl Needs {
+    /// Everything.
+    pub fn all() -> Self {
+        Self {
+            exe: true,
+            exe_hash: true,
+            cgroup: true,
+            groups: true,
+            all_holders: true,
+        }
+    }
+}
+
+/// Tuning of [`Identifier`].
+#[derive(Debug, Clone)]
+pub struct IdentifyOptions {
+    /// Where procfs is mounted. A pidfd is taken for each process only when this is
+    /// `/proc` (pids elsewhere may belong to another pid namespace).
+    pub proc_root: PathBuf,
+    /// How many recently seen holder pids to try first.
+    pub recent_pids: usize,
+    /// How many pids below `ns_last_pid` to try second.
+    pub newest_window: u32,
+    /// How many executable hashes to keep (keyed by [`FileId`]).
+    pub hash_cache: usize,
+    /// With `needs.all_holders`, scan all of `/proc` for further holders instead of only the
+    /// found holder's parent chain and descendants. Costs a full scan per request.
+    pub exhaustive_holders: bool,
+}
+
+impl Default for IdentifyOptions {
+    fn default() -> Self {
+        Self {
+            proc_root: PathBuf::from("/proc"),
+            recent_pids: 64,
+            newest_window: 128,
+            hash_cache: 256,
+            exhaustive_holders: false,
+        }
+    }
+}
+
+/// Which step found the first holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// A pid that recently held a socket.
+    Recent,
+    /// One of the pids just below `ns_last_pid`.
+    Newest,
+    /// A process whose `/proc/PID` is owned by the socket's uid.
+    SameUid,
+    /// Every process.
+    FullScan,
+}
+
+/// How the further holders were looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderSearch {
+    /// Not asked for (`needs.all_holders` false).
+    Skipped,
+    /// Parent chain and descendants of the found holder.
+    Related,
+    /// Every process (`IdentifyOptions::exhaustive_holders`).
+    Exhaustive,
+}
+
+/// How the caller was found, for the audit log and for speed work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupStats {
+    pub strategy: Strategy,
+    pub holder_search: HolderSearch,
+    /// Processes whose fd table was examined.
+    pub candidates: u32,
+    /// Wall time of the whole identification, microseconds.
+    pub micros: u64,
+}
+
+/// One process holding the client's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessFacts {
+    pub pid: u32,
+    pub ruid: u32,
+    pub euid: u32,
+    pub rgid: u32,
+    pub egid: u32,
+    pub groups: Vec<u32>,
+    /// `readlink /proc/PID/exe` as the process's mount namespace names it; a
+    /// ` (deleted)` suffix is kept and such a path is never verified.
+    pub exe_path: Option<String>,
+    /// Identity of the file actually mapped (fstat of the file opened via `/proc/PID/exe`).
+    pub exe_file: Option<FileId>,
+    /// `stat(exe_path)` in our mount namespace is the same (dev, ino) as `exe_file`. False
+    /// for a bind mount in another mount namespace, a chroot, a deleted or replaced binary.
+    pub exe_path_verified: bool,
+    pub exe_sha256: Option<String>,
+    pub cgroup: Option<String>,
+    pub system_unit: Option<String>,
+    pub user_unit: Option<String>,
+    pub container_id: Option<String>,
+    pub comm: Option<String>,
+}
+
+/// Who is behind a client connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerFacts {
+    /// The socket's owner per the kernel: decide on this uid.
+    pub socket_uid: u32,
+    pub socket_inode: u64,
+    /// The found holder first, then any further holders (see [`Needs::all_holders`]).
+    /// Holders whose uid differs from `socket_uid` deserve a flag in the audit.
+    pub holders: Vec<ProcessFacts>,
+    pub lookup: LookupStats,
+}
+
+/// Why a caller could not be identified.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    #[error("socket lookup failed")]
+    Socket(#[from] SysError),
+    /// The kernel has no socket with that 4-tuple (closed, or not local).
+    #[error("no local socket `{src}` -> `{dst}`")]
+    NoSocket { src: SocketAddr, dst: SocketAddr },
+    /// The socket exists but no process holds it (any more): the caller is unknown.
+    #[error("no process holds socket inode {inode}")]
+    NoProcess { inode: u64, socket_uid: u32 },
+    #[error("listing processes failed")]
+    Proc(#[source] std::io::Error),
+}
+
+/// Identifies callers; holds the caches. `Send + Sync`: share it through an `Arc`.
+#[derive(Debug)]
+pub struct Identifier {
+    opts: IdentifyOptions,
+    want_pidfd: bool,
+    recent: Mutex<RecentPids>,
+    hashes: Mutex<Bounded<FileId, String>>,
+}
+
+impl Identifier {
+    pub fn new(opts: IdentifyOptions) -> Self {
+        Self {
+            want_pidfd: opts.proc_root == std::path::Path::new("/proc"),
+            recent: Mutex::new(RecentPids::new(opts.recent_pids)),
+            hashes: Mutex::new(Bounded::new(opts.hash_cache)),
+            opts,
+        }
+    }
+
+    /// Who is behind the client connection `src` → `dst` (`src` = the peer seen on accept,
+    /// `dst` = the original destination if redirected, else the listener's address).
+    ///
+    /// Without `needs.all_holders` one holder is reported. With it, the found holder's
+    /// parent chain and all their descendants are checked too: that covers fork after
+    /// connect and fd inheritance. An fd passed over `SCM_RIGHTS` to an unrelated process is
+    /// only found with `IdentifyOptions::exhaustive_holders`.
+    pub fn identify(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        needs: Needs,
+    ) -> Result<CallerFacts, IdentifyError> {
+        let started = Instant::now();
+        let owner = socket_owner(src, dst)?.ok_or(IdentifyError::NoSocket { src, dst })?;
+        let no_process = IdentifyError::NoProcess {
+            inode: owner.inode,
+            socket_uid: owner.uid,
+        };
+        if owner.inode == 0 {
+            return Err(no_process);
+        }
+        let mut search = lookup::Search::new(self, owner.inode, needs);
+        let Some(found) = search.first_holder(owner.uid)? else {
+            return Err(no_process);
+        };
+        let mut holders = vec![found.facts];
+        let holder_search = if !needs.all_holders {
+            HolderSearch::Skipped
+        } else if self.opts.exhaustive_holders {
+            holders.extend(search.all_holders()?);
+            HolderSearch::Exhaustive
+        } else {
+            holders.extend(search.related_holders(found.pid, found.ppid));
+            HolderSearch::Related
+        };
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.forget(search.gone());
+            for h in &holders {
+                recent.touch(h.pid);
+            }
+        }
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(CallerFacts {
+            socket_uid: owner.uid,
+            socket_inode: owner.inode,
+            holders,
+            lookup: LookupStats {
+                strategy: found.strategy,
+                holder_search,
+                candidates: search.tried(),
+                micros,
+            },
+        })
+    }
+}

@@ -1,0 +1,70 @@
+use super::*;
+use std::process::{Command, Stdio};
+
+#[test]
+fn reads_own_process() {
+    let me = ProcDir::open(Path::new("/proc"), std::process::id(), true).unwrap();
+    assert!(me.read_to_string("status").unwrap().contains("Pid:"));
+    assert!(!me.readlink("exe").unwrap().is_empty());
+}
+
+#[test]
+fn finds_own_socket_fd() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ino = std::fs::metadata(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&l)
+    ))
+    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+    .unwrap();
+    let me = ProcDir::open(Path::new("/proc"), std::process::id(), true).unwrap();
+    let fd = me.find_socket_fd(ino).unwrap().unwrap();
+    assert_eq!(
+        fd,
+        u32::try_from(std::os::fd::AsRawFd::as_raw_fd(&l)).unwrap()
+    );
+    assert!(me.fd_is_socket(fd, ino).unwrap());
+    assert_eq!(me.find_socket_fd(ino + 1_000_000).unwrap(), None);
+}
+
+/// PID reuse safety: once the process is gone, reads through its directory fd fail
+/// rather than returning another process's data.
+#[test]
+fn reads_fail_after_process_exits() {
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = ProcDir::open(Path::new("/proc"), child.id(), true).unwrap();
+    assert!(dir.read_to_string("status").is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        dir.read_to_string("status").is_err(),
+        "status read after exit"
+    );
+    assert!(dir.readlink("exe").is_err(), "exe readlink after exit");
+    assert!(
+        dir.read_to_string("cgroup").is_err(),
+        "cgroup read after exit"
+    );
+    assert!(dir.find_socket_fd(1).is_err(), "fd scan after exit");
+    assert!(ProcDir::open(Path::new("/proc"), child.id(), true).is_err());
+}
+
+#[test]
+fn pidfd_refused_for_non_leader_thread() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        let link = std::fs::read_link("/proc/thread-self").unwrap();
+        let tid: u32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
+        tx.send(tid).unwrap();
+        let _ = done_rx.recv();
+    });
+    let tid = rx.recv().unwrap();
+    assert!(ProcDir::open(Path::new("/proc"), tid, true).is_err());
+    done_tx.send(()).unwrap();
+    t.join().unwrap();
+}

@@ -1,0 +1,301 @@
+//! Real clients on loopback: socket owner, holder lookup, executable facts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration test helpers outside #[test] fns"
+)]
+
+mod common;
+
+use std::fs::File;
+use std::net::TcpListener;
+
+use common::{accept, connect_then, root_or_skip, spawn, tuple, wait_child_exe, wait_exe};
+use gatehouse_sys::{socket_owner, FileId, Identifier, IdentifyError, IdentifyOptions, Needs};
+
+fn listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+fn sleep_id() -> FileId {
+    FileId::of(File::open("/usr/bin/sleep").unwrap()).unwrap()
+}
+
+#[test]
+fn root_client_is_identified() {
+    let (l, port) = listener();
+    let client = spawn(&connect_then("exec sleep 30"), port, None);
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+
+    let owner = socket_owner(src, dst).unwrap().expect("socket found");
+    assert_eq!(owner.uid, rustix::process::geteuid().as_raw());
+    assert_ne!(owner.inode, 0);
+    // The reverse tuple is the gate's own socket, not the client's.
+    let ours = socket_owner(dst, src).unwrap().expect("our socket");
+    assert_ne!(ours.inode, owner.inode);
+
+    let id = Identifier::new(IdentifyOptions::default());
+    let facts = id.identify(src, dst, Needs::all()).unwrap();
+    assert_eq!(facts.socket_inode, owner.inode);
+    let h = &facts.holders[0];
+    assert_eq!(h.pid, client.pid());
+    assert_eq!(h.ruid, owner.uid);
+    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"));
+    assert!(h.exe_path_verified);
+    assert!(h.exe_file.unwrap().same_file(&sleep_id()));
+    assert_eq!(h.comm.as_deref(), Some("sleep"));
+    assert!(h.cgroup.is_some());
+    let hash = h.exe_sha256.clone().unwrap();
+    assert_eq!(hash.len(), 64);
+    assert_eq!(facts.holders.len(), 1, "{:?}", facts.holders);
+    eprintln!("lookup: {:?}", facts.lookup);
+
+    // A second lookup hits the recent-pid cache.
+    let again = id.identify(src, dst, Needs::default()).unwrap();
+    assert_eq!(again.lookup.strategy, gatehouse_sys::Strategy::Recent);
+    assert_eq!(again.holders[0].pid, client.pid());
+    assert_eq!(again.holders[0].exe_path, None, "exe not asked for");
+}
+
+#[test]
+fn ipv6_loopback_client_is_identified() {
+    let l = TcpListener::bind("[::1]:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let client = spawn("exec 3<>/dev/tcp/::1/$PORT; exec sleep 30", port, None);
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::default())
+        .unwrap();
+    assert_eq!(facts.holders[0].pid, client.pid());
+}
+
+#[test]
+fn nobody_client_is_identified() {
+    if !root_or_skip("client as uid 65534") {
+        return;
+    }
+    let (l, port) = listener();
+    let client = spawn(&connect_then("exec sleep 30"), port, Some((65534, 65534)));
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::all())
+        .unwrap();
+    assert_eq!(facts.socket_uid, 65534);
+    let h = &facts.holders[0];
+    assert_eq!(
+        (h.pid, h.ruid, h.euid, h.rgid, h.egid),
+        (client.pid(), 65534, 65534, 65534, 65534)
+    );
+    assert!(h.groups.is_empty(), "{:?}", h.groups);
+    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"));
+    assert!(h.exe_path_verified);
+}
+
+#[test]
+fn unknown_socket_and_closed_client() {
+    let (l, port) = listener();
+    let id = Identifier::new(IdentifyOptions::default());
+    let bogus = "127.0.0.1:1".parse().unwrap();
+    let err = id
+        .identify(bogus, l.local_addr().unwrap(), Needs::default())
+        .unwrap_err();
+    assert!(matches!(err, IdentifyError::NoSocket { .. }), "{err:?}");
+
+    // A client that has exited: its socket lingers without an owning process.
+    let client = spawn(&connect_then("exit 0"), port, None);
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    drop(client);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    match id.identify(src, dst, Needs::default()) {
+        Err(IdentifyError::NoProcess { .. } | IdentifyError::NoSocket { .. }) => {}
+        other => panic!("expected no caller, got {other:?}"),
+    }
+}
+
+#[test]
+fn original_dst_none_without_redirect() {
+    let (l, port) = listener();
+    let _client = spawn(&connect_then("exec sleep 30"), port, None);
+    let conn = accept(&l);
+    let got = gatehouse_sys::original_dst(std::os::fd::AsFd::as_fd(&conn)).unwrap();
+    assert_eq!(got, None);
+}
+
+#[test]
+fn copied_binary_reports_the_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("sleep");
+    std::fs::copy("/usr/bin/sleep", &copy).unwrap();
+    let (l, port) = listener();
+    let client = spawn(
+        &connect_then(&format!("exec {} 30", copy.display())),
+        port,
+        None,
+    );
+    let conn = accept(&l);
+    wait_exe(client.pid(), &copy.display().to_string());
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::all())
+        .unwrap();
+    let h = &facts.holders[0];
+    assert_eq!(h.exe_path.as_deref(), Some(copy.to_str().unwrap()));
+    assert!(!h.exe_file.unwrap().same_file(&sleep_id()));
+    assert!(h.exe_path_verified, "the copy is really at that path");
+}
+
+#[test]
+fn symlink_reports_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("allowed");
+    std::os::unix::fs::symlink("/usr/bin/sleep", &link).unwrap();
+    let (l, port) = listener();
+    let client = spawn(
+        &connect_then(&format!("exec {} 30", link.display())),
+        port,
+        None,
+    );
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/usr/bin/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::all())
+        .unwrap();
+    let h = &facts.holders[0];
+    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"));
+    assert!(h.exe_path_verified);
+}
+
+#[test]
+fn bind_mount_in_other_namespace_is_not_verified() {
+    if !root_or_skip("mount namespace with a bind mount") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("sleep");
+    std::fs::copy("/usr/bin/sleep", &copy).unwrap();
+    let (l, port) = listener();
+    let script = connect_then(&format!(
+        "exec unshare -m sh -c 'mount --bind {} /usr/bin/sleep && exec /usr/bin/sleep 30'",
+        copy.display()
+    ));
+    let client = spawn(&script, port, None);
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/usr/bin/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::all())
+        .unwrap();
+    let h = &facts.holders[0];
+    assert_eq!(h.pid, client.pid());
+    assert_eq!(
+        h.exe_path.as_deref(),
+        Some("/usr/bin/sleep"),
+        "looks like sleep"
+    );
+    assert!(!h.exe_path_verified, "but is the copy");
+    assert!(!h.exe_file.unwrap().same_file(&sleep_id()));
+    // Our namespace is untouched.
+    assert!(FileId::of(File::open("/usr/bin/sleep").unwrap())
+        .unwrap()
+        .same_file(&sleep_id()));
+}
+
+#[test]
+fn connect_then_fork_reports_both_holders() {
+    let (l, port) = listener();
+    let client = spawn(&connect_then("sleep 30 & wait"), port, None);
+    let conn = accept(&l);
+    let child = wait_child_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let id = Identifier::new(IdentifyOptions::default());
+
+    let one = id.identify(src, dst, Needs::default()).unwrap();
+    assert_eq!(one.holders.len(), 1);
+
+    let all = id
+        .identify(
+            src,
+            dst,
+            Needs {
+                all_holders: true,
+                ..Needs::default()
+            },
+        )
+        .unwrap();
+    let mut pids: Vec<u32> = all.holders.iter().map(|h| h.pid).collect();
+    pids.sort_unstable();
+    let mut want = vec![client.pid(), child];
+    want.sort_unstable();
+    assert_eq!(pids, want);
+    assert_eq!(
+        all.lookup.holder_search,
+        gatehouse_sys::HolderSearch::Related
+    );
+
+    let exhaustive = Identifier::new(IdentifyOptions {
+        exhaustive_holders: true,
+        ..IdentifyOptions::default()
+    });
+    let ex = exhaustive
+        .identify(
+            src,
+            dst,
+            Needs {
+                all_holders: true,
+                ..Needs::default()
+            },
+        )
+        .unwrap();
+    let mut ex_pids: Vec<u32> = ex.holders.iter().map(|h| h.pid).collect();
+    ex_pids.sort_unstable();
+    assert_eq!(ex_pids, want);
+}
+
+#[test]
+fn holders_with_different_uids() {
+    if !root_or_skip("setpriv to uid 65534") {
+        return;
+    }
+    let (l, port) = listener();
+    let script = connect_then("setpriv --reuid=65534 --regid=65534 --clear-groups sleep 30; wait");
+    let client = spawn(&script, port, None);
+    let conn = accept(&l);
+    let child = wait_child_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(
+            src,
+            dst,
+            Needs {
+                all_holders: true,
+                exe: true,
+                ..Needs::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(facts.socket_uid, 0);
+    let mut seen: Vec<(u32, u32)> = facts.holders.iter().map(|h| (h.pid, h.ruid)).collect();
+    seen.sort_unstable();
+    let mut want = vec![(client.pid(), 0), (child, 65534)];
+    want.sort_unstable();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn identifier_is_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Identifier>();
+    assert_send_sync::<std::sync::Arc<Identifier>>();
+}
