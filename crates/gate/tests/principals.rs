@@ -1,5 +1,12 @@
 //! The known ways to fake a principal, each against the real gate.
 //! docs/threats.md points here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
 
 mod common;
 use common::*;

@@ -1,5 +1,12 @@
 //! The gate end to end on loopback: real curl processes as several users,
 //! the in-process emulator upstream, the audit log read back.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
 
 mod common;
 use common::*;
@@ -101,9 +108,9 @@ fn every_spelling_reaches_the_same_decision() {
         format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com/&client_id={c}"),
         format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://Storage.Azure.COM/&client_id={}", c.to_uppercase()),
         format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com/.default&client_id={c}"),
-        format!("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://storage.azure.com&mi_res_id=/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"),
-        format!("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://storage.azure.com&msi_res_id=/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"),
-        format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&object_id=3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"),
+        "/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://storage.azure.com&mi_res_id=/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer".to_owned(),
+        "/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://storage.azure.com&msi_res_id=/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer".to_owned(),
+        "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&object_id=3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a".to_owned(),
         format!("//metadata/./identity//oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id={c}"),
         format!("/metadata/x/../identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id={c}"),
         format!("/METADATA/Identity/OAuth2/Token?api-version=2018-02-01&resource=https://storage.azure.com&client_id={c}"),

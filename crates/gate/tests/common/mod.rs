@@ -56,8 +56,7 @@ pub fn privileged(test: &str) -> bool {
 
 pub fn key_pem() -> String {
     static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| gatehouse_emulator::generate_key_pem().unwrap())
-        .clone()
+    KEY.get_or_init(|| gatehouse_emulator::generate_key_pem().unwrap()).clone()
 }
 
 pub struct Harness {
@@ -87,9 +86,7 @@ impl Harness {
             key: gatehouse_emulator::KeySource::Pem(key_pem()),
             ..Default::default()
         };
-        let emulator = rt
-            .block_on(gatehouse_emulator::start(config, options))
-            .unwrap();
+        let emulator = rt.block_on(gatehouse_emulator::start(config, options)).unwrap();
         let base = format!("http://{}", emulator.addr());
         Self::start_upstream(policy, &base, rt, Some(emulator))
     }
@@ -123,13 +120,9 @@ impl Harness {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(gatehouse_gate::server::serve(
-            Arc::clone(&gate),
-            listener,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        rt.spawn(gatehouse_gate::server::serve(Arc::clone(&gate), listener, async {
+            let _ = rx.await;
+        }));
         Harness {
             rt,
             emulator,
@@ -143,8 +136,7 @@ impl Harness {
     }
 
     pub fn token_target(&self, resource: &str, client_id: Option<&str>) -> String {
-        let mut t =
-            format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}");
+        let mut t = format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}");
         if let Some(c) = client_id {
             t.push_str(&format!("&client_id={c}"));
         }
@@ -230,10 +222,7 @@ impl Reply {
 
     /// The decision id in a gatehouse error description.
     pub fn decision_id(&self) -> String {
-        let d = self.json()["error_description"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let d = self.json()["error_description"].as_str().unwrap().to_owned();
         let start = d.rfind("(decision ").expect("decision id") + "(decision ".len();
         d[start..].trim_end_matches(')').to_owned()
     }
