@@ -41,9 +41,33 @@ pub struct Args {
     #[arg(long)]
     pid_file: Option<PathBuf>,
 
+    /// Mark the gate's upstream connections with this socket mark (the
+    /// nftables rules let only marked packets reach IMDS). Needs
+    /// CAP_NET_ADMIN. Default with `--upstream imds`: 0x6761 ("ga").
+    #[arg(long, value_parser = parse_mark)]
+    upstream_mark: Option<u32>,
+
+    /// Do not mark upstream connections (testing without the firewall).
+    #[arg(long, conflicts_with = "upstream_mark")]
+    no_upstream_mark: bool,
+
     /// Give up on an upstream answer after this many seconds.
     #[arg(long, default_value_t = 10)]
     upstream_timeout: u64,
+}
+
+/// The socket mark the firewall exempts by default ("ga").
+pub const DEFAULT_MARK: u32 = 0x6761;
+
+fn parse_mark(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    match parsed {
+        Ok(0) | Err(_) => Err(format!("`{s}` is not a non-zero mark (decimal or 0x-hex)")),
+        Ok(m) => Ok(m),
+    }
 }
 
 const NO_UPSTREAM: &str = "no upstream named: say where tokens come from";
@@ -115,6 +139,12 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         upstream_base: base,
         upstream_label: kind.label(),
         upstream_timeout: Duration::from_secs(args.upstream_timeout),
+        upstream_mark: match (args.upstream_mark, args.no_upstream_mark, &kind) {
+            (_, true, _) => None,
+            (Some(m), _, _) => Some(m),
+            (None, _, UpstreamKind::Imds) => Some(DEFAULT_MARK),
+            (None, _, _) => None,
+        },
     };
     let gate = match Gate::new(&config, Arc::new(SystemClock)) {
         Ok(g) => Arc::new(g),

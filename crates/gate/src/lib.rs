@@ -9,6 +9,7 @@
 
 pub mod caller;
 pub mod clock;
+pub mod connector;
 pub mod handler;
 pub mod policy_store;
 pub mod refusal;
@@ -40,6 +41,8 @@ pub struct GateConfig {
     pub upstream_base: String,
     pub upstream_label: String,
     pub upstream_timeout: Duration,
+    /// Socket mark on upstream connections, which the firewall lets through.
+    pub upstream_mark: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -84,7 +87,7 @@ impl Gate {
         let gate = Gate {
             policy,
             audit,
-            upstream: Upstream::new(&config.upstream_base, config.upstream_timeout),
+            upstream: Upstream::new(&config.upstream_base, config.upstream_timeout, config.upstream_mark),
             identifier: Identifier::new(gatehouse_sys::IdentifyOptions::default()),
             clock,
         };

@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use crate::connector::MarkedConnector;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::fmt;
 use std::time::Duration;
@@ -85,7 +86,7 @@ pub struct UpstreamAnswer {
 #[derive(Clone)]
 pub struct Upstream {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<MarkedConnector, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -96,10 +97,12 @@ impl fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    pub fn new(base: &str, timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        connector.set_nodelay(true);
+    /// `mark`: the socket mark the firewall exempts (needs CAP_NET_ADMIN).
+    pub fn new(base: &str, timeout: Duration, mark: Option<u32>) -> Self {
+        let connector = MarkedConnector {
+            mark,
+            connect_timeout: Duration::from_secs(2),
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(8)

@@ -9,6 +9,7 @@ mod cache;
 mod directory;
 mod exe;
 mod identify;
+mod mark;
 mod net;
 mod process;
 mod procfs;
@@ -20,6 +21,7 @@ pub use identify::{
     CallerFacts, HolderSearch, Identifier, IdentifyError, IdentifyOptions, LookupStats, Needs,
     ProcessFacts, Strategy,
 };
+pub use mark::marked_tcp_socket;
 pub use net::orig_dst::original_dst;
 pub use net::sock_diag::{socket_owner, SocketOwner, SysError};
 pub use process::{effective_uid, send_reload_signal};

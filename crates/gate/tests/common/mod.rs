@@ -113,6 +113,7 @@ impl Harness {
             upstream_base: base.to_owned(),
             upstream_label: base.to_owned(),
             upstream_timeout: Duration::from_secs(5),
+            upstream_mark: None,
         };
         let gate = Arc::new(Gate::new(&config, Arc::new(SystemClock)).unwrap());
         let listener = rt
