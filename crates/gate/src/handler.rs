@@ -294,7 +294,7 @@ impl Gate {
 
     fn record(&self, event: &Value) -> Result<(), ()> {
         let time = crate::clock::rfc3339(self.clock.now());
-        self.audit.append(&time, event).map(|_| ()).map_err(|e| {
+        self.audit.append(&time, event).map_err(|e| {
             tracing::error!(error = %e, "audit write failed; refusing requests until it works");
         })
     }

@@ -7,6 +7,7 @@
 //! `gatehouse-sys` → `gatehouse-policy` decides → [`upstream`] forwards →
 //! the token's claims are checked → one audit line → the answer.
 
+mod audit;
 pub mod caller;
 pub mod clock;
 pub mod connector;
@@ -17,7 +18,6 @@ pub mod server;
 pub mod upstream;
 
 use clock::Clock;
-use gatehouse_audit::AuditLog;
 use gatehouse_sys::Identifier;
 use policy_store::{LoadError, PolicyStore};
 use serde_json::json;
@@ -64,7 +64,7 @@ impl std::error::Error for StartError {}
 
 pub struct Gate {
     policy: PolicyStore,
-    audit: AuditLog,
+    audit: audit::Audit,
     upstream: Upstream,
     identifier: Identifier,
     clock: Arc<dyn Clock>,
@@ -82,7 +82,7 @@ impl Gate {
     pub fn new(config: &GateConfig, clock: Arc<dyn Clock>) -> Result<Gate, StartError> {
         let policy = PolicyStore::load(&config.policy_path, config.trusted_uids.clone())
             .map_err(StartError::Policy)?;
-        let audit = AuditLog::open(&config.audit_path, config.audit_options.clone())
+        let audit = audit::Audit::open(&config.audit_path, config.audit_options.clone())
             .map_err(StartError::Audit)?;
         let gate = Gate {
             policy,
@@ -129,6 +129,6 @@ impl Gate {
 
     fn record_event(&self, event: &serde_json::Value) -> Result<(), gatehouse_audit::AuditError> {
         let time = clock::rfc3339(self.clock.now());
-        self.audit.append(&time, event).map(|_| ())
+        self.audit.append(&time, event)
     }
 }

@@ -75,7 +75,22 @@ impl Harness {
         Self::start_with(policy, gatehouse_emulator::EmulatorConfig::demo())
     }
 
+    /// The demo emulator, with the audit log at `audit_path`.
+    pub fn start_with_audit(policy: &str, audit_path: &Path) -> Harness {
+        let (rt, emulator) = Self::runtime_and_emulator(gatehouse_emulator::EmulatorConfig::demo());
+        let base = format!("http://{}", emulator.addr());
+        Self::start_upstream_audit(policy, &base, rt, Some(emulator), audit_path)
+    }
+
     pub fn start_with(policy: &str, config: gatehouse_emulator::EmulatorConfig) -> Harness {
+        let (rt, emulator) = Self::runtime_and_emulator(config);
+        let base = format!("http://{}", emulator.addr());
+        Self::start_upstream(policy, &base, rt, Some(emulator))
+    }
+
+    fn runtime_and_emulator(
+        config: gatehouse_emulator::EmulatorConfig,
+    ) -> (tokio::runtime::Runtime, gatehouse_emulator::Emulator) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -87,8 +102,7 @@ impl Harness {
             ..Default::default()
         };
         let emulator = rt.block_on(gatehouse_emulator::start(config, options)).unwrap();
-        let base = format!("http://{}", emulator.addr());
-        Self::start_upstream(policy, &base, rt, Some(emulator))
+        (rt, emulator)
     }
 
     pub fn start_upstream(
@@ -98,12 +112,35 @@ impl Harness {
         emulator: Option<gatehouse_emulator::Emulator>,
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
+        let audit_path = dir.path().join("audit.log");
+        Self::start_in(dir, policy, base, rt, emulator, &audit_path)
+    }
+
+    /// As `start_upstream`, with the audit log somewhere else.
+    pub fn start_upstream_audit(
+        policy: &str,
+        base: &str,
+        rt: tokio::runtime::Runtime,
+        emulator: Option<gatehouse_emulator::Emulator>,
+        audit_path: &Path,
+    ) -> Harness {
+        Self::start_in(tempfile::tempdir().unwrap(), policy, base, rt, emulator, audit_path)
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        policy: &str,
+        base: &str,
+        rt: tokio::runtime::Runtime,
+        emulator: Option<gatehouse_emulator::Emulator>,
+        audit_path: &Path,
+    ) -> Harness {
         // Client processes run as other users and must reach nothing here
         // but the network; the directory stays private.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let policy_path = dir.path().join("policy.toml");
         write_private(&policy_path, policy);
-        let audit_path = dir.path().join("audit.log");
+        let audit_path = audit_path.to_path_buf();
         let me = gatehouse_sys::effective_uid();
         let config = GateConfig {
             policy_path: policy_path.clone(),

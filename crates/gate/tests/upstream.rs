@@ -1,0 +1,213 @@
+//! What the gate sends upstream, and what it does when upstream or the
+//! audit log fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const INSTANCE: &str = "/metadata/instance?api-version=2021-02-01";
+
+fn everyone_instance() -> String {
+    format!(
+        "{IDENTITIES}\n[[assignments]]\nname = \"all\"\nprincipal = \"everyone\"\nrole = \"Instance Metadata Reader\"\n"
+    )
+}
+
+/// A one-shot upstream that records the request head it gets.
+fn recording_upstream() -> (String, mpsc::Receiver<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+            head.push(line.trim_end().to_owned());
+        }
+        let body = "{\"compute\":{}}";
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nX-Upstream-Secret: s\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        tx.send(head).unwrap();
+    });
+    (base, rx)
+}
+
+#[test]
+fn upstream_sees_only_what_was_decided() {
+    if !privileged("upstream_sees_only_what_was_decided") {
+        return;
+    }
+    let (base, heads) = recording_upstream();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let h = Harness::start_upstream(&everyone_instance(), &base, rt, None);
+    let r = h.curl_with(
+        UID_A,
+        "/metadata//instance/./?api-version=2021-02-01&format=json",
+        &[
+            "-H", "Metadata: true",
+            "-H", "Connection: keep-alive, X-Hop",
+            "-H", "X-Hop: 1",
+            "-H", "Proxy-Authorization: Basic eDp5",
+            "-H", "Authorization: Bearer not-for-imds",
+            "-H", "Forwarded: for=10.0.0.9",
+            "-H", "Cookie: c=1",
+            "-H", "TE: trailers",
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, "{\"compute\":{}}", "the body comes back unchanged");
+    let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(head[0], "GET /metadata/instance?api-version=2021-02-01&format=json HTTP/1.1", "{head:?}");
+    let names: Vec<String> = head[1..].iter().map(|l| l.split(':').next().unwrap().to_ascii_lowercase()).collect();
+    for name in &names {
+        assert!(["host", "metadata"].contains(&name.as_str()), "header `{name}` went upstream: {head:?}");
+    }
+    assert!(head.iter().any(|l| l.eq_ignore_ascii_case("metadata: true")), "{head:?}");
+}
+
+#[test]
+fn an_unreachable_imds_gets_a_quick_imds_shaped_503() {
+    if !privileged("an_unreachable_imds_gets_a_quick_imds_shaped_503") {
+        return;
+    }
+    let h = Harness::start(&everyone_instance());
+    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults { outage: true, ..Default::default() });
+    let started = Instant::now();
+    let r = h.curl(UID_A, INSTANCE);
+    assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "service_unavailable");
+    assert_eq!(h.decision(&r.decision_id())["event"]["outcome"], "error");
+
+    // Nothing listening at all: the same.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let h = Harness::start_upstream(&everyone_instance(), &base, rt, None);
+    let r = h.curl(UID_A, INSTANCE);
+    assert_eq!(r.status, 503, "{}", r.body);
+}
+
+#[test]
+fn throttling_is_passed_on_with_retry_after() {
+    if !privileged("throttling_is_passed_on_with_retry_after") {
+        return;
+    }
+    let h = Harness::start(&everyone_instance());
+    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults {
+        forced: vec![gatehouse_emulator::ForcedStatus {
+            endpoint: None,
+            status: 429,
+            body: Some("{\"error\":\"too_many_requests\"}".into()),
+            retry_after_secs: Some(7),
+            count: Some(1),
+        }],
+        ..Default::default()
+    });
+    let r = h.curl(UID_A, INSTANCE);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.body, "{\"error\":\"too_many_requests\"}");
+    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults {
+        forced: vec![gatehouse_emulator::ForcedStatus {
+            endpoint: None,
+            status: 429,
+            body: None,
+            retry_after_secs: Some(7),
+            count: Some(1),
+        }],
+        ..Default::default()
+    });
+    let headers = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "Metadata: true"])
+        .arg(format!("http://{}{INSTANCE}", h.addr))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&headers.stdout).to_ascii_lowercase();
+    assert!(headers.starts_with("http/1.1 429"), "{headers}");
+    assert!(headers.contains("retry-after: 7"), "{headers}");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "Metadata: true"])
+        .arg(format!("http://{}{INSTANCE}", h.addr))
+        .output()
+        .unwrap();
+    // The fault applied once; the next request is served.
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 200"));
+}
+
+/// Unmounts the tmpfs on drop.
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_audit_disk_denies_instead_of_serving_unrecorded() {
+    if !privileged("a_full_audit_disk_denies_instead_of_serving_unrecorded") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("audit");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mounting a small tmpfs");
+    let _mount = Mount(mnt.clone());
+
+    let h = Harness::start_with_audit(&everyone_instance(), &mnt.join("audit.log"));
+    assert_eq!(h.curl(UID_A, INSTANCE).status, 200);
+
+    // Fill the disk.
+    let filler = mnt.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=1000"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    // The audit file's last page may still have room for a line or two;
+    // after that, every request is refused — none is served unrecorded.
+    let mut served = 1;
+    let refused = loop {
+        let r = h.curl(UID_A, INSTANCE);
+        match r.status {
+            200 => served += 1,
+            503 => break r,
+            other => panic!("unexpected {other}: {}", r.body),
+        }
+        assert!(served < 20, "the full disk never refused a request");
+    };
+    assert!(!refused.body.contains("compute"), "{}", refused.body);
+    assert!(refused.json()["error_description"].as_str().unwrap().contains("audit"));
+    let text = std::fs::read_to_string(&h.audit_path).unwrap();
+    let recorded = text.lines().filter(|l| l.contains("\"outcome\":\"allow\"")).count();
+    assert_eq!(recorded, served, "every served request has its audit line");
+
+    // Space again: served and recorded again, and the chain still verifies.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(h.curl(UID_A, INSTANCE).status, 200);
+    gatehouse_audit::verify(&[h.audit_path.clone()]).unwrap();
+}
