@@ -14,13 +14,18 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// Connections served at once; more wait in the kernel's backlog.
-pub const MAX_CONNECTIONS: usize = 512;
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections one uid may hold open at once. A flood from one user (or
+/// one compromised service) is turned away at accept and cannot starve
+/// everyone else of the gate.
+pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Serve until `shutdown` completes.
 pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_uid = PerUid::new(MAX_CONNECTIONS_PER_UID);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -46,10 +51,22 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future
             Some(c) => c,
             None => continue,
         };
+        // The socket's owner, from the kernel (about 4 µs); unknown owners
+        // share one bucket.
+        let owner = gatehouse_sys::socket_owner(conn.peer, conn.dst)
+            .ok()
+            .flatten()
+            .map_or(u32::MAX, |o| o.uid);
+        let Some(uid_slot) = per_uid.enter(owner) else {
+            tracing::warn!(uid = owner, "connection refused: too many open connections for this uid");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let gate = Arc::clone(&gate);
         tokio::spawn(async move {
             let _permit = permit;
+            let _uid_slot = uid_slot;
             let service = service_fn(move |req| {
                 let gate = Arc::clone(&gate);
                 async move { Ok::<_, Infallible>(gate.handle(conn, req).await) }
@@ -84,4 +101,57 @@ fn conn_info(stream: &tokio::net::TcpStream, peer: SocketAddr) -> Option<ConnInf
             redirected: false,
         },
     })
+}
+
+/// Open connections per uid.
+#[derive(Clone)]
+struct PerUid {
+    limit: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+}
+
+/// Holds one of a uid's connection slots until dropped.
+struct UidSlot {
+    uid: u32,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+}
+
+impl PerUid {
+    fn new(limit: usize) -> Self {
+        PerUid {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    fn enter(&self, uid: u32) -> Option<UidSlot> {
+        let mut open = match self.open.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let n = open.entry(uid).or_insert(0);
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(UidSlot {
+            uid,
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+impl Drop for UidSlot {
+    fn drop(&mut self) {
+        let mut open = match self.open.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(n) = open.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.uid);
+            }
+        }
+    }
 }

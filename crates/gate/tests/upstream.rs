@@ -211,3 +211,33 @@ fn a_full_audit_disk_denies_instead_of_serving_unrecorded() {
     assert_eq!(h.curl(UID_A, INSTANCE).status, 200);
     gatehouse_audit::verify(&[h.audit_path.clone()]).unwrap();
 }
+
+#[test]
+fn one_uid_flooding_the_gate_does_not_starve_another() {
+    if !privileged("one_uid_flooding_the_gate_does_not_starve_another") {
+        return;
+    }
+    let h = Harness::start(&everyone_instance());
+    // Root (this test process) opens more idle connections than one uid may
+    // hold; the excess is closed at once instead of waiting in line.
+    let limit = gatehouse_gate::server::MAX_CONNECTIONS_PER_UID;
+    let mut idle = Vec::new();
+    for _ in 0..limit + 20 {
+        idle.push(std::net::TcpStream::connect(h.addr).unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut closed = 0;
+    for s in &idle {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 1];
+        if matches!(std::io::Read::read(&mut &*s, &mut buf), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 20, "only {closed} of the excess connections were turned away");
+    // Another uid is served at once.
+    let started = Instant::now();
+    assert_eq!(h.curl(UID_A, INSTANCE).status, 200);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(idle);
+}
