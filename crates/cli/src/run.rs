@@ -51,15 +51,43 @@ pub struct Args {
     #[arg(long, conflicts_with = "upstream_mark")]
     no_upstream_mark: bool,
 
-    /// Give up on an upstream answer after this many seconds.
+    /// Serve a cached token while more than this many seconds of its
+    /// validity are left (refreshed in the background before that).
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    cache_margin: u64,
+
+    /// Never serve tokens from the cache (every request asks IMDS).
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Do not hold upstream requests to IMDS's rate limits (identity: 20/s
+    /// and 5 at a time; other endpoints 5/s). Only for testing.
+    #[arg(long)]
+    no_upstream_limits: bool,
+
+    /// A caller's whole time budget upstream, retries included (seconds).
     #[arg(long, default_value_t = 10)]
     upstream_timeout: u64,
+
+    /// Keep gatehouse's nftables table as `gatehouse firewall apply` renders
+    /// it for this gate: `watch` repairs any drift and audits each repair;
+    /// `off` leaves the table alone. Default: `watch` with `--upstream imds`.
+    #[arg(long, value_enum, value_name = "watch|off")]
+    firewall: Option<crate::firewall::Watching>,
+
+    /// With `--firewall watch`: also check the table this often (seconds),
+    /// as a backstop to nftables' change events.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    firewall_every: u64,
+
+    #[command(flatten)]
+    firewall_shape: crate::firewall::Shape,
 }
 
 /// The socket mark the firewall exempts by default ("ga").
 pub const DEFAULT_MARK: u32 = 0x6761;
 
-fn parse_mark(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_mark(s: &str) -> Result<u32, String> {
     let parsed = match s.strip_prefix("0x") {
         Some(hex) => u32::from_str_radix(hex, 16),
         None => s.parse(),
@@ -145,6 +173,8 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
             (None, _, UpstreamKind::Imds) => Some(DEFAULT_MARK),
             (None, _, _) => None,
         },
+        cache_margin: (!args.no_cache).then(|| Duration::from_secs(args.cache_margin)),
+        upstream_limits: (!args.no_upstream_limits).then(gatehouse_gate::limiter::Limits::default),
     };
     let gate = match Gate::new(&config, Arc::new(SystemClock)) {
         Ok(g) => Arc::new(g),
@@ -172,6 +202,22 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
             return crate::fail(&format!("cannot write pid file `{}`: {e}", pid_file.display()), None);
         }
     }
+    let watching = args.firewall.unwrap_or(if kind == UpstreamKind::Imds {
+        crate::firewall::Watching::Watch
+    } else {
+        crate::firewall::Watching::Off
+    });
+    let _firewall = match crate::firewall::watch_for_gate(
+        watching,
+        listen,
+        config.upstream_mark,
+        &args.firewall_shape,
+        Duration::from_secs(args.firewall_every),
+        &gate,
+    ) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
     print_banner(&kind, demo, listen, &args.policy, &audit_path, &gate.policy_hash());
 
     let reloader = {

@@ -47,6 +47,7 @@ fn to_policy_process(p: &ProcessFacts) -> Process {
         uid: p.ruid,
         exe_path: p.exe_path.clone(),
         exe_path_verified: p.exe_path_verified,
+        exe_owner_uid: p.exe_file.as_ref().map(|f| f.uid),
         exe_sha256: p.exe_sha256.clone(),
         unit: p.system_unit.clone(),
         cgroup: p.cgroup.clone(),

@@ -3,12 +3,13 @@
 
 use crate::caller;
 use crate::refusal::Refusal;
+use crate::fetch::FetchError;
+use crate::token_path::Served;
 use crate::upstream::UpstreamError;
 use crate::Gate;
 use bytes::Bytes;
-use gatehouse_imds::token::{decode_claims, fingerprint, TokenResponse};
 use gatehouse_imds::{Canonical, Endpoint, Selector};
-use gatehouse_policy::{Action, Identity, IdentityKind, Policy, ResolveError};
+use gatehouse_policy::{Action, Identity, Policy, ResolveError, SelectorKind};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Map, Value};
@@ -93,48 +94,6 @@ fn resolve<'p>(policy: &'p Policy, selector: &Selector) -> Result<&'p Identity, 
         ResolveError::Ambiguous => Refusal::MultipleIdentities,
         _ => Refusal::IdentityNotFound,
     })
-}
-
-/// The token must be for the identity the decision was about.
-fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusal> {
-    let wrong = |why: String| Refusal::WrongIdentity(why);
-    let parsed: TokenResponse = serde_json::from_slice(body)
-        .map_err(|_| wrong("token answer is not IMDS-shaped JSON".to_owned()))?;
-    let claims = decode_claims(&parsed.access_token)
-        .map_err(|e| wrong(format!("token claims unreadable: {e}")))?;
-    let same = |want: &Option<String>, got: &Option<String>| match (want, got) {
-        (Some(w), Some(g)) => w.eq_ignore_ascii_case(g),
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
-    if !same(&identity.object_id, &claims.oid) {
-        return Err(wrong(format!("token oid is not identity `{}`", identity.name)));
-    }
-    if !same(&identity.client_id, &claims.appid) {
-        return Err(wrong(format!("token appid is not identity `{}`", identity.name)));
-    }
-    let mirid = claims.xms_mirid.clone().unwrap_or_default().to_ascii_lowercase();
-    match identity.kind {
-        IdentityKind::System => {
-            if mirid.is_empty() || mirid.contains("/userassignedidentities/") {
-                return Err(wrong(format!(
-                    "token xms_mirid is not the system-assigned identity `{}`",
-                    identity.name
-                )));
-            }
-        }
-        IdentityKind::User => {
-            if identity.object_id.is_none() && identity.client_id.is_none() && identity.resource_id.is_none() {
-                return Err(wrong(format!("identity `{}` has no ids to check", identity.name)));
-            }
-            if let Some(rid) = &identity.resource_id {
-                if !rid.eq_ignore_ascii_case(&mirid) {
-                    return Err(wrong(format!("token xms_mirid is not identity `{}`", identity.name)));
-                }
-            }
-        }
-    }
-    Ok(fingerprint(&parsed.access_token))
 }
 
 impl Gate {
@@ -225,11 +184,20 @@ impl Gate {
         let who = caller::to_policy_caller(&facts);
         trail.caller = Some(caller::audit_caller(&facts, &who));
 
-        let request = gatehouse_policy::Request {
-            action,
-            identity: identity.map(|i| i.name.as_str()),
-            audience: audience.as_deref(),
+        let selector = match canonical.selector {
+            Selector::None => SelectorKind::None,
+            Selector::ClientId(_) => SelectorKind::ClientId,
+            Selector::ObjectId(_) => SelectorKind::ObjectId,
+            Selector::ResourceId(_) => SelectorKind::ResourceId,
         };
+        let path = canonical.endpoint.path();
+        let request = gatehouse_policy::Request::new(action)
+            .identity(identity.map(|i| i.name.as_str()))
+            .audience(audience.as_deref())
+            .api_version(canonical.api_version())
+            .selector(selector)
+            .path(&path)
+            .at(self.clock.now());
         let decision = policy.decide(&who, &request);
         trail.decided_by = decision.decided_by().to_vec();
         if !decision.is_allowed() {
@@ -254,33 +222,51 @@ impl Gate {
         };
 
         let sent = Instant::now();
-        let answer = self
-            .upstream
-            .send(&parts.method, &canonical.upstream_target(), upload)
-            .await
-            .map_err(|e| match e {
-                UpstreamError::Timeout => Refusal::UpstreamTimeout,
-                other => Refusal::Upstream(other.to_string()),
-            })?;
-        let mut up = json!({
-            "status": answer.status,
-            "latency_us": u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX),
-        });
-        if let (Some(id), 200) = (identity, answer.status) {
-            let checked = check_identity(id, &answer.body);
-            match checked {
-                Ok(fp) => {
-                    if let Some(o) = up.as_object_mut() {
-                        o.insert("token_fp".into(), json!(fp));
-                    }
-                }
-                Err(refusal) => {
-                    trail.upstream = Some(up);
-                    return Err(refusal);
-                }
+        let served = match identity {
+            Some(id) if parts.method == Method::GET => {
+                let key = crate::cache::Key {
+                    identity: id.name.clone(),
+                    resource: canonical.resource().unwrap_or_default().to_owned(),
+                    selector: canonical.selector.kind(),
+                };
+                self.tokens.serve(id, key, &canonical.upstream_target()).await
             }
+            _ => self
+                .tokens
+                .fetcher
+                .fetch(&parts.method, &canonical.upstream_target(), upload, false)
+                .await
+                .map(|(answer, attempts)| Served {
+                    answer,
+                    source: crate::token_path::Source::Upstream,
+                    fingerprint: None,
+                    attempts,
+                })
+                .map_err(|e| match e {
+                    FetchError::Limited => Refusal::Limited,
+                    FetchError::Upstream(UpstreamError::Timeout) => Refusal::UpstreamTimeout,
+                    FetchError::Upstream(other) => Refusal::Upstream(other.to_string()),
+                }),
+        };
+        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let served = match served {
+            Ok(s) => s,
+            Err(refusal) => {
+                trail.upstream = Some(json!({ "latency_us": latency_us }));
+                return Err(refusal);
+            }
+        };
+        let mut up = json!({
+            "status": served.answer.status,
+            "source": served.source.as_str(),
+            "attempts": served.attempts,
+            "latency_us": latency_us,
+        });
+        if let (Some(fp), Some(o)) = (&served.fingerprint, up.as_object_mut()) {
+            o.insert("token_fp".into(), json!(fp));
         }
         trail.upstream = Some(up);
+        let answer = served.answer;
         Ok((
             json_response(
                 answer.status,

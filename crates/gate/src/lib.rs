@@ -8,13 +8,17 @@
 //! the token's claims are checked → one audit line → the answer.
 
 mod audit;
+pub mod cache;
 pub mod caller;
 pub mod clock;
 pub mod connector;
+pub mod fetch;
 pub mod handler;
+pub mod limiter;
 pub mod policy_store;
 pub mod refusal;
 pub mod server;
+pub mod token_path;
 pub mod upstream;
 
 use clock::Clock;
@@ -43,6 +47,11 @@ pub struct GateConfig {
     pub upstream_timeout: Duration,
     /// Socket mark on upstream connections, which the firewall lets through.
     pub upstream_mark: Option<u32>,
+    /// Serve cached tokens while more than this much validity is left;
+    /// `None` turns the cache off.
+    pub cache_margin: Option<Duration>,
+    /// Stay under IMDS's rate limits; `None` turns the limiter off.
+    pub upstream_limits: Option<limiter::Limits>,
 }
 
 #[derive(Debug)]
@@ -65,14 +74,14 @@ impl std::error::Error for StartError {}
 pub struct Gate {
     policy: PolicyStore,
     audit: audit::Audit,
-    upstream: Upstream,
+    tokens: token_path::TokenPath,
     identifier: Identifier,
     clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("upstream", &self.upstream).finish()
+        f.debug_struct("Gate").field("upstream", &self.tokens.fetcher.upstream).finish()
     }
 }
 
@@ -87,7 +96,14 @@ impl Gate {
         let gate = Gate {
             policy,
             audit,
-            upstream: Upstream::new(&config.upstream_base, config.upstream_timeout, config.upstream_mark),
+            tokens: token_path::TokenPath {
+                fetcher: fetch::Fetcher {
+                    upstream: Upstream::new(&config.upstream_base, config.upstream_timeout, config.upstream_mark),
+                    limiter: config.upstream_limits.map(limiter::Limiter::new),
+                },
+                cache: config.cache_margin.map(|m| Arc::new(cache::TokenCache::new(m))),
+                clock: Arc::clone(&clock),
+            },
             identifier: Identifier::new(gatehouse_sys::IdentifyOptions::default()),
             clock,
         };
@@ -125,6 +141,12 @@ impl Gate {
 
     pub fn policy_hash(&self) -> String {
         self.policy.current().hash().to_owned()
+    }
+
+    /// Record an event from outside the request path (the firewall
+    /// watcher's repairs). Stand-in until `record_firewall_event` exists.
+    pub fn record_event_public(&self, event: &serde_json::Value) -> Result<(), String> {
+        self.record_event(event).map_err(|e| e.to_string())
     }
 
     fn record_event(&self, event: &serde_json::Value) -> Result<(), gatehouse_audit::AuditError> {

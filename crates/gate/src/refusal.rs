@@ -21,6 +21,8 @@ pub enum Refusal {
     WrongIdentity(String),
     Upstream(String),
     UpstreamTimeout,
+    /// No slot under IMDS's rate limits within the caller's time budget.
+    Limited,
     AuditUnavailable,
 }
 
@@ -81,6 +83,14 @@ impl Refusal {
                     504,
                     "gateway_timeout",
                     &format!("gatehouse: metadata service did not answer in time (decision {decision_id})"),
+                ),
+                Failed,
+            ),
+            Refusal::Limited => (
+                ImdsError::new(
+                    429,
+                    "too_many_requests",
+                    &format!("gatehouse: too many requests to the metadata service, retry later (decision {decision_id})"),
                 ),
                 Failed,
             ),

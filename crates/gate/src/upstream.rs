@@ -118,12 +118,28 @@ impl Upstream {
         &self.base
     }
 
+    /// The whole time budget of one caller's request.
+    pub fn budget(&self) -> Duration {
+        self.timeout
+    }
+
     /// Send `method target` upstream with only the headers IMDS needs.
     pub async fn send(
         &self,
         method: &http::Method,
         target: &str,
         body: Option<(Bytes, String)>,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        self.send_within(method, target, body, self.timeout).await
+    }
+
+    /// As `send`, giving up after `timeout`.
+    pub async fn send_within(
+        &self,
+        method: &http::Method,
+        target: &str,
+        body: Option<(Bytes, String)>,
+        timeout: Duration,
     ) -> Result<UpstreamAnswer, UpstreamError> {
         let uri = format!("{}{}", self.base, target);
         let mut builder = http::Request::builder()
@@ -168,7 +184,7 @@ impl Upstream {
                 body,
             })
         };
-        tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }

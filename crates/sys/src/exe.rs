@@ -15,6 +15,8 @@ pub struct FileId {
     pub size: u64,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
+    /// The file's owner (for `@Principal[exe owner uid]`).
+    pub uid: u32,
 }
 
 impl FileId {
@@ -28,6 +30,7 @@ impl FileId {
             size: u64::try_from(st.st_size).unwrap_or(0),
             mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
             ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+            uid: st.st_uid,
         })
     }
 

@@ -59,6 +59,28 @@ pub fn key_pem() -> String {
     KEY.get_or_init(|| gatehouse_emulator::generate_key_pem().unwrap()).clone()
 }
 
+/// Knobs for the gate under test (defaults: no cache, no limiter, the
+/// system clock, a 5 s upstream budget, emulator without rate limits).
+pub struct Opts {
+    pub cache_margin: Option<Duration>,
+    pub upstream_limits: Option<gatehouse_gate::limiter::Limits>,
+    pub clock: Arc<dyn gatehouse_gate::clock::Clock>,
+    pub upstream_timeout: Duration,
+    pub emulator_rate_limits: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            cache_margin: None,
+            upstream_limits: None,
+            clock: Arc::new(SystemClock),
+            upstream_timeout: Duration::from_secs(5),
+            emulator_rate_limits: false,
+        }
+    }
+}
+
 pub struct Harness {
     pub rt: tokio::runtime::Runtime,
     pub emulator: Option<gatehouse_emulator::Emulator>,
@@ -73,6 +95,18 @@ pub struct Harness {
 impl Harness {
     pub fn start(policy: &str) -> Harness {
         Self::start_with(policy, gatehouse_emulator::EmulatorConfig::demo())
+    }
+
+    /// The demo emulator and a gate configured by `opts`.
+    pub fn start_opts(policy: &str, opts: Opts) -> Harness {
+        let (rt, emulator) = Self::runtime_and_emulator_limits(
+            gatehouse_emulator::EmulatorConfig::demo(),
+            opts.emulator_rate_limits,
+        );
+        let base = format!("http://{}", emulator.addr());
+        let dir = tempfile::tempdir().unwrap();
+        let audit_path = dir.path().join("audit.log");
+        Self::start_full(dir, policy, &base, rt, Some(emulator), &audit_path, opts)
     }
 
     /// The demo emulator, with the audit log at `audit_path`.
@@ -91,13 +125,20 @@ impl Harness {
     fn runtime_and_emulator(
         config: gatehouse_emulator::EmulatorConfig,
     ) -> (tokio::runtime::Runtime, gatehouse_emulator::Emulator) {
+        Self::runtime_and_emulator_limits(config, false)
+    }
+
+    fn runtime_and_emulator_limits(
+        config: gatehouse_emulator::EmulatorConfig,
+        rate_limits: bool,
+    ) -> (tokio::runtime::Runtime, gatehouse_emulator::Emulator) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
         let options = gatehouse_emulator::Options {
-            rate_limits: false,
+            rate_limits,
             key: gatehouse_emulator::KeySource::Pem(key_pem()),
             ..Default::default()
         };
@@ -135,6 +176,18 @@ impl Harness {
         emulator: Option<gatehouse_emulator::Emulator>,
         audit_path: &Path,
     ) -> Harness {
+        Self::start_full(dir, policy, base, rt, emulator, audit_path, Opts::default())
+    }
+
+    fn start_full(
+        dir: tempfile::TempDir,
+        policy: &str,
+        base: &str,
+        rt: tokio::runtime::Runtime,
+        emulator: Option<gatehouse_emulator::Emulator>,
+        audit_path: &Path,
+        opts: Opts,
+    ) -> Harness {
         // Client processes run as other users and must reach nothing here
         // but the network; the directory stays private.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -149,10 +202,12 @@ impl Harness {
             audit_options: gatehouse_audit::Options::default(),
             upstream_base: base.to_owned(),
             upstream_label: base.to_owned(),
-            upstream_timeout: Duration::from_secs(5),
+            upstream_timeout: opts.upstream_timeout,
             upstream_mark: None,
+            cache_margin: opts.cache_margin,
+            upstream_limits: opts.upstream_limits,
         };
-        let gate = Arc::new(Gate::new(&config, Arc::new(SystemClock)).unwrap());
+        let gate = Arc::new(Gate::new(&config, opts.clock).unwrap());
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
