@@ -65,6 +65,10 @@ pub struct Args {
     #[arg(long)]
     no_upstream_limits: bool,
 
+    /// Open connections one uid may hold at once; more are closed at accept.
+    #[arg(long, default_value_t = gatehouse_gate::server::MAX_CONNECTIONS_PER_UID)]
+    max_connections_per_uid: usize,
+
     /// A caller's whole time budget upstream, retries included (seconds).
     #[arg(long, default_value_t = 10)]
     upstream_timeout: u64,
@@ -175,6 +179,7 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         },
         cache_margin: (!args.no_cache).then(|| Duration::from_secs(args.cache_margin)),
         upstream_limits: (!args.no_upstream_limits).then(gatehouse_gate::limiter::Limits::default),
+        max_connections_per_uid: args.max_connections_per_uid,
     };
     let gate = match Gate::new(&config, Arc::new(SystemClock)) {
         Ok(g) => Arc::new(g),

@@ -52,6 +52,8 @@ pub struct GateConfig {
     pub cache_margin: Option<Duration>,
     /// Stay under IMDS's rate limits; `None` turns the limiter off.
     pub upstream_limits: Option<limiter::Limits>,
+    /// Open connections one uid may hold (`server::MAX_CONNECTIONS_PER_UID`).
+    pub max_connections_per_uid: usize,
 }
 
 #[derive(Debug)]
@@ -77,6 +79,7 @@ pub struct Gate {
     tokens: token_path::TokenPath,
     identifier: Identifier,
     clock: Arc<dyn Clock>,
+    max_connections_per_uid: usize,
 }
 
 impl std::fmt::Debug for Gate {
@@ -106,6 +109,7 @@ impl Gate {
             },
             identifier: Identifier::new(gatehouse_sys::IdentifyOptions::default()),
             clock,
+            max_connections_per_uid: config.max_connections_per_uid.max(1),
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&json!({

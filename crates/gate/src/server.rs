@@ -15,9 +15,9 @@ use tokio::sync::Semaphore;
 
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Connections one uid may hold open at once. A flood from one user (or
-/// one compromised service) is turned away at accept and cannot starve
-/// everyone else of the gate.
+/// Connections one uid may hold open at once, by default. A flood from one
+/// user (or one compromised service) is turned away at accept and cannot
+/// starve everyone else of the gate.
 pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -25,7 +25,7 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Serve until `shutdown` completes.
 pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_uid = PerUid::new(MAX_CONNECTIONS_PER_UID);
+    let per_uid = PerUid::new(gate.max_connections_per_uid);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

@@ -206,6 +206,7 @@ impl Harness {
             upstream_mark: None,
             cache_margin: opts.cache_margin,
             upstream_limits: opts.upstream_limits,
+            max_connections_per_uid: gatehouse_gate::server::MAX_CONNECTIONS_PER_UID,
         };
         let gate = Arc::new(Gate::new(&config, opts.clock).unwrap());
         let listener = rt
