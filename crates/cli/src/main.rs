@@ -6,6 +6,8 @@ use std::process::ExitCode;
 mod audit_cmd;
 mod check;
 mod emulate;
+mod explain;
+mod firewall;
 mod reload;
 mod run;
 
@@ -36,12 +38,19 @@ enum Command {
     Emulate(emulate::Args),
     /// Check a policy file and report every error with file:line:column.
     Check(check::Args),
+    /// Explain how the policy decides one request, with the trail.
+    Explain(explain::Args),
     /// Ask a running gate to re-read its policy (same as sending it SIGHUP).
     Reload(reload::Args),
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
         command: audit_cmd::Command,
+    },
+    /// The nftables table that sends every IMDS connection through the gate.
+    Firewall {
+        #[command(subcommand)]
+        command: firewall::Command,
     },
 }
 
@@ -57,8 +66,10 @@ fn main() -> ExitCode {
         Command::Run(args) => run::main(args),
         Command::Emulate(args) => emulate::main(args),
         Command::Check(args) => check::main(args),
+        Command::Explain(args) => explain::main(args),
         Command::Reload(args) => reload::main(args),
         Command::Audit { command } => audit_cmd::main(command),
+        Command::Firewall { command } => firewall::main(command),
     }
 }
 

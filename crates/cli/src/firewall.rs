@@ -1,0 +1,233 @@
+//! `gatehouse firewall`: the nftables table that makes the kernel send every
+//! IMDS connection on the machine through the gate.
+
+use gatehouse_firewall::{Containers, Nft, Options, Ruleset};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Print the batch `apply` sends to `nft -f -` (one transaction).
+    Print(Args),
+    /// Replace gatehouse's table (`inet gatehouse`) in one transaction; idempotent.
+    Apply(Args),
+    /// Compare the kernel's table with what `print` renders; exit 1 and say
+    /// what differs. Also warns about anything that redirects metadata
+    /// traffic before nftables sees it.
+    Verify(Args),
+    /// Delete gatehouse's table and nothing else.
+    Remove,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The gate's listen address (as `gatehouse run --listen`).
+    #[arg(long, default_value = "127.0.0.1:16925")]
+    listen: SocketAddr,
+
+    /// The gate's upstream socket mark, which alone may reach IMDS
+    /// (as `gatehouse run --upstream-mark`). Default: 0x6761.
+    #[arg(long, value_parser = crate::run::parse_mark)]
+    mark: Option<u32>,
+
+    #[command(flatten)]
+    shape: Shape,
+}
+
+/// The choices that shape the table beyond the listener and the mark
+/// (shared with `gatehouse run`, whose watcher keeps the same table).
+#[derive(clap::Args, Clone, Debug)]
+pub struct Shape {
+    /// Leave out the rule that lets only root and the gate reach the
+    /// WireServer (168.63.129.16).
+    #[arg(long)]
+    pub no_wireserver: bool,
+
+    /// IMDS traffic from containers and other network namespaces: refuse it
+    /// (`drop`), or send it to the gate (`redirect`; with a loopback listener
+    /// this needs `sysctl net.ipv4.conf.<bridge>.route_localnet=1`), which
+    /// denies callers it cannot attribute.
+    #[arg(long, value_enum, default_value_t = ContainerMode::Drop)]
+    pub containers: ContainerMode,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerMode {
+    Drop,
+    Redirect,
+}
+
+/// The table for a gate listening on `listen` with upstream mark `mark`.
+pub fn ruleset(listen: SocketAddr, mark: u32, shape: &Shape) -> Result<Ruleset, String> {
+    let SocketAddr::V4(listen) = listen else {
+        return Err(format!(
+            "the gate's listen address `{listen}` is not IPv4; IMDS is reached over IPv4 only"
+        ));
+    };
+    let options = Options {
+        listen: SocketAddrV4::new(*listen.ip(), listen.port()),
+        mark,
+        wireserver: !shape.no_wireserver,
+        containers: match shape.containers {
+            ContainerMode::Drop => Containers::Drop,
+            ContainerMode::Redirect => Containers::Redirect,
+        },
+    };
+    Ruleset::new(&options).map_err(|e| e.to_string())
+}
+
+pub fn main(command: Command) -> ExitCode {
+    let nft = Nft::system();
+    let args = match command {
+        Command::Remove => {
+            return match gatehouse_firewall::remove(&nft) {
+                Ok(()) => {
+                    println!("removed table `inet gatehouse` (nothing else was touched)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => crate::fail(&e.to_string(), Some(NFT_HELP)),
+            };
+        }
+        Command::Print(ref a) | Command::Apply(ref a) | Command::Verify(ref a) => a,
+    };
+    let mark = args.mark.unwrap_or(crate::run::DEFAULT_MARK);
+    let ruleset = match ruleset(args.listen, mark, &args.shape) {
+        Ok(r) => r,
+        Err(e) => return crate::fail(&e, None),
+    };
+    match command {
+        Command::Print(_) => {
+            print!("{}", ruleset.batch());
+            ExitCode::SUCCESS
+        }
+        Command::Apply(_) => apply(&nft, &ruleset, args),
+        Command::Verify(_) => verify(&nft, &ruleset),
+        Command::Remove => ExitCode::SUCCESS,
+    }
+}
+
+const NFT_HELP: &str = "gatehouse runs `nft` (apt-get install nftables) and needs CAP_NET_ADMIN";
+
+fn apply(nft: &Nft, ruleset: &Ruleset, args: &Args) -> ExitCode {
+    if let Err(e) = gatehouse_firewall::apply(nft, ruleset) {
+        return crate::fail(&e.to_string(), Some(NFT_HELP));
+    }
+    match gatehouse_firewall::verify(nft, ruleset) {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => {
+            print_differences(&d);
+            return crate::fail("the table differs right after it was applied", None);
+        }
+        Err(e) => {
+            return crate::fail(
+                &format!("applied, but cannot read the table back: {e}"),
+                Some(NFT_HELP),
+            )
+        }
+    }
+    println!(
+        "applied table `inet gatehouse`: {} rules in {} chains; IMDS connections now go to {}",
+        ruleset.rule_count(),
+        ruleset.chains.len(),
+        args.listen
+    );
+    if args.shape.containers == ContainerMode::Redirect && args.listen.ip().is_loopback() {
+        println!(
+            "note: containers reach the loopback listener only where `net.ipv4.conf.<bridge>.route_localnet=1`; \
+             the table drops every other packet from outside to 127.0.0.0/8"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn verify(nft: &Nft, ruleset: &Ruleset) -> ExitCode {
+    let bypass = gatehouse_firewall::bypass::check();
+    for w in &bypass.warnings {
+        eprintln!("gatehouse: warning: {w}");
+    }
+    for n in &bypass.notes {
+        eprintln!("gatehouse: note: {n}");
+    }
+    match gatehouse_firewall::verify(nft, ruleset) {
+        Ok(d) if d.is_empty() => {
+            println!(
+                "ok: table `inet gatehouse` is as rendered ({} rules)",
+                ruleset.rule_count()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(d) => {
+            println!(
+                "table `inet gatehouse` differs from what `gatehouse firewall print` renders:"
+            );
+            print_differences(&d);
+            println!("`gatehouse firewall apply` (or a running gate's watcher) puts it back");
+            ExitCode::from(1)
+        }
+        Err(e) => crate::fail(&e.to_string(), Some(NFT_HELP)),
+    }
+}
+
+fn print_differences(differences: &[gatehouse_firewall::Difference]) {
+    for d in differences {
+        println!("  - {d}");
+    }
+}
+
+/// `gatehouse run --firewall`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watching {
+    Watch,
+    Off,
+}
+
+/// Start the watcher that keeps the table for this gate and audits every
+/// repair through it. `Ok(None)` with `--firewall off`. The returned watcher
+/// stops when dropped; the table itself stays (a stopped gate then leaves
+/// IMDS refused, not open).
+pub fn watch_for_gate(
+    watching: Watching,
+    listen: SocketAddr,
+    mark: Option<u32>,
+    shape: &Shape,
+    every: std::time::Duration,
+    gate: &std::sync::Arc<gatehouse_gate::Gate>,
+) -> Result<Option<gatehouse_firewall::Watcher>, ExitCode> {
+    if watching == Watching::Off {
+        return Ok(None);
+    }
+    let Some(mark) = mark else {
+        return Err(crate::fail(
+            "`--firewall watch` needs the upstream mark: without it the table would block the gate's own IMDS connections",
+            Some("drop `--no-upstream-mark`, or pass `--firewall off`"),
+        ));
+    };
+    let ruleset = ruleset(listen, mark, shape)
+        .map_err(|e| crate::fail(&e, Some("or pass `--firewall off`")))?;
+    let gate = std::sync::Arc::clone(gate);
+    let options = gatehouse_firewall::WatchOptions {
+        every,
+        monitor: true,
+    };
+    let watcher = gatehouse_firewall::watch(Nft::system(), ruleset, options, move |event| {
+        match event {
+            gatehouse_firewall::WatchEvent::Repaired {
+                trigger,
+                differences,
+                ..
+            } => {
+                tracing::warn!(
+                    trigger = trigger.label(),
+                    differences = differences.len(),
+                    "firewall table repaired"
+                );
+            }
+            other => tracing::error!(?other, "firewall watcher"),
+        }
+        if let Err(e) = gate.record_event_public(&event.audit_record()) {
+            tracing::error!(error = %e, "cannot audit a firewall event");
+        }
+    })
+    .map_err(|e| crate::fail(&format!("cannot watch the firewall: {e}"), Some(NFT_HELP)))?;
+    Ok(Some(watcher))
+}

@@ -1,0 +1,119 @@
+//! The few nftables expressions gatehouse's table uses, each rendered twice:
+//! as `nft` input text, and as the JSON `nft -j list` prints for it.
+//!
+//! Keeping both forms next to each other is what lets `verify` compare the
+//! kernel's table structurally with what `print` renders; the integration
+//! test applies the text and checks the listing equals the JSON, so the two
+//! cannot drift apart unnoticed.
+
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+
+/// A match (every match of a rule must hold for its statement to run).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// `ip daddr A`
+    Daddr(Ipv4Addr),
+    /// `ip daddr A/LEN`
+    DaddrPrefix(Ipv4Addr, u8),
+    /// `tcp dport P`
+    TcpDport(u16),
+    /// `meta l4proto tcp`
+    L4protoTcp,
+    /// `meta mark != M`: the packet's socket mark is not M.
+    MarkIsNot(u32),
+    /// `meta skuid != U`: the sending socket's owner is not U.
+    SkuidIsNot(u32),
+    /// `iifname != "NAME"`
+    IifnameIsNot(&'static str),
+    /// `ct original ip daddr A`: the connection was first addressed to A
+    /// (before any NAT).
+    CtOriginalDaddr(Ipv4Addr),
+}
+
+/// What a rule does once its matches hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    Accept,
+    Drop,
+    /// `reject with tcp reset`: the sender sees "connection refused" (or
+    /// "reset" mid-connection) at once instead of waiting for a timeout.
+    RejectTcpReset,
+    /// `redirect to :P`: to this host's own address (127.0.0.1 from the
+    /// output hook, the incoming interface's address from prerouting).
+    Redirect(u16),
+    /// `dnat ip to A:P`
+    Dnat(Ipv4Addr, u16),
+}
+
+fn matches(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+
+fn payload(protocol: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": protocol, "field": field}})
+}
+
+fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+
+impl Match {
+    pub fn text(&self) -> String {
+        match self {
+            Match::Daddr(a) => format!("ip daddr {a}"),
+            Match::DaddrPrefix(a, len) => format!("ip daddr {a}/{len}"),
+            Match::TcpDport(p) => format!("tcp dport {p}"),
+            Match::L4protoTcp => "meta l4proto tcp".to_owned(),
+            Match::MarkIsNot(m) => format!("meta mark != 0x{m:08x}"),
+            Match::SkuidIsNot(u) => format!("meta skuid != {u}"),
+            Match::IifnameIsNot(name) => format!("iifname != \"{name}\""),
+            Match::CtOriginalDaddr(a) => format!("ct original ip daddr {a}"),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        match self {
+            Match::Daddr(a) => matches("==", payload("ip", "daddr"), json!(a.to_string())),
+            Match::DaddrPrefix(a, len) => matches(
+                "==",
+                payload("ip", "daddr"),
+                json!({"prefix": {"addr": a.to_string(), "len": len}}),
+            ),
+            Match::TcpDport(p) => matches("==", payload("tcp", "dport"), json!(p)),
+            Match::L4protoTcp => matches("==", meta("l4proto"), json!("tcp")),
+            Match::MarkIsNot(m) => matches("!=", meta("mark"), json!(m)),
+            Match::SkuidIsNot(u) => matches("!=", meta("skuid"), json!(u)),
+            Match::IifnameIsNot(name) => matches("!=", meta("iifname"), json!(name)),
+            Match::CtOriginalDaddr(a) => matches(
+                "==",
+                json!({"ct": {"key": "ip daddr", "dir": "original"}}),
+                json!(a.to_string()),
+            ),
+        }
+    }
+}
+
+impl Statement {
+    pub fn text(&self) -> String {
+        match self {
+            Statement::Accept => "accept".to_owned(),
+            Statement::Drop => "drop".to_owned(),
+            Statement::RejectTcpReset => "reject with tcp reset".to_owned(),
+            Statement::Redirect(p) => format!("redirect to :{p}"),
+            Statement::Dnat(a, p) => format!("dnat ip to {a}:{p}"),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        match self {
+            Statement::Accept => json!({"accept": null}),
+            Statement::Drop => json!({"drop": null}),
+            Statement::RejectTcpReset => json!({"reject": {"type": "tcp reset"}}),
+            Statement::Redirect(p) => json!({"redirect": {"port": p}}),
+            Statement::Dnat(a, p) => {
+                json!({"dnat": {"family": "ip", "addr": a.to_string(), "port": p}})
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The table gatehouse owns, built from a few options, and its rendering as
+//! one `nft -f -` batch.
+//!
+//! The rules, and why each exists (docs/architecture.md, "Firewall"):
+//! - nat output: TCP to IMDS port 80 from any local socket without the gate's
+//!   mark goes to the gate's listener. The mark, not a uid, tells the gate's
+//!   own upstream connections apart: only CAP_NET_ADMIN can set `SO_MARK`.
+//! - filter output (after NAT): whatever is *still* addressed to IMDS and is
+//!   unmarked is refused — other ports, UDP, and connections opened before the
+//!   redirect existed (conntrack keeps their original, un-NATed destination).
+//! - WireServer: only root's or marked sockets may reach it.
+//! - forward (containers, other namespaces): refused, or — `Containers::Redirect`
+//!   — sent to the gate from prerouting, which then denies what it cannot
+//!   attribute.
+
+use crate::expr::{Match, Statement};
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+#[cfg(test)]
+mod tests;
+
+/// The nftables family and name of the one table gatehouse owns.
+pub const FAMILY: &str = "inet";
+pub const TABLE: &str = "gatehouse";
+
+/// The instance metadata service.
+pub const IMDS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// Azure's WireServer (extension settings, certificates).
+pub const WIRESERVER: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
+
+/// What to do with IMDS traffic arriving from containers and other network
+/// namespaces (prerouting/forward).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Containers {
+    /// Refuse it (TCP reset, everything else dropped). The default: the gate
+    /// cannot see a container's sockets from the host namespace, so it could
+    /// only answer "caller unknown" anyway.
+    #[default]
+    Drop,
+    /// Send TCP port 80 to the gate, which decides (and denies what it cannot
+    /// attribute). With a loopback listener this needs `route_localnet=1` on
+    /// the containers' interface; the table then also drops every other packet
+    /// from a non-loopback interface to 127.0.0.0/8.
+    Redirect,
+}
+
+/// What the table is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The gate's listener.
+    pub listen: SocketAddrV4,
+    /// The socket mark on the gate's upstream connections.
+    pub mark: u32,
+    /// Guard the WireServer too.
+    pub wireserver: bool,
+    pub containers: Containers,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionsError {
+    #[error("the mark must not be 0: every unmarked packet carries 0")]
+    ZeroMark,
+    #[error("the gate's listen port must not be 0")]
+    ZeroPort,
+}
+
+/// A rule: all matches, then one statement; the comment names it in
+/// `verify`'s report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub statement: Statement,
+    pub comment: &'static str,
+}
+
+/// A base chain of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub name: &'static str,
+    /// `nat` or `filter`.
+    pub kind: &'static str,
+    pub hook: &'static str,
+    pub priority: i32,
+    pub rules: Vec<Rule>,
+}
+
+/// The whole table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub chains: Vec<Chain>,
+}
+
+const NAT: i32 = -100;
+const FILTER: i32 = 0;
+
+impl Ruleset {
+    pub fn new(options: &Options) -> Result<Ruleset, OptionsError> {
+        if options.mark == 0 {
+            return Err(OptionsError::ZeroMark);
+        }
+        let port = options.listen.port();
+        if port == 0 {
+            return Err(OptionsError::ZeroPort);
+        }
+        let ip = *options.listen.ip();
+        let unmarked = Match::MarkIsNot(options.mark);
+        // From the output hook `redirect` lands on 127.0.0.1, which also
+        // reaches a wildcard listener; any other address needs a dnat.
+        let to_gate = if ip.is_loopback() || ip.is_unspecified() {
+            Statement::Redirect(port)
+        } else {
+            Statement::Dnat(ip, port)
+        };
+
+        let mut chains = vec![chain(
+            "nat-output",
+            "nat",
+            "output",
+            NAT,
+            vec![rule(
+                vec![Match::Daddr(IMDS), Match::TcpDport(80), unmarked.clone()],
+                to_gate,
+                "local IMDS connections go to the gate",
+            )],
+        )];
+
+        if options.containers == Containers::Redirect {
+            // From prerouting `redirect` would land on the incoming
+            // interface's address: right for a wildcard listener only.
+            let to_gate = if ip.is_unspecified() {
+                Statement::Redirect(port)
+            } else {
+                Statement::Dnat(ip, port)
+            };
+            chains.push(chain(
+                "nat-prerouting",
+                "nat",
+                "prerouting",
+                NAT,
+                vec![rule(
+                    vec![
+                        Match::IifnameIsNot("lo"),
+                        Match::Daddr(IMDS),
+                        Match::TcpDport(80),
+                    ],
+                    to_gate,
+                    "IMDS connections from containers go to the gate",
+                )],
+            ));
+            if ip.is_loopback() {
+                chains.push(chain(
+                    "input",
+                    "filter",
+                    "input",
+                    FILTER,
+                    vec![
+                        rule(
+                            vec![
+                                Match::IifnameIsNot("lo"),
+                                Match::Daddr(ip),
+                                Match::TcpDport(port),
+                                Match::CtOriginalDaddr(IMDS),
+                            ],
+                            Statement::Accept,
+                            "containers reach the gate only through the redirect",
+                        ),
+                        rule(
+                            vec![
+                                Match::IifnameIsNot("lo"),
+                                Match::DaddrPrefix(Ipv4Addr::new(127, 0, 0, 0), 8),
+                            ],
+                            Statement::Drop,
+                            "route_localnet opens no other loopback service",
+                        ),
+                    ],
+                ));
+            }
+        }
+
+        let mut output = vec![
+            rule(
+                vec![Match::Daddr(IMDS), unmarked.clone(), Match::L4protoTcp],
+                Statement::RejectTcpReset,
+                "after nat: unmarked tcp still to IMDS is refused",
+            ),
+            rule(
+                vec![Match::Daddr(IMDS), unmarked.clone()],
+                Statement::Drop,
+                "after nat: anything else unmarked to IMDS is dropped",
+            ),
+        ];
+        let mut forward = vec![
+            rule(
+                vec![Match::Daddr(IMDS), Match::L4protoTcp],
+                Statement::RejectTcpReset,
+                "forwarded tcp to IMDS is refused",
+            ),
+            rule(
+                vec![Match::Daddr(IMDS)],
+                Statement::Drop,
+                "anything else forwarded to IMDS is dropped",
+            ),
+        ];
+        if options.wireserver {
+            output.push(rule(
+                vec![Match::Daddr(WIRESERVER), Match::SkuidIsNot(0), unmarked],
+                Statement::Drop,
+                "only root or the gate may reach the WireServer",
+            ));
+            forward.push(rule(
+                vec![Match::Daddr(WIRESERVER)],
+                Statement::Drop,
+                "nothing forwarded may reach the WireServer",
+            ));
+        }
+        chains.push(chain("output", "filter", "output", FILTER, output));
+        chains.push(chain("forward", "filter", "forward", FILTER, forward));
+        Ok(Ruleset { chains })
+    }
+
+    /// The `nft -f -` batch that replaces the table in one transaction.
+    ///
+    /// `table` first creates the table if it is missing, so the `delete`
+    /// always succeeds; the full table is then declared again. nft commits
+    /// the batch atomically, so there is no moment without the rules, and
+    /// whatever else was put into the table (rules, sets, chains) is gone.
+    pub fn batch(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# the nftables table of gatehouse; `gatehouse firewall apply` sends exactly this to `nft -f -`");
+        let _ = writeln!(out, "table {FAMILY} {TABLE}");
+        let _ = writeln!(out, "delete table {FAMILY} {TABLE}");
+        let _ = writeln!(out, "table {FAMILY} {TABLE} {{");
+        for (i, c) in self.chains.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "\tchain {} {{", c.name);
+            let _ = writeln!(
+                out,
+                "\t\ttype {} hook {} priority {}; policy accept;",
+                c.kind, c.hook, c.priority
+            );
+            for r in &c.rules {
+                let _ = writeln!(out, "\t\t{}", r.text());
+            }
+            let _ = writeln!(out, "\t}}");
+        }
+        let _ = writeln!(out, "}}");
+        out
+    }
+
+    /// The number of rules, for messages.
+    pub fn rule_count(&self) -> usize {
+        self.chains.iter().map(|c| c.rules.len()).sum()
+    }
+}
+
+/// The batch that removes our table and nothing else (and succeeds when it
+/// is already gone).
+pub fn remove_batch() -> String {
+    format!("table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n")
+}
+
+impl Rule {
+    /// The rule as nft input (and as nft lists it).
+    pub fn text(&self) -> String {
+        let mut parts: Vec<String> = self.matches.iter().map(Match::text).collect();
+        parts.push(self.statement.text());
+        format!("{} comment \"{}\"", parts.join(" "), self.comment)
+    }
+
+    /// The parts of `nft -j list`'s rule object that say what the rule does.
+    pub fn json(&self) -> Value {
+        let mut expr: Vec<Value> = self.matches.iter().map(Match::json).collect();
+        expr.push(self.statement.json());
+        json!({"comment": self.comment, "expr": expr})
+    }
+}
+
+impl Chain {
+    /// The chain's header as `nft -j list` shows it (without handles).
+    pub fn header_json(&self) -> Value {
+        json!({"type": self.kind, "hook": self.hook, "prio": self.priority, "policy": "accept"})
+    }
+}
+
+fn chain(
+    name: &'static str,
+    kind: &'static str,
+    hook: &'static str,
+    priority: i32,
+    rules: Vec<Rule>,
+) -> Chain {
+    Chain {
+        name,
+        kind,
+        hook,
+        priority,
+        rules,
+    }
+}
+
+fn rule(matches: Vec<Match>, statement: Statement, comment: &'static str) -> Rule {
+    Rule {
+        matches,
+        statement,
+        comment,
+    }
+}

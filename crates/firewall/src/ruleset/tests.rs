@@ -1,0 +1,173 @@
+use super::*;
+
+fn options() -> Options {
+    Options {
+        listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 16925),
+        mark: 0x6761,
+        wireserver: true,
+        containers: Containers::Drop,
+    }
+}
+
+const DEFAULT_GOLDEN: &str = r#"# the nftables table of gatehouse; `gatehouse firewall apply` sends exactly this to `nft -f -`
+table inet gatehouse
+delete table inet gatehouse
+table inet gatehouse {
+	chain nat-output {
+		type nat hook output priority -100; policy accept;
+		ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00006761 redirect to :16925 comment "local IMDS connections go to the gate"
+	}
+
+	chain output {
+		type filter hook output priority 0; policy accept;
+		ip daddr 169.254.169.254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
+		ip daddr 169.254.169.254 meta mark != 0x00006761 drop comment "after nat: anything else unmarked to IMDS is dropped"
+		ip daddr 168.63.129.16 meta skuid != 0 meta mark != 0x00006761 drop comment "only root or the gate may reach the WireServer"
+	}
+
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		ip daddr 169.254.169.254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IMDS is refused"
+		ip daddr 169.254.169.254 drop comment "anything else forwarded to IMDS is dropped"
+		ip daddr 168.63.129.16 drop comment "nothing forwarded may reach the WireServer"
+	}
+}
+"#;
+
+const REDIRECT_NO_WIRESERVER_GOLDEN: &str = r#"# the nftables table of gatehouse; `gatehouse firewall apply` sends exactly this to `nft -f -`
+table inet gatehouse
+delete table inet gatehouse
+table inet gatehouse {
+	chain nat-output {
+		type nat hook output priority -100; policy accept;
+		ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00000007 redirect to :8080 comment "local IMDS connections go to the gate"
+	}
+
+	chain nat-prerouting {
+		type nat hook prerouting priority -100; policy accept;
+		iifname != "lo" ip daddr 169.254.169.254 tcp dport 80 dnat ip to 127.0.0.1:8080 comment "IMDS connections from containers go to the gate"
+	}
+
+	chain input {
+		type filter hook input priority 0; policy accept;
+		iifname != "lo" ip daddr 127.0.0.1 tcp dport 8080 ct original ip daddr 169.254.169.254 accept comment "containers reach the gate only through the redirect"
+		iifname != "lo" ip daddr 127.0.0.0/8 drop comment "route_localnet opens no other loopback service"
+	}
+
+	chain output {
+		type filter hook output priority 0; policy accept;
+		ip daddr 169.254.169.254 meta mark != 0x00000007 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
+		ip daddr 169.254.169.254 meta mark != 0x00000007 drop comment "after nat: anything else unmarked to IMDS is dropped"
+	}
+
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		ip daddr 169.254.169.254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IMDS is refused"
+		ip daddr 169.254.169.254 drop comment "anything else forwarded to IMDS is dropped"
+	}
+}
+"#;
+
+#[test]
+fn default_batch_is_golden() {
+    assert_eq!(Ruleset::new(&options()).unwrap().batch(), DEFAULT_GOLDEN);
+}
+
+#[test]
+fn redirect_without_wireserver_is_golden() {
+    let o = Options {
+        listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080),
+        mark: 7,
+        wireserver: false,
+        containers: Containers::Redirect,
+    };
+    assert_eq!(
+        Ruleset::new(&o).unwrap().batch(),
+        REDIRECT_NO_WIRESERVER_GOLDEN
+    );
+}
+
+/// (listen address, containers) → how the output and prerouting rules
+/// reach the gate.
+#[test]
+fn the_way_to_the_gate_depends_on_the_listener() {
+    let table: [(&str, Containers, &str, Option<&str>, bool); 4] = [
+        (
+            "127.0.0.1:1",
+            Containers::Drop,
+            "redirect to :1",
+            None,
+            false,
+        ),
+        (
+            "0.0.0.0:2",
+            Containers::Redirect,
+            "redirect to :2",
+            Some("redirect to :2"),
+            false,
+        ),
+        (
+            "10.1.2.3:3",
+            Containers::Redirect,
+            "dnat ip to 10.1.2.3:3",
+            Some("dnat ip to 10.1.2.3:3"),
+            false,
+        ),
+        (
+            "127.0.0.1:4",
+            Containers::Redirect,
+            "redirect to :4",
+            Some("dnat ip to 127.0.0.1:4"),
+            true,
+        ),
+    ];
+    for (listen, containers, output, prerouting, guard) in table {
+        let o = Options {
+            listen: listen.parse().unwrap(),
+            containers,
+            ..options()
+        };
+        let r = Ruleset::new(&o).unwrap();
+        let find = |name: &str| r.chains.iter().find(|c| c.name == name);
+        let first = |name: &str| find(name).map(|c| c.rules[0].statement.text());
+        assert_eq!(first("nat-output").as_deref(), Some(output), "{listen}");
+        assert_eq!(first("nat-prerouting").as_deref(), prerouting, "{listen}");
+        assert_eq!(find("input").is_some(), guard, "{listen}: loopback guard");
+    }
+}
+
+#[test]
+fn zero_mark_and_port_are_refused() {
+    assert_eq!(
+        Ruleset::new(&Options {
+            mark: 0,
+            ..options()
+        }),
+        Err(OptionsError::ZeroMark)
+    );
+    let o = Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..options()
+    };
+    assert_eq!(Ruleset::new(&o), Err(OptionsError::ZeroPort));
+}
+
+#[test]
+fn remove_touches_only_our_table() {
+    assert_eq!(
+        remove_batch(),
+        "table inet gatehouse\ndelete table inet gatehouse\n"
+    );
+}
+
+#[test]
+fn rule_json_has_comment_and_expressions_in_order() {
+    let r = Ruleset::new(&options()).unwrap();
+    let json = r.chains[0].rules[0].json();
+    assert_eq!(json["comment"], "local IMDS connections go to the gate");
+    let expr = json["expr"].as_array().unwrap();
+    assert_eq!(expr.len(), 4);
+    assert_eq!(expr[2]["match"]["op"], "!=");
+    assert_eq!(expr[2]["match"]["right"], 0x6761);
+    assert_eq!(expr[3], serde_json::json!({"redirect": {"port": 16925}}));
+}

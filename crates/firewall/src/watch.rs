@@ -1,0 +1,253 @@
+//! Keeping the table as rendered: `nft monitor` reports every change to the
+//! ruleset, and a periodic check backs it up (a monitor can die, events can
+//! be missed). Each time the table differs it is replaced in one batch and
+//! the repair is reported, so the gate can audit it.
+
+use crate::diff::Difference;
+use crate::nft::Nft;
+use crate::ruleset::{Ruleset, FAMILY, TABLE};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+#[cfg(test)]
+mod tests;
+
+/// Why the table was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first check when the watcher starts.
+    Start,
+    /// `nft monitor` reported a change to our table.
+    Event,
+    /// The periodic backstop.
+    Periodic,
+}
+
+impl Trigger {
+    pub fn label(self) -> &'static str {
+        match self {
+            Trigger::Start => "start",
+            Trigger::Event => "nft-event",
+            Trigger::Periodic => "periodic",
+        }
+    }
+}
+
+/// What the watcher reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// The table differed and was replaced. `remaining` is what still differs
+    /// afterwards (empty when the repair worked).
+    Repaired {
+        trigger: Trigger,
+        differences: Vec<Difference>,
+        remaining: Vec<Difference>,
+    },
+    /// Checking or repairing failed (e.g. `nft` is gone); tried again at the
+    /// next event or period.
+    Failed { trigger: Trigger, error: String },
+    /// `nft monitor` stopped; only the periodic check is left.
+    MonitorLost { error: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// How often to check without an event.
+    pub every: Duration,
+    /// Follow `nft monitor` (tests turn it off to exercise the backstop).
+    pub monitor: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            every: Duration::from_secs(10),
+            monitor: true,
+        }
+    }
+}
+
+enum Msg {
+    Changed,
+    MonitorEnded(String),
+    Stop,
+}
+
+/// A running watcher; dropping it stops it.
+#[derive(Debug)]
+pub struct Watcher {
+    tx: Sender<Msg>,
+    monitor: Option<Child>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Start watching: check at once, then on every change to our table and
+/// every `options.every`. `report` runs on the watcher's thread.
+pub fn watch<F>(
+    nft: Nft,
+    ruleset: Ruleset,
+    options: WatchOptions,
+    report: F,
+) -> Result<Watcher, crate::Error>
+where
+    F: Fn(&WatchEvent) + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let mut threads = Vec::new();
+    let mut monitor = None;
+    if options.monitor {
+        let mut child = nft
+            .command(["monitor"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| crate::nft::NftError::Spawn {
+                program: "nft monitor".to_owned(),
+                source,
+            })?;
+        if let Some(out) = child.stdout.take() {
+            let tx = tx.clone();
+            threads.push(std::thread::spawn(move || follow(BufReader::new(out), &tx)));
+        }
+        monitor = Some(child);
+    }
+    let every = options.every.max(Duration::from_millis(100));
+    threads.push(std::thread::spawn(move || {
+        check(&nft, &ruleset, Trigger::Start, &report);
+        let mut next = Instant::now() + every;
+        loop {
+            let wait = next.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Msg::Changed) => {
+                    // One transaction prints many lines: let it finish.
+                    std::thread::sleep(Duration::from_millis(100));
+                    let mut stop = false;
+                    while let Ok(m) = rx.try_recv() {
+                        stop |= matches!(m, Msg::Stop);
+                    }
+                    if stop {
+                        return;
+                    }
+                    check(&nft, &ruleset, Trigger::Event, &report);
+                }
+                Ok(Msg::MonitorEnded(error)) => report(&WatchEvent::MonitorLost { error }),
+                Err(RecvTimeoutError::Timeout) => {
+                    check(&nft, &ruleset, Trigger::Periodic, &report);
+                    next = Instant::now() + every;
+                }
+            }
+        }
+    }));
+    Ok(Watcher {
+        tx,
+        monitor,
+        threads,
+    })
+}
+
+impl Watcher {
+    /// Stop and wait for the watcher's threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(mut child) = self.monitor.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Forward a "changed" for every monitor line about our table.
+fn follow<R: BufRead>(lines: R, tx: &Sender<Msg>) {
+    let needle = format!(" {FAMILY} {TABLE}");
+    for line in lines.lines() {
+        match line {
+            Ok(l) if l.contains(&needle) => {
+                if tx.send(Msg::Changed).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Msg::MonitorEnded(e.to_string()));
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Msg::MonitorEnded("`nft monitor` exited".to_owned()));
+}
+
+fn check<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, trigger: Trigger, report: &F) {
+    let differences = match crate::verify(nft, ruleset) {
+        Ok(d) if d.is_empty() => return,
+        Ok(d) => d,
+        Err(e) => {
+            return report(&WatchEvent::Failed {
+                trigger,
+                error: e.to_string(),
+            })
+        }
+    };
+    if let Err(e) = crate::apply(nft, ruleset) {
+        return report(&WatchEvent::Failed {
+            trigger,
+            error: e.to_string(),
+        });
+    }
+    match crate::verify(nft, ruleset) {
+        Ok(remaining) => report(&WatchEvent::Repaired {
+            trigger,
+            differences,
+            remaining,
+        }),
+        Err(e) => report(&WatchEvent::Failed {
+            trigger,
+            error: format!("replaced the table but cannot verify it: {e}"),
+        }),
+    }
+}
+
+impl WatchEvent {
+    /// The audit record for this event (differences as `verify` words them).
+    pub fn audit_record(&self) -> serde_json::Value {
+        let words = |d: &[Difference]| d.iter().map(ToString::to_string).collect::<Vec<_>>();
+        match self {
+            WatchEvent::Repaired {
+                trigger,
+                differences,
+                remaining,
+            } => serde_json::json!({
+                "type": "firewall_repaired",
+                "trigger": trigger.label(),
+                "differences": words(differences),
+                "remaining": words(remaining),
+            }),
+            WatchEvent::Failed { trigger, error } => serde_json::json!({
+                "type": "firewall_repair_failed",
+                "trigger": trigger.label(),
+                "error": error,
+            }),
+            WatchEvent::MonitorLost { error } => serde_json::json!({
+                "type": "firewall_monitor_lost",
+                "error": error,
+            }),
+        }
+    }
+}

@@ -1,0 +1,602 @@
+//! The firewall against real nftables, each test in a network namespace of
+//! its own (`gh-fw-PID-TAG`), deleted at the end even when the test fails.
+//! The host's own ruleset is never touched.
+
+// Helpers outside `#[test]` functions are test code too: a failed step must
+// fail the test loudly.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use gatehouse_firewall::{
+    apply, remove, verify, watch, Containers, Difference, Nft, Options, Ruleset, Trigger,
+    WatchEvent, WatchOptions,
+};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsFd;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const MARK: u32 = 0x6761;
+
+/// Root and the tools, or a loud skip (a failure under
+/// `GATEHOUSE_REQUIRE_PRIVILEGED=1`).
+fn privileged(test: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    let tools = [("nft", "--version"), ("ip", "-V")].iter().all(|(t, v)| {
+        Command::new(t)
+            .arg(v)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if root && tools {
+        return true;
+    }
+    let why = if root {
+        "needs `nft` and `ip` (apt-get install nftables iproute2)"
+    } else {
+        "needs root"
+    };
+    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and GATEHOUSE_REQUIRE_PRIVILEGED=1");
+    }
+    eprintln!("SKIPPED ({why}): {test}");
+    false
+}
+
+/// A network namespace of our own; deleted on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("gh-fw-{}-{tag}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn nft(&self) -> Nft {
+        Nft::in_netns(&self.name)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// `nft ARGS` in the namespace, its stdout.
+    fn nft_cmd(&self, args: &[&str]) -> String {
+        let mut all = vec!["netns", "exec", self.name.as_str(), "nft"];
+        all.extend_from_slice(args);
+        run("ip", &all)
+    }
+
+    /// The handle of the rule in `chain` whose line contains `needle`.
+    fn handle_of(&self, chain: &str, needle: &str) -> String {
+        let listing = self.nft_cmd(&["-a", "list", "chain", "inet", "gatehouse", chain]);
+        let line = listing
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in {listing}"));
+        line.rsplit("# handle ").next().unwrap().trim().to_owned()
+    }
+
+    /// Run `body` on a thread inside the namespace (sockets it makes live there).
+    fn enter<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        std::thread::spawn(move || {
+            rustix::thread::move_into_link_name_space(
+                file.as_fd(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .unwrap();
+            body()
+        })
+        .join()
+        .unwrap()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn options(port: u16) -> Options {
+    Options {
+        listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+        mark: MARK,
+        wireserver: true,
+        containers: Containers::Drop,
+    }
+}
+
+fn strings(d: &[Difference]) -> Vec<String> {
+    d.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn apply_is_idempotent_verify_names_tampering_remove_spares_other_tables() {
+    if !privileged("apply_is_idempotent_verify_names_tampering_remove_spares_other_tables") {
+        return;
+    }
+    let ns = Netns::new("apply");
+    let nft = ns.nft();
+    let ruleset = Ruleset::new(&options(16925)).unwrap();
+
+    assert_eq!(
+        verify(&nft, &ruleset).unwrap(),
+        vec![Difference::TableMissing]
+    );
+    apply(&nft, &ruleset).unwrap();
+    apply(&nft, &ruleset).unwrap();
+    assert_eq!(
+        strings(&verify(&nft, &ruleset).unwrap()),
+        Vec::<String>::new(),
+        "after applying twice"
+    );
+    let listed = ns.nft_cmd(&["list", "table", "inet", "gatehouse"]);
+    assert_eq!(
+        listed.matches("comment").count(),
+        ruleset.rule_count(),
+        "no duplicates:\n{listed}"
+    );
+
+    let handle = ns.handle_of("output", "anything else unmarked");
+    ns.nft_cmd(&[
+        "delete",
+        "rule",
+        "inet",
+        "gatehouse",
+        "output",
+        "handle",
+        &handle,
+    ]);
+    ns.nft_cmd(&[
+        "add",
+        "rule",
+        "inet",
+        "gatehouse",
+        "forward",
+        "ip",
+        "daddr",
+        "169.254.169.254",
+        "accept",
+    ]);
+    let got = strings(&verify(&nft, &ruleset).unwrap());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with(
+            "chain `output`: rule missing: `ip daddr 169.254.169.254 meta mark != 0x00006761 drop"
+        ),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("chain `forward`: unexpected rule (handle "),
+        "{got:?}"
+    );
+    assert!(
+        got[1].ends_with("): `ip daddr 169.254.169.254 accept`"),
+        "{got:?}"
+    );
+
+    apply(&nft, &ruleset).unwrap();
+    assert!(verify(&nft, &ruleset).unwrap().is_empty(), "apply repairs");
+
+    ns.nft_cmd(&["add", "table", "inet", "keepme"]);
+    ns.nft_cmd(&[
+        "add",
+        "chain",
+        "inet",
+        "keepme",
+        "c",
+        "{ type filter hook output priority 0; }",
+    ]);
+    ns.nft_cmd(&[
+        "add", "rule", "inet", "keepme", "c", "ip", "daddr", "10.9.9.9", "drop",
+    ]);
+    remove(&nft).unwrap();
+    remove(&nft).unwrap();
+    assert_eq!(
+        verify(&nft, &ruleset).unwrap(),
+        vec![Difference::TableMissing]
+    );
+    let rest = ns.nft_cmd(&["list", "ruleset"]);
+    assert!(
+        rest.contains("table inet keepme") && rest.contains("ip daddr 10.9.9.9 drop"),
+        "{rest}"
+    );
+    assert!(!rest.contains("gatehouse"), "{rest}");
+}
+
+/// The JSON `expr` forms the variants use (dnat, ct original, prefixes,
+/// iifname) are exactly what nft lists for the text we render.
+#[test]
+fn every_variant_verifies_clean_after_apply() {
+    if !privileged("every_variant_verifies_clean_after_apply") {
+        return;
+    }
+    let ns = Netns::new("variants");
+    let nft = ns.nft();
+    let variants = [
+        options(16925),
+        Options {
+            containers: Containers::Redirect,
+            ..options(16925)
+        },
+        Options {
+            containers: Containers::Redirect,
+            wireserver: false,
+            listen: "10.1.2.3:8080".parse().unwrap(),
+            mark: 1,
+        },
+        Options {
+            containers: Containers::Redirect,
+            listen: "0.0.0.0:1".parse().unwrap(),
+            ..options(1)
+        },
+    ];
+    for o in variants {
+        let r = Ruleset::new(&o).unwrap();
+        apply(&nft, &r).unwrap();
+        assert_eq!(
+            strings(&verify(&nft, &r).unwrap()),
+            Vec::<String>::new(),
+            "{o:?}"
+        );
+    }
+}
+
+fn next_event(rx: &mpsc::Receiver<WatchEvent>, within: Duration) -> WatchEvent {
+    rx.recv_timeout(within)
+        .unwrap_or_else(|_| panic!("no watcher event within {within:?}"))
+}
+
+#[test]
+fn watcher_repairs_on_nft_events() {
+    if !privileged("watcher_repairs_on_nft_events") {
+        return;
+    }
+    let ns = Netns::new("watch");
+    let nft = ns.nft();
+    let ruleset = Ruleset::new(&options(16925)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let opts = WatchOptions {
+        every: Duration::from_secs(3600),
+        monitor: true,
+    };
+    let watcher = watch(nft.clone(), ruleset.clone(), opts, move |e| {
+        let _ = tx.send(e.clone());
+    })
+    .unwrap();
+
+    let first = next_event(&rx, Duration::from_secs(5));
+    assert_eq!(
+        first,
+        WatchEvent::Repaired {
+            trigger: Trigger::Start,
+            differences: vec![Difference::TableMissing],
+            remaining: vec![]
+        }
+    );
+    // Let the monitor settle on the events of that first repair.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        rx.try_recv().is_err(),
+        "a clean table is not repaired again"
+    );
+
+    let handle = ns.handle_of("nat-output", "redirect");
+    let started = Instant::now();
+    ns.nft_cmd(&[
+        "delete",
+        "rule",
+        "inet",
+        "gatehouse",
+        "nat-output",
+        "handle",
+        &handle,
+    ]);
+    let WatchEvent::Repaired {
+        trigger,
+        differences,
+        remaining,
+    } = next_event(&rx, Duration::from_secs(5))
+    else {
+        panic!("expected a repair");
+    };
+    assert_eq!(trigger, Trigger::Event);
+    let differences = strings(&differences);
+    assert_eq!(differences.len(), 1, "{differences:?}");
+    assert!(
+        differences[0].starts_with(
+            "chain `nat-output`: rule missing: `ip daddr 169.254.169.254 tcp dport 80"
+        ),
+        "{differences:?}"
+    );
+    assert!(remaining.is_empty(), "{remaining:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "repaired in {:?}",
+        started.elapsed()
+    );
+    assert!(verify(&nft, &ruleset).unwrap().is_empty());
+
+    // Someone adds a rule that lets everything through: removed again.
+    ns.nft_cmd(&["insert", "rule", "inet", "gatehouse", "output", "accept"]);
+    let WatchEvent::Repaired { differences, .. } = next_event(&rx, Duration::from_secs(5)) else {
+        panic!("expected a repair");
+    };
+    assert_eq!(strings(&differences).len(), 1, "{differences:?}");
+    assert!(
+        strings(&differences)[0].contains("unexpected rule"),
+        "{differences:?}"
+    );
+    watcher.stop();
+    assert!(verify(&nft, &ruleset).unwrap().is_empty());
+}
+
+#[test]
+fn watcher_repairs_periodically_without_events() {
+    if !privileged("watcher_repairs_periodically_without_events") {
+        return;
+    }
+    let ns = Netns::new("period");
+    let nft = ns.nft();
+    let ruleset = Ruleset::new(&options(16925)).unwrap();
+    apply(&nft, &ruleset).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let opts = WatchOptions {
+        every: Duration::from_millis(300),
+        monitor: false,
+    };
+    let watcher = watch(nft.clone(), ruleset.clone(), opts, move |e| {
+        let _ = tx.send(e.clone());
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(rx.try_recv().is_err(), "nothing to repair yet");
+    ns.nft_cmd(&["delete", "table", "inet", "gatehouse"]);
+    let event = next_event(&rx, Duration::from_secs(3));
+    assert_eq!(
+        event,
+        WatchEvent::Repaired {
+            trigger: Trigger::Periodic,
+            differences: vec![Difference::TableMissing],
+            remaining: vec![]
+        }
+    );
+    drop(watcher);
+    assert!(verify(&nft, &ruleset).unwrap().is_empty());
+}
+
+/// Read one byte, or the error kind.
+fn greeting(mut s: &TcpStream) -> Result<u8, ErrorKind> {
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(1) => Ok(b[0]),
+        Ok(_) => Err(ErrorKind::UnexpectedEof),
+        Err(e) => Err(e.kind()),
+    }
+}
+
+/// Accept forever on `l`, greeting each connection with `tag`.
+fn serve(l: TcpListener, tag: u8) {
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.write_all(&[tag]);
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 64];
+                while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+}
+
+fn connect(addr: &str, mark: Option<u32>) -> Result<TcpStream, ErrorKind> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    if let Some(m) = mark {
+        s.set_mark(m).unwrap();
+    }
+    s.connect_timeout(&addr.into(), Duration::from_secs(2))
+        .map_err(|e| e.kind())?;
+    Ok(s.into())
+}
+
+fn udp_send(to: &str, mark: Option<u32>, payload: &[u8]) {
+    let to: SocketAddr = to.parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    if let Some(m) = mark {
+        s.set_mark(m).unwrap();
+    }
+    // A dropped datagram may come back as EPERM: that is the point.
+    let _ = s.send_to(payload, &to.into());
+}
+
+#[test]
+fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
+    if !privileged("traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut") {
+        return;
+    }
+    // The VM (`vm`, where the firewall is applied) reaches "IMDS" and the
+    // "WireServer" over a veth pair in the `platform` namespace, as a VM
+    // reaches the host: the client's source address is the VM's own.
+    let vm = Netns::new("vm");
+    let platform = Netns::new("platform");
+    vm.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "host0",
+        "netns",
+        &platform.name,
+    ]);
+    vm.ip(&["addr", "add", "10.77.0.4/24", "dev", "eth0"]);
+    vm.ip(&["link", "set", "eth0", "up"]);
+    vm.ip(&["route", "add", "169.254.169.254/32", "via", "10.77.0.1"]);
+    vm.ip(&["route", "add", "168.63.129.16/32", "via", "10.77.0.1"]);
+    platform.ip(&["addr", "add", "10.77.0.1/24", "dev", "host0"]);
+    platform.ip(&["link", "set", "host0", "up"]);
+    platform.ip(&["addr", "add", "169.254.169.254/32", "dev", "lo"]);
+    platform.ip(&["addr", "add", "168.63.129.16/32", "dev", "lo"]);
+    let nft = vm.nft();
+
+    let (imds, wireserver, udp, old_server) = platform.enter(|| {
+        let imds = [80, 81].map(|p| TcpListener::bind(("169.254.169.254", p)).unwrap());
+        let wireserver = TcpListener::bind("168.63.129.16:80").unwrap();
+        let udp = UdpSocket::bind("169.254.169.254:53").unwrap();
+        let old_server = TcpListener::bind("169.254.169.254:82").unwrap();
+        (imds, wireserver, udp, old_server)
+    });
+    for l in imds {
+        serve(l, b'I');
+    }
+    serve(wireserver, b'W');
+    udp.set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+
+    vm.enter(move || {
+        let gate = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = gate.local_addr().unwrap().port();
+        serve(gate, b'G');
+
+        // A connection opened before the firewall, whose server reads on.
+        let old = connect("169.254.169.254:82", None).unwrap();
+        let (mut accepted, _) = old_server.accept().unwrap();
+        let (got_tx, got_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            accepted
+                .set_read_timeout(Some(Duration::from_millis(1500)))
+                .unwrap();
+            let mut b = [0u8; 16];
+            let _ = got_tx.send(
+                accepted
+                    .read(&mut b)
+                    .map(|n| b[..n].to_vec())
+                    .map_err(|e| e.kind()),
+            );
+        });
+        // Without the firewall, everything reaches "IMDS" directly.
+        assert_eq!(
+            greeting(&connect("169.254.169.254:80", None).unwrap()),
+            Ok(b'I'),
+            "before apply"
+        );
+
+        let ruleset = Ruleset::new(&options(port)).unwrap();
+        apply(&nft, &ruleset).unwrap();
+
+        (&old).write_all(b"after").unwrap();
+        let server_saw = got_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            server_saw.as_deref().map_or(true, |b| b.is_empty()),
+            "the old connection went on: {server_saw:?}"
+        );
+        assert!(
+            greeting(&old).is_err(),
+            "the old connection is cut for the client too"
+        );
+
+        assert_eq!(
+            greeting(&connect("169.254.169.254:80", None).unwrap()),
+            Ok(b'G'),
+            "unmarked → the gate"
+        );
+        assert_eq!(
+            greeting(&connect("169.254.169.254:80", Some(MARK)).unwrap()),
+            Ok(b'I'),
+            "marked → IMDS"
+        );
+        assert_eq!(
+            greeting(&connect("169.254.169.254:80", Some(MARK + 1)).unwrap()),
+            Ok(b'G'),
+            "another mark → the gate"
+        );
+        assert_eq!(
+            connect("169.254.169.254:81", None).map(|_| ()),
+            Err(ErrorKind::ConnectionRefused),
+            "other port"
+        );
+        assert_eq!(
+            greeting(&connect("169.254.169.254:81", Some(MARK)).unwrap()),
+            Ok(b'I'),
+            "other port, marked"
+        );
+
+        let mut buf = [0u8; 8];
+        udp_send("169.254.169.254:53", None, b"plain");
+        assert!(
+            udp.recv_from(&mut buf).is_err(),
+            "unmarked UDP reached IMDS"
+        );
+        udp_send("169.254.169.254:53", Some(MARK), b"marked");
+        assert_eq!(
+            udp.recv_from(&mut buf)
+                .map(|(n, _)| buf[..n].to_vec())
+                .unwrap(),
+            b"marked"
+        );
+
+        // WireServer: root (this thread) may; nobody may not.
+        assert_eq!(
+            greeting(&connect("168.63.129.16:80", None).unwrap()),
+            Ok(b'W'),
+            "root → WireServer"
+        );
+        let nobody = {
+            use std::os::unix::process::CommandExt;
+            Command::new("timeout")
+                .args([
+                    "2",
+                    "bash",
+                    "-c",
+                    "exec 3<>/dev/tcp/168.63.129.16/80 && head -c1 <&3",
+                ])
+                .uid(65534)
+                .gid(65534)
+                .output()
+                .unwrap()
+        };
+        assert!(
+            !nobody.status.success(),
+            "nobody reached the WireServer: {:?}",
+            String::from_utf8_lossy(&nobody.stdout)
+        );
+
+        remove(&nft).unwrap();
+        assert_eq!(
+            greeting(&connect("169.254.169.254:81", None).unwrap()),
+            Ok(b'I'),
+            "after remove"
+        );
+    });
+}
