@@ -147,8 +147,8 @@ impl Gate {
         self.policy.current().hash().to_owned()
     }
 
-    /// Record an event from outside the request path (the firewall
-    /// watcher's repairs). Stand-in until `record_firewall_event` exists.
+    /// Record an event from outside the request path (e.g. the firewall
+    /// watcher's repairs) in the same hash chain.
     pub fn record_event_public(&self, event: &serde_json::Value) -> Result<(), String> {
         self.record_event(event).map_err(|e| e.to_string())
     }
