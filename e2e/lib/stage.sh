@@ -1,0 +1,92 @@
+# shellcheck shell=bash
+# Bringing up the pieces of one scenario: the platform (emulator + extra
+# listeners), then gatehouse in the VM (firewall, then the gate).
+
+# The gate's pid per scenario id.
+declare -A GATE_PID=()
+
+# platform_up ID: namespaces, the emulator on 169.254.169.254:80 (control on
+# the platform's loopback), and platform_listeners.py's listeners.
+platform_up() {
+    local id="$1" s="$WORK/s$1" plat
+    plat="$(ns_plat "$id")"
+    mkdir -p "$s"
+    chmod 755 "$s"
+    net_up "$id"
+    ip netns exec "$plat" "$GATEHOUSE" emulate --listen "$IMDS:80" --control 127.0.0.1:16981 \
+        --no-rate-limits --key-file "$WORK/emulator-key.pem" >"$s/emulator.log" 2>&1 &
+    ip netns exec "$plat" "$PY" "$WORK/bin/platform_listeners.py" "$IMDS" "$WIRESERVER" "$s/platform.json" \
+        >"$s/platform.log" 2>&1 &
+    wait_for "the emulator of scenario $id" 20 imds_total "$id"
+    wait_for "the platform listeners of scenario $id" 10 \
+        ip netns exec "$plat" bash -c ": </dev/tcp/$IMDS/8080"
+    # That readiness check was one connection: start counting from zero.
+    sleep 0.2
+    cp "$s/platform.json" "$s/platform.ready.json"
+}
+
+# gatehouse_up ID: the firewall, then the gate, inside the VM namespace.
+gatehouse_up() {
+    firewall_apply "$(ns_vm "$1")"
+    gate_start "$1"
+}
+
+# gate_start ID: `gatehouse run` in the VM namespace, as a deployment runs it.
+gate_start() {
+    local id="$1" s="$WORK/s$1" vm
+    vm="$(ns_vm "$id")"
+    # shellcheck disable=SC2046 # flags are words
+    ip netns exec "$vm" "$GATEHOUSE" run --upstream imds --policy "$WORK/policy.toml" \
+        --audit "$s/audit.log" --pid-file "$s/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
+        --firewall watch $(firewall_flags) >>"$s/gate.log" 2>&1 &
+    GATE_PID[$id]=$!
+    wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
+}
+
+# gate_kill9 ID: SIGKILL the gate and wait until it is gone.
+gate_kill9() {
+    local pid="${GATE_PID[$1]}"
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+# platform_delta ID KEY: how many more times KEY was reached since platform_up.
+platform_delta() {
+    local now ready
+    now="$(plat_count "$1" "$2")"
+    ready="$(json_get "$2" <"$WORK/s$1/platform.ready.json")"
+    echo $((now - ready))
+}
+
+# write_policy FILE: the run's policy: gh-allowed may have a storage token
+# as storage-writer; everyone may read the instance document; nothing else.
+write_policy() {
+    cat >"$1" <<EOF
+# gatehouse e2e policy (written by e2e/run.sh)
+version = 1
+
+[identities.system]
+kind = "system"
+object_id = "0d4f5e6a-7b8c-4d9e-a0f1-b2c3d4e5f607"
+client_id = "1e5a6b7c-8d9e-4fa0-b1c2-d3e4f5a6b708"
+
+[identities.storage-writer]
+kind = "user"
+client_id = "$STORAGE_WRITER"
+object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
+resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
+
+[[assignments]]
+name = "everyone-reads-instance-metadata"
+principal = "everyone"
+role = "Instance Metadata Reader"
+
+[[assignments]]
+name = "e2e-allowed-storage"
+principal = "user:gh-allowed"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["$STORAGE"]
+EOF
+    chmod 644 "$1"
+}
