@@ -34,6 +34,9 @@ struct Trail {
     caller: Option<Value>,
     request: Map<String, Value>,
     decided_by: Vec<String>,
+    /// How the policy decided: mode, audit-mode verdict, an absent
+    /// attribute, a trusted service, the one-line summary.
+    decision: Option<Value>,
     upstream: Option<Value>,
 }
 
@@ -127,6 +130,7 @@ impl Gate {
             "outcome": outcome,
             "reason": reason,
             "decided_by": trail.decided_by,
+            "decision_detail": trail.decision,
             "upstream": trail.upstream,
             "status": response.status().as_u16(),
             "latency_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
@@ -200,6 +204,13 @@ impl Gate {
             .at(self.clock.now());
         let decision = policy.decide(&who, &request);
         trail.decided_by = decision.decided_by().to_vec();
+        trail.decision = Some(json!({
+            "mode": decision.trail().mode.as_str(),
+            "would_deny": decision.would_deny(),
+            "absent_attribute": decision.absent_attribute(),
+            "trusted_service": decision.trail().trusted_service,
+            "summary": decision.summary(),
+        }));
         if !decision.is_allowed() {
             return Err(Refusal::Denied(decision.reason().to_string()));
         }

@@ -112,6 +112,10 @@ impl ActionSet {
         ActionSet(self.0 | other.0)
     }
 
+    pub(crate) fn intersect(self, other: ActionSet) -> ActionSet {
+        ActionSet(self.0 & other.0)
+    }
+
     pub(crate) fn minus(self, other: ActionSet) -> ActionSet {
         ActionSet(self.0 & !other.0)
     }

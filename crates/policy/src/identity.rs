@@ -1,6 +1,7 @@
 //! The VM's managed identities and how a token request's selector picks one,
 //! mirroring IMDS's own rules.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// System-assigned or user-assigned.
@@ -19,6 +20,8 @@ pub struct Identity {
     pub client_id: Option<String>,
     pub object_id: Option<String>,
     pub resource_id: Option<String>,
+    /// `[identities.NAME.tags]`, for `@Resource[tags:...]` conditions.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The identity selector of a token request (`client_id`, `object_id`,
@@ -29,6 +32,38 @@ pub enum Selector<'a> {
     ClientId(&'a str),
     ObjectId(&'a str),
     ResourceId(&'a str),
+}
+
+/// Which selector a token request used: `@Request[selector]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorKind {
+    None,
+    ClientId,
+    ObjectId,
+    ResourceId,
+}
+
+impl SelectorKind {
+    /// The query parameter's name (`none` without one).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelectorKind::None => "none",
+            SelectorKind::ClientId => "client_id",
+            SelectorKind::ObjectId => "object_id",
+            SelectorKind::ResourceId => "msi_res_id",
+        }
+    }
+}
+
+impl Selector<'_> {
+    pub fn kind(&self) -> SelectorKind {
+        match self {
+            Selector::None => SelectorKind::None,
+            Selector::ClientId(_) => SelectorKind::ClientId,
+            Selector::ObjectId(_) => SelectorKind::ObjectId,
+            Selector::ResourceId(_) => SelectorKind::ResourceId,
+        }
+    }
 }
 
 /// Why no identity could be picked.

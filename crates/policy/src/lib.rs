@@ -1,34 +1,43 @@
-//! gatehouse-policy: the pure policy model. Parses the policy file, resolves
-//! identities and decides requests with Azure-RBAC semantics. No I/O: the
-//! daemon gathers caller facts and passes them in.
+//! gatehouse-policy: the pure policy model. Parses the policy file (with
+//! Azure ABAC conditions), resolves identities and decides requests with
+//! Azure-RBAC semantics. No I/O and no clock: the daemon gathers caller
+//! facts and the time and passes them in.
 #![forbid(unsafe_code)]
 
 mod action;
 mod audience;
 mod caller;
+pub mod condition;
 mod decision;
 mod diag;
 mod evaluate;
 mod identity;
 mod index;
+mod lint;
 mod load;
+mod mode;
 mod model;
 mod policy;
 mod principal;
 mod role;
+mod trusted;
+pub mod vocabulary;
 mod wildcard;
 
 pub use action::{Action, ActionSet, UnknownAction};
 pub use audience::normalise_audience;
 pub use caller::{Caller, Process, Request};
-pub use decision::{Decision, Reason};
+pub use decision::{Candidate, Decision, Reason, Trail};
 pub use diag::{Diagnostic, Diagnostics, Severity};
-pub use identity::{Identity, IdentityKind, ResolveError, Selector};
+pub use identity::{Identity, IdentityKind, ResolveError, Selector, SelectorKind};
+pub use lint::Machine;
 pub use load::parse;
-pub use model::{Assignment, DenyAssignment, Scope};
+pub use mode::{Family, Mode, Modes};
+pub use model::{Assignment, Condition, DenyAssignment, Scope};
 pub use policy::{Needs, Policy};
 pub use principal::{Principal, PrincipalError};
 pub use role::Role;
+pub use trusted::{TrustedConfig, TrustedService, TRUSTED_SERVICES};
 
 #[cfg(test)]
 mod tests;

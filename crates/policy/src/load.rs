@@ -1,8 +1,12 @@
 //! Policy file (TOML) → validated [`Policy`], reporting every schema and
 //! semantic error in one pass. A TOML syntax error stops before that.
 
+mod condition;
 mod fields;
+mod settings;
 mod suggest;
+
+pub(crate) use suggest::closest;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -14,17 +18,21 @@ use crate::action::{Action, ActionSet};
 use crate::audience::{is_guid, normalise_audience};
 use crate::diag::Diagnostics;
 use crate::identity::{Identity, IdentityKind};
-use crate::model::{Assignment, DenyAssignment, Scope};
+use crate::model::{Assignment, DenyAssignment, Scope, Spans};
 use crate::policy::Policy;
 use crate::principal::Principal;
 use crate::role::{self, Role};
 use fields::{Fields, Sink, Str};
 
-const ROOT_KEYS: &[&str] = &["version", "identities", "roles", "assignments", "deny_assignments"];
-const IDENTITY_KEYS: &[&str] = &["kind", "client_id", "object_id", "resource_id", "description"];
+const ROOT_KEYS: &[&str] = &[
+    "version", "identities", "roles", "assignments", "deny_assignments", "modes", "trusted_services",
+    "trusted_services_approve",
+];
+const IDENTITY_KEYS: &[&str] = &["kind", "client_id", "object_id", "resource_id", "description", "tags"];
 const ROLE_KEYS: &[&str] = &["name", "description", "actions", "not_actions"];
 const ASSIGNMENT_KEYS: &[&str] = &[
-    "name", "principal", "role", "identities", "audiences", "description", "condition",
+    "name", "principal", "role", "identities", "audiences", "description", "condition", "condition_version",
+    "allow_warnings",
 ];
 const DENY_KEYS: &[&str] = &[
     "name", "principals", "excluded_principals", "actions", "not_actions", "identities",
@@ -54,12 +62,13 @@ pub fn parse(source_name: &str, text: &str) -> Result<Policy, Diagnostics> {
     let (roles, role_names) = load_roles(&mut sink, &root);
     let assignments = load_assignments(&mut sink, &root, &identities, &roles, &role_names);
     let deny = load_deny(&mut sink, &root, &identities, &assignments);
+    let settings = settings::load(&mut sink, &root);
     if sink.diags.error_count() > 0 {
         sink.diags.sort();
         return Err(sink.diags);
     }
     let hash = hex::encode(Sha256::digest(text.as_bytes()));
-    Ok(Policy::new(hash, identities, roles, assignments, deny))
+    Ok(Policy::new(hash, identities, roles, assignments, deny, settings))
 }
 
 /// `version = 1`, required.
@@ -141,8 +150,9 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
         } else if !f.has("client_id") && !f.has("object_id") {
             sink.error(f.span(), format!("user-assigned identity `{}` needs `client_id` or `object_id`", name.0), None);
         }
+        let tags = settings::tags(sink, &f);
         if named {
-            out.push(Identity { name: name.0, kind, client_id, object_id, resource_id });
+            out.push(Identity { name: name.0, kind, client_id, object_id, resource_id, tags });
         }
     }
     out
@@ -266,6 +276,7 @@ fn load_assignments(
         if let Some(n) = &name {
             unique(sink, &mut seen, n);
         }
+        let principal_span = f.get("principal").map(|v| v.span()).unwrap_or_else(|| f.span());
         let principal = f.str(sink, "principal").and_then(|p| principal(sink, p));
         let role_index = f.str(sink, "role").and_then(|(r, s)| {
             let found = roles.iter().position(|x| x.name.eq_ignore_ascii_case(&r));
@@ -279,13 +290,23 @@ fn load_assignments(
         let ids = f.opt_list(sink, "identities").map(|(l, _)| identity_scope(sink, identities, l));
         let auds = f.opt_list(sink, "audiences").map(|(l, _)| audience_scope(sink, l));
         let description = f.opt_str(sink, "description").map(|d| d.0);
-        if let Some(v) = f.get("condition") {
-            sink.error(
-                v.span(),
-                "conditions are not supported yet".into(),
-                Some("remove `condition`; an assignment with an ignored condition would grant too much".into()),
-            );
-        }
+        let condition = condition::load(sink, &f);
+        let allow_warnings: Vec<String> = f
+            .opt_list(sink, "allow_warnings")
+            .map(|(l, _)| {
+                l.into_iter()
+                    .filter_map(|(w, span)| {
+                        if crate::lint::CODES.contains(&w.as_str()) {
+                            Some(w)
+                        } else {
+                            let help = format!("known warnings: {}", crate::lint::CODES.join(", "));
+                            sink.error(span, format!("unknown warning `{w}`"), Some(help));
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let role = role_index.and_then(|i| roles.get(i));
         if let (Some(role), Some((n, _))) = (role, &name) {
             if role.effective().contains(Action::TokenRead) {
@@ -306,6 +327,11 @@ fn load_assignments(
         let (Some((name, _)), Some(principal), Some(role_index), Some(role)) = (name, principal, role_index, role) else {
             continue;
         };
+        let spans = Spans {
+            table: f.span(),
+            principal: principal_span,
+            condition: f.get("condition").map(|v| v.span()).unwrap_or_default(),
+        };
         out.push(Assignment {
             name,
             principal,
@@ -313,7 +339,10 @@ fn load_assignments(
             identities: ids.flatten().unwrap_or(Scope::Any),
             audiences: auds.flatten().unwrap_or(Scope::Any),
             description,
+            condition,
             role_index,
+            spans,
+            allow_warnings,
         });
     }
     out
@@ -354,6 +383,7 @@ fn load_deny(
         }
         let Some((name, _)) = name else { continue };
         let effective = role::effective(&actions, &not_actions);
+        let spans = Spans { table: f.span(), ..Spans::default() };
         out.push(DenyAssignment {
             name,
             principals: principals_in,
@@ -364,6 +394,7 @@ fn load_deny(
             audiences: auds.unwrap_or(Scope::Any),
             description,
             effective,
+            spans,
         });
     }
     out

@@ -1,6 +1,9 @@
 //! Assignments and deny assignments as loaded: principal, role, scope.
 
+use std::ops::Range;
+
 use crate::action::{Action, ActionSet};
+use crate::condition::Expr;
 use crate::audience;
 use crate::caller::{Caller, Request};
 use crate::principal::Principal;
@@ -24,7 +27,27 @@ pub struct Assignment {
     pub identities: Scope,
     pub audiences: Scope,
     pub description: Option<String>,
+    /// Filters this assignment (never denies).
+    pub condition: Option<Condition>,
     pub(crate) role_index: usize,
+    pub(crate) spans: Spans,
+    /// `check` warnings the operator accepted for this assignment.
+    pub allow_warnings: Vec<String>,
+}
+
+/// A parsed, type-checked condition and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub text: String,
+    pub expr: Expr,
+}
+
+/// Where an assignment was written, for `check` warnings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Spans {
+    pub table: Range<usize>,
+    pub principal: Range<usize>,
+    pub condition: Range<usize>,
 }
 
 /// A deny assignment: blocks its actions for its principals (bar the
@@ -40,6 +63,7 @@ pub struct DenyAssignment {
     pub audiences: Scope,
     pub description: Option<String>,
     pub(crate) effective: ActionSet,
+    pub(crate) spans: Spans,
 }
 
 impl Assignment {

@@ -1,8 +1,11 @@
 //! A loaded, validated policy and the questions the daemon asks it.
 
 use crate::caller::{Caller, Request};
-use crate::decision::Decision;
-use crate::evaluate;
+use crate::action::Action;
+use crate::decision::{Decision, Reason, Trail};
+use crate::evaluate::{self, Inputs};
+use crate::mode::{Family, Mode, Modes};
+use crate::trusted::TrustedConfig;
 use crate::identity::{self, Identity, ResolveError, Selector};
 use crate::index::Index;
 use crate::model::{Assignment, DenyAssignment};
@@ -47,6 +50,15 @@ pub struct Policy {
     pub(crate) deny_assignments: Vec<DenyAssignment>,
     pub(crate) index: Index,
     pub(crate) needs: Needs,
+    pub(crate) modes: Modes,
+    pub(crate) trusted: TrustedConfig,
+}
+
+/// Settings beyond assignments, from the top of the policy file.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Settings {
+    pub modes: Modes,
+    pub trusted: TrustedConfig,
 }
 
 impl Policy {
@@ -56,6 +68,7 @@ impl Policy {
         roles: Vec<Role>,
         assignments: Vec<Assignment>,
         deny_assignments: Vec<DenyAssignment>,
+        settings: Settings,
     ) -> Policy {
         let mut needs = Needs::default();
         let principals = assignments.iter().map(|a| &a.principal).chain(
@@ -66,6 +79,20 @@ impl Policy {
         for p in principals {
             needs.add(p);
         }
+        // Conditions and trusted services read process facts too.
+        if assignments.iter().any(|a| a.condition.is_some()) {
+            needs.exe_path = true;
+            needs.unit = true;
+            needs.cgroup = true;
+            needs.container = true;
+            needs.groups = true;
+            needs.user_name = true;
+            needs.exe_hash |= assignments.iter().filter_map(|a| a.condition.as_ref()).any(|c| c.text.contains("exeSha256"));
+        }
+        if settings.trusted.enabled {
+            needs.exe_path = true;
+            needs.unit = true;
+        }
         let index = Index::build(&roles, &assignments);
         Policy {
             hash,
@@ -75,6 +102,8 @@ impl Policy {
             deny_assignments,
             index,
             needs,
+            modes: settings.modes,
+            trusted: settings.trusted,
         }
     }
 
@@ -109,31 +138,52 @@ impl Policy {
         self.needs
     }
 
-    /// Decide a request, using the load-time index.
-    pub fn decide(&self, caller: &Caller, request: &Request<'_>) -> Decision {
-        if let Some(d) = evaluate::precheck(&self.deny_assignments, caller, request) {
-            return d;
-        }
-        let allowing = self
-            .index
-            .candidates(request.action, caller)
-            .into_iter()
-            .filter_map(|i| self.assignments.get(i))
-            .filter(|a| a.principal.grants_to(caller) && a.in_scope(request))
-            .map(|a| a.name.clone())
-            .collect();
-        evaluate::conclude(allowing)
+    /// The mode of `action`'s endpoint family (`[modes]`, default enforce).
+    pub fn mode(&self, action: Action) -> Mode {
+        self.modes.get(Family::of(action))
     }
 
-    /// Reference model for property tests: scans everything.
+    /// Trusted services on (`trusted_services`) and allowed to approve
+    /// scheduled events (`trusted_services_approve`).
+    pub fn trusted_services(&self) -> TrustedConfig {
+        self.trusted
+    }
+
+    fn inputs(&self) -> Inputs<'_> {
+        Inputs { identities: &self.identities, deny_assignments: &self.deny_assignments, trusted: self.trusted }
+    }
+
+    /// Apply the endpoint family's mode around a verdict.
+    fn in_mode(&self, action: Action, verdict: impl FnOnce() -> Decision) -> Decision {
+        match self.mode(action) {
+            Mode::Off => Decision::with_names(Reason::Unmediated, Vec::new())
+                .with_trail(Trail { mode: Mode::Off, ..Trail::default() }),
+            Mode::Audit => verdict().audited(),
+            Mode::Enforce => verdict(),
+        }
+    }
+
+    /// Decide a request, using the load-time index so only assignments that
+    /// can apply are looked at. Under mode `audit` a denial comes back
+    /// allowed with [`Decision::would_deny`]; under `off`, allowed as
+    /// [`Reason::Unmediated`].
+    pub fn decide(&self, caller: &Caller, request: &Request<'_>) -> Decision {
+        self.in_mode(request.action, || {
+            let candidates = self.index.candidates(request.action, caller);
+            let assignments = candidates
+                .into_iter()
+                .filter_map(|i| self.assignments.get(i))
+                .filter(|a| a.principal.grants_to(caller));
+            evaluate::conclude(&self.inputs(), assignments, caller, request)
+        })
+    }
+
+    /// Reference model for property tests and benchmarks: scans everything.
     #[doc(hidden)]
     pub fn decide_naive(&self, caller: &Caller, request: &Request<'_>) -> Decision {
-        evaluate::decide_naive(
-            &self.roles,
-            &self.assignments,
-            &self.deny_assignments,
-            caller,
-            request,
-        )
+        self.in_mode(request.action, || {
+            let candidates = evaluate::naive_candidates(&self.roles, &self.assignments, caller, request);
+            evaluate::conclude(&self.inputs(), candidates, caller, request)
+        })
     }
 }

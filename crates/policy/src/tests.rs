@@ -57,6 +57,7 @@ fn proc_(uid: u32) -> Process {
         unit: Some("app.service".into()),
         cgroup: Some("/system.slice/app.service".into()),
         container: Some(CTR.into()),
+        exe_owner_uid: Some(0),
     }
 }
 
@@ -66,11 +67,11 @@ fn with(mut c: Caller, f: impl Fn(&mut Process)) -> Caller {
 }
 
 fn token<'a>(identity: &'a str, audience: &'a str) -> Request<'a> {
-    Request { action: Action::TokenRead, identity: Some(identity), audience: Some(audience) }
+    Request { action: Action::TokenRead, identity: Some(identity), audience: Some(audience), ..Request::new(Action::TokenRead) }
 }
 
 fn act(action: Action) -> Request<'static> {
-    Request { action, identity: None, audience: None }
+    Request::new(action)
 }
 
 macro_rules! allow {
@@ -220,8 +221,8 @@ audiences = ["https://Storage.Azure.com/", "https://*.vault.azure.net"]
     allow!(p, user(33), token("storage-writer", &aud("https://kv1.vault.azure.net")));
     deny!(p, user(33), token("storage-writer", &aud("https://management.azure.com")));
     deny!(p, user(33), token("system", &aud("https://storage.azure.com")));
-    deny!(p, user(33), Request { action: Action::TokenRead, identity: None, audience: Some("https://storage.azure.com") });
-    deny!(p, user(33), Request { action: Action::TokenRead, identity: Some("storage-writer"), audience: None });
+    deny!(p, user(33), Request { action: Action::TokenRead, identity: None, audience: Some("https://storage.azure.com"), ..Request::new(Action::TokenRead) });
+    deny!(p, user(33), Request { action: Action::TokenRead, identity: Some("storage-writer"), audience: None, ..Request::new(Action::TokenRead) });
     deny!(p, user(34), token("storage-writer", &aud("https://storage.azure.com")));
 }
 
@@ -281,7 +282,9 @@ fn needs_reflects_principals() {
     let p = policy(&format!("{}{}", assign("a", "unit:x.service", "Token Reader"), assign("b", "group:g", "Token Reader")));
     let n = p.needs();
     assert!(n.unit && n.groups);
-    assert!(!n.exe_hash && !n.exe_path && !n.cgroup && !n.container && !n.user_name);
+    // Trusted services (on by default) read the unit and executable.
+    assert!(n.exe_path);
+    assert!(!n.exe_hash && !n.cgroup && !n.container && !n.user_name);
 }
 
 #[test]
@@ -309,7 +312,7 @@ fn syntax_errors() {
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Token Reader\"\nidentities = [\"nope\"]\naudiences = [\"*\"]\n", "6:15", "unknown identity `nope`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Token Reader\"\n", "2:1", "has no `identities`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Metadata Owner\"\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:2\"\nrole = \"Metadata Owner\"\n", "7:8", "duplicate assignment name `a`");
-    syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Metadata Owner\"\ncondition = \"true\"\n", "6:13", "conditions are not supported yet");
+    syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Instance Metadata Reader\"\ncondition = \"true\"\n", "6:18", "condition: expected an operator");
     syntax!("version = 1\n[identities.x]\nkind = \"user\"\n", "2:1", "needs `client_id` or `object_id`");
     syntax!("version = 1\n[identities.x]\nkind = \"system\"\nclient_id = \"nope\"\n", "4:13", "is not a guid");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Token Reader\"\nidentities = [\"*\"]\naudiences = [\"bad aud\"]\n", "7:14", "invalid audience");
@@ -357,4 +360,169 @@ fn action_strings_round_trip() {
         assert_eq!(a.as_str().to_uppercase().parse::<Action>(), Ok(a));
     }
     assert!("Gatehouse/nothing".parse::<Action>().is_err());
+}
+
+fn cond(name: &str, principal: &str, role: &str, condition: &str) -> String {
+    format!("{}condition = '''{condition}'''\n", assign(name, principal, role))
+}
+
+#[test]
+fn conditions_filter_their_assignment() {
+    let p = policy(&cond("a", "everyone", "Metadata Owner", "@Principal[unit] StringEquals 'app.service' AND @Principal[exeOwnerUid] NumericEquals 0"));
+    allow!(p, user(1), act(Action::InstanceRead), ["a"]);
+    let other = with(user(1), |p| p.unit = Some("x.service".into()));
+    deny!(p, other, act(Action::InstanceRead));
+    let d = p.decide(&with(user(1), |p| p.unit = None), &act(Action::InstanceRead));
+    assert!(!d.is_allowed());
+    assert_eq!(d.absent_attribute(), Some("@Principal[unit]"));
+    assert!(d.summary().contains("`@Principal[unit]` absent"), "{}", d.summary());
+}
+
+#[test]
+fn request_resource_and_environment_attributes() {
+    let text = format!(
+        "version = 1\n[identities.w]\nkind = \"user\"\nclient_id = \"{GUID_C1}\"\n[identities.w.tags]\nenv = \"prod\"\n[identities.v]\nkind = \"user\"\nclient_id = \"{GUID_C2}\"\n{}",
+        cond("tok", "uid:1", "Token Reader", "@Resource[tags:env<$key_case_sensitive$>] StringEquals 'prod' AND @Request[selector] StringEquals 'client_id' AND @Environment[UtcNow] DateTimeLessThan '2030-01-01T00:00:00Z'")
+    );
+    let p = parse("p", &text).unwrap();
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_750_000_000);
+    let base = Request::new(Action::TokenRead).audience(Some("x")).selector(SelectorKind::ClientId).at(now);
+    allow!(p, user(1), base.identity(Some("w")));
+    deny!(p, user(1), base.identity(Some("v")));
+    deny!(p, user(1), base.identity(Some("w")).selector(SelectorKind::None));
+    deny!(p, user(1), Request { now: None, ..base.identity(Some("w")) });
+    let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_950_000_000);
+    deny!(p, user(1), base.identity(Some("w")).at(later));
+}
+
+#[test]
+fn deny_assignments_beat_conditions_and_conditions_never_deny() {
+    let body = format!(
+        "{}{}{}",
+        cond("c", "uid:1", "Metadata Owner", "@Principal[user] StringEquals 'nobody'"),
+        assign("plain", "uid:1", "Instance Metadata Reader"),
+        "[[deny_assignments]]\nname = \"d\"\nprincipals = [\"uid:2\"]\nactions = [\"Gatehouse/*\"]\n"
+    );
+    let p = policy(&body);
+    allow!(p, user(1), act(Action::InstanceRead), ["plain"]);
+    deny!(p, user(1), act(Action::ScheduledEventsRead));
+    deny!(p, user(2), act(Action::InstanceRead), Reason::ExplicitDeny);
+}
+
+#[test]
+fn modes_per_family() {
+    let text = format!("version = 1\n[modes]\ninstance = \"audit\"\nscheduled_events = \"off\"\n{}", assign("a", "uid:1", "Token Reader"));
+    let p = parse("p", &text).unwrap();
+    assert_eq!(p.mode(Action::InstanceRead), Mode::Audit);
+    assert_eq!(p.mode(Action::VersionsRead), Mode::Audit);
+    assert_eq!(p.mode(Action::TokenRead), Mode::Enforce);
+    assert_eq!(p.mode(Action::ScheduledEventsApprove), Mode::Off);
+    let d = p.decide(&user(2), &act(Action::InstanceRead));
+    assert!(d.is_allowed() && d.would_deny());
+    assert_eq!(d.reason(), Reason::NoMatchingAssignment);
+    assert_eq!(d, p.decide_naive(&user(2), &act(Action::InstanceRead)));
+    let off = p.decide(&user(2), &act(Action::ScheduledEventsRead));
+    assert!(off.is_allowed() && !off.would_deny());
+    assert_eq!(off.reason(), Reason::Unmediated);
+    deny!(p, user(2), token("x", "y"));
+    syntax!("version = 1\n[modes]\ntoken = \"loud\"\n", "3:9", "unknown mode `loud`");
+    syntax!("version = 1\n[modes]\ntokens = \"off\"\n", "3:1", "unknown endpoint family `tokens`");
+}
+
+fn agent() -> Caller {
+    let mut c = user(0);
+    c.processes = vec![Process {
+        exe_path: Some("/usr/bin/python3".into()),
+        exe_path_verified: true,
+        exe_owner_uid: Some(0),
+        unit: Some("walinuxagent.service".into()),
+        cgroup: Some("/system.slice/walinuxagent.service".into()),
+        ..proc_(0)
+    }];
+    c
+}
+
+#[test]
+fn trusted_services() {
+    let p = parse("p", "version = 1\n").unwrap();
+    let d = p.decide(&agent(), &act(Action::InstanceRead));
+    assert!(d.is_allowed());
+    assert_eq!(d.reason(), Reason::TrustedService("azure-linux-agent"));
+    allow!(p, agent(), act(Action::ScheduledEventsRead));
+    deny!(p, agent(), act(Action::ScheduledEventsApprove));
+    deny!(p, agent(), token("x", "y"));
+    deny!(p, agent(), act(Action::IdentityInfoRead));
+    deny!(p, with(agent(), |p| p.unit = Some("evil.service".into())), act(Action::InstanceRead));
+    deny!(p, with(agent(), |p| p.exe_owner_uid = Some(1000)), act(Action::InstanceRead));
+    deny!(p, with(agent(), |p| p.exe_path_verified = false), act(Action::InstanceRead));
+    let mut forked = agent();
+    forked.processes.push(proc_(0));
+    deny!(p, forked, act(Action::InstanceRead));
+    let off = parse("p", "version = 1\ntrusted_services = false\n").unwrap();
+    deny!(off, agent(), act(Action::InstanceRead));
+    let approve = parse("p", "version = 1\ntrusted_services_approve = true\n").unwrap();
+    allow!(approve, agent(), act(Action::ScheduledEventsApprove));
+}
+
+#[test]
+fn condition_errors_point_into_the_file() {
+    let text = "version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Instance Metadata Reader\"\ncondition = '''\n@Principal[user] DateTimeEquals '2025-01-01T00:00:00Z'\nAND @Principal[nope] StringEquals 'x'\n'''\n";
+    let d = syntax!(text, "7:1", "compares datetime values");
+    syntax!(text, "8:5", "unknown attribute `@Principal[nope]`");
+    assert_eq!(d.error_count(), 2, "{d}");
+}
+
+struct FakeMachine;
+
+impl Machine for FakeMachine {
+    fn user_exists(&self, name: &str) -> bool {
+        name == "u1"
+    }
+    fn group_exists(&self, name: &str) -> bool {
+        name == "users"
+    }
+    fn file_exists(&self, path: &str) -> bool {
+        path == "/usr/bin/app"
+    }
+    fn unit_exists(&self, unit: &str) -> bool {
+        unit == "app.service"
+    }
+}
+
+#[test]
+fn lints() {
+    let cases: &[(&str, &str)] = &[
+        (&assign("a", "user:ghost", "Instance Metadata Reader"), "user `ghost` does not exist"),
+        (&assign("a", "group:ghosts", "Instance Metadata Reader"), "group `ghosts` does not exist"),
+        (&assign("a", "unit:ghost.service", "Instance Metadata Reader"), "unit `ghost.service` does not exist"),
+        (&assign("a", "exe:/usr/bin/ghost", "Instance Metadata Reader"), "executable `/usr/bin/ghost` does not exist"),
+        (&assign("a", "exe:/usr/bin/app", "Instance Metadata Reader"), "by path only"),
+        (&assign("a", "user:u1", "Token Reader"), "any identity and any audience"),
+        (&cond("a", "user:u1", "Instance Metadata Reader", "!(ActionMatches{'Gatehouse/token/read'}) OR @Principal[uid] NumericEquals 1"), "targets none of the actions"),
+        (&cond("a", "user:u1", "Instance Metadata Reader", "NOT SubOperationMatches{'x'}"), "uses `SubOperationMatches`"),
+        (&cond("a", "user:u1", "Instance Metadata Reader", "@Resource[name] StringEquals 'nobody'"), "unknown identity `nobody`"),
+        (&format!("{}{}", cond("a", "user:u1", "Instance Metadata Reader", "@Principal[uid] NumericEquals 1"), assign("b", "everyone", "Metadata Owner")), "bypassed by unconditioned assignment `b`"),
+        (&format!("{}{}", assign("a", "user:u1", "Instance Metadata Reader"), assign("b", "user:u1", "Instance Metadata Reader")), "`b` duplicates `a`"),
+        (&format!("{}[[deny_assignments]]\nname = \"d\"\nprincipals = [\"everyone\"]\nactions = [\"Gatehouse/*\"]\n", assign("a", "user:u1", "Instance Metadata Reader")), "unreachable"),
+    ];
+    for (body, want) in cases {
+        let text = format!("version = 1\n[identities.system]\nkind = \"system\"\n{body}");
+        let p = parse("p", &text).unwrap_or_else(|d| panic!("{d}"));
+        let w = p.lint("p", &text, &FakeMachine);
+        assert!(w.iter().any(|d| d.severity == Severity::Warning && d.message.contains(want)), "{want}: {w}");
+        assert_eq!(w.error_count(), 0);
+    }
+    let clean = format!("version = 1\n{}", assign("a", "user:u1", "Instance Metadata Reader"));
+    let p = parse("p", &clean).unwrap();
+    assert!(p.lint("p", &clean, &FakeMachine).is_empty());
+}
+
+#[test]
+fn explain_trail_lists_candidates_and_values() {
+    let p = policy(&format!("{}{}", cond("c", "uid:1", "Metadata Owner", "@Principal[user] StringEquals 'u2'"), assign("other", "uid:9", "Metadata Owner")));
+    let d = p.decide(&user(1), &act(Action::InstanceRead));
+    let t = d.trail();
+    assert_eq!(t.candidates.len(), 1);
+    let shown = t.to_string();
+    assert!(shown.contains("assignment `c`: does not allow") && shown.contains("@Principal[user] = 'u1'"), "{shown}");
 }

@@ -1,5 +1,5 @@
 //! Property: the indexed evaluator agrees with the naive model on random
-//! small policies, callers and requests.
+//! small policies (with conditions), callers and requests.
 
 use gatehouse_policy::{parse, Action, Caller, Process, Request};
 use proptest::prelude::*;
@@ -13,6 +13,15 @@ const ROLES: &[&str] = &[
     "Token Reader", "Instance Metadata Reader", "Scheduled Events Reader",
     "Scheduled Events Approver", "Metadata Owner", "Custom",
 ];
+const CONDITIONS: &[&str] = &[
+    "@Principal[unit] StringEquals 'a.service'",
+    "NOT @Principal[user] StringEquals 'u1'",
+    "@Principal[groups] ForAnyOfAnyValues:StringEquals {'g1'}",
+    "!(ActionMatches{'Gatehouse/token/read'}) OR @Resource[name] StringEquals 'u1'",
+    "@Principal[gids] ForAllOfAnyValues:NumericEquals {0, 1}",
+    "@Principal[exe] StringLike '/bin/*' || NOT Exists @Principal[containerId]",
+    "@Request[audience] StringStartsWith 'https://'",
+];
 const IDENTITIES: &[&str] = &["system", "u1", "u2"];
 const AUDIENCES: &[&str] = &["https://a.example", "https://*.example", "b"];
 
@@ -20,25 +29,28 @@ fn at(pool: &[&'static str], i: usize) -> &'static str {
     pool.get(i).copied().unwrap_or("everyone")
 }
 
-fn assignment(i: usize, p: usize, r: usize, ids: Vec<usize>, auds: Vec<usize>) -> String {
+fn assignment(i: usize, p: usize, r: usize, ids: Vec<usize>, auds: Vec<usize>, c: usize) -> String {
     let list = |v: &[usize], pool: &[&str]| {
         v.iter().map(|&i| format!("\"{}\"", pool.get(i).copied().unwrap_or("*"))).collect::<Vec<_>>().join(", ")
     };
     format!(
         "[[assignments]]\nname = \"a{i}\"\nprincipal = \"{}\"\nrole = \"{}\"\nidentities = [{}]\naudiences = [{}]\n",
         at(PRINCIPALS, p), at(ROLES, r), list(&ids, IDENTITIES), list(&auds, AUDIENCES)
-    )
+    ) + &CONDITIONS.get(c).map(|c| format!("condition = '''{c}'''\n")).unwrap_or_default()
 }
 
-fn policy_text(assignments: Vec<(usize, usize, Vec<usize>, Vec<usize>)>, deny: Option<(usize, usize)>) -> String {
+/// (principal, role, identities, audiences, condition) indices.
+type Spec = (usize, usize, Vec<usize>, Vec<usize>, usize);
+
+fn policy_text(assignments: Vec<Spec>, deny: Option<(usize, usize)>) -> String {
     let mut s = String::from(
         "version = 1\n[identities.system]\nkind = \"system\"\n\
          [identities.u1]\nkind = \"user\"\nclient_id = \"00000000-0000-0000-0000-000000000001\"\n\
          [identities.u2]\nkind = \"user\"\nclient_id = \"00000000-0000-0000-0000-000000000002\"\n\
          [[roles]]\nname = \"Custom\"\nactions = [\"Gatehouse/*/read\"]\nnot_actions = [\"Gatehouse/instance/*\"]\n",
     );
-    for (i, (p, r, ids, auds)) in assignments.into_iter().enumerate() {
-        s.push_str(&assignment(i, p, r, ids, auds));
+    for (i, (p, r, ids, auds, c)) in assignments.into_iter().enumerate() {
+        s.push_str(&assignment(i, p, r, ids, auds, c));
     }
     if let Some((p, x)) = deny {
         s.push_str(&format!(
@@ -72,6 +84,7 @@ fn process() -> impl Strategy<Value = Process> {
             unit,
             cgroup,
             container,
+            exe_owner_uid: Some(0),
         })
 }
 
@@ -107,7 +120,8 @@ proptest! {
         assignments in proptest::collection::vec(
             (0..PRINCIPALS.len(), 0..ROLES.len(),
              proptest::collection::vec(0..4usize, 1..3),
-             proptest::collection::vec(0..4usize, 1..3)),
+             proptest::collection::vec(0..4usize, 1..3),
+             0..CONDITIONS.len() * 2),
             0..6),
         deny in proptest::option::of((0..PRINCIPALS.len(), 0..PRINCIPALS.len())),
         callers in proptest::collection::vec(caller(), 1..4),
@@ -120,7 +134,7 @@ proptest! {
             Ok(p) => p,
             Err(d) => panic!("generated policy did not load:\n{d}\n{text}"),
         };
-        let request = Request { action, identity: identity.as_deref(), audience: audience.as_deref() };
+        let request = Request::new(action).identity(identity.as_deref()).audience(audience.as_deref());
         for c in &callers {
             let fast = policy.decide(c, &request);
             let slow = policy.decide_naive(c, &request);
