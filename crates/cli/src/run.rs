@@ -1,5 +1,7 @@
 //! `gatehouse run`: the gate.
 
+mod privsep;
+
 use gatehouse_gate::clock::SystemClock;
 use gatehouse_gate::{Gate, GateConfig, UpstreamKind};
 use std::net::SocketAddr;
@@ -86,6 +88,19 @@ pub struct Args {
 
     #[command(flatten)]
     firewall_shape: crate::firewall::Shape,
+
+    /// Started as root: run everything that parses requests as this system
+    /// user with no capabilities, and keep only CAP_NET_ADMIN, CAP_SYS_PTRACE
+    /// and CAP_DAC_READ_SEARCH in a small root process (the broker) that
+    /// identifies callers and opens marked upstream connections for it. The
+    /// audit log's directory must belong to this user.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+
+    /// Internal: this process is the unprivileged worker of `--user`; its
+    /// stdin is the broker's socket.
+    #[arg(long, hide = true, conflicts_with = "user")]
+    internal_worker: bool,
 }
 
 /// The socket mark the firewall exempts by default ("ga").
@@ -115,18 +130,83 @@ pub fn main(args: Args) -> ExitCode {
         Ok(k) => k,
         Err(e) => return crate::fail(&e, Some(NO_UPSTREAM_HELP)),
     };
+    let me = gatehouse_sys::effective_uid();
+    if args.internal_worker {
+        return privsep::worker_main(args, kind);
+    }
+    if let Some(user) = args.user.clone() {
+        if me != 0 {
+            return crate::fail(
+                "`--user` needs gatehouse to be started as root",
+                Some("drop `--user` to run unseparated as yourself"),
+            );
+        }
+        return privsep::broker_main(args, kind, &user);
+    }
+    if me == 0 {
+        eprintln!(
+            "gatehouse: warning: running as root without `--user`: the process that parses \
+             requests holds every privilege (see `--user`)"
+        );
+    }
     let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    rt.block_on(run(args, kind))
+    rt.block_on(run(args, kind, None))
 }
 
-async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
+/// What the unprivileged worker got from the broker.
+pub(crate) struct WorkerParts {
+    pub client: Arc<gatehouse_gate::privsep::BrokerClient>,
+    pub listener: std::net::TcpListener,
+    pub events: std::os::fd::OwnedFd,
+}
+
+/// The mark upstream connections carry, from the flags.
+pub(crate) fn upstream_mark(args: &Args, kind: &UpstreamKind) -> Option<u32> {
+    match (args.upstream_mark, args.no_upstream_mark, kind) {
+        (_, true, _) => None,
+        (Some(m), _, _) => Some(m),
+        (None, _, UpstreamKind::Imds) => Some(DEFAULT_MARK),
+        (None, _, _) => None,
+    }
+}
+
+/// Whether the firewall watcher runs, from the flags.
+pub(crate) fn watching(args: &Args, kind: &UpstreamKind) -> crate::firewall::Watching {
+    args.firewall.unwrap_or(if *kind == UpstreamKind::Imds {
+        crate::firewall::Watching::Watch
+    } else {
+        crate::firewall::Watching::Off
+    })
+}
+
+/// The audit log named by the flags; `None`: the try-it private directory.
+pub(crate) fn named_audit_path(args: &Args, kind: &UpstreamKind) -> Option<PathBuf> {
+    match (&args.audit, kind) {
+        (Some(p), _) => Some(p.clone()),
+        (None, UpstreamKind::Emulator) => None,
+        (None, _) => Some(PathBuf::from("/var/log/gatehouse/audit.log")),
+    }
+}
+
+/// The pieces of the flags the broker uses.
+pub(crate) fn broker_view(args: &Args) -> (SocketAddr, Option<&Path>, Duration, &crate::firewall::Shape) {
+    (
+        args.listen,
+        args.pid_file.as_deref(),
+        Duration::from_secs(args.firewall_every),
+        &args.firewall_shape,
+    )
+}
+
+async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> ExitCode {
     let try_it = kind == UpstreamKind::Emulator;
     let me = gatehouse_sys::effective_uid();
-    // Deployment: only root may own the policy. Try-it: also whoever runs it.
-    let trusted_uids = if try_it && me != 0 { vec![0, me] } else { vec![0] };
+    // Deployment: only root may own the policy. Try-it: also whoever runs it
+    // (not the worker's user: it was started by root).
+    let trusted_uids = if try_it && me != 0 && worker.is_none() { vec![0, me] } else { vec![0] };
 
     let mut emulator = None;
     let (base, demo) = match &kind {
@@ -152,13 +232,12 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         }
     };
 
-    let audit_path = match args.audit.clone() {
+    let audit_path = match named_audit_path(&args, &kind) {
         Some(p) => p,
-        None if try_it => match demo_dir(me) {
+        None => match demo_dir(me) {
             Ok(d) => d.join("audit.log"),
             Err(code) => return code,
         },
-        None => PathBuf::from("/var/log/gatehouse/audit.log"),
     };
     let config = GateConfig {
         policy_path: args.policy.clone(),
@@ -171,17 +250,16 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         upstream_base: base,
         upstream_label: kind.label(),
         upstream_timeout: Duration::from_secs(args.upstream_timeout),
-        upstream_mark: match (args.upstream_mark, args.no_upstream_mark, &kind) {
-            (_, true, _) => None,
-            (Some(m), _, _) => Some(m),
-            (None, _, UpstreamKind::Imds) => Some(DEFAULT_MARK),
-            (None, _, _) => None,
-        },
+        upstream_mark: upstream_mark(&args, &kind),
         cache_margin: (!args.no_cache).then(|| Duration::from_secs(args.cache_margin)),
         upstream_limits: (!args.no_upstream_limits).then(gatehouse_gate::limiter::Limits::default),
         max_connections_per_uid: args.max_connections_per_uid,
     };
-    let gate = match Gate::new(&config, Arc::new(SystemClock)) {
+    let started = match &worker {
+        Some(w) => Gate::with_caller_source(&config, Arc::new(SystemClock), w.client.clone()),
+        None => Gate::new(&config, Arc::new(SystemClock)),
+    };
+    let gate = match started {
         Ok(g) => Arc::new(g),
         Err(gatehouse_gate::StartError::Policy(e)) => {
             eprintln!("{e}");
@@ -192,7 +270,16 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         }
         Err(e) => return crate::fail(&e.to_string(), None),
     };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let bound = match worker {
+        Some(w) => {
+            privsep::audit_broker_events(w.events, Arc::clone(&gate));
+            w.listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(w.listener))
+        }
+        None => tokio::net::TcpListener::bind(args.listen).await,
+    };
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             return crate::fail(
@@ -202,16 +289,14 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         }
     };
     let listen = listener.local_addr().unwrap_or(args.listen);
-    if let Some(pid_file) = &args.pid_file {
+    let pid_file = if args.internal_worker { None } else { args.pid_file.as_ref() };
+    if let Some(pid_file) = pid_file {
         if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
             return crate::fail(&format!("cannot write pid file `{}`: {e}", pid_file.display()), None);
         }
     }
-    let watching = args.firewall.unwrap_or(if kind == UpstreamKind::Imds {
-        crate::firewall::Watching::Watch
-    } else {
-        crate::firewall::Watching::Off
-    });
+    // The worker cannot run `nft`: its broker watches the table.
+    let watching = if args.internal_worker { crate::firewall::Watching::Off } else { watching(&args, &kind) };
     let _firewall = match crate::firewall::watch_for_gate(
         watching,
         listen,
@@ -224,6 +309,9 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
         Err(code) => return code,
     };
     print_banner(&kind, demo, listen, &args.policy, &audit_path, &gate.policy_hash());
+    if args.internal_worker {
+        eprintln!("  privileges: separated; requests are parsed as uid {me} with no capabilities");
+    }
 
     let reloader = {
         let gate = Arc::clone(&gate);
@@ -245,7 +333,7 @@ async fn run(args: Args, kind: UpstreamKind) -> ExitCode {
     if let Some(e) = emulator {
         e.shutdown();
     }
-    if let Some(pid_file) = &args.pid_file {
+    if let Some(pid_file) = pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
     ExitCode::SUCCESS

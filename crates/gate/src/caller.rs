@@ -4,6 +4,40 @@
 use gatehouse_policy::{Caller, Needs, Process};
 use gatehouse_sys::{CallerFacts, ProcessFacts};
 use serde_json::{json, Value};
+use std::net::SocketAddr;
+
+/// Who is behind a client connection: found here (`gatehouse_sys::Identifier`,
+/// when the gate runs privileged) or by the broker (`privsep::BrokerClient`,
+/// when it runs as `--user`). The request path does not care which.
+pub trait CallerSource: Send + Sync {
+    fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: gatehouse_sys::Needs)
+        -> Result<CallerFacts, CallerError>;
+}
+
+/// Why a caller is unknown (the gate answers 403 "caller unknown").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerError(String);
+
+impl CallerError {
+    pub fn new(why: String) -> Self {
+        CallerError(why)
+    }
+}
+
+impl std::fmt::Display for CallerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CallerError {}
+
+impl CallerSource for gatehouse_sys::Identifier {
+    fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: gatehouse_sys::Needs)
+        -> Result<CallerFacts, CallerError> {
+        gatehouse_sys::Identifier::identify(self, src, dst, needs).map_err(|e| CallerError(e.to_string()))
+    }
+}
 
 /// What identification needs to find, given what the policy matches on.
 /// The audit line always names a pid and an executable, so one holder and

@@ -16,12 +16,14 @@ pub mod fetch;
 pub mod handler;
 pub mod limiter;
 pub mod policy_store;
+pub mod privsep;
 pub mod refusal;
 pub mod server;
 pub mod token_path;
 pub mod upstream;
 
 use clock::Clock;
+use caller::CallerSource;
 use gatehouse_sys::Identifier;
 use policy_store::{LoadError, PolicyStore};
 use serde_json::json;
@@ -77,7 +79,7 @@ pub struct Gate {
     policy: PolicyStore,
     audit: audit::Audit,
     tokens: token_path::TokenPath,
-    identifier: Identifier,
+    identifier: Arc<dyn CallerSource>,
     clock: Arc<dyn Clock>,
     max_connections_per_uid: usize,
 }
@@ -92,6 +94,17 @@ impl Gate {
     /// Load the policy (refusing an untrusted or invalid one), open the audit
     /// log and record that the gate started with this policy.
     pub fn new(config: &GateConfig, clock: Arc<dyn Clock>) -> Result<Gate, StartError> {
+        let local = Identifier::new(gatehouse_sys::IdentifyOptions::default());
+        Gate::with_caller_source(config, clock, Arc::new(local))
+    }
+
+    /// As [`Gate::new`], with callers identified by `callers` (the broker,
+    /// when this is the unprivileged worker of `gatehouse run --user`).
+    pub fn with_caller_source(
+        config: &GateConfig,
+        clock: Arc<dyn Clock>,
+        callers: Arc<dyn CallerSource>,
+    ) -> Result<Gate, StartError> {
         let policy = PolicyStore::load(&config.policy_path, config.trusted_uids.clone())
             .map_err(StartError::Policy)?;
         let audit = audit::Audit::open(&config.audit_path, config.audit_options.clone())
@@ -107,7 +120,7 @@ impl Gate {
                 cache: config.cache_margin.map(|m| Arc::new(cache::TokenCache::new(m))),
                 clock: Arc::clone(&clock),
             },
-            identifier: Identifier::new(gatehouse_sys::IdentifyOptions::default()),
+            identifier: callers,
             clock,
             max_connections_per_uid: config.max_connections_per_uid.max(1),
         };

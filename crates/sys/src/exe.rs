@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 /// Identity of a file's content as the kernel sees it; a changed binary (rewrite, replace,
 /// copy) gets a different `FileId`, so hashes can be cached by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,

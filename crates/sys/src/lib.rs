@@ -5,7 +5,10 @@
 //! Linux only. Reads of `/proc/PID/...` go through a directory fd opened once per
 //! candidate, so a reused PID fails with `ESRCH` instead of being misread.
 
+mod account;
 mod cache;
+mod caps;
+mod connect;
 mod directory;
 mod exe;
 mod identify;
@@ -13,8 +16,16 @@ mod mark;
 mod net;
 mod process;
 mod procfs;
+mod seqpacket;
+mod signal;
 mod trusted_path;
 
+pub use account::{find_account, lookup_account, Account};
+pub use caps::{
+    capability_mask, effective_capabilities, forbid_new_privileges, keep_only_capabilities,
+    Capability, BROKER_CAPABILITIES,
+};
+pub use connect::{is_tcp_stream, socket_mark, start_marked_connect};
 pub use directory::{group_name, user_name, Directory};
 pub use exe::{hash_file, FileId};
 pub use identify::{
@@ -27,4 +38,9 @@ pub use net::sock_diag::{socket_owner, SocketOwner, SysError};
 pub use process::{effective_uid, send_reload_signal};
 pub use procfs::cgroup::{classify_cgroup, CgroupFacts};
 pub use procfs::ProcDir;
+pub use seqpacket::{
+    recv_message, send_message, seqpacket_pair, set_receive_timeout, Message,
+    MAX_FDS_PER_MESSAGE,
+};
+pub use signal::{send_signal, ForwardedSignal};
 pub use trusted_path::{check_trusted_path, UntrustedPath, UntrustedReason};

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use super::facts::{read_holder, Holder};
 use super::{Identifier, IdentifyError, Needs, ProcessFacts, Strategy};
 use crate::procfs::scan::{list_pids, newest_pids, pids_of_uid};
-use crate::procfs::status::parse_status;
 use crate::procfs::ProcDir;
 
 /// The first holder found.
@@ -100,16 +99,15 @@ impl<'a> Search<'a> {
                 break;
             }
             let current = next;
-            next = if let Some(holder) = self.check(current) {
-                top = current;
-                let up = holder.ppid;
-                out.push(holder.facts);
-                up
-            } else {
-                match self.parent_of(current) {
-                    Some(p) => p,
-                    None => break,
+            next = match self.examine(current, true) {
+                Examined::Holder(holder) => {
+                    top = current;
+                    let up = holder.ppid;
+                    out.push(holder.facts);
+                    up
                 }
+                Examined::NotHolder { ppid: Some(up) } => up,
+                Examined::NotHolder { ppid: None } => break,
             };
         }
         let mut queue = std::collections::VecDeque::from([top]);
@@ -145,24 +143,55 @@ impl<'a> Search<'a> {
     /// Examines `pid` once: `Some` when it holds the socket and its facts could be read.
     /// A process that vanishes mid-way is simply not a holder.
     fn check(&mut self, pid: u32) -> Option<Holder> {
-        if !self.tried.insert(pid) {
-            return None;
+        match self.examine(pid, false) {
+            Examined::Holder(holder) => Some(*holder),
+            Examined::NotHolder { .. } => None,
         }
-        let dir = match ProcDir::open(&self.id.opts.proc_root, pid, self.id.want_pidfd) {
+    }
+
+    /// Like [`Self::check`]; with `want_parent`, also the parent of a process that does not
+    /// hold the socket, read through the same directory fd (the ancestor walk needs it). A
+    /// pid examined before is re-read for its parent only.
+    fn examine(&mut self, pid: u32, want_parent: bool) -> Examined {
+        let root = &self.id.opts.proc_root;
+        if !self.tried.insert(pid) {
+            let ppid = want_parent.then(|| ProcDir::open(root, pid, false)
+                .and_then(|d| d.parent_pid())
+                .ok()).flatten();
+            return Examined::NotHolder { ppid };
+        }
+        let dir = match ProcDir::open(root, pid, self.id.want_pidfd) {
             Ok(dir) => dir,
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     self.gone.push(pid);
                 }
-                return None;
+                return Examined::NotHolder { ppid: None };
             }
         };
-        let fd = dir.find_socket_fd(self.inode).ok()??;
-        read_holder(&dir, fd, self.inode, self.needs, &self.id.hashes).ok()?
+        let found = if want_parent {
+            dir.socket_fd_or_parent(self.inode)
+        } else {
+            dir.find_socket_fd(self.inode).map(|fd| fd.ok_or(0))
+        };
+        match found {
+            Ok(Ok(fd)) => match read_holder(&dir, fd, self.inode, self.needs, &self.id.hashes) {
+                Ok(Some(h)) => Examined::Holder(Box::new(h)),
+                _ => Examined::NotHolder {
+                    ppid: want_parent.then(|| dir.parent_pid().ok()).flatten(),
+                },
+            },
+            Ok(Err(ppid)) => Examined::NotHolder {
+                ppid: want_parent.then_some(ppid),
+            },
+            Err(_) => Examined::NotHolder { ppid: None },
+        }
     }
+}
 
-    fn parent_of(&self, pid: u32) -> Option<u32> {
-        let dir = ProcDir::open(&self.id.opts.proc_root, pid, false).ok()?;
-        parse_status(&dir.read_to_string("status").ok()?).map(|s| s.ppid)
-    }
+/// What examining one pid found.
+enum Examined {
+    Holder(Box<Holder>),
+    /// Not a holder (or unreadable, or gone); its parent when that could be read.
+    NotHolder { ppid: Option<u32> },
 }

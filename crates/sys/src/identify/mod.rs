@@ -19,7 +19,7 @@ use crate::exe::FileId;
 use crate::net::sock_diag::{socket_owner, SysError};
 
 /// What the policy will look at; facts not needed are not read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Needs {
     /// Executable path, `FileId` and verification.
     pub exe: bool,
@@ -77,7 +77,7 @@ impl Default for IdentifyOptions {
 }
 
 /// Which step found the first holder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Strategy {
     /// A pid that recently held a socket.
     Recent,
@@ -90,7 +90,7 @@ pub enum Strategy {
 }
 
 /// How the further holders were looked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HolderSearch {
     /// Not asked for (`needs.all_holders` false).
     Skipped,
@@ -101,7 +101,7 @@ pub enum HolderSearch {
 }
 
 /// How the caller was found, for the audit log and for speed work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LookupStats {
     pub strategy: Strategy,
     pub holder_search: HolderSearch,
@@ -112,7 +112,7 @@ pub struct LookupStats {
 }
 
 /// One process holding the client's socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessFacts {
     pub pid: u32,
     pub ruid: u32,
@@ -137,7 +137,7 @@ pub struct ProcessFacts {
 }
 
 /// Who is behind a client connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerFacts {
     /// The socket's owner per the kernel: decide on this uid.
     pub socket_uid: u32,

@@ -6,6 +6,7 @@
 //! socket's owner as the kernel recorded it at creation (what nftables' `meta skuid` sees);
 //! passing the fd to another process does not change it.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -55,13 +56,39 @@ const NO_COOKIE: [u8; 8] = [0xff; 8];
 /// `Ok(None)` when no such socket exists.
 pub fn socket_owner(src: SocketAddr, dst: SocketAddr) -> Result<Option<SocketOwner>, SysError> {
     let (src, dst) = normalise(src, dst)?;
-    let request = build_request(src, dst);
-    let socket = open_socket().map_err(SysError::Netlink)?;
-    socket.send(&request, 0).map_err(SysError::Netlink)?;
+    let mut conn = match CACHED.with(|c| c.borrow_mut().take()) {
+        Some(conn) => conn,
+        None => DiagSocket {
+            socket: open_socket().map_err(SysError::Netlink)?,
+            sequence: 0,
+        },
+    };
+    conn.sequence = conn.sequence.wrapping_add(1);
+    let answer = lookup(&conn, src, dst)?;
+    // Only a socket whose exchange completed goes back: nothing of it is left unread.
+    CACHED.with(|c| *c.borrow_mut() = Some(conn));
+    Ok(answer)
+}
 
-    let mut buf = vec![0u8; 8192];
+/// A netlink socket kept per thread: opening one costs five syscalls, more than the
+/// lookup itself. Replies carry the request's sequence number, so a late reply to an
+/// earlier, abandoned request is never taken for the current one.
+struct DiagSocket {
+    socket: Socket,
+    sequence: u32,
+}
+
+thread_local! {
+    static CACHED: RefCell<Option<DiagSocket>> = const { RefCell::new(None) };
+}
+
+fn lookup(conn: &DiagSocket, src: SocketAddr, dst: SocketAddr) -> Result<Option<SocketOwner>, SysError> {
+    let request = build_request(src, dst, conn.sequence);
+    conn.socket.send(&request, 0).map_err(SysError::Netlink)?;
+    let mut buf = [0u8; 8192];
     for _ in 0..MAX_REPLIES {
-        let len = socket
+        let len = conn
+            .socket
             .recv(&mut &mut buf[..], 0)
             .map_err(SysError::Netlink)?;
         let mut data = buf.get(..len).unwrap_or_default();
@@ -69,23 +96,25 @@ pub fn socket_owner(src: SocketAddr, dst: SocketAddr) -> Result<Option<SocketOwn
             let msg = NetlinkMessage::<SockDiagMessage>::deserialize(data)
                 .map_err(|e| SysError::Decode(e.to_string()))?;
             let msg_len = usize::try_from(msg.header.length).unwrap_or(0);
-            match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                    let id = &resp.header.socket_id;
-                    if id.source_port == src.port() && id.destination_port == dst.port() {
-                        return Ok(Some(SocketOwner {
-                            uid: resp.header.uid,
-                            inode: u64::from(resp.header.inode),
-                        }));
+            if msg.header.sequence_number == conn.sequence {
+                match msg.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
+                        let id = &resp.header.socket_id;
+                        if id.source_port == src.port() && id.destination_port == dst.port() {
+                            return Ok(Some(SocketOwner {
+                                uid: resp.header.uid,
+                                inode: u64::from(resp.header.inode),
+                            }));
+                        }
                     }
+                    NetlinkPayload::Error(err) => match err.code {
+                        None => {}
+                        Some(code) if code.get() == -enoent() => return Ok(None),
+                        Some(code) => return Err(SysError::Kernel(code.get())),
+                    },
+                    NetlinkPayload::Done(_) => return Ok(None),
+                    _ => {}
                 }
-                NetlinkPayload::Error(err) => match err.code {
-                    None => {}
-                    Some(code) if code.get() == -enoent() => return Ok(None),
-                    Some(code) => return Err(SysError::Kernel(code.get())),
-                },
-                NetlinkPayload::Done(_) => return Ok(None),
-                _ => {}
             }
             if msg_len == 0 {
                 break;
@@ -128,7 +157,7 @@ fn normalise(src: SocketAddr, dst: SocketAddr) -> Result<(SocketAddr, SocketAddr
     Ok((s, d))
 }
 
-fn build_request(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+fn build_request(src: SocketAddr, dst: SocketAddr, sequence: u32) -> Vec<u8> {
     let (family, mut socket_id) = if src.is_ipv4() {
         (AF_INET, SocketId::new_v4())
     } else {
@@ -143,7 +172,7 @@ fn build_request(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     // An exact lookup: NLM_F_REQUEST without NLM_F_DUMP.
     header.flags = NLM_F_REQUEST;
-    header.sequence_number = 1;
+    header.sequence_number = sequence;
     let mut packet = NetlinkMessage::new(
         header,
         SockDiagMessage::InetRequest(InetRequest {

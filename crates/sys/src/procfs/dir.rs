@@ -5,11 +5,12 @@
 //! instead of returning the new process's data. Nothing here reads `/proc/PID/...` by path.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{openat, readlinkat, Dir, Mode, OFlags, CWD};
+use rustix::fs::{openat, readlinkat, readlinkat_raw, Dir, Mode, OFlags, CWD};
+use rustix::io::Errno;
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 
 /// An open `/proc/PID` directory (and, on the real procfs, a pidfd for the same process).
@@ -67,10 +68,27 @@ impl ProcDir {
     }
 
     /// Reads a small text file below the directory (`status`, `cgroup`, `comm`).
+    ///
+    /// procfs renders such a file in one go when the first read is large enough, so one
+    /// 4 KiB read usually gets all of it (no `fstat`, no growing buffer).
     pub fn read_to_string(&self, name: &str) -> io::Result<String> {
-        let mut text = String::new();
-        self.open_file(name)?.read_to_string(&mut text)?;
-        Ok(text)
+        const FIRST_READ: usize = 4096;
+        let file = openat(
+            &self.dir,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut buf = [0u8; FIRST_READ];
+        let mut bytes = Vec::new();
+        loop {
+            let n = rustix::io::read(&file, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not utf-8"))
     }
 
     /// `readlinkat` below the directory; non-UTF-8 bytes are replaced.
@@ -80,40 +98,69 @@ impl ProcDir {
     }
 
     /// The fd number through which this process holds `socket:[inode]`, if any.
+    ///
+    /// This is the hot loop of caller identification (one `readlinkat` per open fd of
+    /// every candidate), so it allocates nothing per fd: links are read relative to the
+    /// `fd` directory into a stack buffer and compared as bytes.
     pub fn find_socket_fd(&self, inode: u64) -> io::Result<Option<u32>> {
+        match self.scan_fds(inode)? {
+            Some(fd) => Ok(Some(fd)),
+            None => {
+                // A process that exited during the listing must not look like "not a
+                // holder" silently when it was one; re-probing surfaces ESRCH.
+                self.parent_pid()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// [`Self::find_socket_fd`] for the ancestor walk: `Err(ppid)` when this process does
+    /// not hold the socket (the parent read doubles as the liveness probe).
+    pub fn socket_fd_or_parent(&self, inode: u64) -> io::Result<Result<u32, u32>> {
+        match self.scan_fds(inode)? {
+            Some(fd) => Ok(Ok(fd)),
+            None => Ok(Err(self.parent_pid()?)),
+        }
+    }
+
+    fn scan_fds(&self, inode: u64) -> io::Result<Option<u32>> {
         let fd_dir = openat(
             &self.dir,
             "fd",
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        let wanted = socket_link(inode);
-        for entry in Dir::new(fd_dir)? {
+        let wanted = SocketLink::new(inode);
+        let mut dir = Dir::new(fd_dir)?;
+        while let Some(entry) = dir.read() {
             let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            let Some(fd) = std::str::from_utf8(name)
-                .ok()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
+            let name = entry.file_name();
+            let Some(fd) = parse_fd(name.to_bytes()) else {
                 continue;
             };
-            // An fd closed since the listing is not an error, just not ours.
-            if let Ok(target) = readlinkat(&self.dir, format!("fd/{fd}"), Vec::new()) {
-                if target.to_bytes() == wanted.as_bytes() {
-                    return Ok(Some(fd));
-                }
+            match wanted.matches_at(dir.fd()?, name) {
+                Ok(true) => return Ok(Some(fd)),
+                Ok(false) => {}
+                // Every fd of a process is behind the same ptrace access check: one
+                // refusal means none of them can be read, so stop here.
+                Err(e) if e == Errno::ACCESS || e == Errno::PERM => break,
+                // An fd closed since the listing is not an error, just not ours.
+                Err(_) => {}
             }
         }
-        // A process that exited during the listing must not look like "not a holder"
-        // silently when it was one; re-probing the directory surfaces ESRCH.
-        self.read_to_string("stat")?;
         Ok(None)
     }
 
     /// Whether fd `fd` still is `socket:[inode]`; errors when the process is gone.
     pub fn fd_is_socket(&self, fd: u32, inode: u64) -> io::Result<bool> {
-        let target = readlinkat(&self.dir, format!("fd/{fd}"), Vec::new())?;
-        Ok(target.to_bytes() == socket_link(inode).as_bytes())
+        Ok(SocketLink::new(inode).matches_at(&self.dir, format!("fd/{fd}"))?)
+    }
+
+    /// The parent pid, from `stat` (smaller and cheaper to render than `status`).
+    pub fn parent_pid(&self) -> io::Result<u32> {
+        let stat = self.read_to_string("stat")?;
+        parse_stat_ppid(&stat)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable stat"))
     }
 
     /// Child pids of every thread (`task/*/children`).
@@ -145,8 +192,48 @@ impl ProcDir {
     }
 }
 
-fn socket_link(inode: u64) -> String {
-    format!("socket:[{inode}]")
+/// `socket:[INODE]`, the target of an fd link to a socket, rendered once per search.
+struct SocketLink {
+    text: [u8; 32],
+    len: usize,
+}
+
+impl SocketLink {
+    fn new(inode: u64) -> Self {
+        let mut text = [0u8; 32];
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        // 8 + 20 digits + 1 always fits in 32 bytes.
+        let _ = write!(cursor, "socket:[{inode}]");
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        Self { text, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.text.get(..self.len).unwrap_or_default()
+    }
+
+    /// Whether the link `name` below `dir` points at this socket. A longer target fills
+    /// the buffer and so can never compare equal.
+    fn matches_at(&self, dir: impl AsFd, name: impl rustix::path::Arg) -> rustix::io::Result<bool> {
+        let mut buf = [0u8; 48];
+        let len = readlinkat_raw(dir, name, &mut buf)?;
+        Ok(buf.get(..len) == Some(self.as_bytes()))
+    }
+}
+
+/// The fourth field of `/proc/PID/stat`; the command name before it is in parentheses and
+/// may itself contain spaces and parentheses, so fields are counted after the last `)`.
+fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// An `fd` directory entry name as an fd number (`.` and `..` are not).
+fn parse_fd(name: &[u8]) -> Option<u32> {
+    if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
 }
 
 #[cfg(test)]

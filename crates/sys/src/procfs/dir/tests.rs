@@ -68,3 +68,60 @@ fn pidfd_refused_for_non_leader_thread() {
     done_tx.send(()).unwrap();
     t.join().unwrap();
 }
+
+#[test]
+fn stat_ppid_is_read_after_the_command_name() {
+    let cases = [
+        ("1234 (bash) S 77 1234 1234 0 -1", Some(77)),
+        ("9 (a) b) (c) R 5 9 9", Some(5)),
+        ("9 (with space) S 6 1", Some(6)),
+        ("9 (x) S notanumber", None),
+        ("9 (x)", None),
+        ("garbage", None),
+    ];
+    for (stat, want) in cases {
+        assert_eq!(parse_stat_ppid(stat), want, "{stat}");
+    }
+}
+
+#[test]
+fn fd_names() {
+    let cases: [(&[u8], Option<u32>); 6] = [
+        (b"0", Some(0)),
+        (b"17", Some(17)),
+        (b".", None),
+        (b"..", None),
+        (b"", None),
+        (b"99999999999", None),
+    ];
+    for (name, want) in cases {
+        assert_eq!(parse_fd(name), want, "{name:?}");
+    }
+}
+
+#[test]
+fn socket_link_renders_largest_inode() {
+    assert_eq!(SocketLink::new(42).as_bytes(), b"socket:[42]");
+    assert_eq!(
+        SocketLink::new(u64::MAX).as_bytes(),
+        format!("socket:[{}]", u64::MAX).as_bytes()
+    );
+}
+
+#[test]
+fn parent_of_own_process() {
+    let me = ProcDir::open(Path::new("/proc"), std::process::id(), true).unwrap();
+    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32);
+    assert_eq!(me.parent_pid().unwrap(), ppid);
+    assert_eq!(me.socket_fd_or_parent(u64::MAX).unwrap(), Err(ppid));
+}
+
+#[test]
+fn large_status_file_is_read_whole() {
+    let me = ProcDir::open(Path::new("/proc"), std::process::id(), true).unwrap();
+    // `smaps` is far larger than one 4 KiB read.
+    let smaps = me.read_to_string("smaps").unwrap();
+    let by_path = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    assert!(smaps.len() > 4096);
+    assert_eq!(smaps.lines().next(), by_path.lines().next());
+}

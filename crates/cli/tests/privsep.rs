@@ -1,0 +1,294 @@
+//! `gatehouse run --user`: the worker parses requests unprivileged, the
+//! broker identifies callers and opens marked upstream connections, and
+//! neither outlives the other. Needs root (skips loudly otherwise).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+const WORKER_USER: &str = "gh-privsep-test";
+const WORKER_UID: u32 = 46099;
+const ALLOWED_UID: u32 = 46097;
+const DENIED_UID: u32 = 46098;
+const MARK: &str = "0x6761";
+/// CAP_DAC_READ_SEARCH (2), CAP_NET_ADMIN (12), CAP_SYS_PTRACE (19).
+const BROKER_CAPS: u64 = (1 << 2) | (1 << 12) | (1 << 19);
+
+const POLICY: &str = r#"
+version = 1
+
+[identities.storage-writer]
+kind = "user"
+client_id = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
+object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
+resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
+
+[[assignments]]
+name = "one-uid-gets-storage"
+principal = "uid:46097"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["https://storage.azure.com"]
+"#;
+
+fn root_or_skip(what: &str) -> bool {
+    if rustix_is_root() {
+        return true;
+    }
+    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("needs root: {what}");
+    }
+    eprintln!("SKIPPED (needs root): {what}");
+    false
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `gatehouse <args>`, wait for a stderr line containing `marker`,
+/// return the process, the text after `http://` on that line, and the rest
+/// of stderr.
+fn start(args: &[&str], marker: &str) -> (Running, String, Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the receiver is gone: a closed pipe would
+        // make the gate's own writes to stderr fail.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[gatehouse] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
+        if line.contains(marker) {
+            let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+            return (running, addr, rx);
+        }
+    }
+    panic!("`{marker}` never appeared");
+}
+
+fn ensure_worker_user() {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = ONCE.lock().unwrap_or_else(|p| p.into_inner());
+    let known = || std::fs::read_to_string("/etc/passwd").unwrap().lines().any(|l| l.starts_with(&format!("{WORKER_USER}:")));
+    if !known() {
+        let status = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--uid", &WORKER_UID.to_string(), WORKER_USER])
+            .status()
+            .unwrap();
+        // Another test binary may have created it meanwhile.
+        assert!(status.success() || known(), "useradd failed");
+    }
+}
+
+/// curl as `uid`; (status, curl's pid).
+fn curl_as(uid: u32, url: &str) -> (u16, u32) {
+    let child = Command::new("/usr/bin/curl")
+        .args(["-s", "-o", "/dev/null", "-H", "Metadata: true", "-w", "%{http_code}", url])
+        .uid(uid)
+        .gid(uid)
+        .env("HOME", "/")
+        .current_dir("/")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(), pid)
+}
+
+/// Fields of /proc/PID/status.
+fn status_field(pid: u32, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+}
+
+fn hex_field(pid: u32, name: &str) -> u64 {
+    u64::from_str_radix(&status_field(pid, name).unwrap(), 16).unwrap()
+}
+
+/// Live (not zombie) children of `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| status_field(*pid, "PPid").as_deref() == Some(&parent.to_string()))
+        .filter(|pid| !status_field(*pid, "State").unwrap_or_default().starts_with('Z'))
+        .collect()
+}
+
+fn gone(pid: u32) -> bool {
+    status_field(pid, "State").is_none_or(|s| s.starts_with('Z'))
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A gate separated with `--user` in front of `emulator`, its worker's pid.
+fn separated_gate(dir: &Path, emulator: &str) -> (Running, String, u32) {
+    let policy = dir.join("policy.toml");
+    let audit = dir.join("audit").join("audit.log");
+    let (gate, addr, _rest) = start(
+        &[
+            "run",
+            "--user",
+            WORKER_USER,
+            "--upstream",
+            &format!("http://{emulator}"),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--audit",
+            audit.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-mark",
+            MARK,
+            "--firewall",
+            "off",
+            "--no-cache",
+        ],
+        "listening on http://",
+    );
+    let broker = gate.0.id();
+    let mut workers = Vec::new();
+    wait_until("the worker is up", || {
+        workers = children(broker);
+        workers.len() == 1
+    });
+    (gate, addr, workers[0])
+}
+
+fn setup() -> (tempfile::TempDir, Running, String) {
+    ensure_worker_user();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let audit_dir = dir.path().join("audit");
+    std::fs::create_dir(&audit_dir).unwrap();
+    std::os::unix::fs::chown(&audit_dir, Some(WORKER_UID), Some(WORKER_UID)).unwrap();
+    std::fs::set_permissions(&audit_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (emulator, emulator_addr, _rest) = start(&["emulate", "--listen", "127.0.0.1:0"], "IMDS on http://");
+    (dir, emulator, emulator_addr)
+}
+
+#[test]
+fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
+    if !root_or_skip("gatehouse run --user starts processes as another user") {
+        return;
+    }
+    let (dir, _emulator, emulator_addr) = setup();
+    let (gate, addr, worker) = separated_gate(dir.path(), &emulator_addr);
+    let broker = gate.0.id();
+
+    // Who holds what.
+    assert_eq!(status_field(worker, "Uid").unwrap().split_whitespace().collect::<Vec<_>>(), vec!["46099"; 4]);
+    assert_eq!(status_field(worker, "Groups").unwrap(), "", "supplementary groups cleared");
+    assert_eq!(hex_field(worker, "CapEff"), 0, "the worker has no capabilities");
+    assert_eq!(hex_field(worker, "CapPrm"), 0);
+    assert_eq!(status_field(worker, "NoNewPrivs").as_deref(), Some("1"));
+    assert_eq!(hex_field(broker, "CapEff"), BROKER_CAPS, "the broker keeps exactly three");
+    assert_eq!(hex_field(broker, "CapPrm"), BROKER_CAPS);
+    assert_eq!(hex_field(broker, "CapBnd"), BROKER_CAPS, "and cannot regain more");
+    assert_eq!(hex_field(broker, "CapAmb"), 0);
+
+    // Decisions on callers of other uids, identified through the broker.
+    let token = format!(
+        "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
+    );
+    let (allowed, allowed_pid) = curl_as(ALLOWED_UID, &token);
+    assert_eq!(allowed, 200, "uid {ALLOWED_UID} is granted the token");
+    let (denied, denied_pid) = curl_as(DENIED_UID, &token);
+    assert_eq!(denied, 403, "uid {DENIED_UID} is not");
+
+    // The upstream connection (kept alive in the worker's pool) came from
+    // the broker and carries the mark.
+    let port = emulator_addr.rsplit(':').next().unwrap();
+    let ss = Command::new("ss").args(["-tnep", &format!("dport = :{port}")]).output().unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    let worker_line = ss.lines().find(|l| l.contains(&format!("pid={worker},"))).unwrap_or_else(|| panic!("no upstream connection of the worker:\n{ss}"));
+    assert!(worker_line.contains("fwmark:0x6761"), "unmarked: {worker_line}");
+
+    // The audit lines name the right processes.
+    let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).unwrap();
+    let caller_of = |pid: u32| {
+        log.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["event"]["caller"]["pid"] == serde_json::json!(pid))
+            .unwrap_or_else(|| panic!("no audit line for pid {pid}:\n{log}"))
+    };
+    let allowed_line = caller_of(allowed_pid);
+    assert_eq!(allowed_line["event"]["caller"]["uid"], ALLOWED_UID);
+    assert_eq!(allowed_line["event"]["caller"]["exe"], "/usr/bin/curl");
+    let denied_line = caller_of(denied_pid);
+    assert_eq!(denied_line["event"]["caller"]["uid"], DENIED_UID);
+    assert_eq!(denied_line["event"]["caller"]["exe"], "/usr/bin/curl");
+    assert_ne!(allowed_line["event"]["outcome"], denied_line["event"]["outcome"]);
+    let meta = std::fs::metadata(dir.path().join("audit/audit.log")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), WORKER_UID, "the worker writes the log");
+}
+
+#[test]
+fn neither_process_outlives_the_other() {
+    if !root_or_skip("gatehouse run --user starts processes as another user") {
+        return;
+    }
+    let (dir, _emulator, emulator_addr) = setup();
+
+    // kill -9 of the worker: the broker exits.
+    let (mut gate, _addr, worker) = separated_gate(dir.path(), &emulator_addr);
+    Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap();
+    wait_until("the broker exits after its worker", || gate.0.try_wait().unwrap().is_some());
+
+    // kill -9 of the broker: the worker exits, and nothing serves.
+    let (gate, addr, worker) = separated_gate(dir.path(), &emulator_addr);
+    let broker = gate.0.id();
+    Command::new("kill").args(["-9", &broker.to_string()]).status().unwrap();
+    wait_until("the worker exits after its broker", || gone(worker));
+    let connect = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1));
+    assert!(connect.is_err(), "no orphan left listening on {addr}");
+    drop(gate);
+}

@@ -1,0 +1,156 @@
+//! The broker's side: answers the worker's requests, strictly, one at a
+//! time. It never sees HTTP, only the few fields of [`Ask`].
+
+use super::wire::{Answer, Ask, Reply, Request, MAX_REQUEST};
+use gatehouse_sys::{CallerFacts, Identifier, IdentifyOptions};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// IMDS, the destination a redirected connection still names.
+const IMDS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 80);
+
+/// Where the broker opens marked connections to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectTargets {
+    /// These addresses only (the upstream's, resolved at start).
+    Only(Vec<SocketAddr>),
+    /// Any loopback address (an emulator inside the worker, port unknown).
+    Loopback,
+}
+
+impl ConnectTargets {
+    fn allows(&self, addr: &SocketAddr) -> bool {
+        match self {
+            ConnectTargets::Only(list) => list.contains(addr),
+            ConnectTargets::Loopback => addr.ip().is_loopback(),
+        }
+    }
+}
+
+pub struct Broker {
+    identifier: Identifier,
+    listen: SocketAddr,
+    mark: Option<u32>,
+    targets: ConnectTargets,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("listen", &self.listen)
+            .field("mark", &self.mark)
+            .field("targets", &self.targets)
+            .finish()
+    }
+}
+
+impl Broker {
+    /// A broker for a gate listening on `listen`; with `mark`, it opens
+    /// connections with that mark (and no other) to `targets`.
+    pub fn new(listen: SocketAddr, mark: Option<u32>, targets: ConnectTargets) -> Self {
+        Broker {
+            identifier: Identifier::new(IdentifyOptions::default()),
+            listen,
+            mark,
+            targets,
+        }
+    }
+
+    /// Answer requests on `control` until the worker closes its end
+    /// (`Ok(())`) or the socket fails.
+    pub fn serve(&self, control: impl AsFd) -> io::Result<()> {
+        loop {
+            let message = match gatehouse_sys::recv_message(control.as_fd(), MAX_REQUEST) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                // Too large: refused below like any malformed request.
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => gatehouse_sys::Message {
+                    bytes: Vec::new(),
+                    fds: Vec::new(),
+                },
+                Err(e) => return Err(e),
+            };
+            let (reply, fd) = self.answer(&message.bytes, message.fds.len());
+            let bytes = serde_json::to_vec(&reply).map_err(io::Error::other)?;
+            let fds: Vec<_> = fd.iter().map(AsFd::as_fd).collect();
+            gatehouse_sys::send_message(control.as_fd(), &bytes, &fds)?;
+        }
+    }
+
+    /// The reply to one request (and the socket it hands over, if any).
+    pub fn answer(&self, bytes: &[u8], attached_fds: usize) -> (Reply, Option<OwnedFd>) {
+        let request: Request = match serde_json::from_slice(bytes) {
+            Ok(r) if attached_fds == 0 => r,
+            Ok(r) => return (refused(r.id, "requests carry no descriptors"), None),
+            Err(_) => {
+                tracing::warn!("broker: malformed request refused");
+                return (refused(0, "malformed request"), None);
+            }
+        };
+        let id = request.id;
+        match request.ask {
+            Ask::Identify { src, dst, needs } => {
+                if let Err(why) = self.check_connection(src, dst) {
+                    tracing::warn!(%src, %dst, "broker: identify refused: {why}");
+                    return (refused(id, &why), None);
+                }
+                match self.identifier.identify(src, dst, needs) {
+                    Ok(facts) => (caller(id, facts), None),
+                    Err(e) => (refused(id, &e.to_string()), None),
+                }
+            }
+            Ask::Connect { addr, mark } => {
+                if self.mark != Some(mark) {
+                    tracing::warn!(mark, "broker: connect with another mark refused");
+                    return (refused(id, &format!("mark `{mark:#x}` is not the gate's")), None);
+                }
+                if !self.targets.allows(&addr) {
+                    tracing::warn!(%addr, "broker: connect to a non-upstream address refused");
+                    return (refused(id, &format!("`{addr}` is not the upstream")), None);
+                }
+                match gatehouse_sys::start_marked_connect(&addr, mark) {
+                    Ok(fd) => (
+                        Reply {
+                            id,
+                            answer: Answer::Connecting,
+                        },
+                        Some(fd),
+                    ),
+                    Err(e) => (refused(id, &format!("cannot connect to `{addr}`: {e}")), None),
+                }
+            }
+        }
+    }
+
+    /// Only connections to the gate are asked about: to its listener, or to
+    /// IMDS (redirected to it by the firewall).
+    fn check_connection(&self, src: SocketAddr, dst: SocketAddr) -> Result<(), String> {
+        if src.port() == 0 || src.ip().is_unspecified() {
+            return Err(format!("`{src}` is not a peer address"));
+        }
+        let to_listener = dst == self.listen
+            || (self.listen.ip().is_unspecified()
+                && dst.port() == self.listen.port()
+                && !dst.ip().is_unspecified());
+        if to_listener || dst == IMDS {
+            Ok(())
+        } else {
+            Err(format!("`{dst}` is not the gate's address"))
+        }
+    }
+}
+
+fn refused(id: u64, why: &str) -> Reply {
+    Reply {
+        id,
+        answer: Answer::Refused(why.to_owned()),
+    }
+}
+
+fn caller(id: u64, facts: CallerFacts) -> Reply {
+    Reply {
+        id,
+        answer: Answer::Caller(Box::new(facts)),
+    }
+}

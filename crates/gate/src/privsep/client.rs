@@ -1,0 +1,133 @@
+//! The worker's side of the broker: a blocking request/reply over the
+//! control socket, one request at a time.
+
+use super::wire::{Answer, Ask, Reply, Request, MAX_REPLY};
+use crate::caller::{CallerError, CallerSource};
+use crate::connector::UpstreamSockets;
+use gatehouse_sys::{CallerFacts, Needs};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long one answer may take (a full `/proc` scan on a busy machine).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Late replies to earlier, timed-out requests skipped before giving up.
+const MAX_STALE_REPLIES: usize = 16;
+
+#[derive(Debug)]
+pub enum BrokerError {
+    /// The broker closed its end: the worker must stop (fail closed).
+    Gone,
+    Io(io::Error),
+    /// The broker said no, or identification failed there.
+    Refused(String),
+    /// An answer that does not fit the question.
+    Protocol(&'static str),
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerError::Gone => f.write_str("the privileged broker is gone"),
+            BrokerError::Io(e) => write!(f, "talking to the broker failed: {e}"),
+            BrokerError::Refused(why) => f.write_str(why),
+            BrokerError::Protocol(what) => write!(f, "broker protocol error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+pub struct BrokerClient {
+    control: Mutex<OwnedFd>,
+    next_id: AtomicU64,
+}
+
+impl fmt::Debug for BrokerClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerClient").finish_non_exhaustive()
+    }
+}
+
+impl BrokerClient {
+    pub fn new(control: OwnedFd) -> io::Result<Self> {
+        gatehouse_sys::set_receive_timeout(&control, Some(ANSWER_TIMEOUT))?;
+        Ok(BrokerClient {
+            control: Mutex::new(control),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Who is behind the connection `src` → `dst`, found by the broker.
+    pub fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: Needs) -> Result<CallerFacts, BrokerError> {
+        match self.ask(Ask::Identify { src, dst, needs })? {
+            (Answer::Caller(facts), None) => Ok(*facts),
+            (Answer::Refused(why), None) => Err(BrokerError::Refused(why)),
+            _ => Err(BrokerError::Protocol("identify answered with something else")),
+        }
+    }
+
+    /// A socket with `SO_MARK` `mark` whose connect to `addr` has started.
+    pub fn connect(&self, addr: SocketAddr, mark: u32) -> Result<OwnedFd, BrokerError> {
+        match self.ask(Ask::Connect { addr, mark })? {
+            (Answer::Connecting, Some(fd)) => {
+                if gatehouse_sys::is_tcp_stream(&fd).map_err(BrokerError::Io)? {
+                    Ok(fd)
+                } else {
+                    Err(BrokerError::Protocol("the passed descriptor is not a TCP socket"))
+                }
+            }
+            (Answer::Refused(why), None) => Err(BrokerError::Refused(why)),
+            _ => Err(BrokerError::Protocol("connect answered with something else")),
+        }
+    }
+
+    fn ask(&self, ask: Ask) -> Result<(Answer, Option<OwnedFd>), BrokerError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = serde_json::to_vec(&Request { id, ask }).map_err(|_| BrokerError::Protocol("unencodable request"))?;
+        let control = match self.control.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        gatehouse_sys::send_message(&*control, &request, &[]).map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => BrokerError::Gone,
+            _ => BrokerError::Io(e),
+        })?;
+        for _ in 0..=MAX_STALE_REPLIES {
+            let message = gatehouse_sys::recv_message(&*control, MAX_REPLY)
+                .map_err(BrokerError::Io)?
+                .ok_or(BrokerError::Gone)?;
+            let reply: Reply =
+                serde_json::from_slice(&message.bytes).map_err(|_| BrokerError::Protocol("malformed reply"))?;
+            if reply.id != id {
+                continue;
+            }
+            let mut fds = message.fds.into_iter();
+            let fd = fds.next();
+            if fds.next().is_some() {
+                return Err(BrokerError::Protocol("more than one descriptor"));
+            }
+            return Ok((reply.answer, fd));
+        }
+        Err(BrokerError::Protocol("no reply to this request"))
+    }
+}
+
+impl CallerSource for BrokerClient {
+    fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: Needs) -> Result<CallerFacts, CallerError> {
+        BrokerClient::identify(self, src, dst, needs).map_err(|e| CallerError::new(e.to_string()))
+    }
+}
+
+impl UpstreamSockets for BrokerClient {
+    fn start_connect(&self, addr: SocketAddr, mark: u32) -> io::Result<OwnedFd> {
+        self.connect(addr, mark).map_err(|e| match e {
+            BrokerError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! What the worker may ask the broker, and what it answers: JSON, one
+//! request or reply per message, unknown fields refused, sizes bounded.
+
+use gatehouse_sys::{CallerFacts, Needs};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Largest request the broker reads.
+pub const MAX_REQUEST: usize = 4 * 1024;
+/// Largest reply the worker reads (caller facts with many holders).
+pub const MAX_REPLY: usize = 128 * 1024;
+/// Largest event (a firewall repair with its differences).
+pub const MAX_EVENT: usize = 64 * 1024;
+/// Largest start-up message.
+pub const MAX_HELLO: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Echoed in the reply, so a reply that arrives after its request timed
+    /// out is never taken for the next one's.
+    pub id: u64,
+    pub ask: Ask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Ask {
+    /// Who is behind the client connection `src` → `dst`.
+    Identify { src: SocketAddr, dst: SocketAddr, needs: Needs },
+    /// A TCP socket with `SO_MARK` `mark` connecting to `addr` (attached).
+    Connect { addr: SocketAddr, mark: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    pub id: u64,
+    pub answer: Answer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Answer {
+    Caller(Box<CallerFacts>),
+    /// The socket is attached to the message.
+    Connecting,
+    /// The request was refused or failed; says why (no secrets ever pass here).
+    Refused(String),
+}
+
+/// The broker's first message to the worker; the listening socket and the
+/// worker's end of the event socketpair are attached, in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    pub listen: SocketAddr,
+}
