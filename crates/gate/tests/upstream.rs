@@ -209,7 +209,7 @@ fn a_full_audit_disk_denies_instead_of_serving_unrecorded() {
     // Space again: served and recorded again, and the chain still verifies.
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(h.curl(UID_A, INSTANCE).status, 200);
-    gatehouse_audit::verify(&[h.audit_path.clone()]).unwrap();
+    gatehouse_audit::verify(std::slice::from_ref(&h.audit_path)).unwrap();
 }
 
 #[test]

@@ -338,7 +338,7 @@ pub fn run_client(mut cmd: Command) -> Reply {
 /// Send raw bytes and read the whole answer (connection closed by us after writing).
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     s.write_all(bytes).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
