@@ -1,9 +1,10 @@
 //! The token cache.
 //!
-//! Keyed by (identity, audience exactly as the client sent it, selector
-//! kind): the token's `aud` and the answer's `resource` echo the client's
-//! spelling, and the answer echoes the selector, so none of them may be
-//! mixed. A token is served while more than `margin` of its validity is
+//! Keyed by (identity name *and its ids*, audience exactly as the client
+//! sent it, selector kind, api-version): the token's `aud` and the answer's
+//! `resource` echo the client's spelling, the answer echoes the selector,
+//! and a reload that points a name at another identity must not serve the
+//! old identity's token under the new name. A token is served while more than `margin` of its validity is
 //! left, with `expires_in` recomputed for the moment it is served. One
 //! upstream call per key is in flight at a time; concurrent callers wait
 //! for it and share its result. The cache never skips a policy decision:
@@ -18,8 +19,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub identity: String,
+    /// The identity's client, object and resource ids, as the policy names them.
+    pub ids: String,
     pub resource: String,
     pub selector: &'static str,
+    pub api_version: String,
 }
 
 /// A token answer as IMDS gave it, minus the figures that change with time.
@@ -213,7 +217,13 @@ mod tests {
     #[test]
     fn freshness_margin_and_refresh() {
         let cache = TokenCache::new(Duration::from_secs(300));
-        let slot = cache.slot(&Key { identity: "i".into(), resource: "r".into(), selector: "none" });
+        let slot = cache.slot(&Key {
+            identity: "i".into(),
+            ids: "c||".into(),
+            resource: "r".into(),
+            selector: "none",
+            api_version: "2018-02-01".into(),
+        });
         assert!(matches!(cache.lookup(&slot, 0), Lookup::Miss { fallback: None }));
         slot.store(Cached::from_body(&body(10_000), "fp".into()).unwrap());
         let rows = [

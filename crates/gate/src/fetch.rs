@@ -28,6 +28,13 @@ fn retryable(status: u16, token_endpoint: bool) -> bool {
     status == 410 || status == 429 || status >= 500 || (status == 404 && token_endpoint)
 }
 
+/// The wait before attempt `attempt + 1`: the schedule, then its last step.
+fn backoff(attempt: u32) -> Duration {
+    let i = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+    let last = BACKOFF.last().copied().unwrap_or(16);
+    Duration::from_secs(BACKOFF.get(i).copied().unwrap_or(last))
+}
+
 fn retry_after(answer: &UpstreamAnswer) -> Option<Duration> {
     answer
         .retry_after
@@ -67,18 +74,45 @@ impl Fetcher {
             attempt += 1;
             let wait = match &result {
                 Ok(a) if retryable(a.status, token_endpoint) => {
-                    let backoff = Duration::from_secs(BACKOFF.get(attempt as usize - 1).copied().unwrap_or(u64::MAX));
-                    retry_after(a).map_or(backoff, |r| r.max(backoff))
+                    let b = backoff(attempt);
+                    retry_after(a).map_or(b, |r| r.max(b))
                 }
                 Ok(_) => return result.map(|a| (a, attempt)).map_err(FetchError::Upstream),
                 Err(UpstreamError::BodyTooLarge) => return Err(FetchError::Upstream(UpstreamError::BodyTooLarge)),
-                Err(_) => Duration::from_secs(BACKOFF.get(attempt as usize - 1).copied().unwrap_or(u64::MAX)),
+                Err(_) => backoff(attempt),
             };
-            if !may_retry || Instant::now() + wait >= deadline {
+            // A huge Retry-After simply ends the attempts (no overflow).
+            let next = Instant::now().checked_add(wait);
+            if !may_retry || next.is_none_or(|t| t >= deadline) {
                 return result.map(|a| (a, attempt)).map_err(FetchError::Upstream);
             }
-            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, "retrying upstream");
+            tracing::debug!(attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "retrying upstream");
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_follows_the_schedule_then_stays() {
+        let waits: Vec<u64> = (1..=7).map(|a| backoff(a).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 16, 16, 16]);
+        assert_eq!(backoff(0).as_secs(), 2);
+        assert_eq!(backoff(u32::MAX).as_secs(), 16);
+    }
+
+    #[test]
+    fn huge_retry_after_does_not_overflow() {
+        let a = UpstreamAnswer {
+            status: 429,
+            content_type: None,
+            retry_after: Some(u64::MAX.to_string()),
+            body: Bytes::new(),
+        };
+        let wait = retry_after(&a).unwrap_or_default();
+        assert!(Instant::now().checked_add(wait).is_none());
     }
 }

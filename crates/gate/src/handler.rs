@@ -42,6 +42,12 @@ struct Trail {
 
 pub type Response = http::Response<Full<Bytes>>;
 
+/// The answer when the request's own task failed (it never should).
+pub fn internal_error() -> Response {
+    let err = gatehouse_imds::ImdsError::new(500, "internal_error", "gatehouse: internal error");
+    json_response(err.status, None, Bytes::from(err.body), None)
+}
+
 fn json_response(status: u16, content_type: Option<&str>, body: Bytes, retry_after: Option<&str>) -> Response {
     let mut builder = http::Response::builder()
         .status(status)
@@ -71,9 +77,10 @@ fn action_for(endpoint: &Endpoint, method: &Method) -> Action {
     }
 }
 
-fn header_checks(method: &Method, path: &str, headers: &HeaderMap) -> Result<(), Refusal> {
-    let scheduled = path.to_ascii_lowercase().contains("scheduledevents");
-    if !(method == Method::GET || (method == Method::POST && scheduled)) {
+/// IMDS answers GET everywhere and POST only on scheduled events; anything
+/// else is refused before anyone reads a body.
+fn header_checks(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+    if !(method == Method::GET || method == Method::POST) {
         return Err(Refusal::MethodNotAllowed);
     }
     if headers.contains_key("x-forwarded-for") {
@@ -155,9 +162,14 @@ impl Gate {
         trail: &mut Trail,
     ) -> Result<(Response, String), Refusal> {
         trail.request.insert("target".into(), json!(truncate(&parts.uri.to_string(), 512)));
-        header_checks(&parts.method, parts.uri.path(), &parts.headers)?;
+        header_checks(&parts.method, &parts.headers)?;
         let canonical: Canonical = gatehouse_imds::canonicalise(parts.uri.path(), parts.uri.query())
             .map_err(Refusal::NotCanonical)?;
+        // Which methods an endpoint takes is decided on the canonical path,
+        // never on the client's spelling of it.
+        if parts.method == Method::POST && canonical.endpoint != Endpoint::ScheduledEvents {
+            return Err(Refusal::MethodNotAllowed);
+        }
         let action = action_for(&canonical.endpoint, &parts.method);
         trail.request.remove("target");
         trail.request.insert("endpoint".into(), json!(canonical.endpoint.name()));
@@ -234,11 +246,18 @@ impl Gate {
 
         let sent = Instant::now();
         let served = match identity {
-            Some(id) if parts.method == Method::GET => {
+            Some(id) => {
                 let key = crate::cache::Key {
                     identity: id.name.clone(),
+                    ids: format!(
+                        "{}|{}|{}",
+                        id.client_id.as_deref().unwrap_or(""),
+                        id.object_id.as_deref().unwrap_or(""),
+                        id.resource_id.as_deref().unwrap_or("")
+                    ),
                     resource: canonical.resource().unwrap_or_default().to_owned(),
                     selector: canonical.selector.kind(),
+                    api_version: canonical.api_version().unwrap_or_default().to_owned(),
                 };
                 self.tokens.serve(id, key, &canonical.upstream_target()).await
             }

@@ -69,7 +69,14 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future
             let _uid_slot = uid_slot;
             let service = service_fn(move |req| {
                 let gate = Arc::clone(&gate);
-                async move { Ok::<_, Infallible>(gate.handle(conn, req).await) }
+                async move {
+                    // The request runs in a task of its own: if the client
+                    // goes away mid-request hyper drops this future, but the
+                    // decision, any upstream call and the audit line still
+                    // complete — nothing reaches IMDS unrecorded.
+                    let handled = tokio::spawn(async move { gate.handle(conn, req).await });
+                    Ok::<_, Infallible>(handled.await.unwrap_or_else(|_| crate::handler::internal_error()))
+                }
             });
             let result = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -241,7 +241,7 @@ async fn fetch_into(
                 .retry_after
                 .as_deref()
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|secs| now + secs);
+                .map(|secs| now.saturating_add(secs));
             slot.fail(Some(answer.clone()), until);
             Ok(Served { answer, source: Source::Upstream, fingerprint: None, attempts })
         }

@@ -224,3 +224,44 @@ fn transient_errors_are_retried_within_the_budget() {
     assert_eq!(s, 400, "{body}");
     assert_eq!(last_request(&h)["event"]["upstream"]["attempts"], 1);
 }
+
+#[test]
+fn a_reload_that_renames_identities_never_serves_the_old_token() {
+    if !privileged("a_reload_that_renames_identities_never_serves_the_old_token") {
+        return;
+    }
+    let named = |app: &str, legacy: &str| {
+        format!(
+            r#"version = 1
+[identities.app]
+kind = "user"
+client_id = "{app}"
+[identities.legacy]
+kind = "user"
+client_id = "{legacy}"
+[[assignments]]
+name = "root-app"
+principal = "uid:0"
+role = "Token Reader"
+identities = ["app"]
+audiences = ["*"]
+"#
+        )
+    };
+    let clock = Arc::new(ManualClock::at(SystemTime::now()));
+    let h = Harness::start_opts(&named(STORAGE_WRITER, VAULT_READER), with_cache(clock));
+    let jwks = h.emulator.as_ref().unwrap().jwks();
+    let (s, first) = get(&h, &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)));
+    assert_eq!(s, 200);
+    assert_eq!(verify_jwt(first["access_token"].as_str().unwrap(), &jwks)["appid"], STORAGE_WRITER);
+    // `app` now names the other identity; the request for it must get that
+    // identity's token, not the cached one under the same name.
+    h.set_policy(&named(VAULT_READER, STORAGE_WRITER));
+    h.gate.reload().unwrap();
+    let (s, second) = get(&h, &h.token_target("https://storage.azure.com", Some(VAULT_READER)));
+    assert_eq!(s, 200, "{second}");
+    assert_eq!(verify_jwt(second["access_token"].as_str().unwrap(), &jwks)["appid"], VAULT_READER);
+    assert_eq!(token_requests(&h), 2);
+    // And the old identity is no longer allowed at all.
+    assert_eq!(get(&h, &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER))).0, 403);
+}

@@ -172,6 +172,10 @@ fn imds_errors_come_back_like_imds() {
     assert_eq!(h.curl(UID_A, "/metadata/nothing-here?api-version=2021-02-01").status, 404);
     let post = h.curl_with(UID_A, &target, &["-H", "Metadata: true", "-X", "POST"]);
     assert_eq!(post.status, 405);
+    // The method is judged on the canonical path, not the client's spelling.
+    let smuggled = target.replace("/metadata/identity", "/metadata/scheduledevents/../identity");
+    let post = h.curl_with(UID_A, &smuggled, &["-H", "Metadata: true", "-X", "POST", "-d", "{}"]);
+    assert_eq!(post.status, 405, "{}", post.body);
 
     // Malformed HTTP gets 400 and the gate keeps serving.
     let answer = raw(h.addr, b"GARBAGE\r\n\r\n");

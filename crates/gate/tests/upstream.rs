@@ -241,3 +241,30 @@ fn one_uid_flooding_the_gate_does_not_starve_another() {
     assert!(started.elapsed() < Duration::from_secs(3));
     drop(idle);
 }
+
+#[test]
+fn a_client_that_hangs_up_mid_request_is_still_audited() {
+    if !privileged("a_client_that_hangs_up_mid_request_is_still_audited") {
+        return;
+    }
+    let h = Harness::start(&everyone_instance());
+    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults { latency_ms: 800, ..Default::default() });
+    {
+        let mut s = std::net::TcpStream::connect(h.addr).unwrap();
+        write!(s, "GET {INSTANCE} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        s.shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    // The upstream call was under way when the client left: it completes
+    // and is recorded, never lost.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let requests: Vec<_> = h.audit().into_iter().filter(|r| r["event"]["type"] == "request").collect();
+        if let Some(r) = requests.first() {
+            assert_eq!(r["event"]["upstream"]["status"], 200, "{r}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request was never audited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
