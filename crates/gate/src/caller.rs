@@ -56,15 +56,21 @@ pub fn sys_needs(needs: &Needs) -> gatehouse_sys::Needs {
 
 pub fn to_policy_caller(facts: &CallerFacts) -> Caller {
     let uid = facts.socket_uid;
-    let mut gids: Vec<u32> = Vec::new();
-    // Groups come from the holder whose uid is the socket's: a holder of
-    // another uid makes the caller ambiguous anyway, and the policy denies it.
-    if let Some(p) = facts.holders.iter().find(|p| p.ruid == uid) {
-        gids.push(p.rgid);
-        gids.extend(p.groups.iter().copied());
+    // Groups are the ones every holder of the socket has (of the socket's
+    // uid; a holder of another uid makes the caller ambiguous anyway, and the
+    // policy denies it), so the verdict never depends on which holder the
+    // lookup happened to find first.
+    let mut sets = facts.holders.iter().filter(|p| p.ruid == uid).map(|p| {
+        let mut g: Vec<u32> = p.groups.clone();
+        g.push(p.rgid);
+        g.sort_unstable();
+        g.dedup();
+        g
+    });
+    let mut gids: Vec<u32> = sets.next().unwrap_or_default();
+    for other in sets {
+        gids.retain(|g| other.binary_search(g).is_ok());
     }
-    gids.sort_unstable();
-    gids.dedup();
     let group_names = gids.iter().filter_map(|g| gatehouse_sys::group_name(*g)).collect();
     Caller {
         uid: Some(uid),
@@ -105,4 +111,61 @@ pub fn audit_caller(facts: &CallerFacts, caller: &Caller) -> Value {
         "container": first.and_then(|p| p.container_id.clone()),
         "holders": facts.holders.iter().map(|p| json!({"pid": p.pid, "uid": p.ruid})).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: u32, uid: u32, rgid: u32, groups: &[u32]) -> ProcessFacts {
+        ProcessFacts {
+            pid,
+            ruid: uid,
+            euid: uid,
+            rgid,
+            egid: rgid,
+            groups: groups.to_vec(),
+            exe_path: None,
+            exe_file: None,
+            exe_path_verified: false,
+            exe_sha256: None,
+            cgroup: None,
+            system_unit: None,
+            user_unit: None,
+            container_id: None,
+            comm: None,
+        }
+    }
+
+    fn facts(uid: u32, holders: Vec<ProcessFacts>) -> CallerFacts {
+        CallerFacts {
+            socket_uid: uid,
+            socket_inode: 1,
+            holders,
+            lookup: gatehouse_sys::LookupStats {
+                strategy: gatehouse_sys::Strategy::Recent,
+                holder_search: gatehouse_sys::HolderSearch::Related,
+                candidates: 1,
+                micros: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn groups_are_those_every_holder_has() {
+        let rows: &[(Vec<ProcessFacts>, &[u32])] = &[
+            (vec![holder(1, 1000, 1000, &[4, 27])], &[4, 27, 1000]),
+            (vec![holder(1, 1000, 1000, &[4, 27]), holder(2, 1000, 1000, &[27])], &[27, 1000]),
+            (vec![holder(1, 1000, 1000, &[27]), holder(2, 1000, 1000, &[4, 27])], &[27, 1000]),
+            (vec![holder(1, 1000, 1000, &[]), holder(2, 1000, 50, &[1000])], &[1000]),
+            // A holder of another uid does not lend its groups (the policy
+            // denies such a caller as ambiguous anyway).
+            (vec![holder(1, 1000, 1000, &[]), holder(2, 0, 0, &[4])], &[1000]),
+            (vec![], &[]),
+        ];
+        for (holders, want) in rows {
+            let caller = to_policy_caller(&facts(1000, holders.clone()));
+            assert_eq!(&caller.gids, want, "{holders:?}");
+        }
+    }
 }
