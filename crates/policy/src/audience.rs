@@ -39,9 +39,35 @@ pub fn normalise_audience(s: &str) -> Option<String> {
 }
 
 /// Does a normalised audience match a normalised pattern? `*` alone is any
-/// audience; elsewhere `*` is any run.
+/// audience. In a `scheme://host/path` pattern the scheme-and-host and the
+/// path are matched separately, so a `*` in the host never runs on into the
+/// path (`https://*.vault.azure.net` does not match
+/// `https://evil.example/x.vault.azure.net`), and a host with userinfo
+/// (`@`) never matches a wildcard; `scheme://*` with no path is any audience
+/// of that scheme. Elsewhere `*` is any run.
 pub(crate) fn pattern_matches(pattern: &str, audience: &str) -> bool {
-    pattern == "*" || wildcard::matches(pattern, audience)
+    if pattern == "*" {
+        return true;
+    }
+    match (split_authority(pattern), split_authority(audience)) {
+        (Some((p_host, p_path)), Some((a_host, a_path))) => {
+            if a_host.contains('@') && p_host.contains('*') {
+                return false;
+            }
+            let any_path = p_path.is_empty() && p_host.ends_with("://*");
+            wildcard::matches(p_host, a_host) && (any_path || wildcard::matches(p_path, a_path))
+        }
+        (Some(_), None) | (None, Some(_)) => false,
+        (None, None) => wildcard::matches(pattern, audience),
+    }
+}
+
+/// `scheme://host` and the rest (path, query, fragment), for URI audiences.
+fn split_authority(s: &str) -> Option<(&str, &str)> {
+    let start = s.find("://")? + 3;
+    let rest = s.get(start..)?;
+    let at = rest.find(['/', '?', '#']).map_or(s.len(), |i| start + i);
+    Some((s.get(..at)?, s.get(at..)?))
 }
 
 /// `8-4-4-4-12` hex digits.

@@ -44,6 +44,22 @@ fn patterns() {
     assert!(pattern_matches("https://*.azure.com", "https://storage.azure.com"));
     assert!(!pattern_matches("https://*.azure.com", "https://storage.azure.net"));
     assert!(!pattern_matches("https://storage.azure.com", "https://storage.azure.com/x"));
+    let rows: &[(&str, &str, bool)] = &[
+        ("https://*.vault.azure.net", "https://kv1.vault.azure.net", true),
+        ("https://*.vault.azure.net", "https://evil.example/x.vault.azure.net", false),
+        ("https://*.vault.azure.net", "https://evil.example?x.vault.azure.net", false),
+        ("https://*.vault.azure.net", "https://x@kv1.vault.azure.net", false),
+        ("https://vault.azure.net/*", "https://vault.azure.net/keys/a", true),
+        ("https://vault.azure.net/*", "https://evil.example/vault.azure.net/a", false),
+        ("api://*", "api://myapp/scope", true),
+        ("api://*", "https://myapp", false),
+        ("https://*", "api://myapp", false),
+        ("0d4f5e6a-*", "0d4f5e6a-7b8c-4d9e-a0f1-b2c3d4e5f607", true),
+        ("0d4f5e6a-*", "https://0d4f5e6a-x", false),
+    ];
+    for (pattern, audience, want) in rows {
+        assert_eq!(pattern_matches(pattern, audience), *want, "{pattern} ~ {audience}");
+    }
 }
 
 #[test]
