@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 const MAX_REQUEST_BODY: usize = 64 * 1024;
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a connection came from and went to, fixed at accept.
 #[derive(Debug, Clone, Copy)]
@@ -193,11 +194,20 @@ impl Gate {
             identity = Some(id);
         }
 
-        let facts = self
-            .identifier
-            .identify(conn.peer, conn.dst, caller::sys_needs(&policy.needs()))
-            .map_err(|e| Refusal::CallerUnknown(e.to_string()))?;
-        let who = caller::to_policy_caller(&facts);
+        // Identification reads /proc (or waits for the broker): blocking
+        // work, kept off the threads that serve everyone else.
+        let source = std::sync::Arc::clone(&self.identifier);
+        let needs = caller::sys_needs(&policy.needs());
+        let (peer, dst) = (conn.peer, conn.dst);
+        let (facts, who) = tokio::task::spawn_blocking(move || {
+            let facts = source.identify(peer, dst, needs)?;
+            // Account names come from /etc/passwd and /etc/group: also here.
+            let who = caller::to_policy_caller(&facts);
+            Ok::<_, crate::caller::CallerError>((facts, who))
+        })
+        .await
+        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))?
+        .map_err(|e| Refusal::CallerUnknown(e.to_string()))?;
         trail.caller = Some(caller::audit_caller(&facts, &who));
 
         let selector = match canonical.selector {
@@ -228,9 +238,12 @@ impl Gate {
         }
 
         let upload = if parts.method == Method::POST {
-            let bytes = Limited::new(body, MAX_REQUEST_BODY)
-                .collect()
+            // Bounded in size and in time: a caller that trickles its body
+            // cannot hold a connection slot indefinitely.
+            let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_REQUEST_BODY).collect());
+            let bytes = read
                 .await
+                .map_err(|_| Refusal::BodyTooLarge)?
                 .map_err(|_| Refusal::BodyTooLarge)?
                 .to_bytes();
             let ct = parts

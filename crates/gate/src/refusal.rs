@@ -65,7 +65,10 @@ impl Refusal {
             ),
             Refusal::IdentityNotFound => (ImdsError::identity_not_found(), Rejected),
             Refusal::MultipleIdentities => (ImdsError::multiple_identities(), Rejected),
-            Refusal::BodyTooLarge => (ImdsError::bad_request("request body too large"), Rejected),
+            Refusal::BodyTooLarge => (
+                ImdsError::bad_request("request body too large, or not sent within 10 s"),
+                Rejected,
+            ),
             Refusal::Denied(reason) => (ImdsError::access_denied(reason, decision_id), Denied),
             Refusal::CallerUnknown(_) => {
                 (ImdsError::access_denied("caller unknown", decision_id), Denied)
