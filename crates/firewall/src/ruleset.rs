@@ -2,13 +2,19 @@
 //! one `nft -f -` batch.
 //!
 //! The rules, and why each exists (docs/architecture.md, "Firewall"):
-//! - nat output: TCP to IMDS port 80 from any local socket without the gate's
-//!   mark goes to the gate's listener. The mark, not a uid, tells the gate's
-//!   own upstream connections apart: only CAP_NET_ADMIN can set `SO_MARK`.
+//! - nat output: TCP to IMDS port 80 goes to the gate's listener unless it
+//!   comes from one of the gate's own upstream sockets: one that carries the
+//!   gate's mark *and* belongs to uid 0. The mark alone is not enough: since
+//!   Linux 5.17 CAP_NET_RAW may set `SO_MARK` as well as CAP_NET_ADMIN, and
+//!   CAP_NET_RAW is handed out freely (containers, `AmbientCapabilities=`).
+//!   The gate's upstream sockets are made by root (the gate itself, or the
+//!   root broker with `--user`). nftables rules are conjunctions, so "not
+//!   (marked and root)" is two rules: unmarked, or not root's.
 //! - filter output (after NAT): whatever is *still* addressed to IMDS and is
-//!   unmarked is refused — other ports, UDP, and connections opened before the
-//!   redirect existed (conntrack keeps their original, un-NATed destination).
-//! - WireServer: only root's or marked sockets may reach it.
+//!   unmarked or not root's is refused — other ports, UDP, and connections
+//!   opened before the redirect existed (conntrack keeps their original,
+//!   un-NATed destination).
+//! - WireServer: only root's sockets may reach it (the gate's are root's).
 //! - forward (containers, other namespaces): refused, or — `Containers::Redirect`
 //!   — sent to the gate from prerouting, which then denies what it cannot
 //!   attribute.
@@ -106,6 +112,10 @@ impl Ruleset {
         }
         let ip = *options.listen.ip();
         let unmarked = Match::MarkIsNot(options.mark);
+        // `meta skuid` does not match a packet without a full socket (a RST
+        // the kernel sends on its own), so `!= 0` leaves those to the
+        // unmarked rule, as before.
+        let not_root = Match::SkuidIsNot(0);
         // From the output hook `redirect` lands on 127.0.0.1, which also
         // reaches a wildcard listener; any other address needs a dnat.
         let to_gate = if ip.is_loopback() || ip.is_unspecified() {
@@ -119,11 +129,18 @@ impl Ruleset {
             "nat",
             "output",
             NAT,
-            vec![rule(
-                vec![Match::Daddr(IMDS), Match::TcpDport(80), unmarked.clone()],
-                to_gate,
-                "local IMDS connections go to the gate",
-            )],
+            vec![
+                rule(
+                    vec![Match::Daddr(IMDS), Match::TcpDport(80), unmarked.clone()],
+                    to_gate.clone(),
+                    "local IMDS connections go to the gate",
+                ),
+                rule(
+                    vec![Match::Daddr(IMDS), Match::TcpDport(80), not_root.clone()],
+                    to_gate,
+                    "marked but not root's: to the gate too",
+                ),
+            ],
         )];
 
         if options.containers == Containers::Redirect {
@@ -186,9 +203,19 @@ impl Ruleset {
                 "after nat: unmarked tcp still to IMDS is refused",
             ),
             rule(
-                vec![Match::Daddr(IMDS), unmarked.clone()],
+                vec![Match::Daddr(IMDS), not_root.clone(), Match::L4protoTcp],
+                Statement::RejectTcpReset,
+                "after nat: tcp still to IMDS not from root is refused",
+            ),
+            rule(
+                vec![Match::Daddr(IMDS), unmarked],
                 Statement::Drop,
                 "after nat: anything else unmarked to IMDS is dropped",
+            ),
+            rule(
+                vec![Match::Daddr(IMDS), not_root.clone()],
+                Statement::Drop,
+                "after nat: anything else to IMDS not from root is dropped",
             ),
         ];
         let mut forward = vec![
@@ -205,9 +232,9 @@ impl Ruleset {
         ];
         if options.wireserver {
             output.push(rule(
-                vec![Match::Daddr(WIRESERVER), Match::SkuidIsNot(0), unmarked],
+                vec![Match::Daddr(WIRESERVER), not_root],
                 Statement::Drop,
-                "only root or the gate may reach the WireServer",
+                "only root (and so the gate) may reach the WireServer",
             ));
             forward.push(rule(
                 vec![Match::Daddr(WIRESERVER)],

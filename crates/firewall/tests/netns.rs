@@ -438,6 +438,55 @@ fn udp_send(to: &str, mark: Option<u32>, payload: &[u8]) {
     let _ = s.send_to(payload, &to.into());
 }
 
+/// What a TCP connection to `host:port` from a socket of uid 65534 that has
+/// set `SO_MARK` `MARK` (with CAP_NET_RAW, enough since Linux 5.17) met:
+/// the first byte read (`G`, `I`) or the errno name. Panics unless the child
+/// really ran as 65534 with the mark set, so the test cannot pass vacuously.
+fn marked_connect_as_nobody(host: &str, port: u16) -> String {
+    const SCRIPT: &str = r#"
+import errno, os, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, int(sys.argv[3]))
+s.settimeout(2)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    b = s.recv(1)
+    r = b.decode() if b else "eof"
+except OSError as e:
+    r = errno.errorcode.get(e.errno, "timeout") if e.errno else "timeout"
+print(os.getuid(), s.getsockopt(socket.SOL_SOCKET, socket.SO_MARK), r)
+"#;
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+net_raw",
+            "--ambient-caps=+net_raw",
+            "/usr/bin/python3",
+            "-c",
+            SCRIPT,
+            host,
+            &port.to_string(),
+            &MARK.to_string(),
+        ])
+        .output()
+        .expect("setpriv (util-linux) and /usr/bin/python3 are needed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "helper failed: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let words: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(
+        words.get(..2),
+        Some(&["65534", MARK.to_string().as_str()][..]),
+        "the helper is not uid 65534 with the mark: {stdout}"
+    );
+    words[2].to_owned()
+}
+
 #[test]
 fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
     if !privileged("traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut") {
@@ -534,7 +583,19 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
         assert_eq!(
             greeting(&connect("169.254.169.254:80", Some(MARK)).unwrap()),
             Ok(b'I'),
-            "marked → IMDS"
+            "marked root socket → IMDS"
+        );
+        // CAP_NET_RAW is enough to set the mark: a marked socket that is not
+        // root's is sent to the gate, and refused after nat on other ports.
+        assert_eq!(
+            marked_connect_as_nobody("169.254.169.254", 80),
+            "G",
+            "marked, uid 65534 → the gate"
+        );
+        assert_eq!(
+            marked_connect_as_nobody("169.254.169.254", 81),
+            "ECONNREFUSED",
+            "other port, marked, uid 65534"
         );
         assert_eq!(
             greeting(&connect("169.254.169.254:80", Some(MARK + 1)).unwrap()),

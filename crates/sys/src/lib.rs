@@ -30,7 +30,7 @@ pub use directory::{group_name, user_name, Directory};
 pub use exe::{hash_file, FileId};
 pub use identify::{
     CallerFacts, HolderSearch, Identifier, IdentifyError, IdentifyOptions, LookupStats, Needs,
-    ProcessFacts, Strategy,
+    ProcessFacts, Strategy, MAX_HOLDERS,
 };
 pub use mark::marked_tcp_socket;
 pub use net::orig_dst::original_dst;

@@ -1,8 +1,10 @@
 //! Sockets carrying a firewall mark.
 //!
 //! The gate's own connections to IMDS are the only ones nftables lets
-//! through; they are told apart by a socket mark, which only a process with
-//! CAP_NET_ADMIN can set — unlike a uid, no other local process can forge it.
+//! through; they are told apart by a socket mark *and* the socket's owner,
+//! uid 0. Setting the mark needs CAP_NET_ADMIN or (since Linux 5.17)
+//! CAP_NET_RAW, which non-root processes may hold, so the firewall does not
+//! trust the mark alone; the gate's marked sockets are made by root.
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;

@@ -263,6 +263,43 @@ fn connect_then_fork_reports_both_holders() {
     assert_eq!(ex_pids, want);
 }
 
+/// (max_holders, exhaustive) → two holders (connect, then fork) are reported
+/// or refused as too many; never a truncated list.
+#[test]
+fn more_holders_than_the_cap_is_an_error() {
+    let (l, port) = listener();
+    let client = spawn(&connect_then("sleep 30 & wait"), port, None);
+    let conn = accept(&l);
+    wait_child_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let all = Needs {
+        all_holders: true,
+        ..Needs::default()
+    };
+    for (max_holders, exhaustive, reported) in [
+        (1, false, None),
+        (1, true, None),
+        (2, false, Some(2)),
+        (2, true, Some(2)),
+        (gatehouse_sys::MAX_HOLDERS, false, Some(2)),
+    ] {
+        let id = Identifier::new(IdentifyOptions {
+            max_holders,
+            exhaustive_holders: exhaustive,
+            ..IdentifyOptions::default()
+        });
+        match (id.identify(src, dst, all), reported) {
+            (Ok(facts), Some(n)) => assert_eq!(facts.holders.len(), n, "{max_holders} {exhaustive}"),
+            (Err(IdentifyError::TooManyHolders { limit, .. }), None) => {
+                assert_eq!(limit, max_holders);
+            }
+            (other, _) => panic!("{max_holders} {exhaustive}: {other:?}"),
+        }
+        // One holder asked for: the cap is not reached.
+        assert_eq!(id.identify(src, dst, Needs::default()).unwrap().holders.len(), 1);
+    }
+}
+
 #[test]
 fn holders_with_different_uids() {
     if !root_or_skip("setpriv to uid 65534") {

@@ -16,13 +16,16 @@ table inet gatehouse {
 	chain nat-output {
 		type nat hook output priority -100; policy accept;
 		ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00006761 redirect to :16925 comment "local IMDS connections go to the gate"
+		ip daddr 169.254.169.254 tcp dport 80 meta skuid != 0 redirect to :16925 comment "marked but not root's: to the gate too"
 	}
 
 	chain output {
 		type filter hook output priority 0; policy accept;
 		ip daddr 169.254.169.254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
+		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00006761 drop comment "after nat: anything else unmarked to IMDS is dropped"
-		ip daddr 168.63.129.16 meta skuid != 0 meta mark != 0x00006761 drop comment "only root or the gate may reach the WireServer"
+		ip daddr 169.254.169.254 meta skuid != 0 drop comment "after nat: anything else to IMDS not from root is dropped"
+		ip daddr 168.63.129.16 meta skuid != 0 drop comment "only root (and so the gate) may reach the WireServer"
 	}
 
 	chain forward {
@@ -41,6 +44,7 @@ table inet gatehouse {
 	chain nat-output {
 		type nat hook output priority -100; policy accept;
 		ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00000007 redirect to :8080 comment "local IMDS connections go to the gate"
+		ip daddr 169.254.169.254 tcp dport 80 meta skuid != 0 redirect to :8080 comment "marked but not root's: to the gate too"
 	}
 
 	chain nat-prerouting {
@@ -57,7 +61,9 @@ table inet gatehouse {
 	chain output {
 		type filter hook output priority 0; policy accept;
 		ip daddr 169.254.169.254 meta mark != 0x00000007 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
+		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00000007 drop comment "after nat: anything else unmarked to IMDS is dropped"
+		ip daddr 169.254.169.254 meta skuid != 0 drop comment "after nat: anything else to IMDS not from root is dropped"
 	}
 
 	chain forward {
@@ -170,4 +176,86 @@ fn rule_json_has_comment_and_expressions_in_order() {
     assert_eq!(expr[2]["match"]["op"], "!=");
     assert_eq!(expr[2]["match"]["right"], 0x6761);
     assert_eq!(expr[3], serde_json::json!({"redirect": {"port": 16925}}));
+}
+
+/// A packet as the output hooks see it: its mark and its socket's owner
+/// (`None`: no full socket, e.g. a RST the kernel sends by itself).
+struct Packet {
+    daddr: Ipv4Addr,
+    dport: u16,
+    tcp: bool,
+    mark: u32,
+    skuid: Option<u32>,
+}
+
+/// Whether every match of `rule` holds for `p` (only the matches the output
+/// chains use; `meta skuid` does not match at all without a socket).
+fn holds(rule: &Rule, p: &Packet) -> bool {
+    rule.matches.iter().all(|m| match m {
+        Match::Daddr(a) => p.daddr == *a,
+        Match::TcpDport(port) => p.tcp && p.dport == *port,
+        Match::L4protoTcp => p.tcp,
+        Match::MarkIsNot(mark) => p.mark != *mark,
+        Match::SkuidIsNot(uid) => p.skuid.is_some_and(|u| u != *uid),
+        other => panic!("no model for {other:?}"),
+    })
+}
+
+/// The statement of the first rule of chain `name` that holds for `p`.
+fn verdict(r: &Ruleset, name: &str, p: &Packet) -> Option<Statement> {
+    let chain = r.chains.iter().find(|c| c.name == name).unwrap();
+    chain.rules.iter().find(|rule| holds(rule, p)).map(|rule| rule.statement.clone())
+}
+
+/// (mark, socket owner) → is a TCP packet to IMDS:80 redirected by nat, and
+/// (were it not) refused after nat? Only the gate's mark on a root socket
+/// passes both; CAP_NET_RAW can set the mark, so the mark alone does not.
+#[test]
+fn only_a_marked_root_socket_reaches_imds() {
+    let r = Ruleset::new(&options()).unwrap();
+    let table: [(u32, Option<u32>, bool); 7] = [
+        (0, Some(1000), false),
+        (0, Some(0), false),
+        (0x6761, Some(0), true),
+        (0x6761, Some(65534), false),
+        (0x6761, Some(1000), false),
+        (0x1, Some(0), false),
+        // no socket: only the mark decides, as before the uid check
+        (0x6761, None, true),
+    ];
+    for (mark, skuid, passes) in table {
+        for (dport, nat_applies) in [(80, true), (443, false)] {
+            let p = Packet { daddr: IMDS, dport, tcp: true, mark, skuid };
+            let nat = verdict(&r, "nat-output", &p);
+            let filter = verdict(&r, "output", &p);
+            if nat_applies {
+                assert_eq!(nat.is_none(), passes, "nat: mark {mark:#x} uid {skuid:?}");
+            }
+            assert_eq!(filter.is_none(), passes, "filter: mark {mark:#x} uid {skuid:?} port {dport}");
+            if !passes {
+                assert_eq!(filter, Some(Statement::RejectTcpReset), "mark {mark:#x} uid {skuid:?}");
+            }
+            let udp = Packet { tcp: false, ..p };
+            let udp_verdict = verdict(&r, "output", &udp);
+            assert_eq!(udp_verdict.is_none(), passes, "udp: mark {mark:#x} uid {skuid:?}");
+            if !passes {
+                assert_eq!(udp_verdict, Some(Statement::Drop), "udp: mark {mark:#x} uid {skuid:?}");
+            }
+        }
+    }
+}
+
+/// The WireServer: root's sockets only; the mark makes no difference.
+#[test]
+fn only_root_reaches_the_wireserver() {
+    let r = Ruleset::new(&options()).unwrap();
+    for (mark, skuid, passes) in [
+        (0, Some(0), true),
+        (0x6761, Some(0), true),
+        (0x6761, Some(65534), false),
+        (0, Some(1000), false),
+    ] {
+        let p = Packet { daddr: WIRESERVER, dport: 80, tcp: true, mark, skuid };
+        assert_eq!(verdict(&r, "output", &p).is_none(), passes, "mark {mark:#x} uid {skuid:?}");
+    }
 }

@@ -1,11 +1,11 @@
 //! The broker's side: answers the worker's requests, strictly, one at a
 //! time. It never sees HTTP, only the few fields of [`Ask`].
 
-use super::wire::{Answer, Ask, Reply, Request, MAX_REQUEST};
+use super::wire::{Answer, Ask, Reply, Request, MAX_REPLY, MAX_REQUEST};
 use gatehouse_sys::{CallerFacts, Identifier, IdentifyOptions};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// IMDS, the destination a redirected connection still names.
 const IMDS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 80);
@@ -59,23 +59,13 @@ impl Broker {
 
     /// Answer requests on `control` until the worker closes its end
     /// (`Ok(())`) or the socket fails.
+    ///
+    /// A reply that cannot be sent (larger than [`MAX_REPLY`], or refused by
+    /// the kernel, e.g. `EMSGSIZE` below a small socket buffer) is answered
+    /// with a short refusal instead: one caller's request must never end the
+    /// broker, which would take the gate down for everyone.
     pub fn serve(&self, control: impl AsFd) -> io::Result<()> {
-        loop {
-            let message = match gatehouse_sys::recv_message(control.as_fd(), MAX_REQUEST) {
-                Ok(Some(m)) => m,
-                Ok(None) => return Ok(()),
-                // Too large: refused below like any malformed request.
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => gatehouse_sys::Message {
-                    bytes: Vec::new(),
-                    fds: Vec::new(),
-                },
-                Err(e) => return Err(e),
-            };
-            let (reply, fd) = self.answer(&message.bytes, message.fds.len());
-            let bytes = serde_json::to_vec(&reply).map_err(io::Error::other)?;
-            let fds: Vec<_> = fd.iter().map(AsFd::as_fd).collect();
-            gatehouse_sys::send_message(control.as_fd(), &bytes, &fds)?;
-        }
+        serve_with(control.as_fd(), MAX_REPLY, |bytes, fds| self.answer(bytes, fds))
     }
 
     /// The reply to one request (and the socket it hands over, if any).
@@ -139,6 +129,60 @@ impl Broker {
             Err(format!("`{dst}` is not the gate's address"))
         }
     }
+}
+
+/// The loop of [`Broker::serve`], with the answering and the reply limit as
+/// parameters so tests can provoke replies too large to send.
+pub(super) fn serve_with(
+    control: BorrowedFd<'_>,
+    max_reply: usize,
+    mut answer: impl FnMut(&[u8], usize) -> (Reply, Option<OwnedFd>),
+) -> io::Result<()> {
+    loop {
+        let message = match gatehouse_sys::recv_message(control, MAX_REQUEST) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(()),
+            // Too large: refused below like any malformed request.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => gatehouse_sys::Message {
+                bytes: Vec::new(),
+                fds: Vec::new(),
+            },
+            Err(e) => return Err(e),
+        };
+        let (reply, fd) = answer(&message.bytes, message.fds.len());
+        let id = reply.id;
+        let (bytes, fd) = match encode(&reply, max_reply) {
+            Ok(bytes) => (bytes, fd),
+            Err(why) => {
+                tracing::warn!(id, "broker: {why}; refused instead");
+                (encode_refusal(id, why)?, None)
+            }
+        };
+        let fds: Vec<_> = fd.iter().map(AsFd::as_fd).collect();
+        if let Err(e) = gatehouse_sys::send_message(control, &bytes, &fds) {
+            tracing::warn!(id, "broker: reply not sent ({e}); refused instead");
+            // A socket that cannot take a short message is broken: stop.
+            gatehouse_sys::send_message(control, &encode_refusal(id, "the reply could not be sent")?, &[])?;
+        }
+    }
+}
+
+/// The reply as sent, or why it cannot be (the worker reads at most
+/// `max_reply` bytes).
+fn encode(reply: &Reply, max_reply: usize) -> Result<Vec<u8>, &'static str> {
+    let too_large = match reply.answer {
+        Answer::Caller(_) => "too many holders",
+        _ => "reply too large",
+    };
+    match serde_json::to_vec(reply) {
+        Ok(bytes) if bytes.len() <= max_reply => Ok(bytes),
+        Ok(_) => Err(too_large),
+        Err(_) => Err("reply could not be encoded"),
+    }
+}
+
+fn encode_refusal(id: u64, why: &str) -> io::Result<Vec<u8>> {
+    serde_json::to_vec(&refused(id, why)).map_err(io::Error::other)
 }
 
 fn refused(id: u64, why: &str) -> Reply {

@@ -153,3 +153,76 @@ fn events_pass_as_json_objects_only() {
     drop(a);
     assert_eq!(recv_event(&b).unwrap(), None);
 }
+
+/// Caller facts with `count` holders whose exe paths are `path_len` long.
+fn facts_with(count: usize, path_len: usize) -> gatehouse_sys::CallerFacts {
+    let holder = gatehouse_sys::ProcessFacts {
+        pid: 1,
+        ruid: 1000,
+        euid: 1000,
+        rgid: 1000,
+        egid: 1000,
+        groups: vec![],
+        exe_path: Some(format!("/{}", "d".repeat(path_len))),
+        exe_file: None,
+        exe_path_verified: false,
+        exe_sha256: None,
+        cgroup: None,
+        system_unit: None,
+        user_unit: None,
+        container_id: None,
+        comm: None,
+    };
+    gatehouse_sys::CallerFacts {
+        socket_uid: 1000,
+        socket_inode: 1,
+        holders: vec![holder; count],
+        lookup: gatehouse_sys::LookupStats {
+            strategy: gatehouse_sys::Strategy::Recent,
+            holder_search: gatehouse_sys::HolderSearch::Related,
+            candidates: count as u32,
+            micros: 1,
+        },
+    }
+}
+
+/// (reply limit, holders, exe path length) → the first request's answer is
+/// refused with `why`; the broker answers the next request as usual and
+/// returns cleanly when the worker goes. The first row is a reply over
+/// MAX_REPLY (64 holders with 4,000-byte paths); the second passes the
+/// limit but not the kernel (`EMSGSIZE`: 4 MiB exceeds the socket buffer).
+#[test]
+fn replies_too_large_are_refused_and_the_broker_goes_on() {
+    use std::os::fd::AsFd;
+    let cases: [(usize, usize, usize, &str); 2] = [
+        (wire::MAX_REPLY, 64, 4000, "too many holders"),
+        (usize::MAX, 64, 64 * 1024, "the reply could not be sent"),
+    ];
+    for (limit, count, path_len, why) in cases {
+        let (worker_end, broker_end) = gatehouse_sys::seqpacket_pair().unwrap();
+        let handle = std::thread::spawn(move || {
+            broker::serve_with(broker_end.as_fd(), limit, |bytes, _| {
+                let request: Request = serde_json::from_slice(bytes).unwrap();
+                // Request 1 gets the large answer, every other a small one.
+                let facts = if request.id == 1 { facts_with(count, path_len) } else { facts_with(1, 10) };
+                (wire::Reply { id: request.id, answer: Answer::Caller(Box::new(facts)) }, None)
+            })
+        });
+        let needs = gatehouse_sys::Needs::default();
+        for id in [1u64, 2] {
+            let ask = Ask::Identify { src: addr("127.0.0.1:5000"), dst: addr("127.0.0.1:16925"), needs };
+            let bytes = serde_json::to_vec(&Request { id, ask }).unwrap();
+            gatehouse_sys::send_message(&worker_end, &bytes, &[]).unwrap();
+            let message = gatehouse_sys::recv_message(&worker_end, wire::MAX_REPLY).unwrap().unwrap();
+            let reply: wire::Reply = serde_json::from_slice(&message.bytes).unwrap();
+            assert_eq!(reply.id, id, "{why}");
+            match (id, reply.answer) {
+                (1, Answer::Refused(got)) => assert_eq!(got, why),
+                (2, Answer::Caller(facts)) => assert_eq!(facts.holders.len(), 1, "{why}"),
+                (_, other) => panic!("{why}: request {id}: {other:?}"),
+            }
+        }
+        drop(worker_end);
+        assert!(handle.join().unwrap().is_ok(), "{why}: the broker kept serving until the worker went");
+    }
+}

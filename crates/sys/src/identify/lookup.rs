@@ -78,19 +78,22 @@ impl<'a> Search<'a> {
         Ok(self.first_of(all, Strategy::FullScan))
     }
 
-    /// Every other holder, by scanning all processes.
-    pub fn all_holders(&mut self) -> Result<Vec<ProcessFacts>, IdentifyError> {
+    /// Every other holder, by scanning all processes; stops after `limit + 1`
+    /// (enough for the caller to see there are too many).
+    pub fn all_holders(&mut self, limit: usize) -> Result<Vec<ProcessFacts>, IdentifyError> {
         let all = list_pids(&self.id.opts.proc_root).map_err(IdentifyError::Proc)?;
         Ok(all
             .into_iter()
             .filter_map(|pid| self.check(pid))
             .map(|h| h.facts)
+            .take(limit.saturating_add(1))
             .collect())
     }
 
     /// Other holders among the parent chain of `pid` and every descendant of the topmost
     /// ancestor that holds the socket (covers connect-then-fork and inherited fds).
-    pub fn related_holders(&mut self, pid: u32, ppid: u32) -> Vec<ProcessFacts> {
+    /// Stops after `limit + 1` (enough for the caller to see there are too many).
+    pub fn related_holders(&mut self, pid: u32, ppid: u32, limit: usize) -> Vec<ProcessFacts> {
         let mut out = Vec::new();
         let mut top = pid;
         let mut next = ppid;
@@ -104,6 +107,9 @@ impl<'a> Search<'a> {
                     top = current;
                     let up = holder.ppid;
                     out.push(holder.facts);
+                    if out.len() > limit {
+                        return out;
+                    }
                     up
                 }
                 Examined::NotHolder { ppid: Some(up) } => up,
@@ -122,6 +128,9 @@ impl<'a> Search<'a> {
                 }
                 if let Some(holder) = self.check(child) {
                     out.push(holder.facts);
+                    if out.len() > limit {
+                        return out;
+                    }
                 }
                 queue.push_back(child);
             }

@@ -47,6 +47,9 @@ impl Needs {
     }
 }
 
+/// The default of [`IdentifyOptions::max_holders`].
+pub const MAX_HOLDERS: usize = 64;
+
 /// Tuning of [`Identifier`].
 #[derive(Debug, Clone)]
 pub struct IdentifyOptions {
@@ -62,6 +65,12 @@ pub struct IdentifyOptions {
     /// With `needs.all_holders`, scan all of `/proc` for further holders instead of only the
     /// found holder's parent chain and descendants. Costs a full scan per request.
     pub exhaustive_holders: bool,
+    /// Most holders one identification reports. More is an error (the caller
+    /// is unknown), not a truncated list: a decision on some of the holders
+    /// could miss the one that matters, and an unbounded list would not fit
+    /// the privilege-separation broker's reply (one local user could fork
+    /// a thousand children around one socket).
+    pub max_holders: usize,
 }
 
 impl Default for IdentifyOptions {
@@ -72,6 +81,7 @@ impl Default for IdentifyOptions {
             newest_window: 128,
             hash_cache: 256,
             exhaustive_holders: false,
+            max_holders: MAX_HOLDERS,
         }
     }
 }
@@ -161,6 +171,9 @@ pub enum IdentifyError {
     NoProcess { inode: u64, socket_uid: u32 },
     #[error("listing processes failed")]
     Proc(#[source] std::io::Error),
+    /// More processes hold the socket than [`IdentifyOptions::max_holders`].
+    #[error("more than {limit} processes hold socket inode {inode}")]
+    TooManyHolders { inode: u64, limit: usize },
 }
 
 /// Identifies callers; holds the caches. `Send + Sync`: share it through an `Arc`.
@@ -209,15 +222,23 @@ impl Identifier {
             return Err(no_process);
         };
         let mut holders = vec![found.facts];
+        // The search stops once it has found one more than may be reported.
+        let more = self.opts.max_holders.saturating_sub(1);
         let holder_search = if !needs.all_holders {
             HolderSearch::Skipped
         } else if self.opts.exhaustive_holders {
-            holders.extend(search.all_holders()?);
+            holders.extend(search.all_holders(more)?);
             HolderSearch::Exhaustive
         } else {
-            holders.extend(search.related_holders(found.pid, found.ppid));
+            holders.extend(search.related_holders(found.pid, found.ppid, more));
             HolderSearch::Related
         };
+        if holders.len() > self.opts.max_holders {
+            return Err(IdentifyError::TooManyHolders {
+                inode: owner.inode,
+                limit: self.opts.max_holders,
+            });
+        }
         if let Ok(mut recent) = self.recent.lock() {
             recent.forget(search.gone());
             for h in &holders {
