@@ -4,7 +4,10 @@
 
 PY=/usr/bin/python3          # Debian's: the test users can run it (root's pyenv is under /root)
 CLIENT_TIMEOUT=25            # hard bound on any one client process
-TEST_USERS=(gh-allowed gh-denied)
+TEST_USERS=(gh-allowed gh-denied gh-gatehouse)
+# The gate runs separated, as packaging/gatehouse.service runs it: an
+# unprivileged worker (this user) and a root broker with three capabilities.
+GATE_USER=gh-gatehouse
 IMDS=169.254.169.254
 WIRESERVER=168.63.129.16
 STORAGE=https://storage.azure.com

@@ -193,7 +193,10 @@ scenario_walkaround() {
     # A process with the gate's uid that is not the gate (its sockets carry
     # no mark) is redirected to the gate and decided like any other.
     local gate_user
-    gate_user="$(id -nu "$(stat -c %u "/proc/${GATE_PID[$id]}")")"
+    # (The separated gate's worker: the process that parses callers' HTTP.)
+    local worker
+    worker="$(pgrep -P "${GATE_PID[$id]}" | head -n 1)"
+    gate_user="$(id -nu "$(stat -c %u "/proc/${worker:-${GATE_PID[$id]}}")")"
     row "walk-around: gate's uid, not the gate: curl" "$gate_user" "403 imds+0 gate:deny" "$(with_gate "$id" with_imds "$id" curl_imds "$vm" "$gate_user" "$TOKEN_PATH")"
     row "walk-around: gate's uid, not the gate: :8080" "$gate_user" "refused plat+0" "$(with_plat "$id" tcp_alt probe "$vm" "$gate_user" tcp "$IMDS" 8080)"
     # The WireServer: root (the platform agent) only.

@@ -35,8 +35,10 @@ gatehouse_up() {
 gate_start() {
     local id="$1" s="$WORK/s$1" vm
     vm="$(ns_vm "$id")"
+    # The worker writes (and rotates) the audit log: its directory is the worker's.
+    chown "$GATE_USER:$GATE_USER" "$s"
     # shellcheck disable=SC2046 # flags are words
-    ip netns exec "$vm" "$GATEHOUSE" run --upstream imds --policy "$WORK/policy.toml" \
+    ip netns exec "$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
         --audit "$s/audit.log" --pid-file "$s/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --firewall watch $(firewall_flags) >>"$s/gate.log" 2>&1 &
     GATE_PID[$id]=$!
