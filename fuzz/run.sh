@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run every fuzz target, coverage-guided (libFuzzer via cargo-fuzz), on the
 # stable toolchain: `-s none` builds without a sanitizer, which needs no
-# nightly. The condition parser runs SECONDS (60 in CI), the others a third
-# of it. Exits non-zero if a target crashes; the input is in
-# fuzz/artifacts/TARGET/. Seeds: fuzz/seeds/TARGET (read only); what the
-# fuzzer learns goes to fuzz/corpus/TARGET (not committed).
+# nightly. The condition parser runs SECONDS (60 in CI), the policy and
+# canonicalise targets a third of it, and the audit log verifier, the
+# broker's request decoding and the emulator config 10 s each. Exits
+# non-zero if a target crashes; the input is in fuzz/artifacts/TARGET/.
+# Seeds: fuzz/seeds/TARGET (read only); what the fuzzer learns goes to
+# fuzz/corpus/TARGET (not committed).
 set -euo pipefail
 seconds="${1:-60}"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -14,7 +16,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 cd "$here/.."
 status=0
-for t in condition:"$seconds" policy:"$others" canonicalise:"$others"; do
+for t in condition:"$seconds" policy:"$others" canonicalise:"$others" \
+    audit_verify:10 broker_request:10 emulator_config:10; do
     name="${t%%:*}"; secs="${t##*:}"
     mkdir -p "fuzz/corpus/$name"
     echo "== fuzz $name for ${secs}s"

@@ -118,3 +118,80 @@ pub fn canonicalise(data: &[u8]) -> String {
         Err(e) => format!("err:{}", e.to_string().split('`').next().unwrap_or("")),
     }
 }
+
+/// Where [`audit_verify`] writes each input: one file per fuzzing process,
+/// rewritten and removed every run (verify reads a path, not bytes).
+fn audit_scratch() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gatehouse-fuzz-audit-{}.log", std::process::id()))
+}
+
+/// `gatehouse_audit::verify` on a log file holding the input: errors are
+/// fine, a panic is not. A log that verifies has contiguous seqs, and the
+/// same file listed twice (a rotation set replaying itself) must not.
+pub fn audit_verify(data: &[u8]) -> String {
+    let path = audit_scratch();
+    if std::fs::write(&path, data).is_err() {
+        return "io".into();
+    }
+    let signature = verify_scratch(path.clone());
+    let _ = std::fs::remove_file(&path);
+    signature
+}
+
+fn verify_scratch(path: std::path::PathBuf) -> String {
+    match gatehouse_audit::verify(std::slice::from_ref(&path)) {
+        Ok(report) => {
+            let _ = report.to_string();
+            let span = match (report.first_seq, report.last_seq) {
+                (Some(first), Some(last)) => last.checked_sub(first).and_then(|d| d.checked_add(1)),
+                (None, None) => Some(0),
+                _ => None,
+            };
+            assert_eq!(span, Some(report.records), "seq range and record count disagree: {report:?}");
+            let twice = gatehouse_audit::verify(&[path.clone(), path]);
+            assert_eq!(twice.is_ok(), report.records == 0, "a log chained onto itself: {twice:?}");
+            format!("ok:{}", report.records.min(4))
+        }
+        Err(failure) => {
+            let _ = failure.to_string();
+            format!("err:{}", failure.problem.to_string().split([' ', '`', ':']).next().unwrap_or(""))
+        }
+    }
+}
+
+/// The broker's request decoding (`serde_json` into `wire::Request`, what
+/// `Broker::answer` does first; `answer` itself then identifies or connects
+/// for real, so it is not called here). A decoded request re-encodes to
+/// the same request.
+pub fn broker_request(data: &[u8]) -> String {
+    use gatehouse_gate::privsep::wire::{Ask, Request};
+    match serde_json::from_slice::<Request>(data) {
+        Ok(request) => {
+            let bytes = serde_json::to_vec(&request).unwrap_or_else(|e| panic!("re-encoding {request:?}: {e}"));
+            let back: Result<Request, _> = serde_json::from_slice(&bytes);
+            assert_eq!(back.as_ref().ok(), Some(&request), "round trip of {}", String::from_utf8_lossy(&bytes));
+            match request.ask {
+                Ask::Identify { .. } => "ok:identify".into(),
+                Ask::Connect { .. } => "ok:connect".into(),
+            }
+        }
+        Err(e) => format!("err:{:?}", e.classify()),
+    }
+}
+
+/// `EmulatorConfig::from_toml`: errors are fine, a panic is not; a config
+/// that loads and serialises loads back the same.
+pub fn emulator_config(data: &[u8]) -> String {
+    use gatehouse_emulator::EmulatorConfig;
+    let text = String::from_utf8_lossy(data);
+    match EmulatorConfig::from_toml(&text) {
+        Ok(config) => {
+            if let Ok(printed) = toml::to_string(&config) {
+                let back = EmulatorConfig::from_toml(&printed);
+                assert_eq!(back.as_ref().ok(), Some(&config), "round trip of `{printed}`: {back:?}");
+            }
+            format!("ok:{}", config.user_assigned.len().min(4))
+        }
+        Err(e) => format!("err:{}", e.to_string().split([' ', '`', ':']).next().unwrap_or("")),
+    }
+}
