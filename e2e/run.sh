@@ -74,7 +74,9 @@ ROWS_FILE="$WORK/rows.tsv"
 : >"$ROWS_FILE"
 exec 3>&2
 mkdir -p "$WORK/bin"
-install -m 644 "$E2E/clients/client.py" "$E2E/helpers/probe.py" "$E2E/helpers/platform_listeners.py" "$WORK/bin/"
+# The same client script the gate's tests use; here the environment is
+# empty, so no endpoint override: the clients go to 169.254.169.254 as on a VM.
+install -m 644 "$E2E/../crates/gate/tests/clients/client.py" "$E2E/helpers/probe.py" "$E2E/helpers/platform_listeners.py" "$WORK/bin/"
 install -m 755 "$RUST_CLIENT" "$WORK/bin/rust-client"
 write_policy "$WORK/policy.toml"
 "$GATEHOUSE" emulate --write-key "$WORK/emulator-key.pem" 2>/dev/null

@@ -1,7 +1,10 @@
 """Ask a real Azure client library for a managed-identity token, once.
 
 Run by crates/gate/tests/clients.rs as a test uid, with the gate's address in
-AZURE_POD_IDENTITY_AUTHORITY_HOST. Usage:
+AZURE_POD_IDENTITY_AUTHORITY_HOST; and by the e2e harness (e2e/run.sh) inside a
+network namespace playing the VM with an empty environment — no endpoint
+override at all: the clients talk to 169.254.169.254, which the kernel
+redirects to the gate. Usage:
 
     client.py MODE RESOURCE CLIENT_ID
 
@@ -174,8 +177,11 @@ def main(argv):
     if len(argv) != 4 or argv[1] not in MODES:
         print(f"usage: {argv[0]} {{{','.join(MODES)}}} RESOURCE CLIENT_ID", file=sys.stderr)
         return 2
-    if not os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST"):
-        print("AZURE_POD_IDENTITY_AUTHORITY_HOST must name the gate", file=sys.stderr)
+    # Without the variable the clients take their plain-VM path to
+    # 169.254.169.254 (the e2e harness); the probe mode needs it, since its
+    # point is to undo the trust azure-identity gives the variable.
+    if argv[1] == "default-probe" and not os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST"):
+        print("default-probe needs AZURE_POD_IDENTITY_AUTHORITY_HOST to name the gate", file=sys.stderr)
         return 2
     mode, resource, client_id = argv[1], argv[2], argv[3]
     rec = Recorder()
