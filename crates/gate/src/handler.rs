@@ -116,7 +116,7 @@ impl Gate {
         let (parts, body) = req.into_parts();
         trail.request.insert("method".into(), json!(parts.method.as_str()));
         let result = self
-            .serve(&conn, &policy, &parts, body, &mut trail)
+            .serve(&conn, &policy, &parts, body, &mut trail, &decision_id)
             .await;
         let (response, outcome, reason) = match result {
             Ok((answer, allowed_reason)) => (answer, "allow", allowed_reason),
@@ -161,6 +161,7 @@ impl Gate {
         parts: &http::request::Parts,
         body: hyper::body::Incoming,
         trail: &mut Trail,
+        decision_id: &str,
     ) -> Result<(Response, String), Refusal> {
         trail.request.insert("target".into(), json!(truncate(&parts.uri.to_string(), 512)));
         header_checks(&parts.method, &parts.headers)?;
@@ -257,6 +258,19 @@ impl Gate {
             None
         };
 
+        // An approval changes the platform's state and cannot be taken back:
+        // it is recorded *before* it is forwarded, so it never happens
+        // unrecorded even if the final line cannot be written.
+        if parts.method == Method::POST {
+            let intent = json!({
+                "type": "forwarding",
+                "decision": decision_id,
+                "caller": trail.caller,
+                "request": Value::Object(trail.request.clone()),
+                "decided_by": trail.decided_by,
+            });
+            self.record(&intent).map_err(|()| Refusal::AuditUnavailable)?;
+        }
         let sent = Instant::now();
         let served = match identity {
             Some(id) => {

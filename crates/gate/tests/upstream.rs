@@ -268,3 +268,41 @@ fn a_client_that_hangs_up_mid_request_is_still_audited() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn an_approval_is_recorded_before_it_is_forwarded() {
+    if !privileged("an_approval_is_recorded_before_it_is_forwarded") {
+        return;
+    }
+    let mut config = gatehouse_emulator::EmulatorConfig::demo();
+    config.scheduled_events.push(
+        serde_json::from_value(serde_json::json!({
+            "event_id": "E1", "event_type": "Reboot", "resources": ["demo-vm"]
+        }))
+        .unwrap(),
+    );
+    let policy = format!(
+        "{IDENTITIES}\n[[assignments]]\nname = \"approver\"\nprincipal = \"uid:{UID_A}\"\nrole = \"Scheduled Events Approver\"\n"
+    );
+    let h = Harness::start_with(&policy, config);
+    let target = "/metadata/scheduledevents?api-version=2020-07-01";
+    let before = h.curl(UID_A, target);
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert_eq!(before.json()["Events"].as_array().unwrap().len(), 1);
+    let approve = h.curl_with(
+        UID_A,
+        target,
+        &["-H", "Metadata: true", "-H", "Content-Type: application/json", "-X", "POST", "-d", r#"{"StartRequests":[{"EventId":"E1"}]}"#],
+    );
+    assert_eq!(approve.status, 200, "{}", approve.body);
+    let records = h.audit();
+    let forwarding = records.iter().position(|r| r["event"]["type"] == "forwarding").expect("an intent record");
+    let id = records[forwarding]["event"]["decision"].clone();
+    let done = records.iter().position(|r| r["event"]["type"] == "request" && r["event"]["decision"] == id).unwrap();
+    assert!(forwarding < done, "the approval is recorded before it is forwarded");
+    assert_eq!(records[done]["event"]["request"]["action"], "Gatehouse/scheduledEvents/approve/action");
+    assert_eq!(h.curl(UID_A, target).json()["Events"].as_array().unwrap().len(), 0, "approved");
+    // Another uid may not approve.
+    let denied = h.curl_with(UID_B, target, &["-H", "Metadata: true", "-X", "POST", "-d", "{}"]);
+    assert_eq!(denied.status, 403);
+}
