@@ -30,7 +30,12 @@ impl Drop for Running {
 
 /// Start `gatehouse run` and wait for its banner; returns the address.
 fn start_gate(args: &[&str]) -> (Running, String, Vec<String>) {
+    start_gate_in(&std::env::current_dir().unwrap(), args)
+}
+
+fn start_gate_in(cwd: &Path, args: &[&str]) -> (Running, String, Vec<String>) {
     let mut child = gatehouse()
+        .current_dir(cwd)
         .arg("run")
         .args(args)
         .stdout(Stdio::null())
@@ -123,11 +128,11 @@ fn try_it_mode_works_as_the_readme_says() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.log");
     let audit_s = audit.to_str().unwrap().to_owned();
-    let policy = repo().join("examples/policy.toml");
-    let policy_s = policy.to_str().unwrap().to_owned();
-    let (_gate, addr, lines) = start_gate(&[
-        "--upstream", "emulator", "--policy", &policy_s, "--listen", "127.0.0.1:0", "--audit", &audit_s,
-    ]);
+    // The README's command, from the repository, with its relative policy path.
+    let (_gate, addr, lines) = start_gate_in(
+        &repo(),
+        &["--upstream", "emulator", "--policy", "examples/policy.toml", "--listen", "127.0.0.1:0", "--audit", &audit_s],
+    );
     let pick = |label: &str| -> String {
         let line = lines.iter().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label} in {lines:?}"));
         line.split('\'').nth(3).unwrap().to_owned()

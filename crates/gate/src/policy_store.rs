@@ -61,10 +61,13 @@ pub fn load_file(path: &Path, trusted_uids: &[u32]) -> Result<Policy, LoadError>
 }
 
 impl PolicyStore {
+    /// A relative path is taken from the current directory once, here, so
+    /// every later reload reads (and trust-checks) the same file.
     pub fn load(path: &Path, trusted_uids: Vec<u32>) -> Result<Self, LoadError> {
-        let policy = load_file(path, &trusted_uids)?;
+        let path = std::path::absolute(path).map_err(|e| LoadError::Read(path.to_path_buf(), e))?;
+        let policy = load_file(&path, &trusted_uids)?;
         Ok(PolicyStore {
-            path: path.to_path_buf(),
+            path,
             trusted_uids,
             current: RwLock::new(Arc::new(policy)),
         })
