@@ -55,6 +55,11 @@ fn bash_status(h: &Harness, script: &str) -> u16 {
     line[9..12].parse().unwrap()
 }
 
+/// Wait (bash builtins only, bounded) until the last background job has
+/// exec'd `sleep`.
+const UNTIL_SLEEPING: &str = r#"for _ in {1..100000}; do IFS= read -r c < /proc/$!/comm && [[ $c == sleep ]] && break; done
+"#;
+
 /// Open the socket, optionally let another process share it, send the
 /// request from bash itself, print the status line.
 const SEND_AND_READ: &str = r#"printf '%s' "$REQ" >&3
@@ -144,9 +149,9 @@ fn connect_then_fork_does_not_borrow_the_childs_identity() {
     // Allowed: /usr/bin/sleep. A bash process connects, starts an allowed
     // `sleep` that inherits the socket, and sends the request itself.
     let h = Harness::start(&instance_policy("exe:/usr/bin/sleep"));
-    // (The pause lets the child finish exec'ing sleep: until then it is a
-    // bash process too, and bash holders are what the control allows.)
-    let forked = format!("exec 3<>/dev/tcp/$GATE\n/usr/bin/sleep 5 &\n/usr/bin/sleep 0.3\n{SEND_AND_READ}kill %1\n");
+    // (The request waits until the child has exec'd sleep — until then it is
+    // a bash process too, and bash holders are what the control allows.)
+    let forked = format!("exec 3<>/dev/tcp/$GATE\n/usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n");
     assert_eq!(bash_status(&h, &forked), 403, "every holder must be an allowed process");
     let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
     assert!(denied["event"]["caller"]["holders"].as_array().unwrap().len() >= 2, "{denied}");
@@ -168,7 +173,7 @@ fn holders_of_one_socket_with_different_uids_are_denied() {
     assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
     // Root opens the socket and hands it (by fork+setuid) to another uid.
     let shared = format!(
-        "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n/usr/bin/sleep 0.3\n{SEND_AND_READ}kill %1\n"
+        "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n"
     );
     assert_eq!(bash_status(&h, &shared), 403);
     let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
