@@ -8,18 +8,29 @@
 /// Comparison is byte-exact; callers lower-case first when they want
 /// case-insensitive matching.
 pub(crate) fn matches(pattern: &str, text: &str) -> bool {
-    let p = pattern.as_bytes();
-    let t = text.as_bytes();
+    backtrack(pattern.as_bytes(), text.as_bytes(), |p| *p == b'*', |p, t| p == t)
+}
+
+/// The one matching loop behind every glob in the policy language: `*`
+/// here, and `StringLike`'s pieces in conditions. `is_run` says which
+/// pattern items stand for any run; `step` whether an item consumes one
+/// text item. Iterative with single-star backtracking.
+pub(crate) fn backtrack<P, T>(
+    p: &[P],
+    t: &[T],
+    is_run: impl Fn(&P) -> bool,
+    step: impl Fn(&P, &T) -> bool,
+) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
-    // Position of the last `*` seen and the text position it was tried at.
+    // Position of the last run seen and the text position it was tried at.
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match (p.get(pi), t.get(ti)) {
-            (Some(b'*'), _) => {
+            (Some(pc), _) if is_run(pc) => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            (Some(pc), Some(tc)) if pc == tc => {
+            (Some(pc), Some(tc)) if step(pc, tc) => {
                 pi += 1;
                 ti += 1;
             }
@@ -33,7 +44,7 @@ pub(crate) fn matches(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+    p.get(pi..).is_some_and(|rest| rest.iter().all(&is_run))
 }
 
 /// Case-insensitive (ASCII) variant, as Azure role-definition matching is.

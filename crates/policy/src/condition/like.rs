@@ -30,34 +30,11 @@ fn pieces(pattern: &str) -> Vec<Piece> {
 pub fn matches(pattern: &str, text: &str) -> bool {
     let p = pieces(pattern);
     let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        let tc = t.get(ti).copied();
-        match (p.get(pi), tc) {
-            (Some(Piece::Run), _) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            (Some(Piece::One), Some(_)) => {
-                pi += 1;
-                ti += 1;
-            }
-            (Some(Piece::Char(pc)), Some(tc)) if *pc == tc => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|x| *x == Piece::Run))
+    crate::wildcard::backtrack(&p, &t, |x| *x == Piece::Run, |x, c| match x {
+        Piece::One => true,
+        Piece::Char(pc) => pc == c,
+        Piece::Run => false,
+    })
 }
 
 /// Case-insensitive variant (Unicode lower-casing of both sides).
