@@ -15,7 +15,7 @@ firewall_apply() {
     local ns="$1"
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.c0.route_localnet=1
     # shellcheck disable=SC2046 # flags are words
-    ip netns exec "$ns" "$GATEHOUSE" firewall apply $(firewall_flags) >&2
+    ip netns exec "$ns" "$GATEHOUSE" firewall apply $(firewall_flags) --policy "$WORK/policy.toml" >&2
 }
 
 # firewall_flags: the table's options, the same for `firewall apply|verify`

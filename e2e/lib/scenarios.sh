@@ -245,7 +245,7 @@ scenario_drift() {
     ip netns exec "$vm" nft delete table inet gatehouse
     t=$SECONDS
     # shellcheck disable=SC2046 # flags are words
-    if wait_for "the repaired table" 15 ip netns exec "$vm" "$GATEHOUSE" firewall verify $(firewall_flags); then
+    if wait_for "the repaired table" 15 ip netns exec "$vm" "$GATEHOUSE" firewall verify $(firewall_flags) --policy "$WORK/policy.toml"; then
         got="repaired"
     fi
     echo "drift repaired after $((SECONDS - t))s" >&2
@@ -254,4 +254,4 @@ scenario_drift() {
     row "after the repair: tcp :8080" gh-denied "refused plat+0" "$(with_plat "$id" tcp_alt probe "$vm" gh-denied tcp "$IMDS" 8080)"
 }
 
-SCENARIOS=(baseline curl python rust container walkaround preopen kill9 drift)
+SCENARIOS=(baseline curl python rust container walkaround preopen kill9 drift jit)

@@ -37,9 +37,20 @@ gate_start() {
     vm="$(ns_vm "$id")"
     # The worker writes (and rotates) the audit log: its directory is the worker's.
     chown "$GATE_USER:$GATE_USER" "$s"
+    # After a kill -9 the old worker exits when it sees its broker gone; a
+    # new gate refuses to take over an admin socket that still answers.
+    [[ ! -S "$s/admin.sock" ]] || wait_for "the old worker to go" 10 \
+        "$PY" -c 'import socket,sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError:
+    sys.exit(0)
+sys.exit(1)' "$s/admin.sock"
     # shellcheck disable=SC2046 # flags are words
     ip netns exec "$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
         --audit "$s/audit.log" --pid-file "$s/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
+        --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --firewall watch $(firewall_flags) >>"$s/gate.log" 2>&1 &
     GATE_PID[$id]=$!
     wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
@@ -89,6 +100,21 @@ principal = "user:gh-allowed"
 role = "Token Reader"
 identities = ["storage-writer"]
 audiences = ["$STORAGE"]
+
+# Just-in-time: port 2222 in the VM opens for one source when gh-allowed
+# asks and root approves (scenario jit). The break-glass range does not
+# hold the test client.
+[jit]
+break_glass = ["192.0.2.0/24"]
+
+[[jit_port]]
+name = "e2e-ssh"
+port = 2222
+protocol = "tcp"
+sources = ["169.254.0.0/16"]
+max_duration = "1h"
+requesters = ["user:gh-allowed"]
+approvers = ["uid:0"]
 EOF
     chmod 644 "$1"
 }

@@ -1,7 +1,7 @@
 //! `gatehouse firewall`: the nftables table that makes the kernel send every
 //! IMDS connection on the machine through the gate.
 
-use gatehouse_firewall::{Containers, Nft, Options, Ruleset};
+use gatehouse_firewall::{Containers, JitPorts, Nft, Options, Proto, Ruleset};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 
@@ -32,6 +32,16 @@ pub struct Args {
 
     #[command(flatten)]
     shape: Shape,
+
+    /// Take the just-in-time ports and break-glass ranges from this policy
+    /// (as the gate's watcher does with `gatehouse run --policy`).
+    #[arg(long)]
+    policy: Option<std::path::PathBuf>,
+
+    /// `apply` even if it would keep the SSH session it runs in from
+    /// connecting again (its client is not in `[jit] break_glass`).
+    #[arg(long)]
+    allow_lockout: bool,
 }
 
 /// The choices that shape the table beyond the listener and the mark
@@ -57,8 +67,33 @@ pub enum ContainerMode {
     Redirect,
 }
 
+/// The just-in-time part of the table, from the policy: its protected
+/// ports and break-glass ranges (`None` when it protects no port).
+pub fn jit_ports(policy: &gatehouse_policy::Policy) -> Option<JitPorts> {
+    if policy.jit_ports().is_empty() {
+        return None;
+    }
+    let ports = policy
+        .jit_ports()
+        .iter()
+        .map(|p| {
+            let proto = match p.protocol {
+                gatehouse_policy::Protocol::Tcp => Proto::Tcp,
+                gatehouse_policy::Protocol::Udp => Proto::Udp,
+            };
+            (proto, p.port)
+        })
+        .collect();
+    Some(JitPorts { ports, break_glass: policy.break_glass().to_vec() })
+}
+
 /// The table for a gate listening on `listen` with upstream mark `mark`.
-pub fn ruleset(listen: SocketAddr, mark: u32, shape: &Shape) -> Result<Ruleset, String> {
+pub fn ruleset(listen: SocketAddr, mark: u32, shape: &Shape, jit: Option<JitPorts>) -> Result<Ruleset, String> {
+    Ruleset::new(&options(listen, mark, shape, jit)?).map_err(|e| e.to_string())
+}
+
+/// What the table is rendered from.
+pub fn options(listen: SocketAddr, mark: u32, shape: &Shape, jit: Option<JitPorts>) -> Result<Options, String> {
     let SocketAddr::V4(listen) = listen else {
         return Err(format!(
             "the gate's listen address `{listen}` is not IPv4; IMDS is reached over IPv4 only"
@@ -72,8 +107,9 @@ pub fn ruleset(listen: SocketAddr, mark: u32, shape: &Shape) -> Result<Ruleset, 
             ContainerMode::Drop => Containers::Drop,
             ContainerMode::Redirect => Containers::Redirect,
         },
+        jit,
     };
-    Ruleset::new(&options).map_err(|e| e.to_string())
+    Ok(options)
 }
 
 pub fn main(command: Command) -> ExitCode {
@@ -91,16 +127,33 @@ pub fn main(command: Command) -> ExitCode {
         Command::Print(ref a) | Command::Apply(ref a) | Command::Verify(ref a) => a,
     };
     let mark = args.mark.unwrap_or(crate::run::DEFAULT_MARK);
-    let ruleset = match ruleset(args.listen, mark, &args.shape) {
-        Ok(r) => r,
+    let jit = match &args.policy {
+        None => None,
+        Some(path) => {
+            let me = gatehouse_sys::effective_uid();
+            match gatehouse_gate::policy_store::load_file(path, &[0, me]) {
+                Ok(p) => jit_ports(&p),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return crate::fail(&format!("the policy `{}` was not loaded", path.display()), None);
+                }
+            }
+        }
+    };
+    let options = match options(args.listen, mark, &args.shape, jit) {
+        Ok(o) => o,
         Err(e) => return crate::fail(&e, None),
+    };
+    let ruleset = match Ruleset::new(&options) {
+        Ok(r) => r,
+        Err(e) => return crate::fail(&e.to_string(), None),
     };
     match command {
         Command::Print(_) => {
             print!("{}", ruleset.batch());
             ExitCode::SUCCESS
         }
-        Command::Apply(_) => apply(&nft, &ruleset, args),
+        Command::Apply(_) => apply(&nft, &ruleset, &options, args),
         Command::Verify(_) => verify(&nft, &ruleset),
         Command::Remove => ExitCode::SUCCESS,
     }
@@ -108,7 +161,14 @@ pub fn main(command: Command) -> ExitCode {
 
 const NFT_HELP: &str = "gatehouse runs `nft` (apt-get install nftables) and needs CAP_NET_ADMIN";
 
-fn apply(nft: &Nft, ruleset: &Ruleset, args: &Args) -> ExitCode {
+fn apply(nft: &Nft, ruleset: &Ruleset, options: &Options, args: &Args) -> ExitCode {
+    if !args.allow_lockout {
+        let ssh = std::env::var("SSH_CONNECTION").ok();
+        let current = gatehouse_firewall::jit::list(nft).unwrap_or_default();
+        if let Some(why) = gatehouse_firewall::would_lock_out(options, ssh.as_deref(), &current) {
+            return crate::fail(&why, Some("or pass `--allow-lockout` if you have another way in"));
+        }
+    }
     if let Err(e) = gatehouse_firewall::apply(nft, ruleset) {
         return crate::fail(&e.to_string(), Some(NFT_HELP));
     }
@@ -192,6 +252,7 @@ pub fn watch_for_gate(
     shape: &Shape,
     every: std::time::Duration,
     gate: &std::sync::Arc<gatehouse_gate::Gate>,
+    jit: Option<(JitPorts, std::sync::Arc<gatehouse_gate::jit::ports::PortKeeper>)>,
 ) -> Result<Option<gatehouse_firewall::Watcher>, ExitCode> {
     if watching == Watching::Off {
         return Ok(None);
@@ -202,7 +263,8 @@ pub fn watch_for_gate(
             Some("drop `--no-upstream-mark`, or pass `--firewall off`"),
         ));
     };
-    let ruleset = ruleset(listen, mark, shape)
+    let (jit, keeper) = jit.map_or((None, None), |(j, k)| (Some(j), Some(k)));
+    let ruleset = ruleset(listen, mark, shape, jit)
         .map_err(|e| crate::fail(&e, Some("or pass `--firewall off`")))?;
     let gate = std::sync::Arc::clone(gate);
     let options = gatehouse_firewall::WatchOptions {
@@ -221,6 +283,12 @@ pub fn watch_for_gate(
                     differences = differences.len(),
                     "firewall table repaired"
                 );
+                // A re-applied table has empty port sets: put the grants back.
+                if let Some(k) = &keeper {
+                    if let Err(e) = k.resync() {
+                        tracing::error!(error = %e, "cannot restore the just-in-time port sets");
+                    }
+                }
             }
             other => tracing::error!(?other, "firewall watcher"),
         }

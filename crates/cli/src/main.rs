@@ -8,6 +8,7 @@ mod check;
 mod emulate;
 mod explain;
 mod firewall;
+mod jit;
 mod reload;
 mod run;
 
@@ -47,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         command: audit_cmd::Command,
     },
+    /// Just-in-time access: request, approve, list and revoke time-bound
+    /// role activations and inbound ports through a running gate.
+    Jit(jit::Args),
     /// The nftables table that sends every IMDS connection through the gate.
     Firewall {
         #[command(subcommand)]
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Command::Reload(args) => reload::main(args),
         Command::Audit { command } => audit_cmd::main(command),
         Command::Firewall { command } => firewall::main(command),
+        Command::Jit(args) => jit::main(args),
     }
 }
 

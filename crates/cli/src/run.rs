@@ -1,5 +1,6 @@
 //! `gatehouse run`: the gate.
 
+mod jit;
 mod privsep;
 
 use gatehouse_gate::clock::SystemClock;
@@ -96,6 +97,31 @@ pub struct Args {
     /// audit log's directory must belong to this user.
     #[arg(long, value_name = "USER")]
     user: Option<String>,
+
+    /// Just-in-time access: the database of requests and grants (SQLite,
+    /// created with mode 0600). Default: /var/lib/gatehouse/jit.db, or with
+    /// `--upstream emulator` the try-it private directory.
+    #[arg(long, value_name = "PATH")]
+    jit_db: Option<PathBuf>,
+
+    /// The admin socket `gatehouse jit` talks to (callers are identified by
+    /// the kernel, SO_PEERCRED). Default: /run/gatehouse/admin.sock, or with
+    /// `--upstream emulator` the try-it private directory. Just-in-time
+    /// access starts when the policy has eligible assignments or
+    /// `[[jit_port]]`s, or when this is named.
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<PathBuf>,
+
+    /// Listen for signed port requests (`gatehouse jit knock`) on this UDP
+    /// address, e.g. `0.0.0.0:62201`. Off unless named.
+    #[arg(long, value_name = "ADDR")]
+    knock_listen: Option<SocketAddr>,
+
+    /// Keys allowed to sign port requests, in OpenSSH's allowed-signers
+    /// format (`man ssh-keygen`); the principal names `signer:NAME` in
+    /// `[[jit_port]] requesters`.
+    #[arg(long, default_value = "/etc/gatehouse/allowed_signers", value_name = "PATH")]
+    allowed_signers: PathBuf,
 
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.
@@ -270,6 +296,12 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         }
         Err(e) => return crate::fail(&e.to_string(), None),
     };
+    let broker_ports: Option<Arc<dyn gatehouse_gate::jit::ports::PortControl>> = match &worker {
+        Some(w) if watching(&args, &kind) == crate::firewall::Watching::Watch => {
+            Some(w.client.clone() as Arc<dyn gatehouse_gate::jit::ports::PortControl>)
+        }
+        _ => None,
+    };
     let bound = match worker {
         Some(w) => {
             privsep::audit_broker_events(w.events, Arc::clone(&gate));
@@ -297,6 +329,14 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     }
     // The worker cannot run `nft`: its broker watches the table.
     let watching = if args.internal_worker { crate::firewall::Watching::Off } else { watching(&args, &kind) };
+    let jit_ports = crate::firewall::jit_ports(&gate.policy());
+    let keeper = match (&jit_ports, watching) {
+        (Some(j), crate::firewall::Watching::Watch) => Some(Arc::new(gatehouse_gate::jit::ports::PortKeeper::new(
+            gatehouse_firewall::Nft::system(),
+            j.ports.clone(),
+        ))),
+        _ => None,
+    };
     let _firewall = match crate::firewall::watch_for_gate(
         watching,
         listen,
@@ -304,8 +344,26 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         &args.firewall_shape,
         Duration::from_secs(args.firewall_every),
         &gate,
+        jit_ports.clone().zip(keeper.clone()),
     ) {
         Ok(w) => w,
+        Err(code) => return code,
+    };
+    let ports = match (keeper, broker_ports) {
+        (Some(k), _) => Some(k as Arc<dyn gatehouse_gate::jit::ports::PortControl>),
+        (None, Some(b)) if jit_ports.is_some() => Some(b),
+        _ => None,
+    };
+    let state_dir = if try_it && (args.jit_db.is_none() || args.admin_socket.is_none()) && jit::wanted(&gate.policy(), &args) {
+        match demo_dir(me) {
+            Ok(d) => Some(d),
+            Err(code) => return code,
+        }
+    } else {
+        None
+    };
+    let _jit = match jit::start(&args, state_dir.as_deref(), &gate, ports).await {
+        Ok(j) => j,
         Err(code) => return code,
     };
     print_banner(&kind, demo, listen, &args.policy, &audit_path, &gate.policy_hash());

@@ -1,6 +1,8 @@
 //! Structural comparison of `nft -j list table inet gatehouse` with the
 //! ruleset gatehouse renders: chains by name and header, rules by their
-//! expressions and comment (handles and counters ignored), in order.
+//! expressions and comment (handles and counters ignored), in order; sets by
+//! name, type, flags and elements — except the elements of the just-in-time
+//! sets (`jit4`, `jit6`), which are run-time state, not drift.
 
 use crate::ruleset::{Ruleset, FAMILY, TABLE};
 use serde_json::Value;
@@ -39,6 +41,22 @@ pub enum Difference {
     RulesReordered {
         chain: String,
     },
+    SetMissing {
+        set: String,
+    },
+    /// Type or flags differ.
+    SetHeader {
+        set: String,
+        expected: String,
+        found: String,
+    },
+    /// A declared set (protected ports, break-glass ranges) holds other
+    /// elements than rendered, in nft's words.
+    SetElements {
+        set: String,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
     /// A set, map, flowtable or other object we never create.
     ObjectUnexpected {
         kind: String,
@@ -72,6 +90,29 @@ impl fmt::Display for Difference {
             },
             Difference::RulesReordered { chain } => {
                 write!(f, "chain `{chain}`: rules are out of order")
+            }
+            Difference::SetMissing { set } => write!(f, "set `{set}` is missing"),
+            Difference::SetHeader {
+                set,
+                expected,
+                found,
+            } => write!(f, "set `{set}` is `{found}`, expected `{expected}`"),
+            Difference::SetElements {
+                set,
+                missing,
+                unexpected,
+            } => {
+                write!(f, "set `{set}`:")?;
+                if !missing.is_empty() {
+                    write!(f, " missing elements `{}`", missing.join(", "))?;
+                }
+                if !missing.is_empty() && !unexpected.is_empty() {
+                    write!(f, ";")?;
+                }
+                if !unexpected.is_empty() {
+                    write!(f, " unexpected elements `{}`", unexpected.join(", "))?;
+                }
+                Ok(())
             }
             Difference::ObjectUnexpected { kind, name } => {
                 write!(f, "unexpected {kind} `{name}` in the table")
@@ -107,6 +148,7 @@ pub fn compare(
         .ok_or(ListingError::NotNftables)?;
     let mut chains: Vec<(String, Value)> = Vec::new();
     let mut rules: Vec<(String, Listed)> = Vec::new();
+    let mut sets: Vec<(String, &Value)> = Vec::new();
     let mut out = Vec::new();
     let mut table_seen = false;
     for item in items {
@@ -122,6 +164,14 @@ pub fn compare(
                 "table" => table_seen = true,
                 "chain" => chains.push((text_field(v, "name"), chain_header(v))),
                 "rule" => rules.push((text_field(v, "chain"), listed_rule(v))),
+                "set"
+                    if expected
+                        .sets
+                        .iter()
+                        .any(|s| s.name == text_field(v, "name")) =>
+                {
+                    sets.push((text_field(v, "name"), v));
+                }
                 other => out.push(Difference::ObjectUnexpected {
                     kind: other.to_owned(),
                     name: text_field(v, "name"),
@@ -133,6 +183,14 @@ pub fn compare(
         return Ok(vec![Difference::TableMissing]);
     }
 
+    for s in &expected.sets {
+        match sets.iter().find(|(name, _)| name == s.name) {
+            Some((_, listed)) => compare_set(s, listed, &mut out),
+            None => out.push(Difference::SetMissing {
+                set: s.name.to_owned(),
+            }),
+        }
+    }
     for c in &expected.chains {
         let Some((_, header)) = chains.iter().find(|(name, _)| name == c.name) else {
             out.push(Difference::ChainMissing {
@@ -204,6 +262,85 @@ fn compare_rules(
         out.push(Difference::RulesReordered {
             chain: chain.to_owned(),
         });
+    }
+}
+
+fn compare_set(expected: &crate::ruleset::Set, listed: &Value, out: &mut Vec<Difference>) {
+    let want = expected.header_json();
+    let found = set_header(listed);
+    if found != want {
+        out.push(Difference::SetHeader {
+            set: expected.name.to_owned(),
+            expected: compact(&want),
+            found: compact(&found),
+        });
+    }
+    // `None`: run-time elements, never drift.
+    let Some(elements) = &expected.elements else {
+        return;
+    };
+    let mut unexpected: Vec<&Value> = listed
+        .get("elem")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut missing = Vec::new();
+    for e in elements {
+        let json = e.json();
+        match unexpected.iter().position(|l| **l == json) {
+            Some(i) => {
+                unexpected.swap_remove(i);
+            }
+            None => missing.push(e.text()),
+        }
+    }
+    if !missing.is_empty() || !unexpected.is_empty() {
+        out.push(Difference::SetElements {
+            set: expected.name.to_owned(),
+            missing,
+            unexpected: unexpected.into_iter().map(element).collect(),
+        });
+    }
+}
+
+/// A listed set's type and flags, normalised as `Set::header_json` renders
+/// them.
+fn set_header(v: &Value) -> Value {
+    let types = match v.get("type") {
+        Some(Value::String(t)) => Value::Array(vec![Value::String(t.clone())]),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    };
+    let mut flags: Vec<Value> = match v.get("flags") {
+        Some(Value::Array(f)) => f.clone(),
+        Some(Value::String(f)) => vec![Value::String(f.clone())],
+        _ => Vec::new(),
+    };
+    flags.sort_by_key(compact);
+    serde_json::json!({"type": types, "flags": flags})
+}
+
+/// A listed set element in nft's words.
+fn element(e: &Value) -> String {
+    match e {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => {
+            if let Some(parts) = e.get("concat").and_then(Value::as_array) {
+                return parts.iter().map(element).collect::<Vec<_>>().join(" . ");
+            }
+            if let Some(p) = e.get("prefix") {
+                return format!(
+                    "{}/{}",
+                    text_field(p, "addr"),
+                    p.get("len").map(Value::to_string).unwrap_or_default()
+                );
+            }
+            if let Some(val) = e.get("elem").and_then(|i| i.get("val")) {
+                return element(val);
+            }
+            compact(e)
+        }
     }
 }
 
@@ -281,7 +418,7 @@ fn expression(e: &Value) -> String {
             let left = v.get("left").map(operand).unwrap_or_default();
             let op = v.get("op").and_then(Value::as_str).unwrap_or("==");
             let right = v.get("right").map(|r| value(r, &left)).unwrap_or_default();
-            if op == "==" {
+            if op == "==" || op == "in" {
                 format!("{left} {right}")
             } else {
                 format!("{left} {op} {right}")
@@ -315,6 +452,9 @@ fn expression(e: &Value) -> String {
 }
 
 fn operand(v: &Value) -> String {
+    if let Some(parts) = v.get("concat").and_then(Value::as_array) {
+        return parts.iter().map(operand).collect::<Vec<_>>().join(" . ");
+    }
     if let Some(p) = v.get("payload") {
         return format!("{} {}", text_field(p, "protocol"), text_field(p, "field"));
     }
@@ -337,12 +477,19 @@ fn operand(v: &Value) -> String {
 
 fn value(v: &Value, left: &str) -> String {
     match v {
-        Value::String(s) if left.ends_with("name") => format!("\"{s}\""),
+        Value::String(s) if left.ends_with("name") || left == "iif" || left == "oif" => {
+            format!("\"{s}\"")
+        }
         Value::String(s) => s.clone(),
         Value::Number(n) if left == "meta mark" => n
             .as_u64()
             .map_or_else(|| n.to_string(), |m| format!("0x{m:08x}")),
         Value::Number(n) => n.to_string(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| value(i, left))
+            .collect::<Vec<_>>()
+            .join(","),
         _ => match v.get("prefix") {
             Some(p) => format!(
                 "{}/{}",

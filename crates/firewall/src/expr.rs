@@ -29,6 +29,19 @@ pub enum Match {
     /// `ct original ip daddr A`: the connection was first addressed to A
     /// (before any NAT).
     CtOriginalDaddr(Ipv4Addr),
+    /// `ct state established,related`: a packet of a connection conntrack
+    /// already knows (or one it relates to, e.g. an ICMP error).
+    CtEstablishedRelated,
+    /// `iif "NAME"`: arrived on that interface (resolved to its index when
+    /// the table is applied; `lo` is always there).
+    Iif(&'static str),
+    /// `meta l4proto . th dport != @SET`: protocol and destination port are
+    /// not an element of SET (a `inet_proto . inet_service` set).
+    ProtoDportNotIn(&'static str),
+    /// `ip saddr @SET` (or `ip6 saddr @SET` when `v6`).
+    SaddrIn { v6: bool, set: &'static str },
+    /// `ip saddr . meta l4proto . th dport @SET` (`ip6` when `v6`).
+    SaddrProtoDportIn { v6: bool, set: &'static str },
 }
 
 /// What a rule does once its matches hold.
@@ -58,6 +71,14 @@ fn meta(key: &str) -> Value {
     json!({"meta": {"key": key}})
 }
 
+fn ip(v6: bool) -> &'static str {
+    if v6 {
+        "ip6"
+    } else {
+        "ip"
+    }
+}
+
 impl Match {
     pub fn text(&self) -> String {
         match self {
@@ -69,6 +90,13 @@ impl Match {
             Match::SkuidIsNot(u) => format!("meta skuid != {u}"),
             Match::IifnameIsNot(name) => format!("iifname != \"{name}\""),
             Match::CtOriginalDaddr(a) => format!("ct original ip daddr {a}"),
+            Match::CtEstablishedRelated => "ct state established,related".to_owned(),
+            Match::Iif(name) => format!("iif \"{name}\""),
+            Match::ProtoDportNotIn(set) => format!("meta l4proto . th dport != @{set}"),
+            Match::SaddrIn { v6, set } => format!("{} saddr @{set}", ip(*v6)),
+            Match::SaddrProtoDportIn { v6, set } => {
+                format!("{} saddr . meta l4proto . th dport @{set}", ip(*v6))
+            }
         }
     }
 
@@ -89,6 +117,25 @@ impl Match {
                 "==",
                 json!({"ct": {"key": "ip daddr", "dir": "original"}}),
                 json!(a.to_string()),
+            ),
+            Match::CtEstablishedRelated => matches(
+                "in",
+                json!({"ct": {"key": "state"}}),
+                json!(["established", "related"]),
+            ),
+            Match::Iif(name) => matches("==", meta("iif"), json!(name)),
+            Match::ProtoDportNotIn(set) => matches(
+                "!=",
+                json!({"concat": [meta("l4proto"), payload("th", "dport")]}),
+                json!(format!("@{set}")),
+            ),
+            Match::SaddrIn { v6, set } => {
+                matches("==", payload(ip(*v6), "saddr"), json!(format!("@{set}")))
+            }
+            Match::SaddrProtoDportIn { v6, set } => matches(
+                "==",
+                json!({"concat": [payload(ip(*v6), "saddr"), meta("l4proto"), payload("th", "dport")]}),
+                json!(format!("@{set}")),
             ),
         }
     }

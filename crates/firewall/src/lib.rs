@@ -3,17 +3,22 @@
 //! `nft -f -` transaction, verified structurally against `nft -j list`,
 //! watched and repaired, and removed without touching any other table.
 //!
-//! Rendering and comparison are pure ([`ruleset`], [`diff`]); everything that
-//! runs a program is in [`nft`], [`watch`] and [`bypass`].
+//! Rendering and comparison are pure ([`ruleset`], [`diff`], [`lockout`]);
+//! everything that runs a program is in [`nft`], [`watch`](mod@watch), [`bypass`] and
+//! [`jit`] (the run-time elements of the just-in-time port sets).
 
 pub mod bypass;
 pub mod diff;
 pub mod expr;
+pub mod jit;
+pub mod lockout;
 pub mod nft;
 pub mod ruleset;
 pub mod watch;
 
 pub use diff::Difference;
+pub use jit::{Element, JitError, JitPorts, Proto, SyncReport};
+pub use lockout::would_lock_out;
 pub use nft::{Nft, NftError};
 pub use ruleset::{Containers, Options, OptionsError, Ruleset};
 pub use watch::{watch, Trigger, WatchEvent, WatchOptions, Watcher};
@@ -24,9 +29,16 @@ pub enum Error {
     Nft(#[from] NftError),
     #[error(transparent)]
     Listing(#[from] diff::ListingError),
+    #[error(transparent)]
+    Jit(#[from] JitError),
 }
 
 /// Replace our table with `ruleset` in one transaction (idempotent).
+///
+/// The table is deleted and declared again, so the run-time elements of
+/// `jit4`/`jit6` (ports opened just in time) are gone afterwards: whoever
+/// keeps them (the daemon) must call [`jit::sync`] after every apply,
+/// including the watcher's repairs. Established sessions are unaffected.
 pub fn apply(nft: &Nft, ruleset: &Ruleset) -> Result<(), Error> {
     nft.run_batch(&ruleset.batch())?;
     Ok(())

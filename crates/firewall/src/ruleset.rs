@@ -18,14 +18,23 @@
 //! - forward (containers, other namespaces): refused, or — `Containers::Redirect`
 //!   — sent to the gate from prerouting, which then denies what it cannot
 //!   attribute.
+//! - jit_input (only with [`Options::jit`]): inbound management ports stay
+//!   closed except to break-glass ranges and to the sources the `jit4`/`jit6`
+//!   sets name, element by element, until each element's timeout
+//!   (`ruleset/jit.rs` has the rules and why).
 
 use crate::expr::{Match, Statement};
+use crate::jit::{JitPorts, Proto};
+use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+mod jit;
 #[cfg(test)]
 mod tests;
+
+pub use self::jit::{BREAK_GLASS4, BREAK_GLASS6, JIT4, JIT6, JIT_CHAIN, JIT_PORTS, JIT_PRIORITY};
 
 /// The nftables family and name of the one table gatehouse owns.
 pub const FAMILY: &str = "inet";
@@ -62,6 +71,9 @@ pub struct Options {
     /// Guard the WireServer too.
     pub wireserver: bool,
     pub containers: Containers,
+    /// Just-in-time ports: closed inbound except to break-glass ranges and
+    /// to the sources `jit::sync` opens them for. `None`: no such rules.
+    pub jit: Option<JitPorts>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,6 +82,10 @@ pub enum OptionsError {
     ZeroMark,
     #[error("the gate's listen port must not be 0")]
     ZeroPort,
+    #[error("just-in-time ports are enabled but name no port: list at least one in `[jit] ports`, or disable `[jit]`")]
+    NoJitPorts,
+    #[error("just-in-time port 0 is not a port: remove it from `[jit] ports`")]
+    ZeroJitPort,
 }
 
 /// A rule: all matches, then one statement; the comment names it in
@@ -92,9 +108,34 @@ pub struct Chain {
     pub rules: Vec<Rule>,
 }
 
+/// A named set of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub name: &'static str,
+    /// The element type; more than one part is a concatenation (`a . b`).
+    pub types: Vec<&'static str>,
+    /// `interval`, `timeout`.
+    pub flags: Vec<&'static str>,
+    /// The elements the table declares, or `None` for a set whose elements
+    /// are state the daemon keeps at run time (`jit4`, `jit6`): `verify`
+    /// then compares only the set's type and flags.
+    pub elements: Option<Vec<SetElement>>,
+}
+
+/// An element of a set the table declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetElement {
+    /// An address range (a host when the prefix is full length).
+    Net(IpNet),
+    /// `tcp . 22`
+    Port(Proto, u16),
+}
+
 /// The whole table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
+    /// Declared before the chains, whose rules refer to them.
+    pub sets: Vec<Set>,
     pub chains: Vec<Chain>,
 }
 
@@ -244,7 +285,13 @@ impl Ruleset {
         }
         chains.push(chain("output", "filter", "output", FILTER, output));
         chains.push(chain("forward", "filter", "forward", FILTER, forward));
-        Ok(Ruleset { chains })
+        let mut sets = Vec::new();
+        if let Some(ports) = &options.jit {
+            let (jit_sets, jit_chain) = jit::render(ports)?;
+            sets = jit_sets;
+            chains.push(jit_chain);
+        }
+        Ok(Ruleset { sets, chains })
     }
 
     /// The `nft -f -` batch that replaces the table in one transaction.
@@ -259,6 +306,10 @@ impl Ruleset {
         let _ = writeln!(out, "table {FAMILY} {TABLE}");
         let _ = writeln!(out, "delete table {FAMILY} {TABLE}");
         let _ = writeln!(out, "table {FAMILY} {TABLE} {{");
+        for s in &self.sets {
+            out.push_str(&s.text());
+            out.push('\n');
+        }
         for (i, c) in self.chains.iter().enumerate() {
             if i > 0 {
                 out.push('\n');
@@ -303,6 +354,67 @@ impl Rule {
         let mut expr: Vec<Value> = self.matches.iter().map(Match::json).collect();
         expr.push(self.statement.json());
         json!({"comment": self.comment, "expr": expr})
+    }
+}
+
+impl Set {
+    /// The set's declaration as nft input, indented for the table block.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\tset {} {{", self.name);
+        let _ = writeln!(out, "\t\ttype {}", self.types.join(" . "));
+        if !self.flags.is_empty() {
+            let _ = writeln!(out, "\t\tflags {}", self.flags.join(", "));
+        }
+        match &self.elements {
+            Some(elements) if !elements.is_empty() => {
+                let list: Vec<String> = elements.iter().map(SetElement::text).collect();
+                let _ = writeln!(out, "\t\telements = {{ {} }}", list.join(", "));
+            }
+            Some(_) => {}
+            None => {
+                let _ = writeln!(
+                    out,
+                    "\t\t# elements: added and expired at run time (`gatehouse` keeps them)"
+                );
+            }
+        }
+        let _ = writeln!(out, "\t}}");
+        out
+    }
+
+    /// The set's type and flags as `nft -j list` shows them, normalised
+    /// (`type` always a list, `flags` a sorted list).
+    pub fn header_json(&self) -> Value {
+        let mut flags = self.flags.clone();
+        flags.sort_unstable();
+        json!({"type": self.types, "flags": flags})
+    }
+}
+
+impl SetElement {
+    /// As nft input and as `nft list` prints it.
+    pub fn text(&self) -> String {
+        match self {
+            SetElement::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                net.addr().to_string()
+            }
+            SetElement::Net(net) => net.to_string(),
+            SetElement::Port(proto, port) => format!("{} . {port}", proto.name()),
+        }
+    }
+
+    /// As `nft -j list` prints it in a set's `elem` list.
+    pub fn json(&self) -> Value {
+        match self {
+            SetElement::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                json!(net.addr().to_string())
+            }
+            SetElement::Net(net) => {
+                json!({"prefix": {"addr": net.addr().to_string(), "len": net.prefix_len()}})
+            }
+            SetElement::Port(proto, port) => json!({"concat": [proto.name(), port]}),
+        }
     }
 }
 

@@ -131,6 +131,7 @@ fn options(port: u16) -> Options {
         mark: MARK,
         wireserver: true,
         containers: Containers::Drop,
+        jit: None,
     }
 }
 
@@ -252,6 +253,7 @@ fn every_variant_verifies_clean_after_apply() {
             wireserver: false,
             listen: "10.1.2.3:8080".parse().unwrap(),
             mark: 1,
+            jit: None,
         },
         Options {
             containers: Containers::Redirect,

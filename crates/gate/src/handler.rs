@@ -225,7 +225,8 @@ impl Gate {
             .selector(selector)
             .path(&path)
             .at(self.clock.now());
-        let decision = policy.decide(&who, &request);
+        let grants = self.grants();
+        let decision = policy.decide_with(&who, &request, &grants);
         trail.decided_by = decision.decided_by().to_vec();
         trail.decision = Some(json!({
             "mode": decision.trail().mode.as_str(),

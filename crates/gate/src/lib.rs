@@ -14,6 +14,7 @@ pub mod clock;
 pub mod connector;
 pub mod fetch;
 pub mod handler;
+pub mod jit;
 pub mod limiter;
 pub mod policy_store;
 pub mod privsep;
@@ -82,6 +83,9 @@ pub struct Gate {
     identifier: Arc<dyn CallerSource>,
     clock: Arc<dyn Clock>,
     max_connections_per_uid: usize,
+    /// Active just-in-time grants, replaced whole by the JIT service after
+    /// every change; the decision engine checks their times itself.
+    grants: std::sync::RwLock<Arc<Vec<gatehouse_policy::Grant>>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -123,6 +127,7 @@ impl Gate {
             identifier: callers,
             clock,
             max_connections_per_uid: config.max_connections_per_uid.max(1),
+            grants: std::sync::RwLock::new(Arc::new(Vec::new())),
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&json!({
@@ -153,6 +158,32 @@ impl Gate {
                 }));
                 Err(e)
             }
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<gatehouse_policy::Policy> {
+        self.policy.current()
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Replace the just-in-time grants the decision engine honours.
+    pub fn set_grants(&self, grants: Vec<gatehouse_policy::Grant>) {
+        let grants = Arc::new(grants);
+        match self.grants.write() {
+            Ok(mut g) => *g = grants,
+            Err(poisoned) => *poisoned.into_inner() = grants,
+        }
+    }
+
+    /// The grants in force now (a cheap snapshot).
+    pub fn grants(&self) -> Arc<Vec<gatehouse_policy::Grant>> {
+        match self.grants.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 

@@ -6,6 +6,7 @@ use crate::caller::{Caller, Request};
 use crate::condition::evaluate;
 use crate::decision::{Candidate, Decision, Reason, Trail};
 use crate::identity::Identity;
+use crate::jit::JitOffer;
 use crate::model::{Assignment, DenyAssignment};
 use crate::role::Role;
 use crate::trusted::{self, TrustedConfig};
@@ -38,11 +39,13 @@ pub(crate) struct Inputs<'a> {
     pub trusted: TrustedConfig,
 }
 
-/// Decide from `candidates`: assignments whose principal grants to the
-/// caller and whose role grants the action, in policy order.
+/// Decide from `candidates` (assignments whose principal grants to the
+/// caller and whose role grants the action, in policy order), then `jit`
+/// (grants that count now, whose assignment's role grants the action).
 pub(crate) fn conclude<'a>(
     inputs: &Inputs<'_>,
     candidates: impl Iterator<Item = &'a Assignment>,
+    jit: &[JitOffer<'_>],
     caller: &Caller,
     request: &Request<'_>,
 ) -> Decision {
@@ -54,16 +57,18 @@ pub(crate) fn conclude<'a>(
     let mut trail = Trail::default();
     let mut allowing = Vec::new();
     let mut absent = None;
-    for a in candidates {
-        let in_scope = a.in_scope(request);
+    let offers = candidates
+        .map(|a| (a.name.clone(), a.in_scope(request), a))
+        .chain(jit.iter().map(|j| (j.name(), j.in_scope(request), j.assignment)));
+    for (name, in_scope, a) in offers {
         let condition = a.condition.as_ref().filter(|_| in_scope).map(|c| evaluate(&c.expr, &ctx));
         let allows = in_scope && condition.as_ref().is_none_or(|e| e.value);
         if allows {
-            allowing.push(a.name.clone());
+            allowing.push(name.clone());
         } else if absent.is_none() {
             absent = condition.as_ref().and_then(|e| e.absent.clone());
         }
-        trail.candidates.push(Candidate { assignment: a.name.clone(), in_scope, condition, allows });
+        trail.candidates.push(Candidate { assignment: name, in_scope, condition, allows });
     }
     if !allowing.is_empty() {
         return Decision::with_names(Reason::Allowed, allowing).with_trail(trail);
@@ -75,8 +80,17 @@ pub(crate) fn conclude<'a>(
     Decision::deny(Reason::NoMatchingAssignment).with_absent(absent).with_trail(trail)
 }
 
-/// The reference model's candidates: scan every assignment, match role
-/// patterns afresh.
+/// Does the role of `a` grant `action`, matching its patterns afresh (the
+/// reference model's way, independent of the load-time action sets)?
+pub(crate) fn role_grants_naive(roles: &[Role], a: &Assignment, action: &str) -> bool {
+    roles.get(a.role_index).is_some_and(|role| {
+        role.actions.iter().any(|p| wildcard::matches_ignore_case(p, action))
+            && !role.not_actions.iter().any(|p| wildcard::matches_ignore_case(p, action))
+    })
+}
+
+/// The reference model's candidates: scan every standing (not eligible)
+/// assignment, match role patterns afresh.
 pub(crate) fn naive_candidates<'a>(
     roles: &'a [Role],
     assignments: &'a [Assignment],
@@ -86,11 +100,7 @@ pub(crate) fn naive_candidates<'a>(
     let action = request.action.as_str();
     assignments
         .iter()
-        .filter(move |a| {
-            roles.get(a.role_index).is_some_and(|role| {
-                role.actions.iter().any(|p| wildcard::matches_ignore_case(p, action))
-                    && !role.not_actions.iter().any(|p| wildcard::matches_ignore_case(p, action))
-            })
-        })
+        .filter(|a| a.eligible.is_none())
+        .filter(move |a| role_grants_naive(roles, a, action))
         .filter(move |a| a.principal.grants_to(caller))
 }

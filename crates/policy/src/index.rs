@@ -38,7 +38,8 @@ impl Index {
         let mut by_action = Vec::new();
         for action in Action::ALL {
             let mut idx = ByPrincipal::default();
-            for (i, a) in assignments.iter().enumerate() {
+            // Eligible assignments are never standing access.
+            for (i, a) in assignments.iter().enumerate().filter(|(_, a)| a.eligible.is_none()) {
                 let allows = roles
                     .get(a.role_index)
                     .is_some_and(|r| r.effective().contains(action));

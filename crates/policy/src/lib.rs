@@ -13,6 +13,7 @@ mod diag;
 mod evaluate;
 mod identity;
 mod index;
+mod jit;
 mod lint;
 mod load;
 mod mode;
@@ -30,6 +31,10 @@ pub use caller::{Caller, Process, Request};
 pub use decision::{Candidate, Decision, Reason, Trail};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use identity::{Identity, IdentityKind, ResolveError, Selector, SelectorKind};
+pub use jit::{
+    format_duration, parse_duration, Activation, ActivationAsk, AutoApprove, Eligibility, Grant, JitPort, JitRefusal,
+    PortAsk, PortPlan, PortRequester, Protocol, Requester, MAX_GRANT,
+};
 pub use lint::Machine;
 pub use load::parse;
 pub use mode::{Family, Mode, Modes};

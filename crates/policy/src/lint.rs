@@ -157,7 +157,9 @@ impl Policy {
         }
         let mine = self.role_actions(a);
         let by = self.assignments.iter().find(|b| {
+            // An eligible assignment is not standing access: it bypasses nothing.
             b.condition.is_none()
+                && b.eligible.is_none()
                 && (b.principal == a.principal || b.principal == Principal::Everyone)
                 && !self.role_actions(b).intersect(mine).is_empty()
                 && (!mine.contains(Action::TokenRead) || (covers(&b.identities, &a.identities) && covers(&b.audiences, &a.audiences)))
@@ -176,6 +178,7 @@ impl Policy {
     fn duplicate(&self, out: &mut Out<'_>, i: usize, a: &Assignment) {
         let same = self.assignments.iter().take(i).find(|b| {
             b.principal == a.principal
+                && b.eligible.is_some() == a.eligible.is_some()
                 && b.role_index == a.role_index
                 && b.identities == a.identities
                 && b.audiences == a.audiences

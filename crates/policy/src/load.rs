@@ -3,6 +3,7 @@
 
 mod condition;
 mod fields;
+mod jit;
 mod settings;
 mod suggest;
 
@@ -26,13 +27,14 @@ use fields::{Fields, Sink, Str};
 
 const ROOT_KEYS: &[&str] = &[
     "version", "identities", "roles", "assignments", "deny_assignments", "modes", "trusted_services",
-    "trusted_services_approve",
+    "trusted_services_approve", "jit", "jit_port",
 ];
 const IDENTITY_KEYS: &[&str] = &["kind", "client_id", "object_id", "resource_id", "description", "tags"];
 const ROLE_KEYS: &[&str] = &["name", "description", "actions", "not_actions"];
 const ASSIGNMENT_KEYS: &[&str] = &[
     "name", "principal", "role", "identities", "audiences", "description", "condition", "condition_version",
-    "allow_warnings",
+    "allow_warnings", "eligible", "max_duration", "require_justification", "require_ticket", "approvers",
+    "auto_approve", "auto_approve_condition",
 ];
 const DENY_KEYS: &[&str] = &[
     "name", "principals", "excluded_principals", "actions", "not_actions", "identities",
@@ -62,7 +64,8 @@ pub fn parse(source_name: &str, text: &str) -> Result<Policy, Diagnostics> {
     let (roles, role_names) = load_roles(&mut sink, &root);
     let assignments = load_assignments(&mut sink, &root, &identities, &roles, &role_names);
     let deny = load_deny(&mut sink, &root, &identities, &assignments);
-    let settings = settings::load(&mut sink, &root);
+    let mut settings = settings::load(&mut sink, &root);
+    (settings.break_glass, settings.jit_ports) = jit::load(&mut sink, &root);
     if sink.diags.error_count() > 0 {
         sink.diags.sort();
         return Err(sink.diags);
@@ -291,6 +294,7 @@ fn load_assignments(
         let auds = f.opt_list(sink, "audiences").map(|(l, _)| audience_scope(sink, l));
         let description = f.opt_str(sink, "description").map(|d| d.0);
         let condition = condition::load(sink, &f);
+        let eligible = jit::eligibility(sink, &f, name.as_ref().map(|n| n.0.as_str()), principal.as_ref(), principal_span.clone());
         let allow_warnings: Vec<String> = f
             .opt_list(sink, "allow_warnings")
             .map(|(l, _)| {
@@ -343,6 +347,7 @@ fn load_assignments(
             role_index,
             spans,
             allow_warnings,
+            eligible,
         });
     }
     out

@@ -6,6 +6,7 @@ use crate::action::{Action, ActionSet};
 use crate::condition::Expr;
 use crate::audience;
 use crate::caller::{Caller, Request};
+use crate::jit::Eligibility;
 use crate::principal::Principal;
 
 /// A scope list: `"*"` (anything) or the listed values.
@@ -33,6 +34,9 @@ pub struct Assignment {
     pub(crate) spans: Spans,
     /// `check` warnings the operator accepted for this assignment.
     pub allow_warnings: Vec<String>,
+    /// `eligible = true`: never standing access, only through an approved
+    /// just-in-time [`crate::Grant`].
+    pub eligible: Option<Eligibility>,
 }
 
 /// A parsed, type-checked condition and its text.

@@ -6,6 +6,8 @@ use crate::decision::{Decision, Reason, Trail};
 use crate::evaluate::{self, Inputs};
 use crate::mode::{Family, Mode, Modes};
 use crate::trusted::TrustedConfig;
+use crate::jit::{self, Grant, JitOffer, JitPort, Protocol};
+use ipnet::IpNet;
 use crate::identity::{self, Identity, ResolveError, Selector};
 use crate::index::Index;
 use crate::model::{Assignment, DenyAssignment};
@@ -52,13 +54,19 @@ pub struct Policy {
     pub(crate) needs: Needs,
     pub(crate) modes: Modes,
     pub(crate) trusted: TrustedConfig,
+    pub(crate) break_glass: Vec<IpNet>,
+    pub(crate) jit_ports: Vec<JitPort>,
 }
 
 /// Settings beyond assignments, from the top of the policy file.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Settings {
     pub modes: Modes,
     pub trusted: TrustedConfig,
+    /// `[jit] break_glass`.
+    pub break_glass: Vec<IpNet>,
+    /// `[[jit_port]]`, in file order.
+    pub jit_ports: Vec<JitPort>,
 }
 
 impl Policy {
@@ -104,6 +112,8 @@ impl Policy {
             needs,
             modes: settings.modes,
             trusted: settings.trusted,
+            break_glass: settings.break_glass,
+            jit_ports: settings.jit_ports,
         }
     }
 
@@ -163,27 +173,78 @@ impl Policy {
         }
     }
 
+    /// Ranges always allowed to reach the protected ports (`[jit] break_glass`).
+    pub fn break_glass(&self) -> &[IpNet] {
+        &self.break_glass
+    }
+
+    /// The `[[jit_port]]` entries, in file order.
+    pub fn jit_ports(&self) -> &[JitPort] {
+        &self.jit_ports
+    }
+
+    pub fn jit_port(&self, port: u16, protocol: Protocol) -> Option<&JitPort> {
+        self.jit_ports.iter().find(|p| p.port == port && p.protocol == protocol)
+    }
+
     /// Decide a request, using the load-time index so only assignments that
     /// can apply are looked at. Under mode `audit` a denial comes back
     /// allowed with [`Decision::would_deny`]; under `off`, allowed as
-    /// [`Reason::Unmediated`].
+    /// [`Reason::Unmediated`]. Eligible assignments count only through
+    /// grants: see [`Policy::decide_with`].
     pub fn decide(&self, caller: &Caller, request: &Request<'_>) -> Decision {
+        self.decide_with(caller, request, &[])
+    }
+
+    /// [`Policy::decide`], with active just-in-time grants honoured. A
+    /// grant counts only when its uid is the caller's, `request.now` is in
+    /// `[starts, expires)`, and its assignment exists, is eligible and
+    /// still covers the grant's identity and audience (the policy may have
+    /// changed since approval). It then acts as that assignment for
+    /// principal `uid:<grant.uid>`, narrowed to the grant's identity and
+    /// audience; the assignment's condition still applies and deny
+    /// assignments still win. It is named `<assignment> (jit <grant id>)`.
+    pub fn decide_with(&self, caller: &Caller, request: &Request<'_>, grants: &[Grant]) -> Decision {
         self.in_mode(request.action, || {
             let candidates = self.index.candidates(request.action, caller);
             let assignments = candidates
                 .into_iter()
                 .filter_map(|i| self.assignments.get(i))
                 .filter(|a| a.principal.grants_to(caller));
-            evaluate::conclude(&self.inputs(), assignments, caller, request)
+            let jit: Vec<JitOffer<'_>> = self
+                .grant_offers(caller, request, grants)
+                .filter(|j| self.roles.get(j.assignment.role_index).is_some_and(|r| r.effective().contains(request.action)))
+                .collect();
+            evaluate::conclude(&self.inputs(), assignments, &jit, caller, request)
         })
     }
 
     /// Reference model for property tests and benchmarks: scans everything.
     #[doc(hidden)]
     pub fn decide_naive(&self, caller: &Caller, request: &Request<'_>) -> Decision {
+        self.decide_naive_with(caller, request, &[])
+    }
+
+    /// Reference model of [`Policy::decide_with`].
+    #[doc(hidden)]
+    pub fn decide_naive_with(&self, caller: &Caller, request: &Request<'_>, grants: &[Grant]) -> Decision {
         self.in_mode(request.action, || {
             let candidates = evaluate::naive_candidates(&self.roles, &self.assignments, caller, request);
-            evaluate::conclude(&self.inputs(), candidates, caller, request)
+            let action = request.action.as_str();
+            let jit: Vec<JitOffer<'_>> = self
+                .grant_offers(caller, request, grants)
+                .filter(|j| evaluate::role_grants_naive(&self.roles, j.assignment, action))
+                .collect();
+            evaluate::conclude(&self.inputs(), candidates, &jit, caller, request)
         })
+    }
+
+    fn grant_offers<'a>(
+        &'a self,
+        caller: &'a Caller,
+        request: &'a Request<'_>,
+        grants: &'a [Grant],
+    ) -> impl Iterator<Item = JitOffer<'a>> {
+        grants.iter().filter_map(move |g| jit::valid_grant(&self.assignments, caller, request.now, g))
     }
 }

@@ -1,7 +1,10 @@
 //! Property: the indexed evaluator agrees with the naive model on random
-//! small policies (with conditions), callers and requests.
+//! small policies (with conditions and eligible assignments), callers,
+//! requests and just-in-time grants.
 
-use gatehouse_policy::{parse, Action, Caller, Process, Request};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gatehouse_policy::{parse, Action, Caller, Grant, Process, Request};
 use proptest::prelude::*;
 
 const PRINCIPALS: &[&str] = &[
@@ -29,7 +32,11 @@ fn at(pool: &[&'static str], i: usize) -> &'static str {
     pool.get(i).copied().unwrap_or("everyone")
 }
 
-fn assignment(i: usize, p: usize, r: usize, ids: Vec<usize>, auds: Vec<usize>, c: usize) -> String {
+/// Principals an eligible assignment may have (people only): the first six.
+const PEOPLE: usize = 6;
+
+fn assignment(i: usize, (p, r, ids, auds, c, eligible): Spec) -> String {
+    let p = if eligible { p % PEOPLE } else { p };
     let list = |v: &[usize], pool: &[&str]| {
         v.iter().map(|&i| format!("\"{}\"", pool.get(i).copied().unwrap_or("*"))).collect::<Vec<_>>().join(", ")
     };
@@ -37,10 +44,11 @@ fn assignment(i: usize, p: usize, r: usize, ids: Vec<usize>, auds: Vec<usize>, c
         "[[assignments]]\nname = \"a{i}\"\nprincipal = \"{}\"\nrole = \"{}\"\nidentities = [{}]\naudiences = [{}]\n",
         at(PRINCIPALS, p), at(ROLES, r), list(&ids, IDENTITIES), list(&auds, AUDIENCES)
     ) + &CONDITIONS.get(c).map(|c| format!("condition = '''{c}'''\n")).unwrap_or_default()
+        + if eligible { "eligible = true\napprovers = [\"group:g2\"]\n" } else { "" }
 }
 
-/// (principal, role, identities, audiences, condition) indices.
-type Spec = (usize, usize, Vec<usize>, Vec<usize>, usize);
+/// (principal, role, identities, audiences, condition) indices, eligible.
+type Spec = (usize, usize, Vec<usize>, Vec<usize>, usize, bool);
 
 fn policy_text(assignments: Vec<Spec>, deny: Option<(usize, usize)>) -> String {
     let mut s = String::from(
@@ -49,8 +57,8 @@ fn policy_text(assignments: Vec<Spec>, deny: Option<(usize, usize)>) -> String {
          [identities.u2]\nkind = \"user\"\nclient_id = \"00000000-0000-0000-0000-000000000002\"\n\
          [[roles]]\nname = \"Custom\"\nactions = [\"Gatehouse/*/read\"]\nnot_actions = [\"Gatehouse/instance/*\"]\n",
     );
-    for (i, (p, r, ids, auds, c)) in assignments.into_iter().enumerate() {
-        s.push_str(&assignment(i, p, r, ids, auds, c));
+    for (i, spec) in assignments.into_iter().enumerate() {
+        s.push_str(&assignment(i, spec));
     }
     if let Some((p, x)) = deny {
         s.push_str(&format!(
@@ -90,7 +98,7 @@ fn process() -> impl Strategy<Value = Process> {
 
 fn caller() -> impl Strategy<Value = Caller> {
     (
-        proptest::option::of(0u32..2),
+        proptest::option::weighted(0.8, 0u32..2),
         pick(&["u1", "u2"]),
         proptest::collection::vec(0u32..3, 0..3),
         proptest::collection::vec(proptest::sample::select(&["g1", "g2"][..]).prop_map(str::to_owned), 0..2),
@@ -113,32 +121,63 @@ fn caller() -> impl Strategy<Value = Caller> {
         })
 }
 
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_750_000_000 + secs)
+}
+
+/// Grants for assignments `a0`..`a6` (some missing, some standing), with
+/// random uids, identities, audiences and windows around the request time.
+fn grants() -> impl Strategy<Value = Vec<Grant>> {
+    let grant = (0..7usize, 0u32..2, 0..4usize, proptest::option::of(0..5usize), 0u64..6, 4u64..20).prop_map(
+        |(a, uid, id, aud, start, len)| Grant {
+            id: format!("g{a}-{uid}-{start}"),
+            assignment: format!("a{a}"),
+            uid,
+            identity: IDENTITIES.get(id).copied().unwrap_or("nope").to_owned(),
+            audience: aud.map(|i| {
+                ["https://a.example", "https://z.example", "b", "c", "https://*.example"].get(i).copied().unwrap_or("b").to_owned()
+            }),
+            starts: t(start),
+            expires: t(start + len),
+        },
+    );
+    proptest::collection::vec(grant, 0..4)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
     #[test]
     fn indexed_equals_naive(
         assignments in proptest::collection::vec(
             (0..PRINCIPALS.len(), 0..ROLES.len(),
              proptest::collection::vec(0..4usize, 1..3),
              proptest::collection::vec(0..4usize, 1..3),
-             0..CONDITIONS.len() * 2),
-            0..6),
+             0..CONDITIONS.len() * 2,
+             any::<bool>()),
+            1..6),
         deny in proptest::option::of((0..PRINCIPALS.len(), 0..PRINCIPALS.len())),
         callers in proptest::collection::vec(caller(), 1..4),
         action in proptest::sample::select(&Action::ALL[..]),
         identity in pick(&["system", "u1", "u2"]),
         audience in pick(&["https://a.example", "https://z.example", "b", "c"]),
+        grants in grants(),
+        now in proptest::option::weighted(0.9, 0u64..25),
     ) {
         let text = policy_text(assignments, deny);
         let policy = match parse("prop.toml", &text) {
             Ok(p) => p,
             Err(d) => panic!("generated policy did not load:\n{d}\n{text}"),
         };
-        let request = Request::new(action).identity(identity.as_deref()).audience(audience.as_deref());
+        let mut request = Request::new(action).identity(identity.as_deref()).audience(audience.as_deref());
+        request.now = now.map(t);
         for c in &callers {
             let fast = policy.decide(c, &request);
             let slow = policy.decide_naive(c, &request);
-            prop_assert_eq!(fast, slow, "caller {:?}\n{}", c, text);
+            prop_assert_eq!(&fast, &slow, "caller {:?}\n{}", c, text);
+            prop_assert_eq!(&fast, &policy.decide_with(c, &request, &[]));
+            let fast = policy.decide_with(c, &request, &grants);
+            let slow = policy.decide_naive_with(c, &request, &grants);
+            prop_assert_eq!(fast, slow, "caller {:?} grants {:?}\n{}", c, grants, text);
         }
     }
 }

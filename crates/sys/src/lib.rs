@@ -9,11 +9,13 @@ mod account;
 mod cache;
 mod caps;
 mod connect;
+mod destroy;
 mod directory;
 mod exe;
 mod identify;
 mod mark;
 mod net;
+mod peer;
 mod process;
 mod procfs;
 mod seqpacket;
@@ -26,6 +28,7 @@ pub use caps::{
     Capability, BROKER_CAPABILITIES,
 };
 pub use connect::{is_tcp_stream, socket_mark, start_marked_connect};
+pub use destroy::destroy_sockets;
 pub use directory::{group_name, user_name, Directory};
 pub use exe::{hash_file, FileId};
 pub use identify::{
@@ -35,6 +38,7 @@ pub use identify::{
 pub use mark::marked_tcp_socket;
 pub use net::orig_dst::original_dst;
 pub use net::sock_diag::{socket_owner, SocketOwner, SysError};
+pub use peer::{peer_credentials, PeerCredentials};
 pub use process::{effective_uid, send_reload_signal};
 pub use procfs::cgroup::{classify_cgroup, CgroupFacts};
 pub use procfs::ProcDir;

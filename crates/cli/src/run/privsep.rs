@@ -39,6 +39,7 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
     }
     let mark = super::upstream_mark(&args, &kind);
     let (listen, pid_file, every, shape) = super::broker_view(&args);
+    let mut keeper = None;
     let ruleset = match super::watching(&args, &kind) {
         crate::firewall::Watching::Off => None,
         crate::firewall::Watching::Watch => {
@@ -48,7 +49,17 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
                     Some("drop `--no-upstream-mark`, or pass `--firewall off`"),
                 );
             };
-            match crate::firewall::ruleset(listen, mark, shape) {
+            let jit = match gatehouse_gate::policy_store::load_file(&args.policy, &[0]) {
+                Ok(p) => crate::firewall::jit_ports(&p),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return crate::fail(&format!("the policy `{}` was not loaded; the gate did not start", args.policy.display()), None);
+                }
+            };
+            keeper = jit.as_ref().map(|j| {
+                Arc::new(gatehouse_gate::jit::ports::PortKeeper::new(gatehouse_firewall::Nft::system(), j.ports.clone()))
+            });
+            match crate::firewall::ruleset(listen, mark, shape, jit) {
                 Ok(r) => Some(r),
                 Err(e) => return crate::fail(&e, Some("or pass `--firewall off`")),
             }
@@ -96,8 +107,11 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
             return code;
         }
     };
-    let broker = Broker::new(listen, mark, targets);
-    let code = rt.block_on(supervise(worker, broker, ruleset, every));
+    let mut broker = Broker::new(listen, mark, targets);
+    if let Some(k) = &keeper {
+        broker = broker.with_ports(Arc::clone(k));
+    }
+    let code = rt.block_on(supervise(worker, broker, ruleset, every, keeper));
     if let Some(path) = &pid_file {
         let _ = std::fs::remove_file(path);
     }
@@ -176,13 +190,14 @@ async fn supervise(
     broker: Broker,
     ruleset: Option<gatehouse_firewall::Ruleset>,
     every: Duration,
+    keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
 ) -> ExitCode {
     use tokio::signal::unix::{signal, SignalKind};
     let Worker { mut child, control, events } = worker;
     let pid = child.id();
     // Held until the end: the worker takes its closing as the broker's death.
     let events = Arc::new(events);
-    let _firewall = match ruleset.map(|r| watch_firewall(r, every, Arc::clone(&events))) {
+    let _firewall = match ruleset.map(|r| watch_firewall(r, every, Arc::clone(&events), keeper)) {
         Some(Err(e)) => {
             let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Kill);
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
@@ -242,12 +257,19 @@ fn watch_firewall(
     ruleset: gatehouse_firewall::Ruleset,
     every: Duration,
     events: Arc<OwnedFd>,
+    keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
 ) -> Result<gatehouse_firewall::Watcher, gatehouse_firewall::Error> {
     let options = gatehouse_firewall::WatchOptions { every, monitor: true };
     gatehouse_firewall::watch(gatehouse_firewall::Nft::system(), ruleset, options, move |event| {
         match event {
             gatehouse_firewall::WatchEvent::Repaired { trigger, differences, .. } => {
                 tracing::warn!(trigger = trigger.label(), differences = differences.len(), "firewall table repaired");
+                // A re-applied table has empty port sets: put the grants back.
+                if let Some(k) = &keeper {
+                    if let Err(e) = k.resync() {
+                        tracing::error!(error = %e, "cannot restore the just-in-time port sets");
+                    }
+                }
             }
             other => tracing::error!(?other, "firewall watcher"),
         }

@@ -8,6 +8,7 @@ fn ruleset() -> Ruleset {
         mark: 0x6761,
         wireserver: true,
         containers: Containers::Drop,
+        jit: None,
     })
     .unwrap()
 }
@@ -20,6 +21,25 @@ fn listing(r: &Ruleset) -> serde_json::Value {
         json!({"table": {"family": "inet", "name": "gatehouse", "handle": 3}}),
     ];
     let mut handle = 1;
+    for s in &r.sets {
+        let mut set =
+            json!({"family": "inet", "name": s.name, "table": "gatehouse", "handle": handle});
+        set["type"] = match s.types.as_slice() {
+            [one] => json!(one),
+            many => json!(many),
+        };
+        if !s.flags.is_empty() {
+            set["flags"] = json!(s.flags);
+        }
+        if let Some(elements) = s.elements.as_ref().filter(|e| !e.is_empty()) {
+            // nft lists them in its own order.
+            let mut elem: Vec<_> = elements.iter().map(|e| e.json()).collect();
+            elem.reverse();
+            set["elem"] = json!(elem);
+        }
+        items.push(json!({ "set": set }));
+        handle += 1;
+    }
     for c in &r.chains {
         items.push(json!({"chain": {"family": "inet", "table": "gatehouse", "name": c.name, "handle": handle,
             "type": c.kind, "hook": c.hook, "prio": c.priority, "policy": "accept"}}));
@@ -180,12 +200,14 @@ fn listed_rules_are_described_as_nft_writes_them() {
         listen: "127.0.0.1:99".parse().unwrap(),
         mark: 5,
         wireserver: true,
+        jit: None,
     };
     let other = Options {
         containers: Containers::Redirect,
         listen: "10.0.0.1:99".parse().unwrap(),
         mark: 5,
         wireserver: true,
+        jit: None,
     };
     for r in [
         ruleset(),
@@ -206,4 +228,120 @@ fn listed_rules_are_described_as_nft_writes_them() {
         describe(&json!({"expr": [{"queue": {"num": 1}}]})),
         "{\"queue\":{\"num\":1}}"
     );
+}
+
+fn jit_ruleset() -> Ruleset {
+    Ruleset::new(&Options {
+        jit: Some(crate::jit::JitPorts {
+            ports: vec![
+                (crate::jit::Proto::Tcp, 22),
+                (crate::jit::Proto::Udp, 60001),
+            ],
+            break_glass: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.168.1.5/32".parse().unwrap(),
+            ],
+        }),
+        ..options()
+    })
+    .unwrap()
+}
+
+fn options() -> Options {
+    Options {
+        listen: "127.0.0.1:16925".parse().unwrap(),
+        mark: 0x6761,
+        wireserver: true,
+        containers: Containers::Drop,
+        jit: None,
+    }
+}
+
+fn set_mut<'a>(v: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
+    rules_mut(v)
+        .iter_mut()
+        .find(|i| i["set"]["name"] == name)
+        .map(|i| &mut i["set"])
+        .unwrap()
+}
+
+#[test]
+fn jit_elements_are_state_not_drift() {
+    let r = jit_ruleset();
+    let mut v = listing(&r);
+    assert_eq!(rendered(&v, &r), Vec::<String>::new());
+    set_mut(&mut v, "jit4")["elem"] = json!([
+        {"elem": {"val": {"concat": ["10.1.2.3", "tcp", 22]}, "timeout": 30, "expires": 29}}
+    ]);
+    set_mut(&mut v, "jit6")["elem"] = json!([
+        {"elem": {"val": {"concat": ["fd77::2", "tcp", 22]}, "timeout": 30, "expires": 29}}
+    ]);
+    assert_eq!(rendered(&v, &r), Vec::<String>::new());
+}
+
+#[test]
+fn jit_sets_are_compared() {
+    let r = jit_ruleset();
+    type Tamper = fn(&mut serde_json::Value);
+    let cases: &[(&str, Tamper, &[&str])] = &[
+        (
+            "break-glass range added",
+            |v| {
+                set_mut(v, "break_glass4")["elem"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"prefix": {"addr": "0.0.0.0", "len": 0}}));
+            },
+            &["set `break_glass4`: unexpected elements `0.0.0.0/0`"],
+        ),
+        (
+            "protected port swapped",
+            |v| {
+                set_mut(v, "jit_ports")["elem"] = json!([{"concat": ["tcp", 2222]}, {"concat": ["udp", 60001]}]);
+            },
+            &["set `jit_ports`: missing elements `tcp . 22`; unexpected elements `tcp . 2222`"],
+        ),
+        (
+            "break-glass emptied",
+            |v| {
+                set_mut(v, "break_glass4").as_object_mut().unwrap().remove("elem");
+            },
+            &["set `break_glass4`: missing elements `10.0.0.0/8, 192.168.1.5`"],
+        ),
+        (
+            "jit set lost its timeout flag",
+            |v| {
+                set_mut(v, "jit6").as_object_mut().unwrap().remove("flags");
+            },
+            &["set `jit6` is `{\"flags\":[],\"type\":[\"ipv6_addr\",\"inet_proto\",\"inet_service\"]}`, expected `{\"flags\":[\"timeout\"],\"type\":[\"ipv6_addr\",\"inet_proto\",\"inet_service\"]}`"],
+        ),
+        (
+            "set deleted",
+            |v| {
+                rules_mut(v).retain(|i| i["set"]["name"] != "jit4");
+            },
+            &["set `jit4` is missing"],
+        ),
+        (
+            "foreign set",
+            |v| {
+                rules_mut(v).push(json!({"set": {"family": "inet", "table": "gatehouse", "name": "extra", "type": "ipv4_addr"}}));
+            },
+            &["unexpected set `extra` in the table"],
+        ),
+    ];
+    for (name, tamper, want) in cases {
+        let mut v = listing(&r);
+        tamper(&mut v);
+        assert_eq!(rendered(&v, &r), *want, "{name}");
+    }
+}
+
+#[test]
+fn jit_rules_are_described_as_nft_writes_them() {
+    let r = jit_ruleset();
+    let chain = r.chains.iter().find(|c| c.name == "jit_input").unwrap();
+    for rule in &chain.rules {
+        assert_eq!(describe(&rule.json()), rule.text());
+    }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::jit::{JitPorts, Proto};
 
 fn options() -> Options {
     Options {
@@ -6,6 +7,7 @@ fn options() -> Options {
         mark: 0x6761,
         wireserver: true,
         containers: Containers::Drop,
+        jit: None,
     }
 }
 
@@ -86,6 +88,7 @@ fn redirect_without_wireserver_is_golden() {
         mark: 7,
         wireserver: false,
         containers: Containers::Redirect,
+        jit: None,
     };
     assert_eq!(
         Ruleset::new(&o).unwrap().batch(),
@@ -258,4 +261,105 @@ fn only_root_reaches_the_wireserver() {
         let p = Packet { daddr: WIRESERVER, dport: 80, tcp: true, mark, skuid };
         assert_eq!(verdict(&r, "output", &p).is_none(), passes, "mark {mark:#x} uid {skuid:?}");
     }
+}
+
+fn jit_options(ports: Vec<(Proto, u16)>, break_glass: &[&str]) -> Options {
+    Options {
+        jit: Some(JitPorts {
+            ports,
+            break_glass: break_glass.iter().map(|n| n.parse().unwrap()).collect(),
+        }),
+        ..options()
+    }
+}
+
+#[test]
+fn jit_part_is_golden() {
+    let o = jit_options(
+        vec![(Proto::Tcp, 22), (Proto::Udp, 60001), (Proto::Tcp, 22)],
+        &[
+            "192.168.1.5/32",
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "2001:db8::/32",
+        ],
+    );
+    let batch = Ruleset::new(&o).unwrap().batch();
+    let start = batch.find("\tset jit_ports").unwrap();
+    let end = batch.find("\tchain nat-output").unwrap();
+    assert_eq!(&batch[start..end], JIT_SETS_GOLDEN);
+    let chain = batch.find("\tchain jit_input").unwrap();
+    assert_eq!(&batch[chain..], JIT_CHAIN_GOLDEN);
+}
+
+const JIT_SETS_GOLDEN: &str = "\tset jit_ports {
+\t\ttype inet_proto . inet_service
+\t\telements = { tcp . 22, udp . 60001 }
+\t}
+
+\tset break_glass4 {
+\t\ttype ipv4_addr
+\t\tflags interval
+\t\telements = { 10.0.0.0/8, 192.168.1.5 }
+\t}
+
+\tset break_glass6 {
+\t\ttype ipv6_addr
+\t\tflags interval
+\t\telements = { 2001:db8::/32 }
+\t}
+
+\tset jit4 {
+\t\ttype ipv4_addr . inet_proto . inet_service
+\t\tflags timeout
+\t\t# elements: added and expired at run time (`gatehouse` keeps them)
+\t}
+
+\tset jit6 {
+\t\ttype ipv6_addr . inet_proto . inet_service
+\t\tflags timeout
+\t\t# elements: added and expired at run time (`gatehouse` keeps them)
+\t}
+
+";
+
+const JIT_CHAIN_GOLDEN: &str = r#"	chain jit_input {
+		type filter hook input priority -1; policy accept;
+		ct state established,related accept comment "jit: established sessions outlive their element"
+		iif "lo" accept comment "jit: loopback is never closed"
+		meta l4proto . th dport != @jit_ports accept comment "jit: only protected ports are closed"
+		ip saddr @break_glass4 accept comment "jit: break-glass ranges always reach protected ports"
+		ip6 saddr @break_glass6 accept comment "jit: break-glass ranges always reach protected ports (ipv6)"
+		ip saddr . meta l4proto . th dport @jit4 accept comment "jit: a source opened just in time"
+		ip6 saddr . meta l4proto . th dport @jit6 accept comment "jit: a source opened just in time (ipv6)"
+		drop comment "jit: protected ports are closed to everyone else"
+	}
+}
+"#;
+
+#[test]
+fn jit_options_are_checked() {
+    let cases = [
+        (jit_options(vec![], &[]), Err(OptionsError::NoJitPorts)),
+        (
+            jit_options(vec![(Proto::Tcp, 22), (Proto::Udp, 0)], &[]),
+            Err(OptionsError::ZeroJitPort),
+        ),
+        (jit_options(vec![(Proto::Tcp, 22)], &[]), Ok(())),
+    ];
+    for (o, want) in cases {
+        assert_eq!(Ruleset::new(&o).map(|_| ()), want, "{o:?}");
+    }
+    let r = Ruleset::new(&jit_options(vec![(Proto::Tcp, 22)], &[])).unwrap();
+    assert_eq!(r.chains.last().unwrap().name, JIT_CHAIN);
+    let empty = r.sets.iter().find(|s| s.name == BREAK_GLASS4).unwrap();
+    assert_eq!(empty.elements, Some(vec![]));
+    assert!(!r.batch().contains("elements = {  }"));
+}
+
+#[test]
+fn without_jit_there_are_no_sets() {
+    let r = Ruleset::new(&options()).unwrap();
+    assert!(r.sets.is_empty());
+    assert!(!r.batch().contains("jit"));
 }

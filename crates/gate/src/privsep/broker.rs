@@ -33,6 +33,9 @@ pub struct Broker {
     listen: SocketAddr,
     mark: Option<u32>,
     targets: ConnectTargets,
+    /// Just-in-time ports, when the broker keeps the firewall and the
+    /// policy protects some.
+    ports: Option<std::sync::Arc<crate::jit::ports::PortKeeper>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -54,7 +57,14 @@ impl Broker {
             listen,
             mark,
             targets,
+            ports: None,
         }
+    }
+
+    /// Let the worker open and close these just-in-time ports.
+    pub fn with_ports(mut self, ports: std::sync::Arc<crate::jit::ports::PortKeeper>) -> Self {
+        self.ports = Some(ports);
+        self
     }
 
     /// Answer requests on `control` until the worker closes its end
@@ -108,6 +118,26 @@ impl Broker {
                         Some(fd),
                     ),
                     Err(e) => (refused(id, &format!("cannot connect to `{addr}`: {e}")), None),
+                }
+            }
+            Ask::JitSync { elements } => {
+                use crate::jit::ports::PortControl;
+                let Some(ports) = &self.ports else {
+                    return (refused(id, "this gate keeps no just-in-time ports"), None);
+                };
+                match ports.sync(&elements) {
+                    Ok(summary) => (Reply { id, answer: Answer::JitSynced(summary) }, None),
+                    Err(e) => (refused(id, &e), None),
+                }
+            }
+            Ask::JitCut { source, protocol, port } => {
+                use crate::jit::ports::PortControl;
+                let Some(ports) = &self.ports else {
+                    return (refused(id, "this gate keeps no just-in-time ports"), None);
+                };
+                match ports.cut(source, &protocol, port) {
+                    Ok(n) => (Reply { id, answer: Answer::JitCut(n) }, None),
+                    Err(e) => (refused(id, &e), None),
                 }
             }
         }

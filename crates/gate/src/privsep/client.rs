@@ -117,6 +117,25 @@ impl BrokerClient {
     }
 }
 
+impl crate::jit::ports::PortControl for BrokerClient {
+    fn sync(&self, desired: &[crate::jit::ports::PortElement]) -> Result<crate::jit::ports::SyncSummary, String> {
+        match self.ask(Ask::JitSync { elements: desired.to_vec() }).map_err(|e| e.to_string())? {
+            (Answer::JitSynced(s), None) => Ok(s),
+            (Answer::Refused(why), None) => Err(why),
+            _ => Err("the broker answered a port sync with something else".to_owned()),
+        }
+    }
+
+    fn cut(&self, source: std::net::IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
+        let ask = Ask::JitCut { source, protocol: protocol.to_owned(), port };
+        match self.ask(ask).map_err(|e| e.to_string())? {
+            (Answer::JitCut(n), None) => Ok(n),
+            (Answer::Refused(why), None) => Err(why),
+            _ => Err("the broker answered a session cut with something else".to_owned()),
+        }
+    }
+}
+
 impl CallerSource for BrokerClient {
     fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: Needs) -> Result<CallerFacts, CallerError> {
         BrokerClient::identify(self, src, dst, needs).map_err(|e| CallerError::new(e.to_string()))

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// Largest request the broker reads.
-pub const MAX_REQUEST: usize = 4 * 1024;
+/// (A just-in-time port sync names every open element: ~100 bytes each.)
+pub const MAX_REQUEST: usize = 64 * 1024;
 /// Largest reply the worker reads (caller facts with many holders).
 pub const MAX_REPLY: usize = 128 * 1024;
 /// Largest event (a firewall repair with its differences).
@@ -30,6 +31,10 @@ pub enum Ask {
     Identify { src: SocketAddr, dst: SocketAddr, needs: Needs },
     /// A TCP socket with `SO_MARK` `mark` connecting to `addr` (attached).
     Connect { addr: SocketAddr, mark: u32 },
+    /// Make the just-in-time port sets hold exactly these elements.
+    JitSync { elements: Vec<crate::jit::ports::PortElement> },
+    /// Destroy the sessions of `source` on a just-in-time port (revocation).
+    JitCut { source: std::net::IpAddr, protocol: String, port: u16 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +50,9 @@ pub enum Answer {
     Caller(Box<CallerFacts>),
     /// The socket is attached to the message.
     Connecting,
+    JitSynced(crate::jit::ports::SyncSummary),
+    /// How many sockets were destroyed.
+    JitCut(usize),
     /// The request was refused or failed; says why (no secrets ever pass here).
     Refused(String),
 }

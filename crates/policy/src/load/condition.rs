@@ -14,15 +14,21 @@ pub(super) fn load(sink: &mut Sink<'_>, f: &Fields<'_, '_>) -> Option<Condition>
             sink.error(span, format!("unsupported `condition_version` `{v}`"), Some("gatehouse reads conditionVersion `2.0`".into()));
         }
     }
-    let value = f.get("condition")?;
-    let (text, span) = f.opt_str(sink, "condition")?;
+    text_at(sink, f, "condition", "remove `condition` to grant unconditionally")
+}
+
+/// The condition written under `key`, or `None` if there is none or it has
+/// errors (reported). `empty_help` says what to do about an empty one.
+pub(super) fn text_at(sink: &mut Sink<'_>, f: &Fields<'_, '_>, key: &str, empty_help: &str) -> Option<Condition> {
+    let value = f.get(key)?;
+    let (text, span) = f.opt_str(sink, key)?;
     let base = inner_offset(sink.text, span.clone(), &text);
     let place = |e: &ParseError| match base {
         Some(b) => (b + e.span.start)..(b + e.span.end.max(e.span.start)),
         None => span.clone(),
     };
     if text.trim().is_empty() {
-        sink.error(value.span(), "empty condition".into(), Some("remove `condition` to grant unconditionally".into()));
+        sink.error(value.span(), "empty condition".into(), Some(empty_help.into()));
         return None;
     }
     let expr = match condition::parse(&text) {

@@ -75,6 +75,29 @@ impl<'a, 'i> Fields<'a, 'i> {
             .map(|(_, v)| v)
     }
 
+    /// Where `key` itself (not its value) is written.
+    pub(crate) fn key_span(&self, key: &str) -> Option<Range<usize>> {
+        self.table
+            .keys()
+            .find(|k| {
+                let k: &str = k.get_ref();
+                k == key
+            })
+            .map(|k| k.span())
+    }
+
+    /// An optional `true` / `false`.
+    pub(crate) fn opt_bool(&self, sink: &mut Sink<'_>, key: &str) -> Option<(bool, Range<usize>)> {
+        let v = self.get(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some((*b, v.span())),
+            other => {
+                sink.error(v.span(), format!("`{key}` must be `true` or `false`, found {}", other.type_str()), None);
+                None
+            }
+        }
+    }
+
     pub(crate) fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

@@ -35,7 +35,7 @@ pub(super) fn load(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Settings {
         enabled: flag(sink, root, "trusted_services").unwrap_or(defaults.enabled),
         approve: flag(sink, root, "trusted_services_approve").unwrap_or(defaults.approve),
     };
-    Settings { modes, trusted }
+    Settings { modes, trusted, ..Settings::default() }
 }
 
 fn flag(sink: &mut Sink<'_>, root: &Fields<'_, '_>, key: &str) -> Option<bool> {

@@ -1,0 +1,122 @@
+//! The admin socket (`/run/gatehouse/admin.sock`): anyone on the machine may
+//! connect; what they may do follows from who the kernel says they are
+//! (`SO_PEERCRED` and the peer's groups), never from what they send.
+//! One JSON request line in, one JSON response line out.
+
+use super::api::{AdminRequest, AdminResponse, ApiError, MAX_REQUEST};
+use super::{AdminCaller, JitService};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// A client has this long to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Admin connections served at once.
+const MAX_CONNECTIONS: usize = 32;
+
+/// Bind the socket at `path`, replacing a stale socket (never another kind
+/// of file), readable and writable by everyone: the peer's credentials are
+/// the access check.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("`{}` exists and is not a socket; remove it or pick another `--admin-socket`", path.display()),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
+}
+
+/// Serve until the task is dropped; removes the socket file then.
+pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<JitService>) {
+    let _cleanup = RemoveOnDrop(path);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = one(stream, service).await {
+                tracing::debug!(error = %e, "admin connection ended");
+            }
+        });
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn one(stream: UnixStream, service: Arc<JitService>) -> io::Result<()> {
+    let cred = gatehouse_sys::peer_credentials(&stream)?;
+    let (read, mut write) = stream.into_split();
+    let mut line = Vec::new();
+    let mut reader = BufReader::new(read).take(MAX_REQUEST as u64 + 1);
+    let got = tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
+    let response = match got {
+        Err(_) => AdminResponse::error(ApiError::new("timeout", "no request line within 5 s")),
+        Ok(Err(e)) => return Err(e),
+        Ok(Ok(_)) if line.len() > MAX_REQUEST => {
+            AdminResponse::error(ApiError::new("too_large", format!("a request is at most {MAX_REQUEST} bytes")))
+        }
+        Ok(Ok(_)) => match serde_json::from_slice::<AdminRequest>(&line) {
+            Err(e) => AdminResponse::error(ApiError::new("malformed", format!("not a request: {e}"))),
+            Ok(request) => {
+                let who = AdminCaller::from_credentials(cred);
+                // SQLite and nft are blocking work.
+                tokio::task::spawn_blocking(move || service.handle(&who, request))
+                    .await
+                    .unwrap_or_else(|e| AdminResponse::error(ApiError::new("internal", format!("the request failed: {e}"))))
+            }
+        },
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await
+}
+
+/// The client side (`gatehouse jit ...`): send one request, read the answer.
+pub fn call(path: &Path, request: &AdminRequest) -> io::Result<AdminResponse> {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
+    line.push(b'\n');
+    stream.write_all(&line)?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut answer = String::new();
+    reader.read_line(&mut answer)?;
+    serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("the gate's answer is not understood: {e}")))
+}
+
+#[allow(dead_code)]
+fn _assert_send(s: Arc<JitService>) -> impl Send {
+    s
+}

@@ -1,0 +1,132 @@
+//! Opening and closing just-in-time ports: whoever holds CAP_NET_ADMIN (the
+//! gate itself when it runs as root, or the broker of `run --user`) keeps
+//! the kernel's `jit4`/`jit6` sets equal to the database's active port
+//! grants, and cuts a revoked source's sessions.
+//!
+//! The worker only ever says "the set should be exactly this" (with each
+//! element's remaining time) — a whole-state message, so a lost or repeated
+//! one cannot leave a port open — and "cut this source's sessions".
+
+use gatehouse_firewall::jit::Element;
+use gatehouse_firewall::{Nft, Proto};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest element timeout accepted (a grant's maximum, plus slack).
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600 + 60);
+
+/// One open port for one source, as passed between processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortElement {
+    pub source: IpAddr,
+    pub protocol: String,
+    pub port: u16,
+    pub expires_in_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSummary {
+    pub added: usize,
+    pub removed: usize,
+    pub kept: usize,
+}
+
+/// What the JIT service needs from the firewall.
+pub trait PortControl: Send + Sync {
+    /// Make the kernel's sets hold exactly `desired`.
+    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String>;
+    /// Destroy every socket of `protocol`/`port` talking to `source`.
+    fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String>;
+}
+
+pub fn parse_proto(s: &str) -> Result<Proto, String> {
+    match s {
+        "tcp" => Ok(Proto::Tcp),
+        "udp" => Ok(Proto::Udp),
+        other => Err(format!("unknown protocol `{other}` (tcp or udp)")),
+    }
+}
+
+fn proto_number(p: Proto) -> u8 {
+    match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+    }
+}
+
+/// The holder of CAP_NET_ADMIN's side: checks every element against the
+/// protected ports it was started with, and remembers the last desired
+/// state so a table repair (which empties the sets) can put it back.
+pub struct PortKeeper {
+    nft: Nft,
+    protected: Vec<(Proto, u16)>,
+    last: Mutex<Vec<(PortElement, Instant)>>,
+}
+
+impl std::fmt::Debug for PortKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortKeeper").field("protected", &self.protected).finish_non_exhaustive()
+    }
+}
+
+impl PortKeeper {
+    pub fn new(nft: Nft, protected: Vec<(Proto, u16)>) -> PortKeeper {
+        PortKeeper { nft, protected, last: Mutex::new(Vec::new()) }
+    }
+
+    fn element(&self, e: &PortElement) -> Result<Element, String> {
+        let proto = parse_proto(&e.protocol)?;
+        if !self.protected.contains(&(proto, e.port)) {
+            return Err(format!("{}/{} is not a just-in-time port of this gate's table", e.port, e.protocol));
+        }
+        let expires_in = Duration::from_secs(e.expires_in_secs);
+        if expires_in.is_zero() || expires_in > MAX_TIMEOUT {
+            return Err(format!("a timeout of {} s is outside 1 s .. 24 h", e.expires_in_secs));
+        }
+        Ok(Element { source: e.source, proto, port: e.port, expires_in })
+    }
+
+    /// After the table was re-applied: put the remembered elements back with
+    /// what is left of their time.
+    pub fn resync(&self) -> Result<SyncSummary, String> {
+        let now = Instant::now();
+        let remaining: Vec<PortElement> = self
+            .last
+            .lock()
+            .map_err(|_| "the port state lock is poisoned".to_owned())?
+            .iter()
+            .filter_map(|(e, deadline)| {
+                let left = deadline.checked_duration_since(now)?.as_secs();
+                (left > 0).then(|| PortElement { expires_in_secs: left, ..e.clone() })
+            })
+            .collect();
+        self.sync(&remaining)
+    }
+}
+
+impl PortControl for PortKeeper {
+    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
+        let elements = desired.iter().map(|e| self.element(e)).collect::<Result<Vec<_>, _>>()?;
+        let report = gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        if let Ok(mut last) = self.last.lock() {
+            *last = desired
+                .iter()
+                .map(|e| (e.clone(), now + Duration::from_secs(e.expires_in_secs)))
+                .collect();
+        }
+        Ok(SyncSummary { added: report.added.len(), removed: report.removed.len(), kept: report.kept })
+    }
+
+    fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
+        let proto = parse_proto(protocol)?;
+        if !self.protected.contains(&(proto, port)) {
+            return Err(format!("{port}/{protocol} is not a just-in-time port of this gate's table"));
+        }
+        gatehouse_sys::destroy_sockets(port, proto_number(proto), source).map_err(|e| e.to_string())
+    }
+}
