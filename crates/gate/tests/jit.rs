@@ -423,3 +423,57 @@ impl ClockNow for Jit {
         self.clock.now()
     }
 }
+
+/// The UDP listener itself: a verified packet is answered with its request;
+/// the same packet again is answered "replay"; a tampered packet and a
+/// stranger's key get no answer at all (the port looks closed).
+#[test]
+fn the_signed_request_listener_answers_only_what_verifies() {
+    use gatehouse_jit::signers::AllowedSigners;
+    let j = start();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, alice_pub) = keygen(dir.path(), "alice");
+    let (mallory, _) = keygen(dir.path(), "mallory");
+    let signers = Arc::new(AllowedSigners::parse(&format!("alice@example.com {alice_pub}\n")).unwrap());
+    let svc = Arc::new(JitService::new(
+        Arc::clone(&j.h.gate),
+        Store::open(&j.h.dir.path().join("jit.db")).unwrap(),
+        Some(j.ports.clone() as Arc<dyn PortControl>),
+    ));
+    let socket = j.h.rt.block_on(tokio::net::UdpSocket::bind("127.0.0.1:0")).unwrap();
+    let listen = socket.local_addr().unwrap();
+    j.h.rt.spawn(gatehouse_gate::jit::knock::serve(socket, signers, svc));
+
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let send = |packet: &[u8]| -> Option<Value> {
+        client.send_to(packet, listen).unwrap();
+        let mut buf = [0u8; 4096];
+        client.recv_from(&mut buf).ok().map(|(n, _)| serde_json::from_slice(&buf[..n]).unwrap())
+    };
+    let src: IpAddr = "127.0.0.1".parse().unwrap();
+    let packet = signed_packet(&alice, 22, src, j.clock_now());
+    let first = send(&packet).expect("a verified packet is answered");
+    assert_eq!(first["ok"], true, "{first}");
+    assert_eq!(first["state"], "pending");
+    let again = send(&packet).expect("the signer is known, so a replay is answered too");
+    assert_eq!(again["error"]["kind"], "replay", "{again}");
+    let mut tampered = packet.clone();
+    let at = tampered.iter().position(|b| *b == b'o').unwrap();
+    tampered[at] = b'0';
+    assert!(send(&tampered).is_none(), "a bad signature gets silence");
+    assert!(send(&signed_packet(&mallory, 22, src, j.clock_now())).is_none(), "an unknown key gets silence");
+    assert!(send(b"garbage").is_none());
+    // Refusals are audited (rate-limited), without the signature (whose
+    // base64 always starts with "SSHSIG" encoded: U1NIU0lH).
+    let refused: Vec<Value> = j
+        .h
+        .audit()
+        .into_iter()
+        .filter(|l| l.get("event").unwrap_or(l)["type"] == "jit_signed_request_refused")
+        .collect();
+    assert!(refused.len() >= 3, "{refused:?}");
+    let text = std::fs::read_to_string(&j.h.audit_path).unwrap();
+    let leaked: Vec<&str> = text.lines().filter(|l| l.contains("U1NIU0lH")).collect();
+    assert!(leaked.is_empty(), "no signature in the audit log: {leaked:?}");
+}

@@ -1,0 +1,232 @@
+//! `gatehouse jit` against a running `gatehouse run`, driven as several
+//! users: the admin socket knows each caller from the kernel (SO_PEERCRED),
+//! so what each may do follows from who they are, not from what they send.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed expectation is a failed test"
+)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REQUESTER: u32 = 46001;
+const OUTSIDER: u32 = 46002;
+const APPROVER: u32 = 46003;
+const SECADMINS: u32 = 46100;
+const STORAGE_WRITER: &str = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809";
+
+fn privileged(test: &str) -> bool {
+    if gatehouse_sys_uid() == 0 {
+        return true;
+    }
+    let msg = format!("SKIPPED (needs root to run clients as other users): {test}");
+    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{msg} — GATEHOUSE_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("\n*** {msg} ***\n");
+    false
+}
+
+fn gatehouse_sys_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+struct Running(Child);
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn policy() -> String {
+    format!(
+        r#"version = 1
+[identities.storage-writer]
+kind = "user"
+client_id = "{STORAGE_WRITER}"
+object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
+
+[[assignments]]
+name = "requester-storage-jit"
+principal = "uid:{REQUESTER}"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["https://storage.azure.com"]
+eligible = true
+max_duration = "1h"
+approvers = ["gid:{SECADMINS}"]
+"#
+    )
+}
+
+struct Gate {
+    _child: Running,
+    addr: String,
+    socket: PathBuf,
+    audit: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start(dir: tempfile::TempDir) -> Gate {
+    // The test users must reach the socket.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    std::fs::write(&policy_path, policy()).unwrap();
+    std::fs::set_permissions(&policy_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let socket = dir.path().join("admin.sock");
+    let audit = dir.path().join("audit.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["run", "--upstream", "emulator", "--listen", "127.0.0.1:0", "--policy"])
+        .arg(&policy_path)
+        .arg("--audit")
+        .arg(&audit)
+        .arg("--jit-db")
+        .arg(dir.path().join("jit.db"))
+        .arg("--admin-socket")
+        .arg(&socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !lines.iter().any(|l: &String| l.contains("audit:   gatehouse audit verify")) {
+        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+            lines.push(line);
+        }
+    }
+    assert!(lines.iter().any(|l| l.contains("just-in-time:")), "no JIT line: {lines:?}");
+    let banner = lines.iter().find(|l| l.contains("listening on http://")).unwrap_or_else(|| panic!("no banner: {lines:?}"));
+    let addr = banner.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    Gate { _child: running, addr, socket, audit, _dir: dir }
+}
+
+/// `gatehouse jit --json ARGS` as uid/gid; (exit code, answer).
+fn jit(g: &Gate, uid: u32, gid: u32, args: &[&str]) -> (i32, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.arg("jit").arg("--socket").arg(&g.socket).arg("--json").args(args).env_clear();
+    if uid != 0 {
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| {
+        panic!("not JSON from uid {uid}: {text} / {}", String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+fn kind(v: &Value) -> &str {
+    v["error"]["kind"].as_str().unwrap_or("")
+}
+
+fn token_as(g: &Gate, uid: u32) -> u16 {
+    let url = format!(
+        "http://{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id={STORAGE_WRITER}",
+        g.addr
+    );
+    let out = Command::new("/usr/bin/curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Metadata: true", &url])
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap()
+}
+
+#[test]
+fn the_admin_socket_decides_by_who_connects() {
+    if !privileged("the_admin_socket_decides_by_who_connects") {
+        return;
+    }
+    let g = start(tempfile::tempdir().unwrap());
+
+    // Who the gate takes each caller for comes from the kernel.
+    let (code, me) = jit(&g, REQUESTER, REQUESTER, &["whoami"]);
+    assert_eq!((code, me["whoami"]["uid"].as_u64()), (0, Some(u64::from(REQUESTER))));
+    let (_, approver) = jit(&g, APPROVER, SECADMINS, &["whoami"]);
+    assert!(approver["whoami"]["gids"].as_array().unwrap().contains(&Value::from(SECADMINS)));
+
+    assert_eq!(token_as(&g, REQUESTER), 403, "eligible only: no token yet");
+
+    // Only a principal holding a matching eligible assignment may ask.
+    let ask = ["request", "--role", "Token Reader", "--identity", "storage-writer", "--duration", "3h", "--reason", "restore"];
+    let (code, v) = jit(&g, OUTSIDER, OUTSIDER, &ask);
+    assert_eq!((code, kind(&v)), (1, "not_eligible"), "{v}");
+    let (code, v) = jit(&g, REQUESTER, REQUESTER, &ask);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["record"]["state"], "pending");
+    assert_eq!(v["record"]["duration_secs"], 3600, "capped at the maximum: {v}");
+    let id = v["record"]["id"].as_str().unwrap().to_owned();
+
+    // The requester cannot approve, even holding the approvers' group; an
+    // outsider cannot; an approver can.
+    let (_, v) = jit(&g, REQUESTER, SECADMINS, &["approve", &id]);
+    assert_eq!(kind(&v), "self_approval", "{v}");
+    let (_, v) = jit(&g, OUTSIDER, OUTSIDER, &["approve", &id]);
+    assert_eq!(kind(&v), "not_an_approver", "{v}");
+
+    // Listing: an outsider sees none of it; the approver sees it pending.
+    let (_, v) = jit(&g, OUTSIDER, OUTSIDER, &["list"]);
+    assert_eq!(v["records"].as_array().unwrap().len(), 0, "{v}");
+    let (_, v) = jit(&g, APPROVER, SECADMINS, &["list", "--pending"]);
+    assert_eq!(v["records"][0]["id"], id.as_str(), "{v}");
+
+    let (code, v) = jit(&g, APPROVER, SECADMINS, &["approve", &id]);
+    assert_eq!((code, v["record"]["state"].as_str()), (0, Some("active")), "{v}");
+    assert_eq!(token_as(&g, REQUESTER), 200, "the grant is honoured");
+    assert_eq!(token_as(&g, OUTSIDER), 403, "for its principal only");
+
+    // Revocation: not by an outsider; by the requester, at once.
+    let (_, v) = jit(&g, OUTSIDER, OUTSIDER, &["revoke", &id]);
+    assert_eq!(kind(&v), "not_allowed", "{v}");
+    let (code, v) = jit(&g, REQUESTER, REQUESTER, &["revoke", &id, "--reason", "done"]);
+    assert_eq!((code, v["record"]["state"].as_str()), (0, Some("revoked")), "{v}");
+    assert_eq!(token_as(&g, REQUESTER), 403, "revoked: the next request is decided without it");
+
+    // Every step is in the audit chain, with who did it.
+    let text = std::fs::read_to_string(&g.audit).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l["event"]["type"].as_str().or(l["type"].as_str()).map(str::to_owned))
+        .collect();
+    for want in ["jit_requested", "jit_approved", "jit_activated", "jit_revoked"] {
+        assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse")).args(["audit", "verify"]).arg(&g.audit).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn jit_without_a_gate_says_where_it_looked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["jit", "--socket", "/nonexistent/admin.sock", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/admin.sock") && err.contains("gatehouse run"), "{err}");
+}
+
