@@ -97,7 +97,8 @@ fn report(args: &Args, name: &str, diags: &Diagnostics, hash: Option<&str>) -> E
         match hash {
             Some(h) if warnings == 0 => println!("{name}: ok (sha256 {})", h.get(..16).unwrap_or("")),
             Some(h) => println!("{name}: ok with {warnings} warning{} (sha256 {})", if warnings == 1 { "" } else { "s" }, h.get(..16).unwrap_or("")),
-            None => eprintln!("{diags}"),
+            // Each diagnostic is printed above; only the count is left.
+            None => eprintln!("{errors} error{}", if errors == 1 { "" } else { "s" }),
         }
     }
     ExitCode::from(code)

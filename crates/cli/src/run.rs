@@ -379,8 +379,21 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
                 return;
             };
             while hup.recv().await.is_some() {
+                let ports_before = crate::firewall::jit_ports(&gate.policy());
                 match gate.reload() {
-                    Ok(hash) => tracing::info!(policy = %hash.get(..16).unwrap_or(""), "policy reloaded"),
+                    Ok(hash) => {
+                        tracing::info!(policy = %hash.get(..16).unwrap_or(""), "policy reloaded");
+                        // The table is rendered at start (by the broker with --user).
+                        if crate::firewall::jit_ports(&gate.policy()) != ports_before {
+                            eprintln!(
+                                "gatehouse: warning: the reloaded policy changes the just-in-time ports or break-glass \
+                                 ranges; the firewall keeps the old ones until the gate restarts"
+                            );
+                            let _ = gate.record_event_public(&serde_json::json!({
+                                "type": "jit_ports_changed_need_restart",
+                            }));
+                        }
+                    }
                     Err(e) => eprintln!("gatehouse: reload refused, the previous policy stays in force:\n{e}"),
                 }
             }

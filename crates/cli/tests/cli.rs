@@ -102,6 +102,13 @@ fn a_malformed_policy_lists_every_error_and_refuses_to_start() {
     for needle in ["bad.toml:5:", "bad.toml:7:", "bad.toml:11:", "bad.toml:12:", "bad.toml:13:"] {
         assert!(err.contains(needle), "missing {needle} in:\n{err}");
     }
+    // Each error once, then the count.
+    let listed = err.lines().filter(|l| l.contains(": error: ")).count();
+    assert!(err.trim_end().ends_with(&format!("{listed} errors")), "{err}");
+    let mut seen = std::collections::HashSet::new();
+    for line in err.lines().filter(|l| l.contains(": error: ")) {
+        assert!(seen.insert(line), "printed twice: {line}\n{err}");
+    }
     let out = gatehouse()
         .args(["run", "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--policy"])
         .arg(&policy)
@@ -116,9 +123,11 @@ fn a_malformed_policy_lists_every_error_and_refuses_to_start() {
 }
 
 #[test]
-fn the_example_policy_checks_clean() {
-    let out = gatehouse().args(["check", "--policy", "examples/policy.toml"]).current_dir(repo()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+fn the_example_policies_check_clean() {
+    for example in ["examples/policy.toml", "examples/jit.toml", "examples/conditions.toml", "examples/rollout.toml"] {
+        let out = gatehouse().args(["check", "--policy", example]).current_dir(repo()).output().unwrap();
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 /// The README's try-it command, as printed: one curl allowed, one denied,

@@ -230,3 +230,61 @@ fn jit_without_a_gate_says_where_it_looked() {
     assert!(err.contains("/nonexistent/admin.sock") && err.contains("gatehouse run"), "{err}");
 }
 
+
+struct Netns(String);
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn port_policy(break_glass: &str) -> String {
+    format!(
+        r#"version = 1
+[jit]
+break_glass = [{break_glass}]
+
+[[jit_port]]
+name = "ssh"
+port = 22
+sources = ["0.0.0.0/0"]
+requesters = ["uid:0"]
+approvers = ["gid:{SECADMINS}"]
+"#
+    )
+}
+
+/// `firewall apply` from an SSH session refuses a table that would keep
+/// that session's client from connecting again — unless its address is in
+/// the break-glass range. Run in a namespace of the test's own.
+#[test]
+fn apply_refuses_to_lock_out_the_session_it_runs_in() {
+    if !privileged("apply_refuses_to_lock_out_the_session_it_runs_in") {
+        return;
+    }
+    let ns = Netns(format!("ghjit-lock-{}", std::process::id()));
+    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
+    let dir = tempfile::tempdir().unwrap();
+    let apply = |policy: &str, extra: &[&str]| {
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, policy).unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_gatehouse"), "firewall", "apply", "--policy"])
+            .arg(&path)
+            .args(extra)
+            .env("SSH_CONNECTION", "203.0.113.9 50022 10.0.0.5 22")
+            .output()
+            .unwrap()
+    };
+    let out = apply(&port_policy(""), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("203.0.113.9") && err.contains("break_glass") && err.contains("--allow-lockout"), "{err}");
+    let listed = Command::new("ip").args(["netns", "exec", &ns.0, "nft", "list", "tables"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains("gatehouse"), "nothing was applied");
+
+    let out = apply(&port_policy("\"203.0.113.0/24\""), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = apply(&port_policy(""), &["--allow-lockout"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

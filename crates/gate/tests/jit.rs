@@ -477,3 +477,23 @@ fn the_signed_request_listener_answers_only_what_verifies() {
     let leaked: Vec<&str> = text.lines().filter(|l| l.contains("U1NIU0lH")).collect();
     assert!(leaked.is_empty(), "no signature in the audit log: {leaked:?}");
 }
+
+/// Issue "Speed": after a JIT grant expires, no token — cached or not —
+/// reaches that principal. The cache holds a token valid for hours; the
+/// grant ends; the next request is decided without it, before any sweep.
+#[test]
+fn after_a_jit_grant_expires_no_token_cached_or_not_reaches_the_principal() {
+    let j = start();
+    let id = ask_role(&j, j.me, 600, Some("short")).record.unwrap().id;
+    assert!(approve(&j, APPROVER, &[SECADMINS], &id).ok);
+    assert_eq!(token(&j), 200, "fetched upstream");
+    assert_eq!(token(&j), 200, "served from the cache");
+    assert_eq!(token_calls(&j), 1);
+    j.clock.advance(Duration::from_secs(599));
+    assert_eq!(token(&j), 200, "one second left: still granted, still cached");
+    j.clock.advance(Duration::from_secs(1));
+    assert_eq!(token(&j), 403, "expired: the cached token does not reach the principal");
+    // And again: the decision, not the cache, answers.
+    assert_eq!(token(&j), 403);
+    assert_eq!(token_calls(&j), 1, "and IMDS was not asked");
+}

@@ -594,7 +594,12 @@ impl JitService {
             requester_name: None,
             limit: 500,
         };
-        let records = self.store.list(&filter, self.now()).map_err(store_error)?;
+        let now = self.now();
+        let mut records = self.store.list(&filter, now).map_err(store_error)?;
+        // Shown as they are now, even before the sweep records it.
+        for r in &mut records {
+            r.state = r.state_at(now);
+        }
         let mut notices = Vec::new();
         if mine && which != ListWhich::Mine {
             notices.push("only your own requests are shown: approvers and root see everyone's".to_owned());
