@@ -3,8 +3,9 @@
 # stable toolchain: `-s none` builds without a sanitizer, which needs no
 # nightly. The condition parser runs SECONDS (60 in CI), the policy and
 # canonicalise targets a third of it, and the audit log verifier, the
-# broker's request decoding and the emulator config 10 s each. Exits
-# non-zero if a target crashes; the input is in fuzz/artifacts/TARGET/.
+# broker's request decoding, the emulator config and the remote port
+# request packet (knock) 10 s each. Exits non-zero if a target crashes;
+# the input is in fuzz/artifacts/TARGET/.
 # Seeds: fuzz/seeds/TARGET (read only); what the fuzzer learns goes to
 # fuzz/corpus/TARGET (not committed).
 set -euo pipefail
@@ -17,7 +18,7 @@ fi
 cd "$here/.."
 status=0
 for t in condition:"$seconds" policy:"$others" canonicalise:"$others" \
-    audit_verify:10 broker_request:10 emulator_config:10; do
+    audit_verify:10 broker_request:10 emulator_config:10 knock:10; do
     name="${t%%:*}"; secs="${t##*:}"
     mkdir -p "fuzz/corpus/$name"
     echo "== fuzz $name for ${secs}s"

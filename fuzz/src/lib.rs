@@ -173,6 +173,8 @@ pub fn broker_request(data: &[u8]) -> String {
             match request.ask {
                 Ask::Identify { .. } => "ok:identify".into(),
                 Ask::Connect { .. } => "ok:connect".into(),
+                Ask::JitSync { .. } => "ok:jit_sync".into(),
+                Ask::JitCut { .. } => "ok:jit_cut".into(),
             }
         }
         Err(e) => format!("err:{:?}", e.classify()),
@@ -194,4 +196,46 @@ pub fn emulator_config(data: &[u8]) -> String {
         }
         Err(e) => format!("err:{}", e.to_string().split([' ', '`', ':']).next().unwrap_or("")),
     }
+}
+
+/// A remote port request packet (`gatehouse_jit::knock`): `verify_packet`
+/// must not panic on any bytes; the seed packet is signed by the key the
+/// fixed allowed-signers text names, so mutations reach every check. A
+/// request message that parses prints back as the same text (one spelling
+/// per request), and an allowed-signers text that parses can be asked.
+pub fn knock(data: &[u8]) -> String {
+    use gatehouse_jit::knock::{verify_packet, PortRequest, NAMESPACE};
+    use gatehouse_jit::signers::AllowedSigners;
+    use std::sync::OnceLock;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const SIGNERS: &str = include_str!("../seeds/knock/allowed_signers");
+    static PARSED: OnceLock<AllowedSigners> = OnceLock::new();
+    let signers = PARSED.get_or_init(|| AllowedSigners::parse(SIGNERS).unwrap_or_else(|e| panic!("seed signers: {e:?}")));
+    let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    let source = std::net::IpAddr::from([203, 0, 113, 7]);
+    let verdict = match verify_packet(data, source, signers, now) {
+        Ok(v) => {
+            assert_eq!(v.request.source, source, "accepted from another source");
+            format!("ok:{}", v.signer)
+        }
+        Err(e) => format!("err:{}", e.kind()),
+    };
+    let text = String::from_utf8_lossy(data);
+    let message = text.split("-----BEGIN").next().unwrap_or("");
+    if let Ok(request) = PortRequest::parse_message(message) {
+        assert_eq!(request.message(), message, "message round trip");
+    }
+    if let Ok(parsed) = AllowedSigners::parse(&text) {
+        if let Some(key) = ssh_key_of(&text) {
+            let _ = parsed.principal_for(&key, NAMESPACE, now);
+        }
+    }
+    verdict
+}
+
+/// The first public key written anywhere in `text`, to ask a parsed file about.
+fn ssh_key_of(text: &str) -> Option<ssh_key::PublicKey> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.windows(2).find_map(|w| ssh_key::PublicKey::from_openssh(&format!("{} {}", w[0], w[1])).ok())
 }

@@ -310,13 +310,14 @@ fn knock(
                 println!("{text}");
             } else {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-                if v["ok"].as_bool() == Some(true) {
-                    println!("{}  {}", v["id"].as_str().unwrap_or("?"), v["state"].as_str().unwrap_or("?"));
-                    for n in v["notices"].as_array().into_iter().flatten() {
+                let field = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str).unwrap_or("?").to_owned();
+                if v.pointer("/ok").and_then(serde_json::Value::as_bool) == Some(true) {
+                    println!("{}  {}", field("/id"), field("/state"));
+                    for n in v.pointer("/notices").and_then(serde_json::Value::as_array).into_iter().flatten() {
                         println!("note: {}", n.as_str().unwrap_or(""));
                     }
                 } else {
-                    eprintln!("gatehouse: refused ({}): {}", v["error"]["kind"].as_str().unwrap_or("?"), v["error"]["message"].as_str().unwrap_or("?"));
+                    eprintln!("gatehouse: refused ({}): {}", field("/error/kind"), field("/error/message"));
                     return ExitCode::from(1);
                 }
             }
