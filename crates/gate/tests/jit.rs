@@ -497,3 +497,16 @@ fn after_a_jit_grant_expires_no_token_cached_or_not_reaches_the_principal() {
     assert_eq!(token(&j), 403);
     assert_eq!(token_calls(&j), 1, "and IMDS was not asked");
 }
+
+/// One requester cannot flood the approvers: at most 16 pending at once;
+/// withdrawing one makes room.
+#[test]
+fn pending_requests_per_requester_are_bounded() {
+    let j = start();
+    let max = gatehouse_gate::jit::MAX_PENDING_PER_REQUESTER;
+    let ids: Vec<String> = (0..max).map(|i| ask_role(&j, j.me, 600, Some(&format!("n{i}"))).record.unwrap().id).collect();
+    assert_eq!(error_kind(&ask_role(&j, j.me, 600, Some("one more"))), "too_many_pending");
+    let r = j.svc.handle(&who(j.me, &[]), AdminRequest::Revoke { id: ids[0].clone(), reason: Some("withdrawn".into()) });
+    assert!(r.ok, "{r:?}");
+    assert!(ask_role(&j, j.me, 600, Some("now there is room")).ok);
+}

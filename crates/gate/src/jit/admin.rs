@@ -15,6 +15,8 @@ use tokio::net::{UnixListener, UnixStream};
 
 /// A client has this long to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// ... and this long to read the answer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Admin connections served at once.
 const MAX_CONNECTIONS: usize = 32;
 
@@ -98,8 +100,16 @@ async fn one(stream: UnixStream, service: Arc<JitService>) -> io::Result<()> {
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     out.push(b'\n');
-    write.write_all(&out).await?;
-    write.shutdown().await
+    // A client that never reads must not hold a connection slot forever.
+    match tokio::time::timeout(WRITE_TIMEOUT, async {
+        write.write_all(&out).await?;
+        write.shutdown().await
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client did not read the answer")),
+    }
 }
 
 /// The client side (`gatehouse jit ...`): send one request, read the answer.

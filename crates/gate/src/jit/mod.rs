@@ -34,6 +34,9 @@ use std::time::{Duration, SystemTime};
 const MAX_TEXT: usize = 512;
 /// Events written to the audit log per pass.
 const AUDIT_BATCH: usize = 256;
+/// Pending requests one requester may have at once (a local user cannot
+/// fill the database or the approvers' list).
+pub const MAX_PENDING_PER_REQUESTER: usize = 16;
 
 pub struct JitService {
     gate: Arc<Gate>,
@@ -346,6 +349,7 @@ impl JitService {
             ticket,
             via: "admin-socket".into(),
         };
+        self.check_pending_limit(&new.requester, now)?;
         let record = self.store.insert(new, now, plan.auto_approved).map_err(store_error)?;
         if record.state == State::Pending {
             notices.push(approvers_notice(&policy, &record));
@@ -422,12 +426,33 @@ impl JitService {
             ticket,
             via: via.to_owned(),
         };
+        self.check_pending_limit(&new.requester, now)?;
         let record = self.store.insert(new, now, plan.auto_approved).map_err(store_error)?;
         if record.state == State::Pending {
             notices.push(approvers_notice(&policy, &record));
         }
         notices.extend(self.after_change(record.state == State::Active));
         Ok(AdminResponse::record(record, notices))
+    }
+
+    fn check_pending_limit(&self, requester: &Requester, now: SystemTime) -> Result<(), ApiError> {
+        let filter = ListFilter {
+            state: Some(State::Pending),
+            active_only: false,
+            requester_uid: requester.uid,
+            requester_name: requester.uid.is_none().then(|| requester.name.clone()),
+            limit: MAX_PENDING_PER_REQUESTER + 1,
+        };
+        let pending = self.store.list(&filter, now).map_err(store_error)?.len();
+        if pending >= MAX_PENDING_PER_REQUESTER {
+            return Err(ApiError::new(
+                "too_many_pending",
+                format!(
+                    "you have {pending} pending requests already: wait for a decision, or withdraw some with `gatehouse jit revoke ID`"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A verified signed request from outside.
