@@ -65,6 +65,9 @@ pub struct PortKeeper {
     nft: Nft,
     protected: Vec<(Proto, u16)>,
     last: Mutex<Vec<(PortElement, Instant)>>,
+    /// One list-then-change at a time (the worker's syncs and the
+    /// watcher's post-repair resync run on different threads).
+    syncing: Mutex<()>,
 }
 
 impl std::fmt::Debug for PortKeeper {
@@ -75,7 +78,7 @@ impl std::fmt::Debug for PortKeeper {
 
 impl PortKeeper {
     pub fn new(nft: Nft, protected: Vec<(Proto, u16)>) -> PortKeeper {
-        PortKeeper { nft, protected, last: Mutex::new(Vec::new()) }
+        PortKeeper { nft, protected, last: Mutex::new(Vec::new()), syncing: Mutex::new(()) }
     }
 
     fn element(&self, e: &PortElement) -> Result<Element, String> {
@@ -111,6 +114,7 @@ impl PortKeeper {
 impl PortControl for PortKeeper {
     fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
         let elements = desired.iter().map(|e| self.element(e)).collect::<Result<Vec<_>, _>>()?;
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let report = gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
         let now = Instant::now();
         if let Ok(mut last) = self.last.lock() {
