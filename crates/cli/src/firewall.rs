@@ -162,15 +162,22 @@ pub fn main(command: Command) -> ExitCode {
 const NFT_HELP: &str = "gatehouse runs `nft` (apt-get install nftables) and needs CAP_NET_ADMIN";
 
 fn apply(nft: &Nft, ruleset: &Ruleset, options: &Options, args: &Args) -> ExitCode {
+    // Open ports (a running gate's grants) survive the apply: it recreates
+    // the table, so they are put back with what is left of their time.
+    let current = gatehouse_firewall::jit::list(nft).unwrap_or_default();
     if !args.allow_lockout {
         let ssh = std::env::var("SSH_CONNECTION").ok();
-        let current = gatehouse_firewall::jit::list(nft).unwrap_or_default();
         if let Some(why) = gatehouse_firewall::would_lock_out(options, ssh.as_deref(), &current) {
             return crate::fail(&why, Some("or pass `--allow-lockout` if you have another way in"));
         }
     }
     if let Err(e) = gatehouse_firewall::apply(nft, ruleset) {
         return crate::fail(&e.to_string(), Some(NFT_HELP));
+    }
+    if options.jit.is_some() && !current.is_empty() {
+        if let Err(e) = gatehouse_firewall::jit::sync(nft, &current) {
+            eprintln!("gatehouse: warning: {} open port(s) could not be put back: {e}; a running gate restores them within 30 s", current.len());
+        }
     }
     match gatehouse_firewall::verify(nft, ruleset) {
         Ok(d) if d.is_empty() => {}

@@ -277,6 +277,15 @@ fn knock(
         Ok(Some(a)) => a,
         Ok(None) | Err(_) => return crate::fail(&format!("cannot resolve `{target}`"), None),
     };
+    // The host as named, without a port or brackets: what the gate's
+    // `--knock-host` compares.
+    let bare = match host.parse::<SocketAddr>() {
+        Ok(sa) => sa.ip().to_string(),
+        Err(_) => match host.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_owned(),
+            _ => host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        },
+    };
     let request = PortRequest::new(
         port,
         protocol.to_owned(),
@@ -284,9 +293,13 @@ fn knock(
         duration.as_secs(),
         reason.to_owned(),
         ticket,
-        Some(host.to_owned()),
+        Some(bare),
         SystemTime::now(),
     );
+    // The gate answers nothing to a request it cannot read: say why here.
+    if let Err(e) = request.validate() {
+        return crate::fail(&format!("this request cannot be sent: {e}"), Some("shorten the reason (512 characters) and leave out line breaks"));
+    }
     let message = request.message();
     let signature = match sign_with_ssh_keygen(key, &message) {
         Ok(s) => s,

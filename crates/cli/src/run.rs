@@ -117,6 +117,12 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     knock_listen: Option<SocketAddr>,
 
+    /// With `--knock-listen`: refuse signed requests that do not name this
+    /// host (the HOST given to `gatehouse jit knock`), so a packet signed
+    /// for another machine that trusts the same key is refused here.
+    #[arg(long, value_name = "NAME")]
+    knock_host: Option<String>,
+
     /// Keys allowed to sign port requests, in OpenSSH's allowed-signers
     /// format (`man ssh-keygen`); the principal names `signer:NAME` in
     /// `[[jit_port]] requesters`.

@@ -288,3 +288,38 @@ fn apply_refuses_to_lock_out_the_session_it_runs_in() {
     let out = apply(&port_policy(""), &["--allow-lockout"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `firewall apply` recreates the table; the open ports of a running gate
+/// are put back, so an operator who came in through one is not locked out.
+#[test]
+fn apply_keeps_open_ports() {
+    if !privileged("apply_keeps_open_ports") {
+        return;
+    }
+    let ns = Netns(format!("ghjit-keep-{}", std::process::id()));
+    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.toml");
+    std::fs::write(&path, port_policy("")).unwrap();
+    let apply = || {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_gatehouse"), "firewall", "apply", "--policy"])
+            .arg(&path)
+            .env("SSH_CONNECTION", "203.0.113.9 50022 10.0.0.5 22")
+            .output()
+            .unwrap()
+    };
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_gatehouse"), "firewall", "apply", "--allow-lockout", "--policy"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nft = |args: &[&str]| Command::new("ip").args(["netns", "exec", &ns.0, "nft"]).args(args).output().unwrap();
+    assert!(nft(&["add", "element", "inet", "gatehouse", "jit4", "{ 203.0.113.9 . tcp . 22 timeout 10m }"]).status.success());
+    // The operator's own element lets the apply through, and survives it.
+    let out = apply();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed = String::from_utf8_lossy(&nft(&["list", "set", "inet", "gatehouse", "jit4"]).stdout).into_owned();
+    assert!(listed.contains("203.0.113.9"), "{listed}");
+}

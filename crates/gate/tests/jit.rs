@@ -442,7 +442,7 @@ fn the_signed_request_listener_answers_only_what_verifies() {
     ));
     let socket = j.h.rt.block_on(tokio::net::UdpSocket::bind("127.0.0.1:0")).unwrap();
     let listen = socket.local_addr().unwrap();
-    j.h.rt.spawn(gatehouse_gate::jit::knock::serve(socket, signers, svc));
+    j.h.rt.spawn(gatehouse_gate::jit::knock::serve(socket, signers, svc, None));
 
     let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
@@ -509,4 +509,34 @@ fn pending_requests_per_requester_are_bounded() {
     let r = j.svc.handle(&who(j.me, &[]), AdminRequest::Revoke { id: ids[0].clone(), reason: Some("withdrawn".into()) });
     assert!(r.ok, "{r:?}");
     assert!(ask_role(&j, j.me, 600, Some("now there is room")).ok);
+}
+
+/// Review findings: withdrawing a request that never opened anything cuts
+/// nothing, and a break-glass source's sessions are never cut.
+#[test]
+fn only_a_revoked_active_grant_outside_break_glass_cuts_sessions() {
+    let j = start();
+    let open = |source: &str| {
+        j.svc.handle(
+            &who(j.me, &[]),
+            AdminRequest::OpenPort {
+                port: 22,
+                protocol: "tcp".into(),
+                source: source.parse().unwrap(),
+                duration_secs: 600,
+                reason: Some("x".into()),
+                ticket: None,
+            },
+        )
+    };
+    let pending = open("198.51.100.4").record.unwrap();
+    let r = j.svc.handle(&who(j.me, &[]), AdminRequest::Revoke { id: pending.id.clone(), reason: None });
+    assert_eq!(r.record.unwrap().state, State::Revoked);
+    assert!(j.ports.cut.lock().unwrap().is_empty(), "a pending request opened nothing: nothing is cut");
+
+    let glass = open("192.0.2.10").record.unwrap();
+    assert!(approve(&j, APPROVER, &[SECADMINS], &glass.id).ok);
+    let r = j.svc.handle(&who(j.me, &[]), AdminRequest::Revoke { id: glass.id.clone(), reason: None });
+    assert!(r.notices.iter().any(|n| n.contains("break-glass")), "{r:?}");
+    assert!(j.ports.cut.lock().unwrap().is_empty(), "break-glass sessions stay");
 }

@@ -99,7 +99,7 @@ pub(crate) async fn start(
             .await
             .map_err(|e| crate::fail(&format!("cannot listen for signed requests on {addr}: {e}"), None))?;
         eprintln!("  signed port requests: udp {addr} ({} allowed signer key(s))", signers.len());
-        tasks.push(tokio::spawn(gatehouse_gate::jit::knock::serve(socket, Arc::new(signers), Arc::clone(&service))));
+        tasks.push(tokio::spawn(gatehouse_gate::jit::knock::serve(socket, Arc::new(signers), Arc::clone(&service), args.knock_host.clone())));
     }
     {
         let service = Arc::clone(&service);

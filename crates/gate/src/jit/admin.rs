@@ -19,6 +19,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Admin connections served at once.
 const MAX_CONNECTIONS: usize = 32;
+/// ... and per uid, so one user cannot keep the others (and the approvers)
+/// out. Root is not limited.
+const MAX_PER_UID: usize = 4;
 
 /// Bind the socket at `path`, replacing a stale socket (never another kind
 /// of file), readable and writable by everyone: the peer's credentials are
@@ -44,6 +47,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<JitService>) {
     let _cleanup = RemoveOnDrop(path);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_uid: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>> = Arc::default();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -53,6 +57,13 @@ pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<JitServic
                 continue;
             }
         };
+        let Ok(cred) = gatehouse_sys::peer_credentials(&stream) else {
+            continue;
+        };
+        let Some(uid_slot) = UidSlot::take(&per_uid, cred.uid) else {
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             drop(stream);
             continue;
@@ -60,10 +71,41 @@ pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<JitServic
         let service = Arc::clone(&service);
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = one(stream, service).await {
+            let _uid_slot = uid_slot;
+            if let Err(e) = one(stream, cred, service).await {
                 tracing::debug!(error = %e, "admin connection ended");
             }
         });
+    }
+}
+
+/// One of a uid's connection slots, given back on drop.
+struct UidSlot {
+    uid: u32,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+}
+
+impl UidSlot {
+    fn take(counts: &Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>, uid: u32) -> Option<UidSlot> {
+        let mut map = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(uid).or_insert(0);
+        if uid != 0 && *n >= MAX_PER_UID {
+            return None;
+        }
+        *n += 1;
+        Some(UidSlot { uid, counts: Arc::clone(counts) })
+    }
+}
+
+impl Drop for UidSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.uid);
+            }
+        }
     }
 }
 
@@ -75,8 +117,7 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-async fn one(stream: UnixStream, service: Arc<JitService>) -> io::Result<()> {
-    let cred = gatehouse_sys::peer_credentials(&stream)?;
+async fn one(stream: UnixStream, cred: gatehouse_sys::PeerCredentials, service: Arc<JitService>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64 + 1);

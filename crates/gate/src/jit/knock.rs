@@ -14,7 +14,11 @@ use tokio::net::UdpSocket;
 
 pub const AUDIT_PER_MINUTE: u32 = 60;
 
-pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc<JitService>) {
+/// With `host`, a request must name this host (what `gatehouse jit knock
+/// HOST` puts in the signed text), so a packet signed for one machine is
+/// refused by another that trusts the same key.
+pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc<JitService>, host: Option<String>) {
+    let host = Arc::new(host);
     let budget = Arc::new(Mutex::new((Instant::now(), 0u32, 0u64)));
     let mut buf = vec![0u8; MAX_PACKET + 1];
     loop {
@@ -27,13 +31,22 @@ pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc
             }
         };
         let packet = buf.get(..n).unwrap_or_default().to_vec();
-        let (signers, service2, budget) = (Arc::clone(&signers), Arc::clone(&service), Arc::clone(&budget));
+        let (signers, service2, budget, host) =
+            (Arc::clone(&signers), Arc::clone(&service), Arc::clone(&budget), Arc::clone(&host));
         let answer = tokio::task::spawn_blocking(move || {
             let now = service2.now();
             match verify_packet(&packet, from.ip(), &signers, now) {
                 Ok(verified) => {
                     let fp = verified.key_fingerprint.clone();
-                    match service2.knock(&verified) {
+                    let for_us = match (host.as_deref(), verified.request.host.as_deref()) {
+                        (None, _) => Ok(()),
+                        (Some(want), Some(got)) if want.eq_ignore_ascii_case(got) => Ok(()),
+                        (Some(want), got) => Err(super::api::ApiError::new(
+                            "wrong_host",
+                            format!("the request names host `{}`, this gate is `{want}`", got.unwrap_or("(none)")),
+                        )),
+                    };
+                    match for_us.and_then(|()| service2.knock(&verified)) {
                         Ok(resp) => Some(json!({
                             "ok": true,
                             "id": resp.record.as_ref().map(|r| r.id.clone()),

@@ -32,6 +32,10 @@ use std::time::{Duration, SystemTime};
 
 /// Longest reason or ticket kept.
 const MAX_TEXT: usize = 512;
+/// How often the port sets are made equal to the database without a change.
+const PORT_RESYNC: Duration = Duration::from_secs(30);
+/// Active port grants in all (the broker takes the whole set in one message).
+pub const MAX_ACTIVE_PORT_GRANTS: usize = 256;
 /// Events written to the audit log per pass.
 const AUDIT_BATCH: usize = 256;
 /// Pending requests one requester may have at once (a local user cannot
@@ -42,6 +46,17 @@ pub struct JitService {
     gate: Arc<Gate>,
     store: Store,
     ports: Option<Arc<dyn PortControl>>,
+    /// The ports the firewall table protects: those of the policy in force
+    /// when the gate started (the table is rendered then). A reload that
+    /// adds a port cannot open it before a restart.
+    protected: Vec<(Protocol, u16)>,
+    /// One JIT operation at a time: a change, its grant set and its port
+    /// sync are published in order, so an older snapshot never overwrites a
+    /// newer one (a revoked grant or port never comes back).
+    serial: std::sync::Mutex<()>,
+    /// Seconds since the last full port sync (the periodic one repairs a
+    /// failed sync).
+    last_port_sync: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for JitService {
@@ -97,7 +112,12 @@ fn store_error(e: StoreError) -> ApiError {
         StoreError::NotFound(id) => ApiError::new("not_found", format!("no request `{id}`: `gatehouse jit list` shows the ones you may see")),
         StoreError::Conflict { id, state } => ApiError::new(
             "conflict",
-            format!("request `{id}` is {} already: the first decision stands", state_name(state)),
+            match state {
+                State::Active | State::Denied => {
+                    format!("request `{id}` is {} already: the first decision stands", state_name(state))
+                }
+                _ => format!("request `{id}` is {} already: nothing to do", state_name(state)),
+            },
         ),
         StoreError::Lapsed(id) => ApiError::new("lapsed", format!("request `{id}` lapsed (pending requests lapse after 24 h): ask again")),
         StoreError::Expired(id) => ApiError::new("expired", format!("request `{id}` has expired already")),
@@ -142,7 +162,19 @@ fn duration(secs: u64) -> Result<Duration, ApiError> {
 
 impl JitService {
     pub fn new(gate: Arc<Gate>, store: Store, ports: Option<Arc<dyn PortControl>>) -> JitService {
-        JitService { gate, store, ports }
+        let protected = gate.policy().jit_ports().iter().map(|p| (p.protocol, p.port)).collect();
+        JitService {
+            gate,
+            store,
+            ports,
+            protected,
+            serial: std::sync::Mutex::new(()),
+            last_port_sync: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.serial.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn now(&self) -> SystemTime {
@@ -155,6 +187,7 @@ impl JitService {
     pub fn start(&self) -> Result<(), String> {
         self.flush_audit()?;
         self.tick();
+        let _serial = self.one_at_a_time();
         if self.ports.is_some() {
             self.sync_ports("start").map_err(|e| format!("cannot reconcile the just-in-time port sets: {e}"))?;
         }
@@ -164,6 +197,7 @@ impl JitService {
     /// Periodic work: expiry and lapse (the decision engine checks times
     /// itself; this records them), grants, audit.
     pub fn tick(&self) {
+        let _serial = self.one_at_a_time();
         let now = self.now();
         match self.store.sweep(now) {
             Ok(changed) if !changed.is_empty() => {
@@ -175,6 +209,18 @@ impl JitService {
         self.refresh_grants();
         if let Err(e) = self.flush_audit() {
             tracing::error!(error = %e, "jit: audit events wait for the log");
+        }
+        // Every 30 s, and after a failed sync: the kernel's sets are made
+        // equal to the database again.
+        let due = self
+            .last_port_sync
+            .lock()
+            .map(|last| last.is_none_or(|t| t.elapsed() >= PORT_RESYNC))
+            .unwrap_or(true);
+        if self.ports.is_some() && due {
+            if let Err(e) = self.sync_ports("periodic") {
+                tracing::error!(error = %e, "jit: port sets not in step; retrying");
+            }
         }
     }
 
@@ -227,7 +273,12 @@ impl JitService {
         let now = self.now();
         let records = self.store.active(Kind::Port, now).map_err(|e| e.to_string())?;
         let desired: Vec<PortElement> = records.iter().filter_map(|r| port_element(r, now)).collect();
-        let summary = ports.sync(&desired)?;
+        let result = ports.sync(&desired);
+        if let Ok(mut last) = self.last_port_sync.lock() {
+            // A failure leaves it due, so the next tick tries again.
+            *last = result.is_ok().then(std::time::Instant::now);
+        }
+        let summary = result?;
         if summary.added + summary.removed > 0 || why == "start" {
             let _ = self.gate.record_event_public(&json!({
                 "type": "jit_ports_synced",
@@ -247,7 +298,7 @@ impl JitService {
         if port_change {
             if let Err(e) = self.sync_ports("change") {
                 tracing::error!(error = %e, "jit: port sets not in step");
-                notices.push(format!("the firewall could not be updated yet ({e}); the gate retries"));
+                notices.push(format!("the firewall could not be updated yet ({e}); the gate retries every second"));
             }
         }
         if let Err(e) = self.flush_audit() {
@@ -258,6 +309,7 @@ impl JitService {
 
     /// One admin request from `who`.
     pub fn handle(&self, who: &AdminCaller, request: AdminRequest) -> AdminResponse {
+        let _serial = self.one_at_a_time();
         let result = match request {
             AdminRequest::Whoami => Ok(AdminResponse {
                 ok: true,
@@ -380,8 +432,21 @@ impl JitService {
                 "this gate does not manage the firewall, so it cannot open ports: run it as root with `--firewall watch`",
             ));
         }
+        if !self.protected.contains(&(proto, port)) && self.gate.policy().jit_port(port, proto).is_some() {
+            return Err(ApiError::new(
+                "restart_needed",
+                format!("port {port}/{proto} was added to the policy after the gate started; the firewall protects it only after a restart of the gate"),
+            ));
+        }
         let source = canonical_ip(source);
         let now = self.now();
+        let active_ports = self.store.active(Kind::Port, now).map_err(store_error)?.len();
+        if active_ports >= MAX_ACTIVE_PORT_GRANTS {
+            return Err(ApiError::new(
+                "too_many_ports",
+                format!("{active_ports} port grants are active, the most this gate keeps: revoke some first"),
+            ));
+        }
         let policy = self.gate.policy();
         let requester = match &who {
             PortWho::Local(a) => PortRequester::Local(&a.caller),
@@ -457,6 +522,7 @@ impl JitService {
 
     /// A verified signed request from outside.
     pub fn knock(&self, verified: &gatehouse_jit::knock::Verified) -> Result<AdminResponse, ApiError> {
+        let _serial = self.one_at_a_time();
         let now = self.now();
         let r = &verified.request;
         let keep_until = std::time::UNIX_EPOCH
@@ -548,10 +614,12 @@ impl JitService {
             })?;
         }
         let now = self.now();
+        let was_active = record.state_at(now) == State::Active;
         let updated = self.store.revoke(id, &who.requester(), reason.as_deref(), now).map_err(store_error)?;
         let is_port = updated.request.kind == Kind::Port;
-        let mut notices = self.after_change(is_port);
-        if is_port {
+        let mut notices = self.after_change(is_port && was_active);
+        // Withdrawing a pending request opened nothing, so it cuts nothing.
+        if is_port && was_active {
             notices.extend(self.cut_sessions(&updated));
         }
         Ok(AdminResponse::record(updated, notices))
@@ -568,6 +636,10 @@ impl JitService {
         ) else {
             return Vec::new();
         };
+        // The break-glass ranges reach the port anyway: their sessions stay.
+        if self.gate.policy().break_glass().iter().any(|net| net.contains(&source)) {
+            return vec![format!("{source} is in a break-glass range: its sessions were not cut")];
+        }
         // Another active grant for the same source and port keeps it open.
         let now = self.now();
         let still_open = self.store.active(Kind::Port, now).map(|rs| {

@@ -96,6 +96,7 @@ impl PortKeeper {
     /// After the table was re-applied: put the remembered elements back with
     /// what is left of their time.
     pub fn resync(&self) -> Result<SyncSummary, String> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let remaining: Vec<PortElement> = self
             .last
@@ -107,23 +108,35 @@ impl PortKeeper {
                 (left > 0).then(|| PortElement { expires_in_secs: left, ..e.clone() })
             })
             .collect();
-        self.sync(&remaining)
+        self.apply(&remaining)
+    }
+
+    /// Remember `desired` (even if the kernel refuses it: a repair puts back
+    /// the newest wish, never an older one), then make the sets hold it.
+    /// An element this keeper may not hold is left out and reported, so one
+    /// bad element never keeps the others — or a removal — from the kernel.
+    fn apply(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
+        let now = Instant::now();
+        if let Ok(mut last) = self.last.lock() {
+            *last = desired.iter().map(|e| (e.clone(), now + Duration::from_secs(e.expires_in_secs))).collect();
+        }
+        let mut refused = Vec::new();
+        let elements: Vec<Element> = desired
+            .iter()
+            .filter_map(|e| self.element(e).map_err(|why| refused.push(why)).ok())
+            .collect();
+        let report = gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
+        if !refused.is_empty() {
+            tracing::error!(refused = ?refused, "jit: elements left out of the port sets");
+        }
+        Ok(SyncSummary { added: report.added.len(), removed: report.removed.len(), kept: report.kept })
     }
 }
 
 impl PortControl for PortKeeper {
     fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
-        let elements = desired.iter().map(|e| self.element(e)).collect::<Result<Vec<_>, _>>()?;
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let report = gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
-        let now = Instant::now();
-        if let Ok(mut last) = self.last.lock() {
-            *last = desired
-                .iter()
-                .map(|e| (e.clone(), now + Duration::from_secs(e.expires_in_secs)))
-                .collect();
-        }
-        Ok(SyncSummary { added: report.added.len(), removed: report.removed.len(), kept: report.kept })
+        self.apply(desired)
     }
 
     fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String> {

@@ -42,8 +42,9 @@ impl JitOffer<'_> {
 }
 
 /// The grant, if it counts now for `caller`: its uid is the caller's, `now`
-/// is in `[starts, expires)`, its assignment exists, is eligible and still
-/// covers its identity and audience.
+/// is in `[starts, expires)` and within the assignment's current
+/// `max_duration` of `starts`, its assignment exists, is eligible, is still
+/// about the caller, and still covers its identity and audience.
 pub(crate) fn valid_grant<'a>(
     assignments: &'a [Assignment],
     caller: &Caller,
@@ -55,6 +56,16 @@ pub(crate) fn valid_grant<'a>(
         return None;
     }
     let assignment = assignments.iter().find(|a| a.name == grant.assignment && a.eligible.is_some())?;
+    // The policy may have changed since the approval: the caller must still
+    // be someone the assignment is about (e.g. still in its group), and a
+    // lowered maximum shortens grants already running.
+    if !assignment.principal.grants_to(caller) {
+        return None;
+    }
+    let max = assignment.eligible.as_ref().map(|e| e.max_duration)?;
+    if grant.starts.checked_add(max).is_none_or(|end| now >= end) {
+        return None;
+    }
     let identity_ok = match &assignment.identities {
         Scope::Any => true,
         Scope::Only(names) => names.contains(&grant.identity),

@@ -512,6 +512,9 @@ fn decide_with_grants() {
         ("condition still applies: false", alice(), token("system", "x", 600), vec![grant("g8", "ops-unit-only", 1001, "system", None)], Err(Reason::NoMatchingAssignment)),
         ("condition still applies: true", with_unit, token("system", "x", 600), vec![grant("g8", "ops-unit-only", 1001, "system", None)], Ok("ops-unit-only (jit g8)")),
         ("standing unaffected", person(3000, "svc", &[]), token("system", "x", 600), vec![g.clone()], Ok("standing")),
+        ("holder left the group since the approval", person(1001, "alice", &[]), token("storage", STORAGE, 600), vec![g.clone()], Err(Reason::NoMatchingAssignment)),
+        ("a long grant inside the current maximum", alice(), token("storage", STORAGE, (3 * H / 2) as i64), vec![Grant { expires: at(10 * H as i64), ..g.clone() }], Ok("ops-storage (jit g1)")),
+        ("a long grant past the current maximum (2h)", alice(), token("storage", STORAGE, 2 * H as i64), vec![Grant { expires: at(10 * H as i64), ..g.clone() }], Err(Reason::NoMatchingAssignment)),
     ];
     for (what, caller, request, grants, want) in &cases {
         let d = p.decide_with(caller, request, grants);
