@@ -34,7 +34,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2
     exit 1
 fi
-for tool in ip nft curl setpriv timeout "$PY"; do
+for tool in ip nft curl setpriv timeout ssh-keygen "$PY"; do
     command -v "$tool" >/dev/null || { echo "e2e/run.sh: \`$tool\` is missing" >&2; exit 1; }
 done
 
@@ -83,6 +83,14 @@ install -m 755 "$RUST_CLIENT" "$WORK/bin/rust-client"
 write_policy "$WORK/policy.toml"
 "$GATEHOUSE" emulate --write-key "$WORK/emulator-key.pem" 2>/dev/null
 ensure_test_users
+# Signed port requests (scenario jit): gh-allowed's SSH key, listed as
+# `alice@e2e`; a second key nobody listed.
+for k in knock-key stranger-key; do
+    ssh-keygen -q -t ed25519 -N "" -C "$k" -f "$WORK/$k"
+    chown gh-allowed:gh-allowed "$WORK/$k" "$WORK/$k.pub"
+done
+echo "alice@e2e $(cut -d' ' -f1,2 "$WORK/knock-key.pub")" >"$WORK/allowed_signers"
+chmod 644 "$WORK/allowed_signers"
 
 # ---- scenarios --------------------------------------------------------------------
 id_base=$(($$ % 10000))

@@ -80,6 +80,22 @@ scenario_jit() {
     row "jit: after revoke, established session" gh-allowed "cut" "$(stream_result "$s/jit2/flag")"
     row "jit: after revoke, new connection" gh-allowed "timeout" "$(probe "$ctr" gh-allowed tcp "$JIT_SERVER" "$JIT_PORT")"
 
+    # From outside, one signed UDP packet (the client namespace, gh-allowed's
+    # SSH key): a stranger's key gets no answer; alice's is recorded, and
+    # opens the port once approved.
+    out="$(in_ns "$ctr" gh-allowed "$GATEHOUSE" jit --json knock "$JIT_SERVER" --port "$JIT_PORT" --from "$JIT_CLIENT" \
+        --duration 10m --reason "e2e: stranger" --key "$WORK/stranger-key" --wait 2 2>&1)" || true
+    row "jit: signed request, unknown key" gh-allowed "no answer" "$(if [[ "$out" == *"no answer"* ]]; then echo "no answer"; else echo "$out"; fi)"
+    out="$(in_ns "$ctr" gh-allowed "$GATEHOUSE" jit --json knock "$JIT_SERVER" --port "$JIT_PORT" --from "$JIT_CLIENT" \
+        --duration 10m --reason "e2e: signed" --key "$WORK/knock-key" 2>>"$WORK/clients.err")" || true
+    rid="$(jit_field id <<<"$out")"
+    row "jit: signed request from the client namespace" gh-allowed "pending" "$(jit_field state <<<"$out")"
+    row "jit: signed, pending, new connection" gh-allowed "timeout" "$(probe "$ctr" gh-allowed tcp "$JIT_SERVER" "$JIT_PORT")"
+    out="$(jit_cli "$s" root approve "$rid")" || true
+    row "jit: signed request approved" root "active" "$(jit_field record.state <<<"$out")"
+    row "jit: signed and approved, new connection" gh-allowed "answered" "$(probe "$ctr" gh-allowed tcp "$JIT_SERVER" "$JIT_PORT")"
+    out="$(jit_cli "$s" root revoke "$rid" --reason "e2e: done")" || true
+
     # Restart: the kernel's set is reconciled with the database.
     out="$(jit_cli "$s" gh-allowed open-port "$JIT_PORT" --from "$JIT_CLIENT" --duration 10m --reason "e2e: survive restart")" || true
     rid="$(jit_field record.id <<<"$out")"

@@ -51,6 +51,7 @@ sys.exit(1)' "$s/admin.sock"
     ip netns exec "$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
         --audit "$s/audit.log" --pid-file "$s/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
+        --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \
         --firewall watch $(firewall_flags) >>"$s/gate.log" 2>&1 &
     GATE_PID[$id]=$!
     wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
@@ -113,7 +114,7 @@ port = 2222
 protocol = "tcp"
 sources = ["169.254.0.0/16"]
 max_duration = "1h"
-requesters = ["user:gh-allowed"]
+requesters = ["user:gh-allowed", "signer:alice@e2e"]
 approvers = ["uid:0"]
 EOF
     chmod 644 "$1"
