@@ -167,6 +167,24 @@ fn the_admin_socket_decides_by_who_connects() {
     assert_eq!((code, me["whoami"]["uid"].as_u64()), (0, Some(u64::from(REQUESTER))));
     let (_, approver) = jit(&g, APPROVER, SECADMINS, &["whoami"]);
     assert!(approver["whoami"]["gids"].as_array().unwrap().contains(&Value::from(SECADMINS)));
+    // A supplementary group counts too (SO_PEERGROUPS: the kernel's record).
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={OUTSIDER}"),
+            &format!("--regid={OUTSIDER}"),
+            &format!("--groups={SECADMINS}"),
+            env!("CARGO_BIN_EXE_gatehouse"),
+            "jit",
+            "--json",
+            "--socket",
+        ])
+        .arg(&g.socket)
+        .arg("whoami")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let gids = v["whoami"]["gids"].as_array().unwrap();
+    assert!(gids.contains(&Value::from(SECADMINS)) && gids.contains(&Value::from(OUTSIDER)), "{v}");
 
     assert_eq!(token_as(&g, REQUESTER), 403, "eligible only: no token yet");
 
