@@ -17,23 +17,16 @@ pub(crate) struct DateTime {
 }
 
 impl DateTime {
-    /// Converts seconds since the epoch (days-from-civil inverse, proleptic Gregorian).
+    /// Converts seconds since the epoch (proleptic Gregorian).
     pub(crate) fn from_unix(secs: u64) -> Self {
+        // u64::MAX / 86_400 < i64::MAX, so the fallback is unreachable.
         let days = i64::try_from(secs / 86_400).unwrap_or(0);
         let rem = secs % 86_400;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day) = gatehouse_civil::civil_from_days(days);
         Self {
             year,
-            month: u32::try_from(month).unwrap_or(1),
-            day: u32::try_from(day).unwrap_or(1),
+            month,
+            day,
             hour: u32::try_from(rem / 3600).unwrap_or(0),
             minute: u32::try_from(rem % 3600 / 60).unwrap_or(0),
             second: u32::try_from(rem % 60).unwrap_or(0),

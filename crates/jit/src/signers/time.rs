@@ -1,6 +1,8 @@
 //! `valid-after=` / `valid-before=` times: `YYYYMMDD[HHMM[SS]]Z`, UTC only
 //! (see the module docs of [`super`] for why `Z` is required).
 
+use gatehouse_civil::days_from_civil;
+
 use super::{err, shown, SignerError};
 
 /// `time = ["\""] YYYYMMDD[HHMM[SS]] "Z" ["\""]` → seconds since the Unix epoch.
@@ -28,37 +30,12 @@ pub(super) fn parse(line: usize, option: &str, value: &str) -> Result<u64, Signe
     if year < 1970 {
         return Err(bad("before 1970"));
     }
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return Err(bad("no such date"));
-    }
+    // Non-negative because the year is at least 1970.
+    let days = days_from_civil(i64::from(year), month, day)
+        .and_then(|days| u64::try_from(days).ok())
+        .ok_or_else(|| bad("no such date"))?;
     if hour > 23 || minute > 59 || second > 59 {
         return Err(bad("no such time of day"));
     }
-    let days = days_from_civil(year, month, day);
     Ok(days * 86_400 + u64::from(hour) * 3600 + u64::from(minute) * 60 + u64::from(second))
-}
-
-fn is_leap(year: u32) -> bool {
-    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a valid date on or after it (Howard Hinnant's
-/// `days_from_civil`, unsigned because the year is at least 1970).
-fn days_from_civil(year: u32, month: u32, day: u32) -> u64 {
-    let y = u64::from(if month <= 2 { year - 1 } else { year });
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let m = u64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + u64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gatehouse_civil::days_from_civil;
 use serde::{Deserialize, Deserializer, Serializer};
 
 use super::StoreError;
@@ -53,16 +54,7 @@ fn out_of_range(t: SystemTime) -> StoreError {
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:01:09.123Z`.
 pub(crate) fn format_ms(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        (rem / 60_000) % 60,
-        (rem / 1000) % 60,
-        rem % 1000
-    )
+    gatehouse_civil::rfc3339_from_millis(ms)
 }
 
 /// The inverse of [`format_ms`]; `None` for any other spelling.
@@ -80,41 +72,12 @@ pub(crate) fn parse_ms(text: &str) -> Option<i64> {
     let num = |from: usize, to: usize| -> Option<i64> { text.get(from..to)?.parse().ok() };
     let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (h, mi, s, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+    if h > 23 || mi > 59 || s > 59 {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
-    // Reject 31 February and friends: the date must survive a round trip.
-    if civil_from_days(days) != (y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?) {
-        return None;
-    }
+    // None for 31 February and friends.
+    let days = days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?)?;
     Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms)
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01 (Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `#[serde(with = "time::rfc3339")]` for a `SystemTime`.
