@@ -56,6 +56,13 @@ pub(crate) async fn start(
              (`--firewall watch`, as root): port requests will be refused"
         );
     }
+    // Before touching the database or the firewall: never two gates on one socket.
+    if UnixStream::connect(&socket).is_ok() {
+        return Err(crate::fail(
+            &format!("another gate answers on `{}`", socket.display()),
+            Some("stop it, or name another socket with `--admin-socket`"),
+        ));
+    }
     let store = match gatehouse_jit::store::Store::open(&db) {
         Ok(s) => s,
         Err(e) => {
@@ -74,12 +81,6 @@ pub(crate) async fn start(
             Ok(Err(e)) => return Err(crate::fail(&e, None)),
             Err(e) => return Err(crate::fail(&format!("just-in-time start failed: {e}"), None)),
         }
-    }
-    if UnixStream::connect(&socket).is_ok() {
-        return Err(crate::fail(
-            &format!("another gate answers on `{}`", socket.display()),
-            Some("stop it, or name another socket with `--admin-socket`"),
-        ));
     }
     let listener = gatehouse_gate::jit::admin::bind(&socket).map_err(|e| {
         crate::fail(
