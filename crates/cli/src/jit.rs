@@ -57,7 +57,7 @@ enum Command {
         #[arg(long)]
         ticket: Option<String>,
     },
-    /// Requests and grants: yours, or everyone's for approvers and root.
+    /// Requests and grants: yours; approvers also see those they may decide; root sees all.
     List {
         #[arg(long, group = "which")]
         mine: bool,

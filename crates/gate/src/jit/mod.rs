@@ -671,35 +671,39 @@ impl JitService {
         }
     }
 
-    fn sees_everything(&self, who: &AdminCaller) -> bool {
-        if who.is_root() {
-            return true;
-        }
+    /// Is `who` an approver of anything (so may see more than their own)?
+    fn approves_something(&self, who: &AdminCaller) -> bool {
         let policy = self.gate.policy();
         let approver = |ps: &[Principal]| ps.iter().any(|p| p.grants_to(&who.caller));
         policy.assignments().filter_map(|a| a.eligible.as_ref()).any(|e| approver(&e.approvers))
             || policy.jit_ports().iter().any(|p| approver(&p.approvers))
     }
 
+    /// Root sees every request; an approver, their own and those they may
+    /// decide (another team's reasons and tickets stay theirs); everyone
+    /// else, their own.
     fn list(&self, who: &AdminCaller, which: ListWhich) -> Result<AdminResponse, ApiError> {
-        let all = self.sees_everything(who);
-        let mine = which == ListWhich::Mine || !all;
+        let wider = which != ListWhich::Mine && (who.is_root() || self.approves_something(who));
         let filter = ListFilter {
             state: (which == ListWhich::Pending).then_some(State::Pending),
             active_only: which == ListWhich::Active,
-            requester_uid: mine.then_some(who.cred.uid),
+            requester_uid: (!wider).then_some(who.cred.uid),
             requester_name: None,
-            limit: 500,
+            limit: if wider && !who.is_root() { 5_000 } else { 500 },
         };
         let now = self.now();
         let mut records = self.store.list(&filter, now).map_err(store_error)?;
+        if wider && !who.is_root() {
+            records.retain(|r| r.request.requester.uid == Some(who.cred.uid) || self.may_decide(who, r).is_ok());
+            records.truncate(500);
+        }
         // Shown as they are now, even before the sweep records it.
         for r in &mut records {
             r.state = r.state_at(now);
         }
         let mut notices = Vec::new();
-        if mine && which != ListWhich::Mine {
-            notices.push("only your own requests are shown: approvers and root see everyone's".to_owned());
+        if !wider && which != ListWhich::Mine {
+            notices.push("only your own requests are shown: approvers also see the requests they may decide, root sees all".to_owned());
         }
         Ok(AdminResponse { ok: true, records: Some(records), notices, ..AdminResponse::default() })
     }
