@@ -258,7 +258,13 @@ impl JitService {
                 if let (Some(r), Some(obj)) = (record, line.as_object_mut()) {
                     obj.insert("request".into(), audit_view(&r));
                 }
-                self.gate.record_event_public(&line)?;
+                if let Err(e) = self.gate.record_event_public(&line) {
+                    // Keep what was written; the rest waits for the log.
+                    if let Some(done) = event.seq.checked_sub(1) {
+                        let _ = self.store.mark_audited(done);
+                    }
+                    return Err(e);
+                }
             }
             self.store.mark_audited(last).map_err(|e| e.to_string())?;
             if events.len() < AUDIT_BATCH {
