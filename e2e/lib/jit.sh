@@ -49,7 +49,7 @@ scenario_jit() {
     # gh-denied may not even ask; gh-allowed asks; it may not approve its own.
     out="$(jit_cli "$s" gh-denied open-port "$JIT_PORT" --from "$JIT_CLIENT" --duration 8s --reason e2e)" || true
     row "jit: request by a non-requester" gh-denied "not_a_requester" "$(jit_field error.kind <<<"$out")"
-    out="$(jit_cli "$s" gh-allowed open-port "$JIT_PORT" --from "$JIT_CLIENT" --duration 8s --reason "e2e: short grant")" || true
+    out="$(jit_cli "$s" gh-allowed open-port "$JIT_PORT" --from "$JIT_CLIENT" --duration 12s --reason "e2e: short grant")" || true
     rid="$(jit_field record.id <<<"$out")"
     row "jit: request (approval required)" gh-allowed "pending" "$(jit_field record.state <<<"$out")"
     row "jit: pending, new connection" gh-allowed "timeout" "$(probe "$ctr" gh-allowed tcp "$JIT_SERVER" "$JIT_PORT")"
@@ -61,7 +61,7 @@ scenario_jit() {
     # During the grant: connect, and keep that session past the expiry.
     row "jit: during the grant, new connection" gh-allowed "answered" "$(probe "$ctr" gh-allowed tcp "$JIT_SERVER" "$JIT_PORT")"
     jit_stream_start "$ctr" gh-allowed "$s/jit1/flag"
-    sleep 9 # past the 8 s grant: the kernel removed the element by itself
+    sleep 13 # past the 12 s grant: the kernel removed the element by itself
     touch "$s/jit1/flag"
     row "jit: after expiry, new connection" gh-allowed "timeout" "$(probe "$ctr" gh-allowed tcp "$JIT_SERVER" "$JIT_PORT")"
     stream_wait
