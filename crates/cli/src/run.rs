@@ -112,6 +112,12 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     admin_socket: Option<PathBuf>,
 
+    /// Keep finished just-in-time requests (denied, revoked, expired,
+    /// lapsed) in the database this many days; the audit log keeps them
+    /// for good.
+    #[arg(long, default_value_t = 90, value_name = "DAYS")]
+    jit_retention_days: u64,
+
     /// Listen for signed port requests (`gatehouse jit knock`) on this UDP
     /// address, e.g. `0.0.0.0:62201`. Off unless named.
     #[arg(long, value_name = "ADDR")]

@@ -547,3 +547,28 @@ fn only_a_revoked_active_grant_outside_break_glass_cuts_sessions() {
     assert!(r.notices.iter().any(|n| n.contains("break-glass")), "{r:?}");
     assert!(j.ports.cut.lock().unwrap().is_empty(), "break-glass sessions stay");
 }
+
+/// Finished requests leave the database after the retention period (the
+/// audit log keeps them); active ones stay.
+#[test]
+fn finished_requests_are_pruned_after_retention() {
+    let j = start();
+    let svc = JitService::new(Arc::clone(&j.h.gate), Store::open(&j.h.dir.path().join("jit.db")).unwrap(), None)
+        .with_retention(Duration::from_secs(7 * 86_400));
+    let denied = ask_role(&j, j.me, 600, Some("a")).record.unwrap().id;
+    j.svc.handle(&who(APPROVER, &[SECADMINS]), AdminRequest::Deny { id: denied.clone(), reason: "no".into() });
+    j.clock.advance(Duration::from_secs(8 * 86_400));
+    let kept = ask_role(&j, j.me, 600, Some("b")).record.unwrap().id;
+    svc.tick();
+    let all: Vec<String> = svc
+        .handle(&who(0, &[]), AdminRequest::List { filter: ListWhich::All })
+        .records
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(!all.contains(&denied), "{all:?}");
+    assert!(all.contains(&kept), "{all:?}");
+    assert!(j.h.audit().iter().any(|l| l.get("event").unwrap_or(l)["type"] == "jit_pruned"));
+    assert!(j.h.audit().iter().any(|l| l.get("event").unwrap_or(l)["id"] == denied.as_str()), "the audit log keeps it");
+}

@@ -338,6 +338,13 @@ impl Store {
         })
     }
 
+    /// Forget finished requests whose last event is older than `before` and
+    /// already in the audit log (which keeps them); returns how many. Pending
+    /// and active requests, and anything not yet audited, are kept.
+    pub fn prune(&self, before: SystemTime) -> Result<usize, StoreError> {
+        ops::write(&mut self.lock(), |tx| ops::prune(tx, before).map(Ok))
+    }
+
     /// The connection. A panic while it was held cannot have left a
     /// half-done change (the open transaction rolled back when it was
     /// dropped), so a poisoned lock is safe to take over.

@@ -72,7 +72,8 @@ pub(crate) async fn start(
             ))
         }
     };
-    let service = Arc::new(JitService::new(Arc::clone(gate), store, ports));
+    let retention = Duration::from_secs(args.jit_retention_days.saturating_mul(86_400).max(86_400));
+    let service = Arc::new(JitService::new(Arc::clone(gate), store, ports).with_retention(retention));
     {
         let service = Arc::clone(&service);
         let started = tokio::task::spawn_blocking(move || service.start()).await;

@@ -34,6 +34,10 @@ use std::time::{Duration, SystemTime};
 const MAX_TEXT: usize = 512;
 /// How often the port sets are made equal to the database without a change.
 const PORT_RESYNC: Duration = Duration::from_secs(30);
+/// How long finished requests stay in the database by default.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+/// How often old requests are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Active port grants in all (the broker takes the whole set in one message).
 pub const MAX_ACTIVE_PORT_GRANTS: usize = 256;
 /// Events written to the audit log per pass.
@@ -57,6 +61,10 @@ pub struct JitService {
     /// Seconds since the last full port sync (the periodic one repairs a
     /// failed sync).
     last_port_sync: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Finished requests are forgotten this long after their last event
+    /// (the audit log keeps them).
+    retention: Duration,
+    last_prune: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for JitService {
@@ -170,7 +178,16 @@ impl JitService {
             protected,
             serial: std::sync::Mutex::new(()),
             last_port_sync: std::sync::Mutex::new(None),
+            retention: DEFAULT_RETENTION,
+            last_prune: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keep finished requests this long in the database (default 90 days).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Duration) -> JitService {
+        self.retention = retention;
+        self
     }
 
     fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -221,6 +238,28 @@ impl JitService {
             if let Err(e) = self.sync_ports("periodic") {
                 tracing::error!(error = %e, "jit: port sets not in step; retrying");
             }
+        }
+        self.prune_if_due(now);
+    }
+
+    fn prune_if_due(&self, now: SystemTime) {
+        let Ok(mut last) = self.last_prune.lock() else { return };
+        if last.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let Some(before) = now.checked_sub(self.retention) else { return };
+        match self.store.prune(before) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(count = n, "jit: finished requests past retention forgotten");
+                let _ = self.gate.record_event_public(&json!({
+                    "type": "jit_pruned",
+                    "requests": n,
+                    "finished_before": rfc3339(before),
+                }));
+            }
+            Err(e) => tracing::error!(error = %e, "jit: pruning failed"),
         }
     }
 

@@ -338,6 +338,20 @@ pub(super) fn remember_nonce(
     Ok(added == 1)
 }
 
+/// Forgets finished requests (denied, revoked, expired, lapsed) whose every
+/// event is older than `before` and already written to the audit log (the
+/// audit log keeps the record); their events go with them.
+pub(super) fn prune(tx: &Transaction<'_>, before: SystemTime) -> Result<usize, StoreError> {
+    let before = to_ms(before)?;
+    let doomed = "SELECT r.id FROM requests r
+        WHERE r.state IN ('denied', 'revoked', 'expired', 'lapsed')
+          AND NOT EXISTS (SELECT 1 FROM events e WHERE e.request_id = r.id
+                          AND (e.at_ms >= ?1 OR e.seq > (SELECT audited_seq FROM outbox WHERE id = 1)))";
+    tx.execute(&format!("DELETE FROM events WHERE request_id IN ({doomed})"), [before])?;
+    let gone = tx.execute(&format!("DELETE FROM requests WHERE id IN ({doomed})"), [before])?;
+    Ok(gone)
+}
+
 /// Unreachable in practice (a `NewRequest` is plain strings and numbers),
 /// but reported rather than unwrapped.
 fn encode(e: serde_json::Error) -> StoreError {
