@@ -36,9 +36,16 @@ const RECV_BUFFER: usize = 1 << 16;
 ///
 /// A socket that closes by itself between the dump and its destruction is not counted.
 /// Only sockets with a remote address are found: a listener or an unconnected UDP socket
-/// has none, and is never destroyed (unless `peer` is the unspecified address).
+/// has none, and is never destroyed — an unspecified or multicast `peer` (which would
+/// match them, or nobody) is refused.
 pub fn destroy_sockets(local_port: u16, proto: u8, peer: IpAddr) -> io::Result<usize> {
     let peer = peer.to_canonical();
+    if peer.is_unspecified() || peer.is_multicast() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{peer}` is not one peer's address: no sessions are cut"),
+        ));
+    }
     let mut conn = Diag::open()?;
     let mut targets = Vec::new();
     let families: &[u8] = match peer {
@@ -247,6 +254,15 @@ mod tests {
         ];
         for (remote, peer, want) in cases {
             assert_eq!(same_peer(remote, peer), want, "{remote} vs {peer}");
+        }
+    }
+
+    #[test]
+    fn no_peer_is_not_everyone() {
+        // These would match listeners (or nobody): refused before any netlink.
+        for peer in ["0.0.0.0", "::", "::ffff:0.0.0.0", "224.0.0.1", "ff02::1"] {
+            let e = destroy_sockets(22, 6, peer.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+            assert_eq!(e.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput), "{peer}");
         }
     }
 
