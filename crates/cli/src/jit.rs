@@ -245,7 +245,7 @@ pub fn line(r: &Record) -> String {
     format!(
         "{}  {}  {what}  by {}  for {}{until}{}",
         r.id,
-        format!("{:?}", r.state).to_lowercase(),
+        r.state.as_str(),
         q.requester.name,
         gatehouse_policy::format_duration(Duration::from_secs(q.duration_secs)),
         q.reason.as_deref().map(|s| format!("  reason: {s}")).unwrap_or_default()

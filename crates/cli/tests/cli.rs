@@ -7,9 +7,11 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+mod common;
+use common::Running;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn gatehouse() -> Command {
@@ -20,13 +22,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Start `gatehouse run` and wait for its banner; returns the address.
 fn start_gate(args: &[&str]) -> (Running, String, Vec<String>) {

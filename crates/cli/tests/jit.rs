@@ -9,45 +9,19 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+mod common;
+use common::{gatehouse, http_addr, privileged, start_until, Running};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const REQUESTER: u32 = 46001;
 const OUTSIDER: u32 = 46002;
 const APPROVER: u32 = 46003;
 const SECADMINS: u32 = 46100;
 const STORAGE_WRITER: &str = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809";
-
-fn privileged(test: &str) -> bool {
-    if gatehouse_sys_uid() == 0 {
-        return true;
-    }
-    let msg = format!("SKIPPED (needs root to run clients as other users): {test}");
-    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{msg} — GATEHOUSE_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("\n*** {msg} ***\n");
-    false
-}
-
-fn gatehouse_sys_uid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace().nth(2).unwrap().parse().unwrap()
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn policy() -> String {
     format!(
@@ -86,39 +60,20 @@ fn start(dir: tempfile::TempDir) -> Gate {
     std::fs::set_permissions(&policy_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let socket = dir.path().join("admin.sock");
     let audit = dir.path().join("audit.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["run", "--upstream", "emulator", "--listen", "127.0.0.1:0", "--policy"])
+    let mut cmd = gatehouse();
+    cmd.args(["run", "--upstream", "emulator", "--listen", "127.0.0.1:0", "--policy"])
         .arg(&policy_path)
         .arg("--audit")
         .arg(&audit)
         .arg("--jit-db")
         .arg(dir.path().join("jit.db"))
         .arg("--admin-socket")
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let running = Running(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline && !lines.iter().any(|l: &String| l.contains("audit:   gatehouse audit verify")) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
-            lines.push(line);
-        }
-    }
+        .arg(&socket);
+    let started = start_until(&mut cmd, "audit:   gatehouse audit verify");
+    let lines = &started.seen;
     assert!(lines.iter().any(|l| l.contains("just-in-time:")), "no JIT line: {lines:?}");
-    let banner = lines.iter().find(|l| l.contains("listening on http://")).unwrap_or_else(|| panic!("no banner: {lines:?}"));
-    let addr = banner.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let addr = http_addr(lines, "listening on http://");
+    let running = started.running;
     Gate { _child: running, addr, socket, audit, _dir: dir }
 }
 

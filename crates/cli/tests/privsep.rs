@@ -9,11 +9,12 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::{gatehouse, http_addr, privileged, start_until, Running};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -42,63 +43,13 @@ identities = ["storage-writer"]
 audiences = ["https://storage.azure.com"]
 "#;
 
-fn root_or_skip(what: &str) -> bool {
-    if rustix_is_root() {
-        return true;
-    }
-    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("needs root: {what}");
-    }
-    eprintln!("SKIPPED (needs root): {what}");
-    false
-}
-
-fn rustix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-}
-
-struct Running(Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Start `gatehouse <args>`, wait for a stderr line containing `marker`,
 /// return the process, the text after `http://` on that line, and the rest
 /// of stderr.
 fn start(args: &[&str], marker: &str) -> (Running, String, Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let running = Running(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Keep draining after the receiver is gone: a closed pipe would
-        // make the gate's own writes to stderr fail.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[gatehouse] {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
-        if line.contains(marker) {
-            let addr = line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
-            return (running, addr, rx);
-        }
-    }
-    panic!("`{marker}` never appeared");
+    let started = start_until(gatehouse().args(args), marker);
+    let addr = http_addr(&started.seen, marker);
+    (started.running, addr, started.rest)
 }
 
 fn ensure_worker_user() {
@@ -217,7 +168,7 @@ fn setup() -> (tempfile::TempDir, Running, String) {
 
 #[test]
 fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
-    if !root_or_skip("gatehouse run --user starts processes as another user") {
+    if !privileged("gatehouse run --user starts processes as another user") {
         return;
     }
     let (dir, _emulator, emulator_addr) = setup();
@@ -273,7 +224,7 @@ fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
 
 #[test]
 fn neither_process_outlives_the_other() {
-    if !root_or_skip("gatehouse run --user starts processes as another user") {
+    if !privileged("gatehouse run --user starts processes as another user") {
         return;
     }
     let (dir, _emulator, emulator_addr) = setup();

@@ -10,6 +10,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::{privileged, run};
+
 use gatehouse_firewall::jit::{self, Element, JitPorts, Proto, SyncReport};
 use gatehouse_firewall::{apply, verify, Containers, Nft, Options, Ruleset};
 use std::io::{ErrorKind, Read, Write};
@@ -26,30 +29,6 @@ const BASTION4: &str = "10.77.0.3";
 const SERVER6: &str = "fd77::1";
 const CLIENT6: &str = "fd77::2";
 
-/// Root and the tools, or a loud skip (a failure under
-/// `GATEHOUSE_REQUIRE_PRIVILEGED=1`).
-fn privileged(test: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    let tools = [("nft", "--version"), ("ip", "-V")].iter().all(|(t, v)| {
-        Command::new(t)
-            .arg(v)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if root && tools {
-        return true;
-    }
-    let why = if root {
-        "needs `nft` and `ip` (apt-get install nftables iproute2)"
-    } else {
-        "needs root"
-    };
-    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and GATEHOUSE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("SKIPPED ({why}): {test}");
-    false
-}
 
 /// The two namespaces; deleted on drop.
 struct Lab {
@@ -113,15 +92,6 @@ impl Drop for Lab {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Run `body` on a thread inside namespace `ns` (sockets it makes live there).
 fn spawn_in<T: Send + 'static>(

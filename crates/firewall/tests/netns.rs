@@ -11,6 +11,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::{privileged, run};
+
 use gatehouse_firewall::{
     apply, remove, verify, watch, Containers, Difference, Nft, Options, Ruleset, Trigger,
     WatchEvent, WatchOptions,
@@ -24,30 +27,6 @@ use std::time::{Duration, Instant};
 
 const MARK: u32 = 0x6761;
 
-/// Root and the tools, or a loud skip (a failure under
-/// `GATEHOUSE_REQUIRE_PRIVILEGED=1`).
-fn privileged(test: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    let tools = [("nft", "--version"), ("ip", "-V")].iter().all(|(t, v)| {
-        Command::new(t)
-            .arg(v)
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if root && tools {
-        return true;
-    }
-    let why = if root {
-        "needs `nft` and `ip` (apt-get install nftables iproute2)"
-    } else {
-        "needs root"
-    };
-    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {why}, and GATEHOUSE_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("SKIPPED ({why}): {test}");
-    false
-}
 
 /// A network namespace of our own; deleted on drop.
 struct Netns {
@@ -115,15 +94,6 @@ impl Drop for Netns {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn options(port: u16) -> Options {
     Options {

@@ -166,8 +166,3 @@ pub fn call(path: &Path, request: &AdminRequest) -> io::Result<AdminResponse> {
     reader.read_line(&mut answer)?;
     serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("the gate's answer is not understood: {e}")))
 }
-
-#[allow(dead_code)]
-fn _assert_send(s: Arc<JitService>) -> impl Send {
-    s
-}

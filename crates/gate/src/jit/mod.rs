@@ -122,9 +122,9 @@ fn store_error(e: StoreError) -> ApiError {
             "conflict",
             match state {
                 State::Active | State::Denied => {
-                    format!("request `{id}` is {} already: the first decision stands", state_name(state))
+                    format!("request `{id}` is {} already: the first decision stands", state.as_str())
                 }
-                _ => format!("request `{id}` is {} already: nothing to do", state_name(state)),
+                _ => format!("request `{id}` is {} already: nothing to do", state.as_str()),
             },
         ),
         StoreError::Lapsed(id) => ApiError::new("lapsed", format!("request `{id}` lapsed (pending requests lapse after 24 h): ask again")),
@@ -133,17 +133,6 @@ fn store_error(e: StoreError) -> ApiError {
             tracing::error!(error = %other, "jit store");
             ApiError::new("store", format!("the gate's database failed: {other}"))
         }
-    }
-}
-
-fn state_name(s: State) -> &'static str {
-    match s {
-        State::Pending => "pending",
-        State::Active => "active",
-        State::Denied => "denied",
-        State::Revoked => "revoked",
-        State::Expired => "expired",
-        State::Lapsed => "lapsed",
     }
 }
 
@@ -483,7 +472,8 @@ impl JitService {
                 format!("port {port}/{proto} was added to the policy after the gate started; the firewall protects it only after a restart of the gate"),
             ));
         }
-        let source = canonical_ip(source);
+        // `::ffff:a.b.c.d` is the IPv4 address it carries.
+        let source = source.to_canonical();
         let now = self.now();
         let active_ports = self.store.active(Kind::Port, now).map_err(store_error)?.len();
         if active_ports >= MAX_ACTIVE_PORT_GRANTS {
@@ -757,14 +747,6 @@ impl JitService {
 enum PortWho<'a> {
     Local(&'a AdminCaller),
     Signer(&'a str),
-}
-
-/// `::ffff:a.b.c.d` is the IPv4 address it carries.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 fn grant_of(r: &Record) -> Option<Grant> {

@@ -51,13 +51,6 @@ pub fn parse_proto(s: &str) -> Result<Proto, String> {
     }
 }
 
-fn proto_number(p: Proto) -> u8 {
-    match p {
-        Proto::Tcp => 6,
-        Proto::Udp => 17,
-    }
-}
-
 /// The holder of CAP_NET_ADMIN's side: checks every element against the
 /// protected ports it was started with, and remembers the last desired
 /// state so a table repair (which empties the sets) can put it back.
@@ -144,6 +137,6 @@ impl PortControl for PortKeeper {
         if !self.protected.contains(&(proto, port)) {
             return Err(format!("{port}/{protocol} is not a just-in-time port of this gate's table"));
         }
-        gatehouse_sys::destroy_sockets(port, proto_number(proto), source).map_err(|e| e.to_string())
+        gatehouse_sys::destroy_sockets(port, proto.number(), source).map_err(|e| e.to_string())
     }
 }

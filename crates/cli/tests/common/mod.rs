@@ -1,0 +1,76 @@
+//! What the binary's tests share: a child that dies with the test, the
+//! root-or-loud-skip check, and starting `gatehouse` until a stderr line.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// A child process, killed and reaped when the test ends (or fails).
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// True when running as root; otherwise a loud skip — or a failure under
+/// `GATEHOUSE_REQUIRE_PRIVILEGED=1`.
+pub fn privileged(test: &str) -> bool {
+    if gatehouse_sys::effective_uid() == 0 {
+        return true;
+    }
+    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("needs root: {test} — GATEHOUSE_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("\n*** SKIPPED (needs root): {test} ***\n");
+    false
+}
+
+/// A started `gatehouse`: the stderr lines up to the awaited one, and the rest.
+pub struct Started {
+    pub running: Running,
+    pub seen: Vec<String>,
+    pub rest: Receiver<String>,
+}
+
+/// Start `gatehouse ARGS` and read its stderr until a line containing
+/// `marker` (at most 60 s). Stderr keeps being drained afterwards: a closed
+/// pipe would make the gate's own writes fail.
+pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[gatehouse] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
+        let found = line.contains(marker);
+        seen.push(line);
+        if found {
+            return Started { running, seen, rest: rx };
+        }
+    }
+    panic!("`{marker}` never appeared: {seen:?}");
+}
+
+/// `gatehouse` itself.
+pub fn gatehouse() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+}
+
+/// The address after `http://` on the first of `lines` that contains `on`.
+pub fn http_addr(lines: &[String], on: &str) -> String {
+    let line = lines.iter().find(|l| l.contains(on)).unwrap_or_else(|| panic!("no `{on}` line: {lines:?}"));
+    line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+}
