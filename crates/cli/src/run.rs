@@ -135,10 +135,86 @@ pub struct Args {
     #[arg(long, default_value = "/etc/gatehouse/allowed_signers", value_name = "PATH")]
     allowed_signers: PathBuf,
 
+    /// How callers are found. `ebpf`: programs on the cgroup v2 root record
+    /// which process connects to IMDS or the gate, at connect() time; the gate
+    /// reads that record and the process's /proc entry (needs a build with
+    /// `--features ebpf`, root, and the gate in the initial pid namespace; a
+    /// connection without a record takes the sock_diag path). The process that
+    /// connected speaks for the socket. `sock-diag`: the kernel's socket
+    /// table gives the socket's uid and inode, and /proc is searched for
+    /// every process holding it. `auto`: `ebpf` if it can be attached, else
+    /// `sock-diag`; the banner says which.
+    #[arg(long, value_enum, default_value = "auto", value_name = "auto|ebpf|sock-diag")]
+    caller_lookup: CallerLookup,
+
+    /// Look for every process holding the caller's socket on every request,
+    /// even when the policy decides on uids alone (a socket shared by
+    /// processes of different uids is then always denied). Costs a /proc
+    /// search per request; implies `--caller-lookup sock-diag`.
+    #[arg(long)]
+    all_holders: bool,
+
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.
     #[arg(long, hide = true, conflicts_with = "user")]
     internal_worker: bool,
+}
+
+/// `--caller-lookup`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CallerLookup {
+    Auto,
+    Ebpf,
+    #[value(name = "sock-diag")]
+    SockDiag,
+}
+
+/// Identification options for a gate listening on `listen`: the eBPF path's connect
+/// records attached when `--caller-lookup` asks for them (and, for `auto`, when they
+/// can be). Prints which path identifies callers. Needs root for the eBPF path.
+pub(crate) fn identify_options(args: &Args, listen: SocketAddr) -> Result<gatehouse_sys::IdentifyOptions, ExitCode> {
+    let mut opts = gatehouse_sys::IdentifyOptions::default();
+    let lookup = match args.caller_lookup {
+        _ if args.all_holders => CallerLookup::SockDiag,
+        l => l,
+    };
+    if args.all_holders && args.caller_lookup == CallerLookup::Ebpf {
+        return Err(crate::fail(
+            "`--all-holders` and `--caller-lookup ebpf` contradict each other: the eBPF path names the process that connected, not every holder",
+            Some("drop one of them"),
+        ));
+    }
+    if lookup == CallerLookup::SockDiag {
+        eprintln!("gatehouse: callers: sock_diag and /proc");
+        return Ok(opts);
+    }
+    let targets = [SocketAddr::from(([169, 254, 169, 254], 80)), listen];
+    match gatehouse_sys::ConnectRecords::attach(&targets) {
+        Ok(records) => {
+            eprintln!(
+                "gatehouse: callers: eBPF connect records (programs on {}), sock_diag when a connection has none",
+                records.cgroup_root()
+            );
+            opts.connect_records = Some(Arc::new(records));
+            Ok(opts)
+        }
+        Err(e) if lookup == CallerLookup::Auto => {
+            if gatehouse_sys::EBPF_BUILT {
+                eprintln!("gatehouse: callers: sock_diag and /proc (the eBPF path is unavailable: {e})");
+            } else {
+                eprintln!("gatehouse: callers: sock_diag and /proc");
+            }
+            Ok(opts)
+        }
+        Err(e) => Err(crate::fail(
+            &format!("`--caller-lookup ebpf`: {e}"),
+            Some(if gatehouse_sys::EBPF_BUILT {
+                "run as root in the initial pid namespace, or use `--caller-lookup sock-diag`"
+            } else {
+                "build with `cargo build --release --features ebpf` (needs clang), or use `--caller-lookup sock-diag`"
+            }),
+        )),
+    }
 }
 
 /// The socket mark the firewall exempts by default ("ga").
@@ -277,6 +353,15 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
             Err(code) => return code,
         },
     };
+    // With `--user` the broker identifies callers (and attached the eBPF path, if any).
+    let identify = match &worker {
+        Some(_) => gatehouse_sys::IdentifyOptions::default(),
+        None => match identify_options(&args, args.listen) {
+            Ok(o) => o,
+            Err(code) => return code,
+        },
+    };
+    let records = identify.connect_records.clone();
     let config = GateConfig {
         policy_path: args.policy.clone(),
         trusted_uids,
@@ -292,6 +377,8 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         cache_margin: (!args.no_cache).then(|| Duration::from_secs(args.cache_margin)),
         upstream_limits: (!args.no_upstream_limits).then(gatehouse_gate::limiter::Limits::default),
         max_connections_per_uid: args.max_connections_per_uid,
+        identify,
+        all_holders: args.all_holders,
     };
     let started = match &worker {
         Some(w) => Gate::with_caller_source(&config, Arc::new(SystemClock), w.client.clone()),
@@ -333,6 +420,12 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         }
     };
     let listen = listener.local_addr().unwrap_or(args.listen);
+    if let Some(r) = &records {
+        // `--listen` with port 0: record connections to the port actually bound.
+        if let Err(e) = r.add_target(listen) {
+            return crate::fail(&format!("cannot record connections to {listen}: {e}"), Some("use `--caller-lookup sock-diag`"));
+        }
+    }
     let pid_file = if args.internal_worker { None } else { args.pid_file.as_ref() };
     if let Some(pid_file) = pid_file {
         if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {

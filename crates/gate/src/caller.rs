@@ -39,18 +39,32 @@ impl CallerSource for gatehouse_sys::Identifier {
     }
 }
 
-/// What identification needs to find, given what the policy matches on.
-/// The audit line always names a pid and an executable, so one holder and
-/// its executable path are always looked up. Other holders of the socket
-/// (connect-then-fork, a socket handed to another uid) are always searched
-/// for: a uid-only policy must also see a socket shared across users.
-pub fn sys_needs(needs: &Needs) -> gatehouse_sys::Needs {
+/// What identification needs to find, given what deciding the request needs.
+///
+/// A decision on uids alone needs only the socket's uid: the kernel's record
+/// of who created the socket (sock_diag, or who connected, with the eBPF
+/// path), and no process is looked for; the audit line then names no pid.
+/// Anything more (groups, executable, unit, cgroup, container, a condition,
+/// a trusted service) needs the processes: one holder with its executable,
+/// cgroup and groups, and every other holder of the socket (connect-then-fork,
+/// a socket handed to another uid), so the verdict never depends on which
+/// holder was found first and a socket shared across uids is denied.
+/// `all_holders` (`--all-holders`) asks for the processes always.
+pub fn sys_needs(needs: &Needs, all_holders: bool) -> gatehouse_sys::Needs {
+    let process = all_holders
+        || needs.exe_hash
+        || needs.exe_path
+        || needs.unit
+        || needs.cgroup
+        || needs.container
+        || needs.groups;
     gatehouse_sys::Needs {
-        exe: true,
+        exe: process,
         exe_hash: needs.exe_hash,
-        cgroup: true,
-        groups: true,
-        all_holders: true,
+        cgroup: process,
+        groups: process,
+        all_holders: process,
+        process,
     }
 }
 
@@ -110,6 +124,7 @@ pub fn audit_caller(facts: &CallerFacts, caller: &Caller) -> Value {
         "cgroup": first.and_then(|p| p.cgroup.clone()),
         "container": first.and_then(|p| p.container_id.clone()),
         "holders": facts.holders.iter().map(|p| json!({"pid": p.pid, "uid": p.ruid})).collect::<Vec<_>>(),
+        "lookup": facts.lookup.strategy,
     })
 }
 
@@ -148,6 +163,28 @@ mod tests {
                 candidates: 1,
                 micros: 1,
             },
+        }
+    }
+
+    #[test]
+    fn processes_are_looked_for_only_when_the_decision_reads_them() {
+        let none = Needs::default();
+        let rows: &[(Needs, bool, bool)] = &[
+            (none, false, false),
+            (none, true, true),
+            (Needs { user_name: true, ..none }, false, false),
+            (Needs { groups: true, ..none }, false, true),
+            (Needs { exe_path: true, ..none }, false, true),
+            (Needs { exe_hash: true, ..none }, false, true),
+            (Needs { unit: true, ..none }, false, true),
+            (Needs { cgroup: true, ..none }, false, true),
+            (Needs { container: true, ..none }, false, true),
+        ];
+        for (needs, all, want) in rows {
+            let got = sys_needs(needs, *all);
+            assert_eq!(got.wants_process(), *want, "{needs:?} all={all}");
+            assert_eq!((got.all_holders, got.exe, got.cgroup, got.groups), (*want, *want, *want, *want), "{needs:?}");
+            assert_eq!(got.exe_hash, needs.exe_hash);
         }
     }
 

@@ -198,7 +198,7 @@ impl Gate {
         // Identification reads /proc (or waits for the broker): blocking
         // work, kept off the threads that serve everyone else.
         let source = std::sync::Arc::clone(&self.identifier);
-        let needs = caller::sys_needs(&policy.needs());
+        let needs = caller::sys_needs(&policy.needs_for(action), self.all_holders);
         let (peer, dst) = (conn.peer, conn.dst);
         let (facts, who) = tokio::task::spawn_blocking(move || {
             let facts = source.identify(peer, dst, needs)?;

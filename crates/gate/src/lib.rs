@@ -57,6 +57,12 @@ pub struct GateConfig {
     pub upstream_limits: Option<limiter::Limits>,
     /// Open connections one uid may hold (`server::MAX_CONNECTIONS_PER_UID`).
     pub max_connections_per_uid: usize,
+    /// How callers are identified when the gate does it itself (not `--user`):
+    /// caches, and the connect-time records of the eBPF path if attached.
+    pub identify: gatehouse_sys::IdentifyOptions,
+    /// Find every holder of the caller's socket on every request, even when the
+    /// policy needs only the uid (`gatehouse run --all-holders`).
+    pub all_holders: bool,
 }
 
 #[derive(Debug)]
@@ -83,6 +89,7 @@ pub struct Gate {
     identifier: Arc<dyn CallerSource>,
     clock: Arc<dyn Clock>,
     max_connections_per_uid: usize,
+    all_holders: bool,
     /// Active just-in-time grants, replaced whole by the JIT service after
     /// every change; the decision engine checks their times itself.
     grants: std::sync::RwLock<Arc<Vec<gatehouse_policy::Grant>>>,
@@ -98,7 +105,7 @@ impl Gate {
     /// Load the policy (refusing an untrusted or invalid one), open the audit
     /// log and record that the gate started with this policy.
     pub fn new(config: &GateConfig, clock: Arc<dyn Clock>) -> Result<Gate, StartError> {
-        let local = Identifier::new(gatehouse_sys::IdentifyOptions::default());
+        let local = Identifier::new(config.identify.clone());
         Gate::with_caller_source(config, clock, Arc::new(local))
     }
 
@@ -127,6 +134,7 @@ impl Gate {
             identifier: callers,
             clock,
             max_connections_per_uid: config.max_connections_per_uid.max(1),
+            all_holders: config.all_holders,
             grants: std::sync::RwLock::new(Arc::new(Vec::new())),
         };
         let hash = gate.policy.current().hash().to_owned();

@@ -37,10 +37,15 @@ fn scratch() -> tempfile::TempDir {
 /// no extra process holds the socket unless the script makes one). `$GATE`
 /// is `127.0.0.1/PORT`. Returns the HTTP status it read.
 fn bash_status(h: &Harness, script: &str) -> u16 {
+    bash_status_of(h, INSTANCE, script)
+}
+
+/// [`bash_status`] with the request for `target` (path and query).
+fn bash_status_of(h: &Harness, target: &str, script: &str) -> u16 {
     let port = h.addr.port();
     let prelude = format!(
         "GATE=127.0.0.1/{port}\n\
-         REQ=$'GET {INSTANCE} HTTP/1.1\\r\\nHost: x\\r\\nMetadata: true\\r\\nConnection: close\\r\\n\\r\\n'\n"
+         REQ=$'GET {target} HTTP/1.1\\r\\nHost: x\\r\\nMetadata: true\\r\\nConnection: close\\r\\n\\r\\n'\n"
     );
     let out = Command::new("/usr/bin/bash")
         .arg("-c")
@@ -179,6 +184,53 @@ fn holders_of_one_socket_with_different_uids_are_denied() {
     let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
     let uids: Vec<u64> = denied["event"]["caller"]["holders"].as_array().unwrap().iter().map(|p| p["uid"].as_u64().unwrap()).collect();
     assert!(uids.contains(&0) && uids.contains(&u64::from(UID_A)), "{denied}");
+}
+
+const TOKEN: &str = concat!(
+    "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com",
+    "&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
+);
+
+fn token_policy(principal: &str) -> String {
+    format!(
+        r#"{IDENTITIES}
+[[assignments]]
+name = "token-readers"
+principal = "{principal}"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["https://storage.azure.com"]
+"#
+    )
+}
+
+/// A policy on uids alone needs only the socket's uid (the kernel's record of who
+/// created it): no process is looked for, so a socket root opened and handed to
+/// another uid is root's. `--all-holders` restores the search, and the denial.
+#[test]
+fn a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_asked_for() {
+    if !privileged("a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_asked_for") {
+        return;
+    }
+    let shared = format!(
+        "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n"
+    );
+    let h = Harness::start(&token_policy("uid:0"));
+    assert_eq!(bash_status_of(&h, TOKEN, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200, "{:#}", h.audit().pop().unwrap());
+    let line = h.audit().pop().unwrap();
+    assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{line}");
+    assert_eq!(line["event"]["caller"]["uid"], 0, "{line}");
+    assert_eq!(line["event"]["caller"]["pid"], serde_json::Value::Null, "no process looked up: {line}");
+    assert_eq!(bash_status_of(&h, TOKEN, &shared), 200, "{:#}", h.audit().pop().unwrap());
+    // An instance request may be a trusted service's: its holders are looked up.
+    let h = Harness::start(&format!("{}{}", token_policy("uid:0"), "[[assignments]]\nname = \"i\"\nprincipal = \"uid:0\"\nrole = \"Instance Metadata Reader\"\n"));
+    assert_eq!(bash_status(&h, &shared), 403, "{:#}", h.audit().pop().unwrap());
+
+    let strict = Harness::start_opts(&token_policy("uid:0"), Opts { all_holders: true, ..Opts::default() });
+    assert_eq!(bash_status_of(&strict, TOKEN, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
+    assert_eq!(bash_status_of(&strict, TOKEN, &shared), 403);
+    let denied = strict.audit().pop().unwrap();
+    assert_eq!(denied["event"]["reason"], "the connection is held by processes of different users", "{denied}");
 }
 
 /// The cgroup v2 hierarchy, where a test may make cgroups of its own.

@@ -97,10 +97,6 @@ impl Policy {
             needs.user_name = true;
             needs.exe_hash |= assignments.iter().filter_map(|a| a.condition.as_ref()).any(|c| c.text.contains("exeSha256"));
         }
-        if settings.trusted.enabled {
-            needs.exe_path = true;
-            needs.unit = true;
-        }
         let index = Index::build(&roles, &assignments);
         Policy {
             hash,
@@ -144,8 +140,28 @@ impl Policy {
         identity::resolve(&self.identities, sel)
     }
 
+    /// What any request may need to know about its caller: [`Policy::needs_for`] over
+    /// every action.
     pub fn needs(&self) -> Needs {
-        self.needs
+        let mut n = self.needs;
+        if self.trusted.enabled {
+            n.exe_path = true;
+            n.unit = true;
+        }
+        n
+    }
+
+    /// What deciding `action` needs to know about the caller: the attributes the
+    /// assignments' principals and conditions name, and the unit and executable when a
+    /// trusted service may do `action` (never a token: tokens always need an assignment).
+    /// A policy on uids alone needs nothing for a token.
+    pub fn needs_for(&self, action: Action) -> Needs {
+        let mut n = self.needs;
+        if crate::trusted::action_allowed(self.trusted, action) {
+            n.exe_path = true;
+            n.unit = true;
+        }
+        n
     }
 
     /// The mode of `action`'s endpoint family (`[modes]`, default enforce).

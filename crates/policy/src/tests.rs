@@ -288,6 +288,31 @@ fn needs_reflects_principals() {
 }
 
 #[test]
+fn needs_for_an_action_leave_out_trusted_services_where_they_cannot_help() {
+    let uid_only = policy(&assign("a", "uid:1000", "Token Reader"));
+    let rows: &[(Action, bool)] = &[
+        (Action::TokenRead, false),
+        (Action::IdentityInfoRead, false),
+        (Action::AttestedDocumentRead, false),
+        (Action::InstanceRead, true),
+        (Action::VersionsRead, true),
+        (Action::ScheduledEventsRead, true),
+        // Approving needs `trusted_services_approve`, off by default.
+        (Action::ScheduledEventsApprove, false),
+    ];
+    for (action, trusted) in rows {
+        let n = uid_only.needs_for(*action);
+        assert_eq!((n.exe_path, n.unit), (*trusted, *trusted), "{action:?}");
+        assert!(!n.groups && !n.exe_hash && !n.cgroup && !n.container, "{action:?}");
+    }
+    assert_eq!(uid_only.needs_for(Action::TokenRead), Needs::default(), "a uid-only policy needs nothing for a token");
+    let off = parse("p", "version = 1\ntrusted_services = false\n").unwrap();
+    assert_eq!(off.needs_for(Action::InstanceRead), Needs::default());
+    let groups = policy(&assign("a", "group:g", "Token Reader"));
+    assert!(groups.needs_for(Action::TokenRead).groups);
+}
+
+#[test]
 fn hash_is_of_source_bytes() {
     let p = parse("p", "version = 1\n").unwrap();
     let want = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"version = 1\n"));

@@ -1,11 +1,16 @@
 //! Caller-identification time alone, for `bench/run.sh` (not a test: it prints figures).
 //!
-//! `identify_bench --path uid|exe|hash --clients reconnect|fresh [--connections N]`
+//! `identify_bench --path uid|exe|hash --clients reconnect|fresh [--lookup sock-diag|ebpf]
+//! [--connections N]`
 //!
-//! - `uid`: what a policy on uids needs: the sock_diag lookup alone (`socket_owner`).
-//! - `exe`: what the gate asks for with such a policy (`sys_needs` in crates/gate):
-//!   holder, executable path, cgroup, groups, other holders.
+//! What the gate asks for (`sys_needs` in crates/gate), through `Identifier::identify`:
+//! - `uid`: a policy on uids alone: the socket's uid, no process.
+//! - `exe`: a policy on executable paths: holder, executable path, cgroup, groups, other
+//!   holders.
 //! - `hash`: the same plus the executable's SHA-256 (a policy on `exe:sha256:`).
+//!
+//! `--lookup ebpf` attaches the connect-time programs first (root, a build with
+//! `--features ebpf`); the default is the sock_diag path.
 //!
 //! `reconnect`: one long-lived client process opens a new connection per request (what a
 //! service with a connection per token request does); `fresh`: a new process per
@@ -18,7 +23,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gatehouse_sys::{socket_owner, Identifier, IdentifyOptions, Needs};
+use gatehouse_sys::{ConnectRecords, Identifier, IdentifyOptions, Needs};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Path {
@@ -34,6 +39,7 @@ enum Clients {
 }
 
 struct Args {
+    ebpf: bool,
     path: Path,
     clients: Clients,
     connections: usize,
@@ -41,6 +47,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
+        ebpf: false,
         path: Path::Exe,
         clients: Clients::Reconnect,
         connections: 400,
@@ -52,6 +59,8 @@ fn parse_args() -> Result<Args, String> {
             ("--path", "uid") => args.path = Path::Uid,
             ("--path", "exe") => args.path = Path::Exe,
             ("--path", "hash") => args.path = Path::Hash,
+            ("--lookup", "ebpf") => args.ebpf = true,
+            ("--lookup", "sock-diag") => args.ebpf = false,
             ("--clients", "reconnect") => args.clients = Clients::Reconnect,
             ("--clients", "fresh") => args.clients = Clients::Fresh,
             ("--connections", n) => {
@@ -94,27 +103,24 @@ fn accept(listener: &TcpListener) -> std::io::Result<TcpStream> {
 }
 
 fn measure(id: &Identifier, path: Path, src: SocketAddr, dst: SocketAddr) -> Result<(u128, String), String> {
-    let gate_needs = Needs {
-        exe: true,
-        exe_hash: path == Path::Hash,
-        cgroup: true,
-        groups: true,
-        all_holders: true,
+    let gate_needs = match path {
+        Path::Uid => Needs::default(),
+        Path::Exe | Path::Hash => Needs {
+            exe: true,
+            exe_hash: path == Path::Hash,
+            cgroup: true,
+            groups: true,
+            all_holders: true,
+            process: true,
+        },
     };
     let started = Instant::now();
-    let strategy = match path {
-        Path::Uid => {
-            socket_owner(src, dst)
-                .map_err(|e| e.to_string())?
-                .ok_or("socket not found")?;
-            "SockDiag".to_owned()
-        }
-        Path::Exe | Path::Hash => {
-            let facts = id.identify(src, dst, gate_needs).map_err(|e| e.to_string())?;
-            format!("{:?}", facts.lookup.strategy)
-        }
-    };
-    Ok((started.elapsed().as_micros(), strategy))
+    let facts = id.identify(src, dst, gate_needs).map_err(|e| e.to_string())?;
+    let elapsed = started.elapsed().as_micros();
+    if path != Path::Uid && facts.holders.is_empty() {
+        return Err("no holder found".into());
+    }
+    Ok((elapsed, format!("{:?}", facts.lookup.strategy)))
 }
 
 fn percentile(sorted: &[u128], pct: usize) -> u128 {
@@ -126,7 +132,13 @@ fn run(args: &Args) -> Result<(), String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let id = Identifier::new(IdentifyOptions::default());
+    let mut opts = IdentifyOptions::default();
+    if args.ebpf {
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let records = ConnectRecords::attach(&[addr]).map_err(|e| format!("--lookup ebpf: {e}"))?;
+        opts.connect_records = Some(std::sync::Arc::new(records));
+    }
+    let id = Identifier::new(opts);
     let mut micros = Vec::with_capacity(args.connections);
     let mut strategies: BTreeMap<String, usize> = BTreeMap::new();
     let mut children = Vec::new();
@@ -172,8 +184,9 @@ fn run(args: &Args) -> Result<(), String> {
         Clients::Reconnect => "reconnect",
         Clients::Fresh => "fresh",
     };
+    let lookup = if args.ebpf { "ebpf" } else { "sock-diag" };
     println!(
-        "path={path} clients={clients} n={} p50_us={} p99_us={} procs={procs} strategies={strategies:?}",
+        "path={path} lookup={lookup} clients={clients} n={} p50_us={} p99_us={} procs={procs} strategies={strategies:?}",
         micros.len(),
         percentile(&micros, 50),
         percentile(&micros, 99),

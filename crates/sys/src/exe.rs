@@ -22,16 +22,19 @@ pub struct FileId {
 impl FileId {
     /// `fstat` of an open file.
     pub fn of(fd: impl AsFd) -> io::Result<Self> {
-        let st = rustix::fs::fstat(fd)?;
+        Ok(Self::from_stat(&rustix::fs::fstat(fd)?))
+    }
+
+    pub(crate) fn from_stat(st: &rustix::fs::Stat) -> Self {
         let ns = |s: i64, n: u64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Ok(Self {
+        Self {
             dev: st.st_dev,
             ino: st.st_ino,
             size: u64::try_from(st.st_size).unwrap_or(0),
             mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
             ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
             uid: st.st_uid,
-        })
+        }
     }
 
     /// Same file (device and inode), whatever its timestamps.

@@ -11,6 +11,7 @@ mod caps;
 mod connect;
 mod destroy;
 mod directory;
+mod ebpf;
 mod exe;
 mod identify;
 mod mark;
@@ -30,6 +31,7 @@ pub use caps::{
 pub use connect::{is_tcp_stream, socket_mark, start_marked_connect};
 pub use destroy::destroy_sockets;
 pub use directory::{group_name, user_name, Directory};
+pub use ebpf::{ConnectRecord, ConnectRecords, EbpfError, BUILT as EBPF_BUILT};
 pub use exe::{hash_file, FileId};
 pub use identify::{
     CallerFacts, HolderSearch, Identifier, IdentifyError, IdentifyOptions, LookupStats, Needs,

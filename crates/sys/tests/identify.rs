@@ -57,7 +57,7 @@ fn root_client_is_identified() {
     eprintln!("lookup: {:?}", facts.lookup);
 
     // A second lookup hits the recent-pid cache.
-    let again = id.identify(src, dst, Needs::default()).unwrap();
+    let again = id.identify(src, dst, Needs::one_process()).unwrap();
     assert_eq!(again.lookup.strategy, gatehouse_sys::Strategy::Recent);
     assert_eq!(again.holders[0].pid, client.pid());
     assert_eq!(again.holders[0].exe_path, None, "exe not asked for");
@@ -72,7 +72,7 @@ fn ipv6_loopback_client_is_identified() {
     wait_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
     let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::default())
+        .identify(src, dst, Needs::one_process())
         .unwrap();
     assert_eq!(facts.holders[0].pid, client.pid());
 }
@@ -221,7 +221,7 @@ fn connect_then_fork_reports_both_holders() {
     let (src, dst) = tuple(&conn);
     let id = Identifier::new(IdentifyOptions::default());
 
-    let one = id.identify(src, dst, Needs::default()).unwrap();
+    let one = id.identify(src, dst, Needs::one_process()).unwrap();
     assert_eq!(one.holders.len(), 1);
 
     let all = id
@@ -296,7 +296,7 @@ fn more_holders_than_the_cap_is_an_error() {
             (other, _) => panic!("{max_holders} {exhaustive}: {other:?}"),
         }
         // One holder asked for: the cap is not reached.
-        assert_eq!(id.identify(src, dst, Needs::default()).unwrap().holders.len(), 1);
+        assert_eq!(id.identify(src, dst, Needs::one_process()).unwrap().holders.len(), 1);
     }
 }
 

@@ -30,6 +30,7 @@ fn identify_latency_over_200_connections() {
         cgroup: true,
         groups: true,
         all_holders: false,
+        process: true,
     };
     let mut micros = Vec::with_capacity(CONNECTIONS);
     let mut strategies: HashMap<String, usize> = HashMap::new();

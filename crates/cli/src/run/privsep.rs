@@ -79,6 +79,11 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         }
     };
     let listen = listener.local_addr().unwrap_or(listen);
+    // The broker identifies callers: it attaches the eBPF path, while it still may.
+    let identify = match super::identify_options(&args, listen) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => return crate::fail(&format!("cannot find this program to start the worker: {e}"), None),
@@ -107,7 +112,7 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
             return code;
         }
     };
-    let mut broker = Broker::new(listen, mark, targets);
+    let mut broker = Broker::new(listen, mark, targets).with_identify_options(identify);
     if let Some(k) = &keeper {
         broker = broker.with_ports(Arc::clone(k));
     }

@@ -61,6 +61,12 @@ impl Broker {
         }
     }
 
+    /// Identify callers with these options (e.g. with the eBPF path's connect records).
+    pub fn with_identify_options(mut self, opts: IdentifyOptions) -> Self {
+        self.identifier = Identifier::new(opts);
+        self
+    }
+
     /// Let the worker open and close these just-in-time ports.
     pub fn with_ports(mut self, ports: std::sync::Arc<crate::jit::ports::PortKeeper>) -> Self {
         self.ports = Some(ports);

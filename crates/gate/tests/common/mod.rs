@@ -67,6 +67,10 @@ pub struct Opts {
     pub clock: Arc<dyn gatehouse_gate::clock::Clock>,
     pub upstream_timeout: Duration,
     pub emulator_rate_limits: bool,
+    /// `gatehouse run --all-holders`.
+    pub all_holders: bool,
+    /// How the gate identifies callers (e.g. with eBPF connect records).
+    pub identify: gatehouse_sys::IdentifyOptions,
 }
 
 impl Default for Opts {
@@ -77,6 +81,8 @@ impl Default for Opts {
             clock: Arc::new(SystemClock),
             upstream_timeout: Duration::from_secs(5),
             emulator_rate_limits: false,
+            all_holders: false,
+            identify: gatehouse_sys::IdentifyOptions::default(),
         }
     }
 }
@@ -207,6 +213,8 @@ impl Harness {
             cache_margin: opts.cache_margin,
             upstream_limits: opts.upstream_limits,
             max_connections_per_uid: gatehouse_gate::server::MAX_CONNECTIONS_PER_UID,
+            identify: opts.identify.clone(),
+            all_holders: opts.all_holders,
         };
         let gate = Arc::new(Gate::new(&config, opts.clock).unwrap());
         let listener = rt

@@ -27,9 +27,29 @@ pub(super) fn read_holder(
     needs: Needs,
     hashes: &Mutex<Bounded<FileId, String>>,
 ) -> io::Result<Option<Holder>> {
-    let status = parse_status(&dir.read_to_string("status")?)
+    let Some(holder) = read_process(dir, needs, hashes)? else {
+        return Ok(None);
+    };
+    // The reads went through the directory fd; this proves the process behind it
+    // still holds the socket, so the facts belong to a holder. The fd found may have been
+    // a moment's copy (a shell's `<&3` redirection dups the socket onto fd 0 and restores
+    // it after), so another fd that still is the socket counts too.
+    if !dir.fd_is_socket(fd, inode)? && dir.find_socket_fd(inode)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(holder))
+}
+
+/// Reads the facts `needs` asks for through `dir`. `Ok(None)` when the directory is a
+/// thread's rather than a process's, or the process has exited (a zombie holds nothing).
+pub(super) fn read_process(
+    dir: &ProcDir,
+    needs: Needs,
+    hashes: &Mutex<Bounded<FileId, String>>,
+) -> io::Result<Option<Holder>> {
+    let status = parse_status(&dir.read_single_record("status")?)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable status"))?;
-    if status.tgid != dir.pid() {
+    if status.tgid != dir.pid() || status.zombie {
         return Ok(None);
     }
     let mut facts = ProcessFacts {
@@ -47,17 +67,15 @@ pub(super) fn read_holder(
         system_unit: None,
         user_unit: None,
         container_id: None,
-        comm: dir
-            .read_to_string("comm")
-            .ok()
-            .map(|c| c.trim_end_matches('\n').to_owned()),
+        // `Name:` of `status` is `comm` (escaped): no read of its own.
+        comm: Some(status.name).filter(|n| !n.is_empty()),
     };
     if needs.exe || needs.exe_hash {
         read_exe(dir, needs.exe_hash, hashes, &mut facts);
     }
     if needs.cgroup {
         if let Some(path) = dir
-            .read_to_string("cgroup")
+            .read_single_record("cgroup")
             .ok()
             .as_deref()
             .and_then(parse_cgroup_file)
@@ -68,11 +86,6 @@ pub(super) fn read_holder(
             facts.user_unit = cg.user_unit;
             facts.container_id = cg.container_id;
         }
-    }
-    // The reads above went through the directory fd; this proves the process behind it
-    // still holds the socket, so the facts belong to a holder.
-    if !dir.fd_is_socket(fd, inode)? {
-        return Ok(None);
     }
     Ok(Some(Holder {
         facts,
@@ -89,10 +102,7 @@ fn read_exe(
     facts: &mut ProcessFacts,
 ) {
     facts.exe_path = dir.readlink("exe").ok();
-    let Ok(mut file) = dir.open_file("exe") else {
-        return;
-    };
-    let Ok(id) = FileId::of(&file) else { return };
+    let Ok(id) = dir.file_id("exe") else { return };
     facts.exe_file = Some(id);
     facts.exe_path_verified = facts
         .exe_path
@@ -104,6 +114,14 @@ fn read_exe(
     let cached = hashes.lock().ok().and_then(|c| c.get(&id));
     if let Some(hash) = cached {
         facts.exe_sha256 = Some(hash);
+        return;
+    }
+    // Opened only to hash, and only if it still is the file identified above (an
+    // `execve` in between would make it another).
+    let Ok(mut file) = dir.open_file("exe") else {
+        return;
+    };
+    if FileId::of(&file).ok() != Some(id) {
         return;
     }
     let Ok(hash) = hash_file(&mut file) else {

@@ -169,7 +169,9 @@ impl<'a> Search<'a> {
                 .ok()).flatten();
             return Examined::NotHolder { ppid };
         }
-        let dir = match ProcDir::open(root, pid, self.id.want_pidfd) {
+        // An ancestor is always a process (a parent pid is a thread-group leader), so the
+        // pidfd, whose only job here is to refuse thread ids, is not needed for it.
+        let dir = match ProcDir::open(root, pid, self.id.want_pidfd && !want_parent) {
             Ok(dir) => dir,
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::NotFound {

@@ -5,18 +5,27 @@
 //! Every fact about a process is read through its `/proc/PID` directory fd and the socket
 //! is re-checked after the reads, so a process that exits (and whose PID is reused) in the
 //! middle is dropped, never misread.
+//!
+//! Two shortcuts, both falling back to the above:
+//! - a policy on uids alone needs no process: the sock_diag answer is the whole answer
+//!   ([`Needs::wants_process`] false, [`Strategy::SocketOnly`]);
+//! - with [`IdentifyOptions::connect_records`] (the `ebpf` feature), the process that
+//!   connected was recorded at `connect()`; it is read directly, after checking it started
+//!   before the connect ([`Strategy::ConnectRecord`]).
 
 mod facts;
 mod lookup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::cache::{Bounded, RecentPids};
+use crate::ebpf::{ConnectRecord, ConnectRecords};
 use crate::exe::FileId;
 use crate::net::sock_diag::{socket_owner, SysError};
+use crate::procfs::ProcDir;
 
 /// What the policy will look at; facts not needed are not read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -32,6 +41,10 @@ pub struct Needs {
     pub groups: bool,
     /// Find every holder of the socket, not just one (policy matches process attributes).
     pub all_holders: bool,
+    /// A process behind the socket (pid, credentials, `comm`), even if none of its
+    /// attributes is asked for. With this and every other field false, only the socket's
+    /// uid is found: a policy on uids alone.
+    pub process: bool,
 }
 
 impl Needs {
@@ -43,7 +56,21 @@ impl Needs {
             cgroup: true,
             groups: true,
             all_holders: true,
+            process: true,
         }
+    }
+
+    /// One process behind the socket, with its credentials, and nothing else.
+    pub fn one_process() -> Self {
+        Self {
+            process: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether any fact beyond the socket's uid is wanted.
+    pub fn wants_process(&self) -> bool {
+        self.process || self.exe || self.exe_hash || self.cgroup || self.groups || self.all_holders
     }
 }
 
@@ -71,6 +98,9 @@ pub struct IdentifyOptions {
     /// the privilege-separation broker's reply (one local user could fork
     /// a thousand children around one socket).
     pub max_holders: usize,
+    /// Connect-time records (the eBPF fast path), tried before sock_diag. A miss, or a
+    /// record whose process cannot be confirmed, falls back to sock_diag.
+    pub connect_records: Option<Arc<ConnectRecords>>,
 }
 
 impl Default for IdentifyOptions {
@@ -82,6 +112,7 @@ impl Default for IdentifyOptions {
             hash_cache: 256,
             exhaustive_holders: false,
             max_holders: MAX_HOLDERS,
+            connect_records: None,
         }
     }
 }
@@ -97,6 +128,10 @@ pub enum Strategy {
     SameUid,
     /// Every process.
     FullScan,
+    /// No process was asked for: the socket's uid from sock_diag is the answer.
+    SocketOnly,
+    /// The connect-time record (eBPF) named the process that connected.
+    ConnectRecord,
 }
 
 /// How the further holders were looked for.
@@ -108,6 +143,9 @@ pub enum HolderSearch {
     Related,
     /// Every process (`IdentifyOptions::exhaustive_holders`).
     Exhaustive,
+    /// The connect-time record's process is the caller; other holders are not looked for
+    /// (see `ebpf.rs` for why the connector speaks for the socket).
+    Connector,
 }
 
 /// How the caller was found, for the audit log and for speed work.
@@ -149,8 +187,10 @@ pub struct ProcessFacts {
 /// Who is behind a client connection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerFacts {
-    /// The socket's owner per the kernel: decide on this uid.
+    /// The socket's owner per the kernel: decide on this uid. (With a connect record: the
+    /// uid of the task that connected.)
     pub socket_uid: u32,
+    /// 0 when a connect record answered (it knows the socket by cookie, not inode).
     pub socket_inode: u64,
     /// The found holder first, then any further holders (see [`Needs::all_holders`]).
     /// Holders whose uid differs from `socket_uid` deserve a flag in the audit.
@@ -183,6 +223,8 @@ pub struct Identifier {
     want_pidfd: bool,
     recent: Mutex<RecentPids>,
     hashes: Mutex<Bounded<FileId, String>>,
+    /// Nanoseconds per `/proc/PID/stat` clock tick.
+    ns_per_tick: u64,
 }
 
 impl Identifier {
@@ -191,6 +233,7 @@ impl Identifier {
             want_pidfd: opts.proc_root == std::path::Path::new("/proc"),
             recent: Mutex::new(RecentPids::new(opts.recent_pids)),
             hashes: Mutex::new(Bounded::new(opts.hash_cache)),
+            ns_per_tick: 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1),
             opts,
         }
     }
@@ -209,6 +252,14 @@ impl Identifier {
         needs: Needs,
     ) -> Result<CallerFacts, IdentifyError> {
         let started = Instant::now();
+        if let Some(records) = &self.opts.connect_records {
+            if let Some(facts) = records
+                .lookup(src, dst)
+                .and_then(|record| self.by_record(record, needs, started))
+            {
+                return Ok(facts);
+            }
+        }
         let owner = socket_owner(src, dst)?.ok_or(IdentifyError::NoSocket { src, dst })?;
         let no_process = IdentifyError::NoProcess {
             inode: owner.inode,
@@ -216,6 +267,19 @@ impl Identifier {
         };
         if owner.inode == 0 {
             return Err(no_process);
+        }
+        if !needs.wants_process() {
+            return Ok(CallerFacts {
+                socket_uid: owner.uid,
+                socket_inode: owner.inode,
+                holders: Vec::new(),
+                lookup: LookupStats {
+                    strategy: Strategy::SocketOnly,
+                    holder_search: HolderSearch::Skipped,
+                    candidates: 0,
+                    micros: micros_since(started),
+                },
+            });
         }
         let mut search = lookup::Search::new(self, owner.inode, needs);
         let Some(found) = search.first_holder(owner.uid)? else {
@@ -245,7 +309,6 @@ impl Identifier {
                 recent.touch(h.pid);
             }
         }
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(CallerFacts {
             socket_uid: owner.uid,
             socket_inode: owner.inode,
@@ -254,8 +317,78 @@ impl Identifier {
                 strategy: found.strategy,
                 holder_search,
                 candidates: search.tried(),
-                micros,
+                micros: micros_since(started),
             },
         })
+    }
+
+    /// The caller per a connect-time record, or `None` to fall back to sock_diag: the
+    /// process is gone, or is not the one that connected (it started after the connect,
+    /// so its pid was reused), or its facts cannot be read.
+    ///
+    /// `stat` counts start time in clock ticks (10 ms at 100 Hz), rounded down: a process
+    /// started in the same tick as the connect passes. For that to be a reused pid, the
+    /// connector would have to exit and the kernel hand out every other pid (at least
+    /// `pid_max`, 32768 and up, forks) within those 10 ms; fork alone takes longer.
+    fn by_record(&self, record: ConnectRecord, needs: Needs, started: Instant) -> Option<CallerFacts> {
+        let holders = if needs.wants_process() {
+            // No pidfd: the start-time check below is what binds the directory to the
+            // connector, and reads through it fail once that process is gone.
+            let dir = ProcDir::open(&self.opts.proc_root, record.pid, false).ok()?;
+            if !started_by(dir.start_ticks().ok()?, self.ns_per_tick, record.boot_ns) {
+                return None;
+            }
+            let holder = facts::read_process(&dir, needs, &self.hashes).ok()??;
+            vec![holder.facts]
+        } else {
+            Vec::new()
+        };
+        Some(CallerFacts {
+            socket_uid: record.uid,
+            socket_inode: 0,
+            lookup: LookupStats {
+                strategy: Strategy::ConnectRecord,
+                holder_search: HolderSearch::Connector,
+                candidates: u32::try_from(holders.len()).unwrap_or(u32::MAX),
+                micros: micros_since(started),
+            },
+            holders,
+        })
+    }
+}
+
+/// Whether a process that started `start_ticks` clock ticks after boot (as `stat` says,
+/// rounded down) can be the one that connected `connect_ns` after boot.
+fn started_by(start_ticks: u64, ns_per_tick: u64, connect_ns: u64) -> bool {
+    start_ticks.checked_mul(ns_per_tick).is_some_and(|start_ns| start_ns <= connect_ns)
+}
+
+fn micros_since(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::started_by;
+
+    /// PID reuse on the connect-record path: the process must have started no later than
+    /// the connect (100 Hz ticks: 10 ms each, rounded down by the kernel).
+    #[test]
+    fn a_process_started_after_the_connect_is_not_the_connector() {
+        const TICK: u64 = 10_000_000;
+        let rows: &[(u64, u64, bool)] = &[
+            // (start ticks, connect ns, may be the connector)
+            (100, 1_000_000_000, true),
+            (100, 1_000_000_001, true),
+            // Same tick: the connect came within 10 ms of the start (a fresh `curl`).
+            (100, 1_009_999_999, true),
+            (101, 1_009_999_999, false),
+            (5_000, 1_000_000_000, false),
+            (0, 0, true),
+            (u64::MAX, u64::MAX, false),
+        ];
+        for (start, connect, want) in rows {
+            assert_eq!(started_by(*start, TICK, *connect), *want, "{start} {connect}");
+        }
     }
 }

@@ -72,6 +72,18 @@ impl ProcDir {
     /// procfs renders such a file in one go when the first read is large enough, so one
     /// 4 KiB read usually gets all of it (no `fstat`, no growing buffer).
     pub fn read_to_string(&self, name: &str) -> io::Result<String> {
+        self.read(name, false)
+    }
+
+    /// [`Self::read_to_string`] for a file procfs renders as a single record (`stat`,
+    /// `status`, `cgroup`: `single_open` in the kernel): a first read that is short of the
+    /// buffer and ends a line is then the whole file, and the read that would return 0 is
+    /// skipped. (A file of many records, such as `smaps`, can read short mid-file.)
+    pub fn read_single_record(&self, name: &str) -> io::Result<String> {
+        self.read(name, true)
+    }
+
+    fn read(&self, name: &str, single_record: bool) -> io::Result<String> {
         const FIRST_READ: usize = 4096;
         let file = openat(
             &self.dir,
@@ -81,14 +93,27 @@ impl ProcDir {
         )?;
         let mut buf = [0u8; FIRST_READ];
         let mut bytes = Vec::new();
+        let mut first = true;
         loop {
             let n = rustix::io::read(&file, &mut buf)?;
             if n == 0 {
                 break;
             }
-            bytes.extend_from_slice(buf.get(..n).unwrap_or_default());
+            let chunk = buf.get(..n).unwrap_or_default();
+            bytes.extend_from_slice(chunk);
+            if single_record && first && n < FIRST_READ && chunk.last() == Some(&b'\n') {
+                break;
+            }
+            first = false;
         }
         String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not utf-8"))
+    }
+
+    /// Identity of the file `name` names, following magic links such as `exe` (`statx`
+    /// through the directory: no open, no close).
+    pub fn file_id(&self, name: &str) -> io::Result<crate::exe::FileId> {
+        let st = rustix::fs::statat(&self.dir, name, rustix::fs::AtFlags::empty())?;
+        Ok(crate::exe::FileId::from_stat(&st))
     }
 
     /// `readlinkat` below the directory; non-UTF-8 bytes are replaced.
@@ -158,8 +183,15 @@ impl ProcDir {
 
     /// The parent pid, from `stat` (smaller and cheaper to render than `status`).
     pub fn parent_pid(&self) -> io::Result<u32> {
-        let stat = self.read_to_string("stat")?;
+        let stat = self.read_single_record("stat")?;
         parse_stat_ppid(&stat)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable stat"))
+    }
+
+    /// When the process started, in clock ticks since boot (`stat` field 22).
+    pub fn start_ticks(&self) -> io::Result<u64> {
+        let stat = self.read_single_record("stat")?;
+        parse_stat_start(&stat)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable stat"))
     }
 
@@ -226,6 +258,13 @@ impl SocketLink {
 fn parse_stat_ppid(stat: &str) -> Option<u32> {
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Field 22, `starttime`: the 20th field after the command name's closing parenthesis
+/// (the name itself may hold spaces and parentheses).
+fn parse_stat_start(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// An `fd` directory entry name as an fd number (`.` and `..` are not).

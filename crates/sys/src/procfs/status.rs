@@ -4,6 +4,8 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
     pub name: String,
+    /// Exited, not yet reaped (`State: Z`): it holds no files any more.
+    pub zombie: bool,
     pub tgid: u32,
     pub ppid: u32,
     pub ruid: u32,
@@ -25,6 +27,7 @@ pub fn parse_status(text: &str) -> Option<Status> {
         let value = value.trim();
         match key {
             "Name" => st.name = value.to_owned(),
+            "State" => st.zombie = value.starts_with('Z'),
             "Tgid" => st.tgid = value.parse().ok()?,
             "PPid" => st.ppid = value.parse().ok()?,
             "Uid" => {

@@ -9,6 +9,7 @@ fn parses_sample() {
         st,
         Status {
             name: "sleep".into(),
+            zombie: false,
             tgid: 4242,
             ppid: 1,
             ruid: 1000,
@@ -42,4 +43,11 @@ fn rejects_incomplete_or_malformed() {
 fn empty_groups_line() {
     let st = parse_status("Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n").unwrap();
     assert!(st.groups.is_empty());
+}
+
+#[test]
+fn a_zombie_is_marked() {
+    let z = SAMPLE.replace("State:\tS (sleeping)", "State:\tZ (zombie)");
+    assert!(parse_status(&z).unwrap().zombie);
+    assert!(!parse_status(SAMPLE).unwrap().zombie);
 }

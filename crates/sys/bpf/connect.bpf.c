@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//
+// gatehouse's connect-time caller records (the optional eBPF fast path of
+// caller identification; see crates/sys/src/ebpf.rs and docs/architecture.md).
+//
+// Two programs, both attached to the root of the cgroup v2 hierarchy, so
+// they see every process on the machine:
+//
+// - cgroup/connect4 runs in the connecting task, before the kernel picks a
+//   source port. For a destination listed in `targets` (the metadata address,
+//   the gate's own listener) it records who is connecting: tgid, uid/gid,
+//   cgroup, network namespace, CLOCK_BOOTTIME. Keyed by socket cookie in
+//   `pending`. It never refuses a connection (returns 1 always).
+// - sockops, on BPF_SOCK_OPS_TCP_CONNECT_CB (the source port is bound by
+//   now, the SYN not yet sent), moves that record to `connects`, keyed by
+//   what the gate sees on accept: (netns, source address and port,
+//   original destination address and port). On the socket's TCP_CLOSE the
+//   entry is removed again, but only if it is still this socket's (cookie).
+//
+// The gate looks the 4-tuple up in `connects`; a miss, or anything it cannot
+// confirm, sends it to the sock_diag path. Both maps are LRU: a flood of
+// connections evicts old entries (a miss, never a wrong answer).
+//
+// Built only with the `ebpf` feature: clang -O2 -g -target bpf.
+
+#include <linux/bpf.h>
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)BPF_FUNC_map_update_elem;
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
+static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_delete_elem;
+static __u64 (*bpf_get_socket_cookie)(void *ctx) = (void *)BPF_FUNC_get_socket_cookie;
+static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)BPF_FUNC_get_current_pid_tgid;
+static __u64 (*bpf_get_current_uid_gid)(void) = (void *)BPF_FUNC_get_current_uid_gid;
+static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)BPF_FUNC_get_current_cgroup_id;
+static __u64 (*bpf_get_netns_cookie)(void *ctx) = (void *)BPF_FUNC_get_netns_cookie;
+static __u64 (*bpf_ktime_get_boot_ns)(void) = (void *)BPF_FUNC_ktime_get_boot_ns;
+static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops *skops, int flags) = (void *)BPF_FUNC_sock_ops_cb_flags_set;
+
+#define AF_INET 2
+
+// A destination worth recording. Address in network order, port in host order.
+struct target {
+	__u32 addr;
+	__u16 port;
+	__u16 pad;
+};
+
+// Who connected (the map value). Addresses in network order, ports in host order.
+struct record {
+	__u64 pid_tgid;
+	__u64 uid_gid;
+	__u64 cgroup_id;
+	__u64 netns;
+	__u64 boot_ns;
+	__u64 cookie;
+	__u32 dst_addr;
+	__u32 dst_port;
+};
+
+// What the gate sees: the client's source and its original destination.
+struct conn_key {
+	__u64 netns;
+	__u32 src_addr;
+	__u32 dst_addr;
+	__u16 src_port;
+	__u16 dst_port;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct target);
+	__type(value, __u8);
+} targets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct record);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct conn_key);
+	__type(value, struct record);
+} connects SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct conn_key);
+} owned SEC(".maps");
+
+static inline __u16 swap16(__u16 x)
+{
+	return (__u16)((x << 8) | (x >> 8));
+}
+
+SEC("cgroup/connect4")
+int gatehouse_connect4(struct bpf_sock_addr *ctx)
+{
+	struct target t = {};
+	struct record r = {};
+	__u64 cookie;
+
+	if (ctx->protocol != 6 /* IPPROTO_TCP */)
+		return 1;
+	t.addr = ctx->user_ip4;
+	t.port = swap16((__u16)ctx->user_port);
+	if (!bpf_map_lookup_elem(&targets, &t))
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
+	r.pid_tgid = bpf_get_current_pid_tgid();
+	r.uid_gid = bpf_get_current_uid_gid();
+	r.cgroup_id = bpf_get_current_cgroup_id();
+	r.netns = bpf_get_netns_cookie(ctx);
+	r.boot_ns = bpf_ktime_get_boot_ns();
+	r.cookie = cookie;
+	r.dst_addr = t.addr;
+	r.dst_port = t.port;
+	bpf_map_update_elem(&pending, &cookie, &r, BPF_ANY);
+	return 1;
+}
+
+SEC("sockops")
+int gatehouse_sockops(struct bpf_sock_ops *skops)
+{
+	__u64 cookie;
+
+	if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB) {
+		struct record *r;
+		struct record copy;
+		struct conn_key key = {};
+
+		cookie = bpf_get_socket_cookie(skops);
+		r = bpf_map_lookup_elem(&pending, &cookie);
+		if (!r)
+			return 1;
+		copy = *r;
+		bpf_map_delete_elem(&pending, &cookie);
+		if (skops->family != AF_INET)
+			return 1;
+		key.netns = copy.netns;
+		key.src_addr = skops->local_ip4;
+		key.src_port = (__u16)skops->local_port;
+		key.dst_addr = copy.dst_addr;
+		key.dst_port = (__u16)copy.dst_port;
+		bpf_map_update_elem(&connects, &key, &copy, BPF_ANY);
+		bpf_map_update_elem(&owned, &cookie, &key, BPF_ANY);
+		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		return 1;
+	}
+	if (skops->op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE) {
+		struct conn_key *k;
+		struct conn_key key;
+		struct record *r;
+
+		cookie = bpf_get_socket_cookie(skops);
+		k = bpf_map_lookup_elem(&owned, &cookie);
+		if (!k)
+			return 1;
+		key = *k;
+		r = bpf_map_lookup_elem(&connects, &key);
+		if (r && r->cookie == cookie)
+			bpf_map_delete_elem(&connects, &key);
+		bpf_map_delete_elem(&owned, &cookie);
+	}
+	return 1;
+}
+
+char _license[] SEC("license") = "GPL";

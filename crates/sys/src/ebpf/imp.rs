@@ -1,0 +1,220 @@
+//! Loading, attaching and reading the connect-time programs (aya).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aya::maps::{HashMap, MapData};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, SockOps};
+use aya::Ebpf;
+
+use super::{key, parse_record, target, v4, ConnectRecord, EbpfError, KEY_LEN, RECORD_LEN, TARGET_LEN};
+
+/// aya attaches with a BPF link (kernel 5.7 and later), which is always "multi": it runs
+/// beside other programs on the cgroup and cannot be overridden below. The link API
+/// refuses any flag (EINVAL), hence `Single`, the zero flags.
+const ATTACH_MODE: CgroupAttachMode = CgroupAttachMode::Single;
+
+/// The compiled programs (`build.rs`: clang -O2 -g -target bpf).
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/connect.bpf.o"));
+
+/// The attached programs and their maps. Detached when dropped (the links are fds).
+pub struct ConnectRecords {
+    /// Owns the programs and their cgroup links; never touched after attach.
+    _ebpf: Mutex<Ebpf>,
+    connects: HashMap<MapData, [u8; KEY_LEN], [u8; RECORD_LEN]>,
+    targets: Mutex<HashMap<MapData, [u8; TARGET_LEN], u8>>,
+    /// The gate's network namespace cookie, learnt from the self-test.
+    netns: u64,
+    cgroup_root: String,
+}
+
+impl std::fmt::Debug for ConnectRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectRecords")
+            .field("netns", &self.netns)
+            .field("cgroup_root", &self.cgroup_root)
+            .finish()
+    }
+}
+
+fn setup(what: &'static str) -> impl Fn(String) -> EbpfError {
+    move |why| EbpfError::Setup { what, why }
+}
+
+/// An error and its sources, `: `-separated (aya keeps the errno in the source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}
+
+impl ConnectRecords {
+    /// Loads the programs, attaches them to the root of the cgroup v2 hierarchy (in
+    /// addition to any programs already there), records connections to `targets`
+    /// (IPv4 only; others are ignored) and proves the whole path with a loopback
+    /// connection of our own: its record must name this process, its uid and our network
+    /// namespace. Needs `CAP_BPF` and `CAP_NET_ADMIN` (or `CAP_SYS_ADMIN`).
+    pub fn attach(targets: &[SocketAddr]) -> Result<Self, EbpfError> {
+        let cgroup_root = cgroup2_root().ok_or(EbpfError::NoCgroup2)?;
+        let cgroup = File::open(&cgroup_root).map_err(|e| setup("open the cgroup v2 root")(chain(&e)))?;
+        let mut ebpf = Ebpf::load(OBJECT).map_err(|e| setup("load the programs")(chain(&e)))?;
+
+        let mut wanted: HashMap<MapData, [u8; TARGET_LEN], u8> = HashMap::try_from(
+            ebpf.take_map("targets").ok_or_else(|| setup("find map `targets`")(String::new()))?,
+        )
+        .map_err(|e| setup("open map `targets`")(chain(&e)))?;
+        for t in targets.iter().filter_map(|a| v4(*a)) {
+            wanted
+                .insert(target(t.0, t.1), 1, 0)
+                .map_err(|e| setup("fill map `targets`")(chain(&e)))?;
+        }
+        let connects = HashMap::try_from(
+            ebpf.take_map("connects").ok_or_else(|| setup("find map `connects`")(String::new()))?,
+        )
+        .map_err(|e| setup("open map `connects`")(chain(&e)))?;
+
+        // The self-test listener's address is a target too, for as long as the test runs.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| EbpfError::SelfTest(format!("listen on loopback: {e}")))?;
+        let probe = listener.local_addr().map_err(|e| EbpfError::SelfTest(chain(&e)))?;
+        let probe_target = v4(probe).map(|(a, p)| target(a, p));
+        if let Some(t) = probe_target {
+            wanted.insert(t, 1, 0).map_err(|e| setup("fill map `targets`")(chain(&e)))?;
+        }
+
+        {
+            let prog: &mut CgroupSockAddr = ebpf
+                .program_mut("gatehouse_connect4")
+                .ok_or_else(|| setup("find program `gatehouse_connect4`")(String::new()))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| setup("program `gatehouse_connect4`")(chain(&e)))?;
+            prog.load().map_err(|e| setup("verify program `gatehouse_connect4`")(chain(&e)))?;
+            prog.attach(&cgroup, ATTACH_MODE)
+                .map_err(|e| setup("attach program `gatehouse_connect4`")(chain(&e)))?;
+        }
+        {
+            let prog: &mut SockOps = ebpf
+                .program_mut("gatehouse_sockops")
+                .ok_or_else(|| setup("find program `gatehouse_sockops`")(String::new()))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| setup("program `gatehouse_sockops`")(chain(&e)))?;
+            prog.load().map_err(|e| setup("verify program `gatehouse_sockops`")(chain(&e)))?;
+            prog.attach(&cgroup, ATTACH_MODE)
+                .map_err(|e| setup("attach program `gatehouse_sockops`")(chain(&e)))?;
+        }
+
+        let netns = self_test(&listener, &connects);
+        if let Some(t) = probe_target {
+            // Best effort: a stale target only records a few more loopback connections.
+            let _ = wanted.remove(&t);
+        }
+        let netns = netns?;
+        Ok(ConnectRecords {
+            _ebpf: Mutex::new(ebpf),
+            connects,
+            targets: Mutex::new(wanted),
+            netns,
+            cgroup_root,
+        })
+    }
+
+    /// The record of the connection the gate accepted from `src`, originally for `dst`;
+    /// `None` when there is none (not recorded, evicted, closed, IPv6, another network
+    /// namespace).
+    pub fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<ConnectRecord> {
+        let k = key(self.netns, v4(src)?, v4(dst)?);
+        let v = self.connects.get(&k, 0).ok()?;
+        let (record, netns) = parse_record(&v);
+        (netns == self.netns).then_some(record)
+    }
+
+    /// Records connections to `addr` too (IPv4 only; others are ignored).
+    pub fn add_target(&self, addr: SocketAddr) -> Result<(), EbpfError> {
+        let Some((a, p)) = v4(addr) else { return Ok(()) };
+        let mut wanted = self.targets.lock().map_err(|_| setup("fill map `targets`")("poisoned".into()))?;
+        wanted.insert(target(a, p), 1, 0).map_err(|e| setup("fill map `targets`")(chain(&e)))
+    }
+
+    /// Where the programs are attached.
+    pub fn cgroup_root(&self) -> &str {
+        &self.cgroup_root
+    }
+}
+
+/// Connects to our own listener and finds the record: it must exist, be in the map under
+/// the key the gate will compute, and name this process. Returns our netns cookie.
+fn self_test(
+    listener: &TcpListener,
+    connects: &HashMap<MapData, [u8; KEY_LEN], [u8; RECORD_LEN]>,
+) -> Result<u64, EbpfError> {
+    let fail = |why: String| EbpfError::SelfTest(why);
+    let addr = listener.local_addr().map_err(|e| fail(chain(&e)))?;
+    let mut client = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| fail(format!("connect to {addr}: {e}")))?;
+    let (mut served, peer) = listener.accept().map_err(|e| fail(chain(&e)))?;
+    let cookie = rustix::net::sockopt::socket_cookie(&client).map_err(|e| fail(chain(&e)))?;
+    // Find our record by cookie (the netns cookie, part of the key, is not known yet).
+    let mut found = None;
+    for item in connects.iter() {
+        let Ok((_, v)) = item else { continue };
+        let (record, netns) = parse_record(&v);
+        if record.cookie == cookie {
+            found = Some((record, netns));
+            break;
+        }
+    }
+    let (record, netns) = found.ok_or_else(|| {
+        fail("no record of our own loopback connection (another program on the cgroup root may have refused it, or cgroup v2 is not where processes live)".into())
+    })?;
+    if record.pid != std::process::id() {
+        return Err(fail(format!(
+            "the record names pid {} but we are {} (the gate runs in a pid namespace of its own; pids in records are the initial namespace's)",
+            record.pid,
+            std::process::id()
+        )));
+    }
+    let uid = rustix::process::getuid().as_raw();
+    if record.uid != uid {
+        return Err(fail(format!("the record names uid {} but we are {uid}", record.uid)));
+    }
+    let k = key(netns, v4(peer).ok_or_else(|| fail("not IPv4".into()))?, v4(addr).ok_or_else(|| fail("not IPv4".into()))?);
+    let by_key = connects.get(&k, 0).map_err(|e| fail(format!("lookup by 4-tuple: {e}")))?;
+    if parse_record(&by_key).0.cookie != cookie {
+        return Err(fail("the record under our 4-tuple is another socket's".into()));
+    }
+    // The record goes when the socket closes.
+    let _ = client.write_all(b"x");
+    let mut b = [0u8; 1];
+    let _ = served.read(&mut b);
+    drop(client);
+    drop(served);
+    for _ in 0..50 {
+        if connects.get(&k, 0).is_err() {
+            return Ok(netns);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err(fail("the record outlived its socket (sockops state callbacks are not running)".into()))
+}
+
+/// Mount point of the cgroup v2 hierarchy's root (`/sys/fs/cgroup` on a unified system,
+/// `/sys/fs/cgroup/unified` on a hybrid one), from `/proc/self/mountinfo`.
+fn cgroup2_root() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        let mut fields = left.split_whitespace();
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
+        (fstype == "cgroup2" && root == "/").then(|| mount_point.replace("\\040", " "))
+    })
+}

@@ -1,0 +1,170 @@
+//! The eBPF path of caller identification (feature `ebpf`, root): connect-time records,
+//! attached to the cgroup v2 root, against real clients on loopback.
+#![cfg(feature = "ebpf")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration test helpers outside #[test] fns"
+)]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{accept, connect_then, root_or_skip, spawn, tuple, wait_exe};
+use gatehouse_sys::{ConnectRecords, HolderSearch, Identifier, IdentifyError, IdentifyOptions, Needs, Strategy};
+
+const UID: u32 = 46_011;
+
+fn attached(targets: &[SocketAddr]) -> Option<Arc<ConnectRecords>> {
+    if !root_or_skip("eBPF connect records (loading BPF programs)") {
+        return None;
+    }
+    Some(Arc::new(ConnectRecords::attach(targets).expect("attach the connect-time programs")))
+}
+
+fn identifier(records: &Arc<ConnectRecords>) -> Identifier {
+    Identifier::new(IdentifyOptions {
+        connect_records: Some(Arc::clone(records)),
+        ..IdentifyOptions::default()
+    })
+}
+
+fn listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+
+    let record = records.lookup(src, dst).expect("the connection was recorded");
+    assert_eq!((record.pid, record.uid, record.gid), (client.pid(), UID, UID));
+    assert_ne!(record.cookie, 0);
+    // The listener's side of the connection is not the client's.
+    assert_eq!(records.lookup(dst, src), None);
+
+    let id = identifier(&records);
+    let facts = id.identify(src, dst, Needs::all()).unwrap();
+    assert_eq!(facts.lookup.strategy, Strategy::ConnectRecord);
+    assert_eq!(facts.lookup.holder_search, HolderSearch::Connector);
+    assert_eq!(facts.socket_uid, UID);
+    let h = &facts.holders[0];
+    assert_eq!((h.pid, h.ruid, h.euid, h.rgid), (client.pid(), UID, UID, UID));
+    // It connected as bash and has since become sleep: the facts are read now.
+    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"));
+    assert!(h.exe_path_verified);
+    assert_eq!(h.exe_sha256.as_ref().map(String::len), Some(64));
+    assert_eq!(h.comm.as_deref(), Some("sleep"));
+    assert!(h.cgroup.is_some());
+
+    // A policy on uids alone: the record is the whole answer.
+    let uid_only = id.identify(src, dst, Needs::default()).unwrap();
+    assert_eq!(uid_only.lookup.strategy, Strategy::ConnectRecord);
+    assert_eq!(uid_only.socket_uid, UID);
+    assert!(uid_only.holders.is_empty());
+
+    // The record goes when the socket closes; identification then finds no caller.
+    drop(client);
+    eventually("the record to go", || records.lookup(src, dst).is_none());
+    match id.identify(src, dst, Needs::all()) {
+        Err(IdentifyError::NoSocket { .. } | IdentifyError::NoProcess { .. }) => {}
+        other => panic!("a closed client was identified: {other:?}"),
+    }
+}
+
+#[test]
+fn destinations_not_listed_are_not_recorded_and_take_the_sock_diag_path() {
+    let (listed, _) = listener();
+    let (other, port) = listener();
+    let Some(records) = attached(&[listed.local_addr().unwrap()]) else { return };
+    let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
+    let conn = accept(&other);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    assert_eq!(records.lookup(src, dst), None);
+    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
+    assert_eq!(facts.holders[0].pid, client.pid());
+    assert_eq!(facts.socket_uid, UID);
+}
+
+#[test]
+fn a_connector_that_has_exited_gives_way_to_the_holders() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    // bash connects, leaves the socket to a child and exits.
+    let client = spawn(&connect_then("sleep 30 & exit 0"), port, Some((UID, UID)));
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    let connector = records.lookup(src, dst).expect("recorded").pid;
+    assert_eq!(connector, client.pid());
+    eventually("the connector to exit", || {
+        std::fs::read_to_string(format!("/proc/{connector}/status"))
+            .map_or(true, |s| s.contains("State:\tZ"))
+    });
+    let id = identifier(&records);
+    // The child may still be bash for a moment before it becomes sleep.
+    eventually("the child holding the socket to run sleep", || {
+        let facts = id.identify(src, dst, Needs::all()).unwrap();
+        assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+        assert!(facts.holders.iter().all(|h| h.pid != connector), "{facts:?}");
+        facts.holders[0].exe_path.as_deref().is_some_and(|p| p.ends_with("/sleep"))
+    });
+}
+
+#[test]
+fn ipv6_connections_take_the_sock_diag_path() {
+    let l = TcpListener::bind("[::1]:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let client = spawn("exec 3<>/dev/tcp/::1/$PORT; exec sleep 30", port, None);
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    assert_eq!(records.lookup(src, dst), None);
+    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
+    assert_eq!(facts.holders[0].pid, client.pid());
+}
+
+#[test]
+fn two_attachments_see_the_same_connection() {
+    // Two gates (or a gate and a test) on one machine: links are independent.
+    let (l, port) = listener();
+    let Some(first) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(second) = attached(&[l.local_addr().unwrap()]) else { return };
+    let client = spawn(&connect_then("exec sleep 30"), port, None);
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    let a = first.lookup(src, dst).expect("first");
+    let b = second.lookup(src, dst).expect("second");
+    assert_eq!((a.pid, a.cookie), (b.pid, b.cookie));
+    assert_eq!(a.pid, client.pid());
+    drop(second);
+    // Detaching one leaves the other recording.
+    drop(conn);
+    let client2 = spawn(&connect_then("exec sleep 30"), port, None);
+    let conn2 = accept(&l);
+    let (src2, dst2) = tuple(&conn2);
+    assert_eq!(first.lookup(src2, dst2).map(|r| r.pid), Some(client2.pid()));
+}
