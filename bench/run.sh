@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # gatehouse benchmark: one command, one run, same machine, loopback only.
 #
-#   sudo bench/run.sh            # ~8 minutes on 2 cores (after the release build)
+#   sudo bench/run.sh            # ~11 minutes on 2 cores (after the release build)
 #
-# Installs what it needs (Debian: nginx, wrk, jq), builds gatehouse in release mode, then
-# measures and prints tables:
+# Installs what it needs (Debian: nginx, wrk, jq, clang), builds gatehouse in release mode
+# with the eBPF caller lookup (--features ebpf), then measures and prints tables:
 #   (a) the IMDS emulator directly        (gatehouse emulate --no-rate-limits)
 #   (b) nginx as a plain reverse proxy in front of it (keepalive upstream pool)
 #   (c) gatehouse with its token cache
 #   (d) gatehouse with --no-cache (and --no-upstream-limits: otherwise the limiter holds
 #       it to IMDS's 20 requests/s and that, not the gate, is what would be measured)
-# in keep-alive and new-connection-per-request mode, with 0 / 1,000 / 5,000 extra idle
-# processes, for a policy on the uid and a policy on the executable's SHA-256; caller
-# identification alone; upstream calls for bursts of 500 clients; the gate's RSS.
+# (c) and (d) each twice: --caller-lookup sock-diag and --caller-lookup ebpf (the gate's
+# log must name the path it was given, or the bench stops). In keep-alive and
+# new-connection-per-request mode, with 0 / 1,000 / 5,000 extra idle processes, for a
+# policy on the uid and a policy on the executable's SHA-256; caller identification alone
+# (both lookups); upstream calls for bursts of 500 clients; the gate's RSS.
+#
+# The eBPF gates' programs sit on the cgroup v2 root for the whole run, so every TCP
+# connect on the machine (to (a), (b) and the sock-diag gates too) passes through them:
+# a map lookup per program, a constant the sock-diag rows carry as well.
 #
 # Knobs (environment): BENCH_SECONDS (per wrk run, default 5), BENCH_CONNECTIONS
 # (default 8), BENCH_PROCS (default "0 1000 5000"), BENCH_PORT_BASE (default 18900).
@@ -27,10 +33,14 @@ BASE=${BENCH_PORT_BASE:-18900}
 EMU=$((BASE + 0))       # emulator, no rate limits
 EMU_CTL=$((BASE + 1))
 NGX=$((BASE + 2))
-GATE_C_UID=$((BASE + 10))
-GATE_C_HASH=$((BASE + 11))
-GATE_D_UID=$((BASE + 12))
-GATE_D_HASH=$((BASE + 13))
+LOOKUPS="sock-diag ebpf"  # --caller-lookup of the (c) and (d) gates
+gate_port() {  # gate_port TARGET POLICY LOOKUP: (c|d) (uid|hash) (sock-diag|ebpf) -> port
+    local n=10
+    [ "$1" = d ] && n=$((n + 2))
+    [ "$2" = hash ] && n=$((n + 1))
+    [ "$3" = ebpf ] && n=$((n + 4))
+    echo $((BASE + n))   # sock-diag: BASE+10..13, ebpf: BASE+14..17
+}
 EMU_RL=$((BASE + 20))   # emulator with IMDS's rate limits, for the 50-key burst
 EMU_RL_CTL=$((BASE + 21))
 GATE_BURST=$((BASE + 22))
@@ -46,14 +56,15 @@ need=()
 command -v nginx >/dev/null || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
 command -v jq >/dev/null || need+=(jq)
+command -v clang >/dev/null || need+=(clang)   # compiles crates/sys/bpf/connect.bpf.c
 if [ ${#need[@]} -gt 0 ]; then
     echo "bench: installing ${need[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 fi
-echo "bench: building (release)" >&2
-(cd "$ROOT" && cargo build --release -q -p gatehouse && \
-    cargo build --release -q -p gatehouse-sys --example identify_bench)
+echo "bench: building (release, --features ebpf)" >&2
+(cd "$ROOT" && cargo build --release -q -p gatehouse --features ebpf && \
+    cargo build --release -q -p gatehouse-sys --features ebpf --example identify_bench)
 GH="$ROOT/target/release/gatehouse"
 IDB="$ROOT/target/release/examples/identify_bench"
 
@@ -176,14 +187,48 @@ gate() {  # gate NAME PORT POLICY UPSTREAM_PORT EXTRA...
     start "$name" "$GH" run --upstream "http://127.0.0.1:$up" --policy "$TMP/$pol.toml" \
         --listen "127.0.0.1:$port" --audit "$TMP/audit-$name/audit.log" --no-upstream-mark "$@"
 }
-gate gate_c_uid "$GATE_C_UID" uid "$EMU"
-gate gate_c_hash "$GATE_C_HASH" hash "$EMU"
-gate gate_d_uid "$GATE_D_UID" uid "$EMU" --no-cache --no-upstream-limits
-gate gate_d_hash "$GATE_D_HASH" hash "$EMU" --no-cache --no-upstream-limits
-for p in "$NGX" "$GATE_C_UID" "$GATE_C_HASH" "$GATE_D_UID" "$GATE_D_HASH"; do wait_port "$p"; done
+lookup_check() {  # lookup_check NAME LOOKUP: the gate's banner must name that path
+    local log="$TMP/$1.log" want line
+    case $2 in
+        ebpf) want='^gatehouse: callers: eBPF ' ;;
+        sock-diag) want='^gatehouse: callers: sock_diag and /proc$' ;;
+        *) die "unknown lookup $2" ;;
+    esac
+    for _ in $(seq 100); do   # ≤ 10 s for the banner (or the gate's exit)
+        grep -q '^gatehouse: callers:' "$log" && break
+        sleep 0.1
+    done
+    line=$(grep -m1 '^gatehouse: callers:' "$log" || true)
+    if ! grep -q "$want" <<<"$line"; then
+        echo "bench: $1 was given --caller-lookup $2 but does not use it; its log:" >&2
+        sed 's/^/bench:   /' "$log" >&2
+        die "$1: wrong caller lookup (${line:-no \"gatehouse: callers:\" line})"
+    fi
+    echo "bench: $1: ${line#gatehouse: }" >&2
+}
+GATE_PORTS=()
+for lookup in $LOOKUPS; do
+    for target in c d; do
+        extra=()
+        [ "$target" = d ] && extra=(--no-cache --no-upstream-limits)
+        for pol in uid hash; do
+            gate "gate_${target}_${pol}_${lookup//-/_}" "$(gate_port "$target" "$pol" "$lookup")" \
+                "$pol" "$EMU" --caller-lookup "$lookup" "${extra[@]}"
+        done
+    done
+done
+for lookup in $LOOKUPS; do
+    for target in c d; do
+        for pol in uid hash; do
+            lookup_check "gate_${target}_${pol}_${lookup//-/_}" "$lookup"
+            GATE_PORTS+=("$(gate_port "$target" "$pol" "$lookup")")
+        done
+    done
+done
+for p in "$NGX" "${GATE_PORTS[@]}"; do wait_port "$p"; done
 
 # Every target must answer the token request with 200 before it is measured.
-for p in "$EMU" "$NGX" "$GATE_C_UID" "$GATE_C_HASH" "$GATE_D_UID" "$GATE_D_HASH"; do
+for p in "$EMU" "$NGX" "${GATE_PORTS[@]}"; do
     code=$(wrk -t1 -c1 -d1s -H 'Metadata: true' "http://127.0.0.1:$p$TOKEN_PATH" |
         awk '/Non-2xx/{print "non-2xx"}')
     [ -z "$code" ] || die "127.0.0.1:$p does not answer 200 (see $TMP/*.log)"
@@ -193,7 +238,7 @@ done
 idle_start() {  # idle_start N: N sleeping processes in a process group of their own
     [ "$1" -gt 0 ] || return 0
     local max; max=$(cat /proc/sys/kernel/pid_max)
-    local have; have=$(ls /proc | grep -c '^[0-9]')
+    local pids=(/proc/[0-9]*) have; have=${#pids[@]}
     if [ $((have + $1 + 2000)) -gt "$max" ]; then
         echo "bench: raising kernel.pid_max to $((have + $1 + 2000))" >&2
         echo $((have + $1 + 2000)) >/proc/sys/kernel/pid_max
@@ -219,8 +264,8 @@ idle_stop() {
 }
 
 # --- measurements ----------------------------------------------------------------------
-RESULTS="$TMP/results.tsv"   # procs mode target policy p50_us p99_us rps errors
-IDENT="$TMP/ident.tsv"       # procs path clients p50 p99 strategies
+RESULTS="$TMP/results.tsv"   # procs mode target lookup policy p50_us p99_us rps errors
+IDENT="$TMP/ident.tsv"       # procs lookup path clients p50 p99 strategies
 : >"$RESULTS"
 : >"$IDENT"
 
@@ -232,8 +277,8 @@ to_us() {  # wrk latency (e.g. 812.00us, 1.23ms, 2.00s) -> microseconds
     }'
 }
 
-measure() {  # measure PROCS MODE TARGET POLICY PORT
-    local procs=$1 mode=$2 target=$3 pol=$4 port=$5 extra=()
+measure() {  # measure PROCS MODE TARGET LOOKUP POLICY PORT
+    local procs=$1 mode=$2 target=$3 lookup=$4 pol=$5 port=$6 extra=()
     [ "$mode" = close ] && extra=(-H 'Connection: close')
     local out
     out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency -H 'Metadata: true' "${extra[@]}" \
@@ -243,30 +288,36 @@ measure() {  # measure PROCS MODE TARGET POLICY PORT
     p99=$(to_us "$(echo "$out" | awk '$1 == "99%" {print $2}')")
     rps=$(echo "$out" | awk '/^Requests\/sec/ {printf "%d", $2}')
     errs=$(echo "$out" | awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$procs" "$mode" "$target" "$pol" "$p50" "$p99" "$rps" "$errs" >>"$RESULTS"
-    printf 'bench: %5s procs %-9s %-2s %-4s p50 %6s us  p99 %6s us  %6s req/s  errors %s\n' \
-        "$procs" "$mode" "$target" "$pol" "$p50" "$p99" "$rps" "$errs" >&2
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$procs" "$mode" "$target" "$lookup" "$pol" \
+        "$p50" "$p99" "$rps" "$errs" >>"$RESULTS"
+    printf 'bench: %5s procs %-9s %-2s %-9s %-4s p50 %6s us  p99 %6s us  %6s req/s  errors %s\n' \
+        "$procs" "$mode" "$target" "$lookup" "$pol" "$p50" "$p99" "$rps" "$errs" >&2
 }
 
 for procs in $PROC_COUNTS; do
     idle_start "$procs"
     for mode in keepalive close; do
-        measure "$procs" "$mode" a - "$EMU"
-        measure "$procs" "$mode" b - "$NGX"
-        measure "$procs" "$mode" c uid "$GATE_C_UID"
-        measure "$procs" "$mode" c hash "$GATE_C_HASH"
-        measure "$procs" "$mode" d uid "$GATE_D_UID"
-        measure "$procs" "$mode" d hash "$GATE_D_HASH"
+        measure "$procs" "$mode" a - - "$EMU"
+        measure "$procs" "$mode" b - - "$NGX"
+        for lookup in $LOOKUPS; do
+            for target in c d; do
+                for pol in uid hash; do
+                    measure "$procs" "$mode" "$target" "$lookup" "$pol" "$(gate_port "$target" "$pol" "$lookup")"
+                done
+            done
+        done
     done
-    for path in uid exe hash; do
-        for clients in reconnect fresh; do
-            line=$("$IDB" --path "$path" --clients "$clients" --connections 400)
-            echo "bench: $procs procs identify $line" >&2
-            echo "$line" | awk -v procs="$procs" '{
-                for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
-                s = $0; sub(/.*strategies=/, "", s)
-                printf "%s\t%s\t%s\t%s\t%s\t%s\n", procs, f["path"], f["clients"], f["p50_us"], f["p99_us"], s
-            }' >>"$IDENT"
+    for lookup in $LOOKUPS; do
+        for path in uid exe hash; do
+            for clients in reconnect fresh; do
+                line=$("$IDB" --lookup "$lookup" --path "$path" --clients "$clients" --connections 400)
+                echo "bench: $procs procs identify $line" >&2
+                echo "$line" | awk -v procs="$procs" '{
+                    for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+                    s = $0; sub(/.*strategies=/, "", s)
+                    printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", procs, f["lookup"], f["path"], f["clients"], f["p50_us"], f["p99_us"], s
+                }' >>"$IDENT"
+            done
         done
     done
     idle_stop
@@ -277,9 +328,12 @@ rss_kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 emu_token_calls() { curl -s "http://127.0.0.1:$1/stats" | jq '.by_endpoint.token // 0'; }
 emu_429() { curl -s "http://127.0.0.1:$1/stats" | jq '.by_status["429"] // 0'; }
 
-# One key: a fresh gate (empty cache) and 500 clients at once.
-gate gate_burst1 "$GATE_BURST" uid "$EMU" --max-connections-per-uid 1024
+# One key: a fresh gate (empty cache) and 500 clients at once. The burst gates use the
+# sock_diag lookup, as before the eBPF path existed (the figures here are about the cache
+# and the limiter).
+gate gate_burst1 "$GATE_BURST" uid "$EMU" --max-connections-per-uid 1024 --caller-lookup sock-diag
 wait_port "$GATE_BURST"
+# shellcheck disable=SC2154  # PID_* are set by start (eval)
 BURST1_PID=$PID_gate_burst1
 sleep 1
 RSS_IDLE=$(rss_kb "$BURST1_PID" VmRSS)
@@ -296,8 +350,9 @@ kill "$BURST1_PID"; wait "$BURST1_PID" 2>/dev/null || true
 start emulator_rl "$GH" emulate --config "$TMP/emulator.toml" --listen "127.0.0.1:$EMU_RL" \
     --control "127.0.0.1:$EMU_RL_CTL"
 wait_port "$EMU_RL"
-gate gate_burst50 "$GATE_BURST" uid "$EMU_RL" --max-connections-per-uid 1024
+gate gate_burst50 "$GATE_BURST" uid "$EMU_RL" --max-connections-per-uid 1024 --caller-lookup sock-diag
 wait_port "$GATE_BURST"
+# shellcheck disable=SC2154
 BURST50_PID=$PID_gate_burst50
 wrk -t2 -c500 -d6s --timeout 10s --latency -s "$TMP/keys50.lua" "http://127.0.0.1:$GATE_BURST/" \
     >"$TMP/burst50.txt"
@@ -314,19 +369,21 @@ echo
 echo "wrk -t2 -c$CONNS -d${SECONDS_PER_RUN}s per row; latency in µs; uid = policy on uid:0, hash = policy"
 echo "on exe:sha256 of wrk. (a) emulator, (b) nginx → emulator, (c) gate with cache,"
 echo "(d) gate --no-cache --no-upstream-limits (with the limiter it would be held to 20 req/s)."
+echo "lookup = the gate's --caller-lookup: sock-diag (sock_diag, and /proc for the hash policy) or"
+echo "ebpf (the connect-time record of the connecting process); - for (a) and (b)."
 echo "close = a new TCP connection per request (Connection: close). Every token is RSA-signed"
 echo "by the emulator, so (a), (b) and (d) pay a signature per request; (c) serves cached tokens."
 echo
-echo "| procs | mode | target | policy | p50 µs | p99 µs | req/s | errors |"
-echo "|---:|---|---|---|---:|---:|---:|---:|"
-awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$RESULTS"
+echo "| procs | mode | target | lookup | policy | p50 µs | p99 µs | req/s | errors |"
+echo "|---:|---|---|---|---|---:|---:|---:|---:|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$RESULTS"
 echo
 echo "Ratios (target: c/b p50 ≤ 1.0, p99 ≤ 1.5, req/s ≥ 1.0; d/b p50 ≤ 1.3):"
 echo
-echo "| procs | mode | policy | c/b p50 | c/b p99 | c/b req/s | d/b p50 | c/a p50 |"
-echo "|---:|---|---|---:|---:|---:|---:|---:|"
-awk -F'\t' '
-    { k = $1 FS $2; p50[k FS $3 FS $4] = $5; p99[k FS $3 FS $4] = $6; rps[k FS $3 FS $4] = $7; keys[k] = 1 }
+echo "| procs | mode | lookup | policy | c/b p50 | c/b p99 | c/b req/s | d/b p50 | c/a p50 |"
+echo "|---:|---|---|---|---:|---:|---:|---:|---:|"
+awk -F'\t' -v lookups="$LOOKUPS" '
+    { k = $1 FS $2; t = k FS $3 FS $4 FS $5; p50[t] = $6; p99[t] = $7; rps[t] = $8; keys[k] = 1 }
     function r(x, y) { return (y > 0) ? sprintf("%.2f", x / y) : "-" }
     END {
         n = 0
@@ -335,30 +392,31 @@ awk -F'\t' '
             split(order[i], A, FS); split(order[j], B, FS)
             if (A[1] + 0 > B[1] + 0 || (A[1] == B[1] && A[2] < B[2])) { t = order[i]; order[i] = order[j]; order[j] = t }
         }
+        nl = split(lookups, L, " ")
         for (i = 1; i <= n; i++) {
             k = order[i]; split(k, K, FS)
-            for (pi = 1; pi <= 2; pi++) {
+            a = k FS "a" FS "-" FS "-"; b = k FS "b" FS "-" FS "-"
+            for (li = 1; li <= nl; li++) for (pi = 1; pi <= 2; pi++) {
                 pol = (pi == 1) ? "uid" : "hash"
-                printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", K[1], K[2], pol,
-                    r(p50[k FS "c" FS pol], p50[k FS "b" FS "-"]),
-                    r(p99[k FS "c" FS pol], p99[k FS "b" FS "-"]),
-                    r(rps[k FS "c" FS pol], rps[k FS "b" FS "-"]),
-                    r(p50[k FS "d" FS pol], p50[k FS "b" FS "-"]),
-                    r(p50[k FS "c" FS pol], p50[k FS "a" FS "-"])
+                c = k FS "c" FS L[li] FS pol; d = k FS "d" FS L[li] FS pol
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", K[1], K[2], L[li], pol,
+                    r(p50[c], p50[b]), r(p99[c], p99[b]), r(rps[c], rps[b]), r(p50[d], p50[b]), r(p50[c], p50[a])
             }
         }
     }' "$RESULTS"
 echo
 echo "Caller identification alone (crates/sys/examples/identify_bench, 400 connections each;"
-echo "uid = sock_diag only, exe = what the gate asks for today, hash = exe + SHA-256;"
+echo "lookup sock-diag = the kernel's socket table, then /proc searched for the holders; lookup"
+echo "ebpf = the connect-time record of the process that connected, sock_diag when there is none;"
+echo "uid = a policy on uids alone, exe = what the gate asks for today, hash = exe + SHA-256;"
 echo "reconnect = one client process reconnecting, fresh = a new process per connection):"
 echo
-echo "| procs | path | clients | p50 µs | p99 µs | first holder found by |"
-echo "|---:|---|---|---:|---:|---|"
-awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$IDENT"
+echo "| procs | lookup | path | clients | p50 µs | p99 µs | first holder found by |"
+echo "|---:|---|---|---|---:|---:|---|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$IDENT"
 echo
-echo "Bursts (gate with --max-connections-per-uid 1024; the default of 64 per uid would refuse"
-echo "most of 500 clients of one uid):"
+echo "Bursts (gate with --max-connections-per-uid 1024 --caller-lookup sock-diag; the default of"
+echo "64 per uid would refuse most of 500 clients of one uid):"
 echo
 echo "| burst | upstream token calls | 429 from the emulator | non-2xx to clients | notes |"
 echo "|---|---:|---:|---:|---|"

@@ -8,6 +8,9 @@
 #
 # Usage (root only):  e2e/run.sh [SCENARIO...]      (default: all)
 #   E2E_SKIP_BUILD=1    use the binaries already built
+#   E2E_CALLER_LOOKUP=ebpf|sock-diag
+#                       how the gate finds callers (`--caller-lookup`; default
+#                       ebpf: the build has the `ebpf` feature, so clang is needed)
 #   GATEHOUSE_VENV=DIR  the Python clients' venv (default /opt/gatehouse-venv;
 #                       built by .ci/python-venv.sh when missing)
 #
@@ -38,6 +41,12 @@ for tool in ip nft curl setpriv timeout ssh-keygen "$PY"; do
     command -v "$tool" >/dev/null || { echo "e2e/run.sh: \`$tool\` is missing" >&2; exit 1; }
 done
 
+CALLER_LOOKUP="${E2E_CALLER_LOOKUP:-ebpf}"
+case "$CALLER_LOOKUP" in
+    ebpf | sock-diag) ;;
+    *) echo "e2e/run.sh: E2E_CALLER_LOOKUP must be ebpf or sock-diag, not \`$CALLER_LOOKUP\`" >&2; exit 2 ;;
+esac
+
 selected=("$@")
 [[ ${#selected[@]} -gt 0 ]] || selected=("${SCENARIOS[@]}")
 for s in "${selected[@]}"; do
@@ -50,7 +59,7 @@ GATEHOUSE="$TARGET_DIR/debug/gatehouse"
 RUST_CLIENT="$E2E/rust-client/target/release/gatehouse-e2e-rust-client"
 if [[ "${E2E_SKIP_BUILD:-0}" != 1 ]]; then
     echo "== build gatehouse" >&2
-    (cd "$ROOT" && cargo build -q -p gatehouse)
+    (cd "$ROOT" && cargo build -q -p gatehouse --features ebpf)
     echo "== build the Rust azure_identity client (its own workspace)" >&2
     cargo build -q --release --manifest-path "$E2E/rust-client/Cargo.toml"
 fi

@@ -73,6 +73,15 @@ events = [json.loads(line)["event"] for line in lines]
 print(",".join(e["outcome"] for e in events if "outcome" in e) or "-")' "$log" "$before")"
 }
 
+# last_lookup ID: how the gate found the caller of its latest decision
+# (`caller.lookup` of the last audit line with an outcome).
+last_lookup() {
+    "$PY" -c 'import json,sys
+events = [json.loads(line)["event"] for line in open(sys.argv[1]).read().splitlines()]
+found = [e.get("caller") or {} for e in events if "outcome" in e]
+print((found[-1].get("lookup") if found else None) or "-")' "$WORK/s$1/audit.log"
+}
+
 # with_plat ID KEY CMD...: CMD's output plus " plat+N" for platform_listeners.py's KEY.
 with_plat() {
     local id="$1" key="$2" before got
@@ -137,8 +146,17 @@ scenario_curl() {
     gatehouse_up "$id"
     row "curl token" gh-allowed "200 imds+1 gate:allow" "$(with_gate "$id" with_imds "$id" curl_imds "$vm" gh-allowed "$TOKEN_PATH")"
     row "curl token" gh-denied "403 imds+0 gate:deny" "$(with_gate "$id" with_imds "$id" curl_imds "$vm" gh-denied "$TOKEN_PATH")"
+    # The policy names users only: the connect record (eBPF) or the socket's
+    # uid (sock_diag) is the whole answer, no /proc search.
+    local how=SocketOnly
+    [[ "$CALLER_LOOKUP" != ebpf ]] || how=ConnectRecord
+    row "curl token: caller found ($CALLER_LOOKUP)" gh-denied "$how" "$(last_lookup "$id")"
     row "curl instance document (everyone)" gh-denied "200 gate:allow" \
         "$(with_gate "$id" curl_imds "$vm" gh-denied "/metadata/instance?api-version=2021-02-01")"
+    # Instance metadata may be a trusted service's: the process is read.
+    how="Recent | Newest | SameUid | FullScan"
+    [[ "$CALLER_LOOKUP" != ebpf ]] || how=ConnectRecord
+    row "curl instance: caller found ($CALLER_LOOKUP)" gh-denied "$how" "$(last_lookup "$id")"
     local verify="ok" outcomes
     "$GATEHOUSE" audit verify "$WORK/s$id/audit.log" >>"$WORK/s$id/verify.log" 2>&1 || verify="broken"
     outcomes="$("$PY" -c 'import json,sys

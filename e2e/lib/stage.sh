@@ -48,10 +48,13 @@ except OSError:
     sys.exit(0)
 sys.exit(1)' "$s/admin.sock"
     # shellcheck disable=SC2046 # flags are words
-    ip netns exec "$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
+    # nsenter, not `ip netns exec`: that remounts /sys, and the eBPF path
+    # attaches to the cgroup v2 hierarchy mounted there.
+    nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
         --audit "$s/audit.log" --pid-file "$s/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \
+        --caller-lookup "$CALLER_LOOKUP" \
         --firewall watch $(firewall_flags) >>"$s/gate.log" 2>&1 &
     GATE_PID[$id]=$!
     wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"

@@ -219,3 +219,23 @@ fn audit_verify_names_the_edited_deleted_or_swapped_line() {
         assert!(err.contains(&format!("line {line}")), "{what} should name line {line}: {err}");
     }
 }
+
+#[test]
+fn caller_lookup_flags_that_cannot_work_are_refused_with_a_way_out() {
+    let out = common::gatehouse()
+        .args(["run", "--upstream", "emulator", "--all-holders", "--caller-lookup", "ebpf", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("contradict"), "{err}");
+    if !cfg!(feature = "ebpf") {
+        let out = common::gatehouse()
+            .args(["run", "--upstream", "emulator", "--caller-lookup", "ebpf", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--features ebpf"), "{err}");
+    }
+}

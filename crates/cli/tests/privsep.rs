@@ -119,10 +119,16 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 
 /// A gate separated with `--user` in front of `emulator`, its worker's pid.
 fn separated_gate(dir: &Path, emulator: &str) -> (Running, String, u32) {
+    let (gate, addr, worker, _) = separated_gate_with(dir, emulator, &[]);
+    (gate, addr, worker)
+}
+
+/// [`separated_gate`] with `extra` arguments; also the stderr lines up to the banner.
+fn separated_gate_with(dir: &Path, emulator: &str, extra: &[&str]) -> (Running, String, u32, Vec<String>) {
     let policy = dir.join("policy.toml");
     let audit = dir.join("audit").join("audit.log");
-    let (gate, addr, _rest) = start(
-        &[
+    let started = start_until(
+        gatehouse().args([
             "run",
             "--user",
             WORKER_USER,
@@ -139,16 +145,19 @@ fn separated_gate(dir: &Path, emulator: &str) -> (Running, String, u32) {
             "--firewall",
             "off",
             "--no-cache",
-        ],
+        ])
+        .args(extra),
         "listening on http://",
     );
+    let addr = http_addr(&started.seen, "listening on http://");
+    let gate = started.running;
     let broker = gate.0.id();
     let mut workers = Vec::new();
     wait_until("the worker is up", || {
         workers = children(broker);
         workers.len() == 1
     });
-    (gate, addr, workers[0])
+    (gate, addr, workers[0], started.seen)
 }
 
 fn setup() -> (tempfile::TempDir, Running, String) {
@@ -172,7 +181,9 @@ fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
         return;
     }
     let (dir, _emulator, emulator_addr) = setup();
-    let (gate, addr, worker) = separated_gate(dir.path(), &emulator_addr);
+    // `--all-holders`: the policy names a uid only, which needs no process;
+    // this test wants the broker to find the processes too.
+    let (gate, addr, worker, _) = separated_gate_with(dir.path(), &emulator_addr, &["--all-holders"]);
     let broker = gate.0.id();
 
     // Who holds what.
@@ -246,4 +257,40 @@ fn neither_process_outlives_the_other() {
         std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_err()
     });
     drop(gate);
+}
+
+/// The broker identifies callers by the path it was told, and says so.
+#[test]
+fn the_broker_finds_callers_by_the_lookup_it_was_told() {
+    if !privileged("gatehouse run --user --caller-lookup: starts processes as another user") {
+        return;
+    }
+    let (dir, _emulator, emulator_addr) = setup();
+    let url = |addr: &str| {
+        format!("http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809")
+    };
+    // (lookup, banner, strategy of a uid-only token decision)
+    let mut rows = vec![("sock-diag", "callers: sock_diag and /proc", "SocketOnly")];
+    if cfg!(feature = "ebpf") {
+        rows.push(("ebpf", "callers: eBPF connect records", "ConnectRecord"));
+    } else {
+        eprintln!("*** the eBPF path is not built (run with --all-features or --features ebpf) ***");
+    }
+    for (lookup, banner, strategy) in rows {
+        let (_gate, addr, _worker, seen) = separated_gate_with(dir.path(), &emulator_addr, &["--caller-lookup", lookup]);
+        assert!(seen.iter().any(|l| l.contains(banner)), "{lookup}: {seen:?}");
+        assert_eq!(curl_as(ALLOWED_UID, &url(&addr)).0, 200, "{lookup}");
+        assert_eq!(curl_as(DENIED_UID, &url(&addr)).0, 403, "{lookup}");
+        let audit = std::fs::read_to_string(dir.path().join("audit").join("audit.log")).unwrap();
+        let decided: Vec<serde_json::Value> = audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["event"]["outcome"].is_string())
+            .collect();
+        let last_two = &decided[decided.len() - 2..];
+        for (line, uid) in last_two.iter().zip([ALLOWED_UID, DENIED_UID]) {
+            assert_eq!(line["event"]["caller"]["lookup"], strategy, "{lookup}: {line}");
+            assert_eq!(line["event"]["caller"]["uid"], uid, "{lookup}: {line}");
+        }
+    }
 }

@@ -148,6 +148,12 @@ impl Clients {
 }
 
 /// The audit records of one client process.
+/// `--all-holders`: the policy names uids only, which needs no process, but these
+/// tests check that each audit line names the client process that asked.
+fn all_holders() -> Opts {
+    Opts { all_holders: true, ..Opts::default() }
+}
+
 fn records_of(h: &Harness, pid: u32) -> Vec<Value> {
     h.audit()
         .into_iter()
@@ -170,7 +176,7 @@ fn an_allowed_uid_gets_a_token_from_every_client() {
     let Some(clients) = Clients::setup("an_allowed_uid_gets_a_token_from_every_client") else {
         return;
     };
-    let h = Harness::start(&policy());
+    let h = Harness::start_opts(&policy(), all_holders());
     for mode in ALL_MODES {
         let (out, pid) = clients.run(&h, UID_A, mode);
         assert_eq!(out["ok"], true, "{mode}: {out}");
@@ -225,7 +231,7 @@ fn default_credential_probe_gets_a_fast_400_then_a_token() {
     else {
         return;
     };
-    let h = Harness::start(&policy());
+    let h = Harness::start_opts(&policy(), all_holders());
     let (out, _pid) = clients.run(&h, UID_A, "default-probe");
     assert_eq!(out["ok"], true, "{out}");
     assert_eq!(
@@ -253,7 +259,7 @@ fn a_denied_uid_gets_a_credential_error_with_the_gatehouse_reason() {
     else {
         return;
     };
-    let h = Harness::start(&policy());
+    let h = Harness::start_opts(&policy(), all_holders());
     for mode in DENIED_MODES {
         let (out, pid) = clients.run(&h, UID_B, mode);
         assert_eq!(out["ok"], false, "{mode}: {out}");

@@ -34,7 +34,9 @@ fn allowed_and_denied_callers_by_uid() {
     if !privileged("allowed_and_denied_callers_by_uid") {
         return;
     }
-    let h = Harness::start(&uid_policy());
+    // `--all-holders`: a uid-only policy needs no process, but this test
+    // checks that the audit line names the very process that asked.
+    let h = Harness::start_opts(&uid_policy(), Opts { all_holders: true, ..Opts::default() });
     let jwks = h.emulator.as_ref().unwrap().jwks();
     let target = h.token_target("https://storage.azure.com", Some(STORAGE_WRITER));
 

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0-only
+// SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
 //
 // gatehouse's connect-time caller records (the optional eBPF fast path of
 // caller identification; see crates/sys/src/ebpf.rs and docs/architecture.md).
@@ -176,4 +176,5 @@ int gatehouse_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
+// Dual-licensed with the rest of gatehouse (Apache-2.0); the kernel is given the GPL.
 char _license[] SEC("license") = "GPL";

@@ -31,7 +31,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub enum EbpfError {
     #[error("gatehouse was built without the `ebpf` feature")]
     NotBuilt,
-    #[error("no cgroup v2 hierarchy is mounted (needed to attach connect-time programs)")]
+    #[error(
+        "no cgroup v2 hierarchy is mounted in this mount namespace (needed to attach the \
+         connect-time programs); `ip netns exec` hides it by remounting /sys: enter only the \
+         network namespace instead (`nsenter --net=/run/netns/NAME`)"
+    )]
     NoCgroup2,
     #[error("{what}: {why}")]
     Setup { what: &'static str, why: String },

@@ -49,8 +49,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut next = e.source();
     while let Some(s) = next {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
+        let text = s.to_string();
+        // aya often repeats the cause in the error's own text.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         next = s.source();
     }
     out
@@ -205,11 +209,23 @@ fn self_test(
     Err(fail("the record outlived its socket (sockops state callbacks are not running)".into()))
 }
 
-/// Mount point of the cgroup v2 hierarchy's root (`/sys/fs/cgroup` on a unified system,
-/// `/sys/fs/cgroup/unified` on a hybrid one), from `/proc/self/mountinfo`.
+/// The root of the cgroup v2 hierarchy: its mount point (`/sys/fs/cgroup` on a unified
+/// system, `/sys/fs/cgroup/unified` on a hybrid one) from `/proc/self/mountinfo`, or, when
+/// this mount namespace has none (`ip netns exec` remounts `/sys`), the one init sees,
+/// reached through `/proc/1/root`.
 fn cgroup2_root() -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
+    let own = std::fs::read_to_string("/proc/self/mountinfo").ok();
+    if let Some(mp) = own.as_deref().and_then(cgroup2_mount) {
+        return Some(mp);
+    }
+    let init = std::fs::read_to_string("/proc/1/mountinfo").ok()?;
+    cgroup2_mount(&init)
+        .map(|mp| format!("/proc/1/root{mp}"))
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.is_dir()))
+}
+
+fn cgroup2_mount(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let fstype = right.split_whitespace().next()?;
         let mut fields = left.split_whitespace();
@@ -217,4 +233,27 @@ fn cgroup2_root() -> Option<String> {
         let mount_point = fields.next()?;
         (fstype == "cgroup2" && root == "/").then(|| mount_point.replace("\\040", " "))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cgroup2_mount;
+
+    #[test]
+    fn the_cgroup2_root_mount_is_found() {
+        let hybrid = "35 25 0:30 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw\n";
+        let unified = "24 1 0:21 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        let v1 = "36 25 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        let not_root = "40 25 0:30 /system.slice /mnt/x rw - cgroup2 cgroup2 rw\n";
+        let rows: &[(String, Option<&str>)] = &[
+            (hybrid.to_owned(), Some("/sys/fs/cgroup/unified")),
+            (unified.to_owned(), Some("/sys/fs/cgroup")),
+            (format!("{v1}{not_root}"), None),
+            (format!("{v1}{not_root}{unified}"), Some("/sys/fs/cgroup")),
+            (String::new(), None),
+        ];
+        for (text, want) in rows {
+            assert_eq!(cgroup2_mount(text).as_deref(), *want, "{text}");
+        }
+    }
 }
