@@ -135,15 +135,16 @@ pub struct Args {
     #[arg(long, default_value = "/etc/gatehouse/allowed_signers", value_name = "PATH")]
     allowed_signers: PathBuf,
 
-    /// How callers are found. `ebpf`: programs on the cgroup v2 root record
-    /// which process connects to IMDS or the gate, at connect() time; the gate
-    /// reads that record and the process's /proc entry (needs a build with
-    /// `--features ebpf`, root, and the gate in the initial pid namespace; a
-    /// connection without a record takes the sock_diag path). The process that
-    /// connected speaks for the socket. `sock-diag`: the kernel's socket
-    /// table gives the socket's uid and inode, and /proc is searched for
-    /// every process holding it. `auto`: `ebpf` if it can be attached, else
-    /// `sock-diag`; the banner says which.
+    /// How callers are found when the policy needs more than the uid.
+    /// `sock-diag`: the kernel's socket table gives the socket's uid and
+    /// inode, and /proc is searched for every process holding it. `ebpf`:
+    /// programs on the cgroup v2 root record which process connects to IMDS
+    /// or the gate, at connect() time, and note every fork and exec; when the
+    /// connector has done neither since, it is the only holder and the gate
+    /// reads just its /proc entry, else it searches as `sock-diag` does
+    /// (needs a build with `--features ebpf`, root with CAP_BPF and
+    /// CAP_PERFMON, and the gate in the initial pid namespace). `auto`: `ebpf`
+    /// if it can be attached, else `sock-diag`; the banner says which.
     #[arg(long, value_enum, default_value = "auto", value_name = "auto|ebpf|sock-diag")]
     caller_lookup: CallerLookup,
 
@@ -192,7 +193,7 @@ pub(crate) fn identify_options(args: &Args, listen: SocketAddr) -> Result<gateho
     match gatehouse_sys::ConnectRecords::attach(&targets) {
         Ok(records) => {
             eprintln!(
-                "gatehouse: callers: eBPF connect records (programs on {}), sock_diag when a connection has none",
+                "gatehouse: callers: eBPF connect records (programs on {}), the holder search when a record cannot be taken",
                 records.cgroup_root()
             );
             opts.connect_records = Some(Arc::new(records));
@@ -472,6 +473,12 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         Err(code) => return code,
     };
     print_banner(&kind, demo, listen, &args.policy, &audit_path, &gate.policy_hash());
+    if !args.all_holders && gate.policy().needs_for(gatehouse_policy::Action::TokenRead) == gatehouse_policy::Needs::default() {
+        eprintln!(
+            "  callers:   the policy names uids and users only, so a token request is decided on its socket's uid \
+             alone (a socket handed to another uid counts as its creator's; `--all-holders` refuses such sockets)"
+        );
+    }
     if args.internal_worker {
         eprintln!("  privileges: separated; requests are parsed as uid {me} with no capabilities");
     }

@@ -32,6 +32,10 @@ pub enum Match {
     /// `ct state established,related`: a packet of a connection conntrack
     /// already knows (or one it relates to, e.g. an ICMP error).
     CtEstablishedRelated,
+    /// `ct status snat`: conntrack changed the connection's source (for a
+    /// local connection: its source port, when its reply tuple clashed with
+    /// another connection's).
+    CtStatusSnat,
     /// `iif "NAME"`: arrived on that interface (resolved to its index when
     /// the table is applied; `lo` is always there).
     Iif(&'static str),
@@ -91,6 +95,7 @@ impl Match {
             Match::IifnameIsNot(name) => format!("iifname != \"{name}\""),
             Match::CtOriginalDaddr(a) => format!("ct original ip daddr {a}"),
             Match::CtEstablishedRelated => "ct state established,related".to_owned(),
+            Match::CtStatusSnat => "ct status snat".to_owned(),
             Match::Iif(name) => format!("iif \"{name}\""),
             Match::ProtoDportNotIn(set) => format!("meta l4proto . th dport != @{set}"),
             Match::SaddrIn { v6, set } => format!("{} saddr @{set}", ip(*v6)),
@@ -118,6 +123,7 @@ impl Match {
                 json!({"ct": {"key": "ip daddr", "dir": "original"}}),
                 json!(a.to_string()),
             ),
+            Match::CtStatusSnat => matches("in", json!({"ct": {"key": "status"}}), json!("snat")),
             Match::CtEstablishedRelated => matches(
                 "in",
                 json!({"ct": {"key": "state"}}),

@@ -141,6 +141,9 @@ pub struct Ruleset {
 
 const NAT: i32 = -100;
 const FILTER: i32 = 0;
+/// Just after the source-NAT step of the input hook (`srcnat`, 100), where
+/// conntrack settles a connection's source port.
+const AFTER_SRCNAT: i32 = 110;
 
 impl Ruleset {
     pub fn new(options: &Options) -> Result<Ruleset, OptionsError> {
@@ -285,6 +288,27 @@ impl Ruleset {
         }
         chains.push(chain("output", "filter", "output", FILTER, output));
         chains.push(chain("forward", "filter", "forward", FILTER, forward));
+        // The gate identifies a caller by the source address and port it sees.
+        // When a redirected connection's reply tuple clashes with another
+        // connection's (say one left in TIME_WAIT), conntrack quietly gives it
+        // another source port, and the gate would look up whichever socket has
+        // that one. Such a connection is refused instead (clients retry).
+        let mut to_gate = Vec::new();
+        if !ip.is_unspecified() {
+            to_gate.push(Match::Daddr(ip));
+        }
+        to_gate.extend([Match::TcpDport(port), Match::CtStatusSnat]);
+        chains.push(chain(
+            "input-after-nat",
+            "filter",
+            "input",
+            AFTER_SRCNAT,
+            vec![rule(
+                to_gate,
+                Statement::RejectTcpReset,
+                "a connection to the gate whose source port NAT changed is refused",
+            )],
+        ));
         let mut sets = Vec::new();
         if let Some(ports) = &options.jit {
             let (jit_sets, jit_chain) = jit::render(ports)?;

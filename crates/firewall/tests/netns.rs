@@ -633,3 +633,77 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
         );
     });
 }
+
+/// Connect from exactly `from` (SO_REUSEADDR, so a port in TIME_WAIT may be bound).
+fn connect_from(from: SocketAddr, to: &str) -> Result<TcpStream, ErrorKind> {
+    let to: SocketAddr = to.parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_address(true).unwrap();
+    s.bind(&from.into()).unwrap();
+    s.connect_timeout(&to.into(), Duration::from_secs(2)).map_err(|e| e.kind())?;
+    Ok(s.into())
+}
+
+/// The gate identifies a caller by the source address and port it sees. When a
+/// redirected connection's reply tuple clashes with another connection's (here: a
+/// direct connection from the same source port, left in TIME_WAIT), conntrack gives it
+/// another source port, and the gate would look up whoever has that one. The table
+/// refuses such a connection; without the rule it would be accepted, remapped.
+#[test]
+fn a_connection_whose_source_port_nat_changed_is_refused() {
+    if !privileged("a_connection_whose_source_port_nat_changed_is_refused") {
+        return;
+    }
+    let vm = Netns::new("clash");
+    let platform = Netns::new("clashp");
+    vm.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "host0", "netns", &platform.name]);
+    vm.ip(&["addr", "add", "10.77.0.4/24", "dev", "eth0"]);
+    vm.ip(&["link", "set", "eth0", "up"]);
+    vm.ip(&["route", "add", "169.254.169.254/32", "via", "10.77.0.1"]);
+    platform.ip(&["addr", "add", "10.77.0.1/24", "dev", "host0"]);
+    platform.ip(&["link", "set", "host0", "up"]);
+    let nft = vm.nft();
+    let handle = {
+        let nft = vm.nft();
+        vm.enter(move || {
+            let gate = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = gate.local_addr().unwrap().port();
+            let (seen_tx, seen_rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for s in gate.incoming().flatten() {
+                    let _ = seen_tx.send(s.peer_addr().unwrap());
+                    let _ = (&s).write_all(b"G");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+            apply(&nft, &Ruleset::new(&options(port)).unwrap()).unwrap();
+            let from: SocketAddr = "10.77.0.4:40123".parse().unwrap();
+            // A direct connection from that source port, closed by the client first.
+            let direct = connect_from(from, &format!("127.0.0.1:{port}")).unwrap();
+            assert_eq!(seen_rx.recv_timeout(Duration::from_secs(3)).unwrap(), from);
+            drop(direct);
+            std::thread::sleep(Duration::from_millis(300));
+            // The same source port to IMDS: its reply tuple is the closed one's.
+            let clashing = connect_from(from, "169.254.169.254:80").map(|s| greeting(&s));
+            let other_port = seen_rx.recv_timeout(Duration::from_millis(500)).ok();
+            (clashing, other_port, port)
+        })
+    };
+    let (clashing, other_port, port) = handle;
+    assert!(
+        matches!(clashing, Err(ErrorKind::ConnectionRefused) | Ok(Err(_))),
+        "refused, not served: {clashing:?} (the gate saw {other_port:?})"
+    );
+    assert_eq!(other_port, None, "the gate never saw the remapped connection");
+    // Control: the same without the rule is accepted under another source port.
+    vm.nft_cmd(&["flush", "chain", "inet", "gatehouse", "input-after-nat"]);
+    let control = vm.enter(move || {
+        let from: SocketAddr = "10.77.0.4:40124".parse().unwrap();
+        let direct = connect_from(from, &format!("127.0.0.1:{port}")).unwrap();
+        drop(direct);
+        std::thread::sleep(Duration::from_millis(300));
+        connect_from(from, "169.254.169.254:80").map(|s| greeting(&s))
+    });
+    assert_eq!(control, Ok(Ok(b'G')), "without the rule the clashing connection is served");
+    remove(&nft).unwrap();
+}

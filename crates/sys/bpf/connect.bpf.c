@@ -17,9 +17,17 @@
 //   original destination address and port). On the socket's TCP_CLOSE the
 //   entry is removed again, but only if it is still this socket's (cookie).
 //
-// The gate looks the 4-tuple up in `connects`; a miss, or anything it cannot
-// confirm, sends it to the sock_diag path. Both maps are LRU: a flood of
-// connections evicts old entries (a miss, never a wrong answer).
+// - raw tracepoints on sched_process_fork, sched_process_exec and
+//   sched_process_exit keep `changed`: for each process, when it last forked
+//   or exec'd (removed when it exits). A connector that forked or exec'd
+//   after its connect may no longer be the only holder, or the same image,
+//   so the gate does not take its record. A full `changed` sets `overflow`,
+//   after which the gate takes no record at all.
+//
+// The gate takes a record only for the very socket the kernel has under the
+// 4-tuple (sock_diag's cookie must be the record's) and the same uid; a
+// miss, or anything it cannot confirm, sends it to the sock_diag path. The
+// connection maps are LRU: a flood evicts old entries (a miss).
 //
 // Built only with the `ebpf` feature: clang -O2 -g -target bpf.
 
@@ -39,6 +47,14 @@ static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)BPF_FUNC_get_current_c
 static __u64 (*bpf_get_netns_cookie)(void *ctx) = (void *)BPF_FUNC_get_netns_cookie;
 static __u64 (*bpf_ktime_get_boot_ns)(void) = (void *)BPF_FUNC_ktime_get_boot_ns;
 static long (*bpf_sock_ops_cb_flags_set)(struct bpf_sock_ops *skops, int flags) = (void *)BPF_FUNC_sock_ops_cb_flags_set;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ntohs16(x) ((__u16)__builtin_bswap16((__u16)(x)))
+#define ntohl32(x) ((__u32)__builtin_bswap32((__u32)(x)))
+#else
+#define ntohs16(x) ((__u16)(x))
+#define ntohl32(x) ((__u32)(x))
+#endif
 
 #define AF_INET 2
 
@@ -99,10 +115,20 @@ struct {
 	__type(value, struct conn_key);
 } owned SEC(".maps");
 
-static inline __u16 swap16(__u16 x)
-{
-	return (__u16)((x << 8) | (x >> 8));
-}
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u64);
+} changed SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} overflow SEC(".maps");
 
 SEC("cgroup/connect4")
 int gatehouse_connect4(struct bpf_sock_addr *ctx)
@@ -113,11 +139,16 @@ int gatehouse_connect4(struct bpf_sock_addr *ctx)
 
 	if (ctx->protocol != 6 /* IPPROTO_TCP */)
 		return 1;
-	t.addr = ctx->user_ip4;
-	t.port = swap16((__u16)ctx->user_port);
-	if (!bpf_map_lookup_elem(&targets, &t))
-		return 1;
 	cookie = bpf_get_socket_cookie(ctx);
+	t.addr = ctx->user_ip4;
+	t.port = ntohs16(ctx->user_port);
+	if (!bpf_map_lookup_elem(&targets, &t)) {
+		// A record of an earlier connect() of this socket that never reached
+		// the SYN (TCP Fast Open without data, a failed bind) must not be
+		// taken for this one.
+		bpf_map_delete_elem(&pending, &cookie);
+		return 1;
+	}
 	r.pid_tgid = bpf_get_current_pid_tgid();
 	r.uid_gid = bpf_get_current_uid_gid();
 	r.cgroup_id = bpf_get_current_cgroup_id();
@@ -148,6 +179,12 @@ int gatehouse_sockops(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&pending, &cookie);
 		if (skops->family != AF_INET)
 			return 1;
+		// The record must be of this very connection: the socket's peer is
+		// the destination connect4 saw. (remote_port is the network-order
+		// port in a 32-bit field, shifted up 16 on little-endian: ntohl gives
+		// the port either way.)
+		if (skops->remote_ip4 != copy.dst_addr || ntohl32(skops->remote_port) != copy.dst_port)
+			return 1;
 		key.netns = copy.netns;
 		key.src_addr = skops->local_ip4;
 		key.src_port = (__u16)skops->local_port;
@@ -155,7 +192,8 @@ int gatehouse_sockops(struct bpf_sock_ops *skops)
 		key.dst_port = (__u16)copy.dst_port;
 		bpf_map_update_elem(&connects, &key, &copy, BPF_ANY);
 		bpf_map_update_elem(&owned, &cookie, &key, BPF_ANY);
-		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
+		// Added to the flags other programs set, not in place of them.
+		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 		return 1;
 	}
 	if (skops->op == BPF_SOCK_OPS_STATE_CB && skops->args[1] == BPF_TCP_CLOSE) {
@@ -174,6 +212,48 @@ int gatehouse_sockops(struct bpf_sock_ops *skops)
 		bpf_map_delete_elem(&owned, &cookie);
 	}
 	return 1;
+}
+
+static inline void mark_changed(void)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 zero = 0;
+	__u64 *full;
+
+	if (bpf_map_update_elem(&changed, &tgid, &now, BPF_ANY) != 0) {
+		full = bpf_map_lookup_elem(&overflow, &zero);
+		if (full)
+			*full = now;
+	}
+}
+
+// The parent (current) forked: a child may share its sockets.
+SEC("raw_tracepoint/sched_process_fork")
+int gatehouse_fork(void *ctx)
+{
+	mark_changed();
+	return 0;
+}
+
+// The process (current) runs a new image.
+SEC("raw_tracepoint/sched_process_exec")
+int gatehouse_exec(void *ctx)
+{
+	mark_changed();
+	return 0;
+}
+
+// The process is gone when its leader exits (threads exit on their own).
+SEC("raw_tracepoint/sched_process_exit")
+int gatehouse_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+
+	if ((__u32)id == tgid)
+		bpf_map_delete_elem(&changed, &tgid);
+	return 0;
 }
 
 // Dual-licensed with the rest of gatehouse (Apache-2.0); the kernel is given the GPL.

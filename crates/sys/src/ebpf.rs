@@ -7,17 +7,19 @@
 //! looks that up (one `bpf()` syscall) instead of asking sock_diag and searching `/proc`
 //! for the socket's holder.
 //!
-//! What a record proves, and what the identifier still checks:
-//! - the entry is written before the SYN leaves, removed when that socket closes, and only
-//!   an entry of the gate's own network namespace is read (another namespace's addresses
-//!   may collide with ours);
-//! - the recorded pid is the process that called `connect()`. The identifier opens its
-//!   `/proc` directory and accepts it only if it started no later than the connect
-//!   (`stat` start time), so a reused pid is refused; every later read goes through that
-//!   directory. A miss or a refusal falls back to sock_diag, never to a guess.
-//! - the connector is the caller even if it has since handed the socket to another process
-//!   (fork, `SCM_RIGHTS`): a socket is a capability its creator chose to pass on, as the
-//!   socket's kernel uid already is. The sock_diag path instead finds every holder.
+//! What a record proves, and what the identifier still checks before it takes one:
+//! - the entry is written before the SYN leaves (and only if the socket's peer is the
+//!   destination connect4 saw), removed when that socket closes, and only an entry of the
+//!   gate's own network namespace is read (another namespace's addresses may collide);
+//! - it must name the very socket sock_diag has under the 4-tuple (the socket cookie) and
+//!   the same uid, so a stale or misplaced entry is never taken;
+//! - the recorded pid is the process that called `connect()`. Process-event programs note
+//!   every fork and exec: a connector that has done either since the connect is not taken
+//!   (a child may hold the socket, or it runs another image). Otherwise it is the socket's
+//!   only holder (bar an fd passed over `SCM_RIGHTS`, which the sock_diag path finds only
+//!   with its exhaustive scan too), its `/proc` directory is opened, and it is taken only
+//!   if it started no later than the connect (a reused pid) and is not a zombie. Anything
+//!   else falls back to the full holder search, never to a guess.
 //!
 //! IPv4 only (IMDS has no IPv6 address); other families take the sock_diag path.
 
@@ -145,6 +147,14 @@ impl ConnectRecords {
     }
 
     pub fn add_target(&self, _addr: SocketAddr) -> Result<(), EbpfError> {
+        match self.0 {}
+    }
+
+    pub fn unchanged_since(&self, _pid: u32, _since_ns: u64) -> bool {
+        match self.0 {}
+    }
+
+    pub fn probe(&self) -> Result<(), EbpfError> {
         match self.0 {}
     }
 

@@ -48,38 +48,45 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A client that connects by itself and then only waits: python3, no fork, no exec.
+fn python_client(port: u16, ids: Option<(u32, u32)>, after: &str) -> common::Client {
+    let script = format!(
+        "exec /usr/bin/python3 -c 'import os, socket, time\ns = socket.create_connection((\"127.0.0.1\", {port}))\n{after}\ntime.sleep(30)'"
+    );
+    spawn(&script, port, ids)
+}
+
 #[test]
 fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
     let (l, port) = listener();
     let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
-    let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
+    let client = python_client(port, Some((UID, UID)), "pass");
     let conn = accept(&l);
-    wait_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
 
     let record = records.lookup(src, dst).expect("the connection was recorded");
     assert_eq!((record.pid, record.uid, record.gid), (client.pid(), UID, UID));
     assert_ne!(record.cookie, 0);
+    assert!(records.unchanged_since(record.pid, record.boot_ns), "python neither forked nor exec'd since");
     // The listener's side of the connection is not the client's.
     assert_eq!(records.lookup(dst, src), None);
 
     let id = identifier(&records);
     let facts = id.identify(src, dst, Needs::all()).unwrap();
-    assert_eq!(facts.lookup.strategy, Strategy::ConnectRecord);
+    assert_eq!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.lookup.holder_search, HolderSearch::Connector);
     assert_eq!(facts.socket_uid, UID);
+    assert_ne!(facts.socket_inode, 0);
     let h = &facts.holders[0];
     assert_eq!((h.pid, h.ruid, h.euid, h.rgid), (client.pid(), UID, UID, UID));
-    // It connected as bash and has since become sleep: the facts are read now.
-    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"));
+    assert!(h.exe_path.as_deref().is_some_and(|p| p.contains("python3")), "{h:?}");
     assert!(h.exe_path_verified);
     assert_eq!(h.exe_sha256.as_ref().map(String::len), Some(64));
-    assert_eq!(h.comm.as_deref(), Some("sleep"));
     assert!(h.cgroup.is_some());
 
-    // A policy on uids alone: the record is the whole answer.
+    // A policy on uids alone needs only the socket's uid (sock_diag), no record.
     let uid_only = id.identify(src, dst, Needs::default()).unwrap();
-    assert_eq!(uid_only.lookup.strategy, Strategy::ConnectRecord);
+    assert_eq!(uid_only.lookup.strategy, Strategy::SocketOnly);
     assert_eq!(uid_only.socket_uid, UID);
     assert!(uid_only.holders.is_empty());
 
@@ -90,6 +97,44 @@ fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
         Err(IdentifyError::NoSocket { .. } | IdentifyError::NoProcess { .. }) => {}
         other => panic!("a closed client was identified: {other:?}"),
     }
+}
+
+/// The connector exec'd another image after connecting (bash → sleep): the record is
+/// not taken, and the holder search reads the process as it is.
+#[test]
+fn a_connector_that_exec_d_after_connecting_is_searched_for() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let record = records.lookup(src, dst).expect("recorded");
+    assert_eq!(record.pid, client.pid());
+    assert!(!records.unchanged_since(record.pid, record.boot_ns), "the exec was seen");
+    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+    assert_eq!(facts.holders[0].pid, client.pid());
+    assert_eq!(facts.holders[0].exe_path.as_deref(), Some("/usr/bin/sleep"));
+}
+
+/// The connector forked after connecting: the child may hold the socket (and may be
+/// the one sending), so every holder is searched for.
+#[test]
+fn a_connector_that_forked_after_connecting_gives_way_to_the_holder_search() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let client = python_client(port, Some((UID, UID)), "os.fork()");
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    let record = records.lookup(src, dst).expect("recorded");
+    eventually("the fork to be seen", || !records.unchanged_since(record.pid, record.boot_ns));
+    eventually("both holders to be found", || {
+        let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+        assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+        facts.holders.len() == 2
+    });
+    drop(client);
 }
 
 #[test]

@@ -105,6 +105,23 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         stop(&mut worker);
         return crate::fail(&format!("cannot drop capabilities: {e}"), None);
     }
+    // Reading the eBPF maps needs only their fds on recent kernels; on older ones
+    // with unprivileged BPF off it needs CAP_BPF, which is gone now. Find out here,
+    // not by every lookup failing quietly.
+    let mut identify = identify;
+    if let Some(records) = &identify.connect_records {
+        if let Err(e) = records.probe() {
+            if args.caller_lookup == super::CallerLookup::Ebpf {
+                stop(&mut worker);
+                return crate::fail(
+                    &format!("`--caller-lookup ebpf`: after dropping capabilities: {e}"),
+                    Some("use `--caller-lookup sock-diag` on this kernel"),
+                );
+            }
+            eprintln!("gatehouse: callers: sock_diag and /proc after all (the eBPF maps cannot be read without CAP_BPF here: {e})");
+            identify.connect_records = None;
+        }
+    }
     let rt = match crate::runtime() {
         Ok(rt) => rt,
         Err(code) => {

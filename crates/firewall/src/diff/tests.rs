@@ -177,7 +177,7 @@ fn changed_mark_is_one_missing_and_one_unexpected_rule() {
     assert!(got[0].starts_with("chain `nat-output`: rule missing: `ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00006761"), "{got:?}");
     assert_eq!(
         got[1],
-        "chain `nat-output`: unexpected rule (handle 4): `ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00000001 \
+        "chain `nat-output`: unexpected rule (handle 5): `ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00000001 \
          redirect to :16925 comment \"local IMDS connections go to the gate\"`"
     );
 }

@@ -36,6 +36,11 @@ table inet gatehouse {
 		ip daddr 169.254.169.254 drop comment "anything else forwarded to IMDS is dropped"
 		ip daddr 168.63.129.16 drop comment "nothing forwarded may reach the WireServer"
 	}
+
+	chain input-after-nat {
+		type filter hook input priority 110; policy accept;
+		ip daddr 127.0.0.1 tcp dport 16925 ct status snat reject with tcp reset comment "a connection to the gate whose source port NAT changed is refused"
+	}
 }
 "#;
 
@@ -72,6 +77,11 @@ table inet gatehouse {
 		type filter hook forward priority 0; policy accept;
 		ip daddr 169.254.169.254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IMDS is refused"
 		ip daddr 169.254.169.254 drop comment "anything else forwarded to IMDS is dropped"
+	}
+
+	chain input-after-nat {
+		type filter hook input priority 110; policy accept;
+		ip daddr 127.0.0.1 tcp dport 8080 ct status snat reject with tcp reset comment "a connection to the gate whose source port NAT changed is refused"
 	}
 }
 "#;

@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aya::maps::{HashMap, MapData};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, SockOps};
+use aya::maps::{Array, HashMap, MapData, MapError};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, RawTracePoint, SockOps};
 use aya::Ebpf;
 
 use super::{key, parse_record, target, v4, ConnectRecord, EbpfError, KEY_LEN, RECORD_LEN, TARGET_LEN};
@@ -26,6 +26,10 @@ pub struct ConnectRecords {
     _ebpf: Mutex<Ebpf>,
     connects: HashMap<MapData, [u8; KEY_LEN], [u8; RECORD_LEN]>,
     targets: Mutex<HashMap<MapData, [u8; TARGET_LEN], u8>>,
+    /// Per process: when it last forked or exec'd (boot ns).
+    changed: HashMap<MapData, u32, u64>,
+    /// Non-zero once `changed` was full: no record can be trusted any more.
+    overflow: Array<MapData, u64>,
     /// The gate's network namespace cookie, learnt from the self-test.
     netns: u64,
     cgroup_root: String,
@@ -84,6 +88,14 @@ impl ConnectRecords {
             ebpf.take_map("connects").ok_or_else(|| setup("find map `connects`")(String::new()))?,
         )
         .map_err(|e| setup("open map `connects`")(chain(&e)))?;
+        let changed = HashMap::try_from(
+            ebpf.take_map("changed").ok_or_else(|| setup("find map `changed`")(String::new()))?,
+        )
+        .map_err(|e| setup("open map `changed`")(chain(&e)))?;
+        let overflow = Array::try_from(
+            ebpf.take_map("overflow").ok_or_else(|| setup("find map `overflow`")(String::new()))?,
+        )
+        .map_err(|e| setup("open map `overflow`")(chain(&e)))?;
 
         // The self-test listener's address is a target too, for as long as the test runs.
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -94,6 +106,22 @@ impl ConnectRecords {
             wanted.insert(t, 1, 0).map_err(|e| setup("fill map `targets`")(chain(&e)))?;
         }
 
+        // The process events first: a connect recorded before they run could
+        // miss a fork or exec that follows it.
+        for (name, tracepoint) in [
+            ("gatehouse_fork", "sched_process_fork"),
+            ("gatehouse_exec", "sched_process_exec"),
+            ("gatehouse_exit", "sched_process_exit"),
+        ] {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| setup("find a process-event program")(name.to_owned()))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| setup("a process-event program")(chain(&e)))?;
+            prog.load().map_err(|e| setup("verify a process-event program")(chain(&e)))?;
+            prog.attach(tracepoint)
+                .map_err(|e| setup("attach to a scheduler tracepoint (needs CAP_PERFMON)")(chain(&e)))?;
+        }
         {
             let prog: &mut CgroupSockAddr = ebpf
                 .program_mut("gatehouse_connect4")
@@ -115,19 +143,47 @@ impl ConnectRecords {
                 .map_err(|e| setup("attach program `gatehouse_sockops`")(chain(&e)))?;
         }
 
-        let netns = self_test(&listener, &connects);
-        if let Some(t) = probe_target {
-            // Best effort: a stale target only records a few more loopback connections.
-            let _ = wanted.remove(&t);
-        }
-        let netns = netns?;
-        Ok(ConnectRecords {
+        let mut records = ConnectRecords {
             _ebpf: Mutex::new(ebpf),
             connects,
             targets: Mutex::new(wanted),
-            netns,
+            changed,
+            overflow,
+            netns: 0,
             cgroup_root,
-        })
+        };
+        let netns = self_test(&listener, &records);
+        if let Some(t) = probe_target {
+            // Best effort: a stale target only records a few more loopback connections.
+            if let Ok(mut wanted) = records.targets.lock() {
+                let _ = wanted.remove(&t);
+            }
+        }
+        records.netns = netns?;
+        Ok(records)
+    }
+
+    /// Whether process `pid` has neither forked nor exec'd since `since_ns` (boot ns), as
+    /// far as the process-event programs know; `false` whenever that cannot be told.
+    pub fn unchanged_since(&self, pid: u32, since_ns: u64) -> bool {
+        match self.overflow.get(&0, 0) {
+            Ok(0) => {}
+            _ => return false,
+        }
+        match self.changed.get(&pid, 0) {
+            Err(MapError::KeyNotFound) => true,
+            Ok(at) => at < since_ns,
+            Err(_) => false,
+        }
+    }
+
+    /// One lookup that must not fail for lack of privilege: run after the broker dropped
+    /// its capabilities (reading a map needs only its fd on recent kernels, not on all).
+    pub fn probe(&self) -> Result<(), EbpfError> {
+        match self.overflow.get(&0, 0) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(EbpfError::SelfTest(format!("reading the maps: {}", chain(&e)))),
+        }
     }
 
     /// The record of the connection the gate accepted from `src`, originally for `dst`;
@@ -155,10 +211,8 @@ impl ConnectRecords {
 
 /// Connects to our own listener and finds the record: it must exist, be in the map under
 /// the key the gate will compute, and name this process. Returns our netns cookie.
-fn self_test(
-    listener: &TcpListener,
-    connects: &HashMap<MapData, [u8; KEY_LEN], [u8; RECORD_LEN]>,
-) -> Result<u64, EbpfError> {
+fn self_test(listener: &TcpListener, records: &ConnectRecords) -> Result<u64, EbpfError> {
+    let connects = &records.connects;
     let fail = |why: String| EbpfError::SelfTest(why);
     let addr = listener.local_addr().map_err(|e| fail(chain(&e)))?;
     let mut client = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
@@ -193,6 +247,15 @@ fn self_test(
     let by_key = connects.get(&k, 0).map_err(|e| fail(format!("lookup by 4-tuple: {e}")))?;
     if parse_record(&by_key).0.cookie != cookie {
         return Err(fail("the record under our 4-tuple is another socket's".into()));
+    }
+    // A fork and exec of ours after the connect must show.
+    let _ = std::process::Command::new("/bin/true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if records.unchanged_since(record.pid, record.boot_ns) {
+        return Err(fail("a fork after the connect went unseen (the process-event programs are not running)".into()));
     }
     // The record goes when the socket closes.
     let _ = client.write_all(b"x");

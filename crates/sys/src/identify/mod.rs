@@ -252,14 +252,6 @@ impl Identifier {
         needs: Needs,
     ) -> Result<CallerFacts, IdentifyError> {
         let started = Instant::now();
-        if let Some(records) = &self.opts.connect_records {
-            if let Some(facts) = records
-                .lookup(src, dst)
-                .and_then(|record| self.by_record(record, needs, started))
-            {
-                return Ok(facts);
-            }
-        }
         let owner = socket_owner(src, dst)?.ok_or(IdentifyError::NoSocket { src, dst })?;
         let no_process = IdentifyError::NoProcess {
             inode: owner.inode,
@@ -280,6 +272,11 @@ impl Identifier {
                     micros: micros_since(started),
                 },
             });
+        }
+        if let Some(records) = &self.opts.connect_records {
+            if let Some(facts) = self.by_record(records, src, dst, owner, needs, started) {
+                return Ok(facts);
+            }
         }
         let mut search = lookup::Search::new(self, owner.inode, needs);
         let Some(found) = search.first_holder(owner.uid)? else {
@@ -322,37 +319,52 @@ impl Identifier {
         })
     }
 
-    /// The caller per a connect-time record, or `None` to fall back to sock_diag: the
-    /// process is gone, or is not the one that connected (it started after the connect,
-    /// so its pid was reused), or its facts cannot be read.
+    /// The caller per a connect-time record, or `None` to fall back to the holder search.
     ///
-    /// `stat` counts start time in clock ticks (10 ms at 100 Hz), rounded down: a process
-    /// started in the same tick as the connect passes. For that to be a reused pid, the
-    /// connector would have to exit and the kernel hand out every other pid (at least
-    /// `pid_max`, 32768 and up, forks) within those 10 ms; fork alone takes longer.
-    fn by_record(&self, record: ConnectRecord, needs: Needs, started: Instant) -> Option<CallerFacts> {
-        let holders = if needs.wants_process() {
-            // No pidfd: the start-time check below is what binds the directory to the
-            // connector, and reads through it fail once that process is gone.
-            let dir = ProcDir::open(&self.opts.proc_root, record.pid, false).ok()?;
-            if !started_by(dir.start_ticks().ok()?, self.ns_per_tick, record.boot_ns) {
-                return None;
-            }
-            let holder = facts::read_process(&dir, needs, &self.hashes).ok()??;
-            vec![holder.facts]
-        } else {
-            Vec::new()
-        };
+    /// The record is taken only if it is of the very socket sock_diag found (same cookie,
+    /// same uid), and its process has neither forked nor exec'd since the connect (a
+    /// child may hold the socket too; another image is not the one that connected), is
+    /// not gone or a zombie, and started no later than the connect, so it is not a reused
+    /// pid. `stat` counts start time in 10 ms ticks, rounded down: a process started in the
+    /// same tick as the connect passes, and the exit of the connector and a fork landing
+    /// on its pid within that tick are left to the fork check of whoever kept the socket.
+    /// The fork/exec check is repeated after the reads, so an exec during them is seen.
+    fn by_record(
+        &self,
+        records: &ConnectRecords,
+        src: SocketAddr,
+        dst: SocketAddr,
+        owner: crate::net::sock_diag::SocketOwner,
+        needs: Needs,
+        started: Instant,
+    ) -> Option<CallerFacts> {
+        let record: ConnectRecord = records.lookup(src, dst)?;
+        if record.cookie != owner.cookie || record.uid != owner.uid {
+            return None;
+        }
+        if !records.unchanged_since(record.pid, record.boot_ns) {
+            return None;
+        }
+        // No pidfd: the start-time check below is what binds the directory to the
+        // connector, and reads through it fail once that process is gone.
+        let dir = ProcDir::open(&self.opts.proc_root, record.pid, false).ok()?;
+        if !started_by(dir.start_ticks().ok()?, self.ns_per_tick, record.boot_ns) {
+            return None;
+        }
+        let holder = facts::read_process(&dir, needs, &self.hashes).ok()??;
+        if !records.unchanged_since(record.pid, record.boot_ns) {
+            return None;
+        }
         Some(CallerFacts {
-            socket_uid: record.uid,
-            socket_inode: 0,
+            socket_uid: owner.uid,
+            socket_inode: owner.inode,
             lookup: LookupStats {
                 strategy: Strategy::ConnectRecord,
                 holder_search: HolderSearch::Connector,
-                candidates: u32::try_from(holders.len()).unwrap_or(u32::MAX),
+                candidates: 1,
                 micros: micros_since(started),
             },
-            holders,
+            holders: vec![holder.facts],
         })
     }
 }

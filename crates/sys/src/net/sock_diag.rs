@@ -39,6 +39,8 @@ pub enum SysError {
 pub struct SocketOwner {
     pub uid: u32,
     pub inode: u64,
+    /// The socket's cookie (`SO_COOKIE`; unique while the system runs).
+    pub cookie: u64,
 }
 
 /// Upper bound on datagrams read for one request; an exact lookup answers with one.
@@ -104,6 +106,7 @@ fn lookup(conn: &DiagSocket, src: SocketAddr, dst: SocketAddr) -> Result<Option<
                             return Ok(Some(SocketOwner {
                                 uid: resp.header.uid,
                                 inode: u64::from(resp.header.inode),
+                                cookie: cookie_of(&id.cookie),
                             }));
                         }
                     }
@@ -123,6 +126,17 @@ fn lookup(conn: &DiagSocket, src: SocketAddr, dst: SocketAddr) -> Result<Option<
         }
     }
     Ok(None)
+}
+
+/// `idiag_cookie` is two host-order u32s, low half first.
+fn cookie_of(bytes: &[u8; 8]) -> u64 {
+    let half = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    u64::from(half(0)) | (u64::from(half(4)) << 32)
 }
 
 fn enoent() -> i32 {
