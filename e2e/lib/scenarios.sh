@@ -146,15 +146,14 @@ scenario_curl() {
     gatehouse_up "$id"
     row "curl token" gh-allowed "200 imds+1 gate:allow" "$(with_gate "$id" with_imds "$id" curl_imds "$vm" gh-allowed "$TOKEN_PATH")"
     row "curl token" gh-denied "403 imds+0 gate:deny" "$(with_gate "$id" with_imds "$id" curl_imds "$vm" gh-denied "$TOKEN_PATH")"
-    # The policy names users only: the connect record (eBPF) or the socket's
-    # uid (sock_diag) is the whole answer, no /proc search.
-    local how=SocketOnly
-    [[ "$CALLER_LOOKUP" != ebpf ]] || how=ConnectRecord
-    row "curl token: caller found ($CALLER_LOOKUP)" gh-denied "$how" "$(last_lookup "$id")"
+    # The policy names users only: the socket's uid is the whole answer, on
+    # either path, and no process is looked up.
+    row "curl token: caller found ($CALLER_LOOKUP)" gh-denied "SocketOnly" "$(last_lookup "$id")"
     row "curl instance document (everyone)" gh-denied "200 gate:allow" \
         "$(with_gate "$id" curl_imds "$vm" gh-denied "/metadata/instance?api-version=2021-02-01")"
-    # Instance metadata may be a trusted service's: the process is read.
-    how="Recent | Newest | SameUid | FullScan"
+    # Instance metadata may be a trusted service's: the process is read (with
+    # eBPF: curl connected and neither forked nor exec'd, so from its record).
+    local how="Recent | Newest | SameUid | FullScan"
     [[ "$CALLER_LOOKUP" != ebpf ]] || how=ConnectRecord
     row "curl instance: caller found ($CALLER_LOOKUP)" gh-denied "$how" "$(last_lookup "$id")"
     local verify="ok" outcomes

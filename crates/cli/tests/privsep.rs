@@ -259,38 +259,48 @@ fn neither_process_outlives_the_other() {
     drop(gate);
 }
 
-/// The broker identifies callers by the path it was told, and says so.
+/// The broker identifies callers by the path it was told, and says so. A token under
+/// a policy on uids needs only the socket's uid on either path; instance metadata (which
+/// a trusted service may read) needs the process: from its connect record with eBPF.
 #[test]
 fn the_broker_finds_callers_by_the_lookup_it_was_told() {
     if !privileged("gatehouse run --user --caller-lookup: starts processes as another user") {
         return;
     }
     let (dir, _emulator, emulator_addr) = setup();
-    let url = |addr: &str| {
+    let token = |addr: &str| {
         format!("http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809")
     };
-    // (lookup, banner, strategy of a uid-only token decision)
-    let mut rows = vec![("sock-diag", "callers: sock_diag and /proc", "SocketOnly")];
+    let instance = |addr: &str| format!("http://{addr}/metadata/instance?api-version=2021-02-01");
+    // (lookup, banner, how an instance request's caller is found)
+    let searched: &[&str] = &["Recent", "Newest", "SameUid", "FullScan"];
+    let mut rows = vec![("sock-diag", "callers: sock_diag and /proc", searched)];
     if cfg!(feature = "ebpf") {
-        rows.push(("ebpf", "callers: eBPF connect records", "ConnectRecord"));
+        rows.push(("ebpf", "callers: eBPF connect records", &["ConnectRecord"]));
     } else {
         eprintln!("*** the eBPF path is not built (run with --all-features or --features ebpf) ***");
     }
-    for (lookup, banner, strategy) in rows {
+    for (lookup, banner, instance_found_by) in rows {
         let (_gate, addr, _worker, seen) = separated_gate_with(dir.path(), &emulator_addr, &["--caller-lookup", lookup]);
         assert!(seen.iter().any(|l| l.contains(banner)), "{lookup}: {seen:?}");
-        assert_eq!(curl_as(ALLOWED_UID, &url(&addr)).0, 200, "{lookup}");
-        assert_eq!(curl_as(DENIED_UID, &url(&addr)).0, 403, "{lookup}");
+        assert_eq!(curl_as(ALLOWED_UID, &token(&addr)).0, 200, "{lookup}");
+        assert_eq!(curl_as(DENIED_UID, &token(&addr)).0, 403, "{lookup}");
+        // No assignment covers instance metadata, and curl is no trusted service.
+        assert_eq!(curl_as(ALLOWED_UID, &instance(&addr)).0, 403, "{lookup}");
         let audit = std::fs::read_to_string(dir.path().join("audit").join("audit.log")).unwrap();
         let decided: Vec<serde_json::Value> = audit
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .filter(|l| l["event"]["outcome"].is_string())
             .collect();
-        let last_two = &decided[decided.len() - 2..];
-        for (line, uid) in last_two.iter().zip([ALLOWED_UID, DENIED_UID]) {
-            assert_eq!(line["event"]["caller"]["lookup"], strategy, "{lookup}: {line}");
+        let last = &decided[decided.len() - 3..];
+        for (line, uid) in last[..2].iter().zip([ALLOWED_UID, DENIED_UID]) {
+            assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{lookup}: {line}");
             assert_eq!(line["event"]["caller"]["uid"], uid, "{lookup}: {line}");
         }
+        let found_by = last[2]["event"]["caller"]["lookup"].as_str().unwrap_or("-").to_owned();
+        assert!(instance_found_by.contains(&found_by.as_str()), "{lookup}: {}", last[2]);
+        assert_eq!(last[2]["event"]["caller"]["exe"], "/usr/bin/curl", "{lookup}: {}", last[2]);
+        assert_eq!(last[2]["event"]["caller"]["uid"], ALLOWED_UID, "{lookup}: {}", last[2]);
     }
 }
