@@ -36,6 +36,11 @@ pub enum Match {
     /// local connection: its source port, when its reply tuple clashed with
     /// another connection's).
     CtStatusSnat,
+    /// `ct status ! dnat`: conntrack did not change the connection's
+    /// destination (it was not redirected).
+    CtStatusNotDnat,
+    /// `ip saddr != A/LEN`
+    SaddrNotPrefix(Ipv4Addr, u8),
     /// `iif "NAME"`: arrived on that interface (resolved to its index when
     /// the table is applied; `lo` is always there).
     Iif(&'static str),
@@ -96,6 +101,8 @@ impl Match {
             Match::CtOriginalDaddr(a) => format!("ct original ip daddr {a}"),
             Match::CtEstablishedRelated => "ct state established,related".to_owned(),
             Match::CtStatusSnat => "ct status snat".to_owned(),
+            Match::CtStatusNotDnat => "ct status ! dnat".to_owned(),
+            Match::SaddrNotPrefix(a, len) => format!("ip saddr != {a}/{len}"),
             Match::Iif(name) => format!("iif \"{name}\""),
             Match::ProtoDportNotIn(set) => format!("meta l4proto . th dport != @{set}"),
             Match::SaddrIn { v6, set } => format!("{} saddr @{set}", ip(*v6)),
@@ -124,6 +131,12 @@ impl Match {
                 json!(a.to_string()),
             ),
             Match::CtStatusSnat => matches("in", json!({"ct": {"key": "status"}}), json!("snat")),
+            Match::CtStatusNotDnat => matches("!", json!({"ct": {"key": "status"}}), json!("dnat")),
+            Match::SaddrNotPrefix(a, len) => matches(
+                "!=",
+                payload("ip", "saddr"),
+                json!({"prefix": {"addr": a.to_string(), "len": len}}),
+            ),
             Match::CtEstablishedRelated => matches(
                 "in",
                 json!({"ct": {"key": "state"}}),

@@ -240,7 +240,31 @@ impl Ruleset {
             }
         }
 
-        let mut output = vec![
+        let mut output = Vec::new();
+        if ip.is_loopback() || ip.is_unspecified() {
+            // A redirected connection's reply tuple is (gate → its source). A
+            // direct connection to the gate from the same source address and
+            // port, left in TIME_WAIT, would make conntrack change the
+            // redirected one's source port, which the rule in
+            // `input-after-nat` then refuses: any user could block everyone's
+            // IMDS that way. Local clients reach the gate from loopback or
+            // through the redirect, never directly from another address.
+            let mut direct = Vec::new();
+            if ip.is_loopback() {
+                direct.push(Match::Daddr(ip));
+            }
+            direct.extend([
+                Match::TcpDport(port),
+                Match::SaddrNotPrefix(Ipv4Addr::new(127, 0, 0, 0), 8),
+                Match::CtStatusNotDnat,
+            ]);
+            output.push(rule(
+                direct,
+                Statement::RejectTcpReset,
+                "no direct connection to the gate from a non-loopback address",
+            ));
+        }
+        output.extend([
             rule(
                 vec![Match::Daddr(IMDS), unmarked.clone(), Match::L4protoTcp],
                 Statement::RejectTcpReset,
@@ -261,7 +285,7 @@ impl Ruleset {
                 Statement::Drop,
                 "after nat: anything else to IMDS not from root is dropped",
             ),
-        ];
+        ]);
         let mut forward = vec![
             rule(
                 vec![Match::Daddr(IMDS), Match::L4protoTcp],

@@ -6,6 +6,8 @@
 // Two programs, both attached to the root of the cgroup v2 hierarchy, so
 // they see every process on the machine:
 //
+// - cgroup/sock_create notes, for each IPv4 TCP socket, which process made it
+//   and when (`created`, LRU, by socket cookie).
 // - cgroup/connect4 runs in the connecting task, before the kernel picks a
 //   source port. For a destination listed in `targets` (the metadata address,
 //   the gate's own listener) it records who is connecting: tgid, uid/gid,
@@ -17,11 +19,13 @@
 //   original destination address and port). On the socket's TCP_CLOSE the
 //   entry is removed again, but only if it is still this socket's (cookie).
 //
-// - raw tracepoints on sched_process_fork, sched_process_exec and
+// - raw tracepoints on sched_process_fork, sched_prepare_exec (6.10 and
+//   later: before the new image is visible in /proc), sched_process_exec and
 //   sched_process_exit keep `changed`: for each process, when it last forked
-//   or exec'd (removed when it exits). A connector that forked or exec'd
-//   after its connect may no longer be the only holder, or the same image,
-//   so the gate does not take its record. A full `changed` sets `overflow`,
+//   or began an exec (removed when it exits). A record is made only for a
+//   socket its connector created, and carries the creation time: a connector
+//   that forked or exec'd since may no longer be the only holder, or the same
+//   image, so the gate does not take its record. A full `changed` sets `overflow`,
 //   after which the gate takes no record at all.
 //
 // The gate takes a record only for the very socket the kernel has under the
@@ -94,6 +98,19 @@ struct {
 	__type(value, __u8);
 } targets SEC(".maps");
 
+// Who made a socket, and when.
+struct creation {
+	__u64 tgid;
+	__u64 boot_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct creation);
+} created SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
@@ -130,11 +147,27 @@ struct {
 	__type(value, __u64);
 } overflow SEC(".maps");
 
+SEC("cgroup/sock_create")
+int gatehouse_sock_create(struct bpf_sock *sk)
+{
+	struct creation c = {};
+	__u64 cookie;
+
+	if (sk->family != AF_INET || sk->protocol != 6 /* IPPROTO_TCP */)
+		return 1;
+	cookie = bpf_get_socket_cookie(sk);
+	c.tgid = bpf_get_current_pid_tgid() >> 32;
+	c.boot_ns = bpf_ktime_get_boot_ns();
+	bpf_map_update_elem(&created, &cookie, &c, BPF_ANY);
+	return 1;
+}
+
 SEC("cgroup/connect4")
 int gatehouse_connect4(struct bpf_sock_addr *ctx)
 {
 	struct target t = {};
 	struct record r = {};
+	struct creation *c;
 	__u64 cookie;
 
 	if (ctx->protocol != 6 /* IPPROTO_TCP */)
@@ -150,10 +183,17 @@ int gatehouse_connect4(struct bpf_sock_addr *ctx)
 		return 1;
 	}
 	r.pid_tgid = bpf_get_current_pid_tgid();
+	// Only a socket this process made itself, and since then is what counts:
+	// a fork between socket() and connect() shares it too.
+	c = bpf_map_lookup_elem(&created, &cookie);
+	if (!c || c->tgid != (r.pid_tgid >> 32)) {
+		bpf_map_delete_elem(&pending, &cookie);
+		return 1;
+	}
+	r.boot_ns = c->boot_ns;
 	r.uid_gid = bpf_get_current_uid_gid();
 	r.cgroup_id = bpf_get_current_cgroup_id();
 	r.netns = bpf_get_netns_cookie(ctx);
-	r.boot_ns = bpf_ktime_get_boot_ns();
 	r.cookie = cookie;
 	r.dst_addr = t.addr;
 	r.dst_port = t.port;
@@ -236,7 +276,17 @@ int gatehouse_fork(void *ctx)
 	return 0;
 }
 
-// The process (current) runs a new image.
+// The process (current) is about to run a new image: marked before the image
+// shows in /proc (exe, status, maps). Kernel 6.10 and later.
+SEC("raw_tracepoint/sched_prepare_exec")
+int gatehouse_prepare_exec(void *ctx)
+{
+	mark_changed();
+	return 0;
+}
+
+// The process (current) runs a new image (also marks an exec by a thread
+// whose connect landed after the prepare mark: de_thread waits for it).
 SEC("raw_tracepoint/sched_process_exec")
 int gatehouse_exec(void *ctx)
 {

@@ -53,7 +53,8 @@ pub struct ConnectRecord {
     pub uid: u32,
     pub gid: u32,
     pub cgroup_id: u64,
-    /// `CLOCK_BOOTTIME` at `connect()`, nanoseconds.
+    /// `CLOCK_BOOTTIME` when the connecting process made the socket, nanoseconds (a
+    /// record is made only for a socket its connector made).
     pub boot_ns: u64,
     /// The client socket's cookie (never reused while the system runs).
     pub cookie: u64,

@@ -213,3 +213,41 @@ fn two_attachments_see_the_same_connection() {
     let (src2, dst2) = tuple(&conn2);
     assert_eq!(first.lookup(src2, dst2).map(|r| r.pid), Some(client2.pid()));
 }
+
+/// A fork between `socket()` and `connect()` shares the socket too: the record carries
+/// the socket's creation time, and the fork after it is seen.
+#[test]
+fn a_fork_between_socket_and_connect_is_seen() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let script = format!(
+        "exec /usr/bin/python3 -c 'import os, socket, time\ns = socket.socket()\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ntime.sleep(0.2)\ns.connect((\"127.0.0.1\", {port}))\ntime.sleep(30)'"
+    );
+    let client = spawn(&script, port, Some((UID, UID)));
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    let record = records.lookup(src, dst).expect("recorded");
+    assert_eq!(record.pid, client.pid());
+    assert!(!records.unchanged_since(record.pid, record.boot_ns), "the fork after socket() counts");
+    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+    assert_eq!(facts.holders.len(), 2, "{facts:?}");
+}
+
+/// A socket another process made (and passed over `SCM_RIGHTS`) gets no record: its
+/// connector is not the only one who ever held it.
+#[test]
+fn a_socket_made_by_another_process_gets_no_record() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let script = format!(
+        "exec /usr/bin/python3 -c 'import os, socket, time\na, b = socket.socketpair()\nif os.fork() == 0:\n    s = socket.socket()\n    socket.send_fds(b, [b\"x\"], [s.fileno()])\n    os._exit(0)\nos.wait()\n_, fds, _, _ = socket.recv_fds(a, 1, 1)\ns = socket.socket(fileno=fds[0])\ns.connect((\"127.0.0.1\", {port}))\ntime.sleep(30)'"
+    );
+    let _client = spawn(&script, port, Some((UID, UID)));
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    assert_eq!(records.lookup(src, dst), None);
+    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+    assert_eq!(facts.socket_uid, UID);
+}

@@ -336,3 +336,37 @@ fn identifier_is_shareable() {
     assert_send_sync::<Identifier>();
     assert_send_sync::<std::sync::Arc<Identifier>>();
 }
+
+/// A process in a user namespace of its own may point its `/proc/PID/exe` at any file
+/// (`prctl(PR_SET_MM_MAP)` needs only a capability it has there): its executable is
+/// reported unverified, with no file identity and no hash.
+#[test]
+fn the_executable_of_a_process_in_another_user_namespace_is_not_taken() {
+    if !root_or_skip("a client in a user namespace, as uid 65534") {
+        return;
+    }
+    let (l, port) = listener();
+    let client = spawn(
+        &connect_then("exec /usr/bin/unshare --user --map-root-user /usr/bin/sleep 30"),
+        port,
+        Some((65534, 65534)),
+    );
+    let conn = accept(&l);
+    wait_exe(client.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default()).identify(src, dst, Needs::all()).unwrap();
+    let h = &facts.holders[0];
+    assert_eq!(h.pid, client.pid());
+    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"), "the path stays for the audit");
+    assert!(!h.exe_path_verified);
+    assert_eq!(h.exe_file, None);
+    assert_eq!(h.exe_sha256, None);
+    // Control: the same without the namespace is verified.
+    let plain = spawn(&connect_then("exec /usr/bin/sleep 30"), port, Some((65534, 65534)));
+    let conn = accept(&l);
+    wait_exe(plain.pid(), "/sleep");
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default()).identify(src, dst, Needs::all()).unwrap();
+    assert!(facts.holders[0].exe_path_verified);
+    assert!(facts.holders[0].exe_sha256.is_some());
+}

@@ -23,6 +23,7 @@ table inet gatehouse {
 
 	chain output {
 		type filter hook output priority 0; policy accept;
+		ip daddr 127.0.0.1 tcp dport 16925 ip saddr != 127.0.0.0/8 ct status ! dnat reject with tcp reset comment "no direct connection to the gate from a non-loopback address"
 		ip daddr 169.254.169.254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
 		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00006761 drop comment "after nat: anything else unmarked to IMDS is dropped"
@@ -67,6 +68,7 @@ table inet gatehouse {
 
 	chain output {
 		type filter hook output priority 0; policy accept;
+		ip daddr 127.0.0.1 tcp dport 8080 ip saddr != 127.0.0.0/8 ct status ! dnat reject with tcp reset comment "no direct connection to the gate from a non-loopback address"
 		ip daddr 169.254.169.254 meta mark != 0x00000007 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
 		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00000007 drop comment "after nat: anything else unmarked to IMDS is dropped"

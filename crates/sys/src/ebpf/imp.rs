@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aya::maps::{Array, HashMap, MapData, MapError};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, RawTracePoint, SockOps};
+use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, SockOps};
 use aya::Ebpf;
 
 use super::{key, parse_record, target, v4, ConnectRecord, EbpfError, KEY_LEN, RECORD_LEN, TARGET_LEN};
@@ -110,6 +110,9 @@ impl ConnectRecords {
         // miss a fork or exec that follows it.
         for (name, tracepoint) in [
             ("gatehouse_fork", "sched_process_fork"),
+            // Kernel 6.10 and later; without it an exec shows in /proc before it is
+            // marked, so the eBPF path is not used at all.
+            ("gatehouse_prepare_exec", "sched_prepare_exec"),
             ("gatehouse_exec", "sched_process_exec"),
             ("gatehouse_exit", "sched_process_exit"),
         ] {
@@ -120,7 +123,17 @@ impl ConnectRecords {
                 .map_err(|e: aya::programs::ProgramError| setup("a process-event program")(chain(&e)))?;
             prog.load().map_err(|e| setup("verify a process-event program")(chain(&e)))?;
             prog.attach(tracepoint)
-                .map_err(|e| setup("attach to a scheduler tracepoint (needs CAP_PERFMON)")(chain(&e)))?;
+                .map_err(|e| setup("attach to a scheduler tracepoint (needs CAP_PERFMON; sched_prepare_exec needs kernel 6.10)")(chain(&e)))?;
+        }
+        {
+            let prog: &mut CgroupSock = ebpf
+                .program_mut("gatehouse_sock_create")
+                .ok_or_else(|| setup("find program `gatehouse_sock_create`")(String::new()))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| setup("program `gatehouse_sock_create`")(chain(&e)))?;
+            prog.load().map_err(|e| setup("verify program `gatehouse_sock_create`")(chain(&e)))?;
+            prog.attach(&cgroup, ATTACH_MODE)
+                .map_err(|e| setup("attach program `gatehouse_sock_create`")(chain(&e)))?;
         }
         {
             let prog: &mut CgroupSockAddr = ebpf
@@ -247,6 +260,11 @@ fn self_test(listener: &TcpListener, records: &ConnectRecords) -> Result<u64, Eb
     let by_key = connects.get(&k, 0).map_err(|e| fail(format!("lookup by 4-tuple: {e}")))?;
     if parse_record(&by_key).0.cookie != cookie {
         return Err(fail("the record under our 4-tuple is another socket's".into()));
+    }
+    // The identifier matches records to sock_diag's cookie: the two must agree.
+    match crate::net::sock_diag::socket_owner(peer, addr) {
+        Ok(Some(owner)) if owner.cookie == cookie => {}
+        other => return Err(fail(format!("sock_diag's cookie for our socket is not the record's: {other:?}"))),
     }
     // A fork and exec of ours after the connect must show.
     let _ = std::process::Command::new("/bin/true")

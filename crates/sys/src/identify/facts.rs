@@ -93,8 +93,21 @@ pub(super) fn read_process(
     }))
 }
 
+/// The gate's own user namespace (`user:[INODE]`), read once.
+fn own_user_namespace() -> Option<&'static str> {
+    static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| std::fs::read_link("/proc/self/ns/user").ok().map(|p| p.to_string_lossy().into_owned()))
+        .as_deref()
+}
+
 /// Kernel threads and processes we may not inspect have no readable `exe`; the facts then
 /// stay `None` and unverified, which a policy on executables denies.
+///
+/// Nor is the executable of a process in another user namespace taken: holding
+/// `CAP_SYS_ADMIN` or `CAP_CHECKPOINT_RESTORE` there (which any user gets by making one),
+/// it can point its own `/proc/PID/exe` at any file with `prctl(PR_SET_MM_MAP)` without
+/// running it. Its path is kept for the audit line, unverified, with no file identity
+/// and no hash.
 fn read_exe(
     dir: &ProcDir,
     want_hash: bool,
@@ -102,6 +115,11 @@ fn read_exe(
     facts: &mut ProcessFacts,
 ) {
     facts.exe_path = dir.readlink("exe").ok();
+    let same_user_namespace = own_user_namespace()
+        .is_some_and(|own| dir.readlink("ns/user").is_ok_and(|theirs| theirs == own));
+    if !same_user_namespace {
+        return;
+    }
     let Ok(id) = dir.file_id("exe") else { return };
     facts.exe_file = Some(id);
     facts.exe_path_verified = facts

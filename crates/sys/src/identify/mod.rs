@@ -322,13 +322,17 @@ impl Identifier {
     /// The caller per a connect-time record, or `None` to fall back to the holder search.
     ///
     /// The record is taken only if it is of the very socket sock_diag found (same cookie,
-    /// same uid), and its process has neither forked nor exec'd since the connect (a
-    /// child may hold the socket too; another image is not the one that connected), is
-    /// not gone or a zombie, and started no later than the connect, so it is not a reused
-    /// pid. `stat` counts start time in 10 ms ticks, rounded down: a process started in the
-    /// same tick as the connect passes, and the exit of the connector and a fork landing
-    /// on its pid within that tick are left to the fork check of whoever kept the socket.
-    /// The fork/exec check is repeated after the reads, so an exec during them is seen.
+    /// same uid), made by the process that connected, which has neither forked nor begun
+    /// an exec since it made the socket (a child may hold the socket too; another image is
+    /// not the one that connected), is not gone or a zombie, and started no later than
+    /// the socket was made, so it is not a reused pid. The fork/exec check is repeated
+    /// after the reads, so an exec during them is seen.
+    ///
+    /// `stat` counts start time in 10 ms ticks, rounded down: a process started in the
+    /// same tick passes. For that to be a reused pid the connector would have to exit
+    /// and the kernel hand its pid to a new process within those 10 ms, which needs the
+    /// pid counter to have come round to it (32768 and more pids): not something a user
+    /// can arrange in the initial pid namespace in that time.
     fn by_record(
         &self,
         records: &ConnectRecords,
