@@ -251,3 +251,24 @@ fn a_socket_made_by_another_process_gets_no_record() {
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.socket_uid, UID);
 }
+
+/// The exhaustive holder search is asked for to find what no record can rule out (an
+/// fd passed over `SCM_RIGHTS`): records are not used with it.
+#[test]
+fn records_are_not_used_with_the_exhaustive_search() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let client = python_client(port, Some((UID, UID)), "pass");
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    assert!(records.lookup(src, dst).is_some());
+    let id = Identifier::new(IdentifyOptions {
+        connect_records: Some(Arc::clone(&records)),
+        exhaustive_holders: true,
+        ..IdentifyOptions::default()
+    });
+    let facts = id.identify(src, dst, Needs::all()).unwrap();
+    assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+    assert_eq!(facts.lookup.holder_search, HolderSearch::Exhaustive);
+    assert_eq!(facts.holders[0].pid, client.pid());
+}

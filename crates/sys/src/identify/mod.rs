@@ -273,7 +273,10 @@ impl Identifier {
                 },
             });
         }
-        if let Some(records) = &self.opts.connect_records {
+        // The exhaustive search is asked for to find holders no record can rule out
+        // (an fd passed over SCM_RIGHTS): records are not used with it.
+        let records = self.opts.connect_records.as_ref().filter(|_| !self.opts.exhaustive_holders);
+        if let Some(records) = records {
             if let Some(facts) = self.by_record(records, src, dst, owner, needs, started) {
                 return Ok(facts);
             }
