@@ -12,8 +12,6 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
-use std::time::Duration;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
@@ -21,11 +19,8 @@ use netlink_packet_core::{
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::{SockDiagDestroy, SockDiagMessage};
-use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::Socket;
 
-/// The kernel answers synchronously; the timeout only guards against a wedged socket.
-const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 /// A dump datagram is at most a few pages; a shorter buffer would truncate it.
 const RECV_BUFFER: usize = 1 << 16;
 
@@ -83,14 +78,7 @@ struct Diag {
 
 impl Diag {
     fn open() -> io::Result<Diag> {
-        let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
-        socket.bind_auto()?;
-        socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
-        rustix::net::sockopt::set_socket_timeout(
-            socket.as_fd(),
-            rustix::net::sockopt::Timeout::Recv,
-            Some(RECV_TIMEOUT),
-        )?;
+        let socket = crate::net::sock_diag::open_socket()?;
         Ok(Diag {
             socket,
             sequence: 0,

@@ -48,6 +48,24 @@ fn setup(what: &'static str) -> impl Fn(String) -> EbpfError {
     move |why| EbpfError::Setup { what, why }
 }
 
+/// The map `name` of the loaded object, typed.
+fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M, EbpfError>
+where
+    M: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf.take_map(name).ok_or_else(|| setup("find a map")(name.to_owned()))?;
+    M::try_from(map).map_err(|e| setup("open a map")(format!("`{name}`: {}", chain(&e))))
+}
+
+/// The program `name` of the loaded object, as its kind.
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, EbpfError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or_else(|| setup("find a program")(name.to_owned()))?;
+    prog.try_into().map_err(|e: aya::programs::ProgramError| setup("a program of another kind")(format!("`{name}`: {}", chain(&e))))
+}
+
 /// An error and its sources, `: `-separated (aya keeps the errno in the source).
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -75,27 +93,15 @@ impl ConnectRecords {
         let cgroup = File::open(&cgroup_root).map_err(|e| setup("open the cgroup v2 root")(chain(&e)))?;
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| setup("load the programs")(chain(&e)))?;
 
-        let mut wanted: HashMap<MapData, [u8; TARGET_LEN], u8> = HashMap::try_from(
-            ebpf.take_map("targets").ok_or_else(|| setup("find map `targets`")(String::new()))?,
-        )
-        .map_err(|e| setup("open map `targets`")(chain(&e)))?;
+        let mut wanted: HashMap<MapData, [u8; TARGET_LEN], u8> = take_map(&mut ebpf, "targets")?;
         for t in targets.iter().filter_map(|a| v4(*a)) {
             wanted
                 .insert(target(t.0, t.1), 1, 0)
                 .map_err(|e| setup("fill map `targets`")(chain(&e)))?;
         }
-        let connects = HashMap::try_from(
-            ebpf.take_map("connects").ok_or_else(|| setup("find map `connects`")(String::new()))?,
-        )
-        .map_err(|e| setup("open map `connects`")(chain(&e)))?;
-        let changed = HashMap::try_from(
-            ebpf.take_map("changed").ok_or_else(|| setup("find map `changed`")(String::new()))?,
-        )
-        .map_err(|e| setup("open map `changed`")(chain(&e)))?;
-        let overflow = Array::try_from(
-            ebpf.take_map("overflow").ok_or_else(|| setup("find map `overflow`")(String::new()))?,
-        )
-        .map_err(|e| setup("open map `overflow`")(chain(&e)))?;
+        let connects = take_map(&mut ebpf, "connects")?;
+        let changed = take_map(&mut ebpf, "changed")?;
+        let overflow = take_map(&mut ebpf, "overflow")?;
 
         // The self-test listener's address is a target too, for as long as the test runs.
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -116,45 +122,23 @@ impl ConnectRecords {
             ("gatehouse_exec", "sched_process_exec"),
             ("gatehouse_exit", "sched_process_exit"),
         ] {
-            let prog: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or_else(|| setup("find a process-event program")(name.to_owned()))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| setup("a process-event program")(chain(&e)))?;
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(|e| setup("verify a process-event program")(chain(&e)))?;
             prog.attach(tracepoint)
                 .map_err(|e| setup("attach to a scheduler tracepoint (needs CAP_PERFMON; sched_prepare_exec needs kernel 6.10)")(chain(&e)))?;
         }
-        {
-            let prog: &mut CgroupSock = ebpf
-                .program_mut("gatehouse_sock_create")
-                .ok_or_else(|| setup("find program `gatehouse_sock_create`")(String::new()))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| setup("program `gatehouse_sock_create`")(chain(&e)))?;
-            prog.load().map_err(|e| setup("verify program `gatehouse_sock_create`")(chain(&e)))?;
-            prog.attach(&cgroup, ATTACH_MODE)
-                .map_err(|e| setup("attach program `gatehouse_sock_create`")(chain(&e)))?;
+        // Then the socket programs, on the cgroup root.
+        macro_rules! on_cgroup {
+            ($kind:ty, $name:literal) => {{
+                let prog: &mut $kind = program(&mut ebpf, $name)?;
+                prog.load().map_err(|e| setup(concat!("verify program `", $name, "`"))(chain(&e)))?;
+                prog.attach(&cgroup, ATTACH_MODE)
+                    .map_err(|e| setup(concat!("attach program `", $name, "`"))(chain(&e)))?;
+            }};
         }
-        {
-            let prog: &mut CgroupSockAddr = ebpf
-                .program_mut("gatehouse_connect4")
-                .ok_or_else(|| setup("find program `gatehouse_connect4`")(String::new()))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| setup("program `gatehouse_connect4`")(chain(&e)))?;
-            prog.load().map_err(|e| setup("verify program `gatehouse_connect4`")(chain(&e)))?;
-            prog.attach(&cgroup, ATTACH_MODE)
-                .map_err(|e| setup("attach program `gatehouse_connect4`")(chain(&e)))?;
-        }
-        {
-            let prog: &mut SockOps = ebpf
-                .program_mut("gatehouse_sockops")
-                .ok_or_else(|| setup("find program `gatehouse_sockops`")(String::new()))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| setup("program `gatehouse_sockops`")(chain(&e)))?;
-            prog.load().map_err(|e| setup("verify program `gatehouse_sockops`")(chain(&e)))?;
-            prog.attach(&cgroup, ATTACH_MODE)
-                .map_err(|e| setup("attach program `gatehouse_sockops`")(chain(&e)))?;
-        }
+        on_cgroup!(CgroupSock, "gatehouse_sock_create");
+        on_cgroup!(CgroupSockAddr, "gatehouse_connect4");
+        on_cgroup!(SockOps, "gatehouse_sockops");
 
         let mut records = ConnectRecords {
             _ebpf: Mutex::new(ebpf),

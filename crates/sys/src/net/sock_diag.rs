@@ -143,7 +143,8 @@ fn enoent() -> i32 {
     rustix::io::Errno::NOENT.raw_os_error()
 }
 
-fn open_socket() -> io::Result<Socket> {
+/// A sock_diag netlink socket, bound, with a receive timeout. (Also `destroy.rs`'s.)
+pub(crate) fn open_socket() -> io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&netlink_sys::SocketAddr::new(0, 0))?;
