@@ -11,7 +11,8 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_EBPF").is_none() {
         return;
     }
-    let Some(out) = std::env::var_os("OUT_DIR").map(|d| PathBuf::from(d).join("connect.bpf.o")) else {
+    let Some(out) = std::env::var_os("OUT_DIR").map(|d| PathBuf::from(d).join("connect.bpf.o"))
+    else {
         eprintln!("OUT_DIR is not set");
         exit(1);
     };
@@ -20,7 +21,19 @@ fn main() {
     // <linux/bpf.h> includes <asm/types.h>, which Debian keeps under the multiarch directory.
     let multiarch = format!("/usr/include/{arch}-linux-gnu");
     let status = Command::new(&clang)
-        .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror", "-I", &multiarch, "-c", "bpf/connect.bpf.c", "-o"])
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-Wall",
+            "-Werror",
+            "-I",
+            &multiarch,
+            "-c",
+            "bpf/connect.bpf.c",
+            "-o",
+        ])
         .arg(&out)
         .status();
     match status {

@@ -33,9 +33,22 @@ pub fn condition(data: &[u8]) -> String {
             assert_eq!(back.as_ref().ok(), Some(&e), "round trip of `{printed}`");
             let errors = condition::check(&e, &GatehouseSchema);
             let v = condition::evaluate(&e, &NoFacts);
-            format!("ok:{}:{}:{}", errors.first().map(|e| e.message.split('`').next().unwrap_or("")).unwrap_or(""), v.value, v.absent.is_some())
+            format!(
+                "ok:{}:{}:{}",
+                errors
+                    .first()
+                    .map(|e| e.message.split('`').next().unwrap_or(""))
+                    .unwrap_or(""),
+                v.value,
+                v.absent.is_some()
+            )
         }
-        Err(errs) => format!("err:{}", errs.first().map(|e| e.message.split('`').next().unwrap_or("")).unwrap_or("")),
+        Err(errs) => format!(
+            "err:{}",
+            errs.first()
+                .map(|e| e.message.split('`').next().unwrap_or(""))
+                .unwrap_or("")
+        ),
     }
 }
 
@@ -68,11 +81,17 @@ pub fn policy(data: &[u8]) -> String {
                 user: Some("u".into()),
                 gids: vec![1],
                 group_names: vec!["g".into()],
-                processes: vec![Process { uid: 1, unit: Some("a.service".into()), ..Process::default() }],
+                processes: vec![Process {
+                    uid: 1,
+                    unit: Some("a.service".into()),
+                    ..Process::default()
+                }],
             };
             let mut allowed = 0;
             for action in Action::ALL {
-                let r = Request::new(action).identity(Some("system")).audience(Some("x"));
+                let r = Request::new(action)
+                    .identity(Some("system"))
+                    .audience(Some("x"));
                 let d = p.decide(&caller, &r);
                 assert_eq!(d, p.decide_naive(&caller, &r), "indexed and naive disagree");
                 allowed += usize::from(d.is_allowed());
@@ -82,7 +101,13 @@ pub fn policy(data: &[u8]) -> String {
         }
         Err(d) => {
             let _ = d.to_string();
-            format!("err:{}", d.iter().next().map(|x| x.message.split('`').next().unwrap_or("")).unwrap_or(""))
+            format!(
+                "err:{}",
+                d.iter()
+                    .next()
+                    .map(|x| x.message.split('`').next().unwrap_or(""))
+                    .unwrap_or("")
+            )
         }
     }
 }
@@ -108,12 +133,22 @@ pub fn canonicalise(data: &[u8]) -> String {
             };
             let again = gatehouse_imds::canonicalise(p, q)
                 .unwrap_or_else(|e| panic!("forwarded target `{target}` is refused: {e}"));
-            assert_eq!(again.upstream_target(), target, "forwarding is not idempotent");
+            assert_eq!(
+                again.upstream_target(),
+                target,
+                "forwarding is not idempotent"
+            );
             assert_eq!(again.endpoint, c.endpoint, "`{target}`");
             assert_eq!(again.selector, c.selector, "`{target}`");
             assert_eq!(again.resource(), c.resource(), "`{target}`");
             assert_eq!(again.api_version(), c.api_version(), "`{target}`");
-            format!("ok:{}", format!("{:?}", c.endpoint).split(['(', '{', ' ']).next().unwrap_or(""))
+            format!(
+                "ok:{}",
+                format!("{:?}", c.endpoint)
+                    .split(['(', '{', ' '])
+                    .next()
+                    .unwrap_or("")
+            )
         }
         Err(e) => format!("err:{}", e.to_string().split('`').next().unwrap_or("")),
     }
@@ -147,14 +182,30 @@ fn verify_scratch(path: std::path::PathBuf) -> String {
                 (None, None) => Some(0),
                 _ => None,
             };
-            assert_eq!(span, Some(report.records), "seq range and record count disagree: {report:?}");
+            assert_eq!(
+                span,
+                Some(report.records),
+                "seq range and record count disagree: {report:?}"
+            );
             let twice = gatehouse_audit::verify(&[path.clone(), path]);
-            assert_eq!(twice.is_ok(), report.records == 0, "a log chained onto itself: {twice:?}");
+            assert_eq!(
+                twice.is_ok(),
+                report.records == 0,
+                "a log chained onto itself: {twice:?}"
+            );
             format!("ok:{}", report.records.min(4))
         }
         Err(failure) => {
             let _ = failure.to_string();
-            format!("err:{}", failure.problem.to_string().split([' ', '`', ':']).next().unwrap_or(""))
+            format!(
+                "err:{}",
+                failure
+                    .problem
+                    .to_string()
+                    .split([' ', '`', ':'])
+                    .next()
+                    .unwrap_or("")
+            )
         }
     }
 }
@@ -167,9 +218,15 @@ pub fn broker_request(data: &[u8]) -> String {
     use gatehouse_gate::privsep::wire::{Ask, Request};
     match serde_json::from_slice::<Request>(data) {
         Ok(request) => {
-            let bytes = serde_json::to_vec(&request).unwrap_or_else(|e| panic!("re-encoding {request:?}: {e}"));
+            let bytes = serde_json::to_vec(&request)
+                .unwrap_or_else(|e| panic!("re-encoding {request:?}: {e}"));
             let back: Result<Request, _> = serde_json::from_slice(&bytes);
-            assert_eq!(back.as_ref().ok(), Some(&request), "round trip of {}", String::from_utf8_lossy(&bytes));
+            assert_eq!(
+                back.as_ref().ok(),
+                Some(&request),
+                "round trip of {}",
+                String::from_utf8_lossy(&bytes)
+            );
             match request.ask {
                 Ask::Identify { .. } => "ok:identify".into(),
                 Ask::Connect { .. } => "ok:connect".into(),
@@ -190,11 +247,18 @@ pub fn emulator_config(data: &[u8]) -> String {
         Ok(config) => {
             if let Ok(printed) = toml::to_string(&config) {
                 let back = EmulatorConfig::from_toml(&printed);
-                assert_eq!(back.as_ref().ok(), Some(&config), "round trip of `{printed}`: {back:?}");
+                assert_eq!(
+                    back.as_ref().ok(),
+                    Some(&config),
+                    "round trip of `{printed}`: {back:?}"
+                );
             }
             format!("ok:{}", config.user_assigned.len().min(4))
         }
-        Err(e) => format!("err:{}", e.to_string().split([' ', '`', ':']).next().unwrap_or("")),
+        Err(e) => format!(
+            "err:{}",
+            e.to_string().split([' ', '`', ':']).next().unwrap_or("")
+        ),
     }
 }
 
@@ -211,7 +275,9 @@ pub fn knock(data: &[u8]) -> String {
 
     const SIGNERS: &str = include_str!("../seeds/knock/allowed_signers");
     static PARSED: OnceLock<AllowedSigners> = OnceLock::new();
-    let signers = PARSED.get_or_init(|| AllowedSigners::parse(SIGNERS).unwrap_or_else(|e| panic!("seed signers: {e:?}")));
+    let signers = PARSED.get_or_init(|| {
+        AllowedSigners::parse(SIGNERS).unwrap_or_else(|e| panic!("seed signers: {e:?}"))
+    });
     let now = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
     let source = std::net::IpAddr::from([203, 0, 113, 7]);
     let verdict = match verify_packet(data, source, signers, now) {
@@ -237,5 +303,7 @@ pub fn knock(data: &[u8]) -> String {
 /// The first public key written anywhere in `text`, to ask a parsed file about.
 fn ssh_key_of(text: &str) -> Option<ssh_key::PublicKey> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    words.windows(2).find_map(|w| ssh_key::PublicKey::from_openssh(&format!("{} {}", w[0], w[1])).ok())
+    words
+        .windows(2)
+        .find_map(|w| ssh_key::PublicKey::from_openssh(&format!("{} {}", w[0], w[1])).ok())
 }

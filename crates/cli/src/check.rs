@@ -44,9 +44,13 @@ impl Machine for ThisMachine {
         Path::new(path).is_file()
     }
     fn unit_exists(&self, unit: &str) -> bool {
-        ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
-            .iter()
-            .any(|dir| Path::new(dir).join(unit).exists())
+        [
+            "/etc/systemd/system",
+            "/lib/systemd/system",
+            "/usr/lib/systemd/system",
+        ]
+        .iter()
+        .any(|dir| Path::new(dir).join(unit).exists())
     }
 }
 
@@ -95,8 +99,14 @@ fn report(args: &Args, name: &str, diags: &Diagnostics, hash: Option<&str>) -> E
             eprintln!("{d}\n");
         }
         match hash {
-            Some(h) if warnings == 0 => println!("{name}: ok (sha256 {})", h.get(..16).unwrap_or("")),
-            Some(h) => println!("{name}: ok with {warnings} warning{} (sha256 {})", if warnings == 1 { "" } else { "s" }, h.get(..16).unwrap_or("")),
+            Some(h) if warnings == 0 => {
+                println!("{name}: ok (sha256 {})", h.get(..16).unwrap_or(""))
+            }
+            Some(h) => println!(
+                "{name}: ok with {warnings} warning{} (sha256 {})",
+                if warnings == 1 { "" } else { "s" },
+                h.get(..16).unwrap_or("")
+            ),
             // Each diagnostic is printed above; only the count is left.
             None => eprintln!("{errors} error{}", if errors == 1 { "" } else { "s" }),
         }
@@ -107,7 +117,12 @@ fn report(args: &Args, name: &str, diags: &Diagnostics, hash: Option<&str>) -> E
 pub fn main(args: Args) -> ExitCode {
     let text = match std::fs::read_to_string(&args.policy) {
         Ok(t) => t,
-        Err(e) => return crate::fail(&format!("cannot read `{}`: {e}", args.policy.display()), None),
+        Err(e) => {
+            return crate::fail(
+                &format!("cannot read `{}`: {e}", args.policy.display()),
+                None,
+            )
+        }
     };
     let name = args.policy.display().to_string();
     match gatehouse_policy::parse(&name, &text) {

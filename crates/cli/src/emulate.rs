@@ -44,7 +44,9 @@ pub fn main(args: Args) -> ExitCode {
         Some(path) => {
             let text = match std::fs::read_to_string(path) {
                 Ok(t) => t,
-                Err(e) => return crate::fail(&format!("cannot read `{}`: {e}", path.display()), None),
+                Err(e) => {
+                    return crate::fail(&format!("cannot read `{}`: {e}", path.display()), None)
+                }
             };
             match gatehouse_emulator::EmulatorConfig::from_toml(&text) {
                 Ok(c) => c,
@@ -106,6 +108,9 @@ fn write_key(path: &std::path::Path) -> ExitCode {
             eprintln!("wrote a new signing key to {}", path.display());
             ExitCode::SUCCESS
         }
-        Err(e) => crate::fail(&format!("cannot write `{}`: {e}", path.display()), Some("the file must not exist yet")),
+        Err(e) => crate::fail(
+            &format!("cannot write `{}`: {e}", path.display()),
+            Some("the file must not exist yet"),
+        ),
     }
 }

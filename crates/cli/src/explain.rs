@@ -55,7 +55,15 @@ fn groups() -> Vec<(u32, String, Vec<String>)> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            let members = f.get(3).map(|m| m.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+            let members = f
+                .get(3)
+                .map(|m| {
+                    m.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
             Some((f.get(2)?.parse().ok()?, (*f.first()?).to_owned(), members))
         })
         .collect()
@@ -66,7 +74,12 @@ fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, String> {
     let (user, uid, gid) = match (entry, uid) {
         (Some(e), _) => (Some(e.0), e.1, Some(e.2)),
         (None, Some(u)) => (None, u, None),
-        (None, None) => return Err(format!("no user `{}` in /etc/passwd", name.unwrap_or_default())),
+        (None, None) => {
+            return Err(format!(
+                "no user `{}` in /etc/passwd",
+                name.unwrap_or_default()
+            ))
+        }
     };
     let all = groups();
     let mut gids: Vec<u32> = gid.into_iter().collect();
@@ -75,18 +88,45 @@ fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, String> {
     }
     gids.sort_unstable();
     gids.dedup();
-    let group_names = gids.iter().filter_map(|g| all.iter().find(|x| x.0 == *g).map(|x| x.1.clone())).collect();
-    Ok(Caller { uid: Some(uid), user, gids, group_names, processes: Vec::new() })
+    let group_names = gids
+        .iter()
+        .filter_map(|g| all.iter().find(|x| x.0 == *g).map(|x| x.1.clone()))
+        .collect();
+    Ok(Caller {
+        uid: Some(uid),
+        user,
+        gids,
+        group_names,
+        processes: Vec::new(),
+    })
 }
 
 /// A running process's facts, read the way the daemon reads them.
 fn pid_caller(pid: u32) -> Result<Caller, String> {
-    let dir = gatehouse_sys::ProcDir::open(Path::new("/proc"), pid, false).map_err(|e| format!("cannot open /proc/{pid}: {e}"))?;
-    let status = dir.read_to_string("status").map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
-    let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::split_whitespace);
-    let uid: u32 = field("Uid:").and_then(|mut f| f.next()?.parse().ok()).ok_or("no uid in status")?;
-    let mut gids: Vec<u32> = field("Gid:").and_then(|mut f| f.next()?.parse().ok()).into_iter().collect();
-    gids.extend(field("Groups:").into_iter().flatten().filter_map(|g| g.parse::<u32>().ok()));
+    let dir = gatehouse_sys::ProcDir::open(Path::new("/proc"), pid, false)
+        .map_err(|e| format!("cannot open /proc/{pid}: {e}"))?;
+    let status = dir
+        .read_to_string("status")
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::split_whitespace)
+    };
+    let uid: u32 = field("Uid:")
+        .and_then(|mut f| f.next()?.parse().ok())
+        .ok_or("no uid in status")?;
+    let mut gids: Vec<u32> = field("Gid:")
+        .and_then(|mut f| f.next()?.parse().ok())
+        .into_iter()
+        .collect();
+    gids.extend(
+        field("Groups:")
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.parse::<u32>().ok()),
+    );
     gids.sort_unstable();
     gids.dedup();
     let exe_path = dir.readlink("exe").ok();
@@ -100,7 +140,10 @@ fn pid_caller(pid: u32) -> Result<Caller, String> {
         _ => false,
     };
     let exe_sha256 = file.and_then(|mut f| gatehouse_sys::hash_file(&mut f).ok());
-    let cgroup_path = dir.read_to_string("cgroup").ok().and_then(|t| t.lines().find_map(|l| l.strip_prefix("0::").map(str::to_owned)));
+    let cgroup_path = dir.read_to_string("cgroup").ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+    });
     let cg = cgroup_path.as_deref().map(gatehouse_sys::classify_cgroup);
     let process = Process {
         pid,
@@ -113,12 +156,23 @@ fn pid_caller(pid: u32) -> Result<Caller, String> {
         container: cg.as_ref().and_then(|c| c.container_id.clone()),
         exe_owner_uid: meta.map(|m| std::os::unix::fs::MetadataExt::uid(&m)),
     };
-    let group_names = gids.iter().filter_map(|g| gatehouse_sys::group_name(*g)).collect();
-    Ok(Caller { uid: Some(uid), user: gatehouse_sys::user_name(uid), gids, group_names, processes: vec![process] })
+    let group_names = gids
+        .iter()
+        .filter_map(|g| gatehouse_sys::group_name(*g))
+        .collect();
+    Ok(Caller {
+        uid: Some(uid),
+        user: gatehouse_sys::user_name(uid),
+        gids,
+        group_names,
+        processes: vec![process],
+    })
 }
 
 fn time(at: Option<&str>) -> Result<SystemTime, String> {
-    let Some(text) = at else { return Ok(SystemTime::now()) };
+    let Some(text) = at else {
+        return Ok(SystemTime::now());
+    };
     let nanos = datetime::parse(text).ok_or_else(|| format!("invalid time `{text}`"))?;
     let n = u64::try_from(nanos).map_err(|_| format!("time `{text}` is before 1970"))?;
     Ok(UNIX_EPOCH + Duration::from_nanos(n))
@@ -127,7 +181,12 @@ fn time(at: Option<&str>) -> Result<SystemTime, String> {
 pub fn main(args: Args) -> ExitCode {
     let text = match std::fs::read_to_string(&args.policy) {
         Ok(t) => t,
-        Err(e) => return crate::fail(&format!("cannot read `{}`: {e}", args.policy.display()), None),
+        Err(e) => {
+            return crate::fail(
+                &format!("cannot read `{}`: {e}", args.policy.display()),
+                None,
+            )
+        }
     };
     let policy = match gatehouse_policy::parse(&args.policy.display().to_string(), &text) {
         Ok(p) => p,
@@ -138,13 +197,18 @@ pub fn main(args: Args) -> ExitCode {
     };
     let Ok(action) = args.action.parse::<Action>() else {
         let all: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-        return crate::fail(&format!("unknown action `{}`", args.action), Some(&format!("one of {}", all.join(", "))));
+        return crate::fail(
+            &format!("unknown action `{}`", args.action),
+            Some(&format!("one of {}", all.join(", "))),
+        );
     };
     let caller = match (&args.user, args.uid, args.pid) {
         (_, _, Some(pid)) => pid_caller(pid),
         (Some(u), _, _) => user_caller(Some(u), None),
         (None, Some(uid), None) => user_caller(None, Some(uid)),
-        (None, None, None) => Err("name the caller with `--as USER`, `--uid N` or `--pid P`".to_owned()),
+        (None, None, None) => {
+            Err("name the caller with `--as USER`, `--uid N` or `--pid P`".to_owned())
+        }
     };
     let caller = match caller {
         Ok(c) => c,
@@ -154,21 +218,43 @@ pub fn main(args: Args) -> ExitCode {
         Ok(t) => t,
         Err(e) => return crate::fail(&e, Some("write it as `2025-06-01T12:00:00Z`")),
     };
-    let audience = match args.audience.as_deref().map(|a| normalise_audience(a).ok_or(a)) {
+    let audience = match args
+        .audience
+        .as_deref()
+        .map(|a| normalise_audience(a).ok_or(a))
+    {
         Some(Err(a)) => return crate::fail(&format!("invalid audience `{a}`"), None),
         Some(Ok(a)) => Some(a),
         None => None,
     };
-    let mut request = Request::new(action).identity(args.identity.as_deref()).audience(audience.as_deref()).at(now);
+    let mut request = Request::new(action)
+        .identity(args.identity.as_deref())
+        .audience(audience.as_deref())
+        .at(now);
     if action.is_token() {
         request = request.selector(SelectorKind::None);
     }
     let decision = policy.decide(&caller, &request);
-    println!("caller: uid {} user {} groups [{}]", caller.uid.unwrap_or_default(), caller.user.as_deref().unwrap_or("?"), caller.group_names.join(", "));
+    println!(
+        "caller: uid {} user {} groups [{}]",
+        caller.uid.unwrap_or_default(),
+        caller.user.as_deref().unwrap_or("?"),
+        caller.group_names.join(", ")
+    );
     if let Some(p) = caller.processes.first() {
-        println!("process: pid {} exe {} unit {}", p.pid, p.exe_path.as_deref().unwrap_or("?"), p.unit.as_deref().unwrap_or("-"));
+        println!(
+            "process: pid {} exe {} unit {}",
+            p.pid,
+            p.exe_path.as_deref().unwrap_or("?"),
+            p.unit.as_deref().unwrap_or("-")
+        );
     }
-    println!("request: {action} identity {} audience {} at {}", args.identity.as_deref().unwrap_or("-"), audience.as_deref().unwrap_or("-"), datetime::format(datetime::from_system_time(now)));
+    println!(
+        "request: {action} identity {} audience {} at {}",
+        args.identity.as_deref().unwrap_or("-"),
+        audience.as_deref().unwrap_or("-"),
+        datetime::format(datetime::from_system_time(now))
+    );
     print!("{}", decision.trail());
     println!("decision: {}", decision.summary());
     if decision.is_allowed() {

@@ -84,16 +84,29 @@ pub fn jit_ports(policy: &gatehouse_policy::Policy) -> Option<JitPorts> {
             (proto, p.port)
         })
         .collect();
-    Some(JitPorts { ports, break_glass: policy.break_glass().to_vec() })
+    Some(JitPorts {
+        ports,
+        break_glass: policy.break_glass().to_vec(),
+    })
 }
 
 /// The table for a gate listening on `listen` with upstream mark `mark`.
-pub fn ruleset(listen: SocketAddr, mark: u32, shape: &Shape, jit: Option<JitPorts>) -> Result<Ruleset, String> {
+pub fn ruleset(
+    listen: SocketAddr,
+    mark: u32,
+    shape: &Shape,
+    jit: Option<JitPorts>,
+) -> Result<Ruleset, String> {
     Ruleset::new(&options(listen, mark, shape, jit)?).map_err(|e| e.to_string())
 }
 
 /// What the table is rendered from.
-pub fn options(listen: SocketAddr, mark: u32, shape: &Shape, jit: Option<JitPorts>) -> Result<Options, String> {
+pub fn options(
+    listen: SocketAddr,
+    mark: u32,
+    shape: &Shape,
+    jit: Option<JitPorts>,
+) -> Result<Options, String> {
     let SocketAddr::V4(listen) = listen else {
         return Err(format!(
             "the gate's listen address `{listen}` is not IPv4; IMDS is reached over IPv4 only"
@@ -135,7 +148,10 @@ pub fn main(command: Command) -> ExitCode {
                 Ok(p) => jit_ports(&p),
                 Err(e) => {
                     eprintln!("{e}");
-                    return crate::fail(&format!("the policy `{}` was not loaded", path.display()), None);
+                    return crate::fail(
+                        &format!("the policy `{}` was not loaded", path.display()),
+                        None,
+                    );
                 }
             }
         }
@@ -168,7 +184,10 @@ fn apply(nft: &Nft, ruleset: &Ruleset, options: &Options, args: &Args) -> ExitCo
     if !args.allow_lockout {
         let ssh = std::env::var("SSH_CONNECTION").ok();
         if let Some(why) = gatehouse_firewall::would_lock_out(options, ssh.as_deref(), &current) {
-            return crate::fail(&why, Some("or pass `--allow-lockout` if you have another way in"));
+            return crate::fail(
+                &why,
+                Some("or pass `--allow-lockout` if you have another way in"),
+            );
         }
     }
     if let Err(e) = gatehouse_firewall::apply(nft, ruleset) {
@@ -259,7 +278,10 @@ pub fn watch_for_gate(
     shape: &Shape,
     every: std::time::Duration,
     gate: &std::sync::Arc<gatehouse_gate::Gate>,
-    jit: Option<(JitPorts, std::sync::Arc<gatehouse_gate::jit::ports::PortKeeper>)>,
+    jit: Option<(
+        JitPorts,
+        std::sync::Arc<gatehouse_gate::jit::ports::PortKeeper>,
+    )>,
 ) -> Result<Option<gatehouse_firewall::Watcher>, ExitCode> {
     if watching == Watching::Off {
         return Ok(None);

@@ -139,7 +139,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn main(args: Args) -> ExitCode {
     let request = match args.command {
-        Command::Request { role, identity, audience, duration, reason, ticket } => AdminRequest::Request {
+        Command::Request {
+            role,
+            identity,
+            audience,
+            duration,
+            reason,
+            ticket,
+        } => AdminRequest::Request {
             role,
             identity,
             audience,
@@ -147,7 +154,11 @@ pub fn main(args: Args) -> ExitCode {
             reason,
             ticket,
         },
-        Command::List { mine, pending, active } => AdminRequest::List {
+        Command::List {
+            mine,
+            pending,
+            active,
+        } => AdminRequest::List {
             filter: if mine {
                 ListWhich::Mine
             } else if pending {
@@ -161,7 +172,14 @@ pub fn main(args: Args) -> ExitCode {
         Command::Approve { id, reason } => AdminRequest::Approve { id, reason },
         Command::Deny { id, reason } => AdminRequest::Deny { id, reason },
         Command::Revoke { id, reason } => AdminRequest::Revoke { id, reason },
-        Command::OpenPort { port, protocol, from, duration, reason, ticket } => AdminRequest::OpenPort {
+        Command::OpenPort {
+            port,
+            protocol,
+            from,
+            duration,
+            reason,
+            ticket,
+        } => AdminRequest::OpenPort {
             port,
             protocol,
             source: from,
@@ -170,8 +188,20 @@ pub fn main(args: Args) -> ExitCode {
             ticket,
         },
         Command::Whoami => AdminRequest::Whoami,
-        Command::Knock { host, port, protocol, from, duration, reason, ticket, key, wait } => {
-            return knock(&host, port, &protocol, from, duration, &reason, ticket, &key, wait, args.json);
+        Command::Knock {
+            host,
+            port,
+            protocol,
+            from,
+            duration,
+            reason,
+            ticket,
+            key,
+            wait,
+        } => {
+            return knock(
+                &host, port, &protocol, from, duration, &reason, ticket, &key, wait, args.json,
+            );
         }
     };
     let response = match admin::call(&args.socket, &request) {
@@ -184,8 +214,15 @@ pub fn main(args: Args) -> ExitCode {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&response).unwrap_or_default());
-        return if response.ok { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&response).unwrap_or_default()
+        );
+        return if response.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
     }
     show(&response)
 }
@@ -196,8 +233,18 @@ fn show(response: &AdminResponse) -> ExitCode {
         return ExitCode::from(1);
     }
     if let Some(w) = &response.whoami {
-        println!("uid {} ({}), groups {} ({}), pid {}", w.uid, w.user.as_deref().unwrap_or("?"),
-            w.gids.iter().map(u32::to_string).collect::<Vec<_>>().join(","), w.groups.join(","), w.pid);
+        println!(
+            "uid {} ({}), groups {} ({}), pid {}",
+            w.uid,
+            w.user.as_deref().unwrap_or("?"),
+            w.gids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            w.groups.join(","),
+            w.pid
+        );
     }
     if let Some(r) = &response.record {
         println!("{}", line(r));
@@ -217,7 +264,8 @@ fn show(response: &AdminResponse) -> ExitCode {
 }
 
 fn when(t: Option<SystemTime>) -> String {
-    t.map(gatehouse_gate::clock::rfc3339).unwrap_or_else(|| "-".into())
+    t.map(gatehouse_gate::clock::rfc3339)
+        .unwrap_or_else(|| "-".into())
 }
 
 /// One request on one line: id, state, what, who, until when, why.
@@ -228,7 +276,10 @@ pub fn line(r: &Record) -> String {
             "role `{}` for identity `{}`{}",
             q.role.as_deref().unwrap_or("?"),
             q.identity.as_deref().unwrap_or("?"),
-            q.audience.as_deref().map(|a| format!(" audience {a}")).unwrap_or_default()
+            q.audience
+                .as_deref()
+                .map(|a| format!(" audience {a}"))
+                .unwrap_or_default()
         ),
         Kind::Port => format!(
             "port {}/{} from {}",
@@ -248,7 +299,10 @@ pub fn line(r: &Record) -> String {
         r.state.as_str(),
         q.requester.name,
         gatehouse_policy::format_duration(Duration::from_secs(q.duration_secs)),
-        q.reason.as_deref().map(|s| format!("  reason: {s}")).unwrap_or_default()
+        q.reason
+            .as_deref()
+            .map(|s| format!("  reason: {s}"))
+            .unwrap_or_default()
     )
 }
 
@@ -266,7 +320,11 @@ fn knock(
     json: bool,
 ) -> ExitCode {
     use gatehouse_jit::knock::{encode_packet, sign_with_ssh_keygen, PortRequest, DEFAULT_PORT};
-    let target = if host.parse::<SocketAddr>().is_ok() || host.rsplit_once(':').is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok()) {
+    let target = if host.parse::<SocketAddr>().is_ok()
+        || host
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+    {
         host.to_owned()
     } else if host.contains(':') {
         format!("[{host}]:{DEFAULT_PORT}")
@@ -283,7 +341,10 @@ fn knock(
         Ok(sa) => sa.ip().to_string(),
         Err(_) => match host.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') && p.parse::<u16>().is_ok() => h.to_owned(),
-            _ => host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            _ => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
         },
     };
     let request = PortRequest::new(
@@ -298,15 +359,29 @@ fn knock(
     );
     // The gate answers nothing to a request it cannot read: say why here.
     if let Err(e) = request.validate() {
-        return crate::fail(&format!("this request cannot be sent: {e}"), Some("shorten the reason (512 characters) and leave out line breaks"));
+        return crate::fail(
+            &format!("this request cannot be sent: {e}"),
+            Some("shorten the reason (512 characters) and leave out line breaks"),
+        );
     }
     let message = request.message();
     let signature = match sign_with_ssh_keygen(key, &message) {
         Ok(s) => s,
-        Err(e) => return crate::fail(&format!("cannot sign the request: {e}"), Some("check `--key` (ssh-keygen must be installed)")),
+        Err(e) => {
+            return crate::fail(
+                &format!("cannot sign the request: {e}"),
+                Some("check `--key` (ssh-keygen must be installed)"),
+            )
+        }
     };
     let packet = encode_packet(&message, &signature);
-    let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().unwrap_or(addr);
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .unwrap_or(addr);
     let socket = match std::net::UdpSocket::bind(bind) {
         Ok(s) => s,
         Err(e) => return crate::fail(&format!("cannot open a UDP socket: {e}"), None),

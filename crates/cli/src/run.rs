@@ -132,7 +132,11 @@ pub struct Args {
     /// Keys allowed to sign port requests, in OpenSSH's allowed-signers
     /// format (`man ssh-keygen`); the principal names `signer:NAME` in
     /// `[[jit_port]] requesters`.
-    #[arg(long, default_value = "/etc/gatehouse/allowed_signers", value_name = "PATH")]
+    #[arg(
+        long,
+        default_value = "/etc/gatehouse/allowed_signers",
+        value_name = "PATH"
+    )]
     allowed_signers: PathBuf,
 
     /// How callers are found when the policy needs more than the uid.
@@ -145,7 +149,12 @@ pub struct Args {
     /// (needs a build with `--features ebpf`, root with CAP_BPF and
     /// CAP_PERFMON, and the gate in the initial pid namespace). `auto`: `ebpf`
     /// if it can be attached, else `sock-diag`; the banner says which.
-    #[arg(long, value_enum, default_value = "auto", value_name = "auto|ebpf|sock-diag")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "auto|ebpf|sock-diag"
+    )]
     caller_lookup: CallerLookup,
 
     /// Look for every process holding the caller's socket on every request,
@@ -173,7 +182,10 @@ pub(crate) enum CallerLookup {
 /// Identification options for a gate listening on `listen`: the eBPF path's connect
 /// records attached when `--caller-lookup` asks for them (and, for `auto`, when they
 /// can be). Prints which path identifies callers. Needs root for the eBPF path.
-pub(crate) fn identify_options(args: &Args, listen: SocketAddr) -> Result<gatehouse_sys::IdentifyOptions, ExitCode> {
+pub(crate) fn identify_options(
+    args: &Args,
+    listen: SocketAddr,
+) -> Result<gatehouse_sys::IdentifyOptions, ExitCode> {
     let mut opts = gatehouse_sys::IdentifyOptions::default();
     let lookup = match args.caller_lookup {
         _ if args.all_holders => CallerLookup::SockDiag,
@@ -201,7 +213,9 @@ pub(crate) fn identify_options(args: &Args, listen: SocketAddr) -> Result<gateho
         }
         Err(e) if lookup == CallerLookup::Auto => {
             if gatehouse_sys::EBPF_BUILT {
-                eprintln!("gatehouse: callers: sock_diag and /proc (the eBPF path is unavailable: {e})");
+                eprintln!(
+                    "gatehouse: callers: sock_diag and /proc (the eBPF path is unavailable: {e})"
+                );
             } else {
                 eprintln!("gatehouse: callers: sock_diag and /proc");
             }
@@ -307,7 +321,9 @@ pub(crate) fn named_audit_path(args: &Args, kind: &UpstreamKind) -> Option<PathB
 }
 
 /// The pieces of the flags the broker uses.
-pub(crate) fn broker_view(args: &Args) -> (SocketAddr, Option<&Path>, Duration, &crate::firewall::Shape) {
+pub(crate) fn broker_view(
+    args: &Args,
+) -> (SocketAddr, Option<&Path>, Duration, &crate::firewall::Shape) {
     (
         args.listen,
         args.pid_file.as_deref(),
@@ -321,7 +337,11 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     let me = gatehouse_sys::effective_uid();
     // Deployment: only root may own the policy. Try-it: also whoever runs it
     // (not the worker's user: it was started by root).
-    let trusted_uids = if try_it && me != 0 && worker.is_none() { vec![0, me] } else { vec![0] };
+    let trusted_uids = if try_it && me != 0 && worker.is_none() {
+        vec![0, me]
+    } else {
+        vec![0]
+    };
 
     let mut emulator = None;
     let (base, demo) = match &kind {
@@ -390,7 +410,10 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         Err(gatehouse_gate::StartError::Policy(e)) => {
             eprintln!("{e}");
             return crate::fail(
-                &format!("the policy `{}` was not loaded; the gate did not start", args.policy.display()),
+                &format!(
+                    "the policy `{}` was not loaded; the gate did not start",
+                    args.policy.display()
+                ),
                 None,
             );
         }
@@ -424,23 +447,39 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     if let Some(r) = &records {
         // `--listen` with port 0: record connections to the port actually bound.
         if let Err(e) = r.add_target(listen) {
-            return crate::fail(&format!("cannot record connections to {listen}: {e}"), Some("use `--caller-lookup sock-diag`"));
+            return crate::fail(
+                &format!("cannot record connections to {listen}: {e}"),
+                Some("use `--caller-lookup sock-diag`"),
+            );
         }
     }
-    let pid_file = if args.internal_worker { None } else { args.pid_file.as_ref() };
+    let pid_file = if args.internal_worker {
+        None
+    } else {
+        args.pid_file.as_ref()
+    };
     if let Some(pid_file) = pid_file {
         if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
-            return crate::fail(&format!("cannot write pid file `{}`: {e}", pid_file.display()), None);
+            return crate::fail(
+                &format!("cannot write pid file `{}`: {e}", pid_file.display()),
+                None,
+            );
         }
     }
     // The worker cannot run `nft`: its broker watches the table.
-    let watching = if args.internal_worker { crate::firewall::Watching::Off } else { watching(&args, &kind) };
+    let watching = if args.internal_worker {
+        crate::firewall::Watching::Off
+    } else {
+        watching(&args, &kind)
+    };
     let jit_ports = crate::firewall::jit_ports(&gate.policy());
     let keeper = match (&jit_ports, watching) {
-        (Some(j), crate::firewall::Watching::Watch) => Some(Arc::new(gatehouse_gate::jit::ports::PortKeeper::new(
-            gatehouse_firewall::Nft::system(),
-            j.ports.clone(),
-        ))),
+        (Some(j), crate::firewall::Watching::Watch) => {
+            Some(Arc::new(gatehouse_gate::jit::ports::PortKeeper::new(
+                gatehouse_firewall::Nft::system(),
+                j.ports.clone(),
+            )))
+        }
         _ => None,
     };
     let _firewall = match crate::firewall::watch_for_gate(
@@ -460,7 +499,10 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         (None, Some(b)) if jit_ports.is_some() => Some(b),
         _ => None,
     };
-    let state_dir = if try_it && (args.jit_db.is_none() || args.admin_socket.is_none()) && jit::wanted(&gate.policy(), &args) {
+    let state_dir = if try_it
+        && (args.jit_db.is_none() || args.admin_socket.is_none())
+        && jit::wanted(&gate.policy(), &args)
+    {
         match demo_dir(me) {
             Ok(d) => Some(d),
             Err(code) => return code,
@@ -472,8 +514,18 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         Ok(j) => j,
         Err(code) => return code,
     };
-    print_banner(&kind, demo, listen, &args.policy, &audit_path, &gate.policy_hash());
-    if !args.all_holders && gate.policy().needs_for(gatehouse_policy::Action::TokenRead) == gatehouse_policy::Needs::default() {
+    print_banner(
+        &kind,
+        demo,
+        listen,
+        &args.policy,
+        &audit_path,
+        &gate.policy_hash(),
+    );
+    if !args.all_holders
+        && gate.policy().needs_for(gatehouse_policy::Action::TokenRead)
+            == gatehouse_policy::Needs::default()
+    {
         eprintln!(
             "  callers:   the policy names uids and users only, so a token request is decided on its socket's uid \
              alone (a socket handed to another uid counts as its creator's; `--all-holders` refuses such sockets)"
@@ -486,7 +538,9 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     let reloader = {
         let gate = Arc::clone(&gate);
         tokio::spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 tracing::error!("cannot listen for SIGHUP; reload with a restart");
                 return;
             };
@@ -506,7 +560,9 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
                             }));
                         }
                     }
-                    Err(e) => eprintln!("gatehouse: reload refused, the previous policy stays in force:\n{e}"),
+                    Err(e) => eprintln!(
+                        "gatehouse: reload refused, the previous policy stays in force:\n{e}"
+                    ),
                 }
             }
         })
@@ -524,7 +580,10 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
@@ -549,7 +608,12 @@ fn demo_dir(uid: u32) -> Result<PathBuf, ExitCode> {
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(crate::fail(&format!("cannot create `{}`: {e}", dir.display()), None)),
+        Err(e) => {
+            return Err(crate::fail(
+                &format!("cannot create `{}`: {e}", dir.display()),
+                None,
+            ))
+        }
     }
     let meta = std::fs::symlink_metadata(&dir)
         .map_err(|e| crate::fail(&format!("cannot stat `{}`: {e}", dir.display()), None))?;
@@ -562,14 +626,25 @@ fn demo_dir(uid: u32) -> Result<PathBuf, ExitCode> {
     Ok(dir)
 }
 
-fn print_banner(kind: &UpstreamKind, demo: bool, listen: SocketAddr, policy: &Path, audit: &Path, hash: &str) {
+fn print_banner(
+    kind: &UpstreamKind,
+    demo: bool,
+    listen: SocketAddr,
+    policy: &Path,
+    audit: &Path,
+    hash: &str,
+) {
     let upstream = match kind {
         UpstreamKind::Emulator => "its built-in IMDS emulator".to_owned(),
         UpstreamKind::Imds => "IMDS at 169.254.169.254".to_owned(),
         UpstreamKind::Url(u) => u.clone(),
     };
     eprintln!("gatehouse is listening on http://{listen} in front of {upstream}");
-    eprintln!("  policy:    {} (sha256 {})", policy.display(), hash.get(..16).unwrap_or(""));
+    eprintln!(
+        "  policy:    {} (sha256 {})",
+        policy.display(),
+        hash.get(..16).unwrap_or("")
+    );
     eprintln!("  audit log: {}", audit.display());
     if demo {
         let base = format!("http://{listen}/metadata/identity/oauth2/token?api-version=2018-02-01");

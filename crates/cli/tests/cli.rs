@@ -22,7 +22,6 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-
 /// Start `gatehouse run` and wait for its banner; returns the address.
 fn start_gate(args: &[&str]) -> (Running, String, Vec<String>) {
     start_gate_in(&std::env::current_dir().unwrap(), args)
@@ -50,14 +49,28 @@ fn start_gate_in(cwd: &Path, args: &[&str]) -> (Running, String, Vec<String>) {
     let mut lines = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
         lines.push(line.clone());
-        if line.contains("audit:   gatehouse audit verify") || line.contains("audit log:") && !args.contains(&"emulator") {
+        if line.contains("audit:   gatehouse audit verify")
+            || line.contains("audit log:") && !args.contains(&"emulator")
+        {
             break;
         }
     }
-    let banner = lines.iter().find(|l| l.contains("listening on http://")).unwrap_or_else(|| panic!("no banner: {lines:?}"));
-    let addr = banner.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let banner = lines
+        .iter()
+        .find(|l| l.contains("listening on http://"))
+        .unwrap_or_else(|| panic!("no banner: {lines:?}"));
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
     (running, addr, lines)
 }
 
@@ -73,12 +86,22 @@ fn curl(url: &str) -> (u16, String) {
 
 #[test]
 fn run_without_an_upstream_refuses_and_says_why() {
-    let out = gatehouse().args(["run", "--policy", "examples/policy.toml"]).current_dir(repo()).output().unwrap();
+    let out = gatehouse()
+        .args(["run", "--policy", "examples/policy.toml"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no upstream named"), "{err}");
-    assert!(err.contains("--upstream imds") && err.contains("--upstream emulator"), "{err}");
-    let out = gatehouse().args(["run", "--upstream", "imdss"]).output().unwrap();
+    assert!(
+        err.contains("--upstream imds") && err.contains("--upstream emulator"),
+        "{err}"
+    );
+    let out = gatehouse()
+        .args(["run", "--upstream", "imdss"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -91,21 +114,41 @@ fn a_malformed_policy_lists_every_error_and_refuses_to_start() {
         "version = 1\n\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:x\"\nrole = \"Token Reader\"\nidentities = [\"ghost\"]\naudiences = [\"*\"]\n\n[[assignments]]\nname = \"a\"\nprincipal = \"wizard:merlin\"\nrole = \"No Such Role\"\n",
     )
     .unwrap();
-    let out = gatehouse().args(["check", "--policy"]).arg(&policy).output().unwrap();
+    let out = gatehouse()
+        .args(["check", "--policy"])
+        .arg(&policy)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for needle in ["bad.toml:5:", "bad.toml:7:", "bad.toml:11:", "bad.toml:12:", "bad.toml:13:"] {
+    for needle in [
+        "bad.toml:5:",
+        "bad.toml:7:",
+        "bad.toml:11:",
+        "bad.toml:12:",
+        "bad.toml:13:",
+    ] {
         assert!(err.contains(needle), "missing {needle} in:\n{err}");
     }
     // Each error once, then the count.
     let listed = err.lines().filter(|l| l.contains(": error: ")).count();
-    assert!(err.trim_end().ends_with(&format!("{listed} errors")), "{err}");
+    assert!(
+        err.trim_end().ends_with(&format!("{listed} errors")),
+        "{err}"
+    );
     let mut seen = std::collections::HashSet::new();
     for line in err.lines().filter(|l| l.contains(": error: ")) {
         assert!(seen.insert(line), "printed twice: {line}\n{err}");
     }
     let out = gatehouse()
-        .args(["run", "--upstream", "http://127.0.0.1:9", "--listen", "127.0.0.1:0", "--policy"])
+        .args([
+            "run",
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy",
+        ])
         .arg(&policy)
         .arg("--audit")
         .arg(dir.path().join("audit.log"))
@@ -113,15 +156,31 @@ fn a_malformed_policy_lists_every_error_and_refuses_to_start() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:5:") && err.contains("bad.toml:13:"), "{err}");
+    assert!(
+        err.contains("bad.toml:5:") && err.contains("bad.toml:13:"),
+        "{err}"
+    );
     assert!(err.contains("did not start"), "{err}");
 }
 
 #[test]
 fn the_example_policies_check_clean() {
-    for example in ["examples/policy.toml", "examples/jit.toml", "examples/conditions.toml", "examples/rollout.toml"] {
-        let out = gatehouse().args(["check", "--policy", example]).current_dir(repo()).output().unwrap();
-        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+    for example in [
+        "examples/policy.toml",
+        "examples/jit.toml",
+        "examples/conditions.toml",
+        "examples/rollout.toml",
+    ] {
+        let out = gatehouse()
+            .args(["check", "--policy", example])
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -135,10 +194,22 @@ fn try_it_mode_works_as_the_readme_says() {
     // The README's command, from the repository, with its relative policy path.
     let (_gate, addr, lines) = start_gate_in(
         &repo(),
-        &["--upstream", "emulator", "--policy", "examples/policy.toml", "--listen", "127.0.0.1:0", "--audit", &audit_s],
+        &[
+            "--upstream",
+            "emulator",
+            "--policy",
+            "examples/policy.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit",
+            &audit_s,
+        ],
     );
     let pick = |label: &str| -> String {
-        let line = lines.iter().find(|l| l.trim_start().starts_with(label)).unwrap_or_else(|| panic!("{label} in {lines:?}"));
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label} in {lines:?}"));
         line.split('\'').nth(3).unwrap().to_owned()
     };
     let (allowed_status, allowed_body) = curl(&pick("allowed:"));
@@ -147,11 +218,21 @@ fn try_it_mode_works_as_the_readme_says() {
     let (denied_status, denied_body) = curl(&pick("denied:"));
     assert_eq!(denied_status, 403, "{denied_body}");
     assert!(denied_body.contains("gatehouse: "), "{denied_body}");
-    let (s, _) = curl(&format!("http://{addr}/metadata/instance?api-version=2021-02-01"));
+    let (s, _) = curl(&format!(
+        "http://{addr}/metadata/instance?api-version=2021-02-01"
+    ));
     assert_eq!(s, 200);
 
-    let out = gatehouse().args(["audit", "verify"]).arg(&audit).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gatehouse()
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -163,18 +244,32 @@ fn reload_through_the_pid_file() {
     let pid_file = dir.path().join("gate.pid");
     let audit = dir.path().join("audit.log");
     let (_gate, addr, _) = start_gate(&[
-        "--upstream", "emulator", "--listen", "127.0.0.1:0",
-        "--policy", policy.to_str().unwrap(),
-        "--pid-file", pid_file.to_str().unwrap(),
-        "--audit", audit.to_str().unwrap(),
+        "--upstream",
+        "emulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "--audit",
+        audit.to_str().unwrap(),
     ]);
     let instance = format!("http://{addr}/metadata/instance?api-version=2021-02-01");
     assert_eq!(curl(&instance).0, 200);
     // Drop the assignment that lets everyone read instance metadata.
     let without = examples.replace("principal = \"everyone\"", "principal = \"uid:4242\"");
     std::fs::write(&policy, without).unwrap();
-    let out = gatehouse().args(["reload", "--pid-file"]).arg(&pid_file).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gatehouse()
+        .args(["reload", "--pid-file"])
+        .arg(&pid_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while curl(&instance).0 != 403 {
         assert!(Instant::now() < deadline, "the reload did not take effect");
@@ -189,16 +284,28 @@ fn audit_verify_names_the_edited_deleted_or_swapped_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
     {
-        let log = gatehouse_audit::AuditLog::open(&path, gatehouse_audit::Options::default()).unwrap();
+        let log =
+            gatehouse_audit::AuditLog::open(&path, gatehouse_audit::Options::default()).unwrap();
         for i in 0..6 {
-            log.append("2026-11-25T14:00:00.000Z", &serde_json::json!({"type": "request", "n": i})).unwrap();
+            log.append(
+                "2026-11-25T14:00:00.000Z",
+                &serde_json::json!({"type": "request", "n": i}),
+            )
+            .unwrap();
         }
     }
     let pristine = std::fs::read_to_string(&path).unwrap();
     let verify = |text: &str| {
         std::fs::write(&path, text).unwrap();
-        let out = gatehouse().args(["audit", "verify", "--single"]).arg(&path).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = gatehouse()
+            .args(["audit", "verify", "--single"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     assert_eq!(verify(&pristine).0, Some(0));
 
@@ -216,14 +323,26 @@ fn audit_verify_names_the_edited_deleted_or_swapped_line() {
     ] {
         let (code, err) = verify(&text);
         assert_eq!(code, Some(1), "{what}: {err}");
-        assert!(err.contains(&format!("line {line}")), "{what} should name line {line}: {err}");
+        assert!(
+            err.contains(&format!("line {line}")),
+            "{what} should name line {line}: {err}"
+        );
     }
 }
 
 #[test]
 fn caller_lookup_flags_that_cannot_work_are_refused_with_a_way_out() {
     let out = common::gatehouse()
-        .args(["run", "--upstream", "emulator", "--all-holders", "--caller-lookup", "ebpf", "--listen", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--upstream",
+            "emulator",
+            "--all-holders",
+            "--caller-lookup",
+            "ebpf",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -231,7 +350,15 @@ fn caller_lookup_flags_that_cannot_work_are_refused_with_a_way_out() {
     assert!(err.contains("contradict"), "{err}");
     if !cfg!(feature = "ebpf") {
         let out = common::gatehouse()
-            .args(["run", "--upstream", "emulator", "--caller-lookup", "ebpf", "--listen", "127.0.0.1:0"])
+            .args([
+                "run",
+                "--upstream",
+                "emulator",
+                "--caller-lookup",
+                "ebpf",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

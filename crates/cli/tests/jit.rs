@@ -61,33 +61,57 @@ fn start(dir: tempfile::TempDir) -> Gate {
     let socket = dir.path().join("admin.sock");
     let audit = dir.path().join("audit.log");
     let mut cmd = gatehouse();
-    cmd.args(["run", "--upstream", "emulator", "--listen", "127.0.0.1:0", "--policy"])
-        .arg(&policy_path)
-        .arg("--audit")
-        .arg(&audit)
-        .arg("--jit-db")
-        .arg(dir.path().join("jit.db"))
-        .arg("--admin-socket")
-        .arg(&socket);
+    cmd.args([
+        "run",
+        "--upstream",
+        "emulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+    ])
+    .arg(&policy_path)
+    .arg("--audit")
+    .arg(&audit)
+    .arg("--jit-db")
+    .arg(dir.path().join("jit.db"))
+    .arg("--admin-socket")
+    .arg(&socket);
     let started = start_until(&mut cmd, "audit:   gatehouse audit verify");
     let lines = &started.seen;
-    assert!(lines.iter().any(|l| l.contains("just-in-time:")), "no JIT line: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("just-in-time:")),
+        "no JIT line: {lines:?}"
+    );
     let addr = http_addr(lines, "listening on http://");
     let running = started.running;
-    Gate { _child: running, addr, socket, audit, _dir: dir }
+    Gate {
+        _child: running,
+        addr,
+        socket,
+        audit,
+        _dir: dir,
+    }
 }
 
 /// `gatehouse jit --json ARGS` as uid/gid; (exit code, answer).
 fn jit(g: &Gate, uid: u32, gid: u32, args: &[&str]) -> (i32, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    cmd.arg("jit").arg("--socket").arg(&g.socket).arg("--json").args(args).env_clear();
+    cmd.arg("jit")
+        .arg("--socket")
+        .arg(&g.socket)
+        .arg("--json")
+        .args(args)
+        .env_clear();
     if uid != 0 {
         cmd.uid(uid).gid(gid);
     }
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let v = serde_json::from_str(&text).unwrap_or_else(|_| {
-        panic!("not JSON from uid {uid}: {text} / {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "not JSON from uid {uid}: {text} / {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     (out.status.code().unwrap_or(-1), v)
 }
@@ -102,7 +126,16 @@ fn token_as(g: &Gate, uid: u32) -> u16 {
         g.addr
     );
     let out = Command::new("/usr/bin/curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Metadata: true", &url])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Metadata: true",
+            &url,
+        ])
         .uid(uid)
         .gid(uid)
         .output()
@@ -119,9 +152,15 @@ fn the_admin_socket_decides_by_who_connects() {
 
     // Who the gate takes each caller for comes from the kernel.
     let (code, me) = jit(&g, REQUESTER, REQUESTER, &["whoami"]);
-    assert_eq!((code, me["whoami"]["uid"].as_u64()), (0, Some(u64::from(REQUESTER))));
+    assert_eq!(
+        (code, me["whoami"]["uid"].as_u64()),
+        (0, Some(u64::from(REQUESTER)))
+    );
     let (_, approver) = jit(&g, APPROVER, SECADMINS, &["whoami"]);
-    assert!(approver["whoami"]["gids"].as_array().unwrap().contains(&Value::from(SECADMINS)));
+    assert!(approver["whoami"]["gids"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from(SECADMINS)));
     // A supplementary group counts too (SO_PEERGROUPS: the kernel's record).
     let out = Command::new("setpriv")
         .args([
@@ -137,20 +176,37 @@ fn the_admin_socket_decides_by_who_connects() {
         .arg("whoami")
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     let gids = v["whoami"]["gids"].as_array().unwrap();
-    assert!(gids.contains(&Value::from(SECADMINS)) && gids.contains(&Value::from(OUTSIDER)), "{v}");
+    assert!(
+        gids.contains(&Value::from(SECADMINS)) && gids.contains(&Value::from(OUTSIDER)),
+        "{v}"
+    );
 
     assert_eq!(token_as(&g, REQUESTER), 403, "eligible only: no token yet");
 
     // Only a principal holding a matching eligible assignment may ask.
-    let ask = ["request", "--role", "Token Reader", "--identity", "storage-writer", "--duration", "3h", "--reason", "restore"];
+    let ask = [
+        "request",
+        "--role",
+        "Token Reader",
+        "--identity",
+        "storage-writer",
+        "--duration",
+        "3h",
+        "--reason",
+        "restore",
+    ];
     let (code, v) = jit(&g, OUTSIDER, OUTSIDER, &ask);
     assert_eq!((code, kind(&v)), (1, "not_eligible"), "{v}");
     let (code, v) = jit(&g, REQUESTER, REQUESTER, &ask);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["record"]["state"], "pending");
-    assert_eq!(v["record"]["duration_secs"], 3600, "capped at the maximum: {v}");
+    assert_eq!(
+        v["record"]["duration_secs"], 3600,
+        "capped at the maximum: {v}"
+    );
     let id = v["record"]["id"].as_str().unwrap().to_owned();
 
     // The requester cannot approve, even holding the approvers' group; an
@@ -167,29 +223,67 @@ fn the_admin_socket_decides_by_who_connects() {
     assert_eq!(v["records"][0]["id"], id.as_str(), "{v}");
 
     let (code, v) = jit(&g, APPROVER, SECADMINS, &["approve", &id]);
-    assert_eq!((code, v["record"]["state"].as_str()), (0, Some("active")), "{v}");
+    assert_eq!(
+        (code, v["record"]["state"].as_str()),
+        (0, Some("active")),
+        "{v}"
+    );
     assert_eq!(token_as(&g, REQUESTER), 200, "the grant is honoured");
     assert_eq!(token_as(&g, OUTSIDER), 403, "for its principal only");
 
     // Revocation: not by an outsider; by the requester, at once.
     let (_, v) = jit(&g, OUTSIDER, OUTSIDER, &["revoke", &id]);
     assert_eq!(kind(&v), "not_allowed", "{v}");
-    let (code, v) = jit(&g, REQUESTER, REQUESTER, &["revoke", &id, "--reason", "done"]);
-    assert_eq!((code, v["record"]["state"].as_str()), (0, Some("revoked")), "{v}");
-    assert_eq!(token_as(&g, REQUESTER), 403, "revoked: the next request is decided without it");
+    let (code, v) = jit(
+        &g,
+        REQUESTER,
+        REQUESTER,
+        &["revoke", &id, "--reason", "done"],
+    );
+    assert_eq!(
+        (code, v["record"]["state"].as_str()),
+        (0, Some("revoked")),
+        "{v}"
+    );
+    assert_eq!(
+        token_as(&g, REQUESTER),
+        403,
+        "revoked: the next request is decided without it"
+    );
 
     // Every step is in the audit chain, with who did it.
     let text = std::fs::read_to_string(&g.audit).unwrap();
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let kinds: Vec<String> = lines
         .iter()
-        .filter_map(|l| l["event"]["type"].as_str().or(l["type"].as_str()).map(str::to_owned))
+        .filter_map(|l| {
+            l["event"]["type"]
+                .as_str()
+                .or(l["type"].as_str())
+                .map(str::to_owned)
+        })
         .collect();
-    for want in ["jit_requested", "jit_approved", "jit_activated", "jit_revoked"] {
+    for want in [
+        "jit_requested",
+        "jit_approved",
+        "jit_activated",
+        "jit_revoked",
+    ] {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse")).args(["audit", "verify"]).arg(&g.audit).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["audit", "verify"])
+        .arg(&g.audit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -200,9 +294,11 @@ fn jit_without_a_gate_says_where_it_looked() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/admin.sock") && err.contains("gatehouse run"), "{err}");
+    assert!(
+        err.contains("/nonexistent/admin.sock") && err.contains("gatehouse run"),
+        "{err}"
+    );
 }
-
 
 struct Netns(String);
 impl Drop for Netns {
@@ -236,13 +332,25 @@ fn apply_refuses_to_lock_out_the_session_it_runs_in() {
         return;
     }
     let ns = Netns(format!("ghjit-lock-{}", std::process::id()));
-    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
     let dir = tempfile::tempdir().unwrap();
     let apply = |policy: &str, extra: &[&str]| {
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
         Command::new("ip")
-            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_gatehouse"), "firewall", "apply", "--policy"])
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                env!("CARGO_BIN_EXE_gatehouse"),
+                "firewall",
+                "apply",
+                "--policy",
+            ])
             .arg(&path)
             .args(extra)
             .env("SSH_CONNECTION", "203.0.113.9 50022 10.0.0.5 22")
@@ -252,14 +360,33 @@ fn apply_refuses_to_lock_out_the_session_it_runs_in() {
     let out = apply(&port_policy(""), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("203.0.113.9") && err.contains("break_glass") && err.contains("--allow-lockout"), "{err}");
-    let listed = Command::new("ip").args(["netns", "exec", &ns.0, "nft", "list", "tables"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&listed.stdout).contains("gatehouse"), "nothing was applied");
+    assert!(
+        err.contains("203.0.113.9")
+            && err.contains("break_glass")
+            && err.contains("--allow-lockout"),
+        "{err}"
+    );
+    let listed = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "nft", "list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&listed.stdout).contains("gatehouse"),
+        "nothing was applied"
+    );
 
     let out = apply(&port_policy("\"203.0.113.0/24\""), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = apply(&port_policy(""), &["--allow-lockout"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `firewall apply` recreates the table; the open ports of a running gate
@@ -270,29 +397,75 @@ fn apply_keeps_open_ports() {
         return;
     }
     let ns = Netns(format!("ghjit-keep-{}", std::process::id()));
-    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, port_policy("")).unwrap();
     let apply = || {
         Command::new("ip")
-            .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_gatehouse"), "firewall", "apply", "--policy"])
+            .args([
+                "netns",
+                "exec",
+                &ns.0,
+                env!("CARGO_BIN_EXE_gatehouse"),
+                "firewall",
+                "apply",
+                "--policy",
+            ])
             .arg(&path)
             .env("SSH_CONNECTION", "203.0.113.9 50022 10.0.0.5 22")
             .output()
             .unwrap()
     };
     let out = Command::new("ip")
-        .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_gatehouse"), "firewall", "apply", "--allow-lockout", "--policy"])
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_gatehouse"),
+            "firewall",
+            "apply",
+            "--allow-lockout",
+            "--policy",
+        ])
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let nft = |args: &[&str]| Command::new("ip").args(["netns", "exec", &ns.0, "nft"]).args(args).output().unwrap();
-    assert!(nft(&["add", "element", "inet", "gatehouse", "jit4", "{ 203.0.113.9 . tcp . 22 timeout 10m }"]).status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nft = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, "nft"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(nft(&[
+        "add",
+        "element",
+        "inet",
+        "gatehouse",
+        "jit4",
+        "{ 203.0.113.9 . tcp . 22 timeout 10m }"
+    ])
+    .status
+    .success());
     // The operator's own element lets the apply through, and survives it.
     let out = apply();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let listed = String::from_utf8_lossy(&nft(&["list", "set", "inet", "gatehouse", "jit4"]).stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed =
+        String::from_utf8_lossy(&nft(&["list", "set", "inet", "gatehouse", "jit4"]).stdout)
+            .into_owned();
     assert!(listed.contains("203.0.113.9"), "{listed}");
 }

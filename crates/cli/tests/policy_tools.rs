@@ -15,15 +15,25 @@ fn examples() -> PathBuf {
 }
 
 fn gatehouse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gatehouse")).args(args).output().expect("run gatehouse")
+    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(args)
+        .output()
+        .expect("run gatehouse")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn policy_file(body: &str) -> tempfile::NamedTempFile {
-    let f = tempfile::Builder::new().suffix(".toml").tempfile().expect("tempfile");
+    let f = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("tempfile");
     std::fs::write(f.path(), body).expect("write policy");
     f
 }
@@ -33,7 +43,11 @@ fn every_example_policy_passes_check_strict() {
     let mut checked = 0;
     for entry in std::fs::read_dir(examples()).expect("examples dir") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if !name.ends_with(".toml") || name == "emulator.toml" {
             continue;
         }
@@ -42,7 +56,10 @@ fn every_example_policy_passes_check_strict() {
         assert_eq!(out.status.code(), Some(0), "{name}:\n{}", text(&out));
         checked += 1;
     }
-    assert!(checked >= 3, "expected the example policies, found {checked}");
+    assert!(
+        checked >= 3,
+        "expected the example policies, found {checked}"
+    );
 }
 
 #[test]
@@ -54,8 +71,18 @@ fn check_reports_every_error_with_position_and_exits_2() {
     let out = gatehouse(&["check", "--policy", p]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
-    assert!(all.contains(&format!("{p}:6:16: error: condition: `DateTimeEquals` compares datetime values")), "{all}");
-    assert!(all.contains(&format!("{p}:6:75: error: condition: unknown attribute `@Principal[nope]`")), "{all}");
+    assert!(
+        all.contains(&format!(
+            "{p}:6:16: error: condition: `DateTimeEquals` compares datetime values"
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "{p}:6:75: error: condition: unknown attribute `@Principal[nope]`"
+        )),
+        "{all}"
+    );
     assert!(all.contains("mixed without parentheses"), "{all}");
     assert!(all.contains("^"), "a caret line: {all}");
 
@@ -76,13 +103,27 @@ fn warnings_exit_1_only_with_strict() {
     let out = gatehouse(&["check", "--policy", p]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
-    assert!(all.contains(&format!("{p}:6:13: warning: user `no-such-user-here` does not exist on this machine")), "{all}");
+    assert!(
+        all.contains(&format!(
+            "{p}:6:13: warning: user `no-such-user-here` does not exist on this machine"
+        )),
+        "{all}"
+    );
     assert!(all.contains("any identity and any audience"), "{all}");
-    assert_eq!(gatehouse(&["check", "--strict", "--policy", p]).status.code(), Some(1));
+    assert_eq!(
+        gatehouse(&["check", "--strict", "--policy", p])
+            .status
+            .code(),
+        Some(1)
+    );
     let out = gatehouse(&["check", "--strict", "--json", "--policy", p]);
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!((v["ok"].as_bool(), v["warnings"].as_u64()), (Some(true), Some(2)), "{v}");
+    assert_eq!(
+        (v["ok"].as_bool(), v["warnings"].as_u64()),
+        (Some(true), Some(2)),
+        "{v}"
+    );
 }
 
 fn explain(policy: &str, extra: &[&str]) -> Output {
@@ -94,45 +135,93 @@ fn explain(policy: &str, extra: &[&str]) -> Output {
 
 #[test]
 fn explain_shows_conditions_and_their_attribute_values() {
-    let token = ["--as", "www-data", "--action", "Gatehouse/token/read", "--identity", "storage-writer", "--audience", "https://storage.azure.com/"];
+    let token = [
+        "--as",
+        "www-data",
+        "--action",
+        "Gatehouse/token/read",
+        "--identity",
+        "storage-writer",
+        "--audience",
+        "https://storage.azure.com/",
+    ];
     let day = [&token[..], &["--at", "2025-06-02T10:00:00Z"]].concat();
     let out = explain("conditions.toml", &day);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
-    assert!(all.contains("assignment `web-storage-office-hours`: allows"), "{all}");
-    assert!(all.contains("@Resource[tags:team<$key_case_sensitive$>] = 'web'"), "{all}");
-    assert!(all.contains("@Environment[UtcNow] = '2025-06-02T10:00:00.0000000Z'"), "{all}");
+    assert!(
+        all.contains("assignment `web-storage-office-hours`: allows"),
+        "{all}"
+    );
+    assert!(
+        all.contains("@Resource[tags:team<$key_case_sensitive$>] = 'web'"),
+        "{all}"
+    );
+    assert!(
+        all.contains("@Environment[UtcNow] = '2025-06-02T10:00:00.0000000Z'"),
+        "{all}"
+    );
     assert!(all.contains("decision: allow"), "{all}");
 
     let night = [&token[..], &["--at", "2025-06-02T22:00:00Z"]].concat();
     let out = explain("conditions.toml", &night);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains("condition: false") && all.contains("decision: deny"), "{all}");
+    assert!(
+        all.contains("condition: false") && all.contains("decision: deny"),
+        "{all}"
+    );
 }
 
 #[test]
 fn explain_names_the_deny_assignment() {
-    let out = explain("conditions.toml", &["--as", "www-data", "--action", "Gatehouse/token/read", "--identity", "system", "--audience", "https://management.azure.com"]);
+    let out = explain(
+        "conditions.toml",
+        &[
+            "--as",
+            "www-data",
+            "--action",
+            "Gatehouse/token/read",
+            "--identity",
+            "system",
+            "--audience",
+            "https://management.azure.com",
+        ],
+    );
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(all.contains("deny assignment `management-is-root-only` applies"), "{all}");
+    assert!(
+        all.contains("deny assignment `management-is-root-only` applies"),
+        "{all}"
+    );
 }
 
 #[test]
 fn explain_audit_mode_and_pid() {
-    let out = explain("rollout.toml", &["--uid", "4242", "--action", "Gatehouse/instance/read"]);
+    let out = explain(
+        "rollout.toml",
+        &["--uid", "4242", "--action", "Gatehouse/instance/read"],
+    );
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
-    assert!(all.contains("mode: audit") && all.contains("would deny (audit)"), "{all}");
+    assert!(
+        all.contains("mode: audit") && all.contains("would deny (audit)"),
+        "{all}"
+    );
 
     let me = std::process::id().to_string();
-    let out = explain("policy.toml", &["--pid", &me, "--action", "Gatehouse/instance/read"]);
+    let out = explain(
+        "policy.toml",
+        &["--pid", &me, "--action", "Gatehouse/instance/read"],
+    );
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains(&format!("process: pid {me} exe /")), "{all}");
     assert!(all.contains("everyone-reads-instance-metadata"), "{all}");
 
-    let bad = explain("policy.toml", &["--uid", "1", "--action", "Gatehouse/nothing"]);
+    let bad = explain(
+        "policy.toml",
+        &["--uid", "1", "--action", "Gatehouse/nothing"],
+    );
     assert_eq!(bad.status.code(), Some(2));
 }

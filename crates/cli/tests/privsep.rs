@@ -55,10 +55,23 @@ fn start(args: &[&str], marker: &str) -> (Running, String, Receiver<String>) {
 fn ensure_worker_user() {
     static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = ONCE.lock().unwrap_or_else(|p| p.into_inner());
-    let known = || std::fs::read_to_string("/etc/passwd").unwrap().lines().any(|l| l.starts_with(&format!("{WORKER_USER}:")));
+    let known = || {
+        std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&format!("{WORKER_USER}:")))
+    };
     if !known() {
         let status = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--uid", &WORKER_UID.to_string(), WORKER_USER])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--uid",
+                &WORKER_UID.to_string(),
+                WORKER_USER,
+            ])
             .status()
             .unwrap();
         // Another test binary may have created it meanwhile.
@@ -69,7 +82,16 @@ fn ensure_worker_user() {
 /// curl as `uid`; (status, curl's pid).
 fn curl_as(uid: u32, url: &str) -> (u16, u32) {
     let child = Command::new("/usr/bin/curl")
-        .args(["-s", "-o", "/dev/null", "-H", "Metadata: true", "-w", "%{http_code}", url])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Metadata: true",
+            "-w",
+            "%{http_code}",
+            url,
+        ])
         .uid(uid)
         .gid(uid)
         .env("HOME", "/")
@@ -79,13 +101,19 @@ fn curl_as(uid: u32, url: &str) -> (u16, u32) {
         .unwrap();
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
-    (String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(), pid)
+    (
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(),
+        pid,
+    )
 }
 
 /// Fields of /proc/PID/status.
 fn status_field(pid: u32, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+    text.lines().find_map(|l| {
+        l.strip_prefix(&format!("{name}:"))
+            .map(|v| v.trim().to_owned())
+    })
 }
 
 fn hex_field(pid: u32, name: &str) -> u64 {
@@ -98,7 +126,11 @@ fn children(parent: u32) -> Vec<u32> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| status_field(*pid, "PPid").as_deref() == Some(&parent.to_string()))
-        .filter(|pid| !status_field(*pid, "State").unwrap_or_default().starts_with('Z'))
+        .filter(|pid| {
+            !status_field(*pid, "State")
+                .unwrap_or_default()
+                .starts_with('Z')
+        })
         .collect()
 }
 
@@ -124,29 +156,34 @@ fn separated_gate(dir: &Path, emulator: &str) -> (Running, String, u32) {
 }
 
 /// [`separated_gate`] with `extra` arguments; also the stderr lines up to the banner.
-fn separated_gate_with(dir: &Path, emulator: &str, extra: &[&str]) -> (Running, String, u32, Vec<String>) {
+fn separated_gate_with(
+    dir: &Path,
+    emulator: &str,
+    extra: &[&str],
+) -> (Running, String, u32, Vec<String>) {
     let policy = dir.join("policy.toml");
     let audit = dir.join("audit").join("audit.log");
     let started = start_until(
-        gatehouse().args([
-            "run",
-            "--user",
-            WORKER_USER,
-            "--upstream",
-            &format!("http://{emulator}"),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--audit",
-            audit.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream-mark",
-            MARK,
-            "--firewall",
-            "off",
-            "--no-cache",
-        ])
-        .args(extra),
+        gatehouse()
+            .args([
+                "run",
+                "--user",
+                WORKER_USER,
+                "--upstream",
+                &format!("http://{emulator}"),
+                "--policy",
+                policy.to_str().unwrap(),
+                "--audit",
+                audit.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream-mark",
+                MARK,
+                "--firewall",
+                "off",
+                "--no-cache",
+            ])
+            .args(extra),
         "listening on http://",
     );
     let addr = http_addr(&started.seen, "listening on http://");
@@ -171,7 +208,8 @@ fn setup() -> (tempfile::TempDir, Running, String) {
     std::fs::create_dir(&audit_dir).unwrap();
     std::os::unix::fs::chown(&audit_dir, Some(WORKER_UID), Some(WORKER_UID)).unwrap();
     std::fs::set_permissions(&audit_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let (emulator, emulator_addr, _rest) = start(&["emulate", "--listen", "127.0.0.1:0"], "IMDS on http://");
+    let (emulator, emulator_addr, _rest) =
+        start(&["emulate", "--listen", "127.0.0.1:0"], "IMDS on http://");
     (dir, emulator, emulator_addr)
 }
 
@@ -183,18 +221,41 @@ fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
     let (dir, _emulator, emulator_addr) = setup();
     // `--all-holders`: the policy names a uid only, which needs no process;
     // this test wants the broker to find the processes too.
-    let (gate, addr, worker, _) = separated_gate_with(dir.path(), &emulator_addr, &["--all-holders"]);
+    let (gate, addr, worker, _) =
+        separated_gate_with(dir.path(), &emulator_addr, &["--all-holders"]);
     let broker = gate.0.id();
 
     // Who holds what.
-    assert_eq!(status_field(worker, "Uid").unwrap().split_whitespace().collect::<Vec<_>>(), vec!["46099"; 4]);
-    assert_eq!(status_field(worker, "Groups").unwrap(), "", "supplementary groups cleared");
-    assert_eq!(hex_field(worker, "CapEff"), 0, "the worker has no capabilities");
+    assert_eq!(
+        status_field(worker, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        vec!["46099"; 4]
+    );
+    assert_eq!(
+        status_field(worker, "Groups").unwrap(),
+        "",
+        "supplementary groups cleared"
+    );
+    assert_eq!(
+        hex_field(worker, "CapEff"),
+        0,
+        "the worker has no capabilities"
+    );
     assert_eq!(hex_field(worker, "CapPrm"), 0);
     assert_eq!(status_field(worker, "NoNewPrivs").as_deref(), Some("1"));
-    assert_eq!(hex_field(broker, "CapEff"), BROKER_CAPS, "the broker keeps exactly three");
+    assert_eq!(
+        hex_field(broker, "CapEff"),
+        BROKER_CAPS,
+        "the broker keeps exactly three"
+    );
     assert_eq!(hex_field(broker, "CapPrm"), BROKER_CAPS);
-    assert_eq!(hex_field(broker, "CapBnd"), BROKER_CAPS, "and cannot regain more");
+    assert_eq!(
+        hex_field(broker, "CapBnd"),
+        BROKER_CAPS,
+        "and cannot regain more"
+    );
     assert_eq!(hex_field(broker, "CapAmb"), 0);
 
     // Decisions on callers of other uids, identified through the broker.
@@ -209,10 +270,19 @@ fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
     // The upstream connection (kept alive in the worker's pool) came from
     // the broker and carries the mark.
     let port = emulator_addr.rsplit(':').next().unwrap();
-    let ss = Command::new("ss").args(["-tnep", &format!("dport = :{port}")]).output().unwrap();
+    let ss = Command::new("ss")
+        .args(["-tnep", &format!("dport = :{port}")])
+        .output()
+        .unwrap();
     let ss = String::from_utf8_lossy(&ss.stdout);
-    let worker_line = ss.lines().find(|l| l.contains(&format!("pid={worker},"))).unwrap_or_else(|| panic!("no upstream connection of the worker:\n{ss}"));
-    assert!(worker_line.contains("fwmark:0x6761"), "unmarked: {worker_line}");
+    let worker_line = ss
+        .lines()
+        .find(|l| l.contains(&format!("pid={worker},")))
+        .unwrap_or_else(|| panic!("no upstream connection of the worker:\n{ss}"));
+    assert!(
+        worker_line.contains("fwmark:0x6761"),
+        "unmarked: {worker_line}"
+    );
 
     // The audit lines name the right processes.
     let log = std::fs::read_to_string(dir.path().join("audit/audit.log")).unwrap();
@@ -228,9 +298,16 @@ fn the_separated_gate_decides_through_its_broker_and_keeps_privileges_apart() {
     let denied_line = caller_of(denied_pid);
     assert_eq!(denied_line["event"]["caller"]["uid"], DENIED_UID);
     assert_eq!(denied_line["event"]["caller"]["exe"], "/usr/bin/curl");
-    assert_ne!(allowed_line["event"]["outcome"], denied_line["event"]["outcome"]);
+    assert_ne!(
+        allowed_line["event"]["outcome"],
+        denied_line["event"]["outcome"]
+    );
     let meta = std::fs::metadata(dir.path().join("audit/audit.log")).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), WORKER_UID, "the worker writes the log");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        WORKER_UID,
+        "the worker writes the log"
+    );
 }
 
 #[test]
@@ -242,19 +319,28 @@ fn neither_process_outlives_the_other() {
 
     // kill -9 of the worker: the broker exits.
     let (mut gate, _addr, worker) = separated_gate(dir.path(), &emulator_addr);
-    Command::new("kill").args(["-9", &worker.to_string()]).status().unwrap();
-    wait_until("the broker exits after its worker", || gate.0.try_wait().unwrap().is_some());
+    Command::new("kill")
+        .args(["-9", &worker.to_string()])
+        .status()
+        .unwrap();
+    wait_until("the broker exits after its worker", || {
+        gate.0.try_wait().unwrap().is_some()
+    });
 
     // kill -9 of the broker: the worker exits, and nothing serves.
     let (gate, addr, worker) = separated_gate(dir.path(), &emulator_addr);
     let broker = gate.0.id();
-    Command::new("kill").args(["-9", &broker.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-9", &broker.to_string()])
+        .status()
+        .unwrap();
     wait_until("the worker exits after its broker", || gone(worker));
     // The leader shows as a zombie while the worker's other threads are
     // still tearing down and the listener is not yet closed: wait for that
     // too (bounded) rather than race it.
     wait_until(&format!("no orphan left listening on {addr}"), || {
-        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1)).is_err()
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(1))
+            .is_err()
     });
     drop(gate);
 }
@@ -278,11 +364,17 @@ fn the_broker_finds_callers_by_the_lookup_it_was_told() {
     if cfg!(feature = "ebpf") {
         rows.push(("ebpf", "callers: eBPF connect records", &["ConnectRecord"]));
     } else {
-        eprintln!("*** the eBPF path is not built (run with --all-features or --features ebpf) ***");
+        eprintln!(
+            "*** the eBPF path is not built (run with --all-features or --features ebpf) ***"
+        );
     }
     for (lookup, banner, instance_found_by) in rows {
-        let (_gate, addr, _worker, seen) = separated_gate_with(dir.path(), &emulator_addr, &["--caller-lookup", lookup]);
-        assert!(seen.iter().any(|l| l.contains(banner)), "{lookup}: {seen:?}");
+        let (_gate, addr, _worker, seen) =
+            separated_gate_with(dir.path(), &emulator_addr, &["--caller-lookup", lookup]);
+        assert!(
+            seen.iter().any(|l| l.contains(banner)),
+            "{lookup}: {seen:?}"
+        );
         assert_eq!(curl_as(ALLOWED_UID, &token(&addr)).0, 200, "{lookup}");
         assert_eq!(curl_as(DENIED_UID, &token(&addr)).0, 403, "{lookup}");
         // No assignment covers instance metadata, and curl is no trusted service.
@@ -295,12 +387,30 @@ fn the_broker_finds_callers_by_the_lookup_it_was_told() {
             .collect();
         let last = &decided[decided.len() - 3..];
         for (line, uid) in last[..2].iter().zip([ALLOWED_UID, DENIED_UID]) {
-            assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{lookup}: {line}");
+            assert_eq!(
+                line["event"]["caller"]["lookup"], "SocketOnly",
+                "{lookup}: {line}"
+            );
             assert_eq!(line["event"]["caller"]["uid"], uid, "{lookup}: {line}");
         }
-        let found_by = last[2]["event"]["caller"]["lookup"].as_str().unwrap_or("-").to_owned();
-        assert!(instance_found_by.contains(&found_by.as_str()), "{lookup}: {}", last[2]);
-        assert_eq!(last[2]["event"]["caller"]["exe"], "/usr/bin/curl", "{lookup}: {}", last[2]);
-        assert_eq!(last[2]["event"]["caller"]["uid"], ALLOWED_UID, "{lookup}: {}", last[2]);
+        let found_by = last[2]["event"]["caller"]["lookup"]
+            .as_str()
+            .unwrap_or("-")
+            .to_owned();
+        assert!(
+            instance_found_by.contains(&found_by.as_str()),
+            "{lookup}: {}",
+            last[2]
+        );
+        assert_eq!(
+            last[2]["event"]["caller"]["exe"], "/usr/bin/curl",
+            "{lookup}: {}",
+            last[2]
+        );
+        assert_eq!(
+            last[2]["event"]["caller"]["uid"], ALLOWED_UID,
+            "{lookup}: {}",
+            last[2]
+        );
     }
 }

@@ -29,7 +29,6 @@ const BASTION4: &str = "10.77.0.3";
 const SERVER6: &str = "fd77::1";
 const CLIENT6: &str = "fd77::2";
 
-
 /// The two namespaces; deleted on drop.
 struct Lab {
     srv: String,
@@ -91,7 +90,6 @@ impl Drop for Lab {
         }
     }
 }
-
 
 /// Run `body` on a thread inside namespace `ns` (sockets it makes live there).
 fn spawn_in<T: Send + 'static>(

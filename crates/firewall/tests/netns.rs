@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 const MARK: u32 = 0x6761;
 
-
 /// A network namespace of our own; deleted on drop.
 struct Netns {
     name: String,
@@ -93,7 +92,6 @@ impl Drop for Netns {
             .output();
     }
 }
-
 
 fn options(port: u16) -> Options {
     Options {
@@ -640,7 +638,8 @@ fn connect_from(from: SocketAddr, to: &str) -> Result<TcpStream, ErrorKind> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     s.set_reuse_address(true).unwrap();
     s.bind(&from.into()).unwrap();
-    s.connect_timeout(&to.into(), Duration::from_secs(2)).map_err(|e| e.kind())?;
+    s.connect_timeout(&to.into(), Duration::from_secs(2))
+        .map_err(|e| e.kind())?;
     Ok(s.into())
 }
 
@@ -658,7 +657,18 @@ fn a_connection_whose_source_port_nat_changed_is_refused() {
     }
     let vm = Netns::new("clash");
     let platform = Netns::new("clashp");
-    vm.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "host0", "netns", &platform.name]);
+    vm.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "host0",
+        "netns",
+        &platform.name,
+    ]);
     vm.ip(&["addr", "add", "10.77.0.4/24", "dev", "eth0"]);
     vm.ip(&["link", "set", "eth0", "up"]);
     vm.ip(&["route", "add", "169.254.169.254/32", "via", "10.77.0.1"]);
@@ -682,13 +692,27 @@ fn a_connection_whose_source_port_nat_changed_is_refused() {
     };
     // Direct connections to the gate: from loopback yes, from another address no.
     assert_eq!(direct_from("127.0.0.1:40120"), Ok(Ok(b'G')));
-    assert_eq!(direct_from("10.77.0.4:40121"), Err(ErrorKind::ConnectionRefused));
+    assert_eq!(
+        direct_from("10.77.0.4:40121"),
+        Err(ErrorKind::ConnectionRefused)
+    );
     // And a redirected one is served.
-    assert_eq!(vm.enter(|| connect("169.254.169.254:80", None).map(|s| greeting(&s))), Ok(Ok(b'G')));
+    assert_eq!(
+        vm.enter(|| connect("169.254.169.254:80", None).map(|s| greeting(&s))),
+        Ok(Ok(b'G'))
+    );
 
     // Without that rule a direct connection can leave the reply tuple behind ...
     let handle = vm.handle_of("output", "no direct connection to the gate");
-    vm.nft_cmd(&["delete", "rule", "inet", "gatehouse", "output", "handle", &handle]);
+    vm.nft_cmd(&[
+        "delete",
+        "rule",
+        "inet",
+        "gatehouse",
+        "output",
+        "handle",
+        &handle,
+    ]);
     let clash = |from: &'static str| {
         vm.enter(move || {
             let from: SocketAddr = from.parse().unwrap();
@@ -708,6 +732,10 @@ fn a_connection_whose_source_port_nat_changed_is_refused() {
     );
     // where without the `ct status snat` rule it would be served under another port.
     vm.nft_cmd(&["flush", "chain", "inet", "gatehouse", "input-after-nat"]);
-    assert_eq!(clash("10.77.0.4:40124"), Ok(Ok(b'G')), "without the rule the clashing connection is served");
+    assert_eq!(
+        clash("10.77.0.4:40124"),
+        Ok(Ok(b'G')),
+        "without the rule the clashing connection is served"
+    );
     remove(&nft).unwrap();
 }

@@ -224,7 +224,10 @@ mod tests {
             selector: "none",
             api_version: "2018-02-01".into(),
         });
-        assert!(matches!(cache.lookup(&slot, 0), Lookup::Miss { fallback: None }));
+        assert!(matches!(
+            cache.lookup(&slot, 0),
+            Lookup::Miss { fallback: None }
+        ));
         slot.store(Cached::from_body(&body(10_000), "fp".into()).unwrap());
         let rows = [
             (1_000, "fresh"),

@@ -10,8 +10,12 @@ use std::net::SocketAddr;
 /// when the gate runs privileged) or by the broker (`privsep::BrokerClient`,
 /// when it runs as `--user`). The request path does not care which.
 pub trait CallerSource: Send + Sync {
-    fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: gatehouse_sys::Needs)
-        -> Result<CallerFacts, CallerError>;
+    fn identify(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        needs: gatehouse_sys::Needs,
+    ) -> Result<CallerFacts, CallerError>;
 }
 
 /// Why a caller is unknown (the gate answers 403 "caller unknown").
@@ -33,9 +37,14 @@ impl std::fmt::Display for CallerError {
 impl std::error::Error for CallerError {}
 
 impl CallerSource for gatehouse_sys::Identifier {
-    fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: gatehouse_sys::Needs)
-        -> Result<CallerFacts, CallerError> {
-        gatehouse_sys::Identifier::identify(self, src, dst, needs).map_err(|e| CallerError(e.to_string()))
+    fn identify(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        needs: gatehouse_sys::Needs,
+    ) -> Result<CallerFacts, CallerError> {
+        gatehouse_sys::Identifier::identify(self, src, dst, needs)
+            .map_err(|e| CallerError(e.to_string()))
     }
 }
 
@@ -85,7 +94,10 @@ pub fn to_policy_caller(facts: &CallerFacts) -> Caller {
     for other in sets {
         gids.retain(|g| other.binary_search(g).is_ok());
     }
-    let group_names = gids.iter().filter_map(|g| gatehouse_sys::group_name(*g)).collect();
+    let group_names = gids
+        .iter()
+        .filter_map(|g| gatehouse_sys::group_name(*g))
+        .collect();
     Caller {
         uid: Some(uid),
         user: gatehouse_sys::user_name(uid),
@@ -172,18 +184,64 @@ mod tests {
         let rows: &[(Needs, bool, bool)] = &[
             (none, false, false),
             (none, true, true),
-            (Needs { user_name: true, ..none }, false, false),
-            (Needs { groups: true, ..none }, false, true),
-            (Needs { exe_path: true, ..none }, false, true),
-            (Needs { exe_hash: true, ..none }, false, true),
+            (
+                Needs {
+                    user_name: true,
+                    ..none
+                },
+                false,
+                false,
+            ),
+            (
+                Needs {
+                    groups: true,
+                    ..none
+                },
+                false,
+                true,
+            ),
+            (
+                Needs {
+                    exe_path: true,
+                    ..none
+                },
+                false,
+                true,
+            ),
+            (
+                Needs {
+                    exe_hash: true,
+                    ..none
+                },
+                false,
+                true,
+            ),
             (Needs { unit: true, ..none }, false, true),
-            (Needs { cgroup: true, ..none }, false, true),
-            (Needs { container: true, ..none }, false, true),
+            (
+                Needs {
+                    cgroup: true,
+                    ..none
+                },
+                false,
+                true,
+            ),
+            (
+                Needs {
+                    container: true,
+                    ..none
+                },
+                false,
+                true,
+            ),
         ];
         for (needs, all, want) in rows {
             let got = sys_needs(needs, *all);
             assert_eq!(got.wants_process(), *want, "{needs:?} all={all}");
-            assert_eq!((got.all_holders, got.exe, got.cgroup, got.groups), (*want, *want, *want, *want), "{needs:?}");
+            assert_eq!(
+                (got.all_holders, got.exe, got.cgroup, got.groups),
+                (*want, *want, *want, *want),
+                "{needs:?}"
+            );
             assert_eq!(got.exe_hash, needs.exe_hash);
         }
     }
@@ -192,12 +250,30 @@ mod tests {
     fn groups_are_those_every_holder_has() {
         let rows: &[(Vec<ProcessFacts>, &[u32])] = &[
             (vec![holder(1, 1000, 1000, &[4, 27])], &[4, 27, 1000]),
-            (vec![holder(1, 1000, 1000, &[4, 27]), holder(2, 1000, 1000, &[27])], &[27, 1000]),
-            (vec![holder(1, 1000, 1000, &[27]), holder(2, 1000, 1000, &[4, 27])], &[27, 1000]),
-            (vec![holder(1, 1000, 1000, &[]), holder(2, 1000, 50, &[1000])], &[1000]),
+            (
+                vec![
+                    holder(1, 1000, 1000, &[4, 27]),
+                    holder(2, 1000, 1000, &[27]),
+                ],
+                &[27, 1000],
+            ),
+            (
+                vec![
+                    holder(1, 1000, 1000, &[27]),
+                    holder(2, 1000, 1000, &[4, 27]),
+                ],
+                &[27, 1000],
+            ),
+            (
+                vec![holder(1, 1000, 1000, &[]), holder(2, 1000, 50, &[1000])],
+                &[1000],
+            ),
             // A holder of another uid does not lend its groups (the policy
             // denies such a caller as ambiguous anyway).
-            (vec![holder(1, 1000, 1000, &[]), holder(2, 0, 0, &[4])], &[1000]),
+            (
+                vec![holder(1, 1000, 1000, &[]), holder(2, 0, 0, &[4])],
+                &[1000],
+            ),
             (vec![], &[]),
         ];
         for (holders, want) in rows {

@@ -10,8 +10,8 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, OnceLock};
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -39,12 +39,16 @@ impl tower_service::Service<http::Uri> for MarkedConnector {
         Box::pin(async move {
             let host = uri
                 .host()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "upstream URI has no host"))?
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "upstream URI has no host")
+                })?
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_owned();
             let port = uri.port_u16().unwrap_or(80);
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect();
             let mut last = io::Error::new(io::ErrorKind::NotFound, "upstream host has no address");
             for addr in addrs {
                 match tokio::time::timeout(timeout, connect(addr, mark)).await {
@@ -80,7 +84,9 @@ static SOCKETS: OnceLock<Arc<dyn UpstreamSockets>> = OnceLock::new();
 /// From now on every marked upstream socket of this process comes from
 /// `sockets`. Whether a process may set socket marks is a property of the
 /// process, so this is process-wide; it can be set once (`Err` after that).
-pub fn use_upstream_sockets(sockets: Arc<dyn UpstreamSockets>) -> Result<(), Arc<dyn UpstreamSockets>> {
+pub fn use_upstream_sockets(
+    sockets: Arc<dyn UpstreamSockets>,
+) -> Result<(), Arc<dyn UpstreamSockets>> {
     SOCKETS.set(sockets)
 }
 
@@ -106,7 +112,10 @@ async fn connect(addr: SocketAddr, mark: Option<u32>) -> io::Result<TcpStream> {
 /// Wait for a started connect to complete and check it reached `addr`.
 async fn finish_connect(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     if !gatehouse_sys::is_tcp_stream(&fd)? {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a TCP socket"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a TCP socket",
+        ));
     }
     let std_stream = std::net::TcpStream::from(fd);
     std_stream.set_nonblocking(true)?;
@@ -117,7 +126,9 @@ async fn finish_connect(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> 
     }
     let peer = stream.peer_addr()?;
     if peer != addr {
-        return Err(io::Error::other(format!("connected to `{peer}`, not `{addr}`")));
+        return Err(io::Error::other(format!(
+            "connected to `{peer}`, not `{addr}`"
+        )));
     }
     Ok(stream)
 }

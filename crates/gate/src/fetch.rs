@@ -78,7 +78,9 @@ impl Fetcher {
                     retry_after(a).map_or(b, |r| r.max(b))
                 }
                 Ok(_) => return result.map(|a| (a, attempt)).map_err(FetchError::Upstream),
-                Err(UpstreamError::BodyTooLarge) => return Err(FetchError::Upstream(UpstreamError::BodyTooLarge)),
+                Err(UpstreamError::BodyTooLarge) => {
+                    return Err(FetchError::Upstream(UpstreamError::BodyTooLarge))
+                }
                 Err(_) => backoff(attempt),
             };
             // A huge Retry-After simply ends the attempts (no overflow).
@@ -86,7 +88,11 @@ impl Fetcher {
             if !may_retry || next.is_none_or(|t| t >= deadline) {
                 return result.map(|a| (a, attempt)).map_err(FetchError::Upstream);
             }
-            tracing::debug!(attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "retrying upstream");
+            tracing::debug!(
+                attempt,
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "retrying upstream"
+            );
             tokio::time::sleep(wait).await;
         }
     }

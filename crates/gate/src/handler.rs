@@ -2,8 +2,8 @@
 //! caller, decide, forward, check the answer, record, respond.
 
 use crate::caller;
-use crate::refusal::Refusal;
 use crate::fetch::FetchError;
+use crate::refusal::Refusal;
 use crate::token_path::Served;
 use crate::upstream::UpstreamError;
 use crate::Gate;
@@ -49,13 +49,16 @@ pub fn internal_error() -> Response {
     json_response(err.status, None, Bytes::from(err.body), None)
 }
 
-fn json_response(status: u16, content_type: Option<&str>, body: Bytes, retry_after: Option<&str>) -> Response {
-    let mut builder = http::Response::builder()
-        .status(status)
-        .header(
-            http::header::CONTENT_TYPE,
-            content_type.unwrap_or("application/json; charset=utf-8"),
-        );
+fn json_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: Bytes,
+    retry_after: Option<&str>,
+) -> Response {
+    let mut builder = http::Response::builder().status(status).header(
+        http::header::CONTENT_TYPE,
+        content_type.unwrap_or("application/json; charset=utf-8"),
+    );
     if let Some(r) = retry_after {
         builder = builder.header(http::header::RETRY_AFTER, r);
     }
@@ -108,13 +111,19 @@ fn resolve<'p>(policy: &'p Policy, selector: &Selector) -> Result<&'p Identity, 
 }
 
 impl Gate {
-    pub async fn handle(&self, conn: ConnInfo, req: http::Request<hyper::body::Incoming>) -> Response {
+    pub async fn handle(
+        &self,
+        conn: ConnInfo,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Response {
         let started = Instant::now();
         let decision_id = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let policy = self.policy.current();
         let mut trail = Trail::default();
         let (parts, body) = req.into_parts();
-        trail.request.insert("method".into(), json!(parts.method.as_str()));
+        trail
+            .request
+            .insert("method".into(), json!(parts.method.as_str()));
         let result = self
             .serve(&conn, &policy, &parts, body, &mut trail, &decision_id)
             .await;
@@ -163,10 +172,14 @@ impl Gate {
         trail: &mut Trail,
         decision_id: &str,
     ) -> Result<(Response, String), Refusal> {
-        trail.request.insert("target".into(), json!(truncate(&parts.uri.to_string(), 512)));
+        trail.request.insert(
+            "target".into(),
+            json!(truncate(&parts.uri.to_string(), 512)),
+        );
         header_checks(&parts.method, &parts.headers)?;
-        let canonical: Canonical = gatehouse_imds::canonicalise(parts.uri.path(), parts.uri.query())
-            .map_err(Refusal::NotCanonical)?;
+        let canonical: Canonical =
+            gatehouse_imds::canonicalise(parts.uri.path(), parts.uri.query())
+                .map_err(Refusal::NotCanonical)?;
         // Which methods an endpoint takes is decided on the canonical path,
         // never on the client's spelling of it.
         if parts.method == Method::POST && canonical.endpoint != Endpoint::ScheduledEvents {
@@ -174,9 +187,15 @@ impl Gate {
         }
         let action = action_for(&canonical.endpoint, &parts.method);
         trail.request.remove("target");
-        trail.request.insert("endpoint".into(), json!(canonical.endpoint.name()));
-        trail.request.insert("action".into(), json!(action.as_str()));
-        trail.request.insert("path".into(), json!(canonical.endpoint.path()));
+        trail
+            .request
+            .insert("endpoint".into(), json!(canonical.endpoint.name()));
+        trail
+            .request
+            .insert("action".into(), json!(action.as_str()));
+        trail
+            .request
+            .insert("path".into(), json!(canonical.endpoint.path()));
         if let Some(v) = canonical.api_version() {
             trail.request.insert("api_version".into(), json!(v));
         }
@@ -188,8 +207,11 @@ impl Gate {
         if canonical.endpoint == Endpoint::Token {
             let resource = canonical.resource().ok_or(Refusal::MissingResource)?;
             trail.request.insert("audience".into(), json!(resource));
-            trail.request.insert("selector".into(), json!(canonical.selector.kind()));
-            audience = Some(gatehouse_policy::normalise_audience(resource).ok_or(Refusal::BadAudience)?);
+            trail
+                .request
+                .insert("selector".into(), json!(canonical.selector.kind()));
+            audience =
+                Some(gatehouse_policy::normalise_audience(resource).ok_or(Refusal::BadAudience)?);
             let id = resolve(policy, &canonical.selector)?;
             trail.request.insert("identity".into(), json!(id.name));
             identity = Some(id);
@@ -242,7 +264,8 @@ impl Gate {
         let upload = if parts.method == Method::POST {
             // Bounded in size and in time: a caller that trickles its body
             // cannot hold a connection slot indefinitely.
-            let read = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_REQUEST_BODY).collect());
+            let read =
+                tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_REQUEST_BODY).collect());
             let bytes = read
                 .await
                 .map_err(|_| Refusal::BodyTooLarge)?
@@ -270,7 +293,8 @@ impl Gate {
                 "request": Value::Object(trail.request.clone()),
                 "decided_by": trail.decided_by,
             });
-            self.record(&intent).map_err(|()| Refusal::AuditUnavailable)?;
+            self.record(&intent)
+                .map_err(|()| Refusal::AuditUnavailable)?;
         }
         let sent = Instant::now();
         let served = match identity {
@@ -287,7 +311,9 @@ impl Gate {
                     selector: canonical.selector.kind(),
                     api_version: canonical.api_version().unwrap_or_default().to_owned(),
                 };
-                self.tokens.serve(id, key, &canonical.upstream_target()).await
+                self.tokens
+                    .serve(id, key, &canonical.upstream_target())
+                    .await
             }
             _ => self
                 .tokens

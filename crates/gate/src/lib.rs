@@ -23,8 +23,8 @@ pub mod server;
 pub mod token_path;
 pub mod upstream;
 
-use clock::Clock;
 use caller::CallerSource;
+use clock::Clock;
 use gatehouse_sys::Identifier;
 use policy_store::{LoadError, PolicyStore};
 use serde_json::json;
@@ -97,7 +97,9 @@ pub struct Gate {
 
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("upstream", &self.tokens.fetcher.upstream).finish()
+        f.debug_struct("Gate")
+            .field("upstream", &self.tokens.fetcher.upstream)
+            .finish()
     }
 }
 
@@ -125,10 +127,16 @@ impl Gate {
             audit,
             tokens: token_path::TokenPath {
                 fetcher: fetch::Fetcher {
-                    upstream: Upstream::new(&config.upstream_base, config.upstream_timeout, config.upstream_mark),
+                    upstream: Upstream::new(
+                        &config.upstream_base,
+                        config.upstream_timeout,
+                        config.upstream_mark,
+                    ),
                     limiter: config.upstream_limits.map(limiter::Limiter::new),
                 },
-                cache: config.cache_margin.map(|m| Arc::new(cache::TokenCache::new(m))),
+                cache: config
+                    .cache_margin
+                    .map(|m| Arc::new(cache::TokenCache::new(m))),
                 clock: Arc::clone(&clock),
             },
             identifier: callers,

@@ -52,7 +52,8 @@ impl Bucket {
         };
         let now = Instant::now();
         let (tokens, last) = *state;
-        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.capacity);
+        let refilled =
+            (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.capacity);
         if refilled >= 1.0 {
             *state = (refilled - 1.0, now);
             Ok(())
@@ -89,7 +90,8 @@ impl Limiter {
     pub async fn acquire(&self, identity: bool, deadline: Instant) -> Option<Slot> {
         let permit = if identity {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let p = tokio::time::timeout(wait, Arc::clone(&self.identity_slots).acquire_owned()).await;
+            let p =
+                tokio::time::timeout(wait, Arc::clone(&self.identity_slots).acquire_owned()).await;
             match p {
                 Ok(Ok(p)) => Some(p),
                 _ => return None,
@@ -97,7 +99,11 @@ impl Limiter {
         } else {
             None
         };
-        let bucket = if identity { &self.identity } else { &self.other };
+        let bucket = if identity {
+            &self.identity
+        } else {
+            &self.other
+        };
         loop {
             match bucket.take() {
                 Ok(()) => return Some(Slot { _permit: permit }),

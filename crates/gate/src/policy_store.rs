@@ -47,7 +47,9 @@ pub struct PolicyStore {
 
 impl fmt::Debug for PolicyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PolicyStore").field("path", &self.path).finish()
+        f.debug_struct("PolicyStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -55,8 +57,7 @@ impl fmt::Debug for PolicyStore {
 pub fn load_file(path: &Path, trusted_uids: &[u32]) -> Result<Policy, LoadError> {
     gatehouse_sys::check_trusted_path(path, trusted_uids)
         .map_err(|e| LoadError::Untrusted(e.to_string()))?;
-    let text =
-        std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.to_path_buf(), e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.to_path_buf(), e))?;
     gatehouse_policy::parse(&path.display().to_string(), &text).map_err(LoadError::Invalid)
 }
 

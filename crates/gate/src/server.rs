@@ -58,7 +58,10 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future
             .flatten()
             .map_or(u32::MAX, |o| o.uid);
         let Some(uid_slot) = per_uid.enter(owner) else {
-            tracing::warn!(uid = owner, "connection refused: too many open connections for this uid");
+            tracing::warn!(
+                uid = owner,
+                "connection refused: too many open connections for this uid"
+            );
             drop(stream);
             continue;
         };
@@ -75,7 +78,11 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future
                     // decision, any upstream call and the audit line still
                     // complete — nothing reaches IMDS unrecorded.
                     let handled = tokio::spawn(async move { gate.handle(conn, req).await });
-                    Ok::<_, Infallible>(handled.await.unwrap_or_else(|_| crate::handler::internal_error()))
+                    Ok::<_, Infallible>(
+                        handled
+                            .await
+                            .unwrap_or_else(|_| crate::handler::internal_error()),
+                    )
                 }
             });
             let result = http1::Builder::new()

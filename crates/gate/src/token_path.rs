@@ -60,12 +60,22 @@ pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusa
         (None, _) => true,
     };
     if !same(&identity.object_id, &claims.oid) {
-        return Err(wrong(format!("token oid is not identity `{}`", identity.name)));
+        return Err(wrong(format!(
+            "token oid is not identity `{}`",
+            identity.name
+        )));
     }
     if !same(&identity.client_id, &claims.appid) {
-        return Err(wrong(format!("token appid is not identity `{}`", identity.name)));
+        return Err(wrong(format!(
+            "token appid is not identity `{}`",
+            identity.name
+        )));
     }
-    let mirid = claims.xms_mirid.clone().unwrap_or_default().to_ascii_lowercase();
+    let mirid = claims
+        .xms_mirid
+        .clone()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match identity.kind {
         IdentityKind::System => {
             if mirid.is_empty() || mirid.contains("/userassignedidentities/") {
@@ -76,12 +86,21 @@ pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusa
             }
         }
         IdentityKind::User => {
-            if identity.object_id.is_none() && identity.client_id.is_none() && identity.resource_id.is_none() {
-                return Err(wrong(format!("identity `{}` has no ids to check", identity.name)));
+            if identity.object_id.is_none()
+                && identity.client_id.is_none()
+                && identity.resource_id.is_none()
+            {
+                return Err(wrong(format!(
+                    "identity `{}` has no ids to check",
+                    identity.name
+                )));
             }
             if let Some(rid) = &identity.resource_id {
                 if !rid.eq_ignore_ascii_case(&mirid) {
-                    return Err(wrong(format!("token xms_mirid is not identity `{}`", identity.name)));
+                    return Err(wrong(format!(
+                        "token xms_mirid is not identity `{}`",
+                        identity.name
+                    )));
                 }
             }
         }
@@ -129,7 +148,12 @@ pub struct TokenPath {
 }
 
 impl TokenPath {
-    pub async fn serve(&self, identity: &Identity, key: Key, target: &str) -> Result<Served, Refusal> {
+    pub async fn serve(
+        &self,
+        identity: &Identity,
+        key: Key,
+        target: &str,
+    ) -> Result<Served, Refusal> {
         let Some(cache) = &self.cache else {
             return self.fetch_checked(identity, target).await;
         };
@@ -138,7 +162,11 @@ impl TokenPath {
         let fallback = match cache.lookup(&slot, now) {
             Lookup::Fresh { token, refresh } => {
                 if refresh {
-                    self.refresh_in_background(Arc::clone(&slot), identity.clone(), target.to_owned());
+                    self.refresh_in_background(
+                        Arc::clone(&slot),
+                        identity.clone(),
+                        target.to_owned(),
+                    );
                 }
                 return Ok(serve_cached(&token, now, Source::Cache));
             }
@@ -147,7 +175,12 @@ impl TokenPath {
         if let Some(error) = slot.standing_error(now) {
             return Ok(match &fallback {
                 Some(t) => serve_cached(t, now, Source::Stale),
-                None => Served { answer: error, source: Source::Upstream, fingerprint: None, attempts: 0 },
+                None => Served {
+                    answer: error,
+                    source: Source::Upstream,
+                    fingerprint: None,
+                    attempts: 0,
+                },
             });
         }
         let before = slot.generation();
@@ -162,17 +195,24 @@ impl TokenPath {
                 return Ok(serve_cached(t, now, Source::Stale));
             }
             if let Some(error) = slot.standing_error(now) {
-                return Ok(Served { answer: error, source: Source::Upstream, fingerprint: None, attempts: 0 });
+                return Ok(Served {
+                    answer: error,
+                    source: Source::Upstream,
+                    fingerprint: None,
+                    attempts: 0,
+                });
             }
         }
         let result = fetch_into(&self.fetcher, &slot, identity, target, self.clock.as_ref()).await;
         let now = epoch_secs(self.clock.as_ref());
         match result {
             Ok(served) if served.answer.status == 200 => Ok(served),
-            Ok(served) if upstream_trouble(served.answer.status) => Ok(match fallback.filter(|t| t.remaining(now) > 0) {
-                Some(t) => serve_cached(&t, now, Source::Stale),
-                None => served,
-            }),
+            Ok(served) if upstream_trouble(served.answer.status) => {
+                Ok(match fallback.filter(|t| t.remaining(now) > 0) {
+                    Some(t) => serve_cached(&t, now, Source::Stale),
+                    None => served,
+                })
+            }
             Ok(served) => Ok(served),
             Err(refusal @ Refusal::WrongIdentity(_)) => Err(refusal),
             Err(refusal) => match fallback.filter(|t| t.remaining(now) > 0) {
@@ -194,7 +234,12 @@ impl TokenPath {
         } else {
             None
         };
-        Ok(Served { answer, source: Source::Upstream, fingerprint, attempts })
+        Ok(Served {
+            answer,
+            source: Source::Upstream,
+            fingerprint,
+            attempts,
+        })
     }
 
     fn refresh_in_background(&self, slot: Arc<Slot>, identity: Identity, target: String) {
@@ -202,7 +247,9 @@ impl TokenPath {
         let clock = Arc::clone(&self.clock);
         tokio::spawn(async move {
             // Someone already asking upstream refreshes it for everyone.
-            let Ok(_flight) = slot.flight.try_lock() else { return };
+            let Ok(_flight) = slot.flight.try_lock() else {
+                return;
+            };
             if let Err(e) = fetch_into(&fetcher, &slot, &identity, &target, clock.as_ref()).await {
                 tracing::warn!(identity = %identity.name, error = ?e, "background token refresh failed");
             }
@@ -233,7 +280,12 @@ async fn fetch_into(
             if let Some(token) = Cached::from_body(&answer.body, fingerprint.clone()) {
                 slot.store(token);
             }
-            Ok(Served { answer, source: Source::Upstream, fingerprint: Some(fingerprint), attempts })
+            Ok(Served {
+                answer,
+                source: Source::Upstream,
+                fingerprint: Some(fingerprint),
+                attempts,
+            })
         }
         Ok((answer, attempts)) => {
             // An error answer stands in for IMDS only as long as IMDS said.
@@ -243,7 +295,12 @@ async fn fetch_into(
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(|secs| now.saturating_add(secs));
             slot.fail(Some(answer.clone()), until);
-            Ok(Served { answer, source: Source::Upstream, fingerprint: None, attempts })
+            Ok(Served {
+                answer,
+                source: Source::Upstream,
+                fingerprint: None,
+                attempts,
+            })
         }
         Err(e) => {
             slot.fail(None, None);

@@ -1,9 +1,9 @@
 //! The one way gatehouse talks to IMDS: a pooled HTTP/1 client that sends the
 //! canonical target with `Metadata: true` and nothing else from the caller.
 
+use crate::connector::MarkedConnector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use crate::connector::MarkedConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::fmt;
@@ -92,7 +92,9 @@ pub struct Upstream {
 
 impl fmt::Debug for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Upstream").field("base", &self.base).finish()
+        f.debug_struct("Upstream")
+            .field("base", &self.base)
+            .finish()
     }
 }
 

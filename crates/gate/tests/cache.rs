@@ -38,7 +38,8 @@ audiences = ["https://storage.azure.com"]
 fn get(h: &Harness, target: &str) -> (u16, Value) {
     let answer = raw(
         h.addr,
-        format!("GET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
     );
     let status: u16 = answer[9..12].parse().unwrap();
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
@@ -60,7 +61,11 @@ fn with_cache(clock: Arc<ManualClock>) -> Opts {
 }
 
 fn last_request(h: &Harness) -> Value {
-    h.audit().into_iter().rev().find(|r| r["event"]["type"] == "request").unwrap()
+    h.audit()
+        .into_iter()
+        .rev()
+        .find(|r| r["event"]["type"] == "request")
+        .unwrap()
 }
 
 #[test]
@@ -81,18 +86,42 @@ fn a_burst_on_one_key_makes_one_upstream_call() {
     for t in threads {
         assert_eq!(t.join().unwrap(), 200);
     }
-    assert_eq!(token_requests(&h), 1, "48 concurrent requests for one key, one upstream call");
+    assert_eq!(
+        token_requests(&h),
+        1,
+        "48 concurrent requests for one key, one upstream call"
+    );
     let sources: Vec<String> = h
         .audit()
         .iter()
         .filter(|r| r["event"]["type"] == "request")
-        .map(|r| r["event"]["upstream"]["source"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r["event"]["upstream"]["source"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(sources.iter().filter(|s| *s == "upstream").count(), 1, "{sources:?}");
-    assert_eq!(sources.iter().filter(|s| *s == "cache").count(), 47, "{sources:?}");
+    assert_eq!(
+        sources.iter().filter(|s| *s == "upstream").count(),
+        1,
+        "{sources:?}"
+    );
+    assert_eq!(
+        sources.iter().filter(|s| *s == "cache").count(),
+        47,
+        "{sources:?}"
+    );
 
     // Another spelling of the audience is another key: the token's aud differs.
-    assert_eq!(get(&h, &h.token_target("https://storage.azure.com/", Some(STORAGE_WRITER))).0, 200);
+    assert_eq!(
+        get(
+            &h,
+            &h.token_target("https://storage.azure.com/", Some(STORAGE_WRITER))
+        )
+        .0,
+        200
+    );
     assert_eq!(token_requests(&h), 2);
 }
 
@@ -117,7 +146,10 @@ fn cached_tokens_count_down_and_outlive_an_imds_outage() {
     // second, so allow one second either way.)
     let within_a_second = |got: &Value, want: u64| {
         let got = got.as_str().unwrap().parse::<u64>().unwrap();
-        assert!(got.abs_diff(want) <= 1, "expires_in {got}, expected {want} ± 1");
+        assert!(
+            got.abs_diff(want) <= 1,
+            "expires_in {got}, expected {want} ± 1"
+        );
     };
     within_a_second(&second["expires_in"], lifetime - 100);
     assert_eq!(second["expires_on"], first["expires_on"]);
@@ -125,14 +157,26 @@ fn cached_tokens_count_down_and_outlive_an_imds_outage() {
     clock.advance(Duration::from_secs(1_000));
     let (_, third) = get(&h, &target);
     within_a_second(&third["expires_in"], lifetime - 1_100);
-    let (second_in, third_in): (u64, u64) =
-        (second["expires_in"].as_str().unwrap().parse().unwrap(), third["expires_in"].as_str().unwrap().parse().unwrap());
-    assert_eq!(second_in - third_in, 1_000, "it counts down with the gate's clock");
+    let (second_in, third_in): (u64, u64) = (
+        second["expires_in"].as_str().unwrap().parse().unwrap(),
+        third["expires_in"].as_str().unwrap().parse().unwrap(),
+    );
+    assert_eq!(
+        second_in - third_in,
+        1_000,
+        "it counts down with the gate's clock"
+    );
     assert_eq!(token_requests(&h), 1);
     assert_eq!(last_request(&h)["event"]["upstream"]["source"], "cache");
 
     // IMDS goes away: the cached token is still served.
-    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults { outage: true, ..Default::default() });
+    h.emulator
+        .as_ref()
+        .unwrap()
+        .set_faults(gatehouse_emulator::Faults {
+            outage: true,
+            ..Default::default()
+        });
     let (s, during) = get(&h, &target);
     assert_eq!(s, 200);
     assert_eq!(during["access_token"], first["access_token"]);
@@ -149,7 +193,10 @@ fn cached_tokens_count_down_and_outlive_an_imds_outage() {
     clock.advance(Duration::from_secs(300));
     let (s, gone) = get(&h, &target);
     assert!(s >= 500, "{s} {gone}");
-    assert!(gone["error_description"].as_str().unwrap().starts_with("gatehouse: "));
+    assert!(gone["error_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("gatehouse: "));
 }
 
 #[test]
@@ -179,15 +226,26 @@ fn many_keys_stay_under_imds_limits() {
     // The emulator enforces IMDS's limits (20/s, 5 at a time, 429 beyond);
     // the gate must never trip them, whatever the local burst.
     let clock = Arc::new(ManualClock::at(SystemTime::now()));
-    let opts = Opts { emulator_rate_limits: true, upstream_timeout: Duration::from_secs(20), ..with_cache(clock) };
+    let opts = Opts {
+        emulator_rate_limits: true,
+        upstream_timeout: Duration::from_secs(20),
+        ..with_cache(clock)
+    };
     let h = Arc::new(Harness::start_opts(&policy(), opts));
     let audiences = [
-        "https://management.azure.com", "https://storage.azure.com", "https://vault.azure.net",
-        "https://graph.microsoft.com", "https://database.windows.net",
+        "https://management.azure.com",
+        "https://storage.azure.com",
+        "https://vault.azure.net",
+        "https://graph.microsoft.com",
+        "https://database.windows.net",
     ];
     let mut targets = Vec::new();
     for a in audiences {
-        for client in [STORAGE_WRITER, VAULT_READER, "1e5a6b7c-8d9e-4fa0-b1c2-d3e4f5a6b708"] {
+        for client in [
+            STORAGE_WRITER,
+            VAULT_READER,
+            "1e5a6b7c-8d9e-4fa0-b1c2-d3e4f5a6b708",
+        ] {
             for spelling in [a.to_owned(), format!("{a}/")] {
                 targets.push(h.token_target(&spelling, Some(client)));
             }
@@ -205,7 +263,10 @@ fn many_keys_stay_under_imds_limits() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let stats = serde_json::to_value(h.emulator.as_ref().unwrap().stats()).unwrap();
     assert_eq!(stats["by_endpoint"]["token"], 30);
-    assert!(stats["by_status"].get("429").is_none(), "the gate tripped IMDS's limits: {stats}");
+    assert!(
+        stats["by_status"].get("429").is_none(),
+        "the gate tripped IMDS's limits: {stats}"
+    );
 }
 
 #[test]
@@ -226,11 +287,17 @@ fn transient_errors_are_retried_within_the_budget() {
         ..Default::default()
     };
     h.emulator.as_ref().unwrap().set_faults(force(500));
-    let (s, _) = get(&h, &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)));
+    let (s, _) = get(
+        &h,
+        &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)),
+    );
     assert_eq!(s, 200);
     assert_eq!(last_request(&h)["event"]["upstream"]["attempts"], 2);
     // A 400 is IMDS's final word: not retried, passed through.
-    let (s, body) = get(&h, &h.token_target("https://nothing.example", Some(STORAGE_WRITER)));
+    let (s, body) = get(
+        &h,
+        &h.token_target("https://nothing.example", Some(STORAGE_WRITER)),
+    );
     assert_eq!(s, 400, "{body}");
     assert_eq!(last_request(&h)["event"]["upstream"]["attempts"], 1);
 }
@@ -261,17 +328,36 @@ audiences = ["*"]
     let clock = Arc::new(ManualClock::at(SystemTime::now()));
     let h = Harness::start_opts(&named(STORAGE_WRITER, VAULT_READER), with_cache(clock));
     let jwks = h.emulator.as_ref().unwrap().jwks();
-    let (s, first) = get(&h, &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)));
+    let (s, first) = get(
+        &h,
+        &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)),
+    );
     assert_eq!(s, 200);
-    assert_eq!(verify_jwt(first["access_token"].as_str().unwrap(), &jwks)["appid"], STORAGE_WRITER);
+    assert_eq!(
+        verify_jwt(first["access_token"].as_str().unwrap(), &jwks)["appid"],
+        STORAGE_WRITER
+    );
     // `app` now names the other identity; the request for it must get that
     // identity's token, not the cached one under the same name.
     h.set_policy(&named(VAULT_READER, STORAGE_WRITER));
     h.gate.reload().unwrap();
-    let (s, second) = get(&h, &h.token_target("https://storage.azure.com", Some(VAULT_READER)));
+    let (s, second) = get(
+        &h,
+        &h.token_target("https://storage.azure.com", Some(VAULT_READER)),
+    );
     assert_eq!(s, 200, "{second}");
-    assert_eq!(verify_jwt(second["access_token"].as_str().unwrap(), &jwks)["appid"], VAULT_READER);
+    assert_eq!(
+        verify_jwt(second["access_token"].as_str().unwrap(), &jwks)["appid"],
+        VAULT_READER
+    );
     assert_eq!(token_requests(&h), 2);
     // And the old identity is no longer allowed at all.
-    assert_eq!(get(&h, &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER))).0, 403);
+    assert_eq!(
+        get(
+            &h,
+            &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER))
+        )
+        .0,
+        403
+    );
 }

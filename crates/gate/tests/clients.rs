@@ -151,7 +151,10 @@ impl Clients {
 /// `--all-holders`: the policy names uids only, which needs no process, but these
 /// tests check that each audit line names the client process that asked.
 fn all_holders() -> Opts {
-    Opts { all_holders: true, ..Opts::default() }
+    Opts {
+        all_holders: true,
+        ..Opts::default()
+    }
 }
 
 fn records_of(h: &Harness, pid: u32) -> Vec<Value> {

@@ -56,7 +56,10 @@ fn bash_status_of(h: &Harness, target: &str, script: &str) -> u16 {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let line = stdout.lines().find(|l| l.starts_with("HTTP/1.1 ")).unwrap_or_else(|| panic!("no status in {stdout:?}"));
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("HTTP/1.1 "))
+        .unwrap_or_else(|| panic!("no status in {stdout:?}"));
     line[9..12].parse().unwrap()
 }
 
@@ -81,10 +84,22 @@ fn a_copied_binary_is_not_the_allowed_one() {
     let copy = dir.path().join("curl");
     std::fs::copy("/usr/bin/curl", &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(h.curl(UID_A, INSTANCE).status, 200, "the real curl is allowed");
-    let r = h.client(copy.to_str().unwrap(), UID_A, INSTANCE, &["-H", "Metadata: true"]);
+    assert_eq!(
+        h.curl(UID_A, INSTANCE).status,
+        200,
+        "the real curl is allowed"
+    );
+    let r = h.client(
+        copy.to_str().unwrap(),
+        UID_A,
+        INSTANCE,
+        &["-H", "Metadata: true"],
+    );
     assert_eq!(r.status, 403, "a copy is another file: {}", r.body);
-    assert_eq!(h.decision(&r.decision_id())["event"]["caller"]["exe"], copy.to_str().unwrap());
+    assert_eq!(
+        h.decision(&r.decision_id())["event"]["caller"]["exe"],
+        copy.to_str().unwrap()
+    );
 }
 
 #[test]
@@ -99,9 +114,19 @@ fn a_symlink_resolves_to_the_binary_that_really_runs() {
     let dir = scratch();
     let link = dir.path().join("innocent");
     std::os::unix::fs::symlink("/usr/bin/curl", &link).unwrap();
-    let r = h.client(link.to_str().unwrap(), UID_A, INSTANCE, &["-H", "Metadata: true"]);
+    let r = h.client(
+        link.to_str().unwrap(),
+        UID_A,
+        INSTANCE,
+        &["-H", "Metadata: true"],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
-    let audited = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "allow").unwrap();
+    let audited = h
+        .audit()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"]["outcome"] == "allow")
+        .unwrap();
     assert_eq!(audited["event"]["caller"]["exe"], "/usr/bin/curl");
 }
 
@@ -127,8 +152,14 @@ fn a_bind_mount_over_the_allowed_path_is_not_the_allowed_binary() {
     let r = run_client(cmd);
     assert_eq!(r.status, 403, "{}", r.body);
     let record = h.decision(&r.decision_id());
-    assert_eq!(record["event"]["caller"]["exe"], "/usr/bin/curl", "the path looks right");
-    assert_eq!(record["event"]["caller"]["exe_verified"], false, "but it is another file");
+    assert_eq!(
+        record["event"]["caller"]["exe"], "/usr/bin/curl",
+        "the path looks right"
+    );
+    assert_eq!(
+        record["event"]["caller"]["exe_verified"], false,
+        "but it is another file"
+    );
 }
 
 #[test]
@@ -136,14 +167,27 @@ fn a_hash_principal_allows_the_same_content_anywhere() {
     if !privileged("a_hash_principal_allows_the_same_content_anywhere") {
         return;
     }
-    let hash = gatehouse_sys::hash_file(&mut std::fs::File::open("/usr/bin/curl").unwrap()).unwrap();
+    let hash =
+        gatehouse_sys::hash_file(&mut std::fs::File::open("/usr/bin/curl").unwrap()).unwrap();
     let h = Harness::start(&instance_policy(&format!("exe:sha256:{hash}")));
     let dir = scratch();
     let copy = dir.path().join("curl-copy");
     std::fs::copy("/usr/bin/curl", &copy).unwrap();
-    assert_eq!(h.client(copy.to_str().unwrap(), UID_A, INSTANCE, &["-H", "Metadata: true"]).status, 200);
+    assert_eq!(
+        h.client(
+            copy.to_str().unwrap(),
+            UID_A,
+            INSTANCE,
+            &["-H", "Metadata: true"]
+        )
+        .status,
+        200
+    );
     // Another binary is not the same content.
-    assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 403);
+    assert_eq!(
+        bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")),
+        403
+    );
 }
 
 #[test]
@@ -156,15 +200,36 @@ fn connect_then_fork_does_not_borrow_the_childs_identity() {
     let h = Harness::start(&instance_policy("exe:/usr/bin/sleep"));
     // (The request waits until the child has exec'd sleep — until then it is
     // a bash process too, and bash holders are what the control allows.)
-    let forked = format!("exec 3<>/dev/tcp/$GATE\n/usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n");
-    assert_eq!(bash_status(&h, &forked), 403, "every holder must be an allowed process");
-    let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
-    assert!(denied["event"]["caller"]["holders"].as_array().unwrap().len() >= 2, "{denied}");
+    let forked = format!(
+        "exec 3<>/dev/tcp/$GATE\n/usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n"
+    );
+    assert_eq!(
+        bash_status(&h, &forked),
+        403,
+        "every holder must be an allowed process"
+    );
+    let denied = h
+        .audit()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"]["outcome"] == "deny")
+        .unwrap();
+    assert!(
+        denied["event"]["caller"]["holders"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2,
+        "{denied}"
+    );
 
     // Control: the same with bash allowed and no child is allowed — the test
     // can fail the other way too.
     let h = Harness::start(&instance_policy("exe:/usr/bin/bash"));
-    assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
+    assert_eq!(
+        bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")),
+        200
+    );
     let status = bash_status(&h, &forked);
     assert_eq!(status, 403, "{:#}", h.audit().pop().unwrap());
 }
@@ -175,15 +240,31 @@ fn holders_of_one_socket_with_different_uids_are_denied() {
         return;
     }
     let h = Harness::start(&instance_policy("uid:0"));
-    assert_eq!(bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
+    assert_eq!(
+        bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")),
+        200
+    );
     // Root opens the socket and hands it (by fork+setuid) to another uid.
     let shared = format!(
         "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n"
     );
     assert_eq!(bash_status(&h, &shared), 403);
-    let denied = h.audit().into_iter().rev().find(|l| l["event"]["outcome"] == "deny").unwrap();
-    let uids: Vec<u64> = denied["event"]["caller"]["holders"].as_array().unwrap().iter().map(|p| p["uid"].as_u64().unwrap()).collect();
-    assert!(uids.contains(&0) && uids.contains(&u64::from(UID_A)), "{denied}");
+    let denied = h
+        .audit()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"]["outcome"] == "deny")
+        .unwrap();
+    let uids: Vec<u64> = denied["event"]["caller"]["holders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["uid"].as_u64().unwrap())
+        .collect();
+    assert!(
+        uids.contains(&0) && uids.contains(&u64::from(UID_A)),
+        "{denied}"
+    );
 }
 
 const TOKEN: &str = concat!(
@@ -209,28 +290,69 @@ audiences = ["https://storage.azure.com"]
 /// another uid is root's. `--all-holders` restores the search, and the denial.
 #[test]
 fn a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_asked_for() {
-    if !privileged("a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_asked_for") {
+    if !privileged(
+        "a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_asked_for",
+    ) {
         return;
     }
     let shared = format!(
         "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n"
     );
     let h = Harness::start(&token_policy("uid:0"));
-    assert_eq!(bash_status_of(&h, TOKEN, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200, "{:#}", h.audit().pop().unwrap());
+    assert_eq!(
+        bash_status_of(
+            &h,
+            TOKEN,
+            &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")
+        ),
+        200,
+        "{:#}",
+        h.audit().pop().unwrap()
+    );
     let line = h.audit().pop().unwrap();
     assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{line}");
     assert_eq!(line["event"]["caller"]["uid"], 0, "{line}");
-    assert_eq!(line["event"]["caller"]["pid"], serde_json::Value::Null, "no process looked up: {line}");
-    assert_eq!(bash_status_of(&h, TOKEN, &shared), 200, "{:#}", h.audit().pop().unwrap());
+    assert_eq!(
+        line["event"]["caller"]["pid"],
+        serde_json::Value::Null,
+        "no process looked up: {line}"
+    );
+    assert_eq!(
+        bash_status_of(&h, TOKEN, &shared),
+        200,
+        "{:#}",
+        h.audit().pop().unwrap()
+    );
     // An instance request may be a trusted service's: its holders are looked up.
     let h = Harness::start(&format!("{}{}", token_policy("uid:0"), "[[assignments]]\nname = \"i\"\nprincipal = \"uid:0\"\nrole = \"Instance Metadata Reader\"\n"));
-    assert_eq!(bash_status(&h, &shared), 403, "{:#}", h.audit().pop().unwrap());
+    assert_eq!(
+        bash_status(&h, &shared),
+        403,
+        "{:#}",
+        h.audit().pop().unwrap()
+    );
 
-    let strict = Harness::start_opts(&token_policy("uid:0"), Opts { all_holders: true, ..Opts::default() });
-    assert_eq!(bash_status_of(&strict, TOKEN, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")), 200);
+    let strict = Harness::start_opts(
+        &token_policy("uid:0"),
+        Opts {
+            all_holders: true,
+            ..Opts::default()
+        },
+    );
+    assert_eq!(
+        bash_status_of(
+            &strict,
+            TOKEN,
+            &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")
+        ),
+        200
+    );
     assert_eq!(bash_status_of(&strict, TOKEN, &shared), 403);
     let denied = strict.audit().pop().unwrap();
-    assert_eq!(denied["event"]["reason"], "the connection is held by processes of different users", "{denied}");
+    assert_eq!(
+        denied["event"]["reason"], "the connection is held by processes of different users",
+        "{denied}"
+    );
 }
 
 /// The cgroup v2 hierarchy, where a test may make cgroups of its own.
@@ -261,7 +383,9 @@ fn a_user_unit_named_like_a_system_unit_is_not_that_unit() {
         panic!("no cgroup2 hierarchy mounted: cannot test unit principals");
     };
     let tag = std::process::id();
-    let user_unit = format!("user.slice/user-{UID_A}.slice/user@{UID_A}.service/app.slice/gh-test-{tag}.service");
+    let user_unit = format!(
+        "user.slice/user-{UID_A}.slice/user@{UID_A}.service/app.slice/gh-test-{tag}.service"
+    );
     let system_unit = format!("system.slice/gh-test-{tag}.service");
     let mut made = CgroupDirs(Vec::new());
     for path in [&user_unit, &system_unit] {
@@ -280,6 +404,14 @@ fn a_user_unit_named_like_a_system_unit_is_not_that_unit() {
             root.display()
         )
     };
-    assert_eq!(bash_status(&h, &script(&system_unit)), 200, "the system unit is allowed");
-    assert_eq!(bash_status(&h, &script(&user_unit)), 403, "a user unit of that name is not");
+    assert_eq!(
+        bash_status(&h, &script(&system_unit)),
+        200,
+        "the system unit is allowed"
+    );
+    assert_eq!(
+        bash_status(&h, &script(&user_unit)),
+        403,
+        "a user unit of that name is not"
+    );
 }

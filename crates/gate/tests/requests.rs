@@ -36,7 +36,13 @@ fn allowed_and_denied_callers_by_uid() {
     }
     // `--all-holders`: a uid-only policy needs no process, but this test
     // checks that the audit line names the very process that asked.
-    let h = Harness::start_opts(&uid_policy(), Opts { all_holders: true, ..Opts::default() });
+    let h = Harness::start_opts(
+        &uid_policy(),
+        Opts {
+            all_holders: true,
+            ..Opts::default()
+        },
+    );
     let jwks = h.emulator.as_ref().unwrap().jwks();
     let target = h.token_target("https://storage.azure.com", Some(STORAGE_WRITER));
 
@@ -44,7 +50,13 @@ fn allowed_and_denied_callers_by_uid() {
     let ok = h.curl(UID_A, &target);
     assert_eq!(ok.status, 200, "{}", ok.body);
     let body = ok.json();
-    for field in ["access_token", "expires_in", "expires_on", "resource", "token_type"] {
+    for field in [
+        "access_token",
+        "expires_in",
+        "expires_on",
+        "resource",
+        "token_type",
+    ] {
         assert!(body[field].is_string(), "{field} is a string in {body}");
     }
     let claims = verify_jwt(body["access_token"].as_str().unwrap(), &jwks);
@@ -65,17 +77,29 @@ fn allowed_and_denied_callers_by_uid() {
     assert_eq!(allowed["event"]["upstream"]["status"], 200);
     let token = body["access_token"].as_str().unwrap();
     let log = std::fs::read_to_string(&h.audit_path).unwrap();
-    assert!(!log.contains(token), "the token must never be in the audit log");
-    assert!(!log.contains(token.split('.').nth(2).unwrap()), "nor its signature");
+    assert!(
+        !log.contains(token),
+        "the token must never be in the audit log"
+    );
+    assert!(
+        !log.contains(token.split('.').nth(2).unwrap()),
+        "nor its signature"
+    );
 
     // Denied: three other uids, each a 403 whose decision id is in the log.
     for uid in [UID_B, NOBODY, 0] {
         let denied = h.curl(uid, &target);
         assert_eq!(denied.status, 403, "uid {uid}: {}", denied.body);
         assert_eq!(denied.json()["error"], "access_denied");
-        let desc = denied.json()["error_description"].as_str().unwrap().to_owned();
+        let desc = denied.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(desc.starts_with("gatehouse: "), "{desc}");
-        assert!(!desc.contains("a-storage"), "a denial never names others' assignments: {desc}");
+        assert!(
+            !desc.contains("a-storage"),
+            "a denial never names others' assignments: {desc}"
+        );
         let record = h.decision(&denied.decision_id());
         assert_eq!(record["event"]["outcome"], "deny");
         assert_eq!(record["event"]["caller"]["uid"], uid);
@@ -85,9 +109,15 @@ fn allowed_and_denied_callers_by_uid() {
     }
 
     // The allowed uid is still held to its scope: another identity, another audience.
-    let other_identity = h.curl(UID_A, &h.token_target("https://storage.azure.com", Some(VAULT_READER)));
+    let other_identity = h.curl(
+        UID_A,
+        &h.token_target("https://storage.azure.com", Some(VAULT_READER)),
+    );
     assert_eq!(other_identity.status, 403, "{}", other_identity.body);
-    let other_audience = h.curl(UID_A, &h.token_target("https://vault.azure.net", Some(STORAGE_WRITER)));
+    let other_audience = h.curl(
+        UID_A,
+        &h.token_target("https://vault.azure.net", Some(STORAGE_WRITER)),
+    );
     assert_eq!(other_audience.status, 403, "{}", other_audience.body);
 
     // Non-token endpoints go by their own actions.
@@ -157,32 +187,59 @@ fn imds_errors_come_back_like_imds() {
     // No Metadata header: IMDS's own 400, at once (azure-identity probes with it).
     let probe = h.curl_with(UID_A, &target, &[]);
     assert_eq!(probe.status, 400);
-    assert_eq!(probe.json()["error_description"], "Required metadata header not specified");
+    assert_eq!(
+        probe.json()["error_description"],
+        "Required metadata header not specified"
+    );
     let wrong_value = h.curl_with(UID_A, &target, &["-H", "Metadata: True"]);
     assert_eq!(wrong_value.status, 400);
 
     // A proxied request is refused like IMDS refuses it.
-    let xff = h.curl_with(UID_A, &target, &["-H", "Metadata: true", "-H", "X-Forwarded-For: 10.0.0.1"]);
+    let xff = h.curl_with(
+        UID_A,
+        &target,
+        &["-H", "Metadata: true", "-H", "X-Forwarded-For: 10.0.0.1"],
+    );
     assert_eq!(xff.status, 400);
 
     // Unknown identity: IMDS's 400.
-    let unknown = h.curl(UID_A, &h.token_target("https://storage.azure.com", Some("00000000-0000-0000-0000-000000000000")));
+    let unknown = h.curl(
+        UID_A,
+        &h.token_target(
+            "https://storage.azure.com",
+            Some("00000000-0000-0000-0000-000000000000"),
+        ),
+    );
     assert_eq!(unknown.status, 400, "{}", unknown.body);
     assert_eq!(unknown.json()["error_description"], "Identity not found");
 
     // Unknown paths and methods.
-    assert_eq!(h.curl(UID_A, "/metadata/nothing-here?api-version=2021-02-01").status, 404);
+    assert_eq!(
+        h.curl(UID_A, "/metadata/nothing-here?api-version=2021-02-01")
+            .status,
+        404
+    );
     let post = h.curl_with(UID_A, &target, &["-H", "Metadata: true", "-X", "POST"]);
     assert_eq!(post.status, 405);
     // The method is judged on the canonical path, not the client's spelling.
-    let smuggled = target.replace("/metadata/identity", "/metadata/scheduledevents/../identity");
-    let post = h.curl_with(UID_A, &smuggled, &["-H", "Metadata: true", "-X", "POST", "-d", "{}"]);
+    let smuggled = target.replace(
+        "/metadata/identity",
+        "/metadata/scheduledevents/../identity",
+    );
+    let post = h.curl_with(
+        UID_A,
+        &smuggled,
+        &["-H", "Metadata: true", "-X", "POST", "-d", "{}"],
+    );
     assert_eq!(post.status, 405, "{}", post.body);
 
     // Malformed HTTP gets 400 and the gate keeps serving.
     let answer = raw(h.addr, b"GARBAGE\r\n\r\n");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let answer = raw(h.addr, b"GET /metadata/versions HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nBad Header\r\n\r\n");
+    let answer = raw(
+        h.addr,
+        b"GET /metadata/versions HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nBad Header\r\n\r\n",
+    );
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(h.curl(UID_A, &target).status, 200);
 }
@@ -199,12 +256,18 @@ fn an_answer_for_another_identity_is_withheld() {
         "object_id = \"99999999-afb0-41c2-93e4-f5a6b7c8d90a\"",
     );
     let h = Harness::start(&policy);
-    let r = h.curl(UID_A, &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)));
+    let r = h.curl(
+        UID_A,
+        &h.token_target("https://storage.azure.com", Some(STORAGE_WRITER)),
+    );
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(!r.body.contains("access_token"));
     let record = h.decision(&r.decision_id());
     assert_eq!(record["event"]["outcome"], "error");
-    assert!(record["event"]["reason"].as_str().unwrap().contains("oid"), "{record}");
+    assert!(
+        record["event"]["reason"].as_str().unwrap().contains("oid"),
+        "{record}"
+    );
 }
 
 #[test]
@@ -220,8 +283,16 @@ fn a_bad_reload_keeps_the_policy_in_force() {
     h.set_policy("version = 1\n[[assignments]]\nname = \"x\"\nprincipal = \"uid:nope\"\nrole = \"No Such Role\"\n");
     assert!(h.gate.reload().is_err());
     assert_eq!(h.gate.policy_hash(), before);
-    assert_eq!(h.curl(UID_A, &target).status, 200, "the old policy still decides");
-    let rejected = h.audit().into_iter().find(|r| r["event"]["type"] == "policy_rejected").expect("audited");
+    assert_eq!(
+        h.curl(UID_A, &target).status,
+        200,
+        "the old policy still decides"
+    );
+    let rejected = h
+        .audit()
+        .into_iter()
+        .find(|r| r["event"]["type"] == "policy_rejected")
+        .expect("audited");
     assert_eq!(rejected["event"]["kept"], before);
 
     // A good reload takes effect on the next request, and its hash is audited.
@@ -230,7 +301,10 @@ fn a_bad_reload_keeps_the_policy_in_force() {
     assert_ne!(after, before);
     assert_eq!(h.curl(UID_A, &target).status, 403);
     assert_eq!(h.curl(UID_B, &target).status, 200);
-    assert!(h.audit().iter().any(|r| r["event"]["type"] == "policy_loaded" && r["event"]["policy"] == after));
+    assert!(h
+        .audit()
+        .iter()
+        .any(|r| r["event"]["type"] == "policy_loaded" && r["event"]["policy"] == after));
     let last = h.audit().pop().unwrap();
     assert_eq!(last["event"]["policy"], after.get(..16).unwrap());
 }

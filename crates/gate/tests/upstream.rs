@@ -57,31 +57,56 @@ fn upstream_sees_only_what_was_decided() {
         return;
     }
     let (base, heads) = recording_upstream();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let h = Harness::start_upstream(&everyone_instance(), &base, rt, None);
     let r = h.curl_with(
         UID_A,
         "/metadata//instance/./?api-version=2021-02-01&format=json",
         &[
-            "-H", "Metadata: true",
-            "-H", "Connection: keep-alive, X-Hop",
-            "-H", "X-Hop: 1",
-            "-H", "Proxy-Authorization: Basic eDp5",
-            "-H", "Authorization: Bearer not-for-imds",
-            "-H", "Forwarded: for=10.0.0.9",
-            "-H", "Cookie: c=1",
-            "-H", "TE: trailers",
+            "-H",
+            "Metadata: true",
+            "-H",
+            "Connection: keep-alive, X-Hop",
+            "-H",
+            "X-Hop: 1",
+            "-H",
+            "Proxy-Authorization: Basic eDp5",
+            "-H",
+            "Authorization: Bearer not-for-imds",
+            "-H",
+            "Forwarded: for=10.0.0.9",
+            "-H",
+            "Cookie: c=1",
+            "-H",
+            "TE: trailers",
         ],
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, "{\"compute\":{}}", "the body comes back unchanged");
     let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(head[0], "GET /metadata/instance?api-version=2021-02-01&format=json HTTP/1.1", "{head:?}");
-    let names: Vec<String> = head[1..].iter().map(|l| l.split(':').next().unwrap().to_ascii_lowercase()).collect();
+    assert_eq!(
+        head[0], "GET /metadata/instance?api-version=2021-02-01&format=json HTTP/1.1",
+        "{head:?}"
+    );
+    let names: Vec<String> = head[1..]
+        .iter()
+        .map(|l| l.split(':').next().unwrap().to_ascii_lowercase())
+        .collect();
     for name in &names {
-        assert!(["host", "metadata"].contains(&name.as_str()), "header `{name}` went upstream: {head:?}");
+        assert!(
+            ["host", "metadata"].contains(&name.as_str()),
+            "header `{name}` went upstream: {head:?}"
+        );
     }
-    assert!(head.iter().any(|l| l.eq_ignore_ascii_case("metadata: true")), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|l| l.eq_ignore_ascii_case("metadata: true")),
+        "{head:?}"
+    );
 }
 
 #[test]
@@ -90,7 +115,13 @@ fn an_unreachable_imds_gets_a_quick_imds_shaped_503() {
         return;
     }
     let h = Harness::start(&everyone_instance());
-    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults { outage: true, ..Default::default() });
+    h.emulator
+        .as_ref()
+        .unwrap()
+        .set_faults(gatehouse_emulator::Faults {
+            outage: true,
+            ..Default::default()
+        });
     let started = Instant::now();
     let r = h.curl(UID_A, INSTANCE);
     assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
@@ -99,7 +130,11 @@ fn an_unreachable_imds_gets_a_quick_imds_shaped_503() {
     assert_eq!(h.decision(&r.decision_id())["event"]["outcome"], "error");
 
     // Nothing listening at all: the same.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
@@ -114,29 +149,35 @@ fn throttling_is_passed_on_with_retry_after() {
         return;
     }
     let h = Harness::start(&everyone_instance());
-    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults {
-        forced: vec![gatehouse_emulator::ForcedStatus {
-            endpoint: None,
-            status: 429,
-            body: Some("{\"error\":\"too_many_requests\"}".into()),
-            retry_after_secs: Some(7),
-            count: Some(1),
-        }],
-        ..Default::default()
-    });
+    h.emulator
+        .as_ref()
+        .unwrap()
+        .set_faults(gatehouse_emulator::Faults {
+            forced: vec![gatehouse_emulator::ForcedStatus {
+                endpoint: None,
+                status: 429,
+                body: Some("{\"error\":\"too_many_requests\"}".into()),
+                retry_after_secs: Some(7),
+                count: Some(1),
+            }],
+            ..Default::default()
+        });
     let r = h.curl(UID_A, INSTANCE);
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.body, "{\"error\":\"too_many_requests\"}");
-    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults {
-        forced: vec![gatehouse_emulator::ForcedStatus {
-            endpoint: None,
-            status: 429,
-            body: None,
-            retry_after_secs: Some(7),
-            count: Some(1),
-        }],
-        ..Default::default()
-    });
+    h.emulator
+        .as_ref()
+        .unwrap()
+        .set_faults(gatehouse_emulator::Faults {
+            forced: vec![gatehouse_emulator::ForcedStatus {
+                endpoint: None,
+                status: 429,
+                body: None,
+                retry_after_secs: Some(7),
+                count: Some(1),
+            }],
+            ..Default::default()
+        });
     let headers = std::process::Command::new("curl")
         .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "Metadata: true"])
         .arg(format!("http://{}{INSTANCE}", h.addr))
@@ -201,9 +242,15 @@ fn a_full_audit_disk_denies_instead_of_serving_unrecorded() {
         assert!(served < 20, "the full disk never refused a request");
     };
     assert!(!refused.body.contains("compute"), "{}", refused.body);
-    assert!(refused.json()["error_description"].as_str().unwrap().contains("audit"));
+    assert!(refused.json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("audit"));
     let text = std::fs::read_to_string(&h.audit_path).unwrap();
-    let recorded = text.lines().filter(|l| l.contains("\"outcome\":\"allow\"")).count();
+    let recorded = text
+        .lines()
+        .filter(|l| l.contains("\"outcome\":\"allow\""))
+        .count();
     assert_eq!(recorded, served, "every served request has its audit line");
 
     // Space again: served and recorded again, and the chain still verifies.
@@ -234,7 +281,10 @@ fn one_uid_flooding_the_gate_does_not_starve_another() {
             closed += 1;
         }
     }
-    assert!(closed >= 20, "only {closed} of the excess connections were turned away");
+    assert!(
+        closed >= 20,
+        "only {closed} of the excess connections were turned away"
+    );
     // Another uid is served at once.
     let started = Instant::now();
     assert_eq!(h.curl(UID_A, INSTANCE).status, 200);
@@ -248,10 +298,20 @@ fn a_client_that_hangs_up_mid_request_is_still_audited() {
         return;
     }
     let h = Harness::start(&everyone_instance());
-    h.emulator.as_ref().unwrap().set_faults(gatehouse_emulator::Faults { latency_ms: 800, ..Default::default() });
+    h.emulator
+        .as_ref()
+        .unwrap()
+        .set_faults(gatehouse_emulator::Faults {
+            latency_ms: 800,
+            ..Default::default()
+        });
     {
         let mut s = std::net::TcpStream::connect(h.addr).unwrap();
-        write!(s, "GET {INSTANCE} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {INSTANCE} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n"
+        )
+        .unwrap();
         std::thread::sleep(Duration::from_millis(100));
         s.shutdown(std::net::Shutdown::Both).unwrap();
     }
@@ -259,7 +319,11 @@ fn a_client_that_hangs_up_mid_request_is_still_audited() {
     // and is recorded, never lost.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let requests: Vec<_> = h.audit().into_iter().filter(|r| r["event"]["type"] == "request").collect();
+        let requests: Vec<_> = h
+            .audit()
+            .into_iter()
+            .filter(|r| r["event"]["type"] == "request")
+            .collect();
         if let Some(r) = requests.first() {
             assert_eq!(r["event"]["upstream"]["status"], 200, "{r}");
             break;
@@ -292,17 +356,49 @@ fn an_approval_is_recorded_before_it_is_forwarded() {
     let approve = h.curl_with(
         UID_A,
         target,
-        &["-H", "Metadata: true", "-H", "Content-Type: application/json", "-X", "POST", "-d", r#"{"StartRequests":[{"EventId":"E1"}]}"#],
+        &[
+            "-H",
+            "Metadata: true",
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "-d",
+            r#"{"StartRequests":[{"EventId":"E1"}]}"#,
+        ],
     );
     assert_eq!(approve.status, 200, "{}", approve.body);
     let records = h.audit();
-    let forwarding = records.iter().position(|r| r["event"]["type"] == "forwarding").expect("an intent record");
+    let forwarding = records
+        .iter()
+        .position(|r| r["event"]["type"] == "forwarding")
+        .expect("an intent record");
     let id = records[forwarding]["event"]["decision"].clone();
-    let done = records.iter().position(|r| r["event"]["type"] == "request" && r["event"]["decision"] == id).unwrap();
-    assert!(forwarding < done, "the approval is recorded before it is forwarded");
-    assert_eq!(records[done]["event"]["request"]["action"], "Gatehouse/scheduledEvents/approve/action");
-    assert_eq!(h.curl(UID_A, target).json()["Events"].as_array().unwrap().len(), 0, "approved");
+    let done = records
+        .iter()
+        .position(|r| r["event"]["type"] == "request" && r["event"]["decision"] == id)
+        .unwrap();
+    assert!(
+        forwarding < done,
+        "the approval is recorded before it is forwarded"
+    );
+    assert_eq!(
+        records[done]["event"]["request"]["action"],
+        "Gatehouse/scheduledEvents/approve/action"
+    );
+    assert_eq!(
+        h.curl(UID_A, target).json()["Events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "approved"
+    );
     // Another uid may not approve.
-    let denied = h.curl_with(UID_B, target, &["-H", "Metadata: true", "-X", "POST", "-d", "{}"]);
+    let denied = h.curl_with(
+        UID_B,
+        target,
+        &["-H", "Metadata: true", "-X", "POST", "-d", "{}"],
+    );
     assert_eq!(denied.status, 403);
 }

@@ -19,7 +19,9 @@ pub enum Endpoint {
     IdentityInfo,
     /// `/metadata/instance` plus a sub-path filter (as the client spelled its
     /// segments, after decoding; may be empty).
-    Instance { subpath: Vec<String> },
+    Instance {
+        subpath: Vec<String>,
+    },
     Versions,
     AttestedDocument,
     ScheduledEvents,
@@ -93,7 +95,10 @@ pub struct Canonical {
 
 impl Canonical {
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The audience exactly as the client sent it (decoded), for token requests.
@@ -144,7 +149,10 @@ impl fmt::Display for CanonError {
             CanonError::UnknownPath => write!(f, "unknown metadata path"),
             CanonError::DuplicateParameter(k) => write!(f, "duplicate query parameter `{k}`"),
             CanonError::AmbiguousPlus => {
-                write!(f, "a raw `+` in the query is ambiguous; send `%2B` or `%20`")
+                write!(
+                    f,
+                    "a raw `+` in the query is ambiguous; send `%2B` or `%20`"
+                )
             }
             CanonError::SeveralSelectors => write!(
                 f,
@@ -156,7 +164,13 @@ impl fmt::Display for CanonError {
 
 impl std::error::Error for CanonError {}
 
-const TOKEN_PARAMS: &[&str] = &["api-version", "resource", "client_id", "object_id", "msi_res_id"];
+const TOKEN_PARAMS: &[&str] = &[
+    "api-version",
+    "resource",
+    "client_id",
+    "object_id",
+    "msi_res_id",
+];
 
 /// Unreserved characters stay; everything else is escaped.
 const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC

@@ -31,7 +31,11 @@ impl ImdsError {
     /// IMDS's answer to a request without `Metadata: true`. Clients probe with
     /// exactly this request, so it must come back at once.
     pub fn missing_metadata() -> Self {
-        Self::new(400, "invalid_request", "Required metadata header not specified")
+        Self::new(
+            400,
+            "invalid_request",
+            "Required metadata header not specified",
+        )
     }
 
     /// IMDS refuses proxied requests; so does the gate.
@@ -64,7 +68,11 @@ impl ImdsError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "method_not_allowed", "The HTTP method is not allowed for this path")
+        Self::new(
+            405,
+            "method_not_allowed",
+            "The HTTP method is not allowed for this path",
+        )
     }
 
     /// gatehouse's denial. The reason is short and never names other

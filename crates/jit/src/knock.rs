@@ -70,7 +70,9 @@ pub struct Verified {
 /// signature or key bytes, only fingerprints.
 #[derive(Debug, thiserror::Error)]
 pub enum KnockError {
-    #[error("packet is {len} bytes, over the {MAX_PACKET}-byte limit; shorten the reason or ticket")]
+    #[error(
+        "packet is {len} bytes, over the {MAX_PACKET}-byte limit; shorten the reason or ticket"
+    )]
     TooLarge { len: usize },
     #[error("packet framing: {problem}; send the request message followed by the signature exactly as `ssh-keygen -Y sign` wrote it")]
     Framing { problem: &'static str },
@@ -135,31 +137,55 @@ pub fn verify_packet(
         return Err(KnockError::TooLarge { len: bytes.len() });
     }
     let (message, armored) = split(bytes)?;
-    let text = std::str::from_utf8(message)
-        .map_err(|_| KnockError::Message { line: 0, problem: "not UTF-8 text".to_owned() })?;
+    let text = std::str::from_utf8(message).map_err(|_| KnockError::Message {
+        line: 0,
+        problem: "not UTF-8 text".to_owned(),
+    })?;
     let request = PortRequest::parse_message(text)?;
 
-    let signature = SshSig::from_pem(armored).map_err(|e| KnockError::SignatureFormat { reason: e.to_string() })?;
+    let signature = SshSig::from_pem(armored).map_err(|e| KnockError::SignatureFormat {
+        reason: e.to_string(),
+    })?;
     if signature.namespace() != NAMESPACE {
-        return Err(KnockError::WrongNamespace { found: shown(signature.namespace()) });
+        return Err(KnockError::WrongNamespace {
+            found: shown(signature.namespace()),
+        });
     }
     let key = PublicKey::from(signature.public_key().clone());
     let key_fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
     key.verify(NAMESPACE, message, &signature)
-        .map_err(|_| KnockError::BadSignature { fingerprint: key_fingerprint.clone() })?;
-    let signer = signers
-        .principal_for(&key, NAMESPACE, now)
-        .ok_or_else(|| KnockError::UnknownSigner { fingerprint: key_fingerprint.clone() })?;
+        .map_err(|_| KnockError::BadSignature {
+            fingerprint: key_fingerprint.clone(),
+        })?;
+    let signer =
+        signers
+            .principal_for(&key, NAMESPACE, now)
+            .ok_or_else(|| KnockError::UnknownSigner {
+                fingerprint: key_fingerprint.clone(),
+            })?;
 
-    let now_secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     if request.timestamp.abs_diff(now_secs) > MAX_SKEW.as_secs() {
-        return Err(KnockError::Skew { timestamp: request.timestamp, now: now_secs });
+        return Err(KnockError::Skew {
+            timestamp: request.timestamp,
+            now: now_secs,
+        });
     }
     let actual = request::canonical(packet_source);
     if request.source != actual {
-        return Err(KnockError::SourceMismatch { requested: request.source, actual });
+        return Err(KnockError::SourceMismatch {
+            requested: request.source,
+            actual,
+        });
     }
-    Ok(Verified { signer, request, key_fingerprint })
+    Ok(Verified {
+        signer,
+        request,
+        key_fingerprint,
+    })
 }
 
 /// Splits a packet into the signed message and the armored signature.
@@ -178,7 +204,9 @@ fn split(bytes: &[u8]) -> Result<(&[u8], &[u8]), KnockError> {
     let (message, armored) = bytes.split_at(start.saturating_add(1));
     let body = armored.strip_suffix(b"\n").unwrap_or(armored);
     if !body.ends_with(END) {
-        return Err(framing("the signature does not end with a `-----END SSH SIGNATURE-----` line"));
+        return Err(framing(
+            "the signature does not end with a `-----END SSH SIGNATURE-----` line",
+        ));
     }
     if occurrences(armored, BEGIN) != 1 || occurrences(armored, END) != 1 {
         return Err(framing("more than one signature armor in the packet"));
@@ -187,12 +215,19 @@ fn split(bytes: &[u8]) -> Result<(&[u8], &[u8]), KnockError> {
 }
 
 fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count()
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
 }
 
 /// Bounds and escapes attacker-chosen text before it reaches an error.
 fn shown(text: &str) -> String {
-    text.chars().take(64).collect::<String>().escape_debug().to_string()
+    text.chars()
+        .take(64)
+        .collect::<String>()
+        .escape_debug()
+        .to_string()
 }
 
 /// For the client: signs `message` by running
@@ -214,25 +249,38 @@ pub fn sign_with_ssh_keygen(key_file: &Path, message: &str) -> Result<String, Kn
         .map_err(|source| KnockError::SshKeygenMissing { source })?;
     // The message is far smaller than a pipe buffer and ssh-keygen reads all
     // of it before writing, so writing first cannot deadlock.
-    let written = child.stdin.take().map(|mut stdin| stdin.write_all(message.as_bytes()));
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(message.as_bytes()));
     let output = child.wait_with_output().map_err(|e| KnockError::Sign {
         status: "not waited for".to_owned(),
         stderr: e.to_string(),
     })?;
     let stderr = || shown_lines(&String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
-        return Err(KnockError::Sign { status: output.status.to_string(), stderr: stderr() });
+        return Err(KnockError::Sign {
+            status: output.status.to_string(),
+            stderr: stderr(),
+        });
     }
     if let Some(Err(e)) = written {
-        return Err(KnockError::Sign { status: "message not written".to_owned(), stderr: e.to_string() });
+        return Err(KnockError::Sign {
+            status: "message not written".to_owned(),
+            stderr: e.to_string(),
+        });
     }
     let armored = String::from_utf8(output.stdout).map_err(|_| KnockError::Sign {
         status: output.status.to_string(),
         stderr: "ssh-keygen wrote a signature that is not text".to_owned(),
     })?;
-    let signature = SshSig::from_pem(&armored).map_err(|e| KnockError::SignatureFormat { reason: e.to_string() })?;
+    let signature = SshSig::from_pem(&armored).map_err(|e| KnockError::SignatureFormat {
+        reason: e.to_string(),
+    })?;
     if signature.namespace() != NAMESPACE {
-        return Err(KnockError::WrongNamespace { found: shown(signature.namespace()) });
+        return Err(KnockError::WrongNamespace {
+            found: shown(signature.namespace()),
+        });
     }
     Ok(armored)
 }

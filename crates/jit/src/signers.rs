@@ -72,7 +72,11 @@ pub struct SignerError {
 
 impl fmt::Display for SignerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {} (help: {})", self.line, self.message, self.help)
+        write!(
+            f,
+            "line {}: {} (help: {})",
+            self.line, self.message, self.help
+        )
     }
 }
 
@@ -82,7 +86,10 @@ impl std::error::Error for SignerError {}
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read allowed-signers file `{}`: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("allowed-signers file `{}` is not a regular file; point to the file itself", path.display())]
     NotAFile { path: PathBuf },
     #[error(
@@ -105,11 +112,18 @@ pub enum LoadError {
     #[error("allowed-signers file `{}` is not UTF-8 text; rewrite it as plain text", path.display())]
     NotText { path: PathBuf },
     #[error("allowed-signers file `{}` has {} error(s):\n{}", path.display(), errors.len(), list(errors))]
-    Parse { path: PathBuf, errors: Vec<SignerError> },
+    Parse {
+        path: PathBuf,
+        errors: Vec<SignerError>,
+    },
 }
 
 fn list(errors: &[SignerError]) -> String {
-    errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl AllowedSigners {
@@ -139,26 +153,47 @@ impl AllowedSigners {
     /// Ownership and mode are checked on the opened file (not the path), so
     /// the file checked is the file read.
     pub fn load(path: &Path) -> Result<AllowedSigners, LoadError> {
-        let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+        let io = |source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = std::fs::File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(LoadError::NotAFile { path: path.to_path_buf() });
+            return Err(LoadError::NotAFile {
+                path: path.to_path_buf(),
+            });
         }
         let euid = rustix::process::geteuid().as_raw();
         if meta.uid() != 0 && meta.uid() != euid {
-            return Err(LoadError::Owner { path: path.to_path_buf(), uid: meta.uid(), euid });
+            return Err(LoadError::Owner {
+                path: path.to_path_buf(),
+                uid: meta.uid(),
+                euid,
+            });
         }
         if meta.mode() & 0o022 != 0 {
-            return Err(LoadError::Writable { path: path.to_path_buf(), mode: meta.mode() & 0o7777 });
+            return Err(LoadError::Writable {
+                path: path.to_path_buf(),
+                mode: meta.mode() & 0o7777,
+            });
         }
         let mut bytes = Vec::new();
-        file.take(MAX_FILE.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+        file.take(MAX_FILE.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
         if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_FILE {
-            return Err(LoadError::TooLarge { path: path.to_path_buf() });
+            return Err(LoadError::TooLarge {
+                path: path.to_path_buf(),
+            });
         }
-        let text = String::from_utf8(bytes).map_err(|_| LoadError::NotText { path: path.to_path_buf() })?;
-        AllowedSigners::parse(&text).map_err(|errors| LoadError::Parse { path: path.to_path_buf(), errors })
+        let text = String::from_utf8(bytes).map_err(|_| LoadError::NotText {
+            path: path.to_path_buf(),
+        })?;
+        AllowedSigners::parse(&text).map_err(|errors| LoadError::Parse {
+            path: path.to_path_buf(),
+            errors,
+        })
     }
 
     /// Which principal does this key sign as? The first principal named on
@@ -169,8 +204,16 @@ impl AllowedSigners {
     /// may sign, not who did), so a line with only wildcard principals
     /// gives no name and the search goes on to later lines; `None` if no
     /// line names one.
-    pub fn principal_for(&self, key: &PublicKey, namespace: &str, now: SystemTime) -> Option<String> {
-        let now = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    pub fn principal_for(
+        &self,
+        key: &PublicKey,
+        namespace: &str,
+        now: SystemTime,
+    ) -> Option<String> {
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         self.entries
             .iter()
             .filter(|e| e.key.key_data() == key.key_data())
@@ -212,7 +255,10 @@ impl fmt::Debug for Entry {
 impl Entry {
     /// OpenSSH semantics: both bounds inclusive; no `namespaces=` means all.
     fn applies(&self, namespace: &str, now: u64) -> bool {
-        let in_namespace = self.namespaces.as_ref().is_none_or(|list| list.iter().any(|p| glob(p, namespace)));
+        let in_namespace = self
+            .namespaces
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| glob(p, namespace)));
         in_namespace
             && self.valid_after.is_none_or(|after| now >= after)
             && self.valid_before.is_none_or(|before| now <= before)
@@ -251,11 +297,16 @@ fn glob(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
 }
 
 fn err(line: usize, message: impl Into<String>, help: impl Into<String>) -> SignerError {
-    SignerError { line, message: message.into(), help: help.into() }
+    SignerError {
+        line,
+        message: message.into(),
+        help: help.into(),
+    }
 }
 
 /// Bounds how much of a user's token is echoed back in an error.
@@ -276,7 +327,9 @@ fn parse_line(line: usize, raw: &str) -> Result<Option<Entry>, Vec<SignerError>>
     }
     let mut errors = Vec::new();
     let (principals_token, rest) = token(rest);
-    let principals = principals(line, principals_token).map_err(|e| errors.push(e)).ok();
+    let principals = principals(line, principals_token)
+        .map_err(|e| errors.push(e))
+        .ok();
 
     let (next, mut rest) = token(rest);
     let mut options = Options::default();
@@ -327,7 +380,9 @@ fn token(s: &str) -> (&str, &str) {
 fn looks_like_key_type(token: &str) -> bool {
     !token.contains(['=', '"', ','])
         && (ssh_key::Algorithm::new(token).is_ok()
-            || ["ssh-", "ecdsa-", "sk-", "rsa-"].iter().any(|p| token.starts_with(p)))
+            || ["ssh-", "ecdsa-", "sk-", "rsa-"]
+                .iter()
+                .any(|p| token.starts_with(p)))
 }
 
 /// `principals = pattern *("," pattern)`
@@ -421,7 +476,11 @@ fn parse_options(line: usize, token: &str) -> Result<Options, Vec<SignerError>> 
 
 fn set<T>(slot: &mut Option<T>, value: T, line: usize, name: &str) -> Result<(), SignerError> {
     if slot.is_some() {
-        return Err(err(line, format!("option `{name}` is given twice"), "keep one"));
+        return Err(err(
+            line,
+            format!("option `{name}` is given twice"),
+            "keep one",
+        ));
     }
     *slot = Some(value);
     Ok(())
@@ -446,7 +505,10 @@ fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
 
 /// `namespaces="pattern[,pattern...]"`
 fn namespaces(line: usize, value: &str) -> Result<Vec<String>, SignerError> {
-    let inner = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).filter(|v| !v.contains('"'));
+    let inner = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .filter(|v| !v.contains('"'));
     let Some(inner) = inner else {
         return Err(err(
             line,
@@ -466,21 +528,33 @@ fn namespaces(line: usize, value: &str) -> Result<Vec<String>, SignerError> {
 }
 
 fn key(line: usize, key_type: &str, base64: &str) -> Result<PublicKey, SignerError> {
-    const HELP: &str = "copy the key type and key from the user's `.pub` file, e.g. `ssh-ed25519 AAAA...`";
+    const HELP: &str =
+        "copy the key type and key from the user's `.pub` file, e.g. `ssh-ed25519 AAAA...`";
     if key_type.is_empty() {
         return Err(err(line, "missing key type and key", HELP));
     }
     if key_type.contains("-cert-") {
         return Err(err(
             line,
-            format!("certificate key type `{}` is not supported", shown(key_type)),
+            format!(
+                "certificate key type `{}` is not supported",
+                shown(key_type)
+            ),
             "list the user's plain public key, not a certificate",
         ));
     }
     if base64.is_empty() {
-        return Err(err(line, format!("missing the base64 key after `{}`", shown(key_type)), HELP));
+        return Err(err(
+            line,
+            format!("missing the base64 key after `{}`", shown(key_type)),
+            HELP,
+        ));
     }
     PublicKey::from_openssh(&format!("{key_type} {base64}")).map_err(|e| {
-        err(line, format!("the `{}` key does not parse ({e})", shown(key_type)), HELP)
+        err(
+            line,
+            format!("the `{}` key does not parse ({e})", shown(key_type)),
+            HELP,
+        )
     })
 }

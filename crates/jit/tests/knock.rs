@@ -1,7 +1,12 @@
 //! Signed port requests end to end with real `ssh-keygen` keys and
 //! signatures (ed25519, RSA, ECDSA P-256), against real allowed-signers
 //! files, and cross-checked with `ssh-keygen -Y verify`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Write as _;
 use std::net::IpAddr;
@@ -12,8 +17,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gatehouse_jit::knock::{
-    encode_packet, sign_with_ssh_keygen, verify_packet, KnockError, PortRequest, Verified, MAX_PACKET, MAX_SKEW,
-    NAMESPACE,
+    encode_packet, sign_with_ssh_keygen, verify_packet, KnockError, PortRequest, Verified,
+    MAX_PACKET, MAX_SKEW, NAMESPACE,
 };
 use gatehouse_jit::signers::{AllowedSigners, LoadError};
 use rand::{Rng as _, RngCore as _};
@@ -56,7 +61,10 @@ impl Keys {
                     .expect("ssh-keygen must be installed (openssh-client)");
                 assert!(status.success(), "ssh-keygen {name}");
             }
-            Keys { _dir: dir, dir: path }
+            Keys {
+                _dir: dir,
+                dir: path,
+            }
         })
     }
 
@@ -65,13 +73,25 @@ impl Keys {
     }
 
     fn public(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join(format!("{name}.pub"))).unwrap().trim().to_owned()
+        std::fs::read_to_string(self.dir.join(format!("{name}.pub")))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// `ssh-keygen -l` of the public key: `SHA256:...`.
     fn fingerprint(&self, name: &str) -> String {
-        let out = Command::new("ssh-keygen").arg("-lf").arg(self.dir.join(format!("{name}.pub"))).output().unwrap();
-        String::from_utf8(out.stdout).unwrap().split_whitespace().nth(1).unwrap().to_owned()
+        let out = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(self.dir.join(format!("{name}.pub")))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -85,7 +105,12 @@ fn sign_ns(key: &Path, namespace: &str, message: &str) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(message.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(message.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
@@ -116,7 +141,9 @@ fn packet(key: &str, request: &PortRequest) -> Vec<u8> {
 fn signers(lines: &[(&str, &str, &str)]) -> AllowedSigners {
     let text: String = lines
         .iter()
-        .map(|(principals, options, key)| format!("{principals} {options} {}\n", Keys::get().public(key)))
+        .map(|(principals, options, key)| {
+            format!("{principals} {options} {}\n", Keys::get().public(key))
+        })
         .collect();
     AllowedSigners::parse(&text).unwrap()
 }
@@ -134,7 +161,10 @@ fn refusal(result: Result<Verified, KnockError>) -> &'static str {
         Ok(v) => panic!("accepted {v:?}"),
         Err(e) => {
             let text = e.to_string();
-            assert!(!text.is_empty() && text.chars().all(|c| !c.is_control()), "{text:?}");
+            assert!(
+                !text.is_empty() && text.chars().all(|c| !c.is_control()),
+                "{text:?}"
+            );
             e.kind()
         }
     }
@@ -143,7 +173,11 @@ fn refusal(result: Result<Verified, KnockError>) -> &'static str {
 #[test]
 fn accepted_for_each_key_type_with_its_principal() {
     let keys = Keys::get();
-    for (key, principal) in [("alice", "alice@example.com"), ("rsa", "ops-rsa"), ("ecdsa", "ops-ecdsa")] {
+    for (key, principal) in [
+        ("alice", "alice@example.com"),
+        ("rsa", "ops-rsa"),
+        ("ecdsa", "ops-ecdsa"),
+    ] {
         let request = request_at(NOW);
         let verified = verify_packet(&packet(key, &request), source(), &everyone(), now())
             .unwrap_or_else(|e| panic!("{key}: {e}"));
@@ -165,7 +199,11 @@ fn ssh_keygen_verify_agrees_with_our_framing() {
     let (message, signature) = text.split_at(at);
     assert_eq!(message, request.message());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("allowed"), format!("alice {}\n", keys.public("alice"))).unwrap();
+    std::fs::write(
+        dir.path().join("allowed"),
+        format!("alice {}\n", keys.public("alice")),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("sig"), signature).unwrap();
     let verify = |msg: &str| {
         let mut child = Command::new("ssh-keygen")
@@ -178,14 +216,27 @@ fn ssh_keygen_verify_agrees_with_our_framing() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(msg.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let good = verify(message);
-    assert!(good.status.success(), "ssh-keygen -Y verify: {}", String::from_utf8_lossy(&good.stderr));
-    assert!(String::from_utf8_lossy(&good.stdout).contains("Good \"gatehouse-jit@v1\" signature for alice"));
+    assert!(
+        good.status.success(),
+        "ssh-keygen -Y verify: {}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout)
+        .contains("Good \"gatehouse-jit@v1\" signature for alice"));
     let altered = verify(&message.replace("port=22", "port=23"));
-    assert!(!altered.status.success(), "ssh-keygen accepted an altered message");
+    assert!(
+        !altered.status.success(),
+        "ssh-keygen accepted an altered message"
+    );
     // And we accept what ssh-keygen accepted.
     verify_packet(&bytes, source(), &everyone(), now()).unwrap();
 }
@@ -202,7 +253,16 @@ fn tampered_message_is_a_bad_signature() {
     ] {
         let tampered = good.replacen(from, to, 1);
         assert_ne!(tampered, good);
-        assert_eq!(refusal(verify_packet(tampered.as_bytes(), source(), &everyone(), now())), "bad_signature", "{to}");
+        assert_eq!(
+            refusal(verify_packet(
+                tampered.as_bytes(),
+                source(),
+                &everyone(),
+                now()
+            )),
+            "bad_signature",
+            "{to}"
+        );
     }
 }
 
@@ -211,17 +271,57 @@ fn signatures_that_must_not_open_a_port() {
     let keys = Keys::get();
     let request = request_at(NOW);
     let message = request.message();
-    let sign = |key: &str, ns: &str| encode_packet(&message, &sign_ns(&keys.private(key), ns, &message));
+    let sign =
+        |key: &str, ns: &str| encode_packet(&message, &sign_ns(&keys.private(key), ns, &message));
     for (name, bytes, allowed, expected) in [
-        ("unknown key", sign("mallory", NAMESPACE), everyone(), "unknown_signer"),
-        ("key only for `other`", sign("alice", NAMESPACE), signers(&[("alice", "namespaces=\"other\"", "alice")]), "unknown_signer"),
-        ("signed for `file`", sign("alice", "file"), everyone(), "wrong_namespace"),
-        ("expired key", sign("alice", NAMESPACE), signers(&[("alice", "valid-before=20251231Z", "alice")]), "unknown_signer"),
-        ("not yet valid", sign("alice", NAMESPACE), signers(&[("alice", "valid-after=20260102Z", "alice")]), "unknown_signer"),
-        ("only a wildcard names the key", sign("alice", NAMESPACE), signers(&[("*@example.com", "", "alice")]), "unknown_signer"),
-        ("empty allowed-signers", sign("alice", NAMESPACE), AllowedSigners::default(), "unknown_signer"),
+        (
+            "unknown key",
+            sign("mallory", NAMESPACE),
+            everyone(),
+            "unknown_signer",
+        ),
+        (
+            "key only for `other`",
+            sign("alice", NAMESPACE),
+            signers(&[("alice", "namespaces=\"other\"", "alice")]),
+            "unknown_signer",
+        ),
+        (
+            "signed for `file`",
+            sign("alice", "file"),
+            everyone(),
+            "wrong_namespace",
+        ),
+        (
+            "expired key",
+            sign("alice", NAMESPACE),
+            signers(&[("alice", "valid-before=20251231Z", "alice")]),
+            "unknown_signer",
+        ),
+        (
+            "not yet valid",
+            sign("alice", NAMESPACE),
+            signers(&[("alice", "valid-after=20260102Z", "alice")]),
+            "unknown_signer",
+        ),
+        (
+            "only a wildcard names the key",
+            sign("alice", NAMESPACE),
+            signers(&[("*@example.com", "", "alice")]),
+            "unknown_signer",
+        ),
+        (
+            "empty allowed-signers",
+            sign("alice", NAMESPACE),
+            AllowedSigners::default(),
+            "unknown_signer",
+        ),
     ] {
-        assert_eq!(refusal(verify_packet(&bytes, source(), &allowed, now())), expected, "{name}");
+        assert_eq!(
+            refusal(verify_packet(&bytes, source(), &allowed, now())),
+            expected,
+            "{name}"
+        );
     }
 }
 
@@ -235,7 +335,10 @@ fn errors_name_the_key_by_fingerprint_only() {
     let key_base64 = keys.public("mallory").split(' ').nth(1).unwrap().to_owned();
     assert!(!text.contains(&key_base64[20..40]), "key bytes in {text}");
     let armor = String::from_utf8(bytes).unwrap();
-    let sig_line = armor.lines().find(|l| l.len() > 40 && !l.contains('=')).unwrap();
+    let sig_line = armor
+        .lines()
+        .find(|l| l.len() > 40 && !l.contains('='))
+        .unwrap();
     assert!(!text.contains(&sig_line[..30]), "signature bytes in {text}");
 }
 
@@ -251,7 +354,12 @@ fn timestamp_must_be_within_max_skew() {
         (0, false),
         (NOW + 86_400, false),
     ] {
-        let result = verify_packet(&packet("alice", &request_at(timestamp)), source(), &everyone(), now());
+        let result = verify_packet(
+            &packet("alice", &request_at(timestamp)),
+            source(),
+            &everyone(),
+            now(),
+        );
         match (result, accepted) {
             (Ok(_), true) => {}
             (result, false) => assert_eq!(refusal(result), "clock_skew", "{timestamp}"),
@@ -292,17 +400,28 @@ fn oversized_and_garbage_packets_are_errors() {
     oversized.resize(MAX_PACKET + 1, b'\n');
     let text = String::from_utf8(good.clone()).unwrap();
     let at = text.find("-----BEGIN").unwrap();
-    let mangled_armor = format!("{}-----BEGIN SSH SIGNATURE-----\n!!!!\n-----END SSH SIGNATURE-----\n", &text[..at]);
+    let mangled_armor = format!(
+        "{}-----BEGIN SSH SIGNATURE-----\n!!!!\n-----END SSH SIGNATURE-----\n",
+        &text[..at]
+    );
     let not_utf8 = [&[0xff, b'\n'][..], &good[at..]].concat();
     for (name, bytes, expected) in [
         ("oversized", oversized, "too_large"),
         ("empty", Vec::new(), "framing"),
         ("message only", good[..at].to_vec(), "framing"),
         ("signature only", good[at..].to_vec(), "framing"),
-        ("mangled armor", mangled_armor.into_bytes(), "bad_signature_format"),
+        (
+            "mangled armor",
+            mangled_armor.into_bytes(),
+            "bad_signature_format",
+        ),
         ("not utf-8", not_utf8, "bad_message"),
     ] {
-        assert_eq!(refusal(verify_packet(&bytes, source(), &everyone(), now())), expected, "{name}");
+        assert_eq!(
+            refusal(verify_packet(&bytes, source(), &everyone(), now())),
+            expected,
+            "{name}"
+        );
     }
 
     // Every truncation of a good packet is refused; random corruptions and
@@ -310,7 +429,10 @@ fn oversized_and_garbage_packets_are_errors() {
     let mut rng = rand::thread_rng();
     // (Only the armor's final line break is optional.)
     for len in 0..good.len() - 1 {
-        assert!(verify_packet(&good[..len], source(), &everyone(), now()).is_err(), "prefix {len}");
+        assert!(
+            verify_packet(&good[..len], source(), &everyone(), now()).is_err(),
+            "prefix {len}"
+        );
     }
     for _ in 0..2000 {
         let mut bytes = good.clone();
@@ -338,7 +460,11 @@ fn allowed_signers_errors_come_all_at_once_with_line_numbers() {
     let errors = AllowedSigners::parse(&text).unwrap_err();
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [3, 4, 6, 7], "{errors:#?}");
-    assert!(errors[0].message.contains("cert-authority"), "{}", errors[0]);
+    assert!(
+        errors[0].message.contains("cert-authority"),
+        "{}",
+        errors[0]
+    );
     for e in &errors {
         assert!(!e.help.is_empty(), "{e}");
     }
@@ -346,11 +472,20 @@ fn allowed_signers_errors_come_all_at_once_with_line_numbers() {
 
 #[test]
 fn cert_authority_line_is_refused() {
-    let line = format!("*@example.com cert-authority {}\n", Keys::get().public("alice"));
+    let line = format!(
+        "*@example.com cert-authority {}\n",
+        Keys::get().public("alice")
+    );
     let errors = AllowedSigners::parse(&line).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].line, 1);
-    assert!(errors[0].to_string().contains("`cert-authority` is not supported"), "{}", errors[0]);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("`cert-authority` is not supported"),
+        "{}",
+        errors[0]
+    );
 }
 
 fn write_file(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
@@ -378,11 +513,22 @@ fn load_refuses_files_others_can_change() {
     assert!(matches!(e, LoadError::Io { .. }), "{e}");
     let e = AllowedSigners::load(dir.path()).unwrap_err();
     assert!(matches!(e, LoadError::NotAFile { .. }), "{e}");
-    let path = write_file(dir.path(), "bad", "alice cert-authority ssh-ed25519 AAAA\nbob\n", 0o644);
+    let path = write_file(
+        dir.path(),
+        "bad",
+        "alice cert-authority ssh-ed25519 AAAA\nbob\n",
+        0o644,
+    );
     let e = AllowedSigners::load(&path).unwrap_err();
     let text = e.to_string();
-    assert!(matches!(&e, LoadError::Parse { errors, .. } if errors.len() == 3), "{text}");
-    assert!(text.contains("line 1:") && text.contains("line 2:"), "{text}");
+    assert!(
+        matches!(&e, LoadError::Parse { errors, .. } if errors.len() == 3),
+        "{text}"
+    );
+    assert!(
+        text.contains("line 1:") && text.contains("line 2:"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -395,7 +541,12 @@ fn load_refuses_a_file_owned_by_someone_else() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), "signers", &format!("alice {}\n", Keys::get().public("alice")), 0o644);
+    let path = write_file(
+        dir.path(),
+        "signers",
+        &format!("alice {}\n", Keys::get().public("alice")),
+        0o644,
+    );
     std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
     let e = AllowedSigners::load(&path).unwrap_err();
     assert!(matches!(e, LoadError::Owner { uid: 65534, .. }), "{e}");
@@ -415,10 +566,15 @@ fn sign_with_ssh_keygen_reports_failures() {
 #[test]
 fn fuzz_seed_packet_is_accepted() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/knock");
-    let signers = AllowedSigners::parse(&std::fs::read_to_string(seeds.join("allowed_signers")).unwrap()).unwrap();
+    let signers =
+        AllowedSigners::parse(&std::fs::read_to_string(seeds.join("allowed_signers")).unwrap())
+            .unwrap();
     let bytes = std::fs::read(seeds.join("packet")).unwrap();
     let verified = verify_packet(&bytes, source(), &signers, now()).unwrap();
     assert_eq!(verified.signer, "fuzz@example.com");
     let message = std::fs::read_to_string(seeds.join("message")).unwrap();
-    assert_eq!(PortRequest::parse_message(&message).unwrap(), verified.request);
+    assert_eq!(
+        PortRequest::parse_message(&message).unwrap(),
+        verified.request
+    );
 }

@@ -1,6 +1,11 @@
 //! Property tests of the request text: it reads back as the request that
 //! wrote it, and no input makes the parser panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::net::IpAddr;
 
@@ -10,8 +15,10 @@ use proptest::prelude::*;
 /// Free text as the protocol allows it: no control characters, no line or
 /// paragraph separators, no bidi controls.
 fn text(max: usize) -> impl Strategy<Value = String> {
-    let forbidden =
-        |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let forbidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     // Mostly ASCII (where `=`, spaces and digits live), some of everything else.
     let c = prop_oneof![3 => proptest::char::range(' ', '~'), 1 => any::<char>()]
         .prop_map(move |c| if forbidden(c) { '=' } else { c });
@@ -21,7 +28,10 @@ fn text(max: usize) -> impl Strategy<Value = String> {
 fn source() -> impl Strategy<Value = IpAddr> {
     any::<IpAddr>().prop_filter("a single host's canonical address", |ip| {
         let mapped = matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some());
-        !mapped && !ip.is_unspecified() && !ip.is_multicast() && *ip != IpAddr::from([255, 255, 255, 255])
+        !mapped
+            && !ip.is_unspecified()
+            && !ip.is_multicast()
+            && *ip != IpAddr::from([255, 255, 255, 255])
     })
 }
 

@@ -801,12 +801,24 @@ fn errors_say_what_to_do() {
 fn prune_forgets_only_finished_and_audited_requests() {
     let (_dir, _path, store) = fresh();
     let alice = user(1001, "alice");
-    let denied = store.insert(role_request(alice.clone(), 600), at(0), false).unwrap();
-    store.deny(&denied.id, &user(1002, "bob"), "no", at(10)).unwrap();
-    let active = store.insert(role_request(alice.clone(), 86_400 * 30), at(0), true).unwrap();
-    let pending = store.insert(role_request(alice.clone(), 600), at(20), false).unwrap();
-    let late = store.insert(role_request(alice, 86_400 * 30), at(0), true).unwrap();
-    store.revoke(&late.id, &user(1001, "alice"), None, at(100_000)).unwrap();
+    let denied = store
+        .insert(role_request(alice.clone(), 600), at(0), false)
+        .unwrap();
+    store
+        .deny(&denied.id, &user(1002, "bob"), "no", at(10))
+        .unwrap();
+    let active = store
+        .insert(role_request(alice.clone(), 86_400 * 30), at(0), true)
+        .unwrap();
+    let pending = store
+        .insert(role_request(alice.clone(), 600), at(20), false)
+        .unwrap();
+    let late = store
+        .insert(role_request(alice, 86_400 * 30), at(0), true)
+        .unwrap();
+    store
+        .revoke(&late.id, &user(1001, "alice"), None, at(100_000))
+        .unwrap();
 
     // Nothing is audited yet: nothing goes.
     assert_eq!(store.prune(at(50_000)).unwrap(), 0);
@@ -819,6 +831,9 @@ fn prune_forgets_only_finished_and_audited_requests() {
     for kept in [&active.id, &pending.id, &late.id] {
         assert!(store.get(kept).unwrap().is_some(), "{kept} was pruned");
     }
-    assert!(event_kinds(&store, &denied.id).is_empty(), "its events went with it");
+    assert!(
+        event_kinds(&store, &denied.id).is_empty(),
+        "its events went with it"
+    );
     assert_eq!(store.prune(at(50_000)).unwrap(), 0, "idempotent");
 }

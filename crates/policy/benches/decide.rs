@@ -60,9 +60,15 @@ fn caller(uid: u32) -> Caller {
 
 fn bench(c: &mut Criterion) {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000);
-    let request = Request::new(Action::TokenRead).identity(Some("system")).audience(Some("https://storage.azure.com")).at(now);
+    let request = Request::new(Action::TokenRead)
+        .identity(Some("system"))
+        .audience(Some("https://storage.azure.com"))
+        .at(now);
     let mut group = c.benchmark_group("decide");
-    group.sample_size(30).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     for n in [10usize, 1_000, 100_000] {
         for conditions in [false, true] {
             let p = policy(n, conditions);
@@ -70,16 +76,22 @@ fn bench(c: &mut Criterion) {
             let d = p.decide(&who, &request);
             assert!(d.is_allowed(), "{:?}", d);
             let label = if conditions { "conditions" } else { "plain" };
-            group.bench_with_input(BenchmarkId::new(format!("indexed/{label}"), n), &n, |b, _| {
-                b.iter(|| black_box(p.decide(black_box(&who), black_box(&request))))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("indexed/{label}"), n),
+                &n,
+                |b, _| b.iter(|| black_box(p.decide(black_box(&who), black_box(&request)))),
+            );
             if n > 1_000 {
                 group.sample_size(10);
             }
             {
-                group.bench_with_input(BenchmarkId::new(format!("naive/{label}"), n), &n, |b, _| {
-                    b.iter(|| black_box(p.decide_naive(black_box(&who), black_box(&request))))
-                });
+                group.bench_with_input(
+                    BenchmarkId::new(format!("naive/{label}"), n),
+                    &n,
+                    |b, _| {
+                        b.iter(|| black_box(p.decide_naive(black_box(&who), black_box(&request))))
+                    },
+                );
             }
             group.sample_size(30);
         }

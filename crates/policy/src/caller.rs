@@ -68,7 +68,15 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request for `action` with nothing else known.
     pub fn new(action: Action) -> Request<'a> {
-        Request { action, identity: None, audience: None, api_version: None, selector: None, path: None, now: None }
+        Request {
+            action,
+            identity: None,
+            audience: None,
+            api_version: None,
+            selector: None,
+            path: None,
+            now: None,
+        }
     }
 
     pub fn identity(mut self, name: Option<&'a str>) -> Self {

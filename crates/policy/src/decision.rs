@@ -31,7 +31,9 @@ impl fmt::Display for Reason {
             Reason::Allowed => f.write_str("allowed"),
             Reason::NoMatchingAssignment => f.write_str("no assignment allows this request"),
             Reason::CallerUnknown => f.write_str("the caller could not be identified"),
-            Reason::AmbiguousCaller => f.write_str("the connection is held by processes of different users"),
+            Reason::AmbiguousCaller => {
+                f.write_str("the connection is held by processes of different users")
+            }
             Reason::ExplicitDeny => f.write_str("a deny assignment blocks this request"),
             Reason::TrustedService(name) => write!(f, "allowed for the trusted service `{name}`"),
             Reason::Unmediated => f.write_str("not mediated (mode off)"),
@@ -94,15 +96,32 @@ impl Eq for Decision {}
 
 impl Decision {
     pub(crate) fn deny(reason: Reason) -> Decision {
-        Decision { allowed: false, reason, decided_by: Vec::new(), absent: None, would_deny: false, trail: Trail::default() }
+        Decision {
+            allowed: false,
+            reason,
+            decided_by: Vec::new(),
+            absent: None,
+            would_deny: false,
+            trail: Trail::default(),
+        }
     }
 
     /// With sorted, de-duplicated names; allowed iff `reason` allows.
     pub(crate) fn with_names(reason: Reason, mut names: Vec<String>) -> Decision {
         names.sort();
         names.dedup();
-        let allowed = matches!(reason, Reason::Allowed | Reason::TrustedService(_) | Reason::Unmediated);
-        Decision { allowed, reason, decided_by: names, absent: None, would_deny: false, trail: Trail::default() }
+        let allowed = matches!(
+            reason,
+            Reason::Allowed | Reason::TrustedService(_) | Reason::Unmediated
+        );
+        Decision {
+            allowed,
+            reason,
+            decided_by: names,
+            absent: None,
+            would_deny: false,
+            trail: Trail::default(),
+        }
     }
 
     pub(crate) fn with_trail(mut self, trail: Trail) -> Decision {
@@ -173,7 +192,11 @@ impl Decision {
             .iter()
             .filter(|c| !c.allows)
             .map(|c| match &c.condition {
-                Some(e) if e.absent.is_some() => format!("{}: condition false, `{}` absent", c.assignment, e.absent.as_deref().unwrap_or_default()),
+                Some(e) if e.absent.is_some() => format!(
+                    "{}: condition false, `{}` absent",
+                    c.assignment,
+                    e.absent.as_deref().unwrap_or_default()
+                ),
                 Some(_) => format!("{}: condition false", c.assignment),
                 None => format!("{}: out of scope", c.assignment),
             })
@@ -192,7 +215,10 @@ impl fmt::Display for Trail {
             writeln!(f, "deny assignment `{d}` applies")?;
         }
         if self.candidates.is_empty() {
-            writeln!(f, "no candidate assignments (none names this caller with a role granting the action)")?;
+            writeln!(
+                f,
+                "no candidate assignments (none names this caller with a role granting the action)"
+            )?;
         }
         for c in &self.candidates {
             let verdict = if c.allows { "allows" } else { "does not allow" };

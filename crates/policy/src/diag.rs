@@ -156,7 +156,11 @@ impl fmt::Display for Diagnostics {
         let warnings = self.items.len() - errors;
         write!(f, "{errors} error{}", if errors == 1 { "" } else { "s" })?;
         if warnings > 0 {
-            write!(f, ", {warnings} warning{}", if warnings == 1 { "" } else { "s" })?;
+            write!(
+                f,
+                ", {warnings} warning{}",
+                if warnings == 1 { "" } else { "s" }
+            )?;
         }
         Ok(())
     }

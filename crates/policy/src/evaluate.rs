@@ -15,19 +15,29 @@ use crate::wildcard;
 
 /// Checks that come before any assignment: an unknown caller, a socket
 /// shared across users, then deny assignments (which win).
-pub(crate) fn precheck(deny_assignments: &[DenyAssignment], caller: &Caller, request: &Request<'_>) -> Option<Decision> {
+pub(crate) fn precheck(
+    deny_assignments: &[DenyAssignment],
+    caller: &Caller,
+    request: &Request<'_>,
+) -> Option<Decision> {
     let Some(uid) = caller.uid else {
         return Some(Decision::deny(Reason::CallerUnknown));
     };
     if caller.processes.iter().any(|p| p.uid != uid) {
         return Some(Decision::deny(Reason::AmbiguousCaller));
     }
-    let denies: Vec<String> =
-        deny_assignments.iter().filter(|d| d.applies(caller, request)).map(|d| d.name.clone()).collect();
+    let denies: Vec<String> = deny_assignments
+        .iter()
+        .filter(|d| d.applies(caller, request))
+        .map(|d| d.name.clone())
+        .collect();
     if denies.is_empty() {
         None
     } else {
-        let trail = Trail { denied_by: denies.clone(), ..Trail::default() };
+        let trail = Trail {
+            denied_by: denies.clone(),
+            ..Trail::default()
+        };
         Some(Decision::with_names(Reason::ExplicitDeny, denies).with_trail(trail))
     }
 }
@@ -52,23 +62,41 @@ pub(crate) fn conclude<'a>(
     if let Some(d) = precheck(inputs.deny_assignments, caller, request) {
         return d;
     }
-    let identity = request.identity.and_then(|n| inputs.identities.iter().find(|i| i.name == n));
-    let ctx = Ctx { caller, request, identity };
+    let identity = request
+        .identity
+        .and_then(|n| inputs.identities.iter().find(|i| i.name == n));
+    let ctx = Ctx {
+        caller,
+        request,
+        identity,
+    };
     let mut trail = Trail::default();
     let mut allowing = Vec::new();
     let mut absent = None;
     let offers = candidates
         .map(|a| (a.name.clone(), a.in_scope(request), a))
-        .chain(jit.iter().map(|j| (j.name(), j.in_scope(request), j.assignment)));
+        .chain(
+            jit.iter()
+                .map(|j| (j.name(), j.in_scope(request), j.assignment)),
+        );
     for (name, in_scope, a) in offers {
-        let condition = a.condition.as_ref().filter(|_| in_scope).map(|c| evaluate(&c.expr, &ctx));
+        let condition = a
+            .condition
+            .as_ref()
+            .filter(|_| in_scope)
+            .map(|c| evaluate(&c.expr, &ctx));
         let allows = in_scope && condition.as_ref().is_none_or(|e| e.value);
         if allows {
             allowing.push(name.clone());
         } else if absent.is_none() {
             absent = condition.as_ref().and_then(|e| e.absent.clone());
         }
-        trail.candidates.push(Candidate { assignment: name, in_scope, condition, allows });
+        trail.candidates.push(Candidate {
+            assignment: name,
+            in_scope,
+            condition,
+            allows,
+        });
     }
     if !allowing.is_empty() {
         return Decision::with_names(Reason::Allowed, allowing).with_trail(trail);
@@ -77,15 +105,22 @@ pub(crate) fn conclude<'a>(
         trail.trusted_service = Some(name);
         return Decision::with_names(Reason::TrustedService(name), Vec::new()).with_trail(trail);
     }
-    Decision::deny(Reason::NoMatchingAssignment).with_absent(absent).with_trail(trail)
+    Decision::deny(Reason::NoMatchingAssignment)
+        .with_absent(absent)
+        .with_trail(trail)
 }
 
 /// Does the role of `a` grant `action`, matching its patterns afresh (the
 /// reference model's way, independent of the load-time action sets)?
 pub(crate) fn role_grants_naive(roles: &[Role], a: &Assignment, action: &str) -> bool {
     roles.get(a.role_index).is_some_and(|role| {
-        role.actions.iter().any(|p| wildcard::matches_ignore_case(p, action))
-            && !role.not_actions.iter().any(|p| wildcard::matches_ignore_case(p, action))
+        role.actions
+            .iter()
+            .any(|p| wildcard::matches_ignore_case(p, action))
+            && !role
+                .not_actions
+                .iter()
+                .any(|p| wildcard::matches_ignore_case(p, action))
     })
 }
 

@@ -39,7 +39,11 @@ impl Index {
         for action in Action::ALL {
             let mut idx = ByPrincipal::default();
             // Eligible assignments are never standing access.
-            for (i, a) in assignments.iter().enumerate().filter(|(_, a)| a.eligible.is_none()) {
+            for (i, a) in assignments
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.eligible.is_none())
+            {
                 let allows = roles
                     .get(a.role_index)
                     .is_some_and(|r| r.effective().contains(action));

@@ -89,7 +89,10 @@ impl FromStr for Protocol {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
-            _ => Err(format!("unknown protocol `{}`: expected `tcp` or `udp`", s.escape_debug())),
+            _ => Err(format!(
+                "unknown protocol `{}`: expected `tcp` or `udp`",
+                s.escape_debug()
+            )),
         }
     }
 }
@@ -205,7 +208,10 @@ pub struct JitRefusal {
 
 impl JitRefusal {
     pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> JitRefusal {
-        JitRefusal { kind, message: message.into() }
+        JitRefusal {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -246,7 +252,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             return Err(bad());
         }
         let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
         last_unit = unit;
         digits.clear();
     }

@@ -5,8 +5,8 @@
 use std::ops::Range;
 
 use crate::action::Action;
-use crate::condition::{Expr, Literal, Operand, Source};
 use crate::condition::AttrName;
+use crate::condition::{Expr, Literal, Operand, Source};
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::model::{Assignment, Scope};
 use crate::policy::Policy;
@@ -23,8 +23,15 @@ pub trait Machine {
 
 /// Warning codes an assignment may accept with `allow_warnings`.
 pub const CODES: &[&str] = &[
-    "orphan", "exe-by-path", "over-broad", "condition-targets-nothing", "sub-operation", "unknown-identity",
-    "bypassed", "duplicate", "unreachable",
+    "orphan",
+    "exe-by-path",
+    "over-broad",
+    "condition-targets-nothing",
+    "sub-operation",
+    "unknown-identity",
+    "bypassed",
+    "duplicate",
+    "unreachable",
 ];
 
 struct Out<'t> {
@@ -35,12 +42,26 @@ struct Out<'t> {
 
 impl Out<'_> {
     fn warn(&mut self, span: Range<usize>, message: String, help: Option<String>) {
-        self.diags.push(Diagnostic::new(Severity::Warning, self.source, self.text, span, message, help));
+        self.diags.push(Diagnostic::new(
+            Severity::Warning,
+            self.source,
+            self.text,
+            span,
+            message,
+            help,
+        ));
     }
 
     /// A warning about assignment `a`, unless it accepts `code`; the code
     /// is named in the help so the operator knows how to accept it.
-    fn about(&mut self, a: &Assignment, code: &str, span: Range<usize>, message: String, help: Option<String>) {
+    fn about(
+        &mut self,
+        a: &Assignment,
+        code: &str,
+        span: Range<usize>,
+        message: String,
+        help: Option<String>,
+    ) {
         if a.allow_warnings.iter().any(|w| w == code) {
             return;
         }
@@ -57,10 +78,20 @@ impl Policy {
     /// Every warning for this policy, sorted by position. `text` must be the
     /// text the policy was parsed from.
     pub fn lint(&self, source: &str, text: &str, machine: &dyn Machine) -> Diagnostics {
-        let mut out = Out { source, text, diags: Diagnostics::default() };
+        let mut out = Out {
+            source,
+            text,
+            diags: Diagnostics::default(),
+        };
         for (i, a) in self.assignments.iter().enumerate() {
             if let Some(msg) = missing(machine, &a.principal) {
-                out.about(a, "orphan", a.spans.principal.clone(), msg, Some(ORPHAN.into()));
+                out.about(
+                    a,
+                    "orphan",
+                    a.spans.principal.clone(),
+                    msg,
+                    Some(ORPHAN.into()),
+                );
             }
             if let Principal::ExePath(p) = &a.principal {
                 out.about(
@@ -89,16 +120,26 @@ impl Policy {
     }
 
     fn role_actions(&self, a: &Assignment) -> crate::action::ActionSet {
-        self.roles.get(a.role_index).map(|r| r.effective()).unwrap_or_default()
+        self.roles
+            .get(a.role_index)
+            .map(|r| r.effective())
+            .unwrap_or_default()
     }
 
     fn over_broad(&self, out: &mut Out<'_>, a: &Assignment) {
-        if self.role_actions(a).contains(Action::TokenRead) && a.identities == Scope::Any && a.audiences == Scope::Any && a.condition.is_none() {
+        if self.role_actions(a).contains(Action::TokenRead)
+            && a.identities == Scope::Any
+            && a.audiences == Scope::Any
+            && a.condition.is_none()
+        {
             out.about(
                 a,
                 "over-broad",
                 a.spans.table.clone(),
-                format!("assignment `{}` grants tokens for any identity and any audience", a.name),
+                format!(
+                    "assignment `{}` grants tokens for any identity and any audience",
+                    a.name
+                ),
                 Some("least privilege: list the identities and audiences it needs".into()),
             );
         }
@@ -110,7 +151,11 @@ impl Policy {
         let patterns = c.expr.action_patterns();
         let actions = self.role_actions(a);
         if !patterns.is_empty()
-            && !patterns.iter().any(|p| actions.iter().any(|act| crate::wildcard::matches_ignore_case(p, act.as_str())))
+            && !patterns.iter().any(|p| {
+                actions
+                    .iter()
+                    .any(|act| crate::wildcard::matches_ignore_case(p, act.as_str()))
+            })
         {
             out.about(
                 a,
@@ -142,11 +187,23 @@ impl Policy {
             _ => {}
         });
         if sub_ops {
-            out.about(a, "sub-operation", span.clone(), format!("the condition of `{}` uses `SubOperationMatches`", a.name), Some("gatehouse actions have no sub-operations: it is always false".into()));
+            out.about(
+                a,
+                "sub-operation",
+                span.clone(),
+                format!("the condition of `{}` uses `SubOperationMatches`", a.name),
+                Some("gatehouse actions have no sub-operations: it is always false".into()),
+            );
         }
         for n in names {
             if !self.identities.iter().any(|i| i.name == n) {
-                out.about(a, "unknown-identity", span.clone(), format!("the condition of `{}` names unknown identity `{n}`", a.name), None);
+                out.about(
+                    a,
+                    "unknown-identity",
+                    span.clone(),
+                    format!("the condition of `{}` names unknown identity `{n}`", a.name),
+                    None,
+                );
             }
         }
     }
@@ -162,7 +219,8 @@ impl Policy {
                 && b.eligible.is_none()
                 && (b.principal == a.principal || b.principal == Principal::Everyone)
                 && !self.role_actions(b).intersect(mine).is_empty()
-                && (!mine.contains(Action::TokenRead) || (covers(&b.identities, &a.identities) && covers(&b.audiences, &a.audiences)))
+                && (!mine.contains(Action::TokenRead)
+                    || (covers(&b.identities, &a.identities) && covers(&b.audiences, &a.audiences)))
         });
         if let Some(b) = by {
             out.about(
@@ -185,14 +243,29 @@ impl Policy {
                 && b.condition.as_ref().map(|c| &c.expr) == a.condition.as_ref().map(|c| &c.expr)
         });
         if let Some(b) = same {
-            out.about(a, "duplicate", a.spans.table.clone(), format!("assignment `{}` duplicates `{}`", a.name, b.name), None);
+            out.about(
+                a,
+                "duplicate",
+                a.spans.table.clone(),
+                format!("assignment `{}` duplicates `{}`", a.name, b.name),
+                None,
+            );
         }
     }
 
     fn unreachable(&self, out: &mut Out<'_>, a: &Assignment) {
         let actions = self.role_actions(a);
         if actions.is_empty() {
-            out.about(a, "unreachable", a.spans.table.clone(), format!("assignment `{}` grants nothing: role `{}` has no actions left", a.name, a.role), None);
+            out.about(
+                a,
+                "unreachable",
+                a.spans.table.clone(),
+                format!(
+                    "assignment `{}` grants nothing: role `{}` has no actions left",
+                    a.name, a.role
+                ),
+                None,
+            );
             return;
         }
         let blocker = self.deny_assignments.iter().find(|d| {
@@ -200,7 +273,9 @@ impl Policy {
                 && d.identities == Scope::Any
                 && d.audiences == Scope::Any
                 && actions.minus(d.effective).is_empty()
-                && d.principals.iter().any(|p| *p == Principal::Everyone || *p == a.principal)
+                && d.principals
+                    .iter()
+                    .any(|p| *p == Principal::Everyone || *p == a.principal)
         });
         if let Some(d) = blocker {
             out.about(a, "unreachable", a.spans.table.clone(), format!("assignment `{}` is unreachable: deny assignment `{}` blocks everything it grants", a.name, d.name), None);
@@ -222,10 +297,18 @@ const ORPHAN: &str = "an orphaned principal: it matches nothing here (typo, or n
 /// Why `p` matches nothing on this machine, if it does not exist here.
 fn missing(m: &dyn Machine, p: &Principal) -> Option<String> {
     match p {
-        Principal::User(n) if !m.user_exists(n) => Some(format!("user `{n}` does not exist on this machine")),
-        Principal::Group(n) if !m.group_exists(n) => Some(format!("group `{n}` does not exist on this machine")),
-        Principal::ExePath(path) if !m.file_exists(path) => Some(format!("executable `{path}` does not exist on this machine")),
-        Principal::Unit(u) if u.ends_with(".service") && !m.unit_exists(u) => Some(format!("unit `{u}` does not exist on this machine")),
+        Principal::User(n) if !m.user_exists(n) => {
+            Some(format!("user `{n}` does not exist on this machine"))
+        }
+        Principal::Group(n) if !m.group_exists(n) => {
+            Some(format!("group `{n}` does not exist on this machine"))
+        }
+        Principal::ExePath(path) if !m.file_exists(path) => Some(format!(
+            "executable `{path}` does not exist on this machine"
+        )),
+        Principal::Unit(u) if u.ends_with(".service") && !m.unit_exists(u) => {
+            Some(format!("unit `{u}` does not exist on this machine"))
+        }
         _ => None,
     }
 }

@@ -26,19 +26,53 @@ use crate::role::{self, Role};
 use fields::{Fields, Sink, Str};
 
 const ROOT_KEYS: &[&str] = &[
-    "version", "identities", "roles", "assignments", "deny_assignments", "modes", "trusted_services",
-    "trusted_services_approve", "jit", "jit_port",
+    "version",
+    "identities",
+    "roles",
+    "assignments",
+    "deny_assignments",
+    "modes",
+    "trusted_services",
+    "trusted_services_approve",
+    "jit",
+    "jit_port",
 ];
-const IDENTITY_KEYS: &[&str] = &["kind", "client_id", "object_id", "resource_id", "description", "tags"];
+const IDENTITY_KEYS: &[&str] = &[
+    "kind",
+    "client_id",
+    "object_id",
+    "resource_id",
+    "description",
+    "tags",
+];
 const ROLE_KEYS: &[&str] = &["name", "description", "actions", "not_actions"];
 const ASSIGNMENT_KEYS: &[&str] = &[
-    "name", "principal", "role", "identities", "audiences", "description", "condition", "condition_version",
-    "allow_warnings", "eligible", "max_duration", "require_justification", "require_ticket", "approvers",
-    "auto_approve", "auto_approve_condition",
+    "name",
+    "principal",
+    "role",
+    "identities",
+    "audiences",
+    "description",
+    "condition",
+    "condition_version",
+    "allow_warnings",
+    "eligible",
+    "max_duration",
+    "require_justification",
+    "require_ticket",
+    "approvers",
+    "auto_approve",
+    "auto_approve_condition",
 ];
 const DENY_KEYS: &[&str] = &[
-    "name", "principals", "excluded_principals", "actions", "not_actions", "identities",
-    "audiences", "description",
+    "name",
+    "principals",
+    "excluded_principals",
+    "actions",
+    "not_actions",
+    "identities",
+    "audiences",
+    "description",
 ];
 
 /// Parse and validate a policy file. `source_name` only labels diagnostics.
@@ -58,7 +92,13 @@ pub fn parse(source_name: &str, text: &str) -> Result<Policy, Diagnostics> {
         return Err(sink.diags);
     }
     let root_span = 0..0;
-    let root = Fields::new(&mut sink, root.get_ref(), root_span, "the policy file", ROOT_KEYS);
+    let root = Fields::new(
+        &mut sink,
+        root.get_ref(),
+        root_span,
+        "the policy file",
+        ROOT_KEYS,
+    );
     check_version(&mut sink, &root);
     let identities = load_identities(&mut sink, &root);
     let (roles, role_names) = load_roles(&mut sink, &root);
@@ -71,20 +111,34 @@ pub fn parse(source_name: &str, text: &str) -> Result<Policy, Diagnostics> {
         return Err(sink.diags);
     }
     let hash = hex::encode(Sha256::digest(text.as_bytes()));
-    Ok(Policy::new(hash, identities, roles, assignments, deny, settings))
+    Ok(Policy::new(
+        hash,
+        identities,
+        roles,
+        assignments,
+        deny,
+        settings,
+    ))
 }
 
 /// `version = 1`, required.
 fn check_version(sink: &mut Sink<'_>, root: &Fields<'_, '_>) {
     let Some(v) = root.get("version") else {
-        sink.error(0..0, "missing `version`".into(), Some("start the file with `version = 1`".into()));
+        sink.error(
+            0..0,
+            "missing `version`".into(),
+            Some("start the file with `version = 1`".into()),
+        );
         return;
     };
     let ok = matches!(v.get_ref(), DeValue::Integer(i) if i.radix() == 10 && i.as_str().trim_start_matches('+') == "1");
     if !ok {
         sink.error(
             v.span(),
-            format!("unsupported policy version `{}`", sink.text.get(v.span()).unwrap_or_default()),
+            format!(
+                "unsupported policy version `{}`",
+                sink.text.get(v.span()).unwrap_or_default()
+            ),
             Some("this gatehouse reads `version = 1`".into()),
         );
     }
@@ -92,9 +146,14 @@ fn check_version(sink: &mut Sink<'_>, root: &Fields<'_, '_>) {
 
 /// A policy name (identity, role, assignment): printable, no control chars.
 fn check_name(sink: &mut Sink<'_>, what: &str, (name, span): &Str) -> bool {
-    let ok = !name.is_empty() && name != "*" && name.len() <= 128 && !name.chars().any(char::is_control);
+    let ok =
+        !name.is_empty() && name != "*" && name.len() <= 128 && !name.chars().any(char::is_control);
     if !ok {
-        sink.error(span.clone(), format!("invalid {what} name `{}`", name.escape_debug()), None);
+        sink.error(
+            span.clone(),
+            format!("invalid {what} name `{}`", name.escape_debug()),
+            None,
+        );
     }
     ok
 }
@@ -117,7 +176,11 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
             Some((k, _)) if k == "system" => Some(IdentityKind::System),
             Some((k, _)) if k == "user" => Some(IdentityKind::User),
             Some((k, s)) => {
-                sink.error(s, format!("unknown identity kind `{k}`"), Some("expected `system` or `user`".into()));
+                sink.error(
+                    s,
+                    format!("unknown identity kind `{k}`"),
+                    Some("expected `system` or `user`".into()),
+                );
                 None
             }
             None => None,
@@ -125,12 +188,20 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
         let mut guid = |key: &str| {
             let (v, s) = f.opt_str(sink, key)?;
             if !is_guid(&v) {
-                sink.error(s, format!("`{key}` `{}` is not a guid", v.escape_debug()), None);
+                sink.error(
+                    s,
+                    format!("`{key}` `{}` is not a guid", v.escape_debug()),
+                    None,
+                );
                 return None;
             }
             let v = v.to_ascii_lowercase();
             if let Some(other) = ids_seen.insert(v.clone(), name.0.clone()) {
-                sink.error(s, format!("`{key}` `{v}` is also used by identity `{other}`"), None);
+                sink.error(
+                    s,
+                    format!("`{key}` `{v}` is also used by identity `{other}`"),
+                    None,
+                );
             }
             Some(v)
         };
@@ -140,22 +211,44 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
             if v.starts_with('/') && !v.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 Some(v)
             } else {
-                sink.error(s, format!("invalid `resource_id` `{}`", v.escape_debug()), Some("an Azure resource id starts with `/subscriptions/`".into()));
+                sink.error(
+                    s,
+                    format!("invalid `resource_id` `{}`", v.escape_debug()),
+                    Some("an Azure resource id starts with `/subscriptions/`".into()),
+                );
                 None
             }
         });
         let Some(kind) = kind else { continue };
         if kind == IdentityKind::System {
             if system_seen {
-                sink.error(f.span(), format!("identity `{}` is a second system-assigned identity", name.0), Some("a VM has at most one".into()));
+                sink.error(
+                    f.span(),
+                    format!("identity `{}` is a second system-assigned identity", name.0),
+                    Some("a VM has at most one".into()),
+                );
             }
             system_seen = true;
         } else if !f.has("client_id") && !f.has("object_id") {
-            sink.error(f.span(), format!("user-assigned identity `{}` needs `client_id` or `object_id`", name.0), None);
+            sink.error(
+                f.span(),
+                format!(
+                    "user-assigned identity `{}` needs `client_id` or `object_id`",
+                    name.0
+                ),
+                None,
+            );
         }
         let tags = settings::tags(sink, &f);
         if named {
-            out.push(Identity { name: name.0, kind, client_id, object_id, resource_id, tags });
+            out.push(Identity {
+                name: name.0,
+                kind,
+                client_id,
+                object_id,
+                resource_id,
+                tags,
+            });
         }
     }
     out
@@ -187,16 +280,30 @@ fn load_roles(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> (Vec<Role>, Vec<Str
         let name = f.str(sink, "name").filter(|n| check_name(sink, "role", n));
         let description = f.opt_str(sink, "description").map(|d| d.0);
         let before = sink.diags.error_count();
-        let actions = f.list(sink, "actions").map(|(l, _)| action_patterns(sink, l));
-        let not_actions = f.opt_list(sink, "not_actions").map(|(l, _)| action_patterns(sink, l)).unwrap_or_default();
-        let Some((name, name_span)) = name else { continue };
+        let actions = f
+            .list(sink, "actions")
+            .map(|(l, _)| action_patterns(sink, l));
+        let not_actions = f
+            .opt_list(sink, "not_actions")
+            .map(|(l, _)| action_patterns(sink, l))
+            .unwrap_or_default();
+        let Some((name, name_span)) = name else {
+            continue;
+        };
         if let Some(existing) = roles.iter().find(|r| r.name.eq_ignore_ascii_case(&name)) {
             let msg = if existing.builtin {
-                format!("role `{name}` redefines the built-in role `{}`", existing.name)
+                format!(
+                    "role `{name}` redefines the built-in role `{}`",
+                    existing.name
+                )
             } else {
                 format!("duplicate role `{name}`")
             };
-            sink.error(name_span, msg, Some("role names are case-insensitive".into()));
+            sink.error(
+                name_span,
+                msg,
+                Some("role names are case-insensitive".into()),
+            );
             continue;
         }
         names.push(name.clone());
@@ -231,7 +338,11 @@ fn identity_scope(sink: &mut Sink<'_>, identities: &[Identity], list: Vec<Str>) 
         } else {
             let help = suggest::closest(&n, identities.iter().map(|i| i.name.as_str()))
                 .map(|s| format!("did you mean `{s}`?"));
-            sink.error(span, format!("unknown identity `{}`", n.escape_debug()), help);
+            sink.error(
+                span,
+                format!("unknown identity `{}`", n.escape_debug()),
+                help,
+            );
             None
         }
     })
@@ -241,7 +352,11 @@ fn audience_scope(sink: &mut Sink<'_>, list: Vec<Str>) -> Option<Scope> {
     scope(list, |(a, span)| {
         let n = normalise_audience(&a);
         if n.is_none() {
-            sink.error(span, format!("invalid audience `{}`", a.escape_debug()), Some("no whitespace or control characters, not empty".into()));
+            sink.error(
+                span,
+                format!("invalid audience `{}`", a.escape_debug()),
+                Some("no whitespace or control characters, not empty".into()),
+            );
         }
         n
     })
@@ -256,8 +371,16 @@ fn principal(sink: &mut Sink<'_>, (p, span): Str) -> Option<Principal> {
 /// Names must be unique across assignments and deny assignments.
 fn unique(sink: &mut Sink<'_>, seen: &mut HashMap<String, Range<usize>>, (name, span): &Str) {
     if let Some(first) = seen.get(name) {
-        let line = sink.text.get(..first.start).map_or(0, |s| s.matches('\n').count()) + 1;
-        sink.error(span.clone(), format!("duplicate assignment name `{name}`"), Some(format!("first used on line {line}")));
+        let line = sink
+            .text
+            .get(..first.start)
+            .map_or(0, |s| s.matches('\n').count())
+            + 1;
+        sink.error(
+            span.clone(),
+            format!("duplicate assignment name `{name}`"),
+            Some(format!("first used on line {line}")),
+        );
     } else {
         seen.insert(name.clone(), span.clone());
     }
@@ -275,11 +398,16 @@ fn load_assignments(
     for (t, span) in root.opt_tables(sink, "assignments") {
         let f = Fields::new(sink, t, span, "assignment", ASSIGNMENT_KEYS);
         let before = sink.diags.error_count();
-        let name = f.str(sink, "name").filter(|n| check_name(sink, "assignment", n));
+        let name = f
+            .str(sink, "name")
+            .filter(|n| check_name(sink, "assignment", n));
         if let Some(n) = &name {
             unique(sink, &mut seen, n);
         }
-        let principal_span = f.get("principal").map(|v| v.span()).unwrap_or_else(|| f.span());
+        let principal_span = f
+            .get("principal")
+            .map(|v| v.span())
+            .unwrap_or_else(|| f.span());
         let principal = f.str(sink, "principal").and_then(|p| principal(sink, p));
         let role_index = f.str(sink, "role").and_then(|(r, s)| {
             let found = roles.iter().position(|x| x.name.eq_ignore_ascii_case(&r));
@@ -290,11 +418,21 @@ fn load_assignments(
             }
             found
         });
-        let ids = f.opt_list(sink, "identities").map(|(l, _)| identity_scope(sink, identities, l));
-        let auds = f.opt_list(sink, "audiences").map(|(l, _)| audience_scope(sink, l));
+        let ids = f
+            .opt_list(sink, "identities")
+            .map(|(l, _)| identity_scope(sink, identities, l));
+        let auds = f
+            .opt_list(sink, "audiences")
+            .map(|(l, _)| audience_scope(sink, l));
         let description = f.opt_str(sink, "description").map(|d| d.0);
         let condition = condition::load(sink, &f);
-        let eligible = jit::eligibility(sink, &f, name.as_ref().map(|n| n.0.as_str()), principal.as_ref(), principal_span.clone());
+        let eligible = jit::eligibility(
+            sink,
+            &f,
+            name.as_ref().map(|n| n.0.as_str()),
+            principal.as_ref(),
+            principal_span.clone(),
+        );
         let allow_warnings: Vec<String> = f
             .opt_list(sink, "allow_warnings")
             .map(|(l, _)| {
@@ -318,7 +456,9 @@ fn load_assignments(
                     if v.is_none() {
                         sink.error(
                             f.span(),
-                            format!("assignment `{n}` grants `Gatehouse/token/read` but has no `{key}`"),
+                            format!(
+                                "assignment `{n}` grants `Gatehouse/token/read` but has no `{key}`"
+                            ),
                             Some(format!("add `{key} = [\"*\"]` to allow any")),
                         );
                     }
@@ -328,7 +468,9 @@ fn load_assignments(
         if sink.diags.error_count() != before {
             continue;
         }
-        let (Some((name, _)), Some(principal), Some(role_index), Some(role)) = (name, principal, role_index, role) else {
+        let (Some((name, _)), Some(principal), Some(role_index), Some(role)) =
+            (name, principal, role_index, role)
+        else {
             continue;
         };
         let spans = Spans {
@@ -367,28 +509,51 @@ fn load_deny(
     for (t, span) in root.opt_tables(sink, "deny_assignments") {
         let f = Fields::new(sink, t, span, "deny assignment", DENY_KEYS);
         let before = sink.diags.error_count();
-        let name = f.str(sink, "name").filter(|n| check_name(sink, "deny assignment", n));
+        let name = f
+            .str(sink, "name")
+            .filter(|n| check_name(sink, "deny assignment", n));
         if let Some(n) = &name {
             unique(sink, &mut seen, n);
         }
         let mut principals = |key: &str, required: bool| {
-            let list = if required { f.list(sink, key) } else { f.opt_list(sink, key) };
-            list.map(|(l, _)| l.into_iter().filter_map(|p| principal(sink, p)).collect::<Vec<_>>())
-                .unwrap_or_default()
+            let list = if required {
+                f.list(sink, key)
+            } else {
+                f.opt_list(sink, key)
+            };
+            list.map(|(l, _)| {
+                l.into_iter()
+                    .filter_map(|p| principal(sink, p))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
         };
         let principals_in = principals("principals", true);
         let excluded = principals("excluded_principals", false);
-        let actions = f.list(sink, "actions").map(|(l, _)| action_patterns(sink, l)).unwrap_or_default();
-        let not_actions = f.opt_list(sink, "not_actions").map(|(l, _)| action_patterns(sink, l)).unwrap_or_default();
-        let ids = f.opt_list(sink, "identities").and_then(|(l, _)| identity_scope(sink, identities, l));
-        let auds = f.opt_list(sink, "audiences").and_then(|(l, _)| audience_scope(sink, l));
+        let actions = f
+            .list(sink, "actions")
+            .map(|(l, _)| action_patterns(sink, l))
+            .unwrap_or_default();
+        let not_actions = f
+            .opt_list(sink, "not_actions")
+            .map(|(l, _)| action_patterns(sink, l))
+            .unwrap_or_default();
+        let ids = f
+            .opt_list(sink, "identities")
+            .and_then(|(l, _)| identity_scope(sink, identities, l));
+        let auds = f
+            .opt_list(sink, "audiences")
+            .and_then(|(l, _)| audience_scope(sink, l));
         let description = f.opt_str(sink, "description").map(|d| d.0);
         if sink.diags.error_count() != before {
             continue;
         }
         let Some((name, _)) = name else { continue };
         let effective = role::effective(&actions, &not_actions);
-        let spans = Spans { table: f.span(), ..Spans::default() };
+        let spans = Spans {
+            table: f.span(),
+            ..Spans::default()
+        };
         out.push(DenyAssignment {
             name,
             principals: principals_in,

@@ -59,7 +59,13 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [Family::Token, Family::Instance, Family::IdentityInfo, Family::AttestedDocument, Family::ScheduledEvents];
+    pub const ALL: [Family; 5] = [
+        Family::Token,
+        Family::Instance,
+        Family::IdentityInfo,
+        Family::AttestedDocument,
+        Family::ScheduledEvents,
+    ];
 
     /// The key in `[modes]`.
     pub fn key(self) -> &'static str {

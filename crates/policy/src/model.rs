@@ -3,9 +3,9 @@
 use std::ops::Range;
 
 use crate::action::{Action, ActionSet};
-use crate::condition::Expr;
 use crate::audience;
 use crate::caller::{Caller, Request};
+use crate::condition::Expr;
 use crate::jit::Eligibility;
 use crate::principal::Principal;
 
@@ -81,9 +81,9 @@ impl Assignment {
         let identity_ok = request
             .identity
             .is_some_and(|id| scope_has(&self.identities, |n| n == id));
-        let audience_ok = request.audience.is_some_and(|aud| {
-            scope_has(&self.audiences, |p| audience::pattern_matches(p, aud))
-        });
+        let audience_ok = request
+            .audience
+            .is_some_and(|aud| scope_has(&self.audiences, |p| audience::pattern_matches(p, aud)));
         identity_ok && audience_ok
     }
 }
@@ -106,9 +106,9 @@ impl DenyAssignment {
         let identity = request
             .identity
             .is_none_or(|id| scope_has(&self.identities, |n| n == id));
-        let aud = request.audience.is_none_or(|aud| {
-            scope_has(&self.audiences, |p| audience::pattern_matches(p, aud))
-        });
+        let aud = request
+            .audience
+            .is_none_or(|aud| scope_has(&self.audiences, |p| audience::pattern_matches(p, aud)));
         identity && aud
     }
 }

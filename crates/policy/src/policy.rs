@@ -1,18 +1,18 @@
 //! A loaded, validated policy and the questions the daemon asks it.
 
-use crate::caller::{Caller, Request};
 use crate::action::Action;
+use crate::caller::{Caller, Request};
 use crate::decision::{Decision, Reason, Trail};
 use crate::evaluate::{self, Inputs};
-use crate::mode::{Family, Mode, Modes};
-use crate::trusted::TrustedConfig;
-use crate::jit::{self, Grant, JitOffer, JitPort, Protocol};
-use ipnet::IpNet;
 use crate::identity::{self, Identity, ResolveError, Selector};
 use crate::index::Index;
+use crate::jit::{self, Grant, JitOffer, JitPort, Protocol};
+use crate::mode::{Family, Mode, Modes};
 use crate::model::{Assignment, DenyAssignment};
 use crate::principal::Principal;
 use crate::role::Role;
+use crate::trusted::TrustedConfig;
+use ipnet::IpNet;
 
 /// Which caller facts any (deny) assignment looks at, so the daemon can skip
 /// expensive lookups (hashing an executable, reading cgroups).
@@ -95,7 +95,10 @@ impl Policy {
             needs.container = true;
             needs.groups = true;
             needs.user_name = true;
-            needs.exe_hash |= assignments.iter().filter_map(|a| a.condition.as_ref()).any(|c| c.text.contains("exeSha256"));
+            needs.exe_hash |= assignments
+                .iter()
+                .filter_map(|a| a.condition.as_ref())
+                .any(|c| c.text.contains("exeSha256"));
         }
         let index = Index::build(&roles, &assignments);
         Policy {
@@ -176,14 +179,20 @@ impl Policy {
     }
 
     fn inputs(&self) -> Inputs<'_> {
-        Inputs { identities: &self.identities, deny_assignments: &self.deny_assignments, trusted: self.trusted }
+        Inputs {
+            identities: &self.identities,
+            deny_assignments: &self.deny_assignments,
+            trusted: self.trusted,
+        }
     }
 
     /// Apply the endpoint family's mode around a verdict.
     fn in_mode(&self, action: Action, verdict: impl FnOnce() -> Decision) -> Decision {
         match self.mode(action) {
-            Mode::Off => Decision::with_names(Reason::Unmediated, Vec::new())
-                .with_trail(Trail { mode: Mode::Off, ..Trail::default() }),
+            Mode::Off => Decision::with_names(Reason::Unmediated, Vec::new()).with_trail(Trail {
+                mode: Mode::Off,
+                ..Trail::default()
+            }),
             Mode::Audit => verdict().audited(),
             Mode::Enforce => verdict(),
         }
@@ -200,7 +209,9 @@ impl Policy {
     }
 
     pub fn jit_port(&self, port: u16, protocol: Protocol) -> Option<&JitPort> {
-        self.jit_ports.iter().find(|p| p.port == port && p.protocol == protocol)
+        self.jit_ports
+            .iter()
+            .find(|p| p.port == port && p.protocol == protocol)
     }
 
     /// Decide a request, using the load-time index so only assignments that
@@ -220,7 +231,12 @@ impl Policy {
     /// principal `uid:<grant.uid>`, narrowed to the grant's identity and
     /// audience; the assignment's condition still applies and deny
     /// assignments still win. It is named `<assignment> (jit <grant id>)`.
-    pub fn decide_with(&self, caller: &Caller, request: &Request<'_>, grants: &[Grant]) -> Decision {
+    pub fn decide_with(
+        &self,
+        caller: &Caller,
+        request: &Request<'_>,
+        grants: &[Grant],
+    ) -> Decision {
         self.in_mode(request.action, || {
             let candidates = self.index.candidates(request.action, caller);
             let assignments = candidates
@@ -229,7 +245,11 @@ impl Policy {
                 .filter(|a| a.principal.grants_to(caller));
             let jit: Vec<JitOffer<'_>> = self
                 .grant_offers(caller, request, grants)
-                .filter(|j| self.roles.get(j.assignment.role_index).is_some_and(|r| r.effective().contains(request.action)))
+                .filter(|j| {
+                    self.roles
+                        .get(j.assignment.role_index)
+                        .is_some_and(|r| r.effective().contains(request.action))
+                })
                 .collect();
             evaluate::conclude(&self.inputs(), assignments, &jit, caller, request)
         })
@@ -243,9 +263,15 @@ impl Policy {
 
     /// Reference model of [`Policy::decide_with`].
     #[doc(hidden)]
-    pub fn decide_naive_with(&self, caller: &Caller, request: &Request<'_>, grants: &[Grant]) -> Decision {
+    pub fn decide_naive_with(
+        &self,
+        caller: &Caller,
+        request: &Request<'_>,
+        grants: &[Grant],
+    ) -> Decision {
         self.in_mode(request.action, || {
-            let candidates = evaluate::naive_candidates(&self.roles, &self.assignments, caller, request);
+            let candidates =
+                evaluate::naive_candidates(&self.roles, &self.assignments, caller, request);
             let action = request.action.as_str();
             let jit: Vec<JitOffer<'_>> = self
                 .grant_offers(caller, request, grants)
@@ -261,6 +287,8 @@ impl Policy {
         request: &'a Request<'_>,
         grants: &'a [Grant],
     ) -> impl Iterator<Item = JitOffer<'a>> {
-        grants.iter().filter_map(move |g| jit::valid_grant(&self.assignments, caller, request.now, g))
+        grants
+            .iter()
+            .filter_map(move |g| jit::valid_grant(&self.assignments, caller, request.now, g))
     }
 }

@@ -118,10 +118,9 @@ impl Principal {
             Principal::Unit(unit) => p.unit.as_deref() == Some(unit.as_str()),
             Principal::Cgroup(path) => p.cgroup.as_deref() == Some(path.as_str()),
             Principal::CgroupTree(root) => p.cgroup.as_deref().is_some_and(|c| in_tree(root, c)),
-            Principal::Container(prefix) => p
-                .container
-                .as_deref()
-                .is_some_and(|c| c.len() >= prefix.len() && c.to_ascii_lowercase().starts_with(prefix)),
+            Principal::Container(prefix) => p.container.as_deref().is_some_and(|c| {
+                c.len() >= prefix.len() && c.to_ascii_lowercase().starts_with(prefix)
+            }),
             _ => false,
         }
     }

@@ -67,7 +67,12 @@ fn with(mut c: Caller, f: impl Fn(&mut Process)) -> Caller {
 }
 
 fn token<'a>(identity: &'a str, audience: &'a str) -> Request<'a> {
-    Request { action: Action::TokenRead, identity: Some(identity), audience: Some(audience), ..Request::new(Action::TokenRead) }
+    Request {
+        action: Action::TokenRead,
+        identity: Some(identity),
+        audience: Some(audience),
+        ..Request::new(Action::TokenRead)
+    }
 }
 
 fn act(action: Action) -> Request<'static> {
@@ -120,7 +125,11 @@ macro_rules! syntax {
         let found = diags
             .iter()
             .any(|d| format!("{}:{}", d.line, d.column) == $at && d.message.contains($msg));
-        assert!(found, "no error at {} containing {:?} in:\n{}", $at, $msg, diags);
+        assert!(
+            found,
+            "no error at {} containing {:?} in:\n{}",
+            $at, $msg, diags
+        );
         diags
     }};
 }
@@ -128,9 +137,17 @@ macro_rules! syntax {
 #[test]
 fn every_principal_kind() {
     let kinds = [
-        "uid:1001", "user:u1001", "gid:1001", "group:users", "exe:/usr/bin/app",
-        &format!("exe:sha256:{HASH}"), "unit:app.service", "cgroup:/system.slice/app.service",
-        "cgroup:/system.slice/*", "container:0123456789ab", "everyone",
+        "uid:1001",
+        "user:u1001",
+        "gid:1001",
+        "group:users",
+        "exe:/usr/bin/app",
+        &format!("exe:sha256:{HASH}"),
+        "unit:app.service",
+        "cgroup:/system.slice/app.service",
+        "cgroup:/system.slice/*",
+        "container:0123456789ab",
+        "everyone",
     ];
     for k in kinds {
         let p = policy(&assign("a", k, "Instance Metadata Reader"));
@@ -153,22 +170,43 @@ fn every_principal_kind() {
 fn exe_path_needs_verification() {
     let p = policy(&assign("a", "exe:/usr/bin/app", "Metadata Owner"));
     allow!(p, user(1), act(Action::VersionsRead));
-    deny!(p, with(user(1), |p| p.exe_path_verified = false), act(Action::VersionsRead));
+    deny!(
+        p,
+        with(user(1), |p| p.exe_path_verified = false),
+        act(Action::VersionsRead)
+    );
 }
 
 #[test]
 fn cgroup_subtree_is_component_wise() {
-    let p = policy(&assign("a", "cgroup:/system.slice/app.service/*", "Metadata Owner"));
+    let p = policy(&assign(
+        "a",
+        "cgroup:/system.slice/app.service/*",
+        "Metadata Owner",
+    ));
     allow!(p, user(1), act(Action::InstanceRead));
-    allow!(p, with(user(1), |p| p.cgroup = Some("/system.slice/app.service/sub".into())), act(Action::InstanceRead));
-    deny!(p, with(user(1), |p| p.cgroup = Some("/system.slice/app.service2".into())), act(Action::InstanceRead));
+    allow!(
+        p,
+        with(user(1), |p| p.cgroup =
+            Some("/system.slice/app.service/sub".into())),
+        act(Action::InstanceRead)
+    );
+    deny!(
+        p,
+        with(user(1), |p| p.cgroup =
+            Some("/system.slice/app.service2".into())),
+        act(Action::InstanceRead)
+    );
 }
 
 #[test]
 fn all_holders_must_match() {
     let p = policy(&assign("a", "unit:app.service", "Metadata Owner"));
     let mut forked = user(1);
-    forked.processes.push(Process { unit: Some("evil.service".into()), ..proc_(1) });
+    forked.processes.push(Process {
+        unit: Some("evil.service".into()),
+        ..proc_(1)
+    });
     deny!(p, forked, act(Action::InstanceRead));
     let mut none = user(1);
     none.processes.clear();
@@ -183,8 +221,18 @@ fn ambiguous_and_unknown_callers() {
     let p = policy(&assign("a", "everyone", "Metadata Owner"));
     let mut handed = user(1);
     handed.processes.push(proc_(2));
-    deny!(p, handed, act(Action::InstanceRead), Reason::AmbiguousCaller);
-    deny!(p, Caller::default(), act(Action::InstanceRead), Reason::CallerUnknown);
+    deny!(
+        p,
+        handed,
+        act(Action::InstanceRead),
+        Reason::AmbiguousCaller
+    );
+    deny!(
+        p,
+        Caller::default(),
+        act(Action::InstanceRead),
+        Reason::CallerUnknown
+    );
 }
 
 #[test]
@@ -214,21 +262,64 @@ audiences = ["https://Storage.Azure.com/", "https://*.vault.azure.net"]
 "#;
     let p = policy(body);
     let aud = |s: &str| normalise_audience(s).unwrap();
-    for spelling in ["https://storage.azure.com", "https://storage.azure.com/", "https://STORAGE.azure.com/.default"] {
+    for spelling in [
+        "https://storage.azure.com",
+        "https://storage.azure.com/",
+        "https://STORAGE.azure.com/.default",
+    ] {
         let a = aud(spelling);
         allow!(p, user(33), token("storage-writer", &a), ["web-storage"]);
     }
-    allow!(p, user(33), token("storage-writer", &aud("https://kv1.vault.azure.net")));
-    deny!(p, user(33), token("storage-writer", &aud("https://management.azure.com")));
-    deny!(p, user(33), token("system", &aud("https://storage.azure.com")));
-    deny!(p, user(33), Request { action: Action::TokenRead, identity: None, audience: Some("https://storage.azure.com"), ..Request::new(Action::TokenRead) });
-    deny!(p, user(33), Request { action: Action::TokenRead, identity: Some("storage-writer"), audience: None, ..Request::new(Action::TokenRead) });
-    deny!(p, user(34), token("storage-writer", &aud("https://storage.azure.com")));
+    allow!(
+        p,
+        user(33),
+        token("storage-writer", &aud("https://kv1.vault.azure.net"))
+    );
+    deny!(
+        p,
+        user(33),
+        token("storage-writer", &aud("https://management.azure.com"))
+    );
+    deny!(
+        p,
+        user(33),
+        token("system", &aud("https://storage.azure.com"))
+    );
+    deny!(
+        p,
+        user(33),
+        Request {
+            action: Action::TokenRead,
+            identity: None,
+            audience: Some("https://storage.azure.com"),
+            ..Request::new(Action::TokenRead)
+        }
+    );
+    deny!(
+        p,
+        user(33),
+        Request {
+            action: Action::TokenRead,
+            identity: Some("storage-writer"),
+            audience: None,
+            ..Request::new(Action::TokenRead)
+        }
+    );
+    deny!(
+        p,
+        user(34),
+        token("storage-writer", &aud("https://storage.azure.com"))
+    );
 }
 
 #[test]
 fn allowed_names_every_assignment_sorted() {
-    let body = format!("{}{}{}", assign("zeta", "uid:7", "Token Reader"), assign("alpha", "group:users", "Metadata Owner"), assign("mid", "uid:8", "Token Reader"));
+    let body = format!(
+        "{}{}{}",
+        assign("zeta", "uid:7", "Token Reader"),
+        assign("alpha", "group:users", "Metadata Owner"),
+        assign("mid", "uid:8", "Token Reader")
+    );
     let p = policy(&body);
     allow!(p, user(7), token("system", "x"), ["alpha", "zeta"]);
 }
@@ -252,7 +343,10 @@ actions = ["Gatehouse/token/read"]
     deny!(p, other, token("system", "x"), Reason::ExplicitDeny);
     allow!(p, other, act(Action::InstanceRead));
     let mut forked = user(1);
-    forked.processes.push(Process { unit: Some("cron.service".into()), ..proc_(1) });
+    forked.processes.push(Process {
+        unit: Some("cron.service".into()),
+        ..proc_(1)
+    });
     deny!(p, forked, token("system", "x"), Reason::ExplicitDeny);
 }
 
@@ -261,25 +355,49 @@ fn identity_resolution() {
     let p = policy("");
     let name = |s: Selector<'_>| p.resolve_identity(&s).map(|i| i.name.clone());
     assert_eq!(name(Selector::None), Ok("system".into()));
-    assert_eq!(name(Selector::ClientId(&GUID_C1.to_uppercase())), Ok("storage-writer".into()));
-    assert_eq!(name(Selector::ObjectId(GUID_O1)), Ok("storage-writer".into()));
+    assert_eq!(
+        name(Selector::ClientId(&GUID_C1.to_uppercase())),
+        Ok("storage-writer".into())
+    );
+    assert_eq!(
+        name(Selector::ObjectId(GUID_O1)),
+        Ok("storage-writer".into())
+    );
     assert_eq!(name(Selector::ObjectId(GUID_SYS)), Ok("system".into()));
     assert_eq!(name(Selector::ResourceId("/SUBSCRIPTIONS/s/resourcegroups/r/providers/microsoft.managedidentity/userassignedidentities/storage-writer")), Ok("storage-writer".into()));
-    assert_eq!(name(Selector::ClientId(GUID_SYS)), Err(ResolveError::NotFound));
+    assert_eq!(
+        name(Selector::ClientId(GUID_SYS)),
+        Err(ResolveError::NotFound)
+    );
 
     let only_users = format!("version = 1\n[identities.a]\nkind = \"user\"\nclient_id = \"{GUID_C1}\"\n[identities.b]\nkind = \"user\"\nclient_id = \"{GUID_C2}\"\n");
     let p2 = parse("p", &only_users).unwrap();
-    assert_eq!(p2.resolve_identity(&Selector::None).err(), Some(ResolveError::Ambiguous));
-    let one_user = format!("version = 1\n[identities.a]\nkind = \"user\"\nclient_id = \"{GUID_C1}\"\n");
+    assert_eq!(
+        p2.resolve_identity(&Selector::None).err(),
+        Some(ResolveError::Ambiguous)
+    );
+    let one_user =
+        format!("version = 1\n[identities.a]\nkind = \"user\"\nclient_id = \"{GUID_C1}\"\n");
     let p3 = parse("p", &one_user).unwrap();
-    assert_eq!(p3.resolve_identity(&Selector::None).map(|i| i.name.as_str()), Ok("a"));
+    assert_eq!(
+        p3.resolve_identity(&Selector::None)
+            .map(|i| i.name.as_str()),
+        Ok("a")
+    );
     let p4 = parse("p", "version = 1\n").unwrap();
-    assert_eq!(p4.resolve_identity(&Selector::None).err(), Some(ResolveError::NotFound));
+    assert_eq!(
+        p4.resolve_identity(&Selector::None).err(),
+        Some(ResolveError::NotFound)
+    );
 }
 
 #[test]
 fn needs_reflects_principals() {
-    let p = policy(&format!("{}{}", assign("a", "unit:x.service", "Token Reader"), assign("b", "group:g", "Token Reader")));
+    let p = policy(&format!(
+        "{}{}",
+        assign("a", "unit:x.service", "Token Reader"),
+        assign("b", "group:g", "Token Reader")
+    ));
     let n = p.needs();
     assert!(n.unit && n.groups);
     // Trusted services (on by default) read the unit and executable.
@@ -303,9 +421,16 @@ fn needs_for_an_action_leave_out_trusted_services_where_they_cannot_help() {
     for (action, trusted) in rows {
         let n = uid_only.needs_for(*action);
         assert_eq!((n.exe_path, n.unit), (*trusted, *trusted), "{action:?}");
-        assert!(!n.groups && !n.exe_hash && !n.cgroup && !n.container, "{action:?}");
+        assert!(
+            !n.groups && !n.exe_hash && !n.cgroup && !n.container,
+            "{action:?}"
+        );
     }
-    assert_eq!(uid_only.needs_for(Action::TokenRead), Needs::default(), "a uid-only policy needs nothing for a token");
+    assert_eq!(
+        uid_only.needs_for(Action::TokenRead),
+        Needs::default(),
+        "a uid-only policy needs nothing for a token"
+    );
     let off = parse("p", "version = 1\ntrusted_services = false\n").unwrap();
     assert_eq!(off.needs_for(Action::InstanceRead), Needs::default());
     let groups = policy(&assign("a", "group:g", "Token Reader"));
@@ -332,14 +457,30 @@ fn syntax_errors() {
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:x\"\nrole = \"Metadata Owner\"\n", "4:13", "invalid uid `x`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"unit:nginx\"\nrole = \"Metadata Owner\"\n", "4:13", "has no `.service`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"exe:bin/x\"\nrole = \"Metadata Owner\"\n", "4:13", "not absolute");
-    syntax!("version = 1\n[[roles]]\nname = \"R\"\nactions = [\"Gatehouse/tokn/read\"]\n", "4:12", "matches no known action");
-    syntax!("version = 1\n[[roles]]\nname = \"token reader\"\nactions = [\"Gatehouse/*\"]\n", "3:8", "redefines the built-in role");
+    syntax!(
+        "version = 1\n[[roles]]\nname = \"R\"\nactions = [\"Gatehouse/tokn/read\"]\n",
+        "4:12",
+        "matches no known action"
+    );
+    syntax!(
+        "version = 1\n[[roles]]\nname = \"token reader\"\nactions = [\"Gatehouse/*\"]\n",
+        "3:8",
+        "redefines the built-in role"
+    );
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Token Reader\"\nidentities = [\"nope\"]\naudiences = [\"*\"]\n", "6:15", "unknown identity `nope`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Token Reader\"\n", "2:1", "has no `identities`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Metadata Owner\"\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:2\"\nrole = \"Metadata Owner\"\n", "7:8", "duplicate assignment name `a`");
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Instance Metadata Reader\"\ncondition = \"true\"\n", "6:18", "condition: expected an operator");
-    syntax!("version = 1\n[identities.x]\nkind = \"user\"\n", "2:1", "needs `client_id` or `object_id`");
-    syntax!("version = 1\n[identities.x]\nkind = \"system\"\nclient_id = \"nope\"\n", "4:13", "is not a guid");
+    syntax!(
+        "version = 1\n[identities.x]\nkind = \"user\"\n",
+        "2:1",
+        "needs `client_id` or `object_id`"
+    );
+    syntax!(
+        "version = 1\n[identities.x]\nkind = \"system\"\nclient_id = \"nope\"\n",
+        "4:13",
+        "is not a guid"
+    );
     syntax!("version = 1\n[[assignments]]\nname = \"a\"\nprincipal = \"uid:1\"\nrole = \"Token Reader\"\nidentities = [\"*\"]\naudiences = [\"bad aud\"]\n", "7:14", "invalid audience");
     syntax!("version = 1\n[[assignments]]\nname = 5\nprincipal = \"uid:1\"\nrole = \"Metadata Owner\"\n", "3:8", "must be a string, found integer");
 }
@@ -359,20 +500,41 @@ colour = \"blue\"\n";
         Err(d) => d,
         Ok(_) => panic!("should fail"),
     };
-    let at: Vec<String> = d.iter().map(|d| format!("{}:{}", d.line, d.column)).collect();
+    let at: Vec<String> = d
+        .iter()
+        .map(|d| format!("{}:{}", d.line, d.column))
+        .collect();
     assert_eq!(at, ["4:12", "7:13", "8:8", "9:1"], "{d}");
     assert_eq!(d.error_count(), 4);
     let rendered = d.to_string();
-    assert!(rendered.contains("policy.toml:8:8: error: unknown role `Tokn Reader`"), "{rendered}");
-    assert!(rendered.contains("8 | role = \"Tokn Reader\"\n  |        ^^^^^^^^^^^^^"), "{rendered}");
-    assert!(rendered.contains("help: did you mean `Token Reader`?"), "{rendered}");
-    assert!(rendered.contains("did you mean `Gatehouse/instance/read`?"), "{rendered}");
+    assert!(
+        rendered.contains("policy.toml:8:8: error: unknown role `Tokn Reader`"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("8 | role = \"Tokn Reader\"\n  |        ^^^^^^^^^^^^^"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("help: did you mean `Token Reader`?"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("did you mean `Gatehouse/instance/read`?"),
+        "{rendered}"
+    );
     assert!(rendered.ends_with("4 errors"), "{rendered}");
 }
 
 #[test]
 fn reason_text_is_short_and_generic() {
-    for r in [Reason::Allowed, Reason::NoMatchingAssignment, Reason::CallerUnknown, Reason::AmbiguousCaller, Reason::ExplicitDeny] {
+    for r in [
+        Reason::Allowed,
+        Reason::NoMatchingAssignment,
+        Reason::CallerUnknown,
+        Reason::AmbiguousCaller,
+        Reason::ExplicitDeny,
+    ] {
         let s = r.to_string();
         assert!(!s.is_empty() && s.len() < 80);
     }
@@ -388,19 +550,34 @@ fn action_strings_round_trip() {
 }
 
 fn cond(name: &str, principal: &str, role: &str, condition: &str) -> String {
-    format!("{}condition = '''{condition}'''\n", assign(name, principal, role))
+    format!(
+        "{}condition = '''{condition}'''\n",
+        assign(name, principal, role)
+    )
 }
 
 #[test]
 fn conditions_filter_their_assignment() {
-    let p = policy(&cond("a", "everyone", "Metadata Owner", "@Principal[unit] StringEquals 'app.service' AND @Principal[exeOwnerUid] NumericEquals 0"));
+    let p = policy(&cond(
+        "a",
+        "everyone",
+        "Metadata Owner",
+        "@Principal[unit] StringEquals 'app.service' AND @Principal[exeOwnerUid] NumericEquals 0",
+    ));
     allow!(p, user(1), act(Action::InstanceRead), ["a"]);
     let other = with(user(1), |p| p.unit = Some("x.service".into()));
     deny!(p, other, act(Action::InstanceRead));
-    let d = p.decide(&with(user(1), |p| p.unit = None), &act(Action::InstanceRead));
+    let d = p.decide(
+        &with(user(1), |p| p.unit = None),
+        &act(Action::InstanceRead),
+    );
     assert!(!d.is_allowed());
     assert_eq!(d.absent_attribute(), Some("@Principal[unit]"));
-    assert!(d.summary().contains("`@Principal[unit]` absent"), "{}", d.summary());
+    assert!(
+        d.summary().contains("`@Principal[unit]` absent"),
+        "{}",
+        d.summary()
+    );
 }
 
 #[test]
@@ -411,11 +588,25 @@ fn request_resource_and_environment_attributes() {
     );
     let p = parse("p", &text).unwrap();
     let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_750_000_000);
-    let base = Request::new(Action::TokenRead).audience(Some("x")).selector(SelectorKind::ClientId).at(now);
+    let base = Request::new(Action::TokenRead)
+        .audience(Some("x"))
+        .selector(SelectorKind::ClientId)
+        .at(now);
     allow!(p, user(1), base.identity(Some("w")));
     deny!(p, user(1), base.identity(Some("v")));
-    deny!(p, user(1), base.identity(Some("w")).selector(SelectorKind::None));
-    deny!(p, user(1), Request { now: None, ..base.identity(Some("w")) });
+    deny!(
+        p,
+        user(1),
+        base.identity(Some("w")).selector(SelectorKind::None)
+    );
+    deny!(
+        p,
+        user(1),
+        Request {
+            now: None,
+            ..base.identity(Some("w"))
+        }
+    );
     let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_950_000_000);
     deny!(p, user(1), base.identity(Some("w")).at(later));
 }
@@ -436,7 +627,10 @@ fn deny_assignments_beat_conditions_and_conditions_never_deny() {
 
 #[test]
 fn modes_per_family() {
-    let text = format!("version = 1\n[modes]\ninstance = \"audit\"\nscheduled_events = \"off\"\n{}", assign("a", "uid:1", "Token Reader"));
+    let text = format!(
+        "version = 1\n[modes]\ninstance = \"audit\"\nscheduled_events = \"off\"\n{}",
+        assign("a", "uid:1", "Token Reader")
+    );
     let p = parse("p", &text).unwrap();
     assert_eq!(p.mode(Action::InstanceRead), Mode::Audit);
     assert_eq!(p.mode(Action::VersionsRead), Mode::Audit);
@@ -450,8 +644,16 @@ fn modes_per_family() {
     assert!(off.is_allowed() && !off.would_deny());
     assert_eq!(off.reason(), Reason::Unmediated);
     deny!(p, user(2), token("x", "y"));
-    syntax!("version = 1\n[modes]\ntoken = \"loud\"\n", "3:9", "unknown mode `loud`");
-    syntax!("version = 1\n[modes]\ntokens = \"off\"\n", "3:1", "unknown endpoint family `tokens`");
+    syntax!(
+        "version = 1\n[modes]\ntoken = \"loud\"\n",
+        "3:9",
+        "unknown mode `loud`"
+    );
+    syntax!(
+        "version = 1\n[modes]\ntokens = \"off\"\n",
+        "3:1",
+        "unknown endpoint family `tokens`"
+    );
 }
 
 fn agent() -> Caller {
@@ -477,9 +679,21 @@ fn trusted_services() {
     deny!(p, agent(), act(Action::ScheduledEventsApprove));
     deny!(p, agent(), token("x", "y"));
     deny!(p, agent(), act(Action::IdentityInfoRead));
-    deny!(p, with(agent(), |p| p.unit = Some("evil.service".into())), act(Action::InstanceRead));
-    deny!(p, with(agent(), |p| p.exe_owner_uid = Some(1000)), act(Action::InstanceRead));
-    deny!(p, with(agent(), |p| p.exe_path_verified = false), act(Action::InstanceRead));
+    deny!(
+        p,
+        with(agent(), |p| p.unit = Some("evil.service".into())),
+        act(Action::InstanceRead)
+    );
+    deny!(
+        p,
+        with(agent(), |p| p.exe_owner_uid = Some(1000)),
+        act(Action::InstanceRead)
+    );
+    deny!(
+        p,
+        with(agent(), |p| p.exe_path_verified = false),
+        act(Action::InstanceRead)
+    );
     let mut forked = agent();
     forked.processes.push(proc_(0));
     deny!(p, forked, act(Action::InstanceRead));
@@ -534,20 +748,40 @@ fn lints() {
         let text = format!("version = 1\n[identities.system]\nkind = \"system\"\n{body}");
         let p = parse("p", &text).unwrap_or_else(|d| panic!("{d}"));
         let w = p.lint("p", &text, &FakeMachine);
-        assert!(w.iter().any(|d| d.severity == Severity::Warning && d.message.contains(want)), "{want}: {w}");
+        assert!(
+            w.iter()
+                .any(|d| d.severity == Severity::Warning && d.message.contains(want)),
+            "{want}: {w}"
+        );
         assert_eq!(w.error_count(), 0);
     }
-    let clean = format!("version = 1\n{}", assign("a", "user:u1", "Instance Metadata Reader"));
+    let clean = format!(
+        "version = 1\n{}",
+        assign("a", "user:u1", "Instance Metadata Reader")
+    );
     let p = parse("p", &clean).unwrap();
     assert!(p.lint("p", &clean, &FakeMachine).is_empty());
 }
 
 #[test]
 fn explain_trail_lists_candidates_and_values() {
-    let p = policy(&format!("{}{}", cond("c", "uid:1", "Metadata Owner", "@Principal[user] StringEquals 'u2'"), assign("other", "uid:9", "Metadata Owner")));
+    let p = policy(&format!(
+        "{}{}",
+        cond(
+            "c",
+            "uid:1",
+            "Metadata Owner",
+            "@Principal[user] StringEquals 'u2'"
+        ),
+        assign("other", "uid:9", "Metadata Owner")
+    ));
     let d = p.decide(&user(1), &act(Action::InstanceRead));
     let t = d.trail();
     assert_eq!(t.candidates.len(), 1);
     let shown = t.to_string();
-    assert!(shown.contains("assignment `c`: does not allow") && shown.contains("@Principal[user] = 'u1'"), "{shown}");
+    assert!(
+        shown.contains("assignment `c`: does not allow")
+            && shown.contains("@Principal[user] = 'u1'"),
+        "{shown}"
+    );
 }

@@ -28,8 +28,15 @@ pub struct TrustedService {
 }
 
 const PYTHON3: &[&str] = &[
-    "/usr/bin/python3", "/usr/bin/python3.6", "/usr/bin/python3.7", "/usr/bin/python3.8", "/usr/bin/python3.9",
-    "/usr/bin/python3.10", "/usr/bin/python3.11", "/usr/bin/python3.12", "/usr/bin/python3.13",
+    "/usr/bin/python3",
+    "/usr/bin/python3.6",
+    "/usr/bin/python3.7",
+    "/usr/bin/python3.8",
+    "/usr/bin/python3.9",
+    "/usr/bin/python3.10",
+    "/usr/bin/python3.11",
+    "/usr/bin/python3.12",
+    "/usr/bin/python3.13",
     "/usr/libexec/platform-python3.6",
 ];
 
@@ -69,7 +76,10 @@ pub struct TrustedConfig {
 
 impl Default for TrustedConfig {
     fn default() -> Self {
-        TrustedConfig { enabled: true, approve: false }
+        TrustedConfig {
+            enabled: true,
+            approve: false,
+        }
     }
 }
 
@@ -78,8 +88,13 @@ impl TrustedService {
         let unit = p.unit.as_deref().is_some_and(|u| self.units.contains(&u));
         let by_path = p.exe_path_verified
             && p.exe_owner_uid == Some(0)
-            && p.exe_path.as_deref().is_some_and(|e| self.exes.contains(&e));
-        let by_hash = p.exe_sha256.as_deref().is_some_and(|h| self.sha256.iter().any(|s| s.eq_ignore_ascii_case(h)));
+            && p.exe_path
+                .as_deref()
+                .is_some_and(|e| self.exes.contains(&e));
+        let by_hash = p
+            .exe_sha256
+            .as_deref()
+            .is_some_and(|h| self.sha256.iter().any(|s| s.eq_ignore_ascii_case(h)));
         unit && (by_path || by_hash)
     }
 
@@ -103,5 +118,8 @@ pub(crate) fn find(config: TrustedConfig, caller: &Caller, action: Action) -> Op
     if !action_allowed(config, action) {
         return None;
     }
-    TRUSTED_SERVICES.iter().find(|s| s.matches(caller)).map(|s| s.name)
+    TRUSTED_SERVICES
+        .iter()
+        .find(|s| s.matches(caller))
+        .map(|s| s.name)
 }

@@ -8,7 +8,12 @@
 /// Comparison is byte-exact; callers lower-case first when they want
 /// case-insensitive matching.
 pub(crate) fn matches(pattern: &str, text: &str) -> bool {
-    backtrack(pattern.as_bytes(), text.as_bytes(), |p| *p == b'*', |p, t| p == t)
+    backtrack(
+        pattern.as_bytes(),
+        text.as_bytes(),
+        |p| *p == b'*',
+        |p, t| p == t,
+    )
 }
 
 /// The one matching loop behind every glob in the policy language: `*`

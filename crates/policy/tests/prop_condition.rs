@@ -7,7 +7,9 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
-use gatehouse_policy::condition::{parse, Attr, AttrName, Expr, Func, Literal, Operand, Operator, Quantifier, Source, Span};
+use gatehouse_policy::condition::{
+    parse, Attr, AttrName, Expr, Func, Literal, Operand, Operator, Quantifier, Source, Span,
+};
 use proptest::prelude::*;
 
 fn literal() -> impl Strategy<Value = Literal> {
@@ -16,16 +18,25 @@ fn literal() -> impl Strategy<Value = Literal> {
         "[a-zA-Z0-9 /*?._-]{0,8}".prop_map(move |s| Literal::Str(s, sp)),
         any::<i64>().prop_map(move |i| Literal::Int(i, sp)),
         any::<bool>().prop_map(move |b| Literal::Bool(b, sp)),
-        "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}".prop_map(move |g| Literal::Guid(g, sp)),
+        "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+            .prop_map(move |g| Literal::Guid(g, sp)),
     ]
 }
 
 fn attr() -> impl Strategy<Value = Attr> {
     (
         proptest::sample::select(&Source::ALL[..]),
-        prop_oneof!["[a-zA-Z][a-zA-Z0-9/.:]{0,10}", "tags:[A-Za-z]{1,5}<\\$key_case_sensitive\\$>", Just("tags&$keys$&".to_owned())],
+        prop_oneof![
+            "[a-zA-Z][a-zA-Z0-9/.:]{0,10}",
+            "tags:[A-Za-z]{1,5}<\\$key_case_sensitive\\$>",
+            Just("tags&$keys$&".to_owned())
+        ],
     )
-        .prop_map(|(source, name)| Attr { source, name: AttrName::from_text(&name), span: Span::default() })
+        .prop_map(|(source, name)| Attr {
+            source,
+            name: AttrName::from_text(&name),
+            span: Span::default(),
+        })
 }
 
 fn operand() -> impl Strategy<Value = Operand> {
@@ -42,8 +53,21 @@ fn leaf() -> impl Strategy<Value = Expr> {
         "[a-zA-Z/*]{1,12}".prop_map(|s| Expr::ActionMatches(s, Span::default())),
         "[a-zA-Z.]{1,12}".prop_map(|s| Expr::SubOperationMatches(s, Span::default())),
         attr().prop_map(Expr::Exists),
-        (operand(), proptest::option::of(proptest::sample::select(&Quantifier::ALL[..])), proptest::sample::select(funcs), operand())
-            .prop_map(|(left, quantifier, func, right)| Expr::Compare { left, op: Operator { quantifier, func, span: Span::default() }, right }),
+        (
+            operand(),
+            proptest::option::of(proptest::sample::select(&Quantifier::ALL[..])),
+            proptest::sample::select(funcs),
+            operand()
+        )
+            .prop_map(|(left, quantifier, func, right)| Expr::Compare {
+                left,
+                op: Operator {
+                    quantifier,
+                    func,
+                    span: Span::default()
+                },
+                right
+            }),
     ]
 }
 

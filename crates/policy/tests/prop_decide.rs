@@ -8,13 +8,27 @@ use gatehouse_policy::{parse, Action, Caller, Grant, Process, Request};
 use proptest::prelude::*;
 
 const PRINCIPALS: &[&str] = &[
-    "uid:0", "uid:1", "user:u1", "gid:1", "gid:2", "group:g1", "exe:/bin/a",
+    "uid:0",
+    "uid:1",
+    "user:u1",
+    "gid:1",
+    "gid:2",
+    "group:g1",
+    "exe:/bin/a",
     "exe:sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-    "unit:a.service", "cgroup:/s/a", "cgroup:/s/*", "container:abcdefabcdef", "everyone",
+    "unit:a.service",
+    "cgroup:/s/a",
+    "cgroup:/s/*",
+    "container:abcdefabcdef",
+    "everyone",
 ];
 const ROLES: &[&str] = &[
-    "Token Reader", "Instance Metadata Reader", "Scheduled Events Reader",
-    "Scheduled Events Approver", "Metadata Owner", "Custom",
+    "Token Reader",
+    "Instance Metadata Reader",
+    "Scheduled Events Reader",
+    "Scheduled Events Approver",
+    "Metadata Owner",
+    "Custom",
 ];
 const CONDITIONS: &[&str] = &[
     "@Principal[unit] StringEquals 'a.service'",
@@ -38,7 +52,10 @@ const PEOPLE: usize = 6;
 fn assignment(i: usize, (p, r, ids, auds, c, eligible): Spec) -> String {
     let p = if eligible { p % PEOPLE } else { p };
     let list = |v: &[usize], pool: &[&str]| {
-        v.iter().map(|&i| format!("\"{}\"", pool.get(i).copied().unwrap_or("*"))).collect::<Vec<_>>().join(", ")
+        v.iter()
+            .map(|&i| format!("\"{}\"", pool.get(i).copied().unwrap_or("*")))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     format!(
         "[[assignments]]\nname = \"a{i}\"\nprincipal = \"{}\"\nrole = \"{}\"\nidentities = [{}]\naudiences = [{}]\n",
@@ -78,22 +95,27 @@ fn process() -> impl Strategy<Value = Process> {
         0u32..2,
         pick(&["/bin/a", "/bin/b"]),
         any::<bool>(),
-        pick(&["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bb"]),
+        pick(&[
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "bb",
+        ]),
         pick(&["a.service", "b.service"]),
         pick(&["/s/a", "/s/b/c", "/t", "/s"]),
         pick(&["abcdefabcdef00", "abcdefabcdee00"]),
     )
-        .prop_map(|(uid, exe, verified, hash, unit, cgroup, container)| Process {
-            pid: 1,
-            uid,
-            exe_path: exe,
-            exe_path_verified: verified,
-            exe_sha256: hash,
-            unit,
-            cgroup,
-            container,
-            exe_owner_uid: Some(0),
-        })
+        .prop_map(
+            |(uid, exe, verified, hash, unit, cgroup, container)| Process {
+                pid: 1,
+                uid,
+                exe_path: exe,
+                exe_path_verified: verified,
+                exe_sha256: hash,
+                unit,
+                cgroup,
+                container,
+                exe_owner_uid: Some(0),
+            },
+        )
 }
 
 fn caller() -> impl Strategy<Value = Caller> {
@@ -101,7 +123,10 @@ fn caller() -> impl Strategy<Value = Caller> {
         proptest::option::weighted(0.8, 0u32..2),
         pick(&["u1", "u2"]),
         proptest::collection::vec(0u32..3, 0..3),
-        proptest::collection::vec(proptest::sample::select(&["g1", "g2"][..]).prop_map(str::to_owned), 0..2),
+        proptest::collection::vec(
+            proptest::sample::select(&["g1", "g2"][..]).prop_map(str::to_owned),
+            0..2,
+        ),
         proptest::collection::vec(process(), 0..3),
     )
         .prop_map(|(uid, user, gids, group_names, mut processes)| {
@@ -117,7 +142,13 @@ fn caller() -> impl Strategy<Value = Caller> {
                     }
                 }
             }
-            Caller { uid, user, gids, group_names, processes }
+            Caller {
+                uid,
+                user,
+                gids,
+                group_names,
+                processes,
+            }
         })
 }
 
@@ -128,19 +159,35 @@ fn t(secs: u64) -> SystemTime {
 /// Grants for assignments `a0`..`a6` (some missing, some standing), with
 /// random uids, identities, audiences and windows around the request time.
 fn grants() -> impl Strategy<Value = Vec<Grant>> {
-    let grant = (0..7usize, 0u32..2, 0..4usize, proptest::option::of(0..5usize), 0u64..6, 4u64..20).prop_map(
-        |(a, uid, id, aud, start, len)| Grant {
+    let grant = (
+        0..7usize,
+        0u32..2,
+        0..4usize,
+        proptest::option::of(0..5usize),
+        0u64..6,
+        4u64..20,
+    )
+        .prop_map(|(a, uid, id, aud, start, len)| Grant {
             id: format!("g{a}-{uid}-{start}"),
             assignment: format!("a{a}"),
             uid,
             identity: IDENTITIES.get(id).copied().unwrap_or("nope").to_owned(),
             audience: aud.map(|i| {
-                ["https://a.example", "https://z.example", "b", "c", "https://*.example"].get(i).copied().unwrap_or("b").to_owned()
+                [
+                    "https://a.example",
+                    "https://z.example",
+                    "b",
+                    "c",
+                    "https://*.example",
+                ]
+                .get(i)
+                .copied()
+                .unwrap_or("b")
+                .to_owned()
             }),
             starts: t(start),
             expires: t(start + len),
-        },
-    );
+        });
     proptest::collection::vec(grant, 0..4)
 }
 

@@ -102,7 +102,12 @@ fn accept(listener: &TcpListener) -> std::io::Result<TcpStream> {
     }
 }
 
-fn measure(id: &Identifier, path: Path, src: SocketAddr, dst: SocketAddr) -> Result<(u128, String), String> {
+fn measure(
+    id: &Identifier,
+    path: Path,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> Result<(u128, String), String> {
     let gate_needs = match path {
         Path::Uid => Needs::default(),
         Path::Exe | Path::Hash => Needs {
@@ -115,7 +120,9 @@ fn measure(id: &Identifier, path: Path, src: SocketAddr, dst: SocketAddr) -> Res
         },
     };
     let started = Instant::now();
-    let facts = id.identify(src, dst, gate_needs).map_err(|e| e.to_string())?;
+    let facts = id
+        .identify(src, dst, gate_needs)
+        .map_err(|e| e.to_string())?;
     let elapsed = started.elapsed().as_micros();
     if path != Path::Uid && facts.holders.is_empty() {
         return Err("no holder found".into());

@@ -60,7 +60,9 @@ pub fn capability_mask(caps: &[Capability]) -> u64 {
 pub fn keep_only_capabilities(keep: &[Capability]) -> io::Result<()> {
     let keep_mask = capability_mask(keep);
     for bit in 0..64u32 {
-        let Some(one) = 1u64.checked_shl(bit) else { break };
+        let Some(one) = 1u64.checked_shl(bit) else {
+            break;
+        };
         if one & keep_mask != 0 {
             continue;
         }

@@ -249,8 +249,16 @@ mod tests {
     fn no_peer_is_not_everyone() {
         // These would match listeners (or nobody): refused before any netlink.
         for peer in ["0.0.0.0", "::", "::ffff:0.0.0.0", "224.0.0.1", "ff02::1"] {
-            let e = destroy_sockets(22, 6, peer.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
-            assert_eq!(e.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput), "{peer}");
+            let e = destroy_sockets(
+                22,
+                6,
+                peer.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            );
+            assert_eq!(
+                e.map_err(|e| e.kind()),
+                Err(io::ErrorKind::InvalidInput),
+                "{peer}"
+            );
         }
     }
 

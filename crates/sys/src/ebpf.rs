@@ -184,7 +184,10 @@ mod tests {
         assert_eq!(&k[16..18], &40000u16.to_ne_bytes());
         assert_eq!(&k[18..20], &80u16.to_ne_bytes());
         assert_eq!(&k[20..], &[0, 0, 0, 0]);
-        assert_eq!(target(Ipv4Addr::new(127, 0, 0, 1), 8080)[..6], [127, 0, 0, 1, 0x90, 0x1f][..]);
+        assert_eq!(
+            target(Ipv4Addr::new(127, 0, 0, 1), 8080)[..6],
+            [127, 0, 0, 1, 0x90, 0x1f][..]
+        );
     }
 
     #[test]
@@ -199,7 +202,14 @@ mod tests {
         let (r, netns) = parse_record(&v);
         assert_eq!(
             r,
-            ConnectRecord { pid: 4242, uid: 1000, gid: 1001, cgroup_id: 77, boot_ns: 123_456, cookie: 5 }
+            ConnectRecord {
+                pid: 4242,
+                uid: 1000,
+                gid: 1001,
+                cgroup_id: 77,
+                boot_ns: 123_456,
+                cookie: 5
+            }
         );
         assert_eq!(netns, 99);
     }

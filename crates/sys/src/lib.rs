@@ -45,8 +45,7 @@ pub use process::{effective_uid, send_reload_signal};
 pub use procfs::cgroup::{classify_cgroup, CgroupFacts};
 pub use procfs::ProcDir;
 pub use seqpacket::{
-    recv_message, send_message, seqpacket_pair, set_receive_timeout, Message,
-    MAX_FDS_PER_MESSAGE,
+    recv_message, send_message, seqpacket_pair, set_receive_timeout, Message, MAX_FDS_PER_MESSAGE,
 };
 pub use signal::{send_signal, ForwardedSignal};
 pub use trusted_path::{check_trusted_path, UntrustedPath, UntrustedReason};

@@ -14,8 +14,16 @@ use std::os::fd::OwnedFd;
 /// A new non-blocking, close-on-exec TCP socket for `addr`'s family with
 /// `SO_MARK` set, not yet connected.
 pub fn marked_tcp_socket(addr: &SocketAddr, mark: u32) -> io::Result<OwnedFd> {
-    let domain = if addr.is_ipv6() { Domain::IPV6 } else { Domain::IPV4 };
-    let socket = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), Some(Protocol::TCP))?;
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let socket = Socket::new(
+        domain,
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
     socket.set_mark(mark)?;
     socket.set_tcp_nodelay(true)?;
     Ok(socket.into())

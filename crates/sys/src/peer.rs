@@ -39,34 +39,57 @@ pub fn peer_credentials(fd: impl AsFd) -> io::Result<PeerCredentials> {
     let uid = cred.uid.as_raw();
     let gid = cred.gid.as_raw();
     if let Some(groups) = peer_groups(fd.as_fd())? {
-        return Ok(PeerCredentials { pid, uid, gid, groups, groups_verified: true });
+        return Ok(PeerCredentials {
+            pid,
+            uid,
+            gid,
+            groups,
+            groups_verified: true,
+        });
     }
     let mut groups = Vec::new();
     let mut verified = false;
     if pid != 0 {
         if let Ok(dir) = ProcDir::open(Path::new("/proc"), pid, true) {
-            if let Some(status) = dir.read_to_string("status").ok().as_deref().and_then(parse_status) {
-                if (status.ruid == uid || status.euid == uid) && (status.egid == gid || status.rgid == gid) {
+            if let Some(status) = dir
+                .read_to_string("status")
+                .ok()
+                .as_deref()
+                .and_then(parse_status)
+            {
+                if (status.ruid == uid || status.euid == uid)
+                    && (status.egid == gid || status.rgid == gid)
+                {
                     groups = status.groups;
                     verified = true;
                 }
             }
         }
     }
-    Ok(PeerCredentials { pid, uid, gid, groups, groups_verified: verified })
+    Ok(PeerCredentials {
+        pid,
+        uid,
+        gid,
+        groups,
+        groups_verified: verified,
+    })
 }
 
 /// Most supplementary groups a process can have (`NGROUPS_MAX`).
 const MAX_GROUPS: usize = 65_536;
 
 /// `getsockopt(SO_PEERGROUPS)`: `Ok(None)` when the kernel does not have it.
-#[allow(unsafe_code, reason = "rustix has no SO_PEERGROUPS; one getsockopt, bounds checked")]
+#[allow(
+    unsafe_code,
+    reason = "rustix has no SO_PEERGROUPS; one getsockopt, bounds checked"
+)]
 fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Option<Vec<u32>>> {
     use std::os::fd::AsRawFd;
     let gid_size = std::mem::size_of::<libc::gid_t>();
     let mut buf: Vec<libc::gid_t> = vec![0; 64];
     loop {
-        let mut len = libc::socklen_t::try_from(buf.len() * gid_size).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut len = libc::socklen_t::try_from(buf.len() * gid_size)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: `buf` is a live, writable allocation of `len` bytes (its
         // length times the size of `gid_t`), and the kernel writes at most
         // `len` bytes into it and stores the size it wrote (or needs) in

@@ -15,7 +15,10 @@ pub fn send_reload_signal(pid: u32) -> io::Result<()> {
     if comm.trim_end() != "gatehouse" {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("pid {pid} is `{}`, not gatehouse (stale pid file?)", comm.trim_end()),
+            format!(
+                "pid {pid} is `{}`, not gatehouse (stale pid file?)",
+                comm.trim_end()
+            ),
         ));
     }
     let raw = i32::try_from(pid)

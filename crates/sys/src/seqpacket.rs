@@ -45,16 +45,26 @@ pub fn send_message(socket: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> 
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(io::Error::other("descriptors do not fit the control buffer"));
+        return Err(io::Error::other(
+            "descriptors do not fit the control buffer",
+        ));
     }
     let sent = loop {
-        match sendmsg(socket.as_fd(), &[IoSlice::new(bytes)], &mut control, SendFlags::NOSIGNAL) {
+        match sendmsg(
+            socket.as_fd(),
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
             Err(rustix::io::Errno::INTR) => continue,
             other => break other?,
         }
     };
     if sent != bytes.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "message sent in part"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "message sent in part",
+        ));
     }
     Ok(())
 }
@@ -68,7 +78,12 @@ pub fn recv_message(socket: impl AsFd, max: usize) -> io::Result<Option<Message>
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let received = loop {
         let mut iov = [IoSliceMut::new(&mut bytes)];
-        match recvmsg(socket.as_fd(), &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+        match recvmsg(
+            socket.as_fd(),
+            &mut iov,
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
             Err(rustix::io::Errno::INTR) => continue,
             other => break other?,
         }
@@ -79,7 +94,10 @@ pub fn recv_message(socket: impl AsFd, max: usize) -> io::Result<Option<Message>
             fds.extend(received_fds);
         }
     }
-    if received.flags.intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC) {
+    if received
+        .flags
+        .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("message larger than {max} bytes or with too many descriptors"),

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{accept, connect_then, root_or_skip, spawn, tuple, wait_exe};
-use gatehouse_sys::{ConnectRecords, HolderSearch, Identifier, IdentifyError, IdentifyOptions, Needs, Strategy};
+use gatehouse_sys::{
+    ConnectRecords, HolderSearch, Identifier, IdentifyError, IdentifyOptions, Needs, Strategy,
+};
 
 const UID: u32 = 46_011;
 
@@ -24,7 +26,9 @@ fn attached(targets: &[SocketAddr]) -> Option<Arc<ConnectRecords>> {
     if !root_or_skip("eBPF connect records (loading BPF programs)") {
         return None;
     }
-    Some(Arc::new(ConnectRecords::attach(targets).expect("attach the connect-time programs")))
+    Some(Arc::new(
+        ConnectRecords::attach(targets).expect("attach the connect-time programs"),
+    ))
 }
 
 fn identifier(records: &Arc<ConnectRecords>) -> Identifier {
@@ -59,15 +63,25 @@ fn python_client(port: u16, ids: Option<(u32, u32)>, after: &str) -> common::Cli
 #[test]
 fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let client = python_client(port, Some((UID, UID)), "pass");
     let conn = accept(&l);
     let (src, dst) = tuple(&conn);
 
-    let record = records.lookup(src, dst).expect("the connection was recorded");
-    assert_eq!((record.pid, record.uid, record.gid), (client.pid(), UID, UID));
+    let record = records
+        .lookup(src, dst)
+        .expect("the connection was recorded");
+    assert_eq!(
+        (record.pid, record.uid, record.gid),
+        (client.pid(), UID, UID)
+    );
     assert_ne!(record.cookie, 0);
-    assert!(records.unchanged_since(record.pid, record.boot_ns), "python neither forked nor exec'd since");
+    assert!(
+        records.unchanged_since(record.pid, record.boot_ns),
+        "python neither forked nor exec'd since"
+    );
     // The listener's side of the connection is not the client's.
     assert_eq!(records.lookup(dst, src), None);
 
@@ -78,8 +92,14 @@ fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
     assert_eq!(facts.socket_uid, UID);
     assert_ne!(facts.socket_inode, 0);
     let h = &facts.holders[0];
-    assert_eq!((h.pid, h.ruid, h.euid, h.rgid), (client.pid(), UID, UID, UID));
-    assert!(h.exe_path.as_deref().is_some_and(|p| p.contains("python3")), "{h:?}");
+    assert_eq!(
+        (h.pid, h.ruid, h.euid, h.rgid),
+        (client.pid(), UID, UID, UID)
+    );
+    assert!(
+        h.exe_path.as_deref().is_some_and(|p| p.contains("python3")),
+        "{h:?}"
+    );
     assert!(h.exe_path_verified);
     assert_eq!(h.exe_sha256.as_ref().map(String::len), Some(64));
     assert!(h.cgroup.is_some());
@@ -104,15 +124,22 @@ fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
 #[test]
 fn a_connector_that_exec_d_after_connecting_is_searched_for() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
     let conn = accept(&l);
     wait_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
     let record = records.lookup(src, dst).expect("recorded");
     assert_eq!(record.pid, client.pid());
-    assert!(!records.unchanged_since(record.pid, record.boot_ns), "the exec was seen");
-    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert!(
+        !records.unchanged_since(record.pid, record.boot_ns),
+        "the exec was seen"
+    );
+    let facts = identifier(&records)
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.holders[0].pid, client.pid());
     assert_eq!(facts.holders[0].exe_path.as_deref(), Some("/usr/bin/sleep"));
@@ -123,14 +150,20 @@ fn a_connector_that_exec_d_after_connecting_is_searched_for() {
 #[test]
 fn a_connector_that_forked_after_connecting_gives_way_to_the_holder_search() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let client = python_client(port, Some((UID, UID)), "os.fork()");
     let conn = accept(&l);
     let (src, dst) = tuple(&conn);
     let record = records.lookup(src, dst).expect("recorded");
-    eventually("the fork to be seen", || !records.unchanged_since(record.pid, record.boot_ns));
+    eventually("the fork to be seen", || {
+        !records.unchanged_since(record.pid, record.boot_ns)
+    });
     eventually("both holders to be found", || {
-        let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+        let facts = identifier(&records)
+            .identify(src, dst, Needs::all())
+            .unwrap();
         assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
         facts.holders.len() == 2
     });
@@ -141,13 +174,17 @@ fn a_connector_that_forked_after_connecting_gives_way_to_the_holder_search() {
 fn destinations_not_listed_are_not_recorded_and_take_the_sock_diag_path() {
     let (listed, _) = listener();
     let (other, port) = listener();
-    let Some(records) = attached(&[listed.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[listed.local_addr().unwrap()]) else {
+        return;
+    };
     let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
     let conn = accept(&other);
     wait_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
-    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    let facts = identifier(&records)
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
     assert_eq!(facts.holders[0].pid, client.pid());
     assert_eq!(facts.socket_uid, UID);
@@ -156,7 +193,9 @@ fn destinations_not_listed_are_not_recorded_and_take_the_sock_diag_path() {
 #[test]
 fn a_connector_that_has_exited_gives_way_to_the_holders() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     // bash connects, leaves the socket to a child and exits.
     let client = spawn(&connect_then("sleep 30 & exit 0"), port, Some((UID, UID)));
     let conn = accept(&l);
@@ -172,8 +211,14 @@ fn a_connector_that_has_exited_gives_way_to_the_holders() {
     eventually("the child holding the socket to run sleep", || {
         let facts = id.identify(src, dst, Needs::all()).unwrap();
         assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
-        assert!(facts.holders.iter().all(|h| h.pid != connector), "{facts:?}");
-        facts.holders[0].exe_path.as_deref().is_some_and(|p| p.ends_with("/sleep"))
+        assert!(
+            facts.holders.iter().all(|h| h.pid != connector),
+            "{facts:?}"
+        );
+        facts.holders[0]
+            .exe_path
+            .as_deref()
+            .is_some_and(|p| p.ends_with("/sleep"))
     });
 }
 
@@ -181,13 +226,17 @@ fn a_connector_that_has_exited_gives_way_to_the_holders() {
 fn ipv6_connections_take_the_sock_diag_path() {
     let l = TcpListener::bind("[::1]:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let client = spawn("exec 3<>/dev/tcp/::1/$PORT; exec sleep 30", port, None);
     let conn = accept(&l);
     wait_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
-    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    let facts = identifier(&records)
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
     assert_eq!(facts.holders[0].pid, client.pid());
 }
@@ -196,8 +245,12 @@ fn ipv6_connections_take_the_sock_diag_path() {
 fn two_attachments_see_the_same_connection() {
     // Two gates (or a gate and a test) on one machine: links are independent.
     let (l, port) = listener();
-    let Some(first) = attached(&[l.local_addr().unwrap()]) else { return };
-    let Some(second) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(first) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
+    let Some(second) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let client = spawn(&connect_then("exec sleep 30"), port, None);
     let conn = accept(&l);
     let (src, dst) = tuple(&conn);
@@ -219,7 +272,9 @@ fn two_attachments_see_the_same_connection() {
 #[test]
 fn a_fork_between_socket_and_connect_is_seen() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let script = format!(
         "exec /usr/bin/python3 -c 'import os, socket, time\ns = socket.socket()\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ntime.sleep(0.2)\ns.connect((\"127.0.0.1\", {port}))\ntime.sleep(30)'"
     );
@@ -228,8 +283,13 @@ fn a_fork_between_socket_and_connect_is_seen() {
     let (src, dst) = tuple(&conn);
     let record = records.lookup(src, dst).expect("recorded");
     assert_eq!(record.pid, client.pid());
-    assert!(!records.unchanged_since(record.pid, record.boot_ns), "the fork after socket() counts");
-    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    assert!(
+        !records.unchanged_since(record.pid, record.boot_ns),
+        "the fork after socket() counts"
+    );
+    let facts = identifier(&records)
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.holders.len(), 2, "{facts:?}");
 }
@@ -239,7 +299,9 @@ fn a_fork_between_socket_and_connect_is_seen() {
 #[test]
 fn a_socket_made_by_another_process_gets_no_record() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let script = format!(
         "exec /usr/bin/python3 -c 'import os, socket, time\na, b = socket.socketpair()\nif os.fork() == 0:\n    s = socket.socket()\n    socket.send_fds(b, [b\"x\"], [s.fileno()])\n    os._exit(0)\nos.wait()\n_, fds, _, _ = socket.recv_fds(a, 1, 1)\ns = socket.socket(fileno=fds[0])\ns.connect((\"127.0.0.1\", {port}))\ntime.sleep(30)'"
     );
@@ -247,7 +309,9 @@ fn a_socket_made_by_another_process_gets_no_record() {
     let conn = accept(&l);
     let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
-    let facts = identifier(&records).identify(src, dst, Needs::all()).unwrap();
+    let facts = identifier(&records)
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.socket_uid, UID);
 }
@@ -257,7 +321,9 @@ fn a_socket_made_by_another_process_gets_no_record() {
 #[test]
 fn records_are_not_used_with_the_exhaustive_search() {
     let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else { return };
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
     let client = python_client(port, Some((UID, UID)), "pass");
     let conn = accept(&l);
     let (src, dst) = tuple(&conn);

@@ -289,14 +289,22 @@ fn more_holders_than_the_cap_is_an_error() {
             ..IdentifyOptions::default()
         });
         match (id.identify(src, dst, all), reported) {
-            (Ok(facts), Some(n)) => assert_eq!(facts.holders.len(), n, "{max_holders} {exhaustive}"),
+            (Ok(facts), Some(n)) => {
+                assert_eq!(facts.holders.len(), n, "{max_holders} {exhaustive}")
+            }
             (Err(IdentifyError::TooManyHolders { limit, .. }), None) => {
                 assert_eq!(limit, max_holders);
             }
             (other, _) => panic!("{max_holders} {exhaustive}: {other:?}"),
         }
         // One holder asked for: the cap is not reached.
-        assert_eq!(id.identify(src, dst, Needs::one_process()).unwrap().holders.len(), 1);
+        assert_eq!(
+            id.identify(src, dst, Needs::one_process())
+                .unwrap()
+                .holders
+                .len(),
+            1
+        );
     }
 }
 
@@ -354,19 +362,31 @@ fn the_executable_of_a_process_in_another_user_namespace_is_not_taken() {
     let conn = accept(&l);
     wait_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default()).identify(src, dst, Needs::all()).unwrap();
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::all())
+        .unwrap();
     let h = &facts.holders[0];
     assert_eq!(h.pid, client.pid());
-    assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"), "the path stays for the audit");
+    assert_eq!(
+        h.exe_path.as_deref(),
+        Some("/usr/bin/sleep"),
+        "the path stays for the audit"
+    );
     assert!(!h.exe_path_verified);
     assert_eq!(h.exe_file, None);
     assert_eq!(h.exe_sha256, None);
     // Control: the same without the namespace is verified.
-    let plain = spawn(&connect_then("exec /usr/bin/sleep 30"), port, Some((65534, 65534)));
+    let plain = spawn(
+        &connect_then("exec /usr/bin/sleep 30"),
+        port,
+        Some((65534, 65534)),
+    );
     let conn = accept(&l);
     wait_exe(plain.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default()).identify(src, dst, Needs::all()).unwrap();
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert!(facts.holders[0].exe_path_verified);
     assert!(facts.holders[0].exe_sha256.is_some());
 }

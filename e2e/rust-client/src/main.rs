@@ -45,7 +45,9 @@ async fn ask(client_id: String, scope: &str) -> serde_json::Value {
         Err(e) => return failure(&e),
     };
     match tokio::time::timeout(DEADLINE, credential.get_token(&[scope], None)).await {
-        Err(_) => json!({"ok": false, "error_kind": "Timeout", "message": format!("no answer within {DEADLINE:?}")}),
+        Err(_) => {
+            json!({"ok": false, "error_kind": "Timeout", "message": format!("no answer within {DEADLINE:?}")})
+        }
         Ok(Err(e)) => failure(&e),
         Ok(Ok(token)) => json!({
             "ok": true,

@@ -44,7 +44,11 @@ pub(crate) async fn start(
     if !wanted(&policy, args) {
         return Ok(None);
     }
-    let db = args.jit_db.clone().or_else(|| state_dir.map(|d| d.join("jit.db"))).unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+    let db = args
+        .jit_db
+        .clone()
+        .or_else(|| state_dir.map(|d| d.join("jit.db")))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
     let socket = args
         .admin_socket
         .clone()
@@ -73,14 +77,20 @@ pub(crate) async fn start(
         }
     };
     let retention = Duration::from_secs(args.jit_retention_days.saturating_mul(86_400).max(86_400));
-    let service = Arc::new(JitService::new(Arc::clone(gate), store, ports).with_retention(retention));
+    let service =
+        Arc::new(JitService::new(Arc::clone(gate), store, ports).with_retention(retention));
     {
         let service = Arc::clone(&service);
         let started = tokio::task::spawn_blocking(move || service.start()).await;
         match started {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(crate::fail(&e, None)),
-            Err(e) => return Err(crate::fail(&format!("just-in-time start failed: {e}"), None)),
+            Err(e) => {
+                return Err(crate::fail(
+                    &format!("just-in-time start failed: {e}"),
+                    None,
+                ))
+            }
         }
     }
     let listener = gatehouse_gate::jit::admin::bind(&socket).map_err(|e| {
@@ -89,7 +99,11 @@ pub(crate) async fn start(
             Some("its directory must exist and be the gate user's (packaging/gatehouse.tmpfiles makes /run/gatehouse); or pass `--admin-socket`"),
         )
     })?;
-    let mut tasks = vec![tokio::spawn(gatehouse_gate::jit::admin::serve(listener, socket.clone(), Arc::clone(&service)))];
+    let mut tasks = vec![tokio::spawn(gatehouse_gate::jit::admin::serve(
+        listener,
+        socket.clone(),
+        Arc::clone(&service),
+    ))];
     if let Some(addr) = args.knock_listen {
         let signers = gatehouse_jit::signers::AllowedSigners::load(&args.allowed_signers).map_err(|e| {
             crate::fail(
@@ -97,11 +111,22 @@ pub(crate) async fn start(
                 Some("one line per key: `alice@example.com ssh-ed25519 AAAA...` (see `man ssh-keygen`, ALLOWED SIGNERS); or drop `--knock-listen`"),
             )
         })?;
-        let socket = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|e| crate::fail(&format!("cannot listen for signed requests on {addr}: {e}"), None))?;
-        eprintln!("  signed port requests: udp {addr} ({} allowed signer key(s))", signers.len());
-        tasks.push(tokio::spawn(gatehouse_gate::jit::knock::serve(socket, Arc::new(signers), Arc::clone(&service), args.knock_host.clone())));
+        let socket = tokio::net::UdpSocket::bind(addr).await.map_err(|e| {
+            crate::fail(
+                &format!("cannot listen for signed requests on {addr}: {e}"),
+                None,
+            )
+        })?;
+        eprintln!(
+            "  signed port requests: udp {addr} ({} allowed signer key(s))",
+            signers.len()
+        );
+        tasks.push(tokio::spawn(gatehouse_gate::jit::knock::serve(
+            socket,
+            Arc::new(signers),
+            Arc::clone(&service),
+            args.knock_host.clone(),
+        )));
     }
     {
         let service = Arc::clone(&service);
@@ -115,7 +140,11 @@ pub(crate) async fn start(
             }
         }));
     }
-    eprintln!("  just-in-time: {} (database {})", socket.display(), db.display());
+    eprintln!(
+        "  just-in-time: {} (database {})",
+        socket.display(),
+        db.display()
+    );
     Ok(Some(Running { tasks }))
 }
 

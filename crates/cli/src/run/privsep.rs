@@ -53,11 +53,20 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
                 Ok(p) => crate::firewall::jit_ports(&p),
                 Err(e) => {
                     eprintln!("{e}");
-                    return crate::fail(&format!("the policy `{}` was not loaded; the gate did not start", args.policy.display()), None);
+                    return crate::fail(
+                        &format!(
+                            "the policy `{}` was not loaded; the gate did not start",
+                            args.policy.display()
+                        ),
+                        None,
+                    );
                 }
             };
             keeper = jit.as_ref().map(|j| {
-                Arc::new(gatehouse_gate::jit::ports::PortKeeper::new(gatehouse_firewall::Nft::system(), j.ports.clone()))
+                Arc::new(gatehouse_gate::jit::ports::PortKeeper::new(
+                    gatehouse_firewall::Nft::system(),
+                    j.ports.clone(),
+                ))
             });
             match crate::firewall::ruleset(listen, mark, shape, jit) {
                 Ok(r) => Some(r),
@@ -86,9 +95,19 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
     };
     let program = match std::env::current_exe() {
         Ok(p) => p,
-        Err(e) => return crate::fail(&format!("cannot find this program to start the worker: {e}"), None),
+        Err(e) => {
+            return crate::fail(
+                &format!("cannot find this program to start the worker: {e}"),
+                None,
+            )
+        }
     };
-    let mut worker = match ps::spawn_worker(&program, &worker_args(std::env::args_os()), account, &listener) {
+    let mut worker = match ps::spawn_worker(
+        &program,
+        &worker_args(std::env::args_os()),
+        account,
+        &listener,
+    ) {
         Ok(w) => w,
         Err(e) => return crate::fail(&format!("cannot start the worker as `{user}`: {e}"), None),
     };
@@ -97,7 +116,10 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
     if let Some(path) = &pid_file {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             stop(&mut worker);
-            return crate::fail(&format!("cannot write pid file `{}`: {e}", path.display()), None);
+            return crate::fail(
+                &format!("cannot write pid file `{}`: {e}", path.display()),
+                None,
+            );
         }
     }
     // Now, while this is the only thread: threads started later copy these sets.
@@ -168,7 +190,10 @@ fn connect_targets(kind: &UpstreamKind) -> Result<ConnectTargets, ExitCode> {
         UpstreamKind::Url(u) => u.clone(),
     };
     let authority = base.trim_start_matches("http://");
-    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         authority.to_owned()
     } else {
         format!("{authority}:80")
@@ -215,7 +240,11 @@ async fn supervise(
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
 ) -> ExitCode {
     use tokio::signal::unix::{signal, SignalKind};
-    let Worker { mut child, control, events } = worker;
+    let Worker {
+        mut child,
+        control,
+        events,
+    } = worker;
     let pid = child.id();
     // Held until the end: the worker takes its closing as the broker's death.
     let events = Arc::new(events);
@@ -264,11 +293,17 @@ fn exit_code(status: Option<std::process::ExitStatus>) -> ExitCode {
     match status.and_then(|s| s.code()) {
         Some(0) => ExitCode::SUCCESS,
         Some(c) => {
-            let _ = writeln!(std::io::stderr(), "gatehouse: broker: the worker exited with {c}; stopping");
+            let _ = writeln!(
+                std::io::stderr(),
+                "gatehouse: broker: the worker exited with {c}; stopping"
+            );
             ExitCode::from(u8::try_from(c).unwrap_or(1))
         }
         None => {
-            let _ = writeln!(std::io::stderr(), "gatehouse: broker: the worker was killed; stopping");
+            let _ = writeln!(
+                std::io::stderr(),
+                "gatehouse: broker: the worker was killed; stopping"
+            );
             ExitCode::from(1)
         }
     }
@@ -281,24 +316,40 @@ fn watch_firewall(
     events: Arc<OwnedFd>,
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
 ) -> Result<gatehouse_firewall::Watcher, gatehouse_firewall::Error> {
-    let options = gatehouse_firewall::WatchOptions { every, monitor: true };
-    gatehouse_firewall::watch(gatehouse_firewall::Nft::system(), ruleset, options, move |event| {
-        match event {
-            gatehouse_firewall::WatchEvent::Repaired { trigger, differences, .. } => {
-                tracing::warn!(trigger = trigger.label(), differences = differences.len(), "firewall table repaired");
-                // A re-applied table has empty port sets: put the grants back.
-                if let Some(k) = &keeper {
-                    if let Err(e) = k.resync() {
-                        tracing::error!(error = %e, "cannot restore the just-in-time port sets");
+    let options = gatehouse_firewall::WatchOptions {
+        every,
+        monitor: true,
+    };
+    gatehouse_firewall::watch(
+        gatehouse_firewall::Nft::system(),
+        ruleset,
+        options,
+        move |event| {
+            match event {
+                gatehouse_firewall::WatchEvent::Repaired {
+                    trigger,
+                    differences,
+                    ..
+                } => {
+                    tracing::warn!(
+                        trigger = trigger.label(),
+                        differences = differences.len(),
+                        "firewall table repaired"
+                    );
+                    // A re-applied table has empty port sets: put the grants back.
+                    if let Some(k) = &keeper {
+                        if let Err(e) = k.resync() {
+                            tracing::error!(error = %e, "cannot restore the just-in-time port sets");
+                        }
                     }
                 }
+                other => tracing::error!(?other, "firewall watcher"),
             }
-            other => tracing::error!(?other, "firewall watcher"),
-        }
-        if let Err(e) = ps::send_event(&*events, &event.audit_record()) {
-            tracing::error!(error = %e, "cannot pass a firewall event to the worker to audit");
-        }
-    })
+            if let Err(e) = ps::send_event(&*events, &event.audit_record()) {
+                tracing::error!(error = %e, "cannot pass a firewall event to the worker to audit");
+            }
+        },
+    )
 }
 
 /// In the worker (`--internal-worker`): check that nothing privileged is
@@ -309,7 +360,10 @@ pub(super) fn worker_main(args: Args, kind: UpstreamKind) -> ExitCode {
     }
     let caps = gatehouse_sys::effective_capabilities();
     if gatehouse_sys::effective_uid() == 0 || !matches!(caps, Ok(0)) {
-        return crate::fail("`--internal-worker` must run as an unprivileged user without capabilities", None);
+        return crate::fail(
+            "`--internal-worker` must run as an unprivileged user without capabilities",
+            None,
+        );
     }
     let start = match ps::worker_start() {
         Ok(s) => s,
@@ -353,7 +407,10 @@ pub(super) fn audit_broker_events(events: OwnedFd, gate: Arc<Gate>) {
             }
             Ok(None) => {
                 // Not eprintln!: a closed stderr must not stop the exit.
-                let _ = writeln!(std::io::stderr(), "gatehouse: the broker is gone; the worker stops");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "gatehouse: the broker is gone; the worker stops"
+                );
                 std::process::exit(i32::from(BROKER_GONE));
             }
             Err(e) => tracing::error!(error = %e, "malformed event from the broker"),
@@ -368,8 +425,14 @@ mod tests {
     #[test]
     fn worker_args_drop_user_and_add_the_worker_flag() {
         let cases: [(&[&str], &[&str]); 3] = [
-            (&["gh", "run", "--user", "gatehouse", "--upstream", "imds"], &["run", "--upstream", "imds", "--internal-worker"]),
-            (&["gh", "run", "--user=gatehouse", "--listen", "127.0.0.1:1"], &["run", "--listen", "127.0.0.1:1", "--internal-worker"]),
+            (
+                &["gh", "run", "--user", "gatehouse", "--upstream", "imds"],
+                &["run", "--upstream", "imds", "--internal-worker"],
+            ),
+            (
+                &["gh", "run", "--user=gatehouse", "--listen", "127.0.0.1:1"],
+                &["run", "--listen", "127.0.0.1:1", "--internal-worker"],
+            ),
             (&["gh", "run"], &["run", "--internal-worker"]),
         ];
         for (argv, want) in cases {

@@ -1,6 +1,11 @@
 //! What the binary's tests share: a child that dies with the test, the
 //! root-or-loud-skip check, and starting `gatehouse` until a stderr line.
-#![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -41,7 +46,12 @@ pub struct Started {
 /// `marker` (at most 60 s). Stderr keeps being drained afterwards: a closed
 /// pipe would make the gate's own writes fail.
 pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let running = Running(child);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -54,11 +64,17 @@ pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else { continue };
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
         let found = line.contains(marker);
         seen.push(line);
         if found {
-            return Started { running, seen, rest: rx };
+            return Started {
+                running,
+                seen,
+                rest: rx,
+            };
         }
     }
     panic!("`{marker}` never appeared: {seen:?}");
@@ -71,6 +87,15 @@ pub fn gatehouse() -> Command {
 
 /// The address after `http://` on the first of `lines` that contains `on`.
 pub fn http_addr(lines: &[String], on: &str) -> String {
-    let line = lines.iter().find(|l| l.contains(on)).unwrap_or_else(|| panic!("no `{on}` line: {lines:?}"));
-    line.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_owned()
+    let line = lines
+        .iter()
+        .find(|l| l.contains(on))
+        .unwrap_or_else(|| panic!("no `{on}` line: {lines:?}"));
+    line.split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }

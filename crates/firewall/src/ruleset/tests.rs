@@ -219,7 +219,11 @@ fn holds(rule: &Rule, p: &Packet) -> bool {
 /// The statement of the first rule of chain `name` that holds for `p`.
 fn verdict(r: &Ruleset, name: &str, p: &Packet) -> Option<Statement> {
     let chain = r.chains.iter().find(|c| c.name == name).unwrap();
-    chain.rules.iter().find(|rule| holds(rule, p)).map(|rule| rule.statement.clone())
+    chain
+        .rules
+        .iter()
+        .find(|rule| holds(rule, p))
+        .map(|rule| rule.statement.clone())
 }
 
 /// (mark, socket owner) → is a TCP packet to IMDS:80 redirected by nat, and
@@ -240,21 +244,43 @@ fn only_a_marked_root_socket_reaches_imds() {
     ];
     for (mark, skuid, passes) in table {
         for (dport, nat_applies) in [(80, true), (443, false)] {
-            let p = Packet { daddr: IMDS, dport, tcp: true, mark, skuid };
+            let p = Packet {
+                daddr: IMDS,
+                dport,
+                tcp: true,
+                mark,
+                skuid,
+            };
             let nat = verdict(&r, "nat-output", &p);
             let filter = verdict(&r, "output", &p);
             if nat_applies {
                 assert_eq!(nat.is_none(), passes, "nat: mark {mark:#x} uid {skuid:?}");
             }
-            assert_eq!(filter.is_none(), passes, "filter: mark {mark:#x} uid {skuid:?} port {dport}");
+            assert_eq!(
+                filter.is_none(),
+                passes,
+                "filter: mark {mark:#x} uid {skuid:?} port {dport}"
+            );
             if !passes {
-                assert_eq!(filter, Some(Statement::RejectTcpReset), "mark {mark:#x} uid {skuid:?}");
+                assert_eq!(
+                    filter,
+                    Some(Statement::RejectTcpReset),
+                    "mark {mark:#x} uid {skuid:?}"
+                );
             }
             let udp = Packet { tcp: false, ..p };
             let udp_verdict = verdict(&r, "output", &udp);
-            assert_eq!(udp_verdict.is_none(), passes, "udp: mark {mark:#x} uid {skuid:?}");
+            assert_eq!(
+                udp_verdict.is_none(),
+                passes,
+                "udp: mark {mark:#x} uid {skuid:?}"
+            );
             if !passes {
-                assert_eq!(udp_verdict, Some(Statement::Drop), "udp: mark {mark:#x} uid {skuid:?}");
+                assert_eq!(
+                    udp_verdict,
+                    Some(Statement::Drop),
+                    "udp: mark {mark:#x} uid {skuid:?}"
+                );
             }
         }
     }
@@ -270,8 +296,18 @@ fn only_root_reaches_the_wireserver() {
         (0x6761, Some(65534), false),
         (0, Some(1000), false),
     ] {
-        let p = Packet { daddr: WIRESERVER, dport: 80, tcp: true, mark, skuid };
-        assert_eq!(verdict(&r, "output", &p).is_none(), passes, "mark {mark:#x} uid {skuid:?}");
+        let p = Packet {
+            daddr: WIRESERVER,
+            dport: 80,
+            tcp: true,
+            mark,
+            skuid,
+        };
+        assert_eq!(
+            verdict(&r, "output", &p).is_none(),
+            passes,
+            "mark {mark:#x} uid {skuid:?}"
+        );
     }
 }
 

@@ -32,7 +32,10 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         Ok(_) => {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("`{}` exists and is not a socket; remove it or pick another `--admin-socket`", path.display()),
+                format!(
+                    "`{}` exists and is not a socket; remove it or pick another `--admin-socket`",
+                    path.display()
+                ),
             ))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -86,20 +89,31 @@ struct UidSlot {
 }
 
 impl UidSlot {
-    fn take(counts: &Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>, uid: u32) -> Option<UidSlot> {
-        let mut map = counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    fn take(
+        counts: &Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>>,
+        uid: u32,
+    ) -> Option<UidSlot> {
+        let mut map = counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = map.entry(uid).or_insert(0);
         if uid != 0 && *n >= MAX_PER_UID {
             return None;
         }
         *n += 1;
-        Some(UidSlot { uid, counts: Arc::clone(counts) })
+        Some(UidSlot {
+            uid,
+            counts: Arc::clone(counts),
+        })
     }
 }
 
 impl Drop for UidSlot {
     fn drop(&mut self) {
-        let mut map = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = map.get_mut(&self.uid) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -117,7 +131,11 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-async fn one(stream: UnixStream, cred: gatehouse_sys::PeerCredentials, service: Arc<JitService>) -> io::Result<()> {
+async fn one(
+    stream: UnixStream,
+    cred: gatehouse_sys::PeerCredentials,
+    service: Arc<JitService>,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64 + 1);
@@ -125,17 +143,25 @@ async fn one(stream: UnixStream, cred: gatehouse_sys::PeerCredentials, service: 
     let response = match got {
         Err(_) => AdminResponse::error(ApiError::new("timeout", "no request line within 5 s")),
         Ok(Err(e)) => return Err(e),
-        Ok(Ok(_)) if line.len() > MAX_REQUEST => {
-            AdminResponse::error(ApiError::new("too_large", format!("a request is at most {MAX_REQUEST} bytes")))
-        }
+        Ok(Ok(_)) if line.len() > MAX_REQUEST => AdminResponse::error(ApiError::new(
+            "too_large",
+            format!("a request is at most {MAX_REQUEST} bytes"),
+        )),
         Ok(Ok(_)) => match serde_json::from_slice::<AdminRequest>(&line) {
-            Err(e) => AdminResponse::error(ApiError::new("malformed", format!("not a request: {e}"))),
+            Err(e) => {
+                AdminResponse::error(ApiError::new("malformed", format!("not a request: {e}")))
+            }
             Ok(request) => {
                 let who = AdminCaller::from_credentials(cred);
                 // SQLite and nft are blocking work.
                 tokio::task::spawn_blocking(move || service.handle(&who, request))
                     .await
-                    .unwrap_or_else(|e| AdminResponse::error(ApiError::new("internal", format!("the request failed: {e}"))))
+                    .unwrap_or_else(|e| {
+                        AdminResponse::error(ApiError::new(
+                            "internal",
+                            format!("the request failed: {e}"),
+                        ))
+                    })
             }
         },
     };
@@ -149,7 +175,10 @@ async fn one(stream: UnixStream, cred: gatehouse_sys::PeerCredentials, service: 
     .await
     {
         Ok(r) => r,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the client did not read the answer")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client did not read the answer",
+        )),
     }
 }
 
@@ -164,5 +193,10 @@ pub fn call(path: &Path, request: &AdminRequest) -> io::Result<AdminResponse> {
     let mut reader = std::io::BufReader::new(stream);
     let mut answer = String::new();
     reader.read_line(&mut answer)?;
-    serde_json::from_str(&answer).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("the gate's answer is not understood: {e}")))
+    serde_json::from_str(&answer).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the gate's answer is not understood: {e}"),
+        )
+    })
 }

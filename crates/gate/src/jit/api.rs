@@ -35,13 +35,18 @@ pub enum AdminRequest {
         #[serde(default)]
         ticket: Option<String>,
     },
-    List { filter: ListWhich },
+    List {
+        filter: ListWhich,
+    },
     Approve {
         id: String,
         #[serde(default)]
         reason: Option<String>,
     },
-    Deny { id: String, reason: String },
+    Deny {
+        id: String,
+        reason: String,
+    },
     Revoke {
         id: String,
         #[serde(default)]
@@ -97,16 +102,28 @@ pub struct Whoami {
 
 impl ApiError {
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> ApiError {
-        ApiError { kind: kind.into(), message: message.into() }
+        ApiError {
+            kind: kind.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl AdminResponse {
     pub fn error(e: ApiError) -> AdminResponse {
-        AdminResponse { ok: false, error: Some(e), ..AdminResponse::default() }
+        AdminResponse {
+            ok: false,
+            error: Some(e),
+            ..AdminResponse::default()
+        }
     }
 
     pub fn record(r: Record, notices: Vec<String>) -> AdminResponse {
-        AdminResponse { ok: true, record: Some(r), notices, ..AdminResponse::default() }
+        AdminResponse {
+            ok: true,
+            record: Some(r),
+            notices,
+            ..AdminResponse::default()
+        }
     }
 }

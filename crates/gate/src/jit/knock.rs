@@ -17,7 +17,12 @@ pub const AUDIT_PER_MINUTE: u32 = 60;
 /// With `host`, a request must name this host (what `gatehouse jit knock
 /// HOST` puts in the signed text), so a packet signed for one machine is
 /// refused by another that trusts the same key.
-pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc<JitService>, host: Option<String>) {
+pub async fn serve(
+    socket: UdpSocket,
+    signers: Arc<AllowedSigners>,
+    service: Arc<JitService>,
+    host: Option<String>,
+) {
     let host = Arc::new(host);
     let budget = Arc::new(Mutex::new((Instant::now(), 0u32, 0u64)));
     let mut buf = vec![0u8; MAX_PACKET + 1];
@@ -31,8 +36,12 @@ pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc
             }
         };
         let packet = buf.get(..n).unwrap_or_default().to_vec();
-        let (signers, service2, budget, host) =
-            (Arc::clone(&signers), Arc::clone(&service), Arc::clone(&budget), Arc::clone(&host));
+        let (signers, service2, budget, host) = (
+            Arc::clone(&signers),
+            Arc::clone(&service),
+            Arc::clone(&budget),
+            Arc::clone(&host),
+        );
         let answer = tokio::task::spawn_blocking(move || {
             let now = service2.now();
             match verify_packet(&packet, from.ip(), &signers, now) {
@@ -43,7 +52,10 @@ pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc
                         (Some(want), Some(got)) if want.eq_ignore_ascii_case(got) => Ok(()),
                         (Some(want), got) => Err(super::api::ApiError::new(
                             "wrong_host",
-                            format!("the request names host `{}`, this gate is `{want}`", got.unwrap_or("(none)")),
+                            format!(
+                                "the request names host `{}`, this gate is `{want}`",
+                                got.unwrap_or("(none)")
+                            ),
                         )),
                     };
                     match for_us.and_then(|()| service2.knock(&verified)) {
@@ -55,7 +67,12 @@ pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc
                         })),
                         Err(e) => {
                             if within_budget(&budget) {
-                                service2.audit_refused_knock(from.ip(), &e.kind, &format!("{} (key {fp})", e.message), Some(&verified.signer));
+                                service2.audit_refused_knock(
+                                    from.ip(),
+                                    &e.kind,
+                                    &format!("{} (key {fp})", e.message),
+                                    Some(&verified.signer),
+                                );
                             }
                             // The signer is known: tell them why.
                             Some(json!({"ok": false, "error": e}))
@@ -83,10 +100,15 @@ pub async fn serve(socket: UdpSocket, signers: Arc<AllowedSigners>, service: Arc
 
 /// At most AUDIT_PER_MINUTE refusals audited per minute; the rest counted.
 fn within_budget(budget: &Mutex<(Instant, u32, u64)>) -> bool {
-    let Ok(mut b) = budget.lock() else { return false };
+    let Ok(mut b) = budget.lock() else {
+        return false;
+    };
     if b.0.elapsed() >= Duration::from_secs(60) {
         if b.2 > 0 {
-            tracing::warn!(dropped = b.2, "signed requests: refusals not audited (rate limit)");
+            tracing::warn!(
+                dropped = b.2,
+                "signed requests: refusals not audited (rate limit)"
+            );
         }
         *b = (Instant::now(), 0, 0);
     }

@@ -19,7 +19,9 @@ pub mod ports;
 use crate::clock::rfc3339;
 use crate::Gate;
 use api::{AdminRequest, AdminResponse, ApiError, ListWhich, Whoami};
-use gatehouse_jit::store::{Kind, ListFilter, NewRequest, Record, Requester, State, Store, StoreError};
+use gatehouse_jit::store::{
+    Kind, ListFilter, NewRequest, Record, Requester, State, Store, StoreError,
+};
 use gatehouse_policy::{
     ActivationAsk, Caller, Grant, JitRefusal, PortAsk, PortRequester, Principal, Protocol,
 };
@@ -69,7 +71,9 @@ pub struct JitService {
 
 impl std::fmt::Debug for JitService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitService").field("ports", &self.ports.is_some()).finish_non_exhaustive()
+        f.debug_struct("JitService")
+            .field("ports", &self.ports.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +95,10 @@ impl AdminCaller {
                 gids.push(*g);
             }
         }
-        let group_names = gids.iter().filter_map(|g| gatehouse_sys::group_name(*g)).collect();
+        let group_names = gids
+            .iter()
+            .filter_map(|g| gatehouse_sys::group_name(*g))
+            .collect();
         let caller = Caller {
             uid: Some(cred.uid),
             user: gatehouse_sys::user_name(cred.uid),
@@ -103,7 +110,14 @@ impl AdminCaller {
     }
 
     fn requester(&self) -> Requester {
-        Requester { uid: Some(self.cred.uid), name: self.caller.user.clone().unwrap_or_else(|| format!("uid:{}", self.cred.uid)) }
+        Requester {
+            uid: Some(self.cred.uid),
+            name: self
+                .caller
+                .user
+                .clone()
+                .unwrap_or_else(|| format!("uid:{}", self.cred.uid)),
+        }
     }
 
     fn is_root(&self) -> bool {
@@ -117,18 +131,32 @@ fn refusal(r: JitRefusal) -> ApiError {
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
-        StoreError::NotFound(id) => ApiError::new("not_found", format!("no request `{id}`: `gatehouse jit list` shows the ones you may see")),
+        StoreError::NotFound(id) => ApiError::new(
+            "not_found",
+            format!("no request `{id}`: `gatehouse jit list` shows the ones you may see"),
+        ),
         StoreError::Conflict { id, state } => ApiError::new(
             "conflict",
             match state {
                 State::Active | State::Denied => {
-                    format!("request `{id}` is {} already: the first decision stands", state.as_str())
+                    format!(
+                        "request `{id}` is {} already: the first decision stands",
+                        state.as_str()
+                    )
                 }
-                _ => format!("request `{id}` is {} already: nothing to do", state.as_str()),
+                _ => format!(
+                    "request `{id}` is {} already: nothing to do",
+                    state.as_str()
+                ),
             },
         ),
-        StoreError::Lapsed(id) => ApiError::new("lapsed", format!("request `{id}` lapsed (pending requests lapse after 24 h): ask again")),
-        StoreError::Expired(id) => ApiError::new("expired", format!("request `{id}` has expired already")),
+        StoreError::Lapsed(id) => ApiError::new(
+            "lapsed",
+            format!("request `{id}` lapsed (pending requests lapse after 24 h): ask again"),
+        ),
+        StoreError::Expired(id) => {
+            ApiError::new("expired", format!("request `{id}` has expired already"))
+        }
         other => {
             tracing::error!(error = %other, "jit store");
             ApiError::new("store", format!("the gate's database failed: {other}"))
@@ -138,28 +166,45 @@ fn store_error(e: StoreError) -> ApiError {
 
 fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-        Some(v) if v.len() > MAX_TEXT => Err(ApiError::new("too_long", format!("the {field} is longer than {MAX_TEXT} bytes"))),
-        Some(v) if v.chars().any(char::is_control) => {
-            Err(ApiError::new("bad_text", format!("the {field} contains control characters")))
-        }
+        Some(v) if v.len() > MAX_TEXT => Err(ApiError::new(
+            "too_long",
+            format!("the {field} is longer than {MAX_TEXT} bytes"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::new(
+            "bad_text",
+            format!("the {field} contains control characters"),
+        )),
         other => Ok(other),
     }
 }
 
 fn protocol(s: &str) -> Result<Protocol, ApiError> {
-    s.parse::<Protocol>().map_err(|_| ApiError::new("bad_protocol", format!("unknown protocol `{s}`: tcp or udp")))
+    s.parse::<Protocol>().map_err(|_| {
+        ApiError::new(
+            "bad_protocol",
+            format!("unknown protocol `{s}`: tcp or udp"),
+        )
+    })
 }
 
 fn duration(secs: u64) -> Result<Duration, ApiError> {
     if secs == 0 {
-        return Err(ApiError::new("zero_duration", "a duration of zero grants nothing: ask for e.g. `--duration 1h`"));
+        return Err(ApiError::new(
+            "zero_duration",
+            "a duration of zero grants nothing: ask for e.g. `--duration 1h`",
+        ));
     }
     Ok(Duration::from_secs(secs))
 }
 
 impl JitService {
     pub fn new(gate: Arc<Gate>, store: Store, ports: Option<Arc<dyn PortControl>>) -> JitService {
-        let protected = gate.policy().jit_ports().iter().map(|p| (p.protocol, p.port)).collect();
+        let protected = gate
+            .policy()
+            .jit_ports()
+            .iter()
+            .map(|p| (p.protocol, p.port))
+            .collect();
         JitService {
             gate,
             store,
@@ -180,7 +225,9 @@ impl JitService {
     }
 
     fn one_at_a_time(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.serial.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.serial
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn now(&self) -> SystemTime {
@@ -195,7 +242,8 @@ impl JitService {
         self.tick();
         let _serial = self.one_at_a_time();
         if self.ports.is_some() {
-            self.sync_ports("start").map_err(|e| format!("cannot reconcile the just-in-time port sets: {e}"))?;
+            self.sync_ports("start")
+                .map_err(|e| format!("cannot reconcile the just-in-time port sets: {e}"))?;
         }
         Ok(())
     }
@@ -232,12 +280,16 @@ impl JitService {
     }
 
     fn prune_if_due(&self, now: SystemTime) {
-        let Ok(mut last) = self.last_prune.lock() else { return };
+        let Ok(mut last) = self.last_prune.lock() else {
+            return;
+        };
         if last.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
             return;
         }
         *last = Some(std::time::Instant::now());
-        let Some(before) = now.checked_sub(self.retention) else { return };
+        let Some(before) = now.checked_sub(self.retention) else {
+            return;
+        };
         match self.store.prune(before) {
             Ok(0) => {}
             Ok(n) => {
@@ -269,7 +321,10 @@ impl JitService {
     /// Write pending events to the audit log, oldest first.
     pub fn flush_audit(&self) -> Result<(), String> {
         loop {
-            let events = self.store.unaudited(AUDIT_BATCH).map_err(|e| e.to_string())?;
+            let events = self
+                .store
+                .unaudited(AUDIT_BATCH)
+                .map_err(|e| e.to_string())?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
@@ -303,10 +358,18 @@ impl JitService {
 
     /// Make the kernel's sets hold exactly the active port grants.
     fn sync_ports(&self, why: &str) -> Result<(), String> {
-        let Some(ports) = &self.ports else { return Ok(()) };
+        let Some(ports) = &self.ports else {
+            return Ok(());
+        };
         let now = self.now();
-        let records = self.store.active(Kind::Port, now).map_err(|e| e.to_string())?;
-        let desired: Vec<PortElement> = records.iter().filter_map(|r| port_element(r, now)).collect();
+        let records = self
+            .store
+            .active(Kind::Port, now)
+            .map_err(|e| e.to_string())?;
+        let desired: Vec<PortElement> = records
+            .iter()
+            .filter_map(|r| port_element(r, now))
+            .collect();
         let result = ports.sync(&desired);
         if let Ok(mut last) = self.last_port_sync.lock() {
             // A failure leaves it due, so the next tick tries again.
@@ -332,7 +395,9 @@ impl JitService {
         if port_change {
             if let Err(e) = self.sync_ports("change") {
                 tracing::error!(error = %e, "jit: port sets not in step");
-                notices.push(format!("the firewall could not be updated yet ({e}); the gate retries every second"));
+                notices.push(format!(
+                    "the firewall could not be updated yet ({e}); the gate retries every second"
+                ));
             }
         }
         if let Err(e) = self.flush_audit() {
@@ -356,10 +421,30 @@ impl JitService {
                 }),
                 ..AdminResponse::default()
             }),
-            AdminRequest::Request { role, identity, audience, duration_secs, reason, ticket } => {
-                self.request_role(who, &role, &identity, audience, duration_secs, reason, ticket)
-            }
-            AdminRequest::OpenPort { port, protocol, source, duration_secs, reason, ticket } => self.request_port(
+            AdminRequest::Request {
+                role,
+                identity,
+                audience,
+                duration_secs,
+                reason,
+                ticket,
+            } => self.request_role(
+                who,
+                &role,
+                &identity,
+                audience,
+                duration_secs,
+                reason,
+                ticket,
+            ),
+            AdminRequest::OpenPort {
+                port,
+                protocol,
+                source,
+                duration_secs,
+                reason,
+                ticket,
+            } => self.request_port(
                 PortWho::Local(who),
                 port,
                 &protocol,
@@ -436,7 +521,10 @@ impl JitService {
             via: "admin-socket".into(),
         };
         self.check_pending_limit(&new.requester, now)?;
-        let record = self.store.insert(new, now, plan.auto_approved).map_err(store_error)?;
+        let record = self
+            .store
+            .insert(new, now, plan.auto_approved)
+            .map_err(store_error)?;
         if record.state == State::Pending {
             notices.push(approvers_notice(&policy, &record));
         }
@@ -466,7 +554,9 @@ impl JitService {
                 "this gate does not manage the firewall, so it cannot open ports: run it as root with `--firewall watch`",
             ));
         }
-        if !self.protected.contains(&(proto, port)) && self.gate.policy().jit_port(port, proto).is_some() {
+        if !self.protected.contains(&(proto, port))
+            && self.gate.policy().jit_port(port, proto).is_some()
+        {
             return Err(ApiError::new(
                 "restart_needed",
                 format!("port {port}/{proto} was added to the policy after the gate started; the firewall protects it only after a restart of the gate"),
@@ -475,7 +565,11 @@ impl JitService {
         // `::ffff:a.b.c.d` is the IPv4 address it carries.
         let source = source.to_canonical();
         let now = self.now();
-        let active_ports = self.store.active(Kind::Port, now).map_err(store_error)?.len();
+        let active_ports = self
+            .store
+            .active(Kind::Port, now)
+            .map_err(store_error)?
+            .len();
         if active_ports >= MAX_ACTIVE_PORT_GRANTS {
             return Err(ApiError::new(
                 "too_many_ports",
@@ -508,7 +602,10 @@ impl JitService {
         }
         let requester = match &who {
             PortWho::Local(a) => a.requester(),
-            PortWho::Signer(name) => Requester { uid: None, name: format!("signer:{name}") },
+            PortWho::Signer(name) => Requester {
+                uid: None,
+                name: format!("signer:{name}"),
+            },
         };
         let new = NewRequest {
             kind: Kind::Port,
@@ -527,7 +624,10 @@ impl JitService {
             via: via.to_owned(),
         };
         self.check_pending_limit(&new.requester, now)?;
-        let record = self.store.insert(new, now, plan.auto_approved).map_err(store_error)?;
+        let record = self
+            .store
+            .insert(new, now, plan.auto_approved)
+            .map_err(store_error)?;
         if record.state == State::Pending {
             notices.push(approvers_notice(&policy, &record));
         }
@@ -556,7 +656,10 @@ impl JitService {
     }
 
     /// A verified signed request from outside.
-    pub fn knock(&self, verified: &gatehouse_jit::knock::Verified) -> Result<AdminResponse, ApiError> {
+    pub fn knock(
+        &self,
+        verified: &gatehouse_jit::knock::Verified,
+    ) -> Result<AdminResponse, ApiError> {
         let _serial = self.one_at_a_time();
         let now = self.now();
         let r = &verified.request;
@@ -564,9 +667,15 @@ impl JitService {
             + Duration::from_secs(r.timestamp)
             + gatehouse_jit::knock::MAX_SKEW
             + gatehouse_jit::knock::MAX_SKEW;
-        let fresh = self.store.remember_nonce(&verified.signer, &r.nonce, keep_until, now).map_err(store_error)?;
+        let fresh = self
+            .store
+            .remember_nonce(&verified.signer, &r.nonce, keep_until, now)
+            .map_err(store_error)?;
         if !fresh {
-            return Err(ApiError::new("replay", "this signed request was seen before; sign a new one"));
+            return Err(ApiError::new(
+                "replay",
+                "this signed request was seen before; sign a new one",
+            ));
         }
         self.request_port(
             PortWho::Signer(&verified.signer),
@@ -581,7 +690,13 @@ impl JitService {
     }
 
     /// Record a refused signed request (bounded by the caller's rate limit).
-    pub fn audit_refused_knock(&self, source: IpAddr, kind: &str, message: &str, signer: Option<&str>) {
+    pub fn audit_refused_knock(
+        &self,
+        source: IpAddr,
+        kind: &str,
+        message: &str,
+        signer: Option<&str>,
+    ) {
         let _ = self.gate.record_event_public(&json!({
             "type": "jit_signed_request_refused",
             "source": source.to_string(),
@@ -599,30 +714,50 @@ impl JitService {
                 let assignment = record.request.assignment.as_deref().unwrap_or("");
                 // A request with no local requester cannot be a role request.
                 policy
-                    .may_approve_activation(assignment, &who.caller, requester_uid.unwrap_or(u32::MAX))
+                    .may_approve_activation(
+                        assignment,
+                        &who.caller,
+                        requester_uid.unwrap_or(u32::MAX),
+                    )
                     .map_err(refusal)
             }
             Kind::Port => {
                 let port = record.request.port.unwrap_or(0);
                 let proto = protocol(record.request.protocol.as_deref().unwrap_or(""))?;
-                policy.may_approve_port(port, proto, &who.caller, requester_uid).map_err(refusal)
+                policy
+                    .may_approve_port(port, proto, &who.caller, requester_uid)
+                    .map_err(refusal)
             }
         }
     }
 
-    fn decide(&self, who: &AdminCaller, id: &str, approve: bool, reason: Option<String>) -> Result<AdminResponse, ApiError> {
+    fn decide(
+        &self,
+        who: &AdminCaller,
+        id: &str,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<AdminResponse, ApiError> {
         let reason = text("reason", reason)?;
         if !approve && reason.is_none() {
-            return Err(ApiError::new("reason_required", "say why you deny it: `--reason \"...\"`"));
+            return Err(ApiError::new(
+                "reason_required",
+                "say why you deny it: `--reason \"...\"`",
+            ));
         }
-        let record = self.store.get(id).map_err(store_error)?.ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))?;
+        let record = self
+            .store
+            .get(id)
+            .map_err(store_error)?
+            .ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))?;
         self.may_decide(who, &record)?;
         let now = self.now();
         let by = who.requester();
         let updated = if approve {
             self.store.approve(id, &by, reason.as_deref(), now)
         } else {
-            self.store.deny(id, &by, reason.as_deref().unwrap_or(""), now)
+            self.store
+                .deny(id, &by, reason.as_deref().unwrap_or(""), now)
         };
         // A lapse found on approval is recorded by the store: audit it too.
         let updated = match updated {
@@ -636,21 +771,36 @@ impl JitService {
         Ok(AdminResponse::record(updated, notices))
     }
 
-    fn revoke(&self, who: &AdminCaller, id: &str, reason: Option<String>) -> Result<AdminResponse, ApiError> {
+    fn revoke(
+        &self,
+        who: &AdminCaller,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<AdminResponse, ApiError> {
         let reason = text("reason", reason)?;
-        let record = self.store.get(id).map_err(store_error)?.ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))?;
+        let record = self
+            .store
+            .get(id)
+            .map_err(store_error)?
+            .ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))?;
         let own = record.request.requester.uid == Some(who.cred.uid);
         if !(own || who.is_root()) {
             self.may_decide(who, &record).map_err(|_| {
                 ApiError::new(
                     "not_allowed",
-                    format!("only the requester, an approver of `{}`, or root may revoke `{id}`", record.request.assignment.as_deref().unwrap_or("?")),
+                    format!(
+                        "only the requester, an approver of `{}`, or root may revoke `{id}`",
+                        record.request.assignment.as_deref().unwrap_or("?")
+                    ),
                 )
             })?;
         }
         let now = self.now();
         let was_active = record.state_at(now) == State::Active;
-        let updated = self.store.revoke(id, &who.requester(), reason.as_deref(), now).map_err(store_error)?;
+        let updated = self
+            .store
+            .revoke(id, &who.requester(), reason.as_deref(), now)
+            .map_err(store_error)?;
         let is_port = updated.request.kind == Kind::Port;
         let mut notices = self.after_change(is_port && was_active);
         // Withdrawing a pending request opened nothing, so it cuts nothing.
@@ -667,13 +817,25 @@ impl JitService {
             &self.ports,
             record.request.port,
             record.request.protocol.as_deref(),
-            record.request.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()),
+            record
+                .request
+                .source
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok()),
         ) else {
             return Vec::new();
         };
         // The break-glass ranges reach the port anyway: their sessions stay.
-        if self.gate.policy().break_glass().iter().any(|net| net.contains(&source)) {
-            return vec![format!("{source} is in a break-glass range: its sessions were not cut")];
+        if self
+            .gate
+            .policy()
+            .break_glass()
+            .iter()
+            .any(|net| net.contains(&source))
+        {
+            return vec![format!(
+                "{source} is in a break-glass range: its sessions were not cut"
+            )];
         }
         // Another active grant for the same source and port keeps it open.
         let now = self.now();
@@ -681,7 +843,11 @@ impl JitService {
             rs.iter().any(|r| {
                 r.request.port == Some(port)
                     && r.request.protocol.as_deref() == Some(proto)
-                    && r.request.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) == Some(source)
+                    && r.request
+                        .source
+                        .as_deref()
+                        .and_then(|s| s.parse::<IpAddr>().ok())
+                        == Some(source)
             })
         });
         if matches!(still_open, Ok(true)) {
@@ -697,7 +863,9 @@ impl JitService {
                     "protocol": proto,
                     "sockets": n,
                 }));
-                vec![format!("{n} session(s) from {source} to port {port}/{proto} were cut")]
+                vec![format!(
+                    "{n} session(s) from {source} to port {port}/{proto} were cut"
+                )]
             }
             Err(e) => {
                 tracing::error!(error = %e, "jit: cannot cut sessions");
@@ -710,7 +878,10 @@ impl JitService {
     fn approves_something(&self, who: &AdminCaller) -> bool {
         let policy = self.gate.policy();
         let approver = |ps: &[Principal]| ps.iter().any(|p| p.grants_to(&who.caller));
-        policy.assignments().filter_map(|a| a.eligible.as_ref()).any(|e| approver(&e.approvers))
+        policy
+            .assignments()
+            .filter_map(|a| a.eligible.as_ref())
+            .any(|e| approver(&e.approvers))
             || policy.jit_ports().iter().any(|p| approver(&p.approvers))
     }
 
@@ -729,7 +900,9 @@ impl JitService {
         let now = self.now();
         let mut records = self.store.list(&filter, now).map_err(store_error)?;
         if wider && !who.is_root() {
-            records.retain(|r| r.request.requester.uid == Some(who.cred.uid) || self.may_decide(who, r).is_ok());
+            records.retain(|r| {
+                r.request.requester.uid == Some(who.cred.uid) || self.may_decide(who, r).is_ok()
+            });
             records.truncate(500);
         }
         // Shown as they are now, even before the sweep records it.
@@ -740,7 +913,12 @@ impl JitService {
         if !wider && which != ListWhich::Mine {
             notices.push("only your own requests are shown: approvers also see the requests they may decide, root sees all".to_owned());
         }
-        Ok(AdminResponse { ok: true, records: Some(records), notices, ..AdminResponse::default() })
+        Ok(AdminResponse {
+            ok: true,
+            records: Some(records),
+            notices,
+            ..AdminResponse::default()
+        })
     }
 }
 

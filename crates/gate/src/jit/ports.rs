@@ -65,31 +65,52 @@ pub struct PortKeeper {
 
 impl std::fmt::Debug for PortKeeper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PortKeeper").field("protected", &self.protected).finish_non_exhaustive()
+        f.debug_struct("PortKeeper")
+            .field("protected", &self.protected)
+            .finish_non_exhaustive()
     }
 }
 
 impl PortKeeper {
     pub fn new(nft: Nft, protected: Vec<(Proto, u16)>) -> PortKeeper {
-        PortKeeper { nft, protected, last: Mutex::new(Vec::new()), syncing: Mutex::new(()) }
+        PortKeeper {
+            nft,
+            protected,
+            last: Mutex::new(Vec::new()),
+            syncing: Mutex::new(()),
+        }
     }
 
     fn element(&self, e: &PortElement) -> Result<Element, String> {
         let proto = parse_proto(&e.protocol)?;
         if !self.protected.contains(&(proto, e.port)) {
-            return Err(format!("{}/{} is not a just-in-time port of this gate's table", e.port, e.protocol));
+            return Err(format!(
+                "{}/{} is not a just-in-time port of this gate's table",
+                e.port, e.protocol
+            ));
         }
         let expires_in = Duration::from_secs(e.expires_in_secs);
         if expires_in.is_zero() || expires_in > MAX_TIMEOUT {
-            return Err(format!("a timeout of {} s is outside 1 s .. 24 h", e.expires_in_secs));
+            return Err(format!(
+                "a timeout of {} s is outside 1 s .. 24 h",
+                e.expires_in_secs
+            ));
         }
-        Ok(Element { source: e.source, proto, port: e.port, expires_in })
+        Ok(Element {
+            source: e.source,
+            proto,
+            port: e.port,
+            expires_in,
+        })
     }
 
     /// After the table was re-applied: put the remembered elements back with
     /// what is left of their time.
     pub fn resync(&self) -> Result<SyncSummary, String> {
-        let _one_at_a_time = self.syncing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one_at_a_time = self
+            .syncing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let remaining: Vec<PortElement> = self
             .last
@@ -98,7 +119,10 @@ impl PortKeeper {
             .iter()
             .filter_map(|(e, deadline)| {
                 let left = deadline.checked_duration_since(now)?.as_secs();
-                (left > 0).then(|| PortElement { expires_in_secs: left, ..e.clone() })
+                (left > 0).then(|| PortElement {
+                    expires_in_secs: left,
+                    ..e.clone()
+                })
             })
             .collect();
         self.apply(&remaining)
@@ -111,31 +135,44 @@ impl PortKeeper {
     fn apply(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
         let now = Instant::now();
         if let Ok(mut last) = self.last.lock() {
-            *last = desired.iter().map(|e| (e.clone(), now + Duration::from_secs(e.expires_in_secs))).collect();
+            *last = desired
+                .iter()
+                .map(|e| (e.clone(), now + Duration::from_secs(e.expires_in_secs)))
+                .collect();
         }
         let mut refused = Vec::new();
         let elements: Vec<Element> = desired
             .iter()
             .filter_map(|e| self.element(e).map_err(|why| refused.push(why)).ok())
             .collect();
-        let report = gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
+        let report =
+            gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
         if !refused.is_empty() {
             tracing::error!(refused = ?refused, "jit: elements left out of the port sets");
         }
-        Ok(SyncSummary { added: report.added.len(), removed: report.removed.len(), kept: report.kept })
+        Ok(SyncSummary {
+            added: report.added.len(),
+            removed: report.removed.len(),
+            kept: report.kept,
+        })
     }
 }
 
 impl PortControl for PortKeeper {
     fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
-        let _one_at_a_time = self.syncing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _one_at_a_time = self
+            .syncing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.apply(desired)
     }
 
     fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
         let proto = parse_proto(protocol)?;
         if !self.protected.contains(&(proto, port)) {
-            return Err(format!("{port}/{protocol} is not a just-in-time port of this gate's table"));
+            return Err(format!(
+                "{port}/{protocol} is not a just-in-time port of this gate's table"
+            ));
         }
         gatehouse_sys::destroy_sockets(port, proto.number(), source).map_err(|e| e.to_string())
     }

@@ -81,7 +81,9 @@ impl Broker {
     /// with a short refusal instead: one caller's request must never end the
     /// broker, which would take the gate down for everyone.
     pub fn serve(&self, control: impl AsFd) -> io::Result<()> {
-        serve_with(control.as_fd(), MAX_REPLY, |bytes, fds| self.answer(bytes, fds))
+        serve_with(control.as_fd(), MAX_REPLY, |bytes, fds| {
+            self.answer(bytes, fds)
+        })
     }
 
     /// The reply to one request (and the socket it hands over, if any).
@@ -109,7 +111,10 @@ impl Broker {
             Ask::Connect { addr, mark } => {
                 if self.mark != Some(mark) {
                     tracing::warn!(mark, "broker: connect with another mark refused");
-                    return (refused(id, &format!("mark `{mark:#x}` is not the gate's")), None);
+                    return (
+                        refused(id, &format!("mark `{mark:#x}` is not the gate's")),
+                        None,
+                    );
                 }
                 if !self.targets.allows(&addr) {
                     tracing::warn!(%addr, "broker: connect to a non-upstream address refused");
@@ -123,7 +128,10 @@ impl Broker {
                         },
                         Some(fd),
                     ),
-                    Err(e) => (refused(id, &format!("cannot connect to `{addr}`: {e}")), None),
+                    Err(e) => (
+                        refused(id, &format!("cannot connect to `{addr}`: {e}")),
+                        None,
+                    ),
                 }
             }
             Ask::JitSync { elements } => {
@@ -132,17 +140,33 @@ impl Broker {
                     return (refused(id, "this gate keeps no just-in-time ports"), None);
                 };
                 match ports.sync(&elements) {
-                    Ok(summary) => (Reply { id, answer: Answer::JitSynced(summary) }, None),
+                    Ok(summary) => (
+                        Reply {
+                            id,
+                            answer: Answer::JitSynced(summary),
+                        },
+                        None,
+                    ),
                     Err(e) => (refused(id, &e), None),
                 }
             }
-            Ask::JitCut { source, protocol, port } => {
+            Ask::JitCut {
+                source,
+                protocol,
+                port,
+            } => {
                 use crate::jit::ports::PortControl;
                 let Some(ports) = &self.ports else {
                     return (refused(id, "this gate keeps no just-in-time ports"), None);
                 };
                 match ports.cut(source, &protocol, port) {
-                    Ok(n) => (Reply { id, answer: Answer::JitCut(n) }, None),
+                    Ok(n) => (
+                        Reply {
+                            id,
+                            answer: Answer::JitCut(n),
+                        },
+                        None,
+                    ),
                     Err(e) => (refused(id, &e), None),
                 }
             }
@@ -198,7 +222,11 @@ pub(super) fn serve_with(
         if let Err(e) = gatehouse_sys::send_message(control, &bytes, &fds) {
             tracing::warn!(id, "broker: reply not sent ({e}); refused instead");
             // A socket that cannot take a short message is broken: stop.
-            gatehouse_sys::send_message(control, &encode_refusal(id, "the reply could not be sent")?, &[])?;
+            gatehouse_sys::send_message(
+                control,
+                &encode_refusal(id, "the reply could not be sent")?,
+                &[],
+            )?;
         }
     }
 }

@@ -63,11 +63,18 @@ impl BrokerClient {
     }
 
     /// Who is behind the connection `src` → `dst`, found by the broker.
-    pub fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: Needs) -> Result<CallerFacts, BrokerError> {
+    pub fn identify(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        needs: Needs,
+    ) -> Result<CallerFacts, BrokerError> {
         match self.ask(Ask::Identify { src, dst, needs })? {
             (Answer::Caller(facts), None) => Ok(*facts),
             (Answer::Refused(why), None) => Err(BrokerError::Refused(why)),
-            _ => Err(BrokerError::Protocol("identify answered with something else")),
+            _ => Err(BrokerError::Protocol(
+                "identify answered with something else",
+            )),
         }
     }
 
@@ -78,17 +85,22 @@ impl BrokerClient {
                 if gatehouse_sys::is_tcp_stream(&fd).map_err(BrokerError::Io)? {
                     Ok(fd)
                 } else {
-                    Err(BrokerError::Protocol("the passed descriptor is not a TCP socket"))
+                    Err(BrokerError::Protocol(
+                        "the passed descriptor is not a TCP socket",
+                    ))
                 }
             }
             (Answer::Refused(why), None) => Err(BrokerError::Refused(why)),
-            _ => Err(BrokerError::Protocol("connect answered with something else")),
+            _ => Err(BrokerError::Protocol(
+                "connect answered with something else",
+            )),
         }
     }
 
     fn ask(&self, ask: Ask) -> Result<(Answer, Option<OwnedFd>), BrokerError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let request = serde_json::to_vec(&Request { id, ask }).map_err(|_| BrokerError::Protocol("unencodable request"))?;
+        let request = serde_json::to_vec(&Request { id, ask })
+            .map_err(|_| BrokerError::Protocol("unencodable request"))?;
         let control = match self.control.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
@@ -101,8 +113,8 @@ impl BrokerClient {
             let message = gatehouse_sys::recv_message(&*control, MAX_REPLY)
                 .map_err(BrokerError::Io)?
                 .ok_or(BrokerError::Gone)?;
-            let reply: Reply =
-                serde_json::from_slice(&message.bytes).map_err(|_| BrokerError::Protocol("malformed reply"))?;
+            let reply: Reply = serde_json::from_slice(&message.bytes)
+                .map_err(|_| BrokerError::Protocol("malformed reply"))?;
             if reply.id != id {
                 continue;
             }
@@ -118,8 +130,16 @@ impl BrokerClient {
 }
 
 impl crate::jit::ports::PortControl for BrokerClient {
-    fn sync(&self, desired: &[crate::jit::ports::PortElement]) -> Result<crate::jit::ports::SyncSummary, String> {
-        match self.ask(Ask::JitSync { elements: desired.to_vec() }).map_err(|e| e.to_string())? {
+    fn sync(
+        &self,
+        desired: &[crate::jit::ports::PortElement],
+    ) -> Result<crate::jit::ports::SyncSummary, String> {
+        match self
+            .ask(Ask::JitSync {
+                elements: desired.to_vec(),
+            })
+            .map_err(|e| e.to_string())?
+        {
             (Answer::JitSynced(s), None) => Ok(s),
             (Answer::Refused(why), None) => Err(why),
             _ => Err("the broker answered a port sync with something else".to_owned()),
@@ -127,7 +147,11 @@ impl crate::jit::ports::PortControl for BrokerClient {
     }
 
     fn cut(&self, source: std::net::IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
-        let ask = Ask::JitCut { source, protocol: protocol.to_owned(), port };
+        let ask = Ask::JitCut {
+            source,
+            protocol: protocol.to_owned(),
+            port,
+        };
         match self.ask(ask).map_err(|e| e.to_string())? {
             (Answer::JitCut(n), None) => Ok(n),
             (Answer::Refused(why), None) => Err(why),
@@ -137,7 +161,12 @@ impl crate::jit::ports::PortControl for BrokerClient {
 }
 
 impl CallerSource for BrokerClient {
-    fn identify(&self, src: SocketAddr, dst: SocketAddr, needs: Needs) -> Result<CallerFacts, CallerError> {
+    fn identify(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        needs: Needs,
+    ) -> Result<CallerFacts, CallerError> {
         BrokerClient::identify(self, src, dst, needs).map_err(|e| CallerError::new(e.to_string()))
     }
 }

@@ -35,7 +35,10 @@ pub fn spawn_worker(
 ) -> io::Result<Worker> {
     let Account { uid, gid } = account;
     if uid == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "the worker must not run as root"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the worker must not run as root",
+        ));
     }
     let (control, control_child) = gatehouse_sys::seqpacket_pair()?;
     let (events, events_child) = gatehouse_sys::seqpacket_pair()?;
@@ -49,7 +52,11 @@ pub fn spawn_worker(
         .spawn()?;
     let hello = serde_json::to_vec(&Hello { listen }).map_err(io::Error::other)?;
     gatehouse_sys::send_message(&control, &hello, &[listener.as_fd(), events_child.as_fd()])?;
-    Ok(Worker { child, control, events })
+    Ok(Worker {
+        child,
+        control,
+        events,
+    })
 }
 
 /// What the worker takes over from the broker.
@@ -67,10 +74,13 @@ pub fn worker_start() -> io::Result<WorkerStart> {
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     let message = gatehouse_sys::recv_message(&control, MAX_HELLO)?
         .ok_or_else(|| invalid("stdin closed before the broker's hello"))?;
-    let hello: Hello = serde_json::from_slice(&message.bytes).map_err(|_| invalid("malformed hello"))?;
+    let hello: Hello =
+        serde_json::from_slice(&message.bytes).map_err(|_| invalid("malformed hello"))?;
     let mut fds = message.fds.into_iter();
     let (Some(listener), Some(events), None) = (fds.next(), fds.next(), fds.next()) else {
-        return Err(invalid("the hello must carry the listener and the event socket"));
+        return Err(invalid(
+            "the hello must carry the listener and the event socket",
+        ));
     };
     let listener = TcpListener::from(listener);
     let listen: SocketAddr = listener.local_addr()?;

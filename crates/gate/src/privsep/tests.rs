@@ -42,12 +42,51 @@ fn requests_outside_the_gates_business_are_refused() {
     let needs = gatehouse_sys::Needs::default();
     // (ask, refused because)
     let cases = [
-        (Ask::Identify { src: addr("127.0.0.1:5000"), dst: addr("127.0.0.1:22"), needs }, "is not the gate's address"),
-        (Ask::Identify { src: addr("0.0.0.0:5000"), dst: addr("127.0.0.1:16925"), needs }, "is not a peer address"),
-        (Ask::Identify { src: addr("127.0.0.1:0"), dst: addr("127.0.0.1:16925"), needs }, "is not a peer address"),
-        (Ask::Connect { addr: addr("169.254.169.254:80"), mark: 1 }, "is not the gate's"),
-        (Ask::Connect { addr: addr("10.0.0.1:80"), mark: 0x6761 }, "is not the upstream"),
-        (Ask::Connect { addr: addr("169.254.169.254:443"), mark: 0x6761 }, "is not the upstream"),
+        (
+            Ask::Identify {
+                src: addr("127.0.0.1:5000"),
+                dst: addr("127.0.0.1:22"),
+                needs,
+            },
+            "is not the gate's address",
+        ),
+        (
+            Ask::Identify {
+                src: addr("0.0.0.0:5000"),
+                dst: addr("127.0.0.1:16925"),
+                needs,
+            },
+            "is not a peer address",
+        ),
+        (
+            Ask::Identify {
+                src: addr("127.0.0.1:0"),
+                dst: addr("127.0.0.1:16925"),
+                needs,
+            },
+            "is not a peer address",
+        ),
+        (
+            Ask::Connect {
+                addr: addr("169.254.169.254:80"),
+                mark: 1,
+            },
+            "is not the gate's",
+        ),
+        (
+            Ask::Connect {
+                addr: addr("10.0.0.1:80"),
+                mark: 0x6761,
+            },
+            "is not the upstream",
+        ),
+        (
+            Ask::Connect {
+                addr: addr("169.254.169.254:443"),
+                mark: 0x6761,
+            },
+            "is not the upstream",
+        ),
     ];
     for (request, why) in cases {
         let got = refusal(ask(&broker, request.clone())).unwrap_or_default();
@@ -55,7 +94,14 @@ fn requests_outside_the_gates_business_are_refused() {
     }
     // A connection that is the gate's but does not exist: identification
     // runs and finds nothing.
-    let got = ask(&broker, Ask::Identify { src: addr("127.0.0.1:1"), dst: addr("127.0.0.1:16925"), needs });
+    let got = ask(
+        &broker,
+        Ask::Identify {
+            src: addr("127.0.0.1:1"),
+            dst: addr("127.0.0.1:16925"),
+            needs,
+        },
+    );
     assert!(refusal(got).unwrap_or_default().contains("no local socket"));
 }
 
@@ -66,7 +112,11 @@ fn malformed_requests_are_refused() {
     let cases: [(&[u8], usize, u64); 5] = [
         (b"", 0, 0),
         (b"not json", 0, 0),
-        (br#"{"id":3,"ask":{"connect":{"addr":"127.0.0.1:80","mark":1}},"extra":1}"#, 0, 0),
+        (
+            br#"{"id":3,"ask":{"connect":{"addr":"127.0.0.1:80","mark":1}},"extra":1}"#,
+            0,
+            0,
+        ),
         (br#"{"id":3,"ask":{"shell":{"cmd":"id"}}}"#, 0, 0),
         (connect, 1, 3),
     ];
@@ -74,7 +124,11 @@ fn malformed_requests_are_refused() {
         let (reply, fd) = broker.answer(bytes, fds);
         assert!(fd.is_none());
         assert_eq!(reply.id, id, "{}", String::from_utf8_lossy(bytes));
-        assert!(refusal(reply.answer).is_some(), "{}", String::from_utf8_lossy(bytes));
+        assert!(
+            refusal(reply.answer).is_some(),
+            "{}",
+            String::from_utf8_lossy(bytes)
+        );
     }
     // Without a configured mark, no marked connection at all.
     let (reply, fd) = broker.answer(connect, 0);
@@ -82,7 +136,12 @@ fn malformed_requests_are_refused() {
 }
 
 /// A broker serving on one end of a socketpair, on its own thread.
-fn served(broker: Broker) -> (Arc<BrokerClient>, std::thread::JoinHandle<std::io::Result<()>>) {
+fn served(
+    broker: Broker,
+) -> (
+    Arc<BrokerClient>,
+    std::thread::JoinHandle<std::io::Result<()>>,
+) {
     let (worker_end, broker_end) = gatehouse_sys::seqpacket_pair().unwrap();
     let handle = std::thread::spawn(move || broker.serve(&broker_end));
     (Arc::new(BrokerClient::new(worker_end).unwrap()), handle)
@@ -96,20 +155,37 @@ fn the_client_identifies_through_the_broker_and_the_broker_stops_when_it_goes() 
     let (_server_side, peer) = listener.accept().unwrap();
     let (client, handle) = served(Broker::new(listen, None, ConnectTargets::Loopback));
 
-    let needs = gatehouse_sys::Needs { exe: true, ..Default::default() };
+    let needs = gatehouse_sys::Needs {
+        exe: true,
+        ..Default::default()
+    };
     let facts = client.identify(peer, listen, needs).unwrap();
     assert_eq!(facts.socket_uid, gatehouse_sys::effective_uid());
-    assert_eq!(facts.holders.first().map(|h| h.pid), Some(std::process::id()));
+    assert_eq!(
+        facts.holders.first().map(|h| h.pid),
+        Some(std::process::id())
+    );
     // Through the trait the gate uses, with the same result.
     let source: Arc<dyn crate::caller::CallerSource> = client.clone();
-    assert_eq!(source.identify(peer, listen, needs).unwrap().socket_inode, facts.socket_inode);
-    let err = client.identify(peer, addr("127.0.0.1:9"), needs).unwrap_err();
-    assert!(err.to_string().contains("is not the gate's address"), "{err}");
+    assert_eq!(
+        source.identify(peer, listen, needs).unwrap().socket_inode,
+        facts.socket_inode
+    );
+    let err = client
+        .identify(peer, addr("127.0.0.1:9"), needs)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is not the gate's address"),
+        "{err}"
+    );
 
     drop(client_stream);
     drop(source);
     drop(client);
-    assert!(handle.join().unwrap().is_ok(), "the broker returns when the worker's end closes");
+    assert!(
+        handle.join().unwrap().is_ok(),
+        "the broker returns when the worker's end closes"
+    );
 }
 
 #[test]
@@ -118,7 +194,11 @@ fn a_client_whose_broker_is_gone_fails_closed() {
     drop(broker_end);
     let client = BrokerClient::new(worker_end).unwrap();
     let err = client
-        .identify(addr("127.0.0.1:5000"), addr("127.0.0.1:16925"), gatehouse_sys::Needs::default())
+        .identify(
+            addr("127.0.0.1:5000"),
+            addr("127.0.0.1:16925"),
+            gatehouse_sys::Needs::default(),
+        )
         .unwrap_err();
     assert!(matches!(err, BrokerError::Gone), "{err:?}");
 }
@@ -204,16 +284,32 @@ fn replies_too_large_are_refused_and_the_broker_goes_on() {
             broker::serve_with(broker_end.as_fd(), limit, |bytes, _| {
                 let request: Request = serde_json::from_slice(bytes).unwrap();
                 // Request 1 gets the large answer, every other a small one.
-                let facts = if request.id == 1 { facts_with(count, path_len) } else { facts_with(1, 10) };
-                (wire::Reply { id: request.id, answer: Answer::Caller(Box::new(facts)) }, None)
+                let facts = if request.id == 1 {
+                    facts_with(count, path_len)
+                } else {
+                    facts_with(1, 10)
+                };
+                (
+                    wire::Reply {
+                        id: request.id,
+                        answer: Answer::Caller(Box::new(facts)),
+                    },
+                    None,
+                )
             })
         });
         let needs = gatehouse_sys::Needs::default();
         for id in [1u64, 2] {
-            let ask = Ask::Identify { src: addr("127.0.0.1:5000"), dst: addr("127.0.0.1:16925"), needs };
+            let ask = Ask::Identify {
+                src: addr("127.0.0.1:5000"),
+                dst: addr("127.0.0.1:16925"),
+                needs,
+            };
             let bytes = serde_json::to_vec(&Request { id, ask }).unwrap();
             gatehouse_sys::send_message(&worker_end, &bytes, &[]).unwrap();
-            let message = gatehouse_sys::recv_message(&worker_end, wire::MAX_REPLY).unwrap().unwrap();
+            let message = gatehouse_sys::recv_message(&worker_end, wire::MAX_REPLY)
+                .unwrap()
+                .unwrap();
             let reply: wire::Reply = serde_json::from_slice(&message.bytes).unwrap();
             assert_eq!(reply.id, id, "{why}");
             match (id, reply.answer) {
@@ -223,6 +319,9 @@ fn replies_too_large_are_refused_and_the_broker_goes_on() {
             }
         }
         drop(worker_end);
-        assert!(handle.join().unwrap().is_ok(), "{why}: the broker kept serving until the worker went");
+        assert!(
+            handle.join().unwrap().is_ok(),
+            "{why}: the broker kept serving until the worker went"
+        );
     }
 }

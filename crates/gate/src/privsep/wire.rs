@@ -28,13 +28,23 @@ pub struct Request {
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Ask {
     /// Who is behind the client connection `src` → `dst`.
-    Identify { src: SocketAddr, dst: SocketAddr, needs: Needs },
+    Identify {
+        src: SocketAddr,
+        dst: SocketAddr,
+        needs: Needs,
+    },
     /// A TCP socket with `SO_MARK` `mark` connecting to `addr` (attached).
     Connect { addr: SocketAddr, mark: u32 },
     /// Make the just-in-time port sets hold exactly these elements.
-    JitSync { elements: Vec<crate::jit::ports::PortElement> },
+    JitSync {
+        elements: Vec<crate::jit::ports::PortElement>,
+    },
     /// Destroy the sessions of `source` on a just-in-time port (revocation).
-    JitCut { source: std::net::IpAddr, protocol: String, port: u16 },
+    JitCut {
+        source: std::net::IpAddr,
+        protocol: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,7 +56,8 @@ pub fn privileged(test: &str) -> bool {
 
 pub fn key_pem() -> String {
     static KEY: OnceLock<String> = OnceLock::new();
-    KEY.get_or_init(|| gatehouse_emulator::generate_key_pem().unwrap()).clone()
+    KEY.get_or_init(|| gatehouse_emulator::generate_key_pem().unwrap())
+        .clone()
 }
 
 /// Knobs for the gate under test (defaults: no cache, no limiter, the
@@ -148,7 +149,9 @@ impl Harness {
             key: gatehouse_emulator::KeySource::Pem(key_pem()),
             ..Default::default()
         };
-        let emulator = rt.block_on(gatehouse_emulator::start(config, options)).unwrap();
+        let emulator = rt
+            .block_on(gatehouse_emulator::start(config, options))
+            .unwrap();
         (rt, emulator)
     }
 
@@ -171,7 +174,14 @@ impl Harness {
         emulator: Option<gatehouse_emulator::Emulator>,
         audit_path: &Path,
     ) -> Harness {
-        Self::start_in(tempfile::tempdir().unwrap(), policy, base, rt, emulator, audit_path)
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            policy,
+            base,
+            rt,
+            emulator,
+            audit_path,
+        )
     }
 
     fn start_in(
@@ -222,9 +232,13 @@ impl Harness {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(gatehouse_gate::server::serve(Arc::clone(&gate), listener, async {
-            let _ = rx.await;
-        }));
+        rt.spawn(gatehouse_gate::server::serve(
+            Arc::clone(&gate),
+            listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
         Harness {
             rt,
             emulator,
@@ -238,7 +252,8 @@ impl Harness {
     }
 
     pub fn token_target(&self, resource: &str, client_id: Option<&str>) -> String {
-        let mut t = format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}");
+        let mut t =
+            format!("/metadata/identity/oauth2/token?api-version=2018-02-01&resource={resource}");
         if let Some(c) = client_id {
             t.push_str(&format!("&client_id={c}"));
         }
@@ -324,7 +339,10 @@ impl Reply {
 
     /// The decision id in a gatehouse error description.
     pub fn decision_id(&self) -> String {
-        let d = self.json()["error_description"].as_str().unwrap().to_owned();
+        let d = self.json()["error_description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let start = d.rfind("(decision ").expect("decision id") + "(decision ".len();
         d[start..].trim_end_matches(')').to_owned()
     }

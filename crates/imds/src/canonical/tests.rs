@@ -53,23 +53,62 @@ fn spellings_of_one_request_are_one_request() {
 fn refused_targets() {
     use CanonError::*;
     let rows: &[(&str, CanonError)] = &[
-        ("/metadata/identity/oauth2/token?resource=a&resource=b", DuplicateParameter("resource".into())),
-        ("/metadata/identity/oauth2/token?resource=a&Resource=b", DuplicateParameter("resource".into())),
-        ("/metadata/identity/oauth2/token?resource=a&resource%3Db", BadEncoding("parameter name")),
-        ("/metadata/identity/oauth2/token?=a", BadEncoding("parameter name")),
-        ("/metadata/identity/oauth2/token?msi_res_id=a&mi_res_id=b", DuplicateParameter("msi_res_id".into())),
-        ("/metadata/identity/oauth2/token?client_id=a&object_id=b", SeveralSelectors),
-        ("/metadata/identity/oauth2/token?resource=a+b", AmbiguousPlus),
-        ("/metadata/identity/oauth2/token?resource=%2541", BadEncoding("double percent-encoding")),
-        ("/metadata/identity/oauth2/token?resource=%zz", BadEncoding("malformed percent escape")),
-        ("/metadata/identity/oauth2/token?resource=%00", BadEncoding("control character")),
-        ("/metadata/identity/oauth2/token?resource=%ff", BadEncoding("not UTF-8 after decoding")),
+        (
+            "/metadata/identity/oauth2/token?resource=a&resource=b",
+            DuplicateParameter("resource".into()),
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=a&Resource=b",
+            DuplicateParameter("resource".into()),
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=a&resource%3Db",
+            BadEncoding("parameter name"),
+        ),
+        (
+            "/metadata/identity/oauth2/token?=a",
+            BadEncoding("parameter name"),
+        ),
+        (
+            "/metadata/identity/oauth2/token?msi_res_id=a&mi_res_id=b",
+            DuplicateParameter("msi_res_id".into()),
+        ),
+        (
+            "/metadata/identity/oauth2/token?client_id=a&object_id=b",
+            SeveralSelectors,
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=a+b",
+            AmbiguousPlus,
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=%2541",
+            BadEncoding("double percent-encoding"),
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=%zz",
+            BadEncoding("malformed percent escape"),
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=%00",
+            BadEncoding("control character"),
+        ),
+        (
+            "/metadata/identity/oauth2/token?resource=%ff",
+            BadEncoding("not UTF-8 after decoding"),
+        ),
         ("/metadata\\identity/oauth2/token", BadEncoding("backslash")),
-        ("/metadata%5Cidentity/oauth2/token", BadEncoding("encoded backslash")),
+        (
+            "/metadata%5Cidentity/oauth2/token",
+            BadEncoding("encoded backslash"),
+        ),
         ("/../metadata/identity/oauth2/token", DotSegmentAboveRoot),
         ("/metadata/../../identity", DotSegmentAboveRoot),
         ("/metadata/identity/oauth2/token/extra", UnknownPath),
-        ("/metadata/identity/oauth2/token%252F", BadEncoding("double percent-encoding")),
+        (
+            "/metadata/identity/oauth2/token%252F",
+            BadEncoding("double percent-encoding"),
+        ),
         ("/latest/meta-data/", UnknownPath),
         ("/", UnknownPath),
     ];
@@ -81,17 +120,47 @@ fn refused_targets() {
 #[test]
 fn endpoints_and_selectors() {
     let rows: &[(&str, Endpoint, Selector)] = &[
-        ("/metadata/identity/oauth2/token?resource=r", Endpoint::Token, Selector::None),
-        ("/metadata/identity/oauth2/token?client_id=C", Endpoint::Token, Selector::ClientId("C".into())),
-        ("/metadata/identity/oauth2/token?object_id=O", Endpoint::Token, Selector::ObjectId("O".into())),
-        ("/metadata/identity/info", Endpoint::IdentityInfo, Selector::None),
+        (
+            "/metadata/identity/oauth2/token?resource=r",
+            Endpoint::Token,
+            Selector::None,
+        ),
+        (
+            "/metadata/identity/oauth2/token?client_id=C",
+            Endpoint::Token,
+            Selector::ClientId("C".into()),
+        ),
+        (
+            "/metadata/identity/oauth2/token?object_id=O",
+            Endpoint::Token,
+            Selector::ObjectId("O".into()),
+        ),
+        (
+            "/metadata/identity/info",
+            Endpoint::IdentityInfo,
+            Selector::None,
+        ),
         ("/metadata/versions", Endpoint::Versions, Selector::None),
-        ("/metadata/attested/document?nonce=1", Endpoint::AttestedDocument, Selector::None),
-        ("/metadata/scheduledevents", Endpoint::ScheduledEvents, Selector::None),
-        ("/metadata/instance", Endpoint::Instance { subpath: vec![] }, Selector::None),
+        (
+            "/metadata/attested/document?nonce=1",
+            Endpoint::AttestedDocument,
+            Selector::None,
+        ),
+        (
+            "/metadata/scheduledevents",
+            Endpoint::ScheduledEvents,
+            Selector::None,
+        ),
+        (
+            "/metadata/instance",
+            Endpoint::Instance { subpath: vec![] },
+            Selector::None,
+        ),
         (
             "/metadata/instance/network/interface/0",
-            Endpoint::Instance { subpath: vec!["network".into(), "interface".into(), "0".into()] },
+            Endpoint::Instance {
+                subpath: vec!["network".into(), "interface".into(), "0".into()],
+            },
             Selector::None,
         ),
     ];
@@ -104,23 +173,34 @@ fn endpoints_and_selectors() {
 
 #[test]
 fn upstream_keeps_the_clients_audience_and_drops_unknown_token_params() {
-    let c = canon("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://x/&foo=bar").unwrap();
+    let c =
+        canon("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://x/&foo=bar")
+            .unwrap();
     assert_eq!(c.resource(), Some("https://x/"));
     assert_eq!(
         c.upstream_target(),
         "/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https%3A%2F%2Fx%2F"
     );
-    let c = canon("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://x").unwrap();
+    let c =
+        canon("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=https://x").unwrap();
     assert_eq!(c.resource(), Some("https://x"));
     let c = canon("/metadata/instance/compute?api-version=2021-02-01&format=json").unwrap();
-    assert_eq!(c.upstream_target(), "/metadata/instance/compute?api-version=2021-02-01&format=json");
+    assert_eq!(
+        c.upstream_target(),
+        "/metadata/instance/compute?api-version=2021-02-01&format=json"
+    );
 }
 
 #[test]
 fn claims_decode_and_fingerprint() {
     use base64::Engine as _;
     let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    let jwt = format!("{}.{}.{}", enc("{}"), enc(r#"{"oid":"o","appid":"a","xms_mirid":"/m","aud":"x"}"#), "sig");
+    let jwt = format!(
+        "{}.{}.{}",
+        enc("{}"),
+        enc(r#"{"oid":"o","appid":"a","xms_mirid":"/m","aud":"x"}"#),
+        "sig"
+    );
     let c = crate::token::decode_claims(&jwt).unwrap();
     assert_eq!(c.oid.as_deref(), Some("o"));
     assert_eq!(c.xms_mirid.as_deref(), Some("/m"));

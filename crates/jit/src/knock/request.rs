@@ -72,7 +72,10 @@ impl PortRequest {
     /// A fresh request with a random nonce and `now` as timestamp. Call
     /// [`PortRequest::validate`] before signing: this does not check the
     /// values.
-    #[expect(clippy::too_many_arguments, reason = "one argument per request field, as the protocol defines them")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per request field, as the protocol defines them"
+    )]
     pub fn new(
         port: u16,
         protocol: impl Into<String>,
@@ -93,7 +96,10 @@ impl PortRequest {
             reason: reason.into(),
             ticket,
             nonce: hex::encode(nonce),
-            timestamp: now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            timestamp: now
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             host,
         }
     }
@@ -108,7 +114,10 @@ impl PortRequest {
         if let Some(ticket) = &self.ticket {
             m.push_str(&format!("ticket={ticket}\n"));
         }
-        m.push_str(&format!("nonce={}\ntimestamp={}\n", self.nonce, self.timestamp));
+        m.push_str(&format!(
+            "nonce={}\ntimestamp={}\n",
+            self.nonce, self.timestamp
+        ));
         if let Some(host) = &self.host {
             m.push_str(&format!("host={host}\n"));
         }
@@ -129,26 +138,40 @@ impl PortRequest {
     /// their fixed order, each once, no others; bounded lengths; no control
     /// characters.
     pub fn parse_message(text: &str) -> Result<PortRequest, KnockError> {
-        let body = text
-            .strip_suffix('\n')
-            .ok_or_else(|| bad(0, "the message does not end with a line break; send it exactly as signed"))?;
-        let mut lines = body.split('\n').enumerate().map(|(i, l)| (i.saturating_add(1), l)).peekable();
+        let body = text.strip_suffix('\n').ok_or_else(|| {
+            bad(
+                0,
+                "the message does not end with a line break; send it exactly as signed",
+            )
+        })?;
+        let mut lines = body
+            .split('\n')
+            .enumerate()
+            .map(|(i, l)| (i.saturating_add(1), l))
+            .peekable();
 
         match lines.next() {
             Some((_, HEADER)) => {}
             Some((_, l)) if l.strip_prefix(HEADER_PREFIX).is_some_and(is_version) => {
-                return Err(bad(1, "unsupported request version; this server reads `gatehouse-jit-request v1`"))
+                return Err(bad(
+                    1,
+                    "unsupported request version; this server reads `gatehouse-jit-request v1`",
+                ))
             }
             _ => return Err(bad(1, "the first line is not `gatehouse-jit-request v1`")),
         }
 
         let mut fields = Fields { lines, last: 1 };
         let port = fields.required("port", |v| {
-            number(v).filter(|n| (1..=u64::from(u16::MAX)).contains(n)).and_then(|n| u16::try_from(n).ok())
+            number(v)
+                .filter(|n| (1..=u64::from(u16::MAX)).contains(n))
+                .and_then(|n| u16::try_from(n).ok())
                 .ok_or("must be a port number from 1 to 65535")
         })?;
         let protocol = fields.required("protocol", |v| {
-            matches!(v, "tcp" | "udp").then(|| v.to_owned()).ok_or("must be `tcp` or `udp`")
+            matches!(v, "tcp" | "udp")
+                .then(|| v.to_owned())
+                .ok_or("must be `tcp` or `udp`")
         })?;
         let source = fields.required("source", address)?;
         let duration_secs = fields.required("duration_secs", |v| {
@@ -156,39 +179,69 @@ impl PortRequest {
                 .filter(|n| (1..=MAX_DURATION_SECS).contains(n))
                 .ok_or("must be a whole number of seconds from 1 to 2592000 (30 days)")
         })?;
-        let reason = fields.required("reason", |v| text_value(v, MAX_REASON, "must be 1 to 512 characters"))?;
-        let ticket = fields.optional("ticket", |v| text_value(v, MAX_TICKET, "must be 1 to 128 characters"))?;
+        let reason = fields.required("reason", |v| {
+            text_value(v, MAX_REASON, "must be 1 to 512 characters")
+        })?;
+        let ticket = fields.optional("ticket", |v| {
+            text_value(v, MAX_TICKET, "must be 1 to 128 characters")
+        })?;
         let nonce = fields.required("nonce", |v| {
             (v.len() == 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
                 .then(|| v.to_owned())
                 .ok_or("must be 32 lowercase hex digits")
         })?;
-        let timestamp = fields.required("timestamp", |v| number(v).ok_or("must be Unix seconds, plain decimal"))?;
+        let timestamp = fields.required("timestamp", |v| {
+            number(v).ok_or("must be Unix seconds, plain decimal")
+        })?;
         let host = fields.optional("host", |v| {
             (!v.is_empty()
                 && v.len() <= MAX_HOST
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':')))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':')))
             .then(|| v.to_owned())
             .ok_or("must be a host name of 1 to 253 letters, digits, `.`, `-`, `_` or `:`")
         })?;
         fields.finish()?;
 
-        Ok(PortRequest { port, protocol, source, duration_secs, reason, ticket, nonce, timestamp, host })
+        Ok(PortRequest {
+            port,
+            protocol,
+            source,
+            duration_secs,
+            reason,
+            ticket,
+            nonce,
+            timestamp,
+            host,
+        })
     }
 }
 
 /// `v` and a number: another version of this protocol, not garbage.
 fn is_version(v: &str) -> bool {
-    v.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    v.strip_prefix('v')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The order keys must come in; a key seen out of this order is a duplicate
 /// or misplaced, anything else is unknown.
-const KEYS: [&str; 9] =
-    ["port", "protocol", "source", "duration_secs", "reason", "ticket", "nonce", "timestamp", "host"];
+const KEYS: [&str; 9] = [
+    "port",
+    "protocol",
+    "source",
+    "duration_secs",
+    "reason",
+    "ticket",
+    "nonce",
+    "timestamp",
+    "host",
+];
 
 fn bad(line: usize, problem: impl Into<String>) -> KnockError {
-    KnockError::Message { line, problem: problem.into() }
+    KnockError::Message {
+        line,
+        problem: problem.into(),
+    }
 }
 
 /// Walks the `key=value` lines in the one order they may appear in.
@@ -203,23 +256,39 @@ impl<'a, I: Iterator<Item = (usize, &'a str)>> Fields<'a, I> {
         key: &str,
         value: impl FnOnce(&str) -> Result<T, &'static str>,
     ) -> Result<Option<T>, KnockError> {
-        let Some(&(line, text)) = self.lines.peek() else { return Ok(None) };
+        let Some(&(line, text)) = self.lines.peek() else {
+            return Ok(None);
+        };
         if text.split_once('=').map(|(k, _)| k) != Some(key) {
             return Ok(None);
         }
         self.lines.next();
         self.last = line;
         let raw = text.get(key.len().saturating_add(1)..).unwrap_or("");
-        value(raw).map(Some).map_err(|why| bad(line, format!("`{key}` {why}")))
+        value(raw)
+            .map(Some)
+            .map_err(|why| bad(line, format!("`{key}` {why}")))
     }
 
-    fn required<T>(&mut self, key: &str, value: impl FnOnce(&str) -> Result<T, &'static str>) -> Result<T, KnockError> {
-        let next = self.lines.peek().map(|&(line, text)| (line, text.split_once('=').map(|(k, _)| k)));
+    fn required<T>(
+        &mut self,
+        key: &str,
+        value: impl FnOnce(&str) -> Result<T, &'static str>,
+    ) -> Result<T, KnockError> {
+        let next = self
+            .lines
+            .peek()
+            .map(|&(line, text)| (line, text.split_once('=').map(|(k, _)| k)));
         match self.optional(key, value)? {
             Some(v) => Ok(v),
             None => Err(match next {
-                Some((line, Some(other))) => bad(line, format!("expected `{key}=`, found {}", describe(other))),
-                Some((line, None)) => bad(line, format!("expected `{key}=`, found a line without `=`")),
+                Some((line, Some(other))) => bad(
+                    line,
+                    format!("expected `{key}=`, found {}", describe(other)),
+                ),
+                Some((line, None)) => {
+                    bad(line, format!("expected `{key}=`, found a line without `=`"))
+                }
                 None => bad(self.last.saturating_add(1), format!("missing `{key}=`")),
             }),
         }
@@ -242,16 +311,25 @@ impl<'a, I: Iterator<Item = (usize, &'a str)>> Fields<'a, I> {
 /// Names a key from the packet without echoing arbitrary attacker text.
 fn describe(key: &str) -> String {
     if KEYS.contains(&key) {
-        format!("`{key}=` (a duplicate or out of order: keys go in the order {})", KEYS.join(", "))
+        format!(
+            "`{key}=` (a duplicate or out of order: keys go in the order {})",
+            KEYS.join(", ")
+        )
     } else {
-        let shown: String = key.chars().take(32).collect::<String>().escape_debug().to_string();
+        let shown: String = key
+            .chars()
+            .take(32)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
         format!("unknown key `{shown}`")
     }
 }
 
 /// Plain decimal, no sign, no leading zeros, fits a u64.
 fn number(v: &str) -> Option<u64> {
-    let canonical = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
+    let canonical =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
     canonical.then(|| v.parse().ok()).flatten()
 }
 
@@ -275,8 +353,10 @@ fn text_value(v: &str, max: usize, length: &'static str) -> Result<String, &'sta
     if v.is_empty() || v.chars().count() > max {
         return Err(length);
     }
-    let forbidden =
-        |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let forbidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if v.chars().any(forbidden) {
         return Err("contains control characters; use plain text on one line");
     }

@@ -32,7 +32,11 @@ host=vm-7.example.com\n";
 fn message_is_the_documented_text() {
     assert_eq!(request().message(), MESSAGE);
     assert_eq!(PortRequest::parse_message(MESSAGE).unwrap(), request());
-    let bare = PortRequest { ticket: None, host: None, ..request() };
+    let bare = PortRequest {
+        ticket: None,
+        host: None,
+        ..request()
+    };
     assert!(!bare.message().contains("ticket=") && !bare.message().contains("host="));
     assert_eq!(PortRequest::parse_message(&bare.message()).unwrap(), bare);
 }
@@ -45,22 +49,54 @@ fn new_makes_a_fresh_valid_request() {
     let b = PortRequest::new(22, "tcp", source, 60, "why", None, None, now);
     assert_ne!(a.nonce, b.nonce);
     assert_eq!(a.timestamp, 1_767_225_600);
-    assert_eq!(a.source, "198.51.100.2".parse::<IpAddr>().unwrap(), "mapped address becomes IPv4");
+    assert_eq!(
+        a.source,
+        "198.51.100.2".parse::<IpAddr>().unwrap(),
+        "mapped address becomes IPv4"
+    );
     a.validate().unwrap();
 }
 
 #[test]
 fn validate_refuses_what_would_read_differently() {
     for bad in [
-        PortRequest { reason: "ok\nticket=X".into(), ticket: None, ..request() },
-        PortRequest { reason: String::new(), ..request() },
-        PortRequest { reason: "a\u{1b}[31m".into(), ..request() },
-        PortRequest { ticket: Some(String::new()), ..request() },
-        PortRequest { protocol: "sctp".into(), ..request() },
-        PortRequest { port: 0, ..request() },
-        PortRequest { duration_secs: 0, ..request() },
-        PortRequest { nonce: "ABC".into(), ..request() },
-        PortRequest { host: Some("a b".into()), ..request() },
+        PortRequest {
+            reason: "ok\nticket=X".into(),
+            ticket: None,
+            ..request()
+        },
+        PortRequest {
+            reason: String::new(),
+            ..request()
+        },
+        PortRequest {
+            reason: "a\u{1b}[31m".into(),
+            ..request()
+        },
+        PortRequest {
+            ticket: Some(String::new()),
+            ..request()
+        },
+        PortRequest {
+            protocol: "sctp".into(),
+            ..request()
+        },
+        PortRequest {
+            port: 0,
+            ..request()
+        },
+        PortRequest {
+            duration_secs: 0,
+            ..request()
+        },
+        PortRequest {
+            nonce: "ABC".into(),
+            ..request()
+        },
+        PortRequest {
+            host: Some("a b".into()),
+            ..request()
+        },
     ] {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
@@ -70,7 +106,12 @@ fn validate_refuses_what_would_read_differently() {
 #[test]
 fn parse_message_is_strict() {
     for (from, to, line, needle) in [
-        ("gatehouse-jit-request v1", "gatehouse-jit-request v2", 1, "unsupported request version"),
+        (
+            "gatehouse-jit-request v1",
+            "gatehouse-jit-request v2",
+            1,
+            "unsupported request version",
+        ),
         ("gatehouse-jit-request v1", "hello", 1, "first line"),
         ("port=22", "port=022", 2, "port number"),
         ("port=22", "port=+22", 2, "port number"),
@@ -78,33 +119,106 @@ fn parse_message_is_strict() {
         ("port=22", "port=0", 2, "port number"),
         ("port=22", "prot=22", 2, "unknown key `prot`"),
         ("protocol=tcp", "protocol=TCP", 3, "`tcp` or `udp`"),
-        ("source=203.0.113.7", "source=::ffff:203.0.113.7", 4, "IPv4-mapped"),
+        (
+            "source=203.0.113.7",
+            "source=::ffff:203.0.113.7",
+            4,
+            "IPv4-mapped",
+        ),
         ("source=203.0.113.7", "source=2001:DB8::1", 4, "canonical"),
         ("source=203.0.113.7", "source=2001:db8:0::1", 4, "canonical"),
         ("source=203.0.113.7", "source=0.0.0.0", 4, "single host"),
         ("source=203.0.113.7", "source=224.0.0.1", 4, "single host"),
-        ("source=203.0.113.7", "source=example.com", 4, "IPv4 or IPv6"),
+        (
+            "source=203.0.113.7",
+            "source=example.com",
+            4,
+            "IPv4 or IPv6",
+        ),
         ("duration_secs=3600", "duration_secs=2592001", 5, "30 days"),
-        ("duration_secs=3600", "duration_secs=18446744073709551616", 5, "30 days"),
-        ("reason=deploy the 4.2 hotfix = urgent", "reason=", 6, "1 to 512"),
-        ("reason=deploy the 4.2 hotfix = urgent", "reason=a\u{7f}", 6, "control"),
-        ("reason=deploy the 4.2 hotfix = urgent", "reason=a\u{202e}b", 6, "control"),
-        ("reason=deploy the 4.2 hotfix = urgent", "reason=a\rb", 6, "control"),
+        (
+            "duration_secs=3600",
+            "duration_secs=18446744073709551616",
+            5,
+            "30 days",
+        ),
+        (
+            "reason=deploy the 4.2 hotfix = urgent",
+            "reason=",
+            6,
+            "1 to 512",
+        ),
+        (
+            "reason=deploy the 4.2 hotfix = urgent",
+            "reason=a\u{7f}",
+            6,
+            "control",
+        ),
+        (
+            "reason=deploy the 4.2 hotfix = urgent",
+            "reason=a\u{202e}b",
+            6,
+            "control",
+        ),
+        (
+            "reason=deploy the 4.2 hotfix = urgent",
+            "reason=a\rb",
+            6,
+            "control",
+        ),
         ("ticket=OPS-1234", "ticket=", 7, "1 to 128"),
-        ("ticket=OPS-1234", "ticket=OPS-1234\nticket=OPS-2", 8, "duplicate or out of order"),
-        ("nonce=5f0c8e7d9a1b2c3d4e5f60718293a4b5", "nonce=5F0C8E7D9A1B2C3D4E5F60718293A4B5", 8, "lowercase hex"),
-        ("nonce=5f0c8e7d9a1b2c3d4e5f60718293a4b5", "nonce=5f0c", 8, "lowercase hex"),
+        (
+            "ticket=OPS-1234",
+            "ticket=OPS-1234\nticket=OPS-2",
+            8,
+            "duplicate or out of order",
+        ),
+        (
+            "nonce=5f0c8e7d9a1b2c3d4e5f60718293a4b5",
+            "nonce=5F0C8E7D9A1B2C3D4E5F60718293A4B5",
+            8,
+            "lowercase hex",
+        ),
+        (
+            "nonce=5f0c8e7d9a1b2c3d4e5f60718293a4b5",
+            "nonce=5f0c",
+            8,
+            "lowercase hex",
+        ),
         ("timestamp=1767225600", "timestamp=-1", 9, "Unix seconds"),
-        ("timestamp=1767225600", "", 9, "expected `timestamp=`, found a line without `=`"),
+        (
+            "timestamp=1767225600",
+            "",
+            9,
+            "expected `timestamp=`, found a line without `=`",
+        ),
         ("host=vm-7.example.com", "host=vm 7", 10, "host name"),
-        ("host=vm-7.example.com", "host=vm\nextra=1", 11, "unknown key `extra`"),
-        ("host=vm-7.example.com", "host=vm\nport=22", 11, "duplicate or out of order"),
-        ("protocol=tcp\nsource=203.0.113.7", "source=203.0.113.7\nprotocol=tcp", 3, "expected `protocol=`"),
+        (
+            "host=vm-7.example.com",
+            "host=vm\nextra=1",
+            11,
+            "unknown key `extra`",
+        ),
+        (
+            "host=vm-7.example.com",
+            "host=vm\nport=22",
+            11,
+            "duplicate or out of order",
+        ),
+        (
+            "protocol=tcp\nsource=203.0.113.7",
+            "source=203.0.113.7\nprotocol=tcp",
+            3,
+            "expected `protocol=`",
+        ),
     ] {
         let text = MESSAGE.replacen(from, to, 1);
         match PortRequest::parse_message(&text) {
             Err(KnockError::Message { line: l, problem }) => {
-                assert!(problem.contains(needle) && l == line, "{to:?}: want line {line} `{needle}`, got line {l}: {problem}")
+                assert!(
+                    problem.contains(needle) && l == line,
+                    "{to:?}: want line {line} `{needle}`, got line {l}: {problem}"
+                )
             }
             other => panic!("{to:?}: want an error, got {other:?}"),
         }
@@ -117,7 +231,10 @@ fn parse_message_wants_the_exact_ending() {
         (MESSAGE.trim_end_matches('\n').to_owned(), "line break"),
         (format!("{MESSAGE}\n"), "unexpected line without `=`"),
         (MESSAGE.replace('\n', "\r\n"), "first line"),
-        ("gatehouse-jit-request v1\nport=22\n".to_owned(), "missing `protocol=`"),
+        (
+            "gatehouse-jit-request v1\nport=22\n".to_owned(),
+            "missing `protocol=`",
+        ),
         (String::new(), "line break"),
     ] {
         let e = PortRequest::parse_message(&text).unwrap_err();
@@ -128,9 +245,15 @@ fn parse_message_wants_the_exact_ending() {
 
 #[test]
 fn reason_length_counts_characters() {
-    let ok = PortRequest { reason: "é".repeat(512), ..request() };
+    let ok = PortRequest {
+        reason: "é".repeat(512),
+        ..request()
+    };
     ok.validate().unwrap();
-    let long = PortRequest { reason: "a".repeat(513), ..request() };
+    let long = PortRequest {
+        reason: "a".repeat(513),
+        ..request()
+    };
     assert!(long.validate().is_err());
 }
 
@@ -145,11 +268,16 @@ fn framing() {
         (String::new(), Err("no `-----BEGIN")),
         (format!("{MESSAGE}{SIG}extra"), Err("does not end with")),
         (format!("{MESSAGE}{SIG}{SIG}"), Err("more than one")),
-        (format!("{}{SIG}", MESSAGE.trim_end()), Err("no `-----BEGIN")),
+        (
+            format!("{}{SIG}", MESSAGE.trim_end()),
+            Err("no `-----BEGIN"),
+        ),
     ] {
         match (split(packet.as_bytes()), expected) {
             (Ok((message, _)), Ok(len)) => assert_eq!(message.len(), len),
-            (Err(KnockError::Framing { problem }), Err(needle)) => assert!(problem.contains(needle), "{packet:?}: {problem}"),
+            (Err(KnockError::Framing { problem }), Err(needle)) => {
+                assert!(problem.contains(needle), "{packet:?}: {problem}")
+            }
             (got, want) => panic!("{packet:?}: got {got:?}, want {want:?}"),
         }
     }

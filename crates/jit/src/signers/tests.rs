@@ -66,7 +66,11 @@ fn times_are_utc_and_checked() {
         ("\"20250101Z", None),
         ("", None),
     ] {
-        assert_eq!(time::parse(1, "valid-after", value).ok(), expected, "{value:?}");
+        assert_eq!(
+            time::parse(1, "valid-after", value).ok(),
+            expected,
+            "{value:?}"
+        );
     }
 }
 
@@ -88,7 +92,12 @@ fn good_files_parse() {
         (&format!("  alice,bob@example.com\t{A}\r\n"), 1),
         (&format!("alice namespaces=\"{NS}\" {A}"), 1),
         (&format!("alice NAMESPACES=\"file,gatehouse-*\" {A}"), 1),
-        (&format!("alice namespaces=\"{NS}\",valid-after=20250101Z,valid-before=\"20260101Z\" {A}"), 1),
+        (
+            &format!(
+                "alice namespaces=\"{NS}\",valid-after=20250101Z,valid-before=\"20260101Z\" {A}"
+            ),
+            1,
+        ),
         (&format!("alice {A}\nbob {B}\n"), 2),
     ] {
         let parsed = AllowedSigners::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e:?}"));
@@ -101,27 +110,47 @@ fn good_files_parse() {
 fn bad_lines_each_say_what_to_fix() {
     for (line, needle) in [
         (format!("alice cert-authority {A}"), "cert-authority"),
-        (format!("*@example.com cert-authority,namespaces=\"{NS}\" {A}"), "cert-authority"),
+        (
+            format!("*@example.com cert-authority,namespaces=\"{NS}\" {A}"),
+            "cert-authority",
+        ),
         ("alice".to_owned(), "missing key"),
         ("alice ssh-ed25519".to_owned(), "missing the base64 key"),
         ("alice ssh-ed25519 AAAA".to_owned(), "does not parse"),
-        ("alice ssh-ed25519-cert-v01@openssh.com AAAA".to_owned(), "certificate"),
+        (
+            "alice ssh-ed25519-cert-v01@openssh.com AAAA".to_owned(),
+            "certificate",
+        ),
         (format!("alice namespaces={NS} {A}"), "not quoted"),
         (format!("alice namespaces=\"\" {A}"), "empty or negated"),
-        (format!("alice namespaces=\"!file\" {A}"), "empty or negated"),
+        (
+            format!("alice namespaces=\"!file\" {A}"),
+            "empty or negated",
+        ),
         (format!("alice valid-after=20250101 {A}"), "`Z`"),
-        (format!("alice valid-after=20250101Z,valid-after=20250102Z {A}"), "twice"),
-        (format!("alice valid-after=20260101Z,valid-before=20250101Z {A}"), "never valid"),
+        (
+            format!("alice valid-after=20250101Z,valid-after=20250102Z {A}"),
+            "twice",
+        ),
+        (
+            format!("alice valid-after=20260101Z,valid-before=20250101Z {A}"),
+            "never valid",
+        ),
         (format!("alice valid-after {A}"), "needs a value"),
         (format!("alice no-touch-required {A}"), "unknown option"),
         (format!("alice,,bob {A}"), "empty principal"),
         (format!("!mallory {A}"), "negated principal"),
         (format!("\"alice smith\" {A}"), "quoted principals"),
-        (format!("alice ssh-foo {}", A.split(' ').nth(1).unwrap()), "does not parse"),
+        (
+            format!("alice ssh-foo {}", A.split(' ').nth(1).unwrap()),
+            "does not parse",
+        ),
     ] {
         let errors = AllowedSigners::parse(&line).expect_err(&line);
         assert!(
-            errors.iter().any(|e| e.message.contains(needle) && e.line == 1 && !e.help.is_empty()),
+            errors
+                .iter()
+                .any(|e| e.message.contains(needle) && e.line == 1 && !e.help.is_empty()),
             "{line:?}: want `{needle}`, got {errors:?}"
         );
     }
@@ -133,7 +162,11 @@ fn every_bad_line_is_reported_at_once() {
     let errors = AllowedSigners::parse(&text).unwrap_err();
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [3, 5, 6], "{errors:?}");
-    assert!(errors[0].to_string().starts_with("line 3: "), "{}", errors[0]);
+    assert!(
+        errors[0].to_string().starts_with("line 3: "),
+        "{}",
+        errors[0]
+    );
 }
 
 #[test]
@@ -171,7 +204,11 @@ fn principal_is_the_first_named_on_the_first_applicable_line() {
 fn key_comment_does_not_matter() {
     let file = AllowedSigners::parse(&format!("alice {A} one-comment")).unwrap();
     let with_other_comment = key(&format!("{A} another@host"));
-    assert_eq!(file.principal_for(&with_other_comment, NS, at(0)).as_deref(), Some("alice"));
+    assert_eq!(
+        file.principal_for(&with_other_comment, NS, at(0))
+            .as_deref(),
+        Some("alice")
+    );
 }
 
 #[test]

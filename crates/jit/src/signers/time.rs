@@ -15,7 +15,9 @@ pub(super) fn parse(line: usize, option: &str, value: &str) -> Result<u64, Signe
         )
     };
     let v = match value.strip_prefix('"') {
-        Some(inner) => inner.strip_suffix('"').ok_or_else(|| bad("unterminated quote"))?,
+        Some(inner) => inner
+            .strip_suffix('"')
+            .ok_or_else(|| bad("unterminated quote"))?,
         None => value,
     };
     let Some(digits) = v.strip_suffix(['Z', 'z']) else {
@@ -24,7 +26,12 @@ pub(super) fn parse(line: usize, option: &str, value: &str) -> Result<u64, Signe
     if !digits.bytes().all(|b| b.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
         return Err(bad("not a date or time of 8, 12 or 14 digits"));
     }
-    let field = |range: std::ops::Range<usize>| digits.get(range).and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
+    let field = |range: std::ops::Range<usize>| {
+        digits
+            .get(range)
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
     let (year, month, day) = (field(0..4), field(4..6), field(6..8));
     let (hour, minute, second) = (field(8..10), field(10..12), field(12..14));
     if year < 1970 {

@@ -347,8 +347,14 @@ pub(super) fn prune(tx: &Transaction<'_>, before: SystemTime) -> Result<usize, S
         WHERE r.state IN ('denied', 'revoked', 'expired', 'lapsed')
           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.request_id = r.id
                           AND (e.at_ms >= ?1 OR e.seq > (SELECT audited_seq FROM outbox WHERE id = 1)))";
-    tx.execute(&format!("DELETE FROM events WHERE request_id IN ({doomed})"), [before])?;
-    let gone = tx.execute(&format!("DELETE FROM requests WHERE id IN ({doomed})"), [before])?;
+    tx.execute(
+        &format!("DELETE FROM events WHERE request_id IN ({doomed})"),
+        [before],
+    )?;
+    let gone = tx.execute(
+        &format!("DELETE FROM requests WHERE id IN ({doomed})"),
+        [before],
+    )?;
     Ok(gone)
 }
 

@@ -61,7 +61,12 @@ pub enum Source {
 }
 
 impl Source {
-    pub const ALL: [Source; 4] = [Source::Request, Source::Resource, Source::Principal, Source::Environment];
+    pub const ALL: [Source; 4] = [
+        Source::Request,
+        Source::Resource,
+        Source::Principal,
+        Source::Environment,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,11 +95,16 @@ impl AttrName {
     /// Split the text between `[` and `]`.
     pub fn from_text(text: &str) -> AttrName {
         if let Some(base) = text.strip_suffix(KEYS_SUFFIX) {
-            return AttrName::Keys { base: base.to_owned() };
+            return AttrName::Keys {
+                base: base.to_owned(),
+            };
         }
         if let Some(rest) = text.strip_suffix(KEY_SUFFIX) {
             if let Some((base, key)) = rest.rsplit_once(':') {
-                return AttrName::Key { base: base.to_owned(), key: key.to_owned() };
+                return AttrName::Key {
+                    base: base.to_owned(),
+                    key: key.to_owned(),
+                };
             }
         }
         AttrName::Plain(text.to_owned())
@@ -148,7 +158,9 @@ pub enum Literal {
 impl Literal {
     pub fn span(&self) -> Span {
         match self {
-            Literal::Str(_, s) | Literal::Int(_, s) | Literal::Bool(_, s) | Literal::Guid(_, s) => *s,
+            Literal::Str(_, s) | Literal::Int(_, s) | Literal::Bool(_, s) | Literal::Guid(_, s) => {
+                *s
+            }
         }
     }
 }
@@ -277,7 +289,11 @@ impl Func {
     pub fn all() -> Vec<(String, Func)> {
         use FuncKind::*;
         let mut out = Vec::new();
-        let f = |kind, negated, ignore_case| Func { kind, negated, ignore_case };
+        let f = |kind, negated, ignore_case| Func {
+            kind,
+            negated,
+            ignore_case,
+        };
         for (pos, neg, kind) in [
             ("StringEquals", "StringNotEquals", StringEquals),
             ("StringStartsWith", "StringNotStartsWith", StringStartsWith),
@@ -290,8 +306,22 @@ impl Func {
             }
         }
         for (prefix, eq, lt, le, gt, ge) in [
-            ("Numeric", NumericEquals, NumericLessThan, NumericLessThanEquals, NumericGreaterThan, NumericGreaterThanEquals),
-            ("DateTime", DateTimeEquals, DateTimeLessThan, DateTimeLessThanEquals, DateTimeGreaterThan, DateTimeGreaterThanEquals),
+            (
+                "Numeric",
+                NumericEquals,
+                NumericLessThan,
+                NumericLessThanEquals,
+                NumericGreaterThan,
+                NumericGreaterThanEquals,
+            ),
+            (
+                "DateTime",
+                DateTimeEquals,
+                DateTimeLessThan,
+                DateTimeLessThanEquals,
+                DateTimeGreaterThan,
+                DateTimeGreaterThanEquals,
+            ),
         ] {
             out.push((format!("{prefix}Equals"), f(eq, false, false)));
             out.push((format!("{prefix}NotEquals"), f(eq, true, false)));
@@ -374,7 +404,11 @@ impl fmt::Display for Expr {
         };
         match self {
             Expr::And(xs) | Expr::Or(xs) => {
-                let sep = if matches!(self, Expr::And(_)) { " AND " } else { " OR " };
+                let sep = if matches!(self, Expr::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 for (i, x) in xs.iter().enumerate() {
                     if i > 0 {
                         f.write_str(sep)?;

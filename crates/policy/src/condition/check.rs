@@ -54,8 +54,16 @@ pub fn func_ty(kind: FuncKind) -> Ty {
     use FuncKind::*;
     match kind {
         StringEquals | StringStartsWith | StringLike => Ty::String,
-        NumericEquals | NumericLessThan | NumericLessThanEquals | NumericGreaterThan | NumericGreaterThanEquals => Ty::Integer,
-        DateTimeEquals | DateTimeLessThan | DateTimeLessThanEquals | DateTimeGreaterThan | DateTimeGreaterThanEquals => Ty::DateTime,
+        NumericEquals
+        | NumericLessThan
+        | NumericLessThanEquals
+        | NumericGreaterThan
+        | NumericGreaterThanEquals => Ty::Integer,
+        DateTimeEquals
+        | DateTimeLessThan
+        | DateTimeLessThanEquals
+        | DateTimeGreaterThan
+        | DateTimeGreaterThanEquals => Ty::DateTime,
         BoolEquals => Ty::Boolean,
         GuidEquals => Ty::Guid,
     }
@@ -86,7 +94,11 @@ pub fn check(expr: &Expr, schema: &dyn Schema) -> Vec<TypeError> {
 }
 
 fn err(errors: &mut Vec<TypeError>, span: super::ast::Span, message: String, help: Option<String>) {
-    errors.push(ParseError { span, message, help });
+    errors.push(ParseError {
+        span,
+        message,
+        help,
+    });
 }
 
 fn lookup(schema: &dyn Schema, a: &Attr, errors: &mut Vec<TypeError>) -> Option<AttrType> {
@@ -95,24 +107,45 @@ fn lookup(schema: &dyn Schema, a: &Attr, errors: &mut Vec<TypeError>) -> Option<
         let names = schema.names(a.source);
         let help = crate::load::closest(&a.name.to_string(), names.iter().map(String::as_str))
             .map(|n| format!("did you mean `@{}[{n}]`?", a.source.as_str()))
-            .or_else(|| (!names.is_empty()).then(|| format!("`@{}` has: {}", a.source.as_str(), names.join(", "))));
+            .or_else(|| {
+                (!names.is_empty())
+                    .then(|| format!("`@{}` has: {}", a.source.as_str(), names.join(", ")))
+            });
         err(errors, a.span, format!("unknown attribute `{a}`"), help);
     }
     found
 }
 
-fn compare(schema: &dyn Schema, left: &Operand, op: &Operator, right: &Operand, errors: &mut Vec<TypeError>) {
+fn compare(
+    schema: &dyn Schema,
+    left: &Operand,
+    op: &Operator,
+    right: &Operand,
+    errors: &mut Vec<TypeError>,
+) {
     let ty = func_ty(op.func.kind);
     let name = op.func.name();
     if op.quantifier.is_some() && matches!(ty, Ty::DateTime | Ty::Boolean) {
-        err(errors, op.span, format!("`{op}`: quantifiers apply only to string, numeric and guid functions"), None);
+        err(
+            errors,
+            op.span,
+            format!("`{op}`: quantifiers apply only to string, numeric and guid functions"),
+            None,
+        );
     }
     for operand in [left, right] {
         match operand {
             Operand::Attr(a) => {
-                let Some(at) = lookup(schema, a, errors) else { continue };
+                let Some(at) = lookup(schema, a, errors) else {
+                    continue;
+                };
                 if at.ty != ty {
-                    err(errors, a.span, format!("`{name}` compares {ty} values, but `{a}` is a {}", at.ty), None);
+                    err(
+                        errors,
+                        a.span,
+                        format!("`{name}` compares {ty} values, but `{a}` is a {}", at.ty),
+                        None,
+                    );
                 }
                 if at.multi && op.quantifier.is_none() {
                     err(
@@ -126,7 +159,12 @@ fn compare(schema: &dyn Schema, left: &Operand, op: &Operator, right: &Operand, 
             Operand::Literal(l) => literal(l, ty, &name, errors),
             Operand::List(items, span) => {
                 if op.quantifier.is_none() {
-                    err(errors, *span, "a list needs a quantifier".into(), Some(format!("e.g. `ForAnyOfAnyValues:{name}`")));
+                    err(
+                        errors,
+                        *span,
+                        "a list needs a quantifier".into(),
+                        Some(format!("e.g. `ForAnyOfAnyValues:{name}`")),
+                    );
                 }
                 for l in items {
                     literal(l, ty, &name, errors);
@@ -146,5 +184,10 @@ fn literal(l: &Literal, ty: Ty, name: &str, errors: &mut Vec<TypeError>) {
         Ty::String => Some("put strings in single quotes".to_owned()),
         Ty::Integer | Ty::Boolean => None,
     };
-    err(errors, l.span(), format!("`{name}` compares {ty} values, but `{l}` is not one"), help);
+    err(
+        errors,
+        l.span(),
+        format!("`{name}` compares {ty} values, but `{l}` is not one"),
+        help,
+    );
 }

@@ -13,7 +13,9 @@ pub fn parse(s: &str) -> Option<Nanos> {
     let b = s.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
         let part = s.get(from..from + len)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let sep = |at: usize, c: u8| b.get(at) == Some(&c);
     if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
@@ -25,7 +27,9 @@ pub fn parse(s: &str) -> Option<Nanos> {
     let frac = rest.strip_suffix('Z')?;
     let nanos = match frac.strip_prefix('.') {
         None if frac.is_empty() => 0,
-        Some(digits) if (1..=7).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) => {
+        Some(digits)
+            if (1..=7).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) =>
+        {
             let padded = format!("{digits:0<9}");
             padded.parse::<i64>().ok()?
         }
@@ -54,5 +58,10 @@ pub fn format(n: Nanos) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }

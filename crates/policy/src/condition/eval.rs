@@ -58,8 +58,16 @@ pub struct Evaluation {
 pub fn evaluate(expr: &Expr, facts: &dyn Facts) -> Evaluation {
     let mut used = Vec::new();
     match eval(expr, facts, &mut used) {
-        Ok(value) => Evaluation { value, absent: None, used },
-        Err(Absent(name)) => Evaluation { value: false, absent: Some(name), used },
+        Ok(value) => Evaluation {
+            value,
+            absent: None,
+            used,
+        },
+        Err(Absent(name)) => Evaluation {
+            value: false,
+            absent: Some(name),
+            used,
+        },
     }
 }
 
@@ -85,10 +93,15 @@ fn eval(e: &Expr, facts: &dyn Facts, used: &mut Vec<(String, String)>) -> Result
         }
         Expr::Not(x) => !eval(x, facts, used)?,
         Expr::ActionMatches(p, _) => wildcard::matches_ignore_case(p, facts.action()),
-        Expr::SubOperationMatches(p, _) => facts.sub_operation().is_some_and(|s| s.eq_ignore_ascii_case(p)),
+        Expr::SubOperationMatches(p, _) => facts
+            .sub_operation()
+            .is_some_and(|s| s.eq_ignore_ascii_case(p)),
         Expr::Exists(a) => {
             let v = facts.value(a);
-            used.push((a.to_string(), v.as_deref().map_or_else(|| "absent".to_owned(), render)));
+            used.push((
+                a.to_string(),
+                v.as_deref().map_or_else(|| "absent".to_owned(), render),
+            ));
             v.is_some()
         }
         Expr::Compare { left, op, right } => {
@@ -103,7 +116,13 @@ fn eval(e: &Expr, facts: &dyn Facts, used: &mut Vec<(String, String)>) -> Result
 fn render(values: &[Value]) -> String {
     match values {
         [one] => one.to_string(),
-        many => format!("{{{}}}", many.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "{{{}}}",
+            many.iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -145,7 +164,12 @@ fn from_value(v: &Value, ty: Ty) -> Option<Scalar> {
 
 /// An operand as a set of scalars; `Some(None)`-like failures (a value that
 /// does not convert) make the set `None`, which compares false.
-fn operand(o: &Operand, ty: Ty, facts: &dyn Facts, used: &mut Vec<(String, String)>) -> Result<Option<Vec<Scalar>>, Absent> {
+fn operand(
+    o: &Operand,
+    ty: Ty,
+    facts: &dyn Facts,
+    used: &mut Vec<(String, String)>,
+) -> Result<Option<Vec<Scalar>>, Absent> {
     Ok(match o {
         Operand::Literal(l) => from_literal(l, ty).map(|s| vec![s]),
         Operand::List(items, _) => items.iter().map(|l| from_literal(l, ty)).collect(),
@@ -176,7 +200,13 @@ fn compare(op: &Operator, l: &Option<Vec<Scalar>>, r: &Option<Vec<Scalar>>) -> b
         Some(_) if l.is_empty() || r.is_empty() => false,
         Some(q) => {
             let (all_l, all_r) = q.all_left_all_right();
-            let inner = |a: &Scalar| if all_r { r.iter().all(|b| f(a, b)) } else { r.iter().any(|b| f(a, b)) };
+            let inner = |a: &Scalar| {
+                if all_r {
+                    r.iter().all(|b| f(a, b))
+                } else {
+                    r.iter().any(|b| f(a, b))
+                }
+            };
             if all_l {
                 l.iter().all(inner)
             } else {
@@ -190,7 +220,13 @@ fn apply(func: &Func, a: &Scalar, b: &Scalar) -> bool {
     use FuncKind::*;
     let Some(result) = (match (a, b) {
         (Scalar::Str(a), Scalar::Str(b)) => {
-            let fold = |s: &str| if func.ignore_case { s.to_lowercase() } else { s.to_owned() };
+            let fold = |s: &str| {
+                if func.ignore_case {
+                    s.to_lowercase()
+                } else {
+                    s.to_owned()
+                }
+            };
             match func.kind {
                 StringEquals | GuidEquals => Some(fold(a) == fold(b)),
                 StringStartsWith => Some(fold(a).starts_with(&fold(b))),

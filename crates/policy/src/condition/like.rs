@@ -30,11 +30,16 @@ fn pieces(pattern: &str) -> Vec<Piece> {
 pub fn matches(pattern: &str, text: &str) -> bool {
     let p = pieces(pattern);
     let t: Vec<char> = text.chars().collect();
-    crate::wildcard::backtrack(&p, &t, |x| *x == Piece::Run, |x, c| match x {
-        Piece::One => true,
-        Piece::Char(pc) => pc == c,
-        Piece::Run => false,
-    })
+    crate::wildcard::backtrack(
+        &p,
+        &t,
+        |x| *x == Piece::Run,
+        |x, c| match x {
+            Piece::One => true,
+            Piece::Char(pc) => pc == c,
+            Piece::Run => false,
+        },
+    )
 }
 
 /// Case-insensitive variant (Unicode lower-casing of both sides).

@@ -15,7 +15,9 @@ pub mod like;
 pub mod parser;
 pub mod token;
 
-pub use ast::{Attr, AttrName, Expr, Func, FuncKind, Literal, Operand, Operator, Quantifier, Source, Span};
+pub use ast::{
+    Attr, AttrName, Expr, Func, FuncKind, Literal, Operand, Operator, Quantifier, Source, Span,
+};
 pub use check::{check, AttrType, Schema, Ty, TypeError};
 pub use eval::{evaluate, Evaluation, Facts, Value};
 pub use parser::{parse, ParseError, MAX_DEPTH, MAX_LEN};

@@ -33,7 +33,10 @@ pub fn parse(text: &str) -> Result<Expr, Vec<ParseError>> {
     if text.len() > MAX_LEN {
         return Err(vec![ParseError {
             span: Span::new(0, 0),
-            message: format!("condition is {} bytes, more than the limit of {MAX_LEN}", text.len()),
+            message: format!(
+                "condition is {} bytes, more than the limit of {MAX_LEN}",
+                text.len()
+            ),
             help: None,
         }]);
     }
@@ -41,7 +44,12 @@ pub fn parse(text: &str) -> Result<Expr, Vec<ParseError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut p = Parser { tokens: &tokens, pos: 0, depth: 0, end: text.len() };
+    let mut p = Parser {
+        tokens: &tokens,
+        pos: 0,
+        depth: 0,
+        end: text.len(),
+    };
     let result = p.expr().and_then(|e| match p.peek() {
         None => Ok(e),
         Some(t) => Err(p.unexpected(t, "the end of the condition")),
@@ -86,11 +94,19 @@ impl<'t> Parser<'t> {
     }
 
     fn unexpected(&self, t: &Token, wanted: &str) -> ParseError {
-        ParseError { span: t.span, message: format!("expected {wanted}, found {}", t.kind.describe()), help: None }
+        ParseError {
+            span: t.span,
+            message: format!("expected {wanted}, found {}", t.kind.describe()),
+            help: None,
+        }
     }
 
     fn eof(&self, wanted: &str) -> ParseError {
-        ParseError { span: self.eof_span(), message: format!("expected {wanted}, found the end of the condition"), help: None }
+        ParseError {
+            span: self.eof_span(),
+            message: format!("expected {wanted}, found the end of the condition"),
+            help: None,
+        }
     }
 
     fn expect(&mut self, want: &Tok, what: &str) -> PResult<Span> {
@@ -125,7 +141,9 @@ impl<'t> Parser<'t> {
                 return Err(ParseError {
                     span,
                     message: "`AND` and `OR` mixed without parentheses".into(),
-                    help: Some("add parentheses to say which binds first, e.g. `(a AND b) OR c`".into()),
+                    help: Some(
+                        "add parentheses to say which binds first, e.g. `(a AND b) OR c`".into(),
+                    ),
                 });
             }
             self.pos += 1;
@@ -142,13 +160,18 @@ impl<'t> Parser<'t> {
         let Some(t) = self.peek() else {
             return Err(self.eof("an expression"));
         };
-        let nests = matches!(&t.kind, Tok::Bang | Tok::LParen) || matches!(&t.kind, Tok::Word(w) if w == "NOT");
+        let nests = matches!(&t.kind, Tok::Bang | Tok::LParen)
+            || matches!(&t.kind, Tok::Word(w) if w == "NOT");
         if !nests {
             return self.predicate();
         }
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(ParseError { span: t.span, message: format!("condition nests deeper than {MAX_DEPTH} levels"), help: None });
+            return Err(ParseError {
+                span: t.span,
+                message: format!("condition nests deeper than {MAX_DEPTH} levels"),
+                help: None,
+            });
         }
         self.pos += 1;
         let e = if t.kind == Tok::LParen {
@@ -165,7 +188,11 @@ impl<'t> Parser<'t> {
     /// `predicate = "ActionMatches" , "{" , string , "}" | "SubOperationMatches" , "{" , string , "}"
     ///            | "Exists" , attribute | operand , operator , operand`
     fn predicate(&mut self) -> PResult<Expr> {
-        if let Some(Token { kind: Tok::Word(w), span }) = self.peek() {
+        if let Some(Token {
+            kind: Tok::Word(w),
+            span,
+        }) = self.peek()
+        {
             match w.as_str() {
                 "ActionMatches" | "SubOperationMatches" => {
                     self.pos += 1;
@@ -173,14 +200,23 @@ impl<'t> Parser<'t> {
                     let s = self.string()?;
                     let end = self.expect(&Tok::RBrace, "`}`")?;
                     let span = span.to(end);
-                    return Ok(if w == "ActionMatches" { Expr::ActionMatches(s, span) } else { Expr::SubOperationMatches(s, span) });
+                    return Ok(if w == "ActionMatches" {
+                        Expr::ActionMatches(s, span)
+                    } else {
+                        Expr::SubOperationMatches(s, span)
+                    });
                 }
                 "Exists" => {
                     self.pos += 1;
                     return match self.next() {
-                        Some(Token { kind: Tok::Attr(source, name), span }) => {
-                            Ok(Expr::Exists(Attr { source: *source, name: AttrName::from_text(name), span: *span }))
-                        }
+                        Some(Token {
+                            kind: Tok::Attr(source, name),
+                            span,
+                        }) => Ok(Expr::Exists(Attr {
+                            source: *source,
+                            name: AttrName::from_text(name),
+                            span: *span,
+                        })),
                         Some(t) => Err(self.unexpected(t, "an attribute after `Exists`")),
                         None => Err(self.eof("an attribute after `Exists`")),
                     };
@@ -196,7 +232,9 @@ impl<'t> Parser<'t> {
 
     fn string(&mut self) -> PResult<String> {
         match self.next() {
-            Some(Token { kind: Tok::Str(s), .. }) => Ok(s.clone()),
+            Some(Token {
+                kind: Tok::Str(s), ..
+            }) => Ok(s.clone()),
             Some(t) => Err(self.unexpected(t, "a string in single quotes")),
             None => Err(self.eof("a string in single quotes")),
         }
@@ -209,7 +247,11 @@ impl<'t> Parser<'t> {
         };
         if let Tok::Attr(source, name) = &t.kind {
             self.pos += 1;
-            return Ok(Operand::Attr(Attr { source: *source, name: AttrName::from_text(name), span: t.span }));
+            return Ok(Operand::Attr(Attr {
+                source: *source,
+                name: AttrName::from_text(name),
+                span: t.span,
+            }));
         }
         if t.kind == Tok::LBrace {
             return self.list();
@@ -221,15 +263,24 @@ impl<'t> Parser<'t> {
     fn list(&mut self) -> PResult<Operand> {
         let start = self.expect(&Tok::LBrace, "`{`")?;
         let mut items = Vec::new();
-        if let Some(Token { kind: Tok::RBrace, span }) = self.peek() {
+        if let Some(Token {
+            kind: Tok::RBrace,
+            span,
+        }) = self.peek()
+        {
             self.pos += 1;
             return Ok(Operand::List(items, start.to(*span)));
         }
         loop {
             items.push(self.literal()?);
             match self.next() {
-                Some(Token { kind: Tok::Comma, .. }) => {}
-                Some(Token { kind: Tok::RBrace, span }) => return Ok(Operand::List(items, start.to(*span))),
+                Some(Token {
+                    kind: Tok::Comma, ..
+                }) => {}
+                Some(Token {
+                    kind: Tok::RBrace,
+                    span,
+                }) => return Ok(Operand::List(items, start.to(*span))),
                 Some(t) => return Err(self.unexpected(t, "`,` or `}`")),
                 None => return Err(self.eof("`,` or `}`")),
             }
@@ -248,11 +299,13 @@ impl<'t> Parser<'t> {
             Tok::Guid(g) => Ok(Literal::Guid(g.clone(), t.span)),
             Tok::Word(w) if w == "true" => Ok(Literal::Bool(true, t.span)),
             Tok::Word(w) if w == "false" => Ok(Literal::Bool(false, t.span)),
-            Tok::Word(w) if w.eq_ignore_ascii_case("true") || w.eq_ignore_ascii_case("false") => Err(ParseError {
-                span: t.span,
-                message: format!("`{w}` is not a keyword"),
-                help: Some(format!("write `{}`", w.to_ascii_lowercase())),
-            }),
+            Tok::Word(w) if w.eq_ignore_ascii_case("true") || w.eq_ignore_ascii_case("false") => {
+                Err(ParseError {
+                    span: t.span,
+                    message: format!("`{w}` is not a keyword"),
+                    help: Some(format!("write `{}`", w.to_ascii_lowercase())),
+                })
+            }
             _ => Err(self.unexpected(t, wanted)),
         }
     }
@@ -273,7 +326,10 @@ impl<'t> Parser<'t> {
             quantifier = Some(q);
             self.expect(&Tok::Colon, "`:` after the quantifier")?;
             match self.next() {
-                Some(Token { kind: Tok::Word(w), span: s }) => {
+                Some(Token {
+                    kind: Tok::Word(w),
+                    span: s,
+                }) => {
                     name = w;
                     span = span.to(*s);
                 }
@@ -283,7 +339,11 @@ impl<'t> Parser<'t> {
         }
         let all = Func::all();
         if let Some((_, func)) = all.iter().find(|(n, _)| n == name) {
-            return Ok(Operator { quantifier, func: *func, span });
+            return Ok(Operator {
+                quantifier,
+                func: *func,
+                span,
+            });
         }
         let names = all.iter().map(|(n, _)| n.as_str());
         let canonical = names.clone().find(|n| n.eq_ignore_ascii_case(name));
@@ -291,6 +351,10 @@ impl<'t> Parser<'t> {
             Some(c) => Some(format!("keywords are case-sensitive: write `{c}`")),
             None => crate::load::closest(name, names).map(|c| format!("did you mean `{c}`?")),
         };
-        Err(ParseError { span, message: format!("unknown operator `{name}`"), help })
+        Err(ParseError {
+            span,
+            message: format!("unknown operator `{name}`"),
+            help,
+        })
     }
 }

@@ -60,7 +60,12 @@ impl Tok {
 
 /// Tokenise `text`. Returns the tokens found and every lexical error.
 pub fn lex(text: &str) -> (Vec<Token>, Vec<ParseError>) {
-    let mut lx = Lexer { text, pos: 0, tokens: Vec::new(), errors: Vec::new() };
+    let mut lx = Lexer {
+        text,
+        pos: 0,
+        tokens: Vec::new(),
+        errors: Vec::new(),
+    };
     lx.run();
     (lx.tokens, lx.errors)
 }
@@ -82,11 +87,18 @@ impl Lexer<'_> {
     }
 
     fn push(&mut self, kind: Tok, start: usize) {
-        self.tokens.push(Token { kind, span: Span::new(start, self.pos) });
+        self.tokens.push(Token {
+            kind,
+            span: Span::new(start, self.pos),
+        });
     }
 
     fn error(&mut self, start: usize, end: usize, message: String, help: Option<&str>) {
-        self.errors.push(ParseError { span: Span::new(start, end), message, help: help.map(str::to_owned) });
+        self.errors.push(ParseError {
+            span: Span::new(start, end),
+            message,
+            help: help.map(str::to_owned),
+        });
     }
 
     /// Advance while `pred` holds; returns the text passed over.
@@ -130,7 +142,12 @@ impl Lexer<'_> {
                 c if is_bare(c) => self.bare(),
                 other => {
                     self.pos += other.len_utf8();
-                    self.error(start, self.pos, format!("unexpected character `{}`", other.escape_debug()), None);
+                    self.error(
+                        start,
+                        self.pos,
+                        format!("unexpected character `{}`", other.escape_debug()),
+                        None,
+                    );
                 }
             }
         }
@@ -143,8 +160,17 @@ impl Lexer<'_> {
             self.pos += 1;
             self.push(if c == '&' { Tok::AndAnd } else { Tok::OrOr }, start);
         } else {
-            let word = if c == '&' { "`&&` or `AND`" } else { "`||` or `OR`" };
-            self.error(start, self.pos, format!("unexpected `{c}`"), Some(&format!("write {word}")));
+            let word = if c == '&' {
+                "`&&` or `AND`"
+            } else {
+                "`||` or `OR`"
+            };
+            self.error(
+                start,
+                self.pos,
+                format!("unexpected `{c}`"),
+                Some(&format!("write {word}")),
+            );
         }
     }
 
@@ -156,7 +182,12 @@ impl Lexer<'_> {
             self.pos += 1;
             self.push(Tok::Str(body), start);
         } else {
-            self.error(start, self.pos, "unterminated string".into(), Some("strings are in single quotes and cannot contain `'`"));
+            self.error(
+                start,
+                self.pos,
+                "unterminated string".into(),
+                Some("strings are in single quotes and cannot contain `'`"),
+            );
         }
     }
 
@@ -166,22 +197,42 @@ impl Lexer<'_> {
         let source_text = self.take_while(|c| c.is_ascii_alphabetic()).to_owned();
         let source = Source::ALL.into_iter().find(|s| s.as_str() == source_text);
         if self.peek() != Some('[') {
-            self.error(start, self.pos, format!("expected `[` after `@{source_text}`"), Some("an attribute is written `@Principal[name]`"));
+            self.error(
+                start,
+                self.pos,
+                format!("expected `[` after `@{source_text}`"),
+                Some("an attribute is written `@Principal[name]`"),
+            );
             return;
         }
         self.pos += 1;
         let name = self.take_while(|c| c != ']' && c != '\n').to_owned();
         if self.peek() != Some(']') {
-            self.error(start, self.pos, "unterminated attribute name".into(), Some("close it with `]`"));
+            self.error(
+                start,
+                self.pos,
+                "unterminated attribute name".into(),
+                Some("close it with `]`"),
+            );
             return;
         }
         self.pos += 1;
         let Some(source) = source else {
-            self.error(start, start + 1 + source_text.len(), format!("unknown attribute source `@{source_text}`"), Some("expected `@Request`, `@Resource`, `@Principal` or `@Environment`"));
+            self.error(
+                start,
+                start + 1 + source_text.len(),
+                format!("unknown attribute source `@{source_text}`"),
+                Some("expected `@Request`, `@Resource`, `@Principal` or `@Environment`"),
+            );
             return;
         };
         if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            self.error(start, self.pos, format!("invalid attribute name `{}`", name.escape_debug()), None);
+            self.error(
+                start,
+                self.pos,
+                format!("invalid attribute name `{}`", name.escape_debug()),
+                None,
+            );
             return;
         }
         self.push(Tok::Attr(source, name), start);
@@ -195,16 +246,25 @@ impl Lexer<'_> {
         let kind = if crate::audience::is_guid(&word) {
             Some(Tok::Guid(word.clone()))
         } else if word.bytes().all(|b| b.is_ascii_digit())
-            || (word.starts_with('-') && word.len() > 1 && word.bytes().skip(1).all(|b| b.is_ascii_digit()))
+            || (word.starts_with('-')
+                && word.len() > 1
+                && word.bytes().skip(1).all(|b| b.is_ascii_digit()))
         {
             match word.parse::<i64>() {
                 Ok(i) => Some(Tok::Int(i)),
                 Err(_) => {
-                    self.error(start, self.pos, format!("integer `{word}` is out of range"), None);
+                    self.error(
+                        start,
+                        self.pos,
+                        format!("integer `{word}` is out of range"),
+                        None,
+                    );
                     return;
                 }
             }
-        } else if word.starts_with(|c: char| c.is_ascii_alphabetic()) && word.chars().all(|c| c.is_ascii_alphanumeric()) {
+        } else if word.starts_with(|c: char| c.is_ascii_alphabetic())
+            && word.chars().all(|c| c.is_ascii_alphanumeric())
+        {
             Some(Tok::Word(word.clone()))
         } else {
             None

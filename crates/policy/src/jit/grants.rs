@@ -35,7 +35,9 @@ impl JitOffer<'_> {
         let identity_ok = request.identity == Some(self.grant.identity.as_str());
         let audience_ok = match &self.audience {
             Some(mine) => request.audience == Some(mine.as_str()),
-            None => request.audience.is_some_and(|aud| audience_scope_has(&self.assignment.audiences, aud)),
+            None => request
+                .audience
+                .is_some_and(|aud| audience_scope_has(&self.assignment.audiences, aud)),
         };
         identity_ok && audience_ok
     }
@@ -55,7 +57,9 @@ pub(crate) fn valid_grant<'a>(
     if caller.uid != Some(grant.uid) || now < grant.starts || now >= grant.expires {
         return None;
     }
-    let assignment = assignments.iter().find(|a| a.name == grant.assignment && a.eligible.is_some())?;
+    let assignment = assignments
+        .iter()
+        .find(|a| a.name == grant.assignment && a.eligible.is_some())?;
     // The policy may have changed since the approval: the caller must still
     // be someone the assignment is about (e.g. still in its group), and a
     // lowered maximum shortens grants already running.
@@ -83,7 +87,11 @@ pub(crate) fn valid_grant<'a>(
             Some(n)
         }
     };
-    Some(JitOffer { assignment, grant, audience })
+    Some(JitOffer {
+        assignment,
+        grant,
+        audience,
+    })
 }
 
 fn audience_scope_has(scope: &Scope, aud: &str) -> bool {

@@ -15,8 +15,8 @@ use crate::principal::Principal;
 use crate::vocabulary::Ctx;
 
 use super::{
-    text, Activation, ActivationAsk, AutoApprove, Eligibility, JitPort, JitRefusal, PortAsk, PortPlan, PortRequester,
-    Protocol, Requester, MAX_TEXT,
+    text, Activation, ActivationAsk, AutoApprove, Eligibility, JitPort, JitRefusal, PortAsk,
+    PortPlan, PortRequester, Protocol, Requester, MAX_TEXT,
 };
 use crate::audience;
 
@@ -29,27 +29,42 @@ fn refuse<T>(kind: &'static str, message: impl Into<String>) -> Refused<T> {
 /// The duration to grant: the asked one, capped at `max`.
 fn cap(asked: Duration, max: Duration) -> Refused<(Duration, bool)> {
     if asked.is_zero() {
-        return refuse("zero_duration", "a duration of zero grants nothing: ask for a duration such as `1h`");
+        return refuse(
+            "zero_duration",
+            "a duration of zero grants nothing: ask for a duration such as `1h`",
+        );
     }
     let max = max.min(super::MAX_GRANT);
-    Ok(if asked > max { (max, true) } else { (asked, false) })
+    Ok(if asked > max {
+        (max, true)
+    } else {
+        (asked, false)
+    })
 }
 
 /// A justification or ticket must fit on one audit line.
 fn check_text(what: &'static str, kind: &'static str, s: Option<&str>) -> Refused<()> {
     match s {
-        Some(t) if t.chars().count() > MAX_TEXT => {
-            refuse(kind, format!("the {what} is longer than {MAX_TEXT} characters: shorten it"))
-        }
-        Some(t) if t.chars().any(char::is_control) => {
-            refuse(kind, format!("the {what} contains control characters (such as a newline): write it on one line"))
-        }
+        Some(t) if t.chars().count() > MAX_TEXT => refuse(
+            kind,
+            format!("the {what} is longer than {MAX_TEXT} characters: shorten it"),
+        ),
+        Some(t) if t.chars().any(char::is_control) => refuse(
+            kind,
+            format!(
+                "the {what} contains control characters (such as a newline): write it on one line"
+            ),
+        ),
         _ => Ok(()),
     }
 }
 
 fn approvers_text(approvers: &[Principal]) -> String {
-    approvers.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+    approvers
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn scope_has(scope: &Scope, pred: impl Fn(&str) -> bool) -> bool {
@@ -73,7 +88,10 @@ impl Policy {
     /// auto-approved, then the longest, then the first in the file wins.
     pub fn plan_activation(&self, ask: &ActivationAsk<'_>) -> Result<Activation, JitRefusal> {
         if ask.requester.uid.is_none() {
-            return refuse("caller_unknown", "the requester could not be identified: ask over the admin socket as yourself");
+            return refuse(
+                "caller_unknown",
+                "the requester could not be identified: ask over the admin socket as yourself",
+            );
         }
         let audience = match ask.audience {
             None => None,
@@ -100,21 +118,28 @@ impl Policy {
                 && a.principal.grants_to(ask.requester)
                 && a.role.eq_ignore_ascii_case(ask.role)
                 && scope_has(&a.identities, |n| n == ask.identity)
-                && audience
-                    .as_deref()
-                    .is_none_or(|aud| scope_has(&a.audiences, |p| audience::pattern_matches(p, aud)))
+                && audience.as_deref().is_none_or(|aud| {
+                    scope_has(&a.audiences, |p| audience::pattern_matches(p, aud))
+                })
         };
-        let request = Request::new(Action::TokenRead).identity(Some(ask.identity)).audience(audience.as_deref()).at(ask.at);
-        let ctx = Ctx { caller: ask.requester, request: &request, identity: Some(identity) };
+        let request = Request::new(Action::TokenRead)
+            .identity(Some(ask.identity))
+            .audience(audience.as_deref())
+            .at(ask.at);
+        let ctx = Ctx {
+            caller: ask.requester,
+            request: &request,
+            identity: Some(identity),
+        };
         let mut best: Option<Activation> = None;
         let mut first_refusal = None;
         for a in self.assignments.iter().filter(fits) {
             let Some(e) = &a.eligible else { continue };
             match plan_one(a, e, ask, &ctx) {
                 Ok(plan) => {
-                    let better = best
-                        .as_ref()
-                        .is_none_or(|b| (plan.auto_approved, plan.duration) > (b.auto_approved, b.duration));
+                    let better = best.as_ref().is_none_or(|b| {
+                        (plan.auto_approved, plan.duration) > (b.auto_approved, b.duration)
+                    });
                     if better {
                         best = Some(plan);
                     }
@@ -142,14 +167,30 @@ impl Policy {
     /// May `approver` approve a request by `requester_uid` to activate
     /// eligible assignment `assignment`? Self-approval is refused before
     /// anything else.
-    pub fn may_approve_activation(&self, assignment: &str, approver: &Caller, requester_uid: u32) -> Result<(), JitRefusal> {
+    pub fn may_approve_activation(
+        &self,
+        assignment: &str,
+        approver: &Caller,
+        requester_uid: u32,
+    ) -> Result<(), JitRefusal> {
         if approver.uid == Some(requester_uid) {
-            return refuse("self_approval", "you cannot approve your own request: ask another approver");
+            return refuse(
+                "self_approval",
+                "you cannot approve your own request: ask another approver",
+            );
         }
         if approver.uid.is_none() {
-            return refuse("caller_unknown", "the approver could not be identified: approve over the admin socket as yourself");
+            return refuse(
+                "caller_unknown",
+                "the approver could not be identified: approve over the admin socket as yourself",
+            );
         }
-        let Some(e) = self.assignments.iter().find(|a| a.name == assignment).and_then(|a| a.eligible.as_ref()) else {
+        let Some(e) = self
+            .assignments
+            .iter()
+            .find(|a| a.name == assignment)
+            .and_then(|a| a.eligible.as_ref())
+        else {
             return refuse(
                 "not_eligible",
                 format!("`{}` is not an eligible assignment in the current policy (it may have changed since the request): the requester must ask again", assignment.escape_debug()),
@@ -163,7 +204,10 @@ impl Policy {
         } else {
             format!("ask one of its approvers: {}", approvers_text(&e.approvers))
         };
-        refuse("not_an_approver", format!("you may not approve activations of `{assignment}`: {who}"))
+        refuse(
+            "not_an_approver",
+            format!("you may not approve activations of `{assignment}`: {who}"),
+        )
     }
 
     /// May this requester have port `ask.port` opened for `ask.source`? The
@@ -175,9 +219,15 @@ impl Policy {
         let allowed = match ask.requester {
             PortRequester::Local(c) => {
                 c.uid.is_some()
-                    && port.requesters.iter().any(|r| matches!(r, Requester::Local(p) if p.grants_to(c)))
+                    && port
+                        .requesters
+                        .iter()
+                        .any(|r| matches!(r, Requester::Local(p) if p.grants_to(c)))
             }
-            PortRequester::Signer(name) => port.requesters.iter().any(|r| matches!(r, Requester::Signer(s) if s == name)),
+            PortRequester::Signer(name) => port
+                .requesters
+                .iter()
+                .any(|r| matches!(r, Requester::Signer(s) if s == name)),
         };
         if !allowed {
             return refuse(
@@ -188,8 +238,14 @@ impl Policy {
         let (duration, capped) = cap(ask.duration, port.max_duration)?;
         check_text("justification", "invalid_justification", ask.reason)?;
         let source = ask.source.to_canonical();
-        if source.is_unspecified() || source.is_multicast() || source == IpAddr::from([255, 255, 255, 255]) {
-            return refuse("source_not_allowed", format!("`{source}` is not one host's address: name the address you connect from"));
+        if source.is_unspecified()
+            || source.is_multicast()
+            || source == IpAddr::from([255, 255, 255, 255])
+        {
+            return refuse(
+                "source_not_allowed",
+                format!("`{source}` is not one host's address: name the address you connect from"),
+            );
         }
         if !port.sources.iter().any(|n| n.contains(&source)) {
             return refuse(
@@ -197,18 +253,35 @@ impl Policy {
                 format!("`{source}` is outside the source ranges of port `{}`: request it from an address inside its `sources`", port.name),
             );
         }
-        Ok(PortPlan { name: port.name.clone(), duration, capped, auto_approved: port.auto_approve })
+        Ok(PortPlan {
+            name: port.name.clone(),
+            duration,
+            capped,
+            auto_approved: port.auto_approve,
+        })
     }
 
     /// May `approver` approve a request for port `port`/`protocol`? A local
     /// requester (`requester_uid`) may not approve their own request; a
     /// signed remote request has no uid to compare.
-    pub fn may_approve_port(&self, port: u16, protocol: Protocol, approver: &Caller, requester_uid: Option<u32>) -> Result<(), JitRefusal> {
+    pub fn may_approve_port(
+        &self,
+        port: u16,
+        protocol: Protocol,
+        approver: &Caller,
+        requester_uid: Option<u32>,
+    ) -> Result<(), JitRefusal> {
         if approver.uid.is_some() && approver.uid == requester_uid {
-            return refuse("self_approval", "you cannot approve your own request: ask another approver");
+            return refuse(
+                "self_approval",
+                "you cannot approve your own request: ask another approver",
+            );
         }
         if approver.uid.is_none() {
-            return refuse("caller_unknown", "the approver could not be identified: approve over the admin socket as yourself");
+            return refuse(
+                "caller_unknown",
+                "the approver could not be identified: approve over the admin socket as yourself",
+            );
         }
         let p = self.known_port(port, protocol)?;
         if p.approvers.iter().any(|a| a.grants_to(approver)) {
@@ -219,7 +292,10 @@ impl Policy {
         } else {
             format!("ask one of its approvers: {}", approvers_text(&p.approvers))
         };
-        refuse("not_an_approver", format!("you may not approve requests for port `{}`: {who}", p.name))
+        refuse(
+            "not_an_approver",
+            format!("you may not approve requests for port `{}`: {who}", p.name),
+        )
     }
 
     fn known_port(&self, port: u16, protocol: Protocol) -> Refused<&JitPort> {
@@ -233,18 +309,41 @@ impl Policy {
 }
 
 /// One eligible assignment's answer to `ask`.
-fn plan_one(a: &Assignment, e: &Eligibility, ask: &ActivationAsk<'_>, ctx: &Ctx<'_>) -> Refused<Activation> {
+fn plan_one(
+    a: &Assignment,
+    e: &Eligibility,
+    ask: &ActivationAsk<'_>,
+    ctx: &Ctx<'_>,
+) -> Refused<Activation> {
     let (duration, capped) = cap(ask.duration, e.max_duration)?;
     if e.require_justification && text(ask.reason).is_none() {
-        return refuse("justification_required", format!("activating `{}` needs a justification: say why you need it", a.role));
+        return refuse(
+            "justification_required",
+            format!(
+                "activating `{}` needs a justification: say why you need it",
+                a.role
+            ),
+        );
     }
     if e.require_ticket && text(ask.ticket).is_none() {
-        return refuse("ticket_required", format!("activating `{}` needs a ticket: give the change or incident ticket it is for", a.role));
+        return refuse(
+            "ticket_required",
+            format!(
+                "activating `{}` needs a ticket: give the change or incident ticket it is for",
+                a.role
+            ),
+        );
     }
     let auto_approved = match &e.auto_approve {
         AutoApprove::Never => false,
         AutoApprove::Always => true,
         AutoApprove::When(c) => evaluate(&c.expr, ctx).value,
     };
-    Ok(Activation { assignment: a.name.clone(), role: a.role.clone(), duration, capped, auto_approved })
+    Ok(Activation {
+        assignment: a.name.clone(),
+        role: a.role.clone(),
+        duration,
+        capped,
+        auto_approved,
+    })
 }

@@ -11,15 +11,29 @@ use super::fields::{Fields, Sink};
 pub(super) fn load(sink: &mut Sink<'_>, f: &Fields<'_, '_>) -> Option<Condition> {
     if let Some((v, span)) = f.opt_str(sink, "condition_version") {
         if v != "2.0" {
-            sink.error(span, format!("unsupported `condition_version` `{v}`"), Some("gatehouse reads conditionVersion `2.0`".into()));
+            sink.error(
+                span,
+                format!("unsupported `condition_version` `{v}`"),
+                Some("gatehouse reads conditionVersion `2.0`".into()),
+            );
         }
     }
-    text_at(sink, f, "condition", "remove `condition` to grant unconditionally")
+    text_at(
+        sink,
+        f,
+        "condition",
+        "remove `condition` to grant unconditionally",
+    )
 }
 
 /// The condition written under `key`, or `None` if there is none or it has
 /// errors (reported). `empty_help` says what to do about an empty one.
-pub(super) fn text_at(sink: &mut Sink<'_>, f: &Fields<'_, '_>, key: &str, empty_help: &str) -> Option<Condition> {
+pub(super) fn text_at(
+    sink: &mut Sink<'_>,
+    f: &Fields<'_, '_>,
+    key: &str,
+    empty_help: &str,
+) -> Option<Condition> {
     let value = f.get(key)?;
     let (text, span) = f.opt_str(sink, key)?;
     let base = inner_offset(sink.text, span.clone(), &text);
@@ -28,21 +42,33 @@ pub(super) fn text_at(sink: &mut Sink<'_>, f: &Fields<'_, '_>, key: &str, empty_
         None => span.clone(),
     };
     if text.trim().is_empty() {
-        sink.error(value.span(), "empty condition".into(), Some(empty_help.into()));
+        sink.error(
+            value.span(),
+            "empty condition".into(),
+            Some(empty_help.into()),
+        );
         return None;
     }
     let expr = match condition::parse(&text) {
         Ok(e) => e,
         Err(errors) => {
             for e in &errors {
-                sink.error(place(e), format!("condition: {}", e.message), e.help.clone());
+                sink.error(
+                    place(e),
+                    format!("condition: {}", e.message),
+                    e.help.clone(),
+                );
             }
             return None;
         }
     };
     let errors = condition::check(&expr, &GatehouseSchema);
     for e in &errors {
-        sink.error(place(e), format!("condition: {}", e.message), e.help.clone());
+        sink.error(
+            place(e),
+            format!("condition: {}", e.message),
+            e.help.clone(),
+        );
     }
     errors.is_empty().then_some(Condition { text, expr })
 }

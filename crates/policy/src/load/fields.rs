@@ -92,7 +92,14 @@ impl<'a, 'i> Fields<'a, 'i> {
         match v.get_ref() {
             DeValue::Boolean(b) => Some((*b, v.span())),
             other => {
-                sink.error(v.span(), format!("`{key}` must be `true` or `false`, found {}", other.type_str()), None);
+                sink.error(
+                    v.span(),
+                    format!(
+                        "`{key}` must be `true` or `false`, found {}",
+                        other.type_str()
+                    ),
+                    None,
+                );
                 None
             }
         }
@@ -126,12 +133,19 @@ impl<'a, 'i> Fields<'a, 'i> {
     }
 
     /// An optional list of strings; bad elements are reported and dropped.
-    pub(crate) fn opt_list(&self, sink: &mut Sink<'_>, key: &str) -> Option<(Vec<Str>, Range<usize>)> {
+    pub(crate) fn opt_list(
+        &self,
+        sink: &mut Sink<'_>,
+        key: &str,
+    ) -> Option<(Vec<Str>, Range<usize>)> {
         let v = self.get(key)?;
         let DeValue::Array(items) = v.get_ref() else {
             sink.error(
                 v.span(),
-                format!("`{key}` must be a list of strings, found {}", v.get_ref().type_str()),
+                format!(
+                    "`{key}` must be a list of strings, found {}",
+                    v.get_ref().type_str()
+                ),
                 None,
             );
             return None;
@@ -158,25 +172,39 @@ impl<'a, 'i> Fields<'a, 'i> {
     }
 
     /// A required sub-table.
-    pub(crate) fn opt_table(&self, sink: &mut Sink<'_>, key: &str) -> Option<(&'a DeTable<'i>, Range<usize>)> {
+    pub(crate) fn opt_table(
+        &self,
+        sink: &mut Sink<'_>,
+        key: &str,
+    ) -> Option<(&'a DeTable<'i>, Range<usize>)> {
         let v = self.get(key)?;
         as_table(sink, key, v)
     }
 
     /// An optional array of tables (`[[key]]`).
-    pub(crate) fn opt_tables(&self, sink: &mut Sink<'_>, key: &str) -> Vec<(&'a DeTable<'i>, Range<usize>)> {
+    pub(crate) fn opt_tables(
+        &self,
+        sink: &mut Sink<'_>,
+        key: &str,
+    ) -> Vec<(&'a DeTable<'i>, Range<usize>)> {
         let Some(v) = self.get(key) else {
             return Vec::new();
         };
         let DeValue::Array(items) = v.get_ref() else {
             sink.error(
                 v.span(),
-                format!("`{key}` must be an array of tables (`[[{key}]]`), found {}", v.get_ref().type_str()),
+                format!(
+                    "`{key}` must be an array of tables (`[[{key}]]`), found {}",
+                    v.get_ref().type_str()
+                ),
                 None,
             );
             return Vec::new();
         };
-        items.iter().filter_map(|item| as_table(sink, key, item)).collect()
+        items
+            .iter()
+            .filter_map(|item| as_table(sink, key, item))
+            .collect()
     }
 }
 

@@ -18,15 +18,27 @@ pub(super) fn load(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Settings {
             let k: &str = key.get_ref();
             let Some(family) = Family::ALL.into_iter().find(|f| f.key() == k) else {
                 let keys = Family::ALL.map(|f| format!("`{}`", f.key())).join(", ");
-                sink.error(key.span(), format!("unknown endpoint family `{k}` in `modes`"), Some(format!("expected one of {keys}")));
+                sink.error(
+                    key.span(),
+                    format!("unknown endpoint family `{k}` in `modes`"),
+                    Some(format!("expected one of {keys}")),
+                );
                 continue;
             };
             match value.get_ref() {
                 DeValue::String(s) => match Mode::parse(s) {
                     Some(m) => modes.set(family, m),
-                    None => sink.error(value.span(), format!("unknown mode `{s}`"), Some("expected `enforce`, `audit` or `off`".into())),
+                    None => sink.error(
+                        value.span(),
+                        format!("unknown mode `{s}`"),
+                        Some("expected `enforce`, `audit` or `off`".into()),
+                    ),
                 },
-                other => sink.error(value.span(), format!("`{k}` must be a string, found {}", other.type_str()), None),
+                other => sink.error(
+                    value.span(),
+                    format!("`{k}` must be a string, found {}", other.type_str()),
+                    None,
+                ),
             }
         }
     }
@@ -35,7 +47,11 @@ pub(super) fn load(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Settings {
         enabled: flag(sink, root, "trusted_services").unwrap_or(defaults.enabled),
         approve: flag(sink, root, "trusted_services_approve").unwrap_or(defaults.approve),
     };
-    Settings { modes, trusted, ..Settings::default() }
+    Settings {
+        modes,
+        trusted,
+        ..Settings::default()
+    }
 }
 
 fn flag(sink: &mut Sink<'_>, root: &Fields<'_, '_>, key: &str) -> Option<bool> {
@@ -43,7 +59,14 @@ fn flag(sink: &mut Sink<'_>, root: &Fields<'_, '_>, key: &str) -> Option<bool> {
     match v.get_ref() {
         DeValue::Boolean(b) => Some(*b),
         other => {
-            sink.error(v.span(), format!("`{key}` must be `true` or `false`, found {}", other.type_str()), None);
+            sink.error(
+                v.span(),
+                format!(
+                    "`{key}` must be `true` or `false`, found {}",
+                    other.type_str()
+                ),
+                None,
+            );
             None
         }
     }
@@ -61,7 +84,11 @@ pub(super) fn tags(sink: &mut Sink<'_>, f: &Fields<'_, '_>) -> BTreeMap<String, 
             DeValue::String(s) => {
                 out.insert(k.to_owned(), s.to_string());
             }
-            other => sink.error(value.span(), format!("tag `{k}` must be a string, found {}", other.type_str()), None),
+            other => sink.error(
+                value.span(),
+                format!("tag `{k}` must be a string, found {}", other.type_str()),
+                None,
+            ),
         }
     }
     out

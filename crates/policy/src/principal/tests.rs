@@ -8,23 +8,47 @@ fn parse_valid() {
         ("user:www-data", Principal::User("www-data".into())),
         ("gid:33", Principal::Gid(33)),
         ("group:docker", Principal::Group("docker".into())),
-        ("exe:/usr/bin/python3", Principal::ExePath("/usr/bin/python3".into())),
+        (
+            "exe:/usr/bin/python3",
+            Principal::ExePath("/usr/bin/python3".into()),
+        ),
         (
             "exe:sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
-            Principal::ExeHash("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into()),
+            Principal::ExeHash(
+                "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789".into(),
+            ),
         ),
-        ("unit:nginx.service", Principal::Unit("nginx.service".into())),
-        ("unit:session-3.scope", Principal::Unit("session-3.scope".into())),
-        ("cgroup:/system.slice/a.service", Principal::Cgroup("/system.slice/a.service".into())),
-        ("cgroup:/system.slice/*", Principal::CgroupTree("/system.slice".into())),
+        (
+            "unit:nginx.service",
+            Principal::Unit("nginx.service".into()),
+        ),
+        (
+            "unit:session-3.scope",
+            Principal::Unit("session-3.scope".into()),
+        ),
+        (
+            "cgroup:/system.slice/a.service",
+            Principal::Cgroup("/system.slice/a.service".into()),
+        ),
+        (
+            "cgroup:/system.slice/*",
+            Principal::CgroupTree("/system.slice".into()),
+        ),
         ("cgroup:/*", Principal::CgroupTree("/".into())),
-        ("container:ABCDEF012345", Principal::Container("abcdef012345".into())),
+        (
+            "container:ABCDEF012345",
+            Principal::Container("abcdef012345".into()),
+        ),
         ("everyone", Principal::Everyone),
     ];
     for (s, want) in cases {
         assert_eq!(Principal::parse(s).as_ref(), Ok(want), "{s}");
         // Display round-trips to an equivalent principal.
-        assert_eq!(Principal::parse(&want.to_string()).as_ref(), Ok(want), "{s}");
+        assert_eq!(
+            Principal::parse(&want.to_string()).as_ref(),
+            Ok(want),
+            "{s}"
+        );
     }
 }
 

@@ -11,7 +11,11 @@ fn table() {
         ("a*c*", "abcd", true),
         ("Gatehouse/*", "Gatehouse/token/read", true),
         ("Gatehouse/*/read", "Gatehouse/token/read", true),
-        ("Gatehouse/*/read", "Gatehouse/scheduledEvents/approve/action", false),
+        (
+            "Gatehouse/*/read",
+            "Gatehouse/scheduledEvents/approve/action",
+            false,
+        ),
         ("**a", "bba", true),
         ("abc", "ab", false),
         ("", "", true),
@@ -26,6 +30,9 @@ fn table() {
 
 #[test]
 fn ignore_case() {
-    assert!(matches_ignore_case("gatehouse/TOKEN/*", "Gatehouse/token/read"));
+    assert!(matches_ignore_case(
+        "gatehouse/TOKEN/*",
+        "Gatehouse/token/read"
+    ));
     assert!(!matches("gatehouse/TOKEN/*", "Gatehouse/token/read"));
 }

@@ -37,5 +37,9 @@ fn keeping_only_the_broker_set_drops_everything_else_on_this_thread() {
     assert_eq!(effective, capability_mask(&BROKER_CAPABILITIES));
     assert!(bounding_admin);
     assert!(!bounding_sys_admin);
-    assert_ne!(effective_capabilities().unwrap(), effective, "the test thread keeps its own");
+    assert_ne!(
+        effective_capabilities().unwrap(),
+        effective,
+        "the test thread keeps its own"
+    );
 }

@@ -10,7 +10,9 @@ use aya::maps::{Array, HashMap, MapData, MapError};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, RawTracePoint, SockOps};
 use aya::Ebpf;
 
-use super::{key, parse_record, target, v4, ConnectRecord, EbpfError, KEY_LEN, RECORD_LEN, TARGET_LEN};
+use super::{
+    key, parse_record, target, v4, ConnectRecord, EbpfError, KEY_LEN, RECORD_LEN, TARGET_LEN,
+};
 
 /// aya attaches with a BPF link (kernel 5.7 and later), which is always "multi": it runs
 /// beside other programs on the cgroup and cannot be overridden below. The link API
@@ -53,7 +55,9 @@ fn take_map<M>(ebpf: &mut Ebpf, name: &str) -> Result<M, EbpfError>
 where
     M: TryFrom<aya::maps::Map, Error = MapError>,
 {
-    let map = ebpf.take_map(name).ok_or_else(|| setup("find a map")(name.to_owned()))?;
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| setup("find a map")(name.to_owned()))?;
     M::try_from(map).map_err(|e| setup("open a map")(format!("`{name}`: {}", chain(&e))))
 }
 
@@ -62,8 +66,12 @@ fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, EbpfError
 where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let prog = ebpf.program_mut(name).ok_or_else(|| setup("find a program")(name.to_owned()))?;
-    prog.try_into().map_err(|e: aya::programs::ProgramError| setup("a program of another kind")(format!("`{name}`: {}", chain(&e))))
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| setup("find a program")(name.to_owned()))?;
+    prog.try_into().map_err(|e: aya::programs::ProgramError| {
+        setup("a program of another kind")(format!("`{name}`: {}", chain(&e)))
+    })
 }
 
 /// An error and its sources, `: `-separated (aya keeps the errno in the source).
@@ -90,7 +98,8 @@ impl ConnectRecords {
     /// namespace. Needs `CAP_BPF` and `CAP_NET_ADMIN` (or `CAP_SYS_ADMIN`).
     pub fn attach(targets: &[SocketAddr]) -> Result<Self, EbpfError> {
         let cgroup_root = cgroup2_root().ok_or(EbpfError::NoCgroup2)?;
-        let cgroup = File::open(&cgroup_root).map_err(|e| setup("open the cgroup v2 root")(chain(&e)))?;
+        let cgroup =
+            File::open(&cgroup_root).map_err(|e| setup("open the cgroup v2 root")(chain(&e)))?;
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| setup("load the programs")(chain(&e)))?;
 
         let mut wanted: HashMap<MapData, [u8; TARGET_LEN], u8> = take_map(&mut ebpf, "targets")?;
@@ -106,10 +115,14 @@ impl ConnectRecords {
         // The self-test listener's address is a target too, for as long as the test runs.
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| EbpfError::SelfTest(format!("listen on loopback: {e}")))?;
-        let probe = listener.local_addr().map_err(|e| EbpfError::SelfTest(chain(&e)))?;
+        let probe = listener
+            .local_addr()
+            .map_err(|e| EbpfError::SelfTest(chain(&e)))?;
         let probe_target = v4(probe).map(|(a, p)| target(a, p));
         if let Some(t) = probe_target {
-            wanted.insert(t, 1, 0).map_err(|e| setup("fill map `targets`")(chain(&e)))?;
+            wanted
+                .insert(t, 1, 0)
+                .map_err(|e| setup("fill map `targets`")(chain(&e)))?;
         }
 
         // The process events first: a connect recorded before they run could
@@ -123,7 +136,8 @@ impl ConnectRecords {
             ("gatehouse_exit", "sched_process_exit"),
         ] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
-            prog.load().map_err(|e| setup("verify a process-event program")(chain(&e)))?;
+            prog.load()
+                .map_err(|e| setup("verify a process-event program")(chain(&e)))?;
             prog.attach(tracepoint)
                 .map_err(|e| setup("attach to a scheduler tracepoint (needs CAP_PERFMON; sched_prepare_exec needs kernel 6.10)")(chain(&e)))?;
         }
@@ -131,7 +145,8 @@ impl ConnectRecords {
         macro_rules! on_cgroup {
             ($kind:ty, $name:literal) => {{
                 let prog: &mut $kind = program(&mut ebpf, $name)?;
-                prog.load().map_err(|e| setup(concat!("verify program `", $name, "`"))(chain(&e)))?;
+                prog.load()
+                    .map_err(|e| setup(concat!("verify program `", $name, "`"))(chain(&e)))?;
                 prog.attach(&cgroup, ATTACH_MODE)
                     .map_err(|e| setup(concat!("attach program `", $name, "`"))(chain(&e)))?;
             }};
@@ -179,7 +194,10 @@ impl ConnectRecords {
     pub fn probe(&self) -> Result<(), EbpfError> {
         match self.overflow.get(&0, 0) {
             Ok(_) => Ok(()),
-            Err(e) => Err(EbpfError::SelfTest(format!("reading the maps: {}", chain(&e)))),
+            Err(e) => Err(EbpfError::SelfTest(format!(
+                "reading the maps: {}",
+                chain(&e)
+            ))),
         }
     }
 
@@ -195,9 +213,16 @@ impl ConnectRecords {
 
     /// Records connections to `addr` too (IPv4 only; others are ignored).
     pub fn add_target(&self, addr: SocketAddr) -> Result<(), EbpfError> {
-        let Some((a, p)) = v4(addr) else { return Ok(()) };
-        let mut wanted = self.targets.lock().map_err(|_| setup("fill map `targets`")("poisoned".into()))?;
-        wanted.insert(target(a, p), 1, 0).map_err(|e| setup("fill map `targets`")(chain(&e)))
+        let Some((a, p)) = v4(addr) else {
+            return Ok(());
+        };
+        let mut wanted = self
+            .targets
+            .lock()
+            .map_err(|_| setup("fill map `targets`")("poisoned".into()))?;
+        wanted
+            .insert(target(a, p), 1, 0)
+            .map_err(|e| setup("fill map `targets`")(chain(&e)))
     }
 
     /// Where the programs are attached.
@@ -238,17 +263,32 @@ fn self_test(listener: &TcpListener, records: &ConnectRecords) -> Result<u64, Eb
     }
     let uid = rustix::process::getuid().as_raw();
     if record.uid != uid {
-        return Err(fail(format!("the record names uid {} but we are {uid}", record.uid)));
+        return Err(fail(format!(
+            "the record names uid {} but we are {uid}",
+            record.uid
+        )));
     }
-    let k = key(netns, v4(peer).ok_or_else(|| fail("not IPv4".into()))?, v4(addr).ok_or_else(|| fail("not IPv4".into()))?);
-    let by_key = connects.get(&k, 0).map_err(|e| fail(format!("lookup by 4-tuple: {e}")))?;
+    let k = key(
+        netns,
+        v4(peer).ok_or_else(|| fail("not IPv4".into()))?,
+        v4(addr).ok_or_else(|| fail("not IPv4".into()))?,
+    );
+    let by_key = connects
+        .get(&k, 0)
+        .map_err(|e| fail(format!("lookup by 4-tuple: {e}")))?;
     if parse_record(&by_key).0.cookie != cookie {
-        return Err(fail("the record under our 4-tuple is another socket's".into()));
+        return Err(fail(
+            "the record under our 4-tuple is another socket's".into(),
+        ));
     }
     // The identifier matches records to sock_diag's cookie: the two must agree.
     match crate::net::sock_diag::socket_owner(peer, addr) {
         Ok(Some(owner)) if owner.cookie == cookie => {}
-        other => return Err(fail(format!("sock_diag's cookie for our socket is not the record's: {other:?}"))),
+        other => {
+            return Err(fail(format!(
+                "sock_diag's cookie for our socket is not the record's: {other:?}"
+            )))
+        }
     }
     // A fork and exec of ours after the connect must show.
     let _ = std::process::Command::new("/bin/true")
@@ -257,7 +297,10 @@ fn self_test(listener: &TcpListener, records: &ConnectRecords) -> Result<u64, Eb
         .stderr(std::process::Stdio::null())
         .status();
     if records.unchanged_since(record.pid, record.boot_ns) {
-        return Err(fail("a fork after the connect went unseen (the process-event programs are not running)".into()));
+        return Err(fail(
+            "a fork after the connect went unseen (the process-event programs are not running)"
+                .into(),
+        ));
     }
     // The record goes when the socket closes.
     let _ = client.write_all(b"x");
@@ -271,7 +314,9 @@ fn self_test(listener: &TcpListener, records: &ConnectRecords) -> Result<u64, Eb
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    Err(fail("the record outlived its socket (sockops state callbacks are not running)".into()))
+    Err(fail(
+        "the record outlived its socket (sockops state callbacks are not running)".into(),
+    ))
 }
 
 /// The root of the cgroup v2 hierarchy: its mount point (`/sys/fs/cgroup` on a unified
@@ -306,7 +351,8 @@ mod tests {
 
     #[test]
     fn the_cgroup2_root_mount_is_found() {
-        let hybrid = "35 25 0:30 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw\n";
+        let hybrid =
+            "35 25 0:30 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw\n";
         let unified = "24 1 0:21 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         let v1 = "36 25 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
         let not_root = "40 25 0:30 /system.slice /mnt/x rw - cgroup2 cgroup2 rw\n";

@@ -96,8 +96,12 @@ pub(super) fn read_process(
 /// The gate's own user namespace (`user:[INODE]`), read once.
 fn own_user_namespace() -> Option<&'static str> {
     static OWN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    OWN.get_or_init(|| std::fs::read_link("/proc/self/ns/user").ok().map(|p| p.to_string_lossy().into_owned()))
-        .as_deref()
+    OWN.get_or_init(|| {
+        std::fs::read_link("/proc/self/ns/user")
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    })
+    .as_deref()
 }
 
 /// Kernel threads and processes we may not inspect have no readable `exe`; the facts then

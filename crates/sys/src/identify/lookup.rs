@@ -164,9 +164,13 @@ impl<'a> Search<'a> {
     fn examine(&mut self, pid: u32, want_parent: bool) -> Examined {
         let root = &self.id.opts.proc_root;
         if !self.tried.insert(pid) {
-            let ppid = want_parent.then(|| ProcDir::open(root, pid, false)
-                .and_then(|d| d.parent_pid())
-                .ok()).flatten();
+            let ppid = want_parent
+                .then(|| {
+                    ProcDir::open(root, pid, false)
+                        .and_then(|d| d.parent_pid())
+                        .ok()
+                })
+                .flatten();
             return Examined::NotHolder { ppid };
         }
         // An ancestor is always a process (a parent pid is a thread-group leader), so the
@@ -204,5 +208,7 @@ impl<'a> Search<'a> {
 enum Examined {
     Holder(Box<Holder>),
     /// Not a holder (or unreadable, or gone); its parent when that could be read.
-    NotHolder { ppid: Option<u32> },
+    NotHolder {
+        ppid: Option<u32>,
+    },
 }

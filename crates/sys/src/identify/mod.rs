@@ -275,7 +275,11 @@ impl Identifier {
         }
         // The exhaustive search is asked for to find holders no record can rule out
         // (an fd passed over SCM_RIGHTS): records are not used with it.
-        let records = self.opts.connect_records.as_ref().filter(|_| !self.opts.exhaustive_holders);
+        let records = self
+            .opts
+            .connect_records
+            .as_ref()
+            .filter(|_| !self.opts.exhaustive_holders);
         if let Some(records) = records {
             if let Some(facts) = self.by_record(records, src, dst, owner, needs, started) {
                 return Ok(facts);
@@ -379,7 +383,9 @@ impl Identifier {
 /// Whether a process that started `start_ticks` clock ticks after boot (as `stat` says,
 /// rounded down) can be the one that connected `connect_ns` after boot.
 fn started_by(start_ticks: u64, ns_per_tick: u64, connect_ns: u64) -> bool {
-    start_ticks.checked_mul(ns_per_tick).is_some_and(|start_ns| start_ns <= connect_ns)
+    start_ticks
+        .checked_mul(ns_per_tick)
+        .is_some_and(|start_ns| start_ns <= connect_ns)
 }
 
 fn micros_since(started: Instant) -> u64 {
@@ -407,7 +413,11 @@ mod tests {
             (u64::MAX, u64::MAX, false),
         ];
         for (start, connect, want) in rows {
-            assert_eq!(started_by(*start, TICK, *connect), *want, "{start} {connect}");
+            assert_eq!(
+                started_by(*start, TICK, *connect),
+                *want,
+                "{start} {connect}"
+            );
         }
     }
 }

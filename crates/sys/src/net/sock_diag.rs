@@ -84,7 +84,11 @@ thread_local! {
     static CACHED: RefCell<Option<DiagSocket>> = const { RefCell::new(None) };
 }
 
-fn lookup(conn: &DiagSocket, src: SocketAddr, dst: SocketAddr) -> Result<Option<SocketOwner>, SysError> {
+fn lookup(
+    conn: &DiagSocket,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> Result<Option<SocketOwner>, SysError> {
     let request = build_request(src, dst, conn.sequence);
     conn.socket.send(&request, 0).map_err(SysError::Netlink)?;
     let mut buf = [0u8; 8192];

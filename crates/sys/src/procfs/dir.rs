@@ -106,7 +106,8 @@ impl ProcDir {
             }
             first = false;
         }
-        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not utf-8"))
+        String::from_utf8(bytes)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not utf-8"))
     }
 
     /// Identity of the file `name` names, following magic links such as `exe` (`statx`

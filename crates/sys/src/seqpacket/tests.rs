@@ -17,13 +17,19 @@ fn a_message_and_its_descriptors_arrive_together() {
     got.read_to_string(&mut text).unwrap();
     assert_eq!(text, "passed");
     let second = recv_message(&b, 64).unwrap().unwrap();
-    assert_eq!((second.bytes.as_slice(), second.fds.len()), (&b"two"[..], 0));
+    assert_eq!(
+        (second.bytes.as_slice(), second.fds.len()),
+        (&b"two"[..], 0)
+    );
 }
 
 #[test]
 fn limits_are_enforced_on_both_sides() {
     let (a, b) = seqpacket_pair().unwrap();
-    assert!(send_message(&a, b"", &[]).is_err(), "empty messages read as end of stream");
+    assert!(
+        send_message(&a, b"", &[]).is_err(),
+        "empty messages read as end of stream"
+    );
     let f = tempfile::tempfile().unwrap();
     assert!(send_message(&a, b"x", &[f.as_fd(), f.as_fd(), f.as_fd()]).is_err());
     send_message(&a, &[7u8; 100], &[]).unwrap();

@@ -129,8 +129,14 @@ fn large_status_file_is_read_whole() {
 #[test]
 fn start_time_is_field_22_whatever_the_name() {
     let rows: &[(&str, Option<u64>)] = &[
-        ("1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 42 1000 10", Some(42)),
-        ("7 (a) b) (c) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 987654 1 1", Some(987_654)),
+        (
+            "1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 42 1000 10",
+            Some(42),
+        ),
+        (
+            "7 (a) b) (c) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 987654 1 1",
+            Some(987_654),
+        ),
         ("9 (x y) R 1 9 9 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0", None),
         ("garbage", None),
     ];
@@ -139,7 +145,10 @@ fn start_time_is_field_22_whatever_the_name() {
     }
     let me = ProcDir::open(Path::new("/proc"), std::process::id(), true).unwrap();
     let mine = me.start_ticks().unwrap();
-    let init = ProcDir::open(Path::new("/proc"), 1, false).unwrap().start_ticks().unwrap();
+    let init = ProcDir::open(Path::new("/proc"), 1, false)
+        .unwrap()
+        .start_ticks()
+        .unwrap();
     assert!(init <= mine, "pid 1 started at {init}, we at {mine}");
 }
 
