@@ -8,6 +8,7 @@
 #
 # Usage (root only):  e2e/run.sh [SCENARIO...]      (default: all)
 #   E2E_SKIP_BUILD=1    use the binaries already built
+#   E2E_NS_PREFIX=P     namespace names P-plat-ID, P-vm-ID, P-ctr-ID (default gh)
 #   E2E_CALLER_LOOKUP=ebpf|sock-diag
 #                       how the gate finds callers (`--caller-lookup`; default
 #                       ebpf: the build has the `ebpf` feature, so clang is needed)

@@ -16,9 +16,10 @@
 # Namespaces made by this run, for the final clean-up.
 NET_ALL=()
 
-ns_plat() { echo "gh-plat-$1"; }
-ns_vm() { echo "gh-vm-$1"; }
-ns_ctr() { echo "gh-ctr-$1"; }
+# E2E_NS_PREFIX keeps two runs on one machine (say, two worktrees) apart.
+ns_plat() { echo "${E2E_NS_PREFIX:-gh}-plat-$1"; }
+ns_vm() { echo "${E2E_NS_PREFIX:-gh}-vm-$1"; }
+ns_ctr() { echo "${E2E_NS_PREFIX:-gh}-ctr-$1"; }
 
 # net_up ID: build the three namespaces of scenario ID.
 net_up() {
