@@ -98,6 +98,8 @@
 //! one process) writes a given file; [`AuditLog::open`] checks only the last
 //! record's own hash before continuing the chain.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod files;
 mod log;

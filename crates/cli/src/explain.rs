@@ -171,7 +171,9 @@ fn pid_caller(pid: u32) -> Result<Caller, String> {
 
 fn time(at: Option<&str>) -> Result<SystemTime, String> {
     let Some(text) = at else {
-        return Ok(SystemTime::now());
+        return Ok(gatehouse_gate::clock::Clock::now(
+            &gatehouse_gate::clock::SystemClock,
+        ));
     };
     let nanos = datetime::parse(text).ok_or_else(|| format!("invalid time `{text}`"))?;
     let n = u64::try_from(nanos).map_err(|_| format!("time `{text}` is before 1970"))?;

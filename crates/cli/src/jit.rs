@@ -306,7 +306,10 @@ pub fn line(r: &Record) -> String {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per flag of `jit knock`"
+)]
 fn knock(
     host: &str,
     port: u16,
@@ -355,7 +358,7 @@ fn knock(
         reason.to_owned(),
         ticket,
         Some(bare),
-        SystemTime::now(),
+        gatehouse_gate::clock::Clock::now(&gatehouse_gate::clock::SystemClock),
     );
     // The gate answers nothing to a request it cannot read: say why here.
     if let Err(e) = request.validate() {

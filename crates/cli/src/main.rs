@@ -1,5 +1,7 @@
 //! `gatehouse`: who on this machine may use which cloud identity.
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

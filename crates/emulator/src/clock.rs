@@ -15,6 +15,10 @@ pub(crate) trait Clock: Send + Sync + 'static {
 pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the emulator's one wall-clock read"
+    )]
     fn unix_now(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -5,6 +5,10 @@
 // Helpers outside #[test] fns count as non-test code to clippy; a test
 // helper failing loudly on an unexpected response is the point.
 #![allow(
+    clippy::disallowed_methods,
+    reason = "tests seed manual clocks and check answers against the wall clock"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -7,6 +7,8 @@
 //! everything that runs a program is in [`nft`], [`watch`](mod@watch), [`bypass`] and
 //! [`jit`] (the run-time elements of the just-in-time port sets).
 
+#![forbid(unsafe_code)]
+
 pub mod bypass;
 pub mod diff;
 pub mod expr;

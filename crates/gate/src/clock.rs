@@ -13,6 +13,10 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one wall-clock read of the daemon"
+    )]
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }

@@ -7,6 +7,8 @@
 //! `gatehouse-sys` → `gatehouse-policy` decides → [`upstream`] forwards →
 //! the token's claims are checked → one audit line → the answer.
 
+#![forbid(unsafe_code)]
+
 mod audit;
 pub mod cache;
 pub mod caller;

@@ -1,5 +1,9 @@
 //! The token cache and upstream discipline, end to end against the emulator.
 #![allow(
+    clippy::disallowed_methods,
+    reason = "tests seed manual clocks and check answers against the wall clock"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -9,6 +9,10 @@
 // Helpers outside `#[test]` functions are test code too: a failed step must
 // fail the test loudly. (This also covers the shared harness in `common`.)
 #![allow(
+    clippy::disallowed_methods,
+    reason = "tests seed manual clocks and check answers against the wall clock"
+)]
+#![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

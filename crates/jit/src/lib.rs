@@ -9,6 +9,8 @@
 //!   format), checked against an allowed-signers file, with replay
 //!   protection.
 
+#![forbid(unsafe_code)]
+
 pub mod knock;
 pub mod signers;
 pub mod store;

@@ -24,7 +24,13 @@
 //! IPv4 only (IMDS has no IPv6 address); other families take the sock_diag path.
 
 // The map layouts below are shared with `imp` (feature `ebpf`) and tested either way.
-#![cfg_attr(not(feature = "ebpf"), allow(dead_code))]
+#![cfg_attr(
+    not(feature = "ebpf"),
+    allow(
+        dead_code,
+        reason = "the layouts are used by `imp`, built only with the feature"
+    )
+)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

@@ -121,7 +121,7 @@ fn peer_groups(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<Option<Vec<u32>>> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use std::os::unix::net::UnixStream;

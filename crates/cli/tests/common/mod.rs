@@ -4,7 +4,8 @@
     dead_code,
     clippy::unwrap_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "test code: a failed step must fail the test loudly"
 )]
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,10 @@
 //! What the namespace tests share: the privilege check and running a tool.
-#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a failed step must fail the test loudly"
+)]
 
 use std::process::Command;
 

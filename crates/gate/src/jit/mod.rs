@@ -462,7 +462,10 @@ impl JitService {
         result.unwrap_or_else(AdminResponse::error)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per field of the admin request it serves"
+    )]
     fn request_role(
         &self,
         who: &AdminCaller,
@@ -532,7 +535,10 @@ impl JitService {
         Ok(AdminResponse::record(record, notices))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per field of the admin request it serves"
+    )]
     fn request_port(
         &self,
         who: PortWho<'_>,

@@ -1,6 +1,9 @@
 //! A gate in front of the in-process emulator, on loopback, and real client
 //! processes started as other users.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared test helpers: not every test binary uses each one"
+)]
 
 use gatehouse_gate::clock::SystemClock;
 use gatehouse_gate::{Gate, GateConfig};

@@ -1,5 +1,8 @@
 //! Shared helpers: real client processes on loopback, cleaned up even when a test fails.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared test helpers: not every test binary uses each one"
+)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
