@@ -23,8 +23,11 @@
 //!   supplied by the caller; this crate never reads the clock.
 //! * `prev`: 64 lowercase hex digits: the `hash` of the previous record, or
 //!   64 `0`s for the first record ever written (seq 1).
-//! * `event`: the caller's JSON object, as serde_json serialises it compactly
-//!   (no newline can occur: JSON escapes control characters in strings).
+//! * `event`: a JSON object, as serde_json serialises it compactly (no newline
+//!   can occur: JSON escapes control characters in strings). gatehouse writes
+//!   only [`Event`]s (one type per record kind, [`SCHEMA_VERSION`]); [`verify`]
+//!   reads every one back and refuses a type or field the schema does not
+//!   know, [`verify_chain`] checks the chain alone.
 //! * `hash`: 64 lowercase hex digits, defined below.
 //!
 //! The last 75 bytes of every line (before `\n`) are therefore
@@ -101,6 +104,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod event;
 mod files;
 mod log;
 mod record;
@@ -109,7 +113,8 @@ mod tail;
 mod verify;
 
 pub use error::AuditError;
+pub use event::*;
 pub use log::{Appended, AuditLog, Options};
 pub use record::{is_valid_time, RecordError, GENESIS};
 pub use rotate::rotation_set;
-pub use verify::{verify, Problem, VerifyFailure, VerifyReport};
+pub use verify::{verify, verify_chain, Problem, VerifyFailure, VerifyReport};

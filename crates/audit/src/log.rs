@@ -5,9 +5,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::error::{io_err, AuditError};
+use crate::event::Event;
 use crate::files::{self, Unsafe, UNSAFE_BITS};
 use crate::record::{self, GENESIS, MAX_LINE};
 use crate::rotate;
@@ -134,12 +135,17 @@ impl AuditLog {
     }
 
     /// Appends one record with the caller's `time` (`YYYY-MM-DDTHH:MM:SS.mmmZ`)
-    /// and `event` (a JSON object, written as serde_json serialises it). The
+    /// and `event` (anything serde serialises as a JSON object: the gate
+    /// writes [`Event`]s; written as serde_json serialises it). The
     /// line goes out in one `write_all`; on error nothing is half-written
     /// (a partial line is cut off again) and the caller must treat the
     /// decision as unrecorded.
-    pub fn append(&self, time: &str, event: &Value) -> Result<Appended, AuditError> {
-        let event = event.as_object().ok_or(AuditError::EventNotObject)?;
+    pub fn append<E: Serialize + ?Sized>(
+        &self,
+        time: &str,
+        event: &E,
+    ) -> Result<Appended, AuditError> {
+        let event = object_json(event)?;
         if !record::is_valid_time(time) {
             return Err(AuditError::BadTime {
                 time: time.to_owned(),
@@ -152,11 +158,11 @@ impl AuditLog {
                 .set_len(torn.keep_len)
                 .map_err(io_err(&self.path, "cut the torn tail of"))?;
             inner.size = torn.keep_len;
-            let repaired = json!({"type": "torn_tail_repaired", "bytes": torn.bytes});
-            self.write_record(&mut inner, time, as_map(&repaired)?)?;
+            let repaired = object_json(&Event::TornTailRepaired { bytes: torn.bytes })?;
+            self.write_record(&mut inner, time, &repaired)?;
             inner.torn = None;
         }
-        self.write_record(&mut inner, time, event)
+        self.write_record(&mut inner, time, &event)
     }
 
     /// Flushes written records to stable storage (`fdatasync`).
@@ -184,7 +190,7 @@ impl AuditLog {
         &self,
         inner: &mut Inner,
         time: &str,
-        event: &Map<String, Value>,
+        event: &[u8],
     ) -> Result<Appended, AuditError> {
         let mut encoded = record::encode(inner.next_seq, time, &inner.prev, event)?;
         if encoded.line.len() > MAX_LINE {
@@ -262,18 +268,23 @@ impl AuditLog {
         };
         inner.file = file;
         inner.size = 0;
-        let rotated = json!({
-            "type": "rotated",
-            "previous_file": previous_file,
-            "previous_last_seq": inner.next_seq.saturating_sub(1),
-        });
-        let encoded = record::encode(inner.next_seq, time, &inner.prev, as_map(&rotated)?)?;
+        let rotated = object_json(&Event::Rotated {
+            previous_file,
+            previous_last_seq: inner.next_seq.saturating_sub(1),
+        })?;
+        let encoded = record::encode(inner.next_seq, time, &inner.prev, &rotated)?;
         self.write_line(inner, encoded).map(|_| ())
     }
 }
 
-fn as_map(value: &Value) -> Result<&Map<String, Value>, AuditError> {
-    value.as_object().ok_or(AuditError::EventNotObject)
+/// `event` as compact JSON, which must be an object (serde_json writes no
+/// newline, so the record stays one line).
+fn object_json<E: Serialize + ?Sized>(event: &E) -> Result<Vec<u8>, AuditError> {
+    let bytes = serde_json::to_vec(event)?;
+    if bytes.first() != Some(&b'{') {
+        return Err(AuditError::EventNotObject);
+    }
+    Ok(bytes)
 }
 
 /// Chain position after `line`, the last complete line of `path`.

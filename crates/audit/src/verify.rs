@@ -4,6 +4,9 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
+use crate::event::Event;
 use crate::record::{self, RecordError, GENESIS, MAX_LINE};
 
 /// What a successful verification covered.
@@ -73,18 +76,39 @@ pub enum Problem {
     PrevMismatch,
     #[error("seq {seq} with `prev` {} the genesis value (forged start)", if *.genesis_prev { "equal to" } else { "not equal to" })]
     BadGenesis { seq: u64, genesis_prev: bool },
+    #[error("the event is not a gatehouse audit record ({0}): written by a newer gatehouse, or edited with the chain recomputed")]
+    Event(String),
     #[error("torn last record: {bytes} bytes without a newline (crash while writing, or the file was cut)")]
     TornTail { bytes: u64 },
 }
 
 /// Verifies one file or a rotation set given oldest first (as
-/// [`crate::rotation_set`] returns it), stopping at the first failure.
-/// Records removed from the very end, or whole files dropped from the
-/// start, are not detectable here: see the crate documentation.
+/// [`crate::rotation_set`] returns it), stopping at the first failure: the
+/// chain, and that every record's event is an [`Event`] (a type or a field
+/// the schema does not know is a failure). Records removed from the very
+/// end, or whole files dropped from the start, are not detectable here: see
+/// the crate documentation.
 pub fn verify(paths: &[PathBuf]) -> Result<VerifyReport, VerifyFailure> {
+    verify_with(paths, Events::Typed)
+}
+
+/// Like [`verify`], but checks only the hash chain: the `event` of a record
+/// may be any JSON object (for logs of other writers of this format).
+pub fn verify_chain(paths: &[PathBuf]) -> Result<VerifyReport, VerifyFailure> {
+    verify_with(paths, Events::Any)
+}
+
+/// What an event must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Events {
+    Typed,
+    Any,
+}
+
+fn verify_with(paths: &[PathBuf], events: Events) -> Result<VerifyReport, VerifyFailure> {
     let mut chain = Chain::default();
     for path in paths {
-        verify_file(path, &mut chain)?;
+        verify_file(path, &mut chain, events)?;
     }
     Ok(VerifyReport {
         files: paths.len(),
@@ -104,7 +128,7 @@ struct Chain {
     last: Option<(u64, String)>,
 }
 
-fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyFailure> {
+fn verify_file(path: &Path, chain: &mut Chain, events: Events) -> Result<(), VerifyFailure> {
     let fail = |line: u64, problem: Problem| VerifyFailure {
         file: path.to_path_buf(),
         line,
@@ -126,7 +150,7 @@ fn verify_file(path: &Path, chain: &mut Chain) -> Result<(), VerifyFailure> {
             let bytes = u64::try_from(buf.len()).unwrap_or(u64::MAX);
             return Err(fail(number, torn_or_long(&mut reader, bytes)));
         };
-        link(chain, line).map_err(|problem| fail(number, problem))?;
+        link(chain, line, events).map_err(|problem| fail(number, problem))?;
     }
     Ok(())
 }
@@ -141,8 +165,11 @@ fn torn_or_long(reader: &mut impl BufRead, bytes: u64) -> Problem {
 }
 
 /// Checks one line and links it onto the chain.
-fn link(chain: &mut Chain, line: &[u8]) -> Result<(), Problem> {
+fn link(chain: &mut Chain, line: &[u8], events: Events) -> Result<(), Problem> {
     let rec = record::check(line)?;
+    if events == Events::Typed {
+        Event::deserialize(&rec.event).map_err(|e| Problem::Event(e.to_string()))?;
+    }
     match &chain.last {
         Some((last_seq, last_hash)) => {
             let expected = last_seq.saturating_add(1);

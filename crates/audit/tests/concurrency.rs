@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use common::*;
-use gatehouse_audit::{rotation_set, verify, AuditLog, Options};
+use gatehouse_audit::{rotation_set, verify_chain, AuditLog, Options};
 use serde_json::json;
 
 const THREADS: u64 = 8;
@@ -44,7 +44,7 @@ fn hammer(options: Options) -> (std::path::PathBuf, tempfile::TempDir, BTreeSet<
 fn eight_threads_one_chain() {
     let (path, _dir, seqs) = hammer(Options::default());
     assert_eq!(seqs.len() as u64, THREADS * PER_THREAD);
-    let report = verify(&[path]).unwrap();
+    let report = verify_chain(&[path]).unwrap();
     assert_eq!(report.records, THREADS * PER_THREAD);
     assert_eq!(report.last_seq, Some(THREADS * PER_THREAD));
 }
@@ -59,7 +59,7 @@ fn eight_threads_with_rotation() {
     let (path, _dir, seqs) = hammer(opts);
     let set = rotation_set(&path).unwrap();
     assert!(set.len() > 3, "{}", set.len());
-    let report = verify(&set).unwrap();
+    let report = verify_chain(&set).unwrap();
     assert!(report.starts_at_genesis());
     assert_eq!(report.records, seqs.len() as u64 + set.len() as u64 - 1);
 }

@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
-use gatehouse_audit::{verify, AuditError, AuditLog, Options};
+use gatehouse_audit::{verify_chain, AuditError, AuditLog, Options};
 use serde_json::{json, Value};
 
 #[test]
@@ -94,7 +94,7 @@ fn reopening_continues_the_chain() {
     let appended = log.append(&time(4), &event(4)).unwrap();
     assert_eq!(appended.seq, 4);
     drop(log);
-    let report = verify(std::slice::from_ref(&path)).unwrap();
+    let report = verify_chain(std::slice::from_ref(&path)).unwrap();
     assert_eq!((report.records, report.last_seq), (4, Some(4)));
     assert_eq!(report.last_hash.as_deref(), Some(appended.hash.as_str()));
 }
@@ -133,7 +133,7 @@ fn refuses_events_that_are_not_objects_and_bad_times() {
         assert!(matches!(err, AuditError::BadTime { .. }), "{bad}: {err}");
     }
     assert_eq!(log.append(&time(2), &event(2)).unwrap().seq, 2);
-    assert_eq!(verify(&[path]).unwrap().records, 2);
+    assert_eq!(verify_chain(&[path]).unwrap().records, 2);
 }
 
 #[test]
@@ -174,7 +174,7 @@ fn torn_tail_is_refused_then_repaired() {
     .unwrap();
     assert_eq!(log.append(&time(5), &event(5)).unwrap().seq, 5);
     drop(log);
-    let report = verify(std::slice::from_ref(&path)).unwrap();
+    let report = verify_chain(std::slice::from_ref(&path)).unwrap();
     assert_eq!(report.records, 5);
     let l = lines(&path);
     let repaired: Value = serde_json::from_slice(&l[3]).unwrap();

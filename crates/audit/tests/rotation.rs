@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 
 use common::*;
-use gatehouse_audit::{rotation_set, verify, AuditLog, Options};
+use gatehouse_audit::{rotation_set, verify_chain, AuditLog, Options};
 use serde_json::{json, Value};
 
 fn rotating(rotate_bytes: u64, keep: usize) -> Options {
@@ -45,18 +45,18 @@ fn three_files_verify_as_a_set_and_newest_alone() {
         assert_eq!(std::fs::metadata(file).unwrap().mode() & 0o7777, 0o640);
     }
 
-    let report = verify(&set).unwrap();
+    let report = verify_chain(&set).unwrap();
     assert!(report.starts_at_genesis());
     assert_eq!(report.records, appended + 2, "two rotation records");
     assert_eq!(report.files, 3);
 
-    let previous_last_seq = verify(&set[..2]).unwrap().last_seq.unwrap();
+    let previous_last_seq = verify_chain(&set[..2]).unwrap().last_seq.unwrap();
     assert_eq!(
         first_event(&path),
         json!({"type": "rotated", "previous_file": "audit.log.1", "previous_last_seq": previous_last_seq})
     );
 
-    let alone = verify(std::slice::from_ref(&path)).unwrap();
+    let alone = verify_chain(std::slice::from_ref(&path)).unwrap();
     assert!(!alone.starts_at_genesis());
     assert_eq!(alone.first_seq, Some(previous_last_seq + 1));
     assert!(
@@ -71,7 +71,7 @@ fn three_files_verify_as_a_set_and_newest_alone() {
     );
 
     // Out of order, the set fails at the first line of the misplaced file.
-    let failure = verify(&[set[1].clone(), set[0].clone(), set[2].clone()]).unwrap_err();
+    let failure = verify_chain(&[set[1].clone(), set[0].clone(), set[2].clone()]).unwrap_err();
     assert_eq!(
         (failure.file.clone(), failure.line),
         (set[0].clone(), 1),
@@ -83,7 +83,7 @@ fn three_files_verify_as_a_set_and_newest_alone() {
     let log = AuditLog::open(&path, rotating(1500, 5)).unwrap();
     let next = log.append(&time(0), &event(0)).unwrap();
     assert_eq!(Some(next.seq), report.last_seq.map(|s| s + 1));
-    assert!(verify(&rotation_set(&path).unwrap()).is_ok());
+    assert!(verify_chain(&rotation_set(&path).unwrap()).is_ok());
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn dropped_oldest_files_still_verify() {
     let set = rotation_set(&path).unwrap();
     assert_eq!(set.len(), 3, "{set:?}");
     assert!(!dir.path().join("audit.log.3").exists());
-    let report = verify(&set).unwrap();
+    let report = verify_chain(&set).unwrap();
     assert!(!report.starts_at_genesis());
     assert!(report.first_seq.unwrap() > 1);
     assert!(
@@ -116,7 +116,7 @@ fn keep_zero_drops_the_old_file() {
     }
     assert_eq!(rotation_set(&path).unwrap(), vec![path.clone()]);
     assert_eq!(first_event(&path)["previous_file"], Value::Null);
-    assert!(verify(&[path]).is_ok());
+    assert!(verify_chain(&[path]).is_ok());
 }
 
 #[test]
@@ -129,7 +129,10 @@ fn empty_current_file_continues_from_the_rotated_one() {
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
     let log = AuditLog::open(&path, Options::default()).unwrap();
     assert_eq!(log.append(&time(4), &event(4)).unwrap().seq, 4);
-    assert_eq!(verify(&rotation_set(&path).unwrap()).unwrap().records, 4);
+    assert_eq!(
+        verify_chain(&rotation_set(&path).unwrap()).unwrap().records,
+        4
+    );
 }
 
 #[test]
@@ -140,7 +143,10 @@ fn missing_current_file_continues_from_the_rotated_one() {
     std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
     let log = AuditLog::open(&path, Options::default()).unwrap();
     assert_eq!(log.append(&time(4), &event(4)).unwrap().seq, 4);
-    assert_eq!(verify(&rotation_set(&path).unwrap()).unwrap().records, 4);
+    assert_eq!(
+        verify_chain(&rotation_set(&path).unwrap()).unwrap().records,
+        4
+    );
 }
 
 #[test]

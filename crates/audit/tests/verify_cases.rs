@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use gatehouse_audit::{verify, Problem, RecordError, VerifyReport, GENESIS};
+use gatehouse_audit::{verify_chain, Problem, RecordError, VerifyReport, GENESIS};
 use serde_json::json;
 
 type Mutation = fn(&mut Vec<Vec<u8>>);
@@ -205,7 +205,7 @@ fn tamper_table() {
         let mut l = lines(&path);
         mutate(&mut l);
         write_lines(&path, &l);
-        let got = verify(std::slice::from_ref(&path));
+        let got = verify_chain(std::slice::from_ref(&path));
         match (want, got) {
             (Want::Ok { records, genesis }, Ok(report)) => {
                 assert_eq!(report.records, records, "{name}");
@@ -229,7 +229,7 @@ fn tamper_table() {
 fn report_of_an_untouched_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_log(dir.path(), 3);
-    let report = verify(std::slice::from_ref(&path)).unwrap();
+    let report = verify_chain(std::slice::from_ref(&path)).unwrap();
     let last = lines(&path).pop().unwrap();
     assert_eq!(
         report,
@@ -254,8 +254,8 @@ fn report_of_an_untouched_log() {
 fn empty_and_missing_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_log(dir.path(), 0);
-    assert_eq!(verify(&[path]).unwrap().records, 0);
+    assert_eq!(verify_chain(&[path]).unwrap().records, 0);
     let missing = dir.path().join("nope");
-    let failure = verify(&[missing]).unwrap_err();
+    let failure = verify_chain(&[missing]).unwrap_err();
     assert!(matches!(failure.problem, Problem::Io(_)), "{failure}");
 }

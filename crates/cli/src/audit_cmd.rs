@@ -9,7 +9,10 @@ pub enum Command {
     ///
     /// With one path, the rotation set `PATH.N … PATH.1, PATH` is verified
     /// oldest first. Exits 0 when the chain holds, 1 naming the first broken
-    /// line otherwise. Deleting lines at the very end cannot be seen from the
+    /// line otherwise. Every record must also be one gatehouse writes: a
+    /// record type or field this version does not know fails too (a newer
+    /// gatehouse's log, or an edit that recomputed the chain). Deleting lines
+    /// at the very end cannot be seen from the
     /// file alone: keep a copy off the machine for evidence against root.
     Verify {
         /// The audit log (default: the gate's default path).

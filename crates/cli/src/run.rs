@@ -555,9 +555,9 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
                                 "gatehouse: warning: the reloaded policy changes the just-in-time ports or break-glass \
                                  ranges; the firewall keeps the old ones until the gate restarts"
                             );
-                            let _ = gate.record_event_public(&serde_json::json!({
-                                "type": "jit_ports_changed_need_restart",
-                            }));
+                            let _ = gate.record_event_public(
+                                &gatehouse_audit::Event::JitPortsChangedNeedRestart {},
+                            );
                         }
                     }
                     Err(e) => eprintln!(

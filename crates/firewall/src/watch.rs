@@ -226,28 +226,26 @@ fn check<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, trigger: Trigger, rep
 
 impl WatchEvent {
     /// The audit record for this event (differences as `verify` words them).
-    pub fn audit_record(&self) -> serde_json::Value {
+    pub fn audit_record(&self) -> gatehouse_audit::Event {
+        use gatehouse_audit::Event;
         let words = |d: &[Difference]| d.iter().map(ToString::to_string).collect::<Vec<_>>();
         match self {
             WatchEvent::Repaired {
                 trigger,
                 differences,
                 remaining,
-            } => serde_json::json!({
-                "type": "firewall_repaired",
-                "trigger": trigger.label(),
-                "differences": words(differences),
-                "remaining": words(remaining),
-            }),
-            WatchEvent::Failed { trigger, error } => serde_json::json!({
-                "type": "firewall_repair_failed",
-                "trigger": trigger.label(),
-                "error": error,
-            }),
-            WatchEvent::MonitorLost { error } => serde_json::json!({
-                "type": "firewall_monitor_lost",
-                "error": error,
-            }),
+            } => Event::FirewallRepaired {
+                trigger: trigger.label().to_owned(),
+                differences: words(differences),
+                remaining: words(remaining),
+            },
+            WatchEvent::Failed { trigger, error } => Event::FirewallRepairFailed {
+                trigger: trigger.label().to_owned(),
+                error: error.clone(),
+            },
+            WatchEvent::MonitorLost { error } => Event::FirewallMonitorLost {
+                error: error.clone(),
+            },
         }
     }
 }

@@ -22,7 +22,11 @@ impl Audit {
         })
     }
 
-    pub(crate) fn append(&self, time: &str, event: &serde_json::Value) -> Result<(), AuditError> {
+    pub(crate) fn append(
+        &self,
+        time: &str,
+        event: &gatehouse_audit::Event,
+    ) -> Result<(), AuditError> {
         let first = match self.log.read() {
             Ok(log) => log.append(time, event).map(|_| ()),
             Err(poisoned) => poisoned.into_inner().append(time, event).map(|_| ()),

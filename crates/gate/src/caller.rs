@@ -3,7 +3,7 @@
 
 use gatehouse_policy::{Caller, Needs, Process};
 use gatehouse_sys::{CallerFacts, ProcessFacts};
-use serde_json::{json, Value};
+
 use std::net::SocketAddr;
 
 /// Who is behind a client connection: found here (`gatehouse_sys::Identifier`,
@@ -123,21 +123,41 @@ fn to_policy_process(p: &ProcessFacts) -> Process {
 
 /// The caller as the audit line shows it: the first holder in full, and
 /// how many holders there were.
-pub fn audit_caller(facts: &CallerFacts, caller: &Caller) -> Value {
+pub fn audit_caller(facts: &CallerFacts, caller: &Caller) -> gatehouse_audit::Caller {
     let first = facts.holders.first();
-    json!({
-        "uid": facts.socket_uid,
-        "user": caller.user,
-        "pid": first.map(|p| p.pid),
-        "exe": first.and_then(|p| p.exe_path.clone()),
-        "exe_verified": first.map(|p| p.exe_path_verified),
-        "exe_sha256": first.and_then(|p| p.exe_sha256.clone()),
-        "unit": first.and_then(|p| p.system_unit.clone()),
-        "cgroup": first.and_then(|p| p.cgroup.clone()),
-        "container": first.and_then(|p| p.container_id.clone()),
-        "holders": facts.holders.iter().map(|p| json!({"pid": p.pid, "uid": p.ruid})).collect::<Vec<_>>(),
-        "lookup": facts.lookup.strategy,
-    })
+    gatehouse_audit::Caller {
+        uid: facts.socket_uid,
+        user: caller.user.clone(),
+        pid: first.map(|p| p.pid),
+        exe: first.and_then(|p| p.exe_path.clone()),
+        exe_verified: first.map(|p| p.exe_path_verified),
+        exe_sha256: first.and_then(|p| p.exe_sha256.clone()),
+        unit: first.and_then(|p| p.system_unit.clone()),
+        cgroup: first.and_then(|p| p.cgroup.clone()),
+        container: first.and_then(|p| p.container_id.clone()),
+        holders: facts
+            .holders
+            .iter()
+            .map(|p| gatehouse_audit::Holder {
+                pid: p.pid,
+                uid: p.ruid,
+            })
+            .collect(),
+        lookup: audit_lookup(facts.lookup.strategy),
+    }
+}
+
+fn audit_lookup(strategy: gatehouse_sys::Strategy) -> gatehouse_audit::Lookup {
+    use gatehouse_audit::Lookup;
+    use gatehouse_sys::Strategy;
+    match strategy {
+        Strategy::Recent => Lookup::Recent,
+        Strategy::Newest => Lookup::Newest,
+        Strategy::SameUid => Lookup::SameUid,
+        Strategy::FullScan => Lookup::FullScan,
+        Strategy::SocketOnly => Lookup::SocketOnly,
+        Strategy::ConnectRecord => Lookup::ConnectRecord,
+    }
 }
 
 #[cfg(test)]

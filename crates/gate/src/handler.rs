@@ -8,11 +8,11 @@ use crate::token_path::Served;
 use crate::upstream::UpstreamError;
 use crate::Gate;
 use bytes::Bytes;
+use gatehouse_audit::{self as audit, Event};
 use gatehouse_imds::{Canonical, Endpoint, Selector};
 use gatehouse_policy::{Action, Identity, Policy, ResolveError, SelectorKind};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
-use serde_json::{json, Map, Value};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -32,13 +32,13 @@ pub struct ConnInfo {
 /// What the audit line says, gathered as the request goes.
 #[derive(Default)]
 struct Trail {
-    caller: Option<Value>,
-    request: Map<String, Value>,
+    caller: Option<audit::Caller>,
+    request: audit::RequestFacts,
     decided_by: Vec<String>,
     /// How the policy decided: mode, audit-mode verdict, an absent
     /// attribute, a trusted service, the one-line summary.
-    decision: Option<Value>,
-    upstream: Option<Value>,
+    decision: Option<audit::DecisionDetail>,
+    upstream: Option<audit::Upstream>,
 }
 
 pub type Response = http::Response<Full<Bytes>>;
@@ -121,38 +121,35 @@ impl Gate {
         let policy = self.policy.current();
         let mut trail = Trail::default();
         let (parts, body) = req.into_parts();
-        trail
-            .request
-            .insert("method".into(), json!(parts.method.as_str()));
+        trail.request.method = parts.method.as_str().to_owned();
         let result = self
             .serve(&conn, &policy, &parts, body, &mut trail, &decision_id)
             .await;
         let (response, outcome, reason) = match result {
-            Ok((answer, allowed_reason)) => (answer, "allow", allowed_reason),
+            Ok((answer, allowed_reason)) => (answer, audit::Outcome::Allow, allowed_reason),
             Err(refusal) => {
                 let (err, outcome) = refusal.answer(&decision_id);
                 (
                     json_response(err.status, None, Bytes::from(err.body), None),
-                    outcome.as_str(),
+                    outcome.audit(),
                     refusal.detail(),
                 )
             }
         };
-        let event = json!({
-            "type": "request",
-            "decision": decision_id,
-            "peer": conn.peer.to_string(),
-            "caller": trail.caller,
-            "request": Value::Object(trail.request),
-            "outcome": outcome,
-            "reason": reason,
-            "decided_by": trail.decided_by,
-            "decision_detail": trail.decision,
-            "upstream": trail.upstream,
-            "status": response.status().as_u16(),
-            "latency_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "policy": policy.hash().get(..16).unwrap_or(policy.hash()),
-        });
+        let event = Event::Request(Box::new(audit::RequestRecord {
+            decision: decision_id.clone(),
+            peer: conn.peer.to_string(),
+            caller: trail.caller,
+            request: trail.request,
+            outcome,
+            reason,
+            decided_by: trail.decided_by,
+            decision_detail: trail.decision,
+            upstream: trail.upstream,
+            status: response.status().as_u16(),
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            policy: policy.hash().get(..16).unwrap_or(policy.hash()).to_owned(),
+        }));
         match self.record(&event) {
             Ok(()) => response,
             Err(()) => {
@@ -172,10 +169,7 @@ impl Gate {
         trail: &mut Trail,
         decision_id: &str,
     ) -> Result<(Response, String), Refusal> {
-        trail.request.insert(
-            "target".into(),
-            json!(truncate(&parts.uri.to_string(), 512)),
-        );
+        trail.request.target = Some(truncate(&parts.uri.to_string(), 512));
         header_checks(&parts.method, &parts.headers)?;
         let canonical: Canonical =
             gatehouse_imds::canonicalise(parts.uri.path(), parts.uri.query())
@@ -186,19 +180,11 @@ impl Gate {
             return Err(Refusal::MethodNotAllowed);
         }
         let action = action_for(&canonical.endpoint, &parts.method);
-        trail.request.remove("target");
-        trail
-            .request
-            .insert("endpoint".into(), json!(canonical.endpoint.name()));
-        trail
-            .request
-            .insert("action".into(), json!(action.as_str()));
-        trail
-            .request
-            .insert("path".into(), json!(canonical.endpoint.path()));
-        if let Some(v) = canonical.api_version() {
-            trail.request.insert("api_version".into(), json!(v));
-        }
+        trail.request.target = None;
+        trail.request.endpoint = Some(canonical.endpoint.name().to_owned());
+        trail.request.action = Some(action.as_str().to_owned());
+        trail.request.path = Some(canonical.endpoint.path().to_string());
+        trail.request.api_version = canonical.api_version().map(str::to_owned);
 
         // Identity and audience first: a request IMDS would refuse is refused
         // the same way, before anyone is identified.
@@ -206,14 +192,12 @@ impl Gate {
         let mut audience = None;
         if canonical.endpoint == Endpoint::Token {
             let resource = canonical.resource().ok_or(Refusal::MissingResource)?;
-            trail.request.insert("audience".into(), json!(resource));
-            trail
-                .request
-                .insert("selector".into(), json!(canonical.selector.kind()));
+            trail.request.audience = Some(resource.to_owned());
+            trail.request.selector = Some(canonical.selector.kind().to_owned());
             audience =
                 Some(gatehouse_policy::normalise_audience(resource).ok_or(Refusal::BadAudience)?);
             let id = resolve(policy, &canonical.selector)?;
-            trail.request.insert("identity".into(), json!(id.name));
+            trail.request.identity = Some(id.name.clone());
             identity = Some(id);
         }
 
@@ -250,13 +234,13 @@ impl Gate {
         let grants = self.grants();
         let decision = policy.decide_with(&who, &request, &grants);
         trail.decided_by = decision.decided_by().to_vec();
-        trail.decision = Some(json!({
-            "mode": decision.trail().mode.as_str(),
-            "would_deny": decision.would_deny(),
-            "absent_attribute": decision.absent_attribute(),
-            "trusted_service": decision.trail().trusted_service,
-            "summary": decision.summary(),
-        }));
+        trail.decision = Some(audit::DecisionDetail {
+            mode: decision.trail().mode.as_str().to_owned(),
+            would_deny: decision.would_deny(),
+            absent_attribute: decision.absent_attribute().map(str::to_owned),
+            trusted_service: decision.trail().trusted_service.map(str::to_owned),
+            summary: decision.summary(),
+        });
         if !decision.is_allowed() {
             return Err(Refusal::Denied(decision.reason().to_string()));
         }
@@ -286,13 +270,12 @@ impl Gate {
         // it is recorded *before* it is forwarded, so it never happens
         // unrecorded even if the final line cannot be written.
         if parts.method == Method::POST {
-            let intent = json!({
-                "type": "forwarding",
-                "decision": decision_id,
-                "caller": trail.caller,
-                "request": Value::Object(trail.request.clone()),
-                "decided_by": trail.decided_by,
-            });
+            let intent = Event::Forwarding(Box::new(audit::ForwardingRecord {
+                decision: decision_id.to_owned(),
+                caller: trail.caller.clone(),
+                request: trail.request.clone(),
+                decided_by: trail.decided_by.clone(),
+            }));
             self.record(&intent)
                 .map_err(|()| Refusal::AuditUnavailable)?;
         }
@@ -336,20 +319,23 @@ impl Gate {
         let served = match served {
             Ok(s) => s,
             Err(refusal) => {
-                trail.upstream = Some(json!({ "latency_us": latency_us }));
+                trail.upstream = Some(audit::Upstream {
+                    status: None,
+                    source: None,
+                    attempts: None,
+                    latency_us,
+                    token_fp: None,
+                });
                 return Err(refusal);
             }
         };
-        let mut up = json!({
-            "status": served.answer.status,
-            "source": served.source.as_str(),
-            "attempts": served.attempts,
-            "latency_us": latency_us,
+        trail.upstream = Some(audit::Upstream {
+            status: Some(served.answer.status),
+            source: Some(served.source.audit()),
+            attempts: Some(served.attempts),
+            latency_us,
+            token_fp: served.fingerprint.clone(),
         });
-        if let (Some(fp), Some(o)) = (&served.fingerprint, up.as_object_mut()) {
-            o.insert("token_fp".into(), json!(fp));
-        }
-        trail.upstream = Some(up);
         let answer = served.answer;
         Ok((
             json_response(
@@ -362,7 +348,7 @@ impl Gate {
         ))
     }
 
-    fn record(&self, event: &Value) -> Result<(), ()> {
+    fn record(&self, event: &Event) -> Result<(), ()> {
         let time = crate::clock::rfc3339(self.clock.now());
         self.audit.append(&time, event).map_err(|e| {
             tracing::error!(error = %e, "audit write failed; refusing requests until it works");

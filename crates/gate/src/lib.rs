@@ -27,9 +27,9 @@ pub mod upstream;
 
 use caller::CallerSource;
 use clock::Clock;
+use gatehouse_audit::Event;
 use gatehouse_sys::Identifier;
 use policy_store::{LoadError, PolicyStore};
-use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,12 +148,11 @@ impl Gate {
             grants: std::sync::RwLock::new(Arc::new(Vec::new())),
         };
         let hash = gate.policy.current().hash().to_owned();
-        gate.record_event(&json!({
-            "type": "gate_started",
-            "upstream": config.upstream_label,
-            "policy_path": config.policy_path.display().to_string(),
-            "policy": hash,
-        }))
+        gate.record_event(&Event::GateStarted {
+            upstream: config.upstream_label.to_string(),
+            policy_path: config.policy_path.display().to_string(),
+            policy: hash,
+        })
         .map_err(StartError::Audit)?;
         Ok(gate)
     }
@@ -164,16 +163,17 @@ impl Gate {
         match self.policy.reload() {
             Ok(p) => {
                 let hash = p.hash().to_owned();
-                let _ = self.record_event(&json!({"type": "policy_loaded", "policy": hash}));
+                let _ = self.record_event(&Event::PolicyLoaded {
+                    policy: hash.clone(),
+                });
                 Ok(hash)
             }
             Err(e) => {
                 let kept = self.policy.current().hash().to_owned();
-                let _ = self.record_event(&json!({
-                    "type": "policy_rejected",
-                    "reason": e.summary(),
-                    "kept": kept,
-                }));
+                let _ = self.record_event(&Event::PolicyRejected {
+                    reason: e.summary(),
+                    kept,
+                });
                 Err(e)
             }
         }
@@ -211,11 +211,11 @@ impl Gate {
 
     /// Record an event from outside the request path (e.g. the firewall
     /// watcher's repairs) in the same hash chain.
-    pub fn record_event_public(&self, event: &serde_json::Value) -> Result<(), String> {
-        self.record_event(event).map_err(|e| e.to_string())
+    pub fn record_event_public(&self, event: &Event) -> Result<(), gatehouse_audit::AuditError> {
+        self.record_event(event)
     }
 
-    fn record_event(&self, event: &serde_json::Value) -> Result<(), gatehouse_audit::AuditError> {
+    fn record_event(&self, event: &Event) -> Result<(), gatehouse_audit::AuditError> {
         let time = clock::rfc3339(self.clock.now());
         self.audit.append(&time, event)
     }

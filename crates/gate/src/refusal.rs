@@ -38,10 +38,15 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
+        self.audit().as_str()
+    }
+
+    /// The audit record's outcome.
+    pub fn audit(self) -> gatehouse_audit::Outcome {
         match self {
-            Outcome::Rejected => "rejected",
-            Outcome::Denied => "deny",
-            Outcome::Failed => "error",
+            Outcome::Rejected => gatehouse_audit::Outcome::Rejected,
+            Outcome::Denied => gatehouse_audit::Outcome::Deny,
+            Outcome::Failed => gatehouse_audit::Outcome::Error,
         }
     }
 }

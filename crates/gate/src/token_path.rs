@@ -28,6 +28,15 @@ impl Source {
             Source::Stale => "stale",
         }
     }
+
+    /// The audit record's source.
+    pub fn audit(self) -> gatehouse_audit::UpstreamSource {
+        match self {
+            Source::Upstream => gatehouse_audit::UpstreamSource::Upstream,
+            Source::Cache => gatehouse_audit::UpstreamSource::Cache,
+            Source::Stale => gatehouse_audit::UpstreamSource::Stale,
+        }
+    }
 }
 
 #[derive(Debug)]

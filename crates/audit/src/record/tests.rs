@@ -1,8 +1,9 @@
 use super::*;
 use serde_json::json;
 
-fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().unwrap()
+fn obj(v: Value) -> Vec<u8> {
+    assert!(v.is_object());
+    serde_json::to_vec(&v).unwrap()
 }
 
 #[test]
@@ -38,7 +39,8 @@ fn encode_then_check_round_trips() {
         Record {
             seq: 7,
             prev: GENESIS.to_owned(),
-            hash: enc.hash.clone()
+            hash: enc.hash.clone(),
+            event: json!({"z": 1, "a": "x\ny", "n": 1.5e300}),
         }
     );
     // The documented formula, computed independently of `encode`.

@@ -19,6 +19,7 @@ pub mod ports;
 use crate::clock::rfc3339;
 use crate::Gate;
 use api::{AdminRequest, AdminResponse, ApiError, ListWhich, Whoami};
+use gatehouse_audit::{self as audit, Event};
 use gatehouse_jit::store::{
     Kind, ListFilter, NewRequest, Record, Requester, State, Store, StoreError,
 };
@@ -27,7 +28,6 @@ use gatehouse_policy::{
 };
 use gatehouse_sys::PeerCredentials;
 use ports::{PortControl, PortElement};
-use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -294,11 +294,10 @@ impl JitService {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(count = n, "jit: finished requests past retention forgotten");
-                let _ = self.gate.record_event_public(&json!({
-                    "type": "jit_pruned",
-                    "requests": n,
-                    "finished_before": rfc3339(before),
-                }));
+                let _ = self.gate.record_event_public(&Event::JitPruned {
+                    requests: u64::try_from(n).unwrap_or(u64::MAX),
+                    finished_before: rfc3339(before),
+                });
             }
             Err(e) => tracing::error!(error = %e, "jit: pruning failed"),
         }
@@ -330,18 +329,12 @@ impl JitService {
             };
             for event in &events {
                 let record = self.store.get(&event.request_id).ok().flatten();
-                let mut line = json!({
-                    "type": format!("jit_{}", event.kind),
-                    "jit_event": event.seq,
-                    "id": event.request_id,
-                    "at": rfc3339(event.at),
-                    "actor": event.actor,
-                    "detail": event.detail,
-                });
-                if let (Some(r), Some(obj)) = (record, line.as_object_mut()) {
-                    obj.insert("request".into(), audit_view(&r));
-                }
-                if let Err(e) = self.gate.record_event_public(&line) {
+                let line = audit_event(event, record.as_ref())?;
+                if let Err(e) = self
+                    .gate
+                    .record_event_public(&line)
+                    .map_err(|e| e.to_string())
+                {
                     // Keep what was written; the rest waits for the log.
                     if let Some(done) = event.seq.checked_sub(1) {
                         let _ = self.store.mark_audited(done);
@@ -377,13 +370,13 @@ impl JitService {
         }
         let summary = result?;
         if summary.added + summary.removed > 0 || why == "start" {
-            let _ = self.gate.record_event_public(&json!({
-                "type": "jit_ports_synced",
-                "why": why,
-                "added": summary.added,
-                "removed": summary.removed,
-                "kept": summary.kept,
-            }));
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            let _ = self.gate.record_event_public(&Event::JitPortsSynced {
+                why: why.to_owned(),
+                added: count(summary.added),
+                removed: count(summary.removed),
+                kept: count(summary.kept),
+            });
         }
         Ok(())
     }
@@ -703,13 +696,14 @@ impl JitService {
         message: &str,
         signer: Option<&str>,
     ) {
-        let _ = self.gate.record_event_public(&json!({
-            "type": "jit_signed_request_refused",
-            "source": source.to_string(),
-            "kind": kind,
-            "message": message,
-            "signer": signer,
-        }));
+        let _ = self
+            .gate
+            .record_event_public(&Event::JitSignedRequestRefused {
+                source: source.to_string(),
+                kind: kind.to_owned(),
+                message: message.to_owned(),
+                signer: signer.map(str::to_owned),
+            });
     }
 
     fn may_decide(&self, who: &AdminCaller, record: &Record) -> Result<(), ApiError> {
@@ -861,14 +855,13 @@ impl JitService {
         }
         match ports.cut(source, proto, port) {
             Ok(n) => {
-                let _ = self.gate.record_event_public(&json!({
-                    "type": "jit_sessions_cut",
-                    "id": record.id,
-                    "source": source.to_string(),
-                    "port": port,
-                    "protocol": proto,
-                    "sockets": n,
-                }));
+                let _ = self.gate.record_event_public(&Event::JitSessionsCut {
+                    id: record.id.clone(),
+                    source: source.to_string(),
+                    port,
+                    protocol: proto.to_string(),
+                    sockets: u64::try_from(n).unwrap_or(u64::MAX),
+                });
                 vec![format!(
                     "{n} session(s) from {source} to port {port}/{proto} were cut"
                 )]
@@ -984,31 +977,75 @@ fn approvers_notice(policy: &gatehouse_policy::Policy, r: &Record) -> String {
 }
 
 /// The request as an audit line shows it: who, what, why and when.
-fn audit_view(r: &Record) -> serde_json::Value {
+/// The audit record of one store event, with the request as it stands.
+/// A kind or a detail the schema does not know is an error: the store and
+/// the schema must change together.
+fn audit_event(
+    event: &gatehouse_jit::store::Event,
+    record: Option<&Record>,
+) -> Result<Event, String> {
+    let detail: audit::JitDetail = serde_json::from_value(event.detail.clone()).map_err(|e| {
+        format!(
+            "jit event {} ({}): detail not in the audit schema: {e}",
+            event.seq, event.kind
+        )
+    })?;
+    let line = audit::JitEvent {
+        jit_event: event.seq,
+        id: event.request_id.clone(),
+        at: rfc3339(event.at),
+        actor: event.actor.as_ref().map(principal),
+        detail,
+        request: record.map(audit_view).transpose()?,
+    };
+    Event::jit(&event.kind, line).ok_or_else(|| {
+        format!(
+            "jit event {}: kind `{}` has no audit record",
+            event.seq, event.kind
+        )
+    })
+}
+
+fn principal(r: &gatehouse_jit::store::Requester) -> audit::Principal {
+    audit::Principal {
+        uid: r.uid,
+        name: r.name.clone(),
+    }
+}
+
+/// A store value (kind, state) as the word it serialises to.
+fn word<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        other => Err(format!("not a word: {other:?}")),
+    }
+}
+
+fn audit_view(r: &Record) -> Result<audit::JitRequestView, String> {
     let t = |x: Option<SystemTime>| x.map(rfc3339);
-    json!({
-        "kind": r.request.kind,
-        "state": r.state,
-        "requester": r.request.requester,
-        "via": r.request.via,
-        "assignment": r.request.assignment,
-        "role": r.request.role,
-        "identity": r.request.identity,
-        "audience": r.request.audience,
-        "port": r.request.port,
-        "protocol": r.request.protocol,
-        "source": r.request.source,
-        "duration_secs": r.request.duration_secs,
-        "requested_secs": r.request.requested_secs,
-        "reason": r.request.reason,
-        "ticket": r.request.ticket,
-        "created": rfc3339(r.created),
-        "decided_by": r.decided_by,
-        "decided_at": t(r.decided_at),
-        "decision_reason": r.decision_reason,
-        "starts": t(r.starts),
-        "expires": t(r.expires),
-        "revoked_by": r.revoked_by,
-        "revoked_at": t(r.revoked_at),
+    Ok(audit::JitRequestView {
+        kind: word(&r.request.kind)?,
+        state: word(&r.state)?,
+        requester: principal(&r.request.requester),
+        via: r.request.via.clone(),
+        assignment: r.request.assignment.clone(),
+        role: r.request.role.clone(),
+        identity: r.request.identity.clone(),
+        audience: r.request.audience.clone(),
+        port: r.request.port,
+        protocol: r.request.protocol.clone(),
+        source: r.request.source.clone(),
+        duration_secs: r.request.duration_secs,
+        requested_secs: r.request.requested_secs,
+        reason: r.request.reason.clone(),
+        ticket: r.request.ticket.clone(),
+        created: rfc3339(r.created),
+        decided_by: r.decided_by.as_ref().map(principal),
+        decided_at: t(r.decided_at),
+        decision_reason: r.decision_reason.clone(),
+        starts: t(r.starts),
+        expires: t(r.expires),
+        revoked_by: r.revoked_by.as_ref().map(principal),
+        revoked_at: t(r.revoked_at),
     })
 }

@@ -2,18 +2,19 @@
 //! has exactly one writer, the worker.
 
 use super::wire::MAX_EVENT;
+use gatehouse_audit::Event;
 use std::io;
 use std::os::fd::AsFd;
 
-/// Send one event (a JSON object) to the worker.
-pub fn send_event(events: impl AsFd, event: &serde_json::Value) -> io::Result<()> {
+/// Send one event to the worker.
+pub fn send_event(events: impl AsFd, event: &Event) -> io::Result<()> {
     let bytes = serde_json::to_vec(event).map_err(io::Error::other)?;
     gatehouse_sys::send_message(events, &bytes, &[])
 }
 
-/// The next event; `Ok(None)` when the broker is gone. Anything but a JSON
-/// object without descriptors is an error.
-pub fn recv_event(events: impl AsFd) -> io::Result<Option<serde_json::Value>> {
+/// The next event; `Ok(None)` when the broker is gone. Anything but an
+/// [`Event`] without descriptors is an error.
+pub fn recv_event(events: impl AsFd) -> io::Result<Option<Event>> {
     let Some(message) = gatehouse_sys::recv_message(events, MAX_EVENT)? else {
         return Ok(None);
     };
@@ -21,8 +22,7 @@ pub fn recv_event(events: impl AsFd) -> io::Result<Option<serde_json::Value>> {
     if !message.fds.is_empty() {
         return Err(invalid("an event carries no descriptors"));
     }
-    match serde_json::from_slice(&message.bytes) {
-        Ok(v @ serde_json::Value::Object(_)) => Ok(Some(v)),
-        _ => Err(invalid("an event is a JSON object")),
-    }
+    serde_json::from_slice(&message.bytes)
+        .map(Some)
+        .map_err(|e| invalid(&format!("not an audit event: {e}")))
 }

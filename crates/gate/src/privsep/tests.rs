@@ -223,12 +223,21 @@ fn marked_upstream_sockets_come_from_the_broker() {
 }
 
 #[test]
-fn events_pass_as_json_objects_only() {
+fn events_pass_as_audit_events_only() {
     let (a, b) = gatehouse_sys::seqpacket_pair().unwrap();
-    let event = serde_json::json!({"type": "firewall_repaired", "differences": ["x"]});
+    let event = gatehouse_audit::Event::FirewallRepaired {
+        trigger: "periodic".into(),
+        differences: vec!["x".into()],
+        remaining: vec![],
+    };
     send_event(&a, &event).unwrap();
     assert_eq!(recv_event(&b).unwrap(), Some(event));
     gatehouse_sys::send_message(&a, b"[1,2]", &[]).unwrap();
+    assert!(recv_event(&b).is_err());
+    // A JSON object that is not a known event is refused too: the broker can
+    // have the worker audit only what the schema describes.
+    let unknown = br#"{"type": "firewall_repaired", "differences": ["x"]}"#;
+    gatehouse_sys::send_message(&a, unknown, &[]).unwrap();
     assert!(recv_event(&b).is_err());
     drop(a);
     assert_eq!(recv_event(&b).unwrap(), None);

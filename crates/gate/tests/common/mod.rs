@@ -7,6 +7,7 @@
 
 use gatehouse_gate::clock::SystemClock;
 use gatehouse_gate::{Gate, GateConfig};
+use serde::Deserialize;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -289,11 +290,20 @@ impl Harness {
         run_client(cmd)
     }
 
+    /// Every record so far. Each one's event must read back as a typed
+    /// [`gatehouse_audit::Event`] (no unknown type or field), so every test
+    /// that looks at the audit also checks the schema.
     pub fn audit(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.audit_path)
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            .map(|l| {
+                let record: Value = serde_json::from_str(l).unwrap();
+                if let Err(e) = gatehouse_audit::Event::deserialize(&record["event"]) {
+                    panic!("audit record outside the schema ({e}): {l}");
+                }
+                record
+            })
             .collect()
     }
 

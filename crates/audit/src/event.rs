@@ -1,0 +1,176 @@
+//! Every kind of record gatehouse writes, as one type.
+//!
+//! The `event` object of a log line is an [`Event`]: `type` names the
+//! variant (snake case) and the other keys are its fields. Writers build an
+//! `Event` and nothing else; [`crate::verify`] reads every record back as
+//! one and refuses a type or a field it does not know, so nothing can be
+//! written, or slipped in, that the schema does not describe.
+//!
+//! Compatibility: these are the keys and values the gate wrote before the
+//! events were typed (key order inside `event` was alphabetical then and is
+//! declaration order now; the chain hashes the bytes as stored, so old logs
+//! verify unchanged). A field that only some records carry is optional and
+//! left out when absent. [`SCHEMA_VERSION`] changes whenever a record's
+//! meaning or shape does.
+
+mod jit;
+mod request;
+
+pub use jit::{EventDetail, JitDetail, JitEvent, JitRequestView, Principal, RequestedDetail};
+pub use request::{
+    Caller, DecisionDetail, ForwardingRecord, Holder, Lookup, Outcome, RequestFacts, RequestRecord,
+    Upstream, UpstreamSource,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record schema described here.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// The gate opened its log and is about to serve.
+    GateStarted {
+        /// `imds`, `emulator` or the URL named by `--upstream`.
+        upstream: String,
+        policy_path: String,
+        /// SHA-256 of the policy file in force.
+        policy: String,
+    },
+    /// A reload put a new policy in force.
+    PolicyLoaded {
+        policy: String,
+    },
+    /// A reload was refused; `kept` is the hash of the policy still in force.
+    PolicyRejected {
+        reason: String,
+        kept: String,
+    },
+    /// One request to the metadata service and its decision.
+    Request(Box<RequestRecord>),
+    /// An allowed request that changes the platform's state (a scheduled
+    /// events approval) is about to be forwarded; written before it is.
+    Forwarding(Box<ForwardingRecord>),
+    /// First record of a file after rotation.
+    Rotated {
+        /// The rotated file's name, `null` when none is kept.
+        previous_file: Option<String>,
+        previous_last_seq: u64,
+    },
+    /// A torn last line left by a crash was cut off (`bytes` of it).
+    TornTailRepaired {
+        bytes: u64,
+    },
+    /// The watcher found the firewall table drifted and put it back.
+    FirewallRepaired {
+        /// `nft-event`, `periodic` or `start`.
+        trigger: String,
+        /// What differed, as `gatehouse firewall verify` words it.
+        differences: Vec<String>,
+        /// What still differs after the repair (empty when it took).
+        remaining: Vec<String>,
+    },
+    /// A repair of the firewall table failed.
+    FirewallRepairFailed {
+        trigger: String,
+        error: String,
+    },
+    /// `nft monitor` ended; drift is then found by the periodic check alone.
+    FirewallMonitorLost {
+        error: String,
+    },
+    /// A just-in-time request was made.
+    JitRequested(Box<JitEvent>),
+    JitApproved(Box<JitEvent>),
+    JitAutoApproved(Box<JitEvent>),
+    JitDenied(Box<JitEvent>),
+    JitActivated(Box<JitEvent>),
+    JitRevoked(Box<JitEvent>),
+    JitExpired(Box<JitEvent>),
+    JitLapsed(Box<JitEvent>),
+    /// Finished requests older than the retention were deleted from the store.
+    JitPruned {
+        requests: u64,
+        finished_before: String,
+    },
+    /// The kernel's just-in-time port sets were made equal to the store.
+    JitPortsSynced {
+        /// `start`, `change`, `periodic` or `repair`.
+        why: String,
+        added: u64,
+        removed: u64,
+        kept: u64,
+    },
+    /// A signed remote port request was refused.
+    JitSignedRequestRefused {
+        source: String,
+        kind: String,
+        message: String,
+        signer: Option<String>,
+    },
+    /// Sessions of a revoked port grant were destroyed.
+    JitSessionsCut {
+        /// The request id.
+        id: String,
+        source: String,
+        port: u16,
+        protocol: String,
+        sockets: u64,
+    },
+    /// A reload changed the just-in-time ports; the firewall keeps the old
+    /// ones until the gate restarts.
+    JitPortsChangedNeedRestart {},
+}
+
+impl Event {
+    /// The record's `type`, as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::GateStarted { .. } => "gate_started",
+            Event::PolicyLoaded { .. } => "policy_loaded",
+            Event::PolicyRejected { .. } => "policy_rejected",
+            Event::Request(_) => "request",
+            Event::Forwarding(_) => "forwarding",
+            Event::Rotated { .. } => "rotated",
+            Event::TornTailRepaired { .. } => "torn_tail_repaired",
+            Event::FirewallRepaired { .. } => "firewall_repaired",
+            Event::FirewallRepairFailed { .. } => "firewall_repair_failed",
+            Event::FirewallMonitorLost { .. } => "firewall_monitor_lost",
+            Event::JitRequested(_) => "jit_requested",
+            Event::JitApproved(_) => "jit_approved",
+            Event::JitAutoApproved(_) => "jit_auto_approved",
+            Event::JitDenied(_) => "jit_denied",
+            Event::JitActivated(_) => "jit_activated",
+            Event::JitRevoked(_) => "jit_revoked",
+            Event::JitExpired(_) => "jit_expired",
+            Event::JitLapsed(_) => "jit_lapsed",
+            Event::JitPruned { .. } => "jit_pruned",
+            Event::JitPortsSynced { .. } => "jit_ports_synced",
+            Event::JitSignedRequestRefused { .. } => "jit_signed_request_refused",
+            Event::JitSessionsCut { .. } => "jit_sessions_cut",
+            Event::JitPortsChangedNeedRestart {} => "jit_ports_changed_need_restart",
+        }
+    }
+
+    /// The record of a just-in-time store event of kind `kind` (the store's
+    /// word: `requested`, `approved`, …); `None` for a kind with no record.
+    pub fn jit(kind: &str, event: JitEvent) -> Option<Event> {
+        let event = Box::new(event);
+        Some(match kind {
+            "requested" => Event::JitRequested(event),
+            "approved" => Event::JitApproved(event),
+            "auto_approved" => Event::JitAutoApproved(event),
+            "denied" => Event::JitDenied(event),
+            "activated" => Event::JitActivated(event),
+            "revoked" => Event::JitRevoked(event),
+            "expired" => Event::JitExpired(event),
+            "lapsed" => Event::JitLapsed(event),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
