@@ -20,12 +20,13 @@ PINS=(
     "azure-core==1.41.0"
     "aiohttp==3.14.5"
     "requests==2.34.2"
+    "jsonschema==4.26.0"
 )
 STAMP="$DIR/.gatehouse-pins"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 
 check() {
-    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests' 2>/dev/null
+    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema' 2>/dev/null
 }
 
 if [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$WANT" ]] && check; then

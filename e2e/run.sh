@@ -126,6 +126,15 @@ for s in "${selected[@]}"; do
 done
 echo "== total $((SECONDS - started))s" >&2
 
+# Every record every gate of the run wrote, against the schema generated
+# from the types (docs/audit.md).
+mapfile -t audit_logs < <(find "$WORK" -name 'audit.log*' -type f | sort)
+if [[ ${#audit_logs[@]} -gt 0 ]]; then
+    got="$("$VENV/bin/python" "$E2E/helpers/check_audit_schema.py" "$ROOT/docs/audit.schema.json" "${audit_logs[@]}" 2>&1 | tail -n 1)"
+    row "audit: every record matches docs/audit.schema.json" root "ok" "${got%% *}"
+    echo "   audit schema: $got (${#audit_logs[@]} files)" >&2
+fi
+
 status=0
 print_table || status=$?
 exit "$status"

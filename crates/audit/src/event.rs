@@ -22,30 +22,35 @@ pub use request::{
     Upstream, UpstreamSource,
 };
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the record schema described here.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One audit record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
     /// The gate opened its log and is about to serve.
     GateStarted {
         /// `imds`, `emulator` or the URL named by `--upstream`.
         upstream: String,
+        /// The policy file, as named on the command line.
         policy_path: String,
         /// SHA-256 of the policy file in force.
         policy: String,
     },
     /// A reload put a new policy in force.
     PolicyLoaded {
+        /// SHA-256 of the policy now in force.
         policy: String,
     },
     /// A reload was refused; `kept` is the hash of the policy still in force.
     PolicyRejected {
+        /// Why the file was refused (its first error, and how many there were).
         reason: String,
+        /// SHA-256 of the policy still in force.
         kept: String,
     },
     /// One request to the metadata service and its decision.
@@ -57,10 +62,12 @@ pub enum Event {
     Rotated {
         /// The rotated file's name, `null` when none is kept.
         previous_file: Option<String>,
+        /// The last `seq` in the rotated file; this record's is one more.
         previous_last_seq: u64,
     },
     /// A torn last line left by a crash was cut off (`bytes` of it).
     TornTailRepaired {
+        /// How many bytes of the torn line were cut off.
         bytes: u64,
     },
     /// The watcher found the firewall table drifted and put it back.
@@ -74,49 +81,72 @@ pub enum Event {
     },
     /// A repair of the firewall table failed.
     FirewallRepairFailed {
+        /// `nft-event`, `periodic` or `start`.
         trigger: String,
+        /// What `nft` said.
         error: String,
     },
     /// `nft monitor` ended; drift is then found by the periodic check alone.
     FirewallMonitorLost {
+        /// Why the monitor ended.
         error: String,
     },
     /// A just-in-time request was made.
     JitRequested(Box<JitEvent>),
+    /// An approver approved a pending request.
     JitApproved(Box<JitEvent>),
+    /// The policy approved a request by itself (`auto_approve`).
     JitAutoApproved(Box<JitEvent>),
+    /// An approver denied a pending request.
     JitDenied(Box<JitEvent>),
+    /// A grant began.
     JitActivated(Box<JitEvent>),
+    /// A grant or pending request was revoked or withdrawn.
     JitRevoked(Box<JitEvent>),
+    /// A grant's time ran out.
     JitExpired(Box<JitEvent>),
+    /// A pending request was not decided within 24 hours.
     JitLapsed(Box<JitEvent>),
     /// Finished requests older than the retention were deleted from the store.
     JitPruned {
+        /// How many requests were deleted.
         requests: u64,
+        /// They had all finished before this time (RFC 3339).
         finished_before: String,
     },
     /// The kernel's just-in-time port sets were made equal to the store.
     JitPortsSynced {
         /// `start`, `change`, `periodic` or `repair`.
         why: String,
+        /// Elements added to the sets.
         added: u64,
+        /// Elements removed from them.
         removed: u64,
+        /// Elements already right.
         kept: u64,
     },
     /// A signed remote port request was refused.
     JitSignedRequestRefused {
+        /// The address the packet came from.
         source: String,
+        /// Why, as a word (`replayed`, `stale`, `not_a_requester`, …).
         kind: String,
+        /// Why, in a sentence.
         message: String,
+        /// The signer's principal, when the signature verified.
         signer: Option<String>,
     },
     /// Sessions of a revoked port grant were destroyed.
     JitSessionsCut {
         /// The request id.
         id: String,
+        /// The source address whose sessions were cut.
         source: String,
+        /// The port.
         port: u16,
+        /// `tcp` or `udp`.
         protocol: String,
+        /// How many sockets were destroyed.
         sockets: u64,
     },
     /// A reload changed the just-in-time ports; the firewall keeps the old

@@ -109,6 +109,7 @@ mod files;
 mod log;
 mod record;
 mod rotate;
+mod schema;
 mod tail;
 mod verify;
 
@@ -117,4 +118,5 @@ pub use event::*;
 pub use log::{Appended, AuditLog, Options};
 pub use record::{is_valid_time, RecordError, GENESIS};
 pub use rotate::rotation_set;
+pub use schema::{json_schema, markdown_reference};
 pub use verify::{verify, verify_chain, Problem, VerifyFailure, VerifyReport};

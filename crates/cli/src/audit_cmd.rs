@@ -22,10 +22,23 @@ pub enum Command {
         #[arg(long)]
         single: bool,
     },
+    /// Print the JSON Schema (2020-12) of one audit record line.
+    ///
+    /// Generated from the same types the gate writes records with; every
+    /// record type and field is described in it (and in docs/audit.md).
+    /// Point a SIEM's or a pipeline's validator at it.
+    Schema,
 }
 
 pub fn main(command: Command) -> ExitCode {
     match command {
+        Command::Schema => match serde_json::to_string_pretty(&gatehouse_audit::json_schema()) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => crate::fail(&format!("cannot print the schema: {e}"), None),
+        },
         Command::Verify { path, single } => {
             let paths = if single {
                 vec![path.clone()]

@@ -289,7 +289,10 @@ fn audit_verify_names_the_edited_deleted_or_swapped_line() {
         for i in 0..6 {
             log.append(
                 "2026-11-25T14:00:00.000Z",
-                &serde_json::json!({"type": "request", "n": i}),
+                &gatehouse_audit::Event::JitPruned {
+                    requests: i,
+                    finished_before: "2026-11-25T13:00:00.000Z".into(),
+                },
             )
             .unwrap();
         }
@@ -311,12 +314,25 @@ fn audit_verify_names_the_edited_deleted_or_swapped_line() {
 
     let lines: Vec<&str> = pristine.lines().collect();
     let join = |ls: Vec<&str>| ls.join("\n") + "\n";
-    let edited = pristine.replacen("\"n\":3", "\"n\":7", 1);
+    let edited = pristine.replacen("\"requests\":3", "\"requests\":7", 1);
     let mut deleted = lines.clone();
     deleted.remove(2);
     let mut swapped = lines.clone();
     swapped.swap(3, 4);
+    // A record outside the schema, its chain intact: written through the
+    // library, as a rewriter with the file would.
+    let extra = dir.path().join("extra.log");
+    {
+        let log =
+            gatehouse_audit::AuditLog::open(&extra, gatehouse_audit::Options::default()).unwrap();
+        let good = gatehouse_audit::Event::PolicyLoaded { policy: "h".into() };
+        log.append("2026-11-25T14:00:00.000Z", &good).unwrap();
+        let unknown = serde_json::json!({"type": "policy_loaded", "policy": "h", "token": "x"});
+        log.append("2026-11-25T14:00:00.001Z", &unknown).unwrap();
+    }
+    let unknown = std::fs::read_to_string(&extra).unwrap();
     for (what, text, line) in [
+        ("a field the schema does not know", unknown, 2),
         ("edited", edited, 4),
         ("deleted", join(deleted), 3),
         ("swapped", join(swapped), 4),
@@ -328,6 +344,19 @@ fn audit_verify_names_the_edited_deleted_or_swapped_line() {
             "{what} should name line {line}: {err}"
         );
     }
+}
+
+#[test]
+fn audit_schema_prints_the_json_schema_of_a_record_line() {
+    let out = gatehouse().args(["audit", "schema"]).output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema, gatehouse_audit::json_schema());
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    assert!(schema["$defs"]["Event"]["oneOf"].as_array().unwrap().len() >= 23);
 }
 
 #[test]

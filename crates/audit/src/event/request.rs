@@ -1,11 +1,12 @@
 //! The record of one request: who asked, what, what was decided and why,
 //! what the upstream answered. Fingerprints only: never a token.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `type: request` — written for every request, allowed or not, after the
 /// answer is known and before it is sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRecord {
     /// The decision id, also in the answer's error body.
@@ -15,7 +16,9 @@ pub struct RequestRecord {
     /// `null` when the caller was not identified (the request was refused
     /// before, or identification failed).
     pub caller: Option<Caller>,
+    /// What was asked.
     pub request: RequestFacts,
+    /// The verdict.
     pub outcome: Outcome,
     /// Why: the deciding assignment's summary, or the refusal.
     pub reason: String,
@@ -34,20 +37,25 @@ pub struct RequestRecord {
 }
 
 /// `type: forwarding` — an approval about to be forwarded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardingRecord {
+    /// The decision id; its `request` record follows.
     pub decision: String,
+    /// Who asked.
     pub caller: Option<Caller>,
+    /// What was asked.
     pub request: RequestFacts,
+    /// The assignments that allowed it.
     pub decided_by: Vec<String>,
 }
 
 /// What the request asked for. Fields are filled as the request is
 /// understood: a request refused early has fewer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestFacts {
+    /// The HTTP method.
     pub method: String,
     /// The raw target (at most 512 bytes), only when it could not be
     /// canonicalised.
@@ -62,6 +70,7 @@ pub struct RequestFacts {
     /// The canonical path decided on and forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The `api-version` parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// The audience (`resource`) as sent.
@@ -76,7 +85,7 @@ pub struct RequestFacts {
 }
 
 /// The decision's outcome, as the answer shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Allowed (and answered, from the cache or upstream).
@@ -101,19 +110,27 @@ impl Outcome {
 }
 
 /// The process behind the connection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Caller {
     /// The socket's uid (sock_diag; what nftables' `meta skuid` sees).
     pub uid: u32,
+    /// The uid's account name.
     pub user: Option<String>,
-    /// The first holder's fields; `null` when no process was read.
+    /// The first holder's pid; this and the fields below are `null` when no
+    /// process was read (a decision on the uid alone).
     pub pid: Option<u32>,
+    /// Its executable's path.
     pub exe: Option<String>,
+    /// Whether that path still names the file the process runs.
     pub exe_verified: Option<bool>,
+    /// SHA-256 of the executable, when the policy reads it.
     pub exe_sha256: Option<String>,
+    /// Its systemd unit.
     pub unit: Option<String>,
+    /// Its cgroup v2 path.
     pub cgroup: Option<String>,
+    /// Its container id, if it runs in one.
     pub container: Option<String>,
     /// Every process holding the socket.
     pub holders: Vec<Holder>,
@@ -122,16 +139,17 @@ pub struct Caller {
 }
 
 /// One process holding the client's socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Holder {
+    /// Its pid.
     pub pid: u32,
     /// Its real uid.
     pub uid: u32,
 }
 
 /// Which path found the caller (the names are the identification code's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Lookup {
     /// A pid that recently held a socket.
     Recent,
@@ -148,7 +166,7 @@ pub enum Lookup {
 }
 
 /// How the policy decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionDetail {
     /// `enforce`, `audit` or `off`.
@@ -164,16 +182,19 @@ pub struct DecisionDetail {
 }
 
 /// What was asked of the upstream and how it went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
     /// The status answered; absent when no answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// Where the answer came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<UpstreamSource>,
+    /// Calls made to the metadata service for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// Time spent on it.
     pub latency_us: u64,
     /// A short fingerprint of the token served (never the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,7 +202,7 @@ pub struct Upstream {
 }
 
 /// Where an answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamSource {
     /// Asked of the metadata service now.
