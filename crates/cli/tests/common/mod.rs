@@ -7,6 +7,8 @@
     clippy::indexing_slicing
 )]
 
+pub mod separated;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
