@@ -340,6 +340,24 @@ fn reload_and_stop_as_deployed(separated: bool) {
         "the pid file names the process signals go to"
     );
     let (worker, monitor) = processes(main, separated);
+    if separated {
+        // The runtime that listens for signals was made before the
+        // capability drop: no thread of the broker kept more than three.
+        let caps = status_field(main, "CapEff").unwrap();
+        for task in std::fs::read_dir(format!("/proc/{main}/task")).unwrap() {
+            let tid = task.unwrap().file_name().into_string().unwrap();
+            let status =
+                std::fs::read_to_string(format!("/proc/{main}/task/{tid}/status")).unwrap();
+            assert!(
+                status.contains(&format!("CapEff:\t{caps}")),
+                "thread {tid}: {status}"
+            );
+        }
+        assert_eq!(
+            u64::from_str_radix(&caps, 16).unwrap(),
+            (1 << 2) | (1 << 12) | (1 << 19)
+        );
+    }
 
     // READY=1 once listening, the policy loaded and the table verified.
     let ready = manager.until("READY=1");
