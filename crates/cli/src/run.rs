@@ -620,6 +620,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     };
     let mut stopping = stop_rx.clone();
     let shutdown = async move {
+        // An error means every sender is gone: nothing can ask any more; stop.
         let _ = stopping.wait_for(Option::is_some).await;
         lifecycle::notify(&[gatehouse_sys::Notice::Stopping]);
     };

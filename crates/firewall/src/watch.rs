@@ -170,8 +170,13 @@ impl Watcher {
     fn shutdown(&mut self) {
         let _ = self.tx.send(Msg::Stop);
         if let Some(mut child) = self.monitor.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            // Our own child: kill() fails only if it cannot be signalled.
+            if let Err(e) = child.kill().and_then(|()| child.wait().map(drop)) {
+                eprintln!(
+                    "gatehouse: cannot stop `nft monitor` (pid {}): {e}",
+                    child.id()
+                );
+            }
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
