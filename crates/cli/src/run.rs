@@ -41,7 +41,9 @@ pub struct Args {
     #[arg(long)]
     emulator_config: Option<PathBuf>,
 
-    /// Write the gate's pid here (for `gatehouse reload`).
+    /// Write the gate's pid here, and answer `gatehouse reload` on a control
+    /// socket beside it (the same name ending in `.sock`, mode 0600). A stale
+    /// pid file is replaced; one naming a running gatehouse refuses the start.
     #[arg(long)]
     pid_file: Option<PathBuf>,
 
