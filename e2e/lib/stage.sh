@@ -37,6 +37,9 @@ gate_start() {
     vm="$(ns_vm "$id")"
     # The worker writes (and rotates) the audit log: its directory is the worker's.
     chown "$GATE_USER:$GATE_USER" "$s"
+    # The pid file and control socket are the root broker's, in a directory
+    # it can write without CAP_DAC_OVERRIDE (as /run/gatehouse, group root).
+    install -d -m 755 "$s/run"
     # After a kill -9 the old worker exits when it sees its broker gone; a
     # new gate refuses to take over an admin socket that still answers.
     [[ ! -S "$s/admin.sock" ]] || wait_for "the old worker to go" 10 \
@@ -51,7 +54,7 @@ sys.exit(1)' "$s/admin.sock"
     # nsenter, not `ip netns exec`: that remounts /sys, and the eBPF path
     # attaches to the cgroup v2 hierarchy mounted there.
     nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
-        --audit "$s/audit.log" --pid-file "$s/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
+        --audit "$s/audit.log" --pid-file "$s/run/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \
         --caller-lookup "$CALLER_LOOKUP" \

@@ -41,6 +41,13 @@ pub enum Event {
         /// SHA-256 of the policy file in force.
         policy: String,
     },
+    /// The gate stopped cleanly: its last record.
+    GateStopped {
+        /// What stopped it (`SIGTERM`, `SIGINT`, …).
+        reason: String,
+        /// Requests answered since it started.
+        requests_served: u64,
+    },
     /// A reload put a new policy in force.
     PolicyLoaded {
         /// SHA-256 of the policy now in force.
@@ -159,6 +166,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::GateStarted { .. } => "gate_started",
+            Event::GateStopped { .. } => "gate_stopped",
             Event::PolicyLoaded { .. } => "policy_loaded",
             Event::PolicyRejected { .. } => "policy_rejected",
             Event::Request(_) => "request",

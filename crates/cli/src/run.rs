@@ -1,6 +1,7 @@
 //! `gatehouse run`: the gate.
 
 mod jit;
+pub(crate) mod lifecycle;
 mod privsep;
 
 use gatehouse_gate::clock::SystemClock;
@@ -40,7 +41,9 @@ pub struct Args {
     #[arg(long)]
     emulator_config: Option<PathBuf>,
 
-    /// Write the gate's pid here (for `gatehouse reload`).
+    /// Write the gate's pid here, and answer `gatehouse reload` on a control
+    /// socket beside it (the same name ending in `.sock`, mode 0600). A stale
+    /// pid file is replaced; one naming a running gatehouse refuses the start.
     #[arg(long)]
     pid_file: Option<PathBuf>,
 
@@ -290,6 +293,8 @@ pub(crate) struct WorkerParts {
     pub client: Arc<gatehouse_gate::privsep::BrokerClient>,
     pub listener: std::net::TcpListener,
     pub events: std::os::fd::OwnedFd,
+    /// How often the request loop tells the broker it is alive.
+    pub heartbeat: Duration,
 }
 
 /// The mark upstream connections carry, from the flags.
@@ -383,6 +388,13 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         },
     };
     let records = identify.connect_records.clone();
+    let callers = lifecycle::callers_label(records.is_some(), args.all_holders);
+    // Stop on SIGTERM/SIGINT, or when the broker says so (with --user).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel::<Option<String>>(None);
+    let signals = match lifecycle::listen_signals() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let config = GateConfig {
         policy_path: args.policy.clone(),
         trusted_uids,
@@ -425,9 +437,16 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         }
         _ => None,
     };
+    let mut broker_link = None;
+    let mut heartbeat = lifecycle::heartbeat_period();
     let bound = match worker {
         Some(w) => {
-            privsep::audit_broker_events(w.events, Arc::clone(&gate));
+            heartbeat = w.heartbeat;
+            broker_link = Some(privsep::follow_broker(
+                w.events,
+                Arc::clone(&gate),
+                stop_tx.clone(),
+            ));
             w.listener
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(w.listener))
@@ -458,12 +477,17 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     } else {
         args.pid_file.as_ref()
     };
+    let mut control = None;
     if let Some(pid_file) = pid_file {
-        if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
-            return crate::fail(
-                &format!("cannot write pid file `{}`: {e}", pid_file.display()),
-                None,
-            );
+        if let Err(code) = lifecycle::claim_pid_file(pid_file) {
+            return code;
+        }
+        match lifecycle::bind_control(pid_file) {
+            Ok(c) => control = Some(c),
+            Err(code) => {
+                lifecycle::release_pid_file(pid_file);
+                return code;
+            }
         }
     }
     // The worker cannot run `nft`: its broker watches the table.
@@ -482,7 +506,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         }
         _ => None,
     };
-    let _firewall = match crate::firewall::watch_for_gate(
+    let firewall = match crate::firewall::watch_for_gate(
         watching,
         listen,
         config.upstream_mark,
@@ -494,6 +518,12 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         Ok(w) => w,
         Err(code) => return code,
     };
+    if firewall.as_ref().is_some_and(|w| !w.verified_at_start()) {
+        return crate::fail(
+            "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
+            Some("check `gatehouse firewall verify`, or pass `--firewall off`"),
+        );
+    }
     let ports = match (keeper, broker_ports) {
         (Some(k), _) => Some(k as Arc<dyn gatehouse_gate::jit::ports::PortControl>),
         (None, Some(b)) if jit_ports.is_some() => Some(b),
@@ -510,7 +540,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     } else {
         None
     };
-    let _jit = match jit::start(&args, state_dir.as_deref(), &gate, ports).await {
+    let jit_service = match jit::start(&args, state_dir.as_deref(), &gate, ports).await {
         Ok(j) => j,
         Err(code) => return code,
     };
@@ -535,63 +565,89 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         eprintln!("  privileges: separated; requests are parsed as uid {me} with no capabilities");
     }
 
+    let (mut asks, stop_signals) = match signals.split(control) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            let why = stop_signals.await;
+            stop_tx.send_replace(Some(why.to_owned()));
+        });
+    }
     let reloader = {
         let gate = Arc::clone(&gate);
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                tracing::error!("cannot listen for SIGHUP; reload with a restart");
-                return;
-            };
-            while hup.recv().await.is_some() {
-                let ports_before = crate::firewall::jit_ports(&gate.policy());
-                match gate.reload() {
-                    Ok(hash) => {
-                        tracing::info!(policy = %hash.get(..16).unwrap_or(""), "policy reloaded");
-                        // The table is rendered at start (by the broker with --user).
-                        if crate::firewall::jit_ports(&gate.policy()) != ports_before {
-                            eprintln!(
-                                "gatehouse: warning: the reloaded policy changes the just-in-time ports or break-glass \
-                                 ranges; the firewall keeps the old ones until the gate restarts"
-                            );
-                            let _ = gate.record_event_public(
-                                &gatehouse_audit::Event::JitPortsChangedNeedRestart {},
-                            );
-                        }
-                    }
-                    Err(e) => eprintln!(
-                        "gatehouse: reload refused, the previous policy stays in force:\n{e}"
-                    ),
-                }
+            while let Some(ask) = asks.recv().await {
+                lifecycle::notify(&[gatehouse_sys::Notice::Reloading]);
+                let outcome = lifecycle::reload_gate(&gate);
+                lifecycle::notify_ready(&gate.policy_hash(), callers, gate.requests_served());
+                ask.answer(&outcome);
             }
         })
     };
-    gatehouse_gate::server::serve(gate, listener, shutdown_signal()).await;
+    // Ready: listening, the policy loaded, the firewall verified.
+    let beat: Box<dyn FnMut() + Send> = match broker_link {
+        Some(link) => {
+            let ready = gatehouse_gate::privsep::wire::ToBroker::Ready {
+                policy: gate.policy_hash(),
+                served: gate.requests_served(),
+            };
+            if let Err(e) = gatehouse_gate::privsep::send_to_broker(&*link, &ready) {
+                tracing::error!(error = %e, "cannot tell the broker the worker is ready");
+            }
+            let gate = Arc::clone(&gate);
+            Box::new(move || {
+                let alive = gatehouse_gate::privsep::wire::ToBroker::Alive {
+                    policy: gate.policy_hash(),
+                    served: gate.requests_served(),
+                };
+                if let Err(e) = gatehouse_gate::privsep::send_to_broker(&*link, &alive) {
+                    tracing::error!(error = %e, "cannot send the broker the heartbeat");
+                }
+            })
+        }
+        None => {
+            lifecycle::notify_ready(&gate.policy_hash(), callers, gate.requests_served());
+            let gate = Arc::clone(&gate);
+            Box::new(move || {
+                lifecycle::notify_alive(&gate.policy_hash(), callers, gate.requests_served());
+            })
+        }
+    };
+    let heartbeat = gatehouse_gate::server::Heartbeat {
+        every: heartbeat,
+        beat,
+    };
+    let mut stopping = stop_rx.clone();
+    let shutdown = async move {
+        // An error means every sender is gone: nothing can ask any more; stop.
+        let _ = stopping.wait_for(Option::is_some).await;
+        lifecycle::notify(&[gatehouse_sys::Notice::Stopping]);
+    };
+    gatehouse_gate::server::serve_with_heartbeat(
+        Arc::clone(&gate),
+        listener,
+        shutdown,
+        Some(heartbeat),
+    )
+    .await;
     reloader.abort();
+    let reason = stop_rx
+        .borrow()
+        .clone()
+        .unwrap_or_else(|| "stopped".to_owned());
+    drop(firewall);
+    drop(jit_service);
+    lifecycle::audit_stopped(&gate, &reason);
     if let Some(e) = emulator {
         e.shutdown();
     }
     if let Some(pid_file) = pid_file {
-        let _ = std::fs::remove_file(pid_file);
+        lifecycle::release_pid_file(pid_file);
     }
     ExitCode::SUCCESS
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    tracing::info!("shutting down");
 }
 
 fn load_emulator_config(path: &Path) -> Result<gatehouse_emulator::EmulatorConfig, ExitCode> {

@@ -10,16 +10,18 @@
 )]
 
 mod common;
+use common::separated::{
+    children, ensure_worker_user, gone, hex_field, status_field, wait_until, WORKER_UID,
+    WORKER_USER,
+};
 use common::{gatehouse, http_addr, privileged, start_until, Running};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const WORKER_USER: &str = "gh-privsep-test";
-const WORKER_UID: u32 = 46099;
 const ALLOWED_UID: u32 = 46097;
 const DENIED_UID: u32 = 46098;
 const MARK: &str = "0x6761";
@@ -52,33 +54,6 @@ fn start(args: &[&str], marker: &str) -> (Running, String, Receiver<String>) {
     (started.running, addr, started.rest)
 }
 
-fn ensure_worker_user() {
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = ONCE.lock().unwrap_or_else(|p| p.into_inner());
-    let known = || {
-        std::fs::read_to_string("/etc/passwd")
-            .unwrap()
-            .lines()
-            .any(|l| l.starts_with(&format!("{WORKER_USER}:")))
-    };
-    if !known() {
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                "--uid",
-                &WORKER_UID.to_string(),
-                WORKER_USER,
-            ])
-            .status()
-            .unwrap();
-        // Another test binary may have created it meanwhile.
-        assert!(status.success() || known(), "useradd failed");
-    }
-}
-
 /// curl as `uid`; (status, curl's pid).
 fn curl_as(uid: u32, url: &str) -> (u16, u32) {
     let child = Command::new("/usr/bin/curl")
@@ -105,48 +80,6 @@ fn curl_as(uid: u32, url: &str) -> (u16, u32) {
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap(),
         pid,
     )
-}
-
-/// Fields of /proc/PID/status.
-fn status_field(pid: u32, name: &str) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines().find_map(|l| {
-        l.strip_prefix(&format!("{name}:"))
-            .map(|v| v.trim().to_owned())
-    })
-}
-
-fn hex_field(pid: u32, name: &str) -> u64 {
-    u64::from_str_radix(&status_field(pid, name).unwrap(), 16).unwrap()
-}
-
-/// Live (not zombie) children of `parent`.
-fn children(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| status_field(*pid, "PPid").as_deref() == Some(&parent.to_string()))
-        .filter(|pid| {
-            !status_field(*pid, "State")
-                .unwrap_or_default()
-                .starts_with('Z')
-        })
-        .collect()
-}
-
-fn gone(pid: u32) -> bool {
-    status_field(pid, "State").is_none_or(|s| s.starts_with('Z'))
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting until {what}");
 }
 
 /// A gate separated with `--user` in front of `emulator`, its worker's pid.

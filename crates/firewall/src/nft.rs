@@ -141,8 +141,9 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::Exit
             Ok(Some(status)) => return Some(status),
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(2)),
             _ => {
-                let _ = child.kill();
-                let _ = child.wait();
+                if let Err(e) = child.kill().and_then(|()| child.wait().map(drop)) {
+                    eprintln!("gatehouse: cannot stop `nft` (pid {}): {e}", child.id());
+                }
                 return None;
             }
         }

@@ -82,6 +82,7 @@ pub struct Watcher {
     tx: Sender<Msg>,
     monitor: Option<Child>,
     threads: Vec<JoinHandle<()>>,
+    verified: bool,
 }
 
 /// Start watching: check at once, then on every change to our table and
@@ -99,8 +100,10 @@ where
     let mut threads = Vec::new();
     let mut monitor = None;
     if options.monitor {
-        let mut child = nft
-            .command(["monitor"])
+        let mut command = nft.command(["monitor"]);
+        // Killed with this process, even by SIGKILL: no orphaned monitor.
+        gatehouse_sys::die_with_parent(&mut command);
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -116,8 +119,9 @@ where
         monitor = Some(child);
     }
     let every = options.every.max(Duration::from_millis(100));
+    // The first check before returning, so the caller knows the table holds.
+    let verified = check(&nft, &ruleset, Trigger::Start, &report);
     threads.push(std::thread::spawn(move || {
-        check(&nft, &ruleset, Trigger::Start, &report);
         let mut next = Instant::now() + every;
         loop {
             let wait = next.saturating_duration_since(Instant::now());
@@ -133,11 +137,11 @@ where
                     if stop {
                         return;
                     }
-                    check(&nft, &ruleset, Trigger::Event, &report);
+                    let _ = check(&nft, &ruleset, Trigger::Event, &report);
                 }
                 Ok(Msg::MonitorEnded(error)) => report(&WatchEvent::MonitorLost { error }),
                 Err(RecvTimeoutError::Timeout) => {
-                    check(&nft, &ruleset, Trigger::Periodic, &report);
+                    let _ = check(&nft, &ruleset, Trigger::Periodic, &report);
                     next = Instant::now() + every;
                 }
             }
@@ -147,10 +151,17 @@ where
         tx,
         monitor,
         threads,
+        verified,
     })
 }
 
 impl Watcher {
+    /// Whether the first check found the table as rendered (or repaired it
+    /// so), before [`watch`] returned.
+    pub fn verified_at_start(&self) -> bool {
+        self.verified
+    }
+
     /// Stop and wait for the watcher's threads.
     pub fn stop(mut self) {
         self.shutdown();
@@ -159,8 +170,13 @@ impl Watcher {
     fn shutdown(&mut self) {
         let _ = self.tx.send(Msg::Stop);
         if let Some(mut child) = self.monitor.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            // Our own child: kill() fails only if it cannot be signalled.
+            if let Err(e) = child.kill().and_then(|()| child.wait().map(drop)) {
+                eprintln!(
+                    "gatehouse: cannot stop `nft monitor` (pid {}): {e}",
+                    child.id()
+                );
+            }
         }
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -194,33 +210,31 @@ fn follow<R: BufRead>(lines: R, tx: &Sender<Msg>) {
     let _ = tx.send(Msg::MonitorEnded("`nft monitor` exited".to_owned()));
 }
 
-fn check<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, trigger: Trigger, report: &F) {
+/// Check (and repair) the table; whether it is as rendered afterwards.
+fn check<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, trigger: Trigger, report: &F) -> bool {
+    let failed = |error: String| {
+        report(&WatchEvent::Failed { trigger, error });
+        false
+    };
     let differences = match crate::verify(nft, ruleset) {
-        Ok(d) if d.is_empty() => return,
+        Ok(d) if d.is_empty() => return true,
         Ok(d) => d,
-        Err(e) => {
-            return report(&WatchEvent::Failed {
-                trigger,
-                error: e.to_string(),
-            })
-        }
+        Err(e) => return failed(e.to_string()),
     };
     if let Err(e) = crate::apply(nft, ruleset) {
-        return report(&WatchEvent::Failed {
-            trigger,
-            error: e.to_string(),
-        });
+        return failed(e.to_string());
     }
     match crate::verify(nft, ruleset) {
-        Ok(remaining) => report(&WatchEvent::Repaired {
-            trigger,
-            differences,
-            remaining,
-        }),
-        Err(e) => report(&WatchEvent::Failed {
-            trigger,
-            error: format!("replaced the table but cannot verify it: {e}"),
-        }),
+        Ok(remaining) => {
+            let holds = remaining.is_empty();
+            report(&WatchEvent::Repaired {
+                trigger,
+                differences,
+                remaining,
+            });
+            holds
+        }
+        Err(e) => failed(format!("replaced the table but cannot verify it: {e}")),
     }
 }
 

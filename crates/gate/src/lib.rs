@@ -17,6 +17,7 @@ pub mod connector;
 pub mod fetch;
 pub mod handler;
 pub mod jit;
+pub mod lifecycle;
 pub mod limiter;
 pub mod policy_store;
 pub mod privsep;
@@ -95,6 +96,8 @@ pub struct Gate {
     /// Active just-in-time grants, replaced whole by the JIT service after
     /// every change; the decision engine checks their times itself.
     grants: std::sync::RwLock<Arc<Vec<gatehouse_policy::Grant>>>,
+    /// Requests answered since start (for the service manager's status).
+    served: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gate {
@@ -146,6 +149,7 @@ impl Gate {
             max_connections_per_uid: config.max_connections_per_uid.max(1),
             all_holders: config.all_holders,
             grants: std::sync::RwLock::new(Arc::new(Vec::new())),
+            served: std::sync::atomic::AtomicU64::new(0),
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&Event::GateStarted {
@@ -177,6 +181,28 @@ impl Gate {
                 Err(e)
             }
         }
+    }
+
+    /// [`Gate::reload`], as the outcome the reloader reports.
+    pub fn reload_outcome(&self) -> lifecycle::ReloadOutcome {
+        match self.reload() {
+            Ok(policy) => lifecycle::ReloadOutcome::Loaded { policy },
+            Err(e) => lifecycle::ReloadOutcome::Kept {
+                policy: self.policy_hash(),
+                reason: e.summary(),
+                details: e.to_string(),
+            },
+        }
+    }
+
+    /// Requests answered since start.
+    pub fn requests_served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.served
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The policy in force.

@@ -9,8 +9,13 @@
 //! this connection" ([`wire::Ask::Identify`]) and "give me a marked socket
 //! connecting to the upstream" ([`wire::Ask::Connect`]). It also runs the
 //! firewall watcher and sends its events to the worker, the one writer of the
-//! audit log, over a second socketpair. Either process exits when the other
-//! is gone.
+//! audit log, over a second socketpair. That second socket also carries
+//! what signals mean: the broker, which gets them, sends the worker "reload"
+//! and "stop" (it may not signal it), and the worker answers with the reload's
+//! outcome and a heartbeat from its request loop, which the broker relays to
+//! systemd. Either process exits when the other is gone: the worker is
+//! started with `PR_SET_PDEATHSIG` and stops when a socket closes, and the
+//! broker stops when the worker exits or its sockets close.
 
 mod broker;
 mod client;
@@ -20,7 +25,9 @@ pub mod wire;
 
 pub use broker::{Broker, ConnectTargets};
 pub use client::{BrokerClient, BrokerError};
-pub use events::{recv_event, send_event};
+pub use events::{
+    recv_event, recv_from_broker, recv_from_worker, send_event, send_to_broker, send_to_worker,
+};
 pub use spawn::{spawn_worker, worker_start, Worker, WorkerStart};
 
 #[cfg(test)]

@@ -22,14 +22,60 @@ pub const MAX_CONNECTIONS_PER_UID: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// How long requests already being decided may take to finish at shutdown.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// Something the accept loop does every `every`: a sign of life that runs
+/// only while the loop itself turns (systemd's watchdog, the status line).
+pub struct Heartbeat {
+    pub every: Duration,
+    pub beat: Box<dyn FnMut() + Send>,
+}
+
 /// Serve until `shutdown` completes.
 pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    serve_with_heartbeat(gate, listener, shutdown, None).await;
+}
+
+/// [`serve`], beating `heartbeat` from the accept loop. At shutdown no new
+/// connection is taken, and requests being decided get up to [`DRAIN`] to
+/// finish (their audit lines included).
+pub async fn serve_with_heartbeat(
+    gate: Arc<Gate>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    heartbeat: Option<Heartbeat>,
+) {
+    let in_flight = InFlight::default();
+    accept_loop(gate, listener, shutdown, heartbeat, &in_flight).await;
+    if !in_flight.drained(DRAIN).await {
+        tracing::warn!("stopping with requests still being decided");
+    }
+}
+
+async fn accept_loop(
+    gate: Arc<Gate>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    heartbeat: Option<Heartbeat>,
+    in_flight: &InFlight,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let per_uid = PerUid::new(gate.max_connections_per_uid);
+    let (every, mut beat) = match heartbeat {
+        Some(h) => (h.every, Some(h.beat)),
+        None => (Duration::from_secs(3600), None),
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => return,
+            _ = ticks.tick(), if beat.is_some() => {
+                if let Some(b) = beat.as_mut() { b() }
+                continue;
+            }
             p = Arc::clone(&slots).acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => return,
@@ -37,6 +83,10 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future
         };
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
+            _ = ticks.tick(), if beat.is_some() => {
+                if let Some(b) = beat.as_mut() { b() }
+                continue;
+            }
             a = listener.accept() => a,
         };
         let (stream, peer) = match accepted {
@@ -67,17 +117,23 @@ pub async fn serve(gate: Arc<Gate>, listener: TcpListener, shutdown: impl Future
         };
         let _ = stream.set_nodelay(true);
         let gate = Arc::clone(&gate);
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _uid_slot = uid_slot;
             let service = service_fn(move |req| {
                 let gate = Arc::clone(&gate);
+                let deciding = in_flight.enter();
                 async move {
                     // The request runs in a task of its own: if the client
                     // goes away mid-request hyper drops this future, but the
                     // decision, any upstream call and the audit line still
                     // complete — nothing reaches IMDS unrecorded.
-                    let handled = tokio::spawn(async move { gate.handle(conn, req).await });
+                    let handled = tokio::spawn(async move {
+                        let _deciding = deciding;
+                        gate.count_request();
+                        gate.handle(conn, req).await
+                    });
                     Ok::<_, Infallible>(
                         handled
                             .await
@@ -115,6 +171,43 @@ fn conn_info(stream: &tokio::net::TcpStream, peer: SocketAddr) -> Option<ConnInf
             redirected: false,
         },
     })
+}
+
+/// Requests being decided (each holds an [`Deciding`] until its task ends).
+#[derive(Clone, Default)]
+struct InFlight(Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>);
+
+struct Deciding(InFlight);
+
+impl InFlight {
+    fn enter(&self) -> Deciding {
+        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Deciding(self.clone())
+    }
+
+    /// Wait until none is left, at most `within`; whether none is.
+    async fn drained(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let woken = self.0 .1.notified();
+            if self.0 .0.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return self.0 .0.load(std::sync::atomic::Ordering::SeqCst) == 0;
+            }
+        }
+    }
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        self.0
+             .0
+             .0
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0 .0 .1.notify_waiters();
+    }
 }
 
 /// Open connections per uid.

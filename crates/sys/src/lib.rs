@@ -16,11 +16,11 @@ mod exe;
 mod identify;
 mod mark;
 mod net;
+mod notify;
 mod peer;
 mod process;
 mod procfs;
 mod seqpacket;
-mod signal;
 mod trusted_path;
 
 pub use account::{find_account, lookup_account, Account};
@@ -40,12 +40,13 @@ pub use identify::{
 pub use mark::marked_tcp_socket;
 pub use net::orig_dst::original_dst;
 pub use net::sock_diag::{socket_owner, SocketOwner, SysError};
+pub use notify::{notify_service_manager, watchdog_timeout, Notice, NOTIFY_ENVIRONMENT};
 pub use peer::{peer_credentials, PeerCredentials};
-pub use process::{effective_uid, send_reload_signal};
+pub use process::{die_with_parent, effective_uid, is_live_gatehouse};
 pub use procfs::cgroup::{classify_cgroup, CgroupFacts};
 pub use procfs::ProcDir;
 pub use seqpacket::{
-    recv_message, send_message, seqpacket_pair, set_receive_timeout, Message, MAX_FDS_PER_MESSAGE,
+    recv_message, send_message, seqpacket_pair, set_receive_timeout, shutdown_socket, Message,
+    MAX_FDS_PER_MESSAGE,
 };
-pub use signal::{send_signal, ForwardedSignal};
 pub use trusted_path::{check_trusted_path, UntrustedPath, UntrustedReason};

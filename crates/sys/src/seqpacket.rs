@@ -119,3 +119,10 @@ pub fn set_receive_timeout(socket: impl AsFd, timeout: Option<Duration>) -> io::
 
 #[cfg(test)]
 mod tests;
+
+/// Shut `socket` down both ways: the peer reads end of file at once, and a
+/// thread of ours blocked reading it wakes with end of file too (closing our
+/// descriptor would do neither while another thread still holds it).
+pub fn shutdown_socket(socket: impl AsFd) -> io::Result<()> {
+    rustix::net::shutdown(socket.as_fd(), rustix::net::Shutdown::Both).map_err(io::Error::from)
+}

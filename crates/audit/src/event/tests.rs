@@ -49,6 +49,10 @@ fn one_of_each() -> Vec<Event> {
             policy_path: "p".into(),
             policy: "h".into(),
         },
+        Event::GateStopped {
+            reason: "SIGTERM".into(),
+            requests_served: 3,
+        },
         Event::PolicyLoaded { policy: "h".into() },
         Event::PolicyRejected {
             reason: "r".into(),
@@ -114,7 +118,7 @@ fn one_of_each() -> Vec<Event> {
 #[test]
 fn every_variant_round_trips_under_its_own_type_name() {
     let all = one_of_each();
-    assert_eq!(all.len(), 23);
+    assert_eq!(all.len(), 24);
     for event in all {
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(value["type"], json!(event.kind()), "{value}");

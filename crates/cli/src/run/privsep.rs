@@ -2,11 +2,20 @@
 //! "Privilege separation"). The broker is the process root started; it
 //! binds the listener, starts this binary again as the worker, drops every
 //! capability but three, then answers the worker and watches the firewall.
+//!
+//! Signals reach the broker (systemd's main process, the pid file's pid),
+//! which cannot signal the worker (another uid, and no CAP_KILL): it sends
+//! the worker "reload" and "stop" on the event socket and relays what the
+//! worker answers to `gatehouse reload` and to systemd (docs/architecture.md,
+//! "Lifecycle").
 
+use super::lifecycle::{self, ReloadAsk};
 use super::{Args, WorkerParts};
+use gatehouse_gate::lifecycle::ReloadOutcome;
+use gatehouse_gate::privsep::wire::{ToBroker, ToWorker};
 use gatehouse_gate::privsep::{self as ps, Broker, BrokerClient, ConnectTargets, Worker};
 use gatehouse_gate::{Gate, UpstreamKind};
-use gatehouse_sys::{Account, ForwardedSignal};
+use gatehouse_sys::{Account, Notice};
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::OwnedFd;
@@ -18,6 +27,11 @@ use std::time::Duration;
 
 /// The worker's exit code when its broker is gone.
 const BROKER_GONE: u8 = 3;
+/// How long the worker may take to answer a reload.
+const RELOAD_ANSWER: Duration = Duration::from_secs(10);
+/// How long the worker may take to stop before its sockets are closed
+/// (which ends it at once); the whole stop stays within 2 s.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 /// In the root process, before any thread exists.
 pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCode {
@@ -93,6 +107,23 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         Ok(o) => o,
         Err(code) => return code,
     };
+    // Signals are ours from before the worker starts (whose banner tells the
+    // world the gate is there): a runtime on this thread alone, so the
+    // capability drop below still happens while it is the only thread.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return crate::fail(&format!("cannot start the async runtime: {e}"), None),
+    };
+    let signals = {
+        let _inside = rt.enter();
+        match lifecycle::listen_signals() {
+            Ok(s) => s,
+            Err(code) => return code,
+        }
+    };
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -107,19 +138,26 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         &worker_args(std::env::args_os()),
         account,
         &listener,
+        lifecycle::heartbeat_period(),
     ) {
         Ok(w) => w,
         Err(e) => return crate::fail(&format!("cannot start the worker as `{user}`: {e}"), None),
     };
     drop(listener);
     let pid_file = pid_file.map(Path::to_path_buf);
+    let mut control = None;
     if let Some(path) = &pid_file {
-        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        if let Err(code) = lifecycle::claim_pid_file(path) {
             stop(&mut worker);
-            return crate::fail(
-                &format!("cannot write pid file `{}`: {e}", path.display()),
-                None,
-            );
+            return code;
+        }
+        match lifecycle::bind_control(path) {
+            Ok(c) => control = Some(c),
+            Err(code) => {
+                stop(&mut worker);
+                lifecycle::release_pid_file(path);
+                return code;
+            }
         }
     }
     // Now, while this is the only thread: threads started later copy these sets.
@@ -144,20 +182,22 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
             identify.connect_records = None;
         }
     }
-    let rt = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(code) => {
-            stop(&mut worker);
-            return code;
-        }
-    };
+    let callers = lifecycle::callers_label(identify.connect_records.is_some(), args.all_holders);
     let mut broker = Broker::new(listen, mark, targets).with_identify_options(identify);
     if let Some(k) = &keeper {
         broker = broker.with_ports(Arc::clone(k));
     }
-    let code = rt.block_on(supervise(worker, broker, ruleset, every, keeper));
+    let supervisor = Supervisor {
+        ruleset,
+        every,
+        keeper,
+        control,
+        callers,
+        signals,
+    };
+    let code = rt.block_on(supervisor.run(worker, broker));
     if let Some(path) = &pid_file {
-        let _ = std::fs::remove_file(path);
+        lifecycle::release_pid_file(path);
     }
     rt.shutdown_timeout(Duration::from_millis(200));
     code
@@ -226,78 +266,288 @@ fn worker_args(argv: impl Iterator<Item = OsString>) -> Vec<OsString> {
     out
 }
 
+/// Before the worker serves: it cannot be signalled after the capability
+/// drop, but it can before, and it dies with the broker anyway.
 fn stop(worker: &mut Worker) {
-    let _ = worker.child.kill();
-    let _ = worker.child.wait();
+    if let Err(e) = worker.child.kill() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "gatehouse: broker: cannot stop the worker: {e}"
+        );
+    }
+    if let Err(e) = worker.child.wait() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "gatehouse: broker: cannot reap the worker: {e}"
+        );
+    }
 }
 
-/// Serve the worker until either side ends; pass signals on.
-async fn supervise(
-    worker: Worker,
-    broker: Broker,
+/// What the broker runs besides answering the worker.
+struct Supervisor {
     ruleset: Option<gatehouse_firewall::Ruleset>,
     every: Duration,
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
-) -> ExitCode {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Worker {
-        mut child,
-        control,
-        events,
-    } = worker;
-    let pid = child.id();
-    // Held until the end: the worker takes its closing as the broker's death.
-    let events = Arc::new(events);
-    let _firewall = match ruleset.map(|r| watch_firewall(r, every, Arc::clone(&events), keeper)) {
-        Some(Err(e)) => {
-            let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Kill);
-            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
-            return crate::fail(&format!("cannot watch the firewall: {e}"), None);
-        }
-        Some(Ok(w)) => Some(w),
-        None => None,
-    };
-    let mut serving = tokio::task::spawn_blocking(move || broker.serve(&control));
-    let mut waiting = tokio::task::spawn_blocking(move || child.wait());
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Kill);
-        return crate::fail("cannot listen for signals", None);
-    };
-    loop {
-        tokio::select! {
-            served = &mut serving => {
-                // The worker closed its socket (it exited) or the socket failed:
-                // never leave a worker running without its broker.
-                if let Ok(Err(e)) = served {
-                    let _ = writeln!(std::io::stderr(), "gatehouse: broker: the worker's socket failed: {e}");
-                }
-                let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Kill);
-                let status = waiting.await;
-                return exit_code(status.ok().and_then(Result::ok));
-            }
-            status = &mut waiting => {
-                return exit_code(status.ok().and_then(Result::ok));
-            }
-            _ = hup.recv() => { let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Hangup); }
-            _ = term.recv() => { let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Terminate); }
-            _ = int.recv() => { let _ = gatehouse_sys::send_signal(pid, ForwardedSignal::Terminate); }
+    control: Option<std::os::unix::net::UnixListener>,
+    callers: &'static str,
+    signals: lifecycle::Signals,
+}
+
+/// A reload sent to the worker and not yet answered.
+struct PendingReload {
+    id: u64,
+    askers: Vec<ReloadAsk>,
+    deadline: tokio::time::Instant,
+}
+
+/// End the worker without a signal: closing both sockets makes it exit at
+/// once (and wakes our own threads blocked on them).
+fn close_channels(control: &OwnedFd, events: &OwnedFd) {
+    for (fd, name) in [(control, "request"), (events, "event")] {
+        if let Err(e) = gatehouse_sys::shutdown_socket(fd) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "gatehouse: broker: cannot close the worker's {name} socket: {e}"
+            );
         }
     }
 }
 
-fn exit_code(status: Option<std::process::ExitStatus>) -> ExitCode {
+impl Supervisor {
+    /// Serve the worker until either side ends; turn signals into messages.
+    async fn run(self, worker: Worker, broker: Broker) -> ExitCode {
+        let Worker {
+            child,
+            control,
+            events,
+        } = worker;
+        let control = Arc::new(control);
+        // Held until the end: the worker takes its closing as the broker's death.
+        let events = Arc::new(events);
+        let firewall = match self
+            .ruleset
+            .map(|r| watch_firewall(r, self.every, Arc::clone(&events), self.keeper))
+        {
+            Some(Err(e)) => {
+                close_channels(&control, &events);
+                return finish(child, "cannot watch the firewall", Some(e.to_string())).await;
+            }
+            Some(Ok(w)) if !w.verified_at_start() => {
+                close_channels(&control, &events);
+                return finish(
+                    child,
+                    "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
+                    None,
+                )
+                .await;
+            }
+            Some(Ok(w)) => Some(w),
+            None => None,
+        };
+        let (mut asks, stop_signals) = match self.signals.split(self.control) {
+            Ok(s) => s,
+            Err(code) => {
+                close_channels(&control, &events);
+                let _ = finish(child, "cannot listen for reloads", None).await;
+                return code;
+            }
+        };
+        tokio::pin!(stop_signals);
+        let mut from_worker = read_worker(Arc::clone(&events));
+        let serving_on = Arc::clone(&control);
+        let mut serving = tokio::task::spawn_blocking(move || broker.serve(&*serving_on));
+        let mut child = child;
+        let mut waiting = tokio::task::spawn_blocking(move || child.wait());
+
+        let callers = self.callers;
+        let mut policy = String::new();
+        let mut served = 0;
+        let mut pending: Option<PendingReload> = None;
+        let mut next_id = 1u64;
+        let mut stop_by: Option<tokio::time::Instant> = None;
+        let mut closed = false;
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let code = loop {
+            let reload_by = pending.as_ref().map_or_else(far, |p| p.deadline);
+            tokio::select! {
+                served_out = &mut serving => {
+                    // The worker closed its socket (it exited) or the socket failed:
+                    // never leave a worker running without its broker.
+                    if let Ok(Err(e)) = served_out {
+                        let _ = writeln!(std::io::stderr(), "gatehouse: broker: the worker's socket failed: {e}");
+                    }
+                    close_channels(&control, &events);
+                    let status = waiting.await;
+                    break exit_code(status.ok().and_then(Result::ok), stop_by.is_some());
+                }
+                status = &mut waiting => {
+                    break exit_code(status.ok().and_then(Result::ok), stop_by.is_some());
+                }
+                Some(message) = from_worker.recv() => match message {
+                    ToBroker::Ready { policy: p, served: n } => {
+                        (policy, served) = (p, n);
+                        lifecycle::notify_ready(&policy, callers, served);
+                    }
+                    ToBroker::Alive { policy: p, served: n } => {
+                        (policy, served) = (p, n);
+                        lifecycle::notify_alive(&policy, callers, served);
+                    }
+                    ToBroker::Reloaded { id, outcome } => match pending.take() {
+                        Some(p) if p.id == id => {
+                            if let ReloadOutcome::Loaded { policy: ref h } | ReloadOutcome::Kept { policy: ref h, .. } = outcome {
+                                policy.clone_from(h);
+                            }
+                            let _ = writeln!(std::io::stderr(), "gatehouse: broker: {}", outcome.describe());
+                            lifecycle::notify_ready(&policy, callers, served);
+                            for ask in p.askers {
+                                ask.answer(&outcome);
+                            }
+                        }
+                        other => {
+                            tracing::warn!(id, "broker: an answer to a reload not asked for");
+                            pending = other;
+                        }
+                    },
+                },
+                Some(ask) = asks.recv() => {
+                    if stop_by.is_some() {
+                        ask.answer(&ReloadOutcome::Unanswered { reason: "the gate is stopping".to_owned() });
+                    } else if let Some(p) = pending.as_mut() {
+                        // One reload at a time; this one reads the same file.
+                        p.askers.push(ask);
+                    } else {
+                        lifecycle::notify(&[Notice::Reloading]);
+                        let id = next_id;
+                        next_id += 1;
+                        match ps::send_to_worker(&*events, &ToWorker::Reload { id }) {
+                            Ok(()) => {
+                                pending = Some(PendingReload {
+                                    id,
+                                    askers: vec![ask],
+                                    deadline: tokio::time::Instant::now() + RELOAD_ANSWER,
+                                });
+                            }
+                            Err(e) => {
+                                let outcome = ReloadOutcome::Unanswered { reason: format!("cannot reach the worker: {e}") };
+                                let _ = writeln!(std::io::stderr(), "gatehouse: broker: {}", outcome.describe());
+                                lifecycle::notify_ready(&policy, callers, served);
+                                ask.answer(&outcome);
+                            }
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(reload_by), if pending.is_some() => {
+                    if let Some(p) = pending.take() {
+                        let outcome = ReloadOutcome::Unanswered {
+                            reason: format!("the worker did not answer within {} s", RELOAD_ANSWER.as_secs()),
+                        };
+                        let _ = writeln!(std::io::stderr(), "gatehouse: broker: {}", outcome.describe());
+                        lifecycle::notify_ready(&policy, callers, served);
+                        for ask in p.askers {
+                            ask.answer(&outcome);
+                        }
+                    }
+                }
+                why = &mut stop_signals, if stop_by.is_none() => {
+                    lifecycle::notify(&[Notice::Stopping]);
+                    stop_by = Some(tokio::time::Instant::now() + STOP_GRACE);
+                    if let Err(e) = ps::send_to_worker(&*events, &ToWorker::Stop { reason: why.to_owned() }) {
+                        let _ = writeln!(std::io::stderr(), "gatehouse: broker: cannot tell the worker to stop ({e}); closing its sockets");
+                        close_channels(&control, &events);
+                        closed = true;
+                    }
+                }
+                () = tokio::time::sleep_until(stop_by.unwrap_or_else(far)), if stop_by.is_some() && !closed => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "gatehouse: broker: the worker did not stop within {} ms; closing its sockets",
+                        STOP_GRACE.as_millis()
+                    );
+                    close_channels(&control, &events);
+                    closed = true;
+                }
+            }
+        };
+        if let Some(p) = pending.take() {
+            for ask in p.askers {
+                ask.answer(&ReloadOutcome::Unanswered {
+                    reason: "the worker is gone".to_owned(),
+                });
+            }
+        }
+        // Stops `nft monitor`; the table itself stays, so IMDS stays closed.
+        drop(firewall);
+        code
+    }
+}
+
+/// The worker's messages, read on a thread of their own; the channel closes
+/// when the worker's end does.
+fn read_worker(events: Arc<OwnedFd>) -> tokio::sync::mpsc::Receiver<ToBroker> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    std::thread::spawn(move || loop {
+        match ps::recv_from_worker(&*events) {
+            Ok(Some(message)) => {
+                if tx.blocking_send(message).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(error = %e, "broker: malformed message from the worker");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "broker: the worker's event socket failed");
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Wait for a worker whose sockets are closed, and fail with `message`.
+async fn finish(child: std::process::Child, message: &str, detail: Option<String>) -> ExitCode {
+    let mut child = child;
+    match tokio::task::spawn_blocking(move || child.wait()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "gatehouse: broker: cannot reap the worker: {e}"
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "gatehouse: broker: cannot reap the worker: {e}"
+            );
+        }
+    }
+    match detail {
+        Some(d) => crate::fail(&format!("{message}: {d}"), None),
+        None => crate::fail(message, None),
+    }
+}
+
+/// The broker's exit code from the worker's: 0 only when the worker stopped
+/// cleanly.
+fn exit_code(status: Option<std::process::ExitStatus>, asked_to_stop: bool) -> ExitCode {
     match status.and_then(|s| s.code()) {
-        Some(0) => ExitCode::SUCCESS,
+        Some(0) => {
+            if !asked_to_stop {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "gatehouse: broker: the worker stopped; stopping"
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Some(c) => {
             let _ = writeln!(
                 std::io::stderr(),
                 "gatehouse: broker: the worker exited with {c}; stopping"
             );
-            ExitCode::from(u8::try_from(c).unwrap_or(1))
+            ExitCode::from(u8::try_from(c).unwrap_or(1).max(1))
         }
         None => {
             let _ = writeln!(
@@ -391,19 +641,37 @@ pub(super) fn worker_main(args: Args, kind: UpstreamKind) -> ExitCode {
         client,
         listener: start.listener,
         events: start.events,
+        heartbeat: start.heartbeat,
     };
     rt.block_on(super::run(args, kind, Some(parts)))
 }
 
-/// Audit what the broker reports; when its socket closes, the broker is gone
-/// and the worker stops at once (fail closed: no gate without its broker).
-pub(super) fn audit_broker_events(events: OwnedFd, gate: Arc<Gate>) {
+/// Follow the broker: audit the events it reports, reload and stop when it
+/// says so (answering the reload's outcome). When its socket closes the
+/// broker is gone and the worker stops at once (fail closed: no gate without
+/// its broker). Returns the socket, for sending the broker messages.
+pub(super) fn follow_broker(
+    events: OwnedFd,
+    gate: Arc<Gate>,
+    stop: tokio::sync::watch::Sender<Option<String>>,
+) -> Arc<OwnedFd> {
+    let events = Arc::new(events);
+    let link = Arc::clone(&events);
     std::thread::spawn(move || loop {
-        match ps::recv_event(&events) {
-            Ok(Some(event)) => {
+        match ps::recv_from_broker(&*events) {
+            Ok(Some(ToWorker::Audit(event))) => {
                 if let Err(e) = gate.record_event_public(&event) {
                     tracing::error!(error = %e, "cannot audit a broker event");
                 }
+            }
+            Ok(Some(ToWorker::Reload { id })) => {
+                let outcome = lifecycle::reload_gate(&gate);
+                if let Err(e) = ps::send_to_broker(&*events, &ToBroker::Reloaded { id, outcome }) {
+                    tracing::error!(error = %e, "cannot tell the broker the reload's outcome");
+                }
+            }
+            Ok(Some(ToWorker::Stop { reason })) => {
+                stop.send_replace(Some(reason));
             }
             Ok(None) => {
                 // Not eprintln!: a closed stderr must not stop the exit.
@@ -413,9 +681,19 @@ pub(super) fn audit_broker_events(events: OwnedFd, gate: Arc<Gate>) {
                 );
                 std::process::exit(i32::from(BROKER_GONE));
             }
-            Err(e) => tracing::error!(error = %e, "malformed event from the broker"),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(error = %e, "malformed message from the broker");
+            }
+            Err(e) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "gatehouse: the broker's socket failed ({e}); the worker stops"
+                );
+                std::process::exit(i32::from(BROKER_GONE));
+            }
         }
     });
+    link
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
     reason = "test code: a failed step must fail the test loudly"
 )]
 
+pub mod separated;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;

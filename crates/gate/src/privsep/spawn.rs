@@ -27,11 +27,16 @@ pub struct Worker {
 /// root sets a uid) with its
 /// end of the request socketpair as stdin, then send it the listener and its
 /// end of the event socketpair. Every other descriptor stays close-on-exec.
+/// The worker is killed with the broker (`PR_SET_PDEATHSIG`): call this on
+/// the broker's main thread. It does not inherit the service manager's
+/// notification environment (the broker relays, so systemd's
+/// `NotifyAccess=main` holds).
 pub fn spawn_worker(
     program: &Path,
     args: &[OsString],
     account: gatehouse_sys::Account,
     listener: &TcpListener,
+    heartbeat: Duration,
 ) -> io::Result<Worker> {
     let Account { uid, gid } = account;
     if uid == 0 {
@@ -43,14 +48,23 @@ pub fn spawn_worker(
     let (control, control_child) = gatehouse_sys::seqpacket_pair()?;
     let (events, events_child) = gatehouse_sys::seqpacket_pair()?;
     let listen = listener.local_addr()?;
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .uid(uid)
         .gid(gid)
         .current_dir("/")
-        .stdin(Stdio::from(control_child))
-        .spawn()?;
-    let hello = serde_json::to_vec(&Hello { listen }).map_err(io::Error::other)?;
+        .stdin(Stdio::from(control_child));
+    for name in gatehouse_sys::NOTIFY_ENVIRONMENT {
+        command.env_remove(name);
+    }
+    let child = gatehouse_sys::die_with_parent(&mut command).spawn()?;
+    let hello = Hello {
+        listen,
+        broker_pid: std::process::id(),
+        heartbeat_ms: u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX),
+    };
+    let hello = serde_json::to_vec(&hello).map_err(io::Error::other)?;
     gatehouse_sys::send_message(&control, &hello, &[listener.as_fd(), events_child.as_fd()])?;
     Ok(Worker {
         child,
@@ -65,6 +79,8 @@ pub struct WorkerStart {
     pub control: OwnedFd,
     pub events: OwnedFd,
     pub listener: TcpListener,
+    /// How often to tell the broker the request loop is alive.
+    pub heartbeat: Duration,
 }
 
 /// In the worker: stdin is the request socket; read the broker's hello.
@@ -87,9 +103,15 @@ pub fn worker_start() -> io::Result<WorkerStart> {
     if listen != hello.listen {
         return Err(invalid("the passed listener is not the announced one"));
     }
+    // Started with PR_SET_PDEATHSIG by this parent: if it is already gone the
+    // signal was missed, and this worker must not serve alone.
+    if std::os::unix::process::parent_id() != hello.broker_pid {
+        return Err(invalid("the broker that started this worker is gone"));
+    }
     Ok(WorkerStart {
         control,
         events,
         listener,
+        heartbeat: Duration::from_millis(hello.heartbeat_ms.max(100)),
     })
 }

@@ -243,6 +243,72 @@ fn events_pass_as_audit_events_only() {
     assert_eq!(recv_event(&b).unwrap(), None);
 }
 
+/// The event socket both ways: commands to the worker, answers to the
+/// broker; an audit event that is no object, a message of the other
+/// direction, or one with descriptors is refused; closing reads as gone.
+#[test]
+fn commands_and_answers_pass_both_ways_and_nothing_else() {
+    use super::wire::{ToBroker, ToWorker};
+    use super::{recv_from_broker, recv_from_worker, send_to_broker, send_to_worker};
+    use crate::lifecycle::ReloadOutcome;
+    let (broker, worker) = gatehouse_sys::seqpacket_pair().unwrap();
+    let commands = [
+        ToWorker::Reload { id: 7 },
+        ToWorker::Stop {
+            reason: "SIGTERM".to_owned(),
+        },
+        ToWorker::Audit(gatehouse_audit::Event::FirewallMonitorLost {
+            error: "gone".to_owned(),
+        }),
+    ];
+    for c in &commands {
+        send_to_worker(&broker, c).unwrap();
+        assert_eq!(recv_from_broker(&worker).unwrap().as_ref(), Some(c));
+    }
+    let answers = [
+        ToBroker::Ready {
+            policy: "ab".repeat(32),
+            served: 0,
+        },
+        ToBroker::Reloaded {
+            id: 7,
+            outcome: ReloadOutcome::Kept {
+                policy: "ab".repeat(32),
+                reason: "policy has 1 error(s)".to_owned(),
+                details: "policy.toml:3:8: error".to_owned(),
+            },
+        },
+        ToBroker::Alive {
+            policy: "cd".repeat(32),
+            served: 12,
+        },
+    ];
+    for a in &answers {
+        send_to_broker(&worker, a).unwrap();
+        assert_eq!(recv_from_worker(&broker).unwrap().as_ref(), Some(a));
+    }
+    let refused: [&[u8]; 4] = [
+        br#"{"audit":[1]}"#,
+        br#"{"reload":{"id":1,"extra":2}}"#,
+        br#"{"alive":{"policy":"x","served":1}}"#,
+        b"not json",
+    ];
+    for bytes in refused {
+        gatehouse_sys::send_message(&broker, bytes, &[]).unwrap();
+        let got = recv_from_broker(&worker);
+        assert!(got.is_err(), "{}: {got:?}", String::from_utf8_lossy(bytes));
+    }
+    let (spare, _other) = gatehouse_sys::seqpacket_pair().unwrap();
+    let stop = serde_json::to_vec(&ToWorker::Stop {
+        reason: "x".to_owned(),
+    })
+    .unwrap();
+    gatehouse_sys::send_message(&broker, &stop, &[std::os::fd::AsFd::as_fd(&spare)]).unwrap();
+    assert!(recv_from_broker(&worker).is_err(), "descriptors refused");
+    drop(broker);
+    assert_eq!(recv_from_broker(&worker).unwrap(), None);
+}
+
 /// Caller facts with `count` holders whose exe paths are `path_len` long.
 fn facts_with(count: usize, path_len: usize) -> gatehouse_sys::CallerFacts {
     let holder = gatehouse_sys::ProcessFacts {

@@ -73,4 +73,39 @@ pub enum Answer {
 #[serde(deny_unknown_fields)]
 pub struct Hello {
     pub listen: SocketAddr,
+    /// The broker's pid: the worker's parent (checked by the worker).
+    pub broker_pid: u32,
+    /// How often the worker's request loop reports [`ToBroker::Alive`]
+    /// (milliseconds): half the service manager's watchdog timeout, or the
+    /// status period without one.
+    pub heartbeat_ms: u64,
+}
+
+/// What the broker sends the worker on the event socket. Signals reach the
+/// broker (the pid file's, the service manager's main process), which may not
+/// signal the worker (another uid, no CAP_KILL): it sends these instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ToWorker {
+    /// Append this event (e.g. a firewall repair) to the audit log.
+    Audit(gatehouse_audit::Event),
+    /// Reload the policy; answer [`ToBroker::Reloaded`] with this id.
+    Reload { id: u64 },
+    /// Stop: finish the requests being decided, audit `gate_stopped`, exit 0.
+    Stop { reason: String },
+}
+
+/// What the worker sends the broker on the event socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ToBroker {
+    /// Listening, with this policy loaded: the broker may report ready.
+    Ready { policy: String, served: u64 },
+    /// The outcome of [`ToWorker::Reload`] `id`.
+    Reloaded {
+        id: u64,
+        outcome: crate::lifecycle::ReloadOutcome,
+    },
+    /// The request loop is alive (sent every heartbeat from inside it).
+    Alive { policy: String, served: u64 },
 }
