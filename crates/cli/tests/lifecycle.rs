@@ -447,6 +447,7 @@ fn reload_and_stop_as_deployed(separated: bool) {
     let all_gone = time_until("its processes are gone", || {
         gone(monitor) && worker.is_none_or(gone)
     });
+    eprintln!("SIGTERM: the gate exited after {took:?}, its children were gone {all_gone:?} later");
     assert!(
         took.max(all_gone) <= STOP_BOUND,
         "stopped in {took:?}, children gone in {all_gone:?}"
@@ -513,6 +514,7 @@ fn sigkill_of_the_broker_takes_the_worker_and_nft_monitor() {
     let took = time_until("the worker and nft monitor are gone", || {
         gone(worker) && gone(monitor)
     });
+    eprintln!("SIGKILL of the broker: worker and nft monitor gone after {took:?}");
     assert!(took <= STOP_BOUND, "{took:?}");
     let _ = gate.0.wait();
     assert!(d.ns.has_table(), "the table stays after a crash");
@@ -547,6 +549,7 @@ fn sigkill_of_the_worker_ends_the_broker_with_an_error() {
     let took = time_until("the broker exits", || gate.0.try_wait().unwrap().is_some());
     let status = gate.0.wait().unwrap();
     let all_gone = time_until("nft monitor is gone", || gone(monitor));
+    eprintln!("SIGKILL of the worker: broker gone after {took:?}, nft monitor {all_gone:?} later");
     assert!(took.max(all_gone) <= STOP_BOUND, "{took:?} {all_gone:?}");
     assert!(
         !status.success(),

@@ -64,3 +64,6 @@ pub fn status_line(policy_hash: &str, callers: &str, served: u64) -> String {
         policy_hash.get(..16).unwrap_or(policy_hash)
     )
 }
+
+#[cfg(test)]
+mod tests;
