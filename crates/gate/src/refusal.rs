@@ -7,6 +7,9 @@ use gatehouse_imds::{CanonError, ImdsError};
 pub enum Refusal {
     MethodNotAllowed,
     ForwardedFor,
+    /// Both `Content-Length` and `Transfer-Encoding`: a request two parsers
+    /// may frame differently (RFC 9112 §6.1), refused rather than guessed.
+    AmbiguousFraming,
     MissingMetadata,
     NotCanonical(CanonError),
     MissingResource,
@@ -52,6 +55,12 @@ impl Refusal {
         match self {
             Refusal::MethodNotAllowed => (ImdsError::method_not_allowed(), Rejected),
             Refusal::ForwardedFor => (ImdsError::forwarded_for(), Rejected),
+            Refusal::AmbiguousFraming => (
+                ImdsError::bad_request(
+                    "a request may carry Content-Length or Transfer-Encoding, not both",
+                ),
+                Rejected,
+            ),
             Refusal::MissingMetadata => (ImdsError::missing_metadata(), Rejected),
             Refusal::NotCanonical(CanonError::UnknownPath) => (ImdsError::not_found(), Rejected),
             Refusal::NotCanonical(e) => (ImdsError::bad_request(&e.to_string()), Rejected),
@@ -101,6 +110,18 @@ impl Refusal {
                 ImdsError::unavailable("audit log unavailable, refusing to serve unrecorded", decision_id),
                 Failed,
             ),
+        }
+    }
+
+    /// The `Retry-After` (seconds) that goes with the answer: a caller told
+    /// the metadata service failed is told when asking again makes sense.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Refusal::Upstream(_) | Refusal::UpstreamTimeout => {
+                Some(crate::cache::NEGATIVE_TTL.as_secs().max(1))
+            }
+            Refusal::Limited => Some(1),
+            _ => None,
         }
     }
 
