@@ -7,8 +7,8 @@ use gatehouse_imds::{CanonError, ImdsError};
 pub enum Refusal {
     MethodNotAllowed,
     ForwardedFor,
-    /// Both `Content-Length` and `Transfer-Encoding`: a request two parsers
-    /// may frame differently (RFC 9112 §6.1), refused rather than guessed.
+    /// `Transfer-Encoding` (with or without `Content-Length`): framing two
+    /// parsers may read differently (RFC 9112 §6.1), refused, not guessed.
     AmbiguousFraming,
     MissingMetadata,
     NotCanonical(CanonError),
@@ -57,7 +57,7 @@ impl Refusal {
             Refusal::ForwardedFor => (ImdsError::forwarded_for(), Rejected),
             Refusal::AmbiguousFraming => (
                 ImdsError::bad_request(
-                    "a request may carry Content-Length or Transfer-Encoding, not both",
+                    "Transfer-Encoding is not accepted: send a body with Content-Length",
                 ),
                 Rejected,
             ),
