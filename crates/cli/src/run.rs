@@ -75,9 +75,14 @@ pub struct Args {
     #[arg(long, default_value_t = gatehouse_gate::server::MAX_CONNECTIONS_PER_UID)]
     max_connections_per_uid: usize,
 
-    /// A caller's whole time budget upstream, retries included (seconds).
-    #[arg(long, default_value_t = 10)]
-    upstream_timeout: u64,
+    /// A caller's whole time budget upstream, retries included (seconds,
+    /// e.g. `1.5`; 0.2 to 60). When the metadata service refuses, drops or
+    /// fails, the caller gets an IMDS-shaped 503/504 with `Retry-After`
+    /// within this — keep it below the clients' own timeouts (azure-identity
+    /// and msal wait about 2 s). Callers of one key share one upstream
+    /// exchange; a failed key is remembered for 2 s (or IMDS's Retry-After).
+    #[arg(long, visible_alias = "upstream-budget", default_value = "1.5", value_name = "SECONDS", value_parser = parse_budget)]
+    upstream_timeout: Duration,
 
     /// Keep gatehouse's nftables table as `gatehouse firewall apply` renders
     /// it for this gate: `watch` repairs any drift and audits each repair;
@@ -249,6 +254,16 @@ pub(crate) fn parse_mark(s: &str) -> Result<u32, String> {
     }
 }
 
+/// `--upstream-timeout`: seconds, fractions allowed, within sane bounds.
+pub(crate) fn parse_budget(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(secs) if (0.2..=60.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "`{s}` is not a budget between 0.2 and 60 seconds (e.g. `1.5`)"
+        )),
+    }
+}
+
 const NO_UPSTREAM: &str = "no upstream named: say where tokens come from";
 const NO_UPSTREAM_HELP: &str = "`--upstream imds` on a VM, `--upstream emulator` to try gatehouse \
 with its built-in emulator, or `--upstream http://HOST:PORT`. gatehouse never picks one for you, \
@@ -405,7 +420,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         },
         upstream_base: base,
         upstream_label: kind.label(),
-        upstream_timeout: Duration::from_secs(args.upstream_timeout),
+        upstream_timeout: args.upstream_timeout,
         upstream_mark: upstream_mark(&args, &kind),
         cache_margin: (!args.no_cache).then(|| Duration::from_secs(args.cache_margin)),
         upstream_limits: (!args.no_upstream_limits).then(gatehouse_gate::limiter::Limits::default),

@@ -63,4 +63,5 @@ async fn put_faults(state: &State, req: Request<Incoming>) -> Reply {
 pub(crate) fn reset(state: &State) {
     *lock(&state.faults) = Faults::default();
     *lock(&state.stats) = Stats::default();
+    *lock(&state.peaks) = crate::stats::Peaks::default();
 }

@@ -9,6 +9,11 @@
 //! - `outage`: read the request, then close the connection without a reply —
 //!   what an unreachable IMDS looks like to a proxy (a reset/EOF, not an HTTP
 //!   error).
+//! - `close_at_once`: accept the connection and close it before reading
+//!   anything — a metadata service that resets every connection.
+//!
+//! Refusing (nothing listening) and dropping SYNs are the network's doing,
+//! not the emulator's: tests shape them with nftables in front of it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +37,8 @@ pub struct Faults {
     pub forced: Vec<ForcedStatus>,
     /// Accept and close without answering.
     pub outage: bool,
+    /// Accept and close at once, before reading the request.
+    pub close_at_once: bool,
 }
 
 /// A forced reply.

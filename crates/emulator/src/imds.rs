@@ -37,7 +37,16 @@ pub(crate) async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<R
         lock(&state.stats).record(endpoint, None);
         return Err(Dropped);
     }
+    let identity = endpoint.is_identity();
+    if identity {
+        let now = state.clock.instant_now();
+        let peaks = lock(&state.peaks).arrive(now);
+        lock(&state.stats).peaks(peaks);
+    }
     let reply = respond(&state, endpoint, req).await;
+    if identity {
+        lock(&state.peaks).leave();
+    }
     lock(&state.stats).record(endpoint, Some(reply.status().as_u16()));
     Ok(reply)
 }

@@ -163,6 +163,11 @@ async fn accept_loop(
                 continue;
             }
         };
+        if matches!(port, Port::Imds) && lock(&state.faults).close_at_once {
+            lock(&state.stats).closed_at_accept += 1;
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let io = TokioIo::new(stream);
         let state = Arc::clone(&state);

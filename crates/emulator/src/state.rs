@@ -9,7 +9,7 @@ use crate::events::Events;
 use crate::faults::Faults;
 use crate::keys::Signer;
 use crate::ratelimit::Limits;
-use crate::stats::Stats;
+use crate::stats::{Peaks, Stats};
 
 pub(crate) struct State {
     pub(crate) config: EmulatorConfig,
@@ -22,6 +22,7 @@ pub(crate) struct State {
     pub(crate) limits: Option<Limits>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) stats: Mutex<Stats>,
+    pub(crate) peaks: Mutex<Peaks>,
     pub(crate) events: Mutex<Events>,
 }
 
@@ -47,6 +48,7 @@ impl State {
             limits,
             faults: Mutex::new(faults),
             stats: Mutex::new(Stats::default()),
+            peaks: Mutex::new(Peaks::default()),
         }
     }
 }

@@ -6,15 +6,20 @@
 //! and a reload that points a name at another identity must not serve the
 //! old identity's token under the new name. A token is served while more than `margin` of its validity is
 //! left, with `expires_in` recomputed for the moment it is served. One
-//! upstream call per key is in flight at a time; concurrent callers wait
-//! for it and share its result. The cache never skips a policy decision:
+//! upstream exchange per key (a flight, retries included) runs at a time;
+//! concurrent callers wait for it, each no longer than its own budget, and
+//! share its outcome. A failed outcome stands in for IMDS for a short time
+//! ([`NEGATIVE_TTL`], or IMDS's `Retry-After`). The cache never skips a policy decision:
 //! it is consulted only after the request was allowed.
 
+use crate::upstream::UpstreamAnswer;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -64,23 +69,76 @@ impl Cached {
     }
 }
 
-/// One key's state. `flight` is held by whoever is asking upstream.
+/// A failed key is remembered this long even when IMDS said nothing about
+/// retrying (longer when its `Retry-After` says so): a stampede on a
+/// failing key costs one upstream exchange per interval, not one per caller.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(2);
+
+/// Why a shared upstream exchange gave no answer at all.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// No slot under IMDS's limits within the budget.
+    Limited,
+    Timeout,
+    Unreachable(String),
+    /// IMDS answered for another identity than the one decided on.
+    WrongIdentity(String),
+}
+
+/// How a shared upstream exchange (a flight) ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// IMDS answered (any status); a 200 carries its checked fingerprint.
+    Answer {
+        answer: UpstreamAnswer,
+        attempts: u32,
+        fingerprint: Option<String>,
+    },
+    Failed(Failure),
+}
+
+type FlightRx = watch::Receiver<Option<Outcome>>;
+/// Held by the task that asks upstream for everyone waiting on a key.
+#[derive(Debug)]
+pub struct FlightTx(watch::Sender<Option<Outcome>>);
+
+/// One key's state, behind one lock so that "is there a token, a standing
+/// failure or a flight?" and "then I lead a flight" are one step: every
+/// caller of a key either finds an answer or waits for the one flight.
 #[derive(Debug, Default)]
 pub struct Slot {
-    pub flight: tokio::sync::Mutex<()>,
     state: Mutex<SlotState>,
 }
 
 #[derive(Debug, Default)]
 struct SlotState {
     token: Option<Cached>,
-    /// Bumped by every completed upstream call, so callers that waited for
-    /// a flight can tell that it finished while they waited.
-    generation: u64,
-    /// The last failed answer and until when (epoch s) it stands in for
-    /// IMDS: only as long as IMDS's own `Retry-After` said.
-    error: Option<(u64, crate::upstream::UpstreamAnswer)>,
-    last_error_generation: u64,
+    /// The last failed outcome and until when it stands in for IMDS.
+    failure: Option<(Instant, Outcome)>,
+    flight: Option<FlightRx>,
+}
+
+/// What a caller of a key does now.
+#[derive(Debug)]
+pub enum Step {
+    /// Serve it; `lead` is set when it asks for a background refresh (this
+    /// caller starts the flight and does not wait for it).
+    Fresh {
+        token: Cached,
+        lead: Option<FlightTx>,
+    },
+    /// A failure stands for this key (`left`: for how much longer).
+    Standing {
+        outcome: Outcome,
+        left: Duration,
+        fallback: Option<Cached>,
+    },
+    /// Wait for the flight in progress (`lead`: this caller must start it).
+    Wait {
+        flight: FlightRx,
+        lead: Option<FlightTx>,
+        fallback: Option<Cached>,
+    },
 }
 
 impl Slot {
@@ -88,41 +146,55 @@ impl Slot {
         self.lock().token.clone()
     }
 
-    pub fn generation(&self) -> u64 {
-        self.lock().generation
-    }
-
+    /// Cache `token` (and forget any failure).
     pub fn store(&self, token: Cached) {
         let mut s = self.lock();
         s.token = Some(token);
-        s.error = None;
-        s.generation += 1;
+        s.failure = None;
     }
 
-    /// Record a failed call; `until` is when its Retry-After ends (if any).
-    pub fn fail(&self, answer: Option<crate::upstream::UpstreamAnswer>, until: Option<u64>) {
+    /// Does a flight run for this key right now?
+    pub fn in_flight(&self) -> bool {
+        self.lock()
+            .flight
+            .as_ref()
+            .is_some_and(|rx| rx.has_changed().is_ok())
+    }
+
+    /// A flight ends: record its outcome (a token to cache, or a failure to
+    /// remember until `fail_until`) and wake every waiter, in one step.
+    pub fn land(
+        &self,
+        tx: FlightTx,
+        outcome: Outcome,
+        token: Option<Cached>,
+        fail_until: Option<Instant>,
+    ) {
         let mut s = self.lock();
-        s.generation += 1;
-        s.last_error_generation = s.generation;
-        s.error = match (answer, until) {
-            (Some(a), Some(u)) => Some((u, a)),
-            _ => None,
-        };
-    }
-
-    /// An error answer that still stands at `now` (within its Retry-After).
-    pub fn standing_error(&self, now: u64) -> Option<crate::upstream::UpstreamAnswer> {
-        let s = self.lock();
-        match &s.error {
-            Some((until, a)) if *until > now => Some(a.clone()),
-            _ => None,
+        if let Some(t) = token {
+            s.token = Some(t);
+            s.failure = None;
+        } else if let Some(until) = fail_until {
+            s.failure = Some((until, outcome.clone()));
         }
+        s.flight = None;
+        tx.0.send_replace(Some(outcome));
     }
 
-    /// Did a call that started after `since` fail?
-    pub fn failed_since(&self, since: u64) -> bool {
-        let s = self.lock();
-        s.last_error_generation > since
+    /// Start a flight unless one runs (a background refresh).
+    pub fn lead_if_idle(&self) -> Option<FlightTx> {
+        let mut s = self.lock();
+        Self::start(&mut s).1
+    }
+
+    fn start(s: &mut SlotState) -> (FlightRx, Option<FlightTx>) {
+        // A flight whose task is gone (its sender dropped) is no flight.
+        if let Some(rx) = s.flight.as_ref().filter(|rx| rx.has_changed().is_ok()) {
+            return (rx.clone(), None);
+        }
+        let (tx, rx) = watch::channel(None);
+        s.flight = Some(rx.clone());
+        (rx, Some(FlightTx(tx)))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
@@ -189,6 +261,36 @@ impl TokenCache {
             _ => Lookup::Miss { fallback: None },
         }
     }
+
+    /// What a caller of `slot` does at `now` (epoch s) / `at` (monotonic).
+    pub fn step(&self, slot: &Slot, now: u64, at: Instant) -> Step {
+        let mut s = slot.lock();
+        let token = s.token.clone();
+        let fallback = match token {
+            Some(t) if t.remaining(now) > self.margin.as_secs() => {
+                let refresh = t.remaining(now) <= self.refresh_below.as_secs();
+                let lead = if refresh { Slot::start(&mut s).1 } else { None };
+                return Step::Fresh { token: t, lead };
+            }
+            Some(t) if t.remaining(now) > 0 => Some(t),
+            _ => None,
+        };
+        if let Some((until, outcome)) = &s.failure {
+            if *until > at {
+                return Step::Standing {
+                    outcome: outcome.clone(),
+                    left: *until - at,
+                    fallback,
+                };
+            }
+        }
+        let (flight, lead) = Slot::start(&mut s);
+        Step::Wait {
+            flight,
+            lead,
+            fallback,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -253,19 +355,97 @@ mod tests {
         assert!(Cached::from_body(b"not json", "fp".into()).is_none());
     }
 
-    #[test]
-    fn errors_stand_only_until_retry_after() {
-        let slot = Slot::default();
-        let answer = crate::upstream::UpstreamAnswer {
-            status: 429,
-            content_type: None,
-            retry_after: Some("5".into()),
-            body: Bytes::new(),
+    fn key() -> Key {
+        Key {
+            identity: "i".into(),
+            ids: "c||".into(),
+            resource: "r".into(),
+            selector: "none",
+            api_version: "2018-02-01".into(),
+        }
+    }
+
+    fn step_name(step: &Step) -> &'static str {
+        match step {
+            Step::Fresh { lead: None, .. } => "fresh",
+            Step::Fresh { lead: Some(_), .. } => "fresh+lead",
+            Step::Standing { .. } => "standing",
+            Step::Wait { lead: Some(_), .. } => "lead",
+            Step::Wait { lead: None, .. } => "join",
+        }
+    }
+
+    #[tokio::test]
+    async fn one_flight_per_key_then_a_standing_failure() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        let slot = cache.slot(&key());
+        let t0 = Instant::now();
+        let first = cache.step(&slot, 0, t0);
+        assert_eq!(step_name(&first), "lead");
+        // Everyone after the leader joins its flight.
+        for _ in 0..3 {
+            assert_eq!(step_name(&cache.step(&slot, 0, t0)), "join");
+        }
+        let Step::Wait {
+            flight,
+            lead: Some(tx),
+            ..
+        } = first
+        else {
+            unreachable!()
         };
-        slot.fail(Some(answer), Some(105));
-        assert!(slot.standing_error(104).is_some());
-        assert!(slot.standing_error(105).is_none());
-        slot.fail(None, None);
-        assert!(slot.standing_error(0).is_none());
+        let failed = Outcome::Failed(Failure::Timeout);
+        slot.land(tx, failed, None, Some(t0 + NEGATIVE_TTL));
+        assert!(matches!(*flight.borrow(), Some(Outcome::Failed(_))));
+        let rows = [
+            (Duration::ZERO, "standing"),
+            (NEGATIVE_TTL - Duration::from_millis(1), "standing"),
+            (NEGATIVE_TTL, "lead"),
+        ];
+        for (after, want) in rows {
+            assert_eq!(
+                step_name(&cache.step(&slot, 0, t0 + after)),
+                want,
+                "{after:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flight_whose_task_died_is_no_flight() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        let slot = cache.slot(&key());
+        let t0 = Instant::now();
+        let Step::Wait { lead: Some(tx), .. } = cache.step(&slot, 0, t0) else {
+            unreachable!()
+        };
+        assert!(slot.in_flight());
+        drop(tx);
+        assert!(!slot.in_flight());
+        assert_eq!(step_name(&cache.step(&slot, 0, t0)), "lead");
+    }
+
+    #[tokio::test]
+    async fn a_token_ends_the_failure_and_refresh_leads_once() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        let slot = cache.slot(&key());
+        let t0 = Instant::now();
+        let Step::Wait { lead: Some(tx), .. } = cache.step(&slot, 0, t0) else {
+            unreachable!()
+        };
+        let token = Cached::from_body(&body(10_000), "fp".into()).unwrap();
+        let outcome = Outcome::Failed(Failure::Timeout);
+        slot.land(tx, outcome, Some(token), None);
+        assert_eq!(step_name(&cache.step(&slot, 1_000, t0)), "fresh");
+        // Near expiry: the first caller starts a refresh, the next does not.
+        // (The refresh's sender is kept: a flight whose sender is gone is none.)
+        let refresh = cache.step(&slot, 9_401, t0);
+        assert_eq!(step_name(&refresh), "fresh+lead");
+        assert_eq!(step_name(&cache.step(&slot, 9_401, t0)), "fresh");
+        // Below the margin with a flight running: wait for it, token as fallback.
+        let Step::Wait { fallback, lead, .. } = cache.step(&slot, 9_701, t0) else {
+            unreachable!()
+        };
+        assert!(lead.is_none() && fallback.is_some());
     }
 }

@@ -87,6 +87,13 @@ fn header_checks(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
     if !(method == Method::GET || method == Method::POST) {
         return Err(Refusal::MethodNotAllowed);
     }
+    // hyper drops Content-Length when Transfer-Encoding came too (and ends
+    // the connection after), so "both" cannot be seen here: every request
+    // with Transfer-Encoding is refused. IMDS's clients send none (GETs
+    // without a body, an approval's small JSON with Content-Length).
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Err(Refusal::AmbiguousFraming);
+    }
     if headers.contains_key("x-forwarded-for") {
         return Err(Refusal::ForwardedFor);
     }
@@ -129,11 +136,22 @@ impl Gate {
             Ok((answer, allowed_reason)) => (answer, audit::Outcome::Allow, allowed_reason),
             Err(refusal) => {
                 let (err, outcome) = refusal.answer(&decision_id);
-                (
-                    json_response(err.status, None, Bytes::from(err.body), None),
-                    outcome.audit(),
-                    refusal.detail(),
-                )
+                let retry_after = refusal.retry_after().map(|s| s.to_string());
+                let mut response = json_response(
+                    err.status,
+                    None,
+                    Bytes::from(err.body),
+                    retry_after.as_deref(),
+                );
+                if matches!(refusal, Refusal::AmbiguousFraming) {
+                    // Whatever framing the client meant, the rest of this
+                    // connection cannot be trusted: close it.
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                (response, outcome.audit(), refusal.detail())
             }
         };
         let event = Event::Request(Box::new(audit::RequestRecord {
@@ -295,13 +313,19 @@ impl Gate {
                     api_version: canonical.api_version().unwrap_or_default().to_owned(),
                 };
                 self.tokens
-                    .serve(id, key, &canonical.upstream_target())
+                    .serve(id, key, &canonical.upstream_target(), facts.socket_uid)
                     .await
             }
             _ => self
                 .tokens
                 .fetcher
-                .fetch(&parts.method, &canonical.upstream_target(), upload, false)
+                .fetch(crate::fetch::Ask {
+                    method: &parts.method,
+                    target: &canonical.upstream_target(),
+                    body: upload,
+                    token_endpoint: false,
+                    uid: facts.socket_uid,
+                })
                 .await
                 .map(|(answer, attempts)| Served {
                     answer,

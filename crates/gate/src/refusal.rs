@@ -7,6 +7,9 @@ use gatehouse_imds::{CanonError, ImdsError};
 pub enum Refusal {
     MethodNotAllowed,
     ForwardedFor,
+    /// `Transfer-Encoding` (with or without `Content-Length`): framing two
+    /// parsers may read differently (RFC 9112 §6.1), refused, not guessed.
+    AmbiguousFraming,
     MissingMetadata,
     NotCanonical(CanonError),
     MissingResource,
@@ -57,6 +60,12 @@ impl Refusal {
         match self {
             Refusal::MethodNotAllowed => (ImdsError::method_not_allowed(), Rejected),
             Refusal::ForwardedFor => (ImdsError::forwarded_for(), Rejected),
+            Refusal::AmbiguousFraming => (
+                ImdsError::bad_request(
+                    "Transfer-Encoding is not accepted: send a body with Content-Length",
+                ),
+                Rejected,
+            ),
             Refusal::MissingMetadata => (ImdsError::missing_metadata(), Rejected),
             Refusal::NotCanonical(CanonError::UnknownPath) => (ImdsError::not_found(), Rejected),
             Refusal::NotCanonical(e) => (ImdsError::bad_request(&e.to_string()), Rejected),
@@ -106,6 +115,18 @@ impl Refusal {
                 ImdsError::unavailable("audit log unavailable, refusing to serve unrecorded", decision_id),
                 Failed,
             ),
+        }
+    }
+
+    /// The `Retry-After` (seconds) that goes with the answer: a caller told
+    /// the metadata service failed is told when asking again makes sense.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Refusal::Upstream(_) | Refusal::UpstreamTimeout => {
+                Some(crate::cache::NEGATIVE_TTL.as_secs().max(1))
+            }
+            Refusal::Limited => Some(1),
+            _ => None,
         }
     }
 

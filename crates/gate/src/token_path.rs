@@ -1,15 +1,18 @@
-//! An allowed token request: from the cache when it can, else one upstream
-//! call per key, with the answer checked before it is cached or served.
+//! An allowed token request: from the cache when it can, else one shared
+//! upstream exchange (a flight) per key, with the answer checked before it
+//! is cached or served, and every caller answered within its budget.
 
-use crate::cache::{Cached, Key, Lookup, Slot, TokenCache};
+use crate::cache::{Cached, Failure, FlightTx, Key, Outcome, Slot, Step, TokenCache, NEGATIVE_TTL};
 use crate::clock::Clock;
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{retry_after, Ask, FetchError, Fetcher};
 use crate::refusal::Refusal;
 use crate::upstream::{UpstreamAnswer, UpstreamError};
 use gatehouse_imds::token::{decode_claims, fingerprint, TokenResponse};
 use gatehouse_policy::{Identity, IdentityKind};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Where an answer came from, for the audit line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +21,19 @@ pub enum Source {
     Cache,
     /// IMDS failed; a cached token still valid (below the margin) was served.
     Stale,
+    /// IMDS failed on this key a moment ago; that answer was given again
+    /// without asking (the negative cache).
+    Remembered,
+    /// Another caller's upstream exchange for the same key, shared.
+    Shared,
+}
+
+/// How this caller came by a flight's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    Led,
+    Joined,
+    Remembered,
 }
 
 impl Source {
@@ -26,6 +42,8 @@ impl Source {
             Source::Upstream => "upstream",
             Source::Cache => "cache",
             Source::Stale => "stale",
+            Source::Remembered => "remembered",
+            Source::Shared => "shared",
         }
     }
 
@@ -35,6 +53,8 @@ impl Source {
             Source::Upstream => gatehouse_audit::UpstreamSource::Upstream,
             Source::Cache => gatehouse_audit::UpstreamSource::Cache,
             Source::Stale => gatehouse_audit::UpstreamSource::Stale,
+            Source::Remembered => gatehouse_audit::UpstreamSource::Remembered,
+            Source::Shared => gatehouse_audit::UpstreamSource::Shared,
         }
     }
 }
@@ -125,6 +145,15 @@ fn map_fetch(e: FetchError) -> Refusal {
     }
 }
 
+fn map_failure(f: Failure) -> Refusal {
+    match f {
+        Failure::Limited => Refusal::Limited,
+        Failure::Timeout => Refusal::UpstreamTimeout,
+        Failure::Unreachable(why) => Refusal::Upstream(why),
+        Failure::WrongIdentity(why) => Refusal::WrongIdentity(why),
+    }
+}
+
 fn cached_answer(token: &Cached, now: u64) -> UpstreamAnswer {
     UpstreamAnswer {
         status: 200,
@@ -148,6 +177,16 @@ fn upstream_trouble(status: u16) -> bool {
     matches!(status, 404 | 410 | 429) || status >= 500
 }
 
+/// Whole seconds, rounded up, at least one: a `Retry-After` value.
+fn whole_seconds(d: Duration) -> String {
+    let ms = d.as_millis();
+    ms.div_ceil(1000).max(1).to_string()
+}
+
+/// How long one attempt of a shared flight may run after its first waiters
+/// gave up: a slow IMDS still fills the cache for the callers that retry.
+const FLIGHT_ATTEMPT: Duration = Duration::from_secs(5);
+
 /// Everything one allowed token request needs from the gate.
 #[derive(Clone)]
 pub struct TokenPath {
@@ -157,85 +196,126 @@ pub struct TokenPath {
 }
 
 impl TokenPath {
+    /// Serve an allowed token request of `uid` within the budget: from the
+    /// cache, from a failure that still stands, or from the one flight of
+    /// its key (started here if none runs).
     pub async fn serve(
         &self,
         identity: &Identity,
         key: Key,
         target: &str,
+        uid: u32,
     ) -> Result<Served, Refusal> {
         let Some(cache) = &self.cache else {
-            return self.fetch_checked(identity, target).await;
+            return self.fetch_checked(identity, target, uid).await;
         };
+        let deadline = Instant::now() + self.fetcher.budget();
         let slot = cache.slot(&key);
         let now = epoch_secs(self.clock.as_ref());
-        let fallback = match cache.lookup(&slot, now) {
-            Lookup::Fresh { token, refresh } => {
-                if refresh {
-                    self.refresh_in_background(
-                        Arc::clone(&slot),
-                        identity.clone(),
-                        target.to_owned(),
-                    );
+        match cache.step(&slot, now, Instant::now()) {
+            Step::Fresh { token, lead } => {
+                if let Some(tx) = lead {
+                    self.launch(slot, tx, identity.clone(), target.to_owned(), uid);
                 }
-                return Ok(serve_cached(&token, now, Source::Cache));
+                Ok(serve_cached(&token, now, Source::Cache))
             }
-            Lookup::Miss { fallback } => fallback,
-        };
-        if let Some(error) = slot.standing_error(now) {
-            return Ok(match &fallback {
-                Some(t) => serve_cached(t, now, Source::Stale),
-                None => Served {
-                    answer: error,
-                    source: Source::Upstream,
-                    fingerprint: None,
-                    attempts: 0,
-                },
-            });
+            Step::Standing {
+                outcome,
+                left,
+                fallback,
+            } => self.finish(outcome, fallback, left, How::Remembered),
+            Step::Wait {
+                flight,
+                lead,
+                fallback,
+            } => {
+                let how = if lead.is_some() {
+                    How::Led
+                } else {
+                    How::Joined
+                };
+                if let Some(tx) = lead {
+                    let slot = Arc::clone(&slot);
+                    self.launch(slot, tx, identity.clone(), target.to_owned(), uid);
+                }
+                // No waiter waits past its own budget, whoever leads.
+                match tokio::time::timeout_at(deadline, outcome_of(flight)).await {
+                    Ok(outcome) => self.finish(outcome, fallback, NEGATIVE_TTL, how),
+                    Err(_) => {
+                        let now = epoch_secs(self.clock.as_ref());
+                        match fallback.filter(|t| t.remaining(now) > 0) {
+                            Some(t) => Ok(serve_cached(&t, now, Source::Stale)),
+                            None => Err(Refusal::UpstreamTimeout),
+                        }
+                    }
+                }
+            }
         }
-        let before = slot.generation();
-        let _flight = slot.flight.lock().await;
+    }
+
+    /// A flight's outcome as this caller's answer; `left` is how long the
+    /// failure stands (the `Retry-After` the caller is given).
+    fn finish(
+        &self,
+        outcome: Outcome,
+        fallback: Option<Cached>,
+        left: Duration,
+        how: How,
+    ) -> Result<Served, Refusal> {
         let now = epoch_secs(self.clock.as_ref());
-        // A flight that ended while we waited answers for us too.
-        if let Lookup::Fresh { token, .. } = cache.lookup(&slot, now) {
-            return Ok(serve_cached(&token, now, Source::Cache));
-        }
-        if slot.failed_since(before) {
-            if let Some(t) = fallback.as_ref().filter(|t| t.remaining(now) > 0) {
-                return Ok(serve_cached(t, now, Source::Stale));
-            }
-            if let Some(error) = slot.standing_error(now) {
-                return Ok(Served {
-                    answer: error,
-                    source: Source::Upstream,
+        let stale = fallback.filter(|t| t.remaining(now) > 0);
+        match outcome {
+            Outcome::Answer {
+                answer,
+                attempts,
+                fingerprint,
+            } => {
+                // Only the leader's audit line counts the upstream attempts.
+                let (source, attempts) = match how {
+                    How::Led => (Source::Upstream, attempts),
+                    How::Joined => (Source::Shared, 0),
+                    How::Remembered => (Source::Remembered, 0),
+                };
+                if answer.status == 200 || !upstream_trouble(answer.status) {
+                    return Ok(Served {
+                        answer,
+                        source,
+                        fingerprint,
+                        attempts,
+                    });
+                }
+                if let Some(t) = stale {
+                    return Ok(serve_cached(&t, now, Source::Stale));
+                }
+                let mut answer = answer;
+                if how == How::Remembered || answer.retry_after.is_none() {
+                    answer.retry_after = Some(whole_seconds(left));
+                }
+                Ok(Served {
+                    answer,
+                    source,
                     fingerprint: None,
-                    attempts: 0,
-                });
-            }
-        }
-        let result = fetch_into(&self.fetcher, &slot, identity, target, self.clock.as_ref()).await;
-        let now = epoch_secs(self.clock.as_ref());
-        match result {
-            Ok(served) if served.answer.status == 200 => Ok(served),
-            Ok(served) if upstream_trouble(served.answer.status) => {
-                Ok(match fallback.filter(|t| t.remaining(now) > 0) {
-                    Some(t) => serve_cached(&t, now, Source::Stale),
-                    None => served,
+                    attempts,
                 })
             }
-            Ok(served) => Ok(served),
-            Err(refusal @ Refusal::WrongIdentity(_)) => Err(refusal),
-            Err(refusal) => match fallback.filter(|t| t.remaining(now) > 0) {
+            Outcome::Failed(f @ Failure::WrongIdentity(_)) => Err(map_failure(f)),
+            Outcome::Failed(f) => match stale {
                 Some(t) => Ok(serve_cached(&t, now, Source::Stale)),
-                None => Err(refusal),
+                None => Err(map_failure(f)),
             },
         }
     }
 
-    /// Without a cache: one checked upstream request.
-    async fn fetch_checked(&self, identity: &Identity, target: &str) -> Result<Served, Refusal> {
+    /// Without a cache: one checked upstream exchange.
+    async fn fetch_checked(
+        &self,
+        identity: &Identity,
+        target: &str,
+        uid: u32,
+    ) -> Result<Served, Refusal> {
         let (answer, attempts) = self
             .fetcher
-            .fetch(&http::Method::GET, target, None, true)
+            .fetch(token_ask(target, uid))
             .await
             .map_err(map_fetch)?;
         let fingerprint = if answer.status == 200 {
@@ -251,69 +331,101 @@ impl TokenPath {
         })
     }
 
-    fn refresh_in_background(&self, slot: Arc<Slot>, identity: Identity, target: String) {
+    /// Run the key's flight in its own task: its waiters may give up, it
+    /// still lands (bounded: attempts start only within the budget).
+    fn launch(&self, slot: Arc<Slot>, tx: FlightTx, identity: Identity, target: String, uid: u32) {
         let fetcher = self.fetcher.clone();
-        let clock = Arc::clone(&self.clock);
         tokio::spawn(async move {
-            // Someone already asking upstream refreshes it for everyone.
-            let Ok(_flight) = slot.flight.try_lock() else {
-                return;
-            };
-            if let Err(e) = fetch_into(&fetcher, &slot, &identity, &target, clock.as_ref()).await {
-                tracing::warn!(identity = %identity.name, error = ?e, "background token refresh failed");
+            let deadline = Instant::now() + fetcher.budget();
+            let fetched = fetcher
+                .fetch_until(token_ask(&target, uid), deadline, FLIGHT_ATTEMPT)
+                .await;
+            let (outcome, token, fail_until) = judge(fetched, &identity);
+            if let Outcome::Failed(f) = &outcome {
+                tracing::warn!(identity = %identity.name, failure = ?f, "token request upstream failed");
             }
+            slot.land(tx, outcome, token, fail_until);
         });
     }
 }
 
-/// Ask upstream (the caller holds the slot's flight), check, and record the
-/// outcome in the slot.
-async fn fetch_into(
-    fetcher: &Fetcher,
-    slot: &Slot,
+fn token_ask(target: &str, uid: u32) -> Ask<'_> {
+    Ask {
+        method: &http::Method::GET,
+        target,
+        body: None,
+        token_endpoint: true,
+        uid,
+    }
+}
+
+/// Wait for a flight's outcome (a flight whose task vanished is a failure).
+async fn outcome_of(mut flight: watch::Receiver<Option<Outcome>>) -> Outcome {
+    let gone = || {
+        Outcome::Failed(Failure::Unreachable(
+            "the upstream exchange was abandoned".into(),
+        ))
+    };
+    match flight.wait_for(Option::is_some).await {
+        Ok(v) => v.clone().unwrap_or_else(gone),
+        Err(_) => gone(),
+    }
+}
+
+/// What a flight's exchange means for its key: the outcome every waiter
+/// gets, a token to cache, and until when a failure stands.
+fn judge(
+    fetched: Result<(UpstreamAnswer, u32), FetchError>,
     identity: &Identity,
-    target: &str,
-    clock: &dyn Clock,
-) -> Result<Served, Refusal> {
-    let fetched = fetcher.fetch(&http::Method::GET, target, None, true).await;
-    let now = epoch_secs(clock);
+) -> (Outcome, Option<Cached>, Option<Instant>) {
+    let now = Instant::now();
+    let remember = |at_least: Option<Duration>| {
+        Some(now + at_least.map_or(NEGATIVE_TTL, |d| d.max(NEGATIVE_TTL)))
+    };
     match fetched {
         Ok((answer, attempts)) if answer.status == 200 => {
-            let fingerprint = match check_identity(identity, &answer.body) {
-                Ok(fp) => fp,
-                Err(refusal) => {
-                    slot.fail(None, None);
-                    return Err(refusal);
+            match check_identity(identity, &answer.body) {
+                Ok(fp) => {
+                    let token = Cached::from_body(&answer.body, fp.clone());
+                    let outcome = Outcome::Answer {
+                        answer,
+                        attempts,
+                        fingerprint: Some(fp),
+                    };
+                    (outcome, token, None)
                 }
-            };
-            if let Some(token) = Cached::from_body(&answer.body, fingerprint.clone()) {
-                slot.store(token);
+                Err(Refusal::WrongIdentity(why)) => (
+                    Outcome::Failed(Failure::WrongIdentity(why)),
+                    None,
+                    remember(None),
+                ),
+                Err(other) => (
+                    Outcome::Failed(Failure::WrongIdentity(other.detail())),
+                    None,
+                    remember(None),
+                ),
             }
-            Ok(Served {
-                answer,
-                source: Source::Upstream,
-                fingerprint: Some(fingerprint),
-                attempts,
-            })
         }
         Ok((answer, attempts)) => {
-            // An error answer stands in for IMDS only as long as IMDS said.
-            let until = answer
-                .retry_after
-                .as_deref()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|secs| now.saturating_add(secs));
-            slot.fail(Some(answer.clone()), until);
-            Ok(Served {
+            let until = upstream_trouble(answer.status)
+                .then(|| retry_after(&answer))
+                .and_then(remember);
+            let outcome = Outcome::Answer {
                 answer,
-                source: Source::Upstream,
-                fingerprint: None,
                 attempts,
-            })
+                fingerprint: None,
+            };
+            (outcome, None, until)
         }
-        Err(e) => {
-            slot.fail(None, None);
-            Err(map_fetch(e))
+        // Our own limiter was full: the next caller may find room.
+        Err(FetchError::Limited) => (Outcome::Failed(Failure::Limited), None, None),
+        Err(FetchError::Upstream(UpstreamError::Timeout)) => {
+            (Outcome::Failed(Failure::Timeout), None, remember(None))
         }
+        Err(FetchError::Upstream(e)) => (
+            Outcome::Failed(Failure::Unreachable(e.to_string())),
+            None,
+            remember(None),
+        ),
     }
 }

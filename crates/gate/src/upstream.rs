@@ -51,9 +51,12 @@ impl UpstreamKind {
 }
 
 pub const IMDS_BASE: &str = "http://169.254.169.254";
+/// A metadata service that does not complete a TCP handshake within this
+/// (or a third of the budget, if shorter) is not there: IMDS is one hop away.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_BODY: usize = 1 << 20;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum UpstreamError {
     Timeout,
     Connect(String),
@@ -103,7 +106,7 @@ impl Upstream {
     pub fn new(base: &str, timeout: Duration, mark: Option<u32>) -> Self {
         let connector = MarkedConnector {
             mark,
-            connect_timeout: Duration::from_secs(2),
+            connect_timeout: CONNECT_TIMEOUT.min(timeout / 3),
         };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -120,7 +123,7 @@ impl Upstream {
         &self.base
     }
 
-    /// The whole time budget of one caller's request.
+    /// The whole time budget of one caller's request (`--upstream-timeout`).
     pub fn budget(&self) -> Duration {
         self.timeout
     }

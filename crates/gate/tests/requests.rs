@@ -242,6 +242,50 @@ fn imds_errors_come_back_like_imds() {
     );
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert_eq!(h.curl(UID_A, &target).status, 200);
+
+    // Content-Length and Transfer-Encoding together: framing two parsers
+    // may read differently. An IMDS-shaped 400, audited, connection closed.
+    let before = h.audit().len();
+    let answer = raw(
+        h.addr,
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(
+        answer.matches("HTTP/1.1").count(),
+        1,
+        "nothing after it is served: {answer}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(!body.to_string().contains("access_token"));
+    let records = h.audit();
+    let line = &records[before..]
+        .iter()
+        .find(|r| r["event"]["type"] == "request")
+        .expect("the refusal is audited")["event"];
+    assert_eq!(line["outcome"], "rejected", "{line}");
+    assert_eq!(line["status"], 400, "{line}");
+    assert_eq!(line["reason"], "AmbiguousFraming", "{line}");
+    // Transfer-Encoding alone is refused the same way (IMDS's clients never send it).
+    let answer = raw(
+        h.addr,
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert_eq!(
+        h.curl(UID_A, &target).status,
+        200,
+        "and the gate keeps serving"
+    );
 }
 
 #[test]

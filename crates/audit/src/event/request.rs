@@ -211,4 +211,9 @@ pub enum UpstreamSource {
     Cache,
     /// The metadata service failed; a cached token still valid was served.
     Stale,
+    /// The metadata service failed on this key a moment ago; that answer
+    /// was given again without asking (the negative cache).
+    Remembered,
+    /// Another caller's upstream exchange for the same key, shared.
+    Shared,
 }

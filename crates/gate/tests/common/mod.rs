@@ -120,6 +120,18 @@ impl Harness {
         Self::start_full(dir, policy, &base, rt, Some(emulator), &audit_path, opts)
     }
 
+    /// A gate configured by `opts` in front of `base` (no emulator).
+    pub fn start_base_opts(policy: &str, base: &str, opts: Opts) -> Harness {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let audit_path = dir.path().join("audit.log");
+        Self::start_full(dir, policy, base, rt, None, &audit_path, opts)
+    }
+
     /// The demo emulator, with the audit log at `audit_path`.
     pub fn start_with_audit(policy: &str, audit_path: &Path) -> Harness {
         let (rt, emulator) = Self::runtime_and_emulator(gatehouse_emulator::EmulatorConfig::demo());
