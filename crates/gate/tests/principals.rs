@@ -355,6 +355,133 @@ fn a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_aske
     );
 }
 
+/// `pass_fd.py` (shared with the sys crate's tests): a socket passed over `SCM_RIGHTS`.
+const PASS_FD: &str = include_str!("../../sys/tests/common/pass_fd.py");
+
+/// A `pass_fd.py` process, killed when dropped; its output read line by line.
+struct Py {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Py {
+    fn start(args: &[&str], uid: u32) -> Py {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(PASS_FD)
+            .args(args)
+            .current_dir("/")
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .uid(uid)
+            .gid(uid)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        Py {
+            child,
+            lines: std::io::BufReader::new(out).lines(),
+        }
+    }
+
+    /// The next line (the script gives up within 20 s by itself).
+    fn line(&mut self) -> String {
+        match self.lines.next() {
+            Some(Ok(l)) => l,
+            other => panic!("pass_fd.py ended early: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Py {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process of uid `from` connects to the gate and passes the socket over
+/// `SCM_RIGHTS` to an unrelated process of uid `to` (closing its own copy
+/// unless `keep`), which sends a request for `target`. Returns the status.
+fn passed_socket_status(h: &Harness, target: &str, from: u32, to: u32, keep: bool) -> u16 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "gatehouse-gate-pass-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nConnection: close\r\n\r\n");
+    let mut recv = Py::start(&["recv", &name, &request], to);
+    assert_eq!(recv.line(), "ready");
+    let port = h.addr.port().to_string();
+    let mode = if keep { "keep" } else { "close" };
+    let mut send = Py::start(&["send", &name, &port, mode], from);
+    assert_eq!(send.line(), "sent");
+    assert_eq!(recv.line(), "received");
+    let status = recv.line();
+    assert!(status.starts_with("HTTP/1.1 "), "{status}");
+    status[9..12].parse().unwrap()
+}
+
+/// A socket that a process of an allowed uid passes over `SCM_RIGHTS` to an
+/// unrelated process of another uid, which then asks for a token. Under a
+/// policy on uids alone the gate decides on the socket's uid (its creator's,
+/// from the kernel) and looks for no process, so this is allowed, as `--help`
+/// and docs/threats.md say; with `--all-holders` every process is searched
+/// and the socket is denied, whether the sender kept its copy or not.
+#[test]
+fn a_socket_passed_to_another_uid_is_denied_with_all_holders() {
+    if !privileged("a_socket_passed_to_another_uid_is_denied_with_all_holders") {
+        return;
+    }
+    let policy = token_policy(&format!("uid:{UID_A}"));
+    let h = Harness::start(&policy);
+    let strict = Harness::start_opts(
+        &policy,
+        Opts {
+            all_holders: true,
+            ..Opts::default()
+        },
+    );
+    for keep in [true, false] {
+        assert_eq!(passed_socket_status(&h, TOKEN, UID_A, UID_B, keep), 200);
+        let line = h.audit().pop().unwrap();
+        assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{line}");
+        assert_eq!(line["event"]["caller"]["uid"], UID_A, "{line}");
+
+        assert_eq!(
+            passed_socket_status(&strict, TOKEN, UID_A, UID_B, keep),
+            403,
+            "keep {keep}: {:#}",
+            strict.audit().pop().unwrap()
+        );
+        let denied = strict.audit().pop().unwrap();
+        assert_eq!(
+            denied["event"]["reason"], "the connection is held by processes of different users",
+            "{denied}"
+        );
+        let mut uids: Vec<u64> = denied["event"]["caller"]["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["uid"].as_u64().unwrap())
+            .collect();
+        uids.sort_unstable();
+        let want: &[u32] = if keep { &[UID_A, UID_B] } else { &[UID_B] };
+        assert_eq!(
+            uids,
+            want.iter().map(|u| u64::from(*u)).collect::<Vec<_>>(),
+            "{denied}"
+        );
+    }
+    // The receiver's own socket, for contrast: another uid's, denied either way.
+    assert_eq!(passed_socket_status(&h, TOKEN, UID_B, UID_B, true), 403);
+}
+
 /// The cgroup v2 hierarchy, where a test may make cgroups of its own.
 fn cgroup2_root() -> Option<std::path::PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
