@@ -12,6 +12,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 const INSTANCE: &str = "/metadata/instance?api-version=2021-02-01";
 
@@ -234,12 +235,15 @@ fn connect_then_fork_does_not_borrow_the_childs_identity() {
     assert_eq!(status, 403, "{:#}", h.audit().pop().unwrap());
 }
 
+/// A decision that reads more than the uid (here the caller's groups) finds
+/// every holder, and holders of different uids are denied. (On uids alone the
+/// socket's uid decides: `a_uid_only_token_policy_decides_on_the_socket_uid_…`.)
 #[test]
 fn holders_of_one_socket_with_different_uids_are_denied() {
     if !privileged("holders_of_one_socket_with_different_uids_are_denied") {
         return;
     }
-    let h = Harness::start(&instance_policy("uid:0"));
+    let h = Harness::start(&instance_policy("group:root"));
     assert_eq!(
         bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")),
         200
@@ -323,14 +327,17 @@ fn a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_aske
         "{:#}",
         h.audit().pop().unwrap()
     );
-    // An instance request may be a trusted service's: its holders are looked up.
+    // Instance metadata a uid assignment allows: the same, no process looked
+    // for (a trusted service could only add an allow).
     let h = Harness::start(&format!("{}{}", token_policy("uid:0"), "[[assignments]]\nname = \"i\"\nprincipal = \"uid:0\"\nrole = \"Instance Metadata Reader\"\n"));
     assert_eq!(
         bash_status(&h, &shared),
-        403,
+        200,
         "{:#}",
         h.audit().pop().unwrap()
     );
+    let line = h.audit().pop().unwrap();
+    assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{line}");
 
     let strict = Harness::start_opts(
         &token_policy("uid:0"),
@@ -480,6 +487,135 @@ fn a_socket_passed_to_another_uid_is_denied_with_all_holders() {
     }
     // The receiver's own socket, for contrast: another uid's, denied either way.
     assert_eq!(passed_socket_status(&h, TOKEN, UID_B, UID_B, true), 403);
+}
+
+/// Answers as the kernel would for one caller, and notes what it was asked.
+struct Scripted {
+    uid: u32,
+    /// The caller's process, when one is asked for.
+    process: gatehouse_sys::ProcessFacts,
+    asked: std::sync::Mutex<Vec<gatehouse_sys::Needs>>,
+}
+
+impl gatehouse_gate::caller::CallerSource for Scripted {
+    fn identify(
+        &self,
+        _src: std::net::SocketAddr,
+        _dst: std::net::SocketAddr,
+        needs: gatehouse_sys::Needs,
+    ) -> Result<gatehouse_sys::CallerFacts, gatehouse_gate::caller::CallerError> {
+        self.asked.lock().unwrap().push(needs);
+        let holders = if needs.wants_process() {
+            vec![self.process.clone()]
+        } else {
+            Vec::new()
+        };
+        Ok(gatehouse_sys::CallerFacts {
+            socket_uid: self.uid,
+            socket_inode: 1,
+            lookup: gatehouse_sys::LookupStats {
+                strategy: if holders.is_empty() {
+                    gatehouse_sys::Strategy::SocketOnly
+                } else {
+                    gatehouse_sys::Strategy::Recent
+                },
+                holder_search: gatehouse_sys::HolderSearch::Related,
+                candidates: 1,
+                micros: 1,
+            },
+            holders,
+        })
+    }
+}
+
+/// A process of `uid`; the Azure Linux agent (a trusted service) if `agent`.
+fn scripted(uid: u32, agent: bool) -> Arc<Scripted> {
+    let exe = if agent {
+        "/usr/bin/python3"
+    } else {
+        "/usr/bin/app"
+    };
+    Arc::new(Scripted {
+        uid,
+        process: gatehouse_sys::ProcessFacts {
+            pid: 4242,
+            ruid: uid,
+            euid: uid,
+            rgid: uid,
+            egid: uid,
+            groups: Vec::new(),
+            exe_path: Some(exe.into()),
+            exe_file: Some(gatehouse_sys::FileId {
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime_ns: 4,
+                ctime_ns: 5,
+                uid: 0,
+            }),
+            exe_path_verified: true,
+            exe_sha256: None,
+            cgroup: Some("/system.slice/walinuxagent.service".into()),
+            system_unit: agent.then(|| "walinuxagent.service".into()),
+            user_unit: None,
+            container_id: None,
+            comm: Some("python3".into()),
+        },
+        asked: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+/// Instance metadata under a policy on uids alone: decided on the socket's uid
+/// with no process looked for when a uid assignment allows; the processes are
+/// looked for (and a trusted service still allowed) only when it does not.
+/// Tokens never look (trusted services get no tokens).
+#[test]
+fn a_uid_only_policy_looks_for_processes_only_where_a_trusted_service_could_change_the_answer() {
+    let policy = format!(
+        "{}[[assignments]]\nname = \"i\"\nprincipal = \"uid:{UID_A}\"\nrole = \"Instance Metadata Reader\"\n",
+        token_policy(&format!("uid:{UID_A}"))
+    );
+    let me = gatehouse_sys::effective_uid();
+    // (caller uid, is the agent, target, status, processes asked for per lookup)
+    let rows: &[(u32, bool, &str, u16, &[bool])] = &[
+        (UID_A, false, INSTANCE, 200, &[false]),
+        (UID_A, false, TOKEN, 200, &[false]),
+        (0, true, INSTANCE, 200, &[false, true]),
+        (0, true, TOKEN, 403, &[false]),
+        (UID_B, false, INSTANCE, 403, &[false, true]),
+        (UID_B, false, TOKEN, 403, &[false]),
+    ];
+    for (i, (uid, agent, target, status, asked)) in rows.iter().enumerate() {
+        let callers = scripted(*uid, *agent);
+        let h = Harness::start_opts(
+            &policy,
+            Opts {
+                callers: Some(callers.clone()),
+                ..Opts::default()
+            },
+        );
+        let reply = h.curl(me, target);
+        assert_eq!(reply.status, *status, "row {i}: {}", reply.body);
+        let got: Vec<bool> = callers
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.wants_process())
+            .collect();
+        assert_eq!(got, *asked, "row {i}");
+        let second = callers.asked.lock().unwrap().get(1).copied();
+        if let Some(n) = second {
+            assert!(n.exe && n.cgroup && n.all_holders, "row {i}: {n:?}");
+        }
+        let line = h.audit().pop().unwrap();
+        let trusted = &line["event"]["decision_detail"]["trusted_service"];
+        assert_eq!(
+            trusted.as_str(),
+            (*agent && *target == INSTANCE).then_some("azure-linux-agent"),
+            "row {i}: {line}"
+        );
+    }
 }
 
 /// The cgroup v2 hierarchy, where a test may make cgroups of its own.
