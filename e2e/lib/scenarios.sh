@@ -151,17 +151,22 @@ scenario_curl() {
     row "curl token: caller found ($CALLER_LOOKUP)" gh-denied "SocketOnly" "$(last_lookup "$id")"
     row "curl instance document (everyone)" gh-denied "200 gate:allow" \
         "$(with_gate "$id" curl_imds "$vm" gh-denied "/metadata/instance?api-version=2021-02-01")"
-    # Instance metadata may be a trusted service's: the process is read (with
-    # eBPF: curl connected and neither forked nor exec'd, so from its record).
+    # An assignment on users allows it: decided on the socket's uid too.
+    row "curl instance: caller found ($CALLER_LOOKUP)" gh-denied "SocketOnly" "$(last_lookup "$id")"
+    # No assignment allows scheduled events, but a trusted service might: the
+    # process is read (with eBPF: curl connected and neither forked nor
+    # exec'd, so from its record), and it is no trusted service.
+    row "curl scheduled events (no assignment)" gh-denied "403 gate:deny" \
+        "$(with_gate "$id" curl_imds "$vm" gh-denied "/metadata/scheduledevents?api-version=2020-07-01")"
     local how="Recent | Newest | SameUid | FullScan"
     [[ "$CALLER_LOOKUP" != ebpf ]] || how=ConnectRecord
-    row "curl instance: caller found ($CALLER_LOOKUP)" gh-denied "$how" "$(last_lookup "$id")"
+    row "curl scheduled events: caller found ($CALLER_LOOKUP)" gh-denied "$how" "$(last_lookup "$id")"
     local verify="ok" outcomes
     "$GATEHOUSE" audit verify "$WORK/s$id/audit.log" >>"$WORK/s$id/verify.log" 2>&1 || verify="broken"
     outcomes="$("$PY" -c 'import json,sys
 events = (json.loads(line)["event"] for line in open(sys.argv[1]))
 print(" ".join(e["caller"]["user"] + ":" + e["outcome"] for e in events if "outcome" in e))' "$WORK/s$id/audit.log")"
-    row "audit: chain verifies; who was decided what" root "ok gh-allowed:allow gh-denied:deny gh-denied:allow" "$verify $outcomes"
+    row "audit: chain verifies; who was decided what" root "ok gh-allowed:allow gh-denied:deny gh-denied:allow gh-denied:deny" "$verify $outcomes"
 }
 
 scenario_python() {

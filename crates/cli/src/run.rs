@@ -149,11 +149,14 @@ pub struct Args {
 
     /// How callers are found when the policy needs more than the uid.
     /// `sock-diag`: the kernel's socket table gives the socket's uid and
-    /// inode, and /proc is searched for every process holding it. `ebpf`:
-    /// programs on the cgroup v2 root record which process connects to IMDS
-    /// or the gate, at connect() time, and note every fork and exec; when the
-    /// connector has done neither since, it is the only holder and the gate
-    /// reads just its /proc entry, else it searches as `sock-diag` does
+    /// inode, and /proc is searched for the processes holding it (the found
+    /// holder's parent chain and descendants; every process with
+    /// `--all-holders`). `ebpf`: programs on the cgroup v2 root record which
+    /// process connects to IMDS or the gate, at connect() time, and note every
+    /// fork and exec; when the connector has done neither since and still holds
+    /// the socket, the gate reads just its /proc entry, else it searches as
+    /// `sock-diag` does (a connector that passed the socket over SCM_RIGHTS and
+    /// closed its copy is not the caller; one that kept its copy is taken)
     /// (needs a build with `--features ebpf`, root with CAP_BPF and
     /// CAP_PERFMON, and the gate in the initial pid namespace). `auto`: `ebpf`
     /// if it can be attached, else `sock-diag`; the banner says which.
@@ -165,10 +168,15 @@ pub struct Args {
     )]
     caller_lookup: CallerLookup,
 
-    /// Look for every process holding the caller's socket on every request,
-    /// even when the policy decides on uids alone (a socket shared by
-    /// processes of different uids is then always denied). Costs a /proc
-    /// search per request; implies `--caller-lookup sock-diag`.
+    /// Look for every process holding the caller's socket, on every request
+    /// and in all of /proc, even when the policy decides on uids alone: a
+    /// socket held by a process of another uid than its creator's (handed on
+    /// by fork or passed over SCM_RIGHTS) is then always denied. Without it, a
+    /// token decision on uids alone takes the socket's uid (a socket handed on
+    /// counts as its creator's), and other decisions search only the found
+    /// holder's parent chain and descendants. Costs a scan of every process's
+    /// fds per request (tens of ms at thousands of processes); implies
+    /// `--caller-lookup sock-diag`.
     #[arg(long)]
     all_holders: bool,
 
@@ -194,7 +202,11 @@ pub(crate) fn identify_options(
     args: &Args,
     listen: SocketAddr,
 ) -> Result<gatehouse_sys::IdentifyOptions, ExitCode> {
-    let mut opts = gatehouse_sys::IdentifyOptions::default();
+    let mut opts = gatehouse_sys::IdentifyOptions {
+        // Only a scan of every process finds a socket passed to an unrelated one.
+        exhaustive_holders: args.all_holders,
+        ..gatehouse_sys::IdentifyOptions::default()
+    };
     let lookup = match args.caller_lookup {
         _ if args.all_holders => CallerLookup::SockDiag,
         l => l,

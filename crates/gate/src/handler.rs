@@ -11,6 +11,7 @@ use bytes::Bytes;
 use gatehouse_audit::{self as audit, Event};
 use gatehouse_imds::{Canonical, Endpoint, Selector};
 use gatehouse_policy::{Action, Identity, Policy, ResolveError, SelectorKind};
+use gatehouse_sys::CallerFacts;
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use std::net::SocketAddr;
@@ -219,22 +220,6 @@ impl Gate {
             identity = Some(id);
         }
 
-        // Identification reads /proc (or waits for the broker): blocking
-        // work, kept off the threads that serve everyone else.
-        let source = std::sync::Arc::clone(&self.identifier);
-        let needs = caller::sys_needs(&policy.needs_for(action), self.all_holders);
-        let (peer, dst) = (conn.peer, conn.dst);
-        let (facts, who) = tokio::task::spawn_blocking(move || {
-            let facts = source.identify(peer, dst, needs)?;
-            // Account names come from /etc/passwd and /etc/group: also here.
-            let who = caller::to_policy_caller(&facts);
-            Ok::<_, crate::caller::CallerError>((facts, who))
-        })
-        .await
-        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))?
-        .map_err(|e| Refusal::CallerUnknown(e.to_string()))?;
-        trail.caller = Some(caller::audit_caller(&facts, &who));
-
         let selector = match canonical.selector {
             Selector::None => SelectorKind::None,
             Selector::ClientId(_) => SelectorKind::ClientId,
@@ -250,7 +235,23 @@ impl Gate {
             .path(&path)
             .at(self.clock.now());
         let grants = self.grants();
-        let decision = policy.decide_with(&who, &request, &grants);
+        // First on what the assignments read (a policy on uids alone: the
+        // socket's uid, no process); the processes only if a trusted service
+        // might allow what that denied.
+        let first = policy.needs_of_assignments();
+        let (mut facts, mut who) = self.identify(conn, &first).await?;
+        let mut decision = policy.decide_with(&who, &request, &grants);
+        // (Unless the first lookup found as much already: then the first
+        // decision saw the processes, trusted services included.)
+        let first_found = caller::sys_needs(&first, self.all_holders);
+        if let Some(more) = policy
+            .needs_after(action, &decision)
+            .filter(|more| caller::sys_needs(more, self.all_holders) != first_found)
+        {
+            (facts, who) = self.identify(conn, &more).await?;
+            decision = policy.decide_with(&who, &request, &grants);
+        }
+        trail.caller = Some(caller::audit_caller(&facts, &who));
         trail.decided_by = decision.decided_by().to_vec();
         trail.decision = Some(audit::DecisionDetail {
             mode: decision.trail().mode.as_str().to_owned(),
@@ -370,6 +371,28 @@ impl Gate {
             ),
             decision.reason().to_string(),
         ))
+    }
+
+    /// Who is behind `conn`, finding what `needs` asks for. Identification
+    /// reads /proc (or waits for the broker): blocking work, kept off the
+    /// threads that serve everyone else.
+    async fn identify(
+        &self,
+        conn: &ConnInfo,
+        needs: &gatehouse_policy::Needs,
+    ) -> Result<(CallerFacts, gatehouse_policy::Caller), Refusal> {
+        let source = std::sync::Arc::clone(&self.identifier);
+        let needs = caller::sys_needs(needs, self.all_holders);
+        let (peer, dst) = (conn.peer, conn.dst);
+        tokio::task::spawn_blocking(move || {
+            let facts = source.identify(peer, dst, needs)?;
+            // Account names come from /etc/passwd and /etc/group: also here.
+            let who = caller::to_policy_caller(&facts);
+            Ok::<_, crate::caller::CallerError>((facts, who))
+        })
+        .await
+        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))?
+        .map_err(|e| Refusal::CallerUnknown(e.to_string()))
     }
 
     fn record(&self, event: &Event) -> Result<(), ()> {

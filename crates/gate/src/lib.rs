@@ -64,7 +64,8 @@ pub struct GateConfig {
     /// caches, and the connect-time records of the eBPF path if attached.
     pub identify: gatehouse_sys::IdentifyOptions,
     /// Find every holder of the caller's socket on every request, even when the
-    /// policy needs only the uid (`gatehouse run --all-holders`).
+    /// policy needs only the uid, by scanning every process
+    /// (`gatehouse run --all-holders`; sets `identify.exhaustive_holders`).
     pub all_holders: bool,
 }
 
@@ -112,7 +113,11 @@ impl Gate {
     /// Load the policy (refusing an untrusted or invalid one), open the audit
     /// log and record that the gate started with this policy.
     pub fn new(config: &GateConfig, clock: Arc<dyn Clock>) -> Result<Gate, StartError> {
-        let local = Identifier::new(config.identify.clone());
+        let mut opts = config.identify.clone();
+        // "Every holder" must include one an fd was passed to over SCM_RIGHTS,
+        // which only a scan of every process finds.
+        opts.exhaustive_holders |= config.all_holders;
+        let local = Identifier::new(opts);
         Gate::with_caller_source(config, clock, Arc::new(local))
     }
 

@@ -12,6 +12,7 @@ mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 const INSTANCE: &str = "/metadata/instance?api-version=2021-02-01";
 
@@ -234,12 +235,15 @@ fn connect_then_fork_does_not_borrow_the_childs_identity() {
     assert_eq!(status, 403, "{:#}", h.audit().pop().unwrap());
 }
 
+/// A decision that reads more than the uid (here the caller's groups) finds
+/// every holder, and holders of different uids are denied. (On uids alone the
+/// socket's uid decides: `a_uid_only_token_policy_decides_on_the_socket_uid_…`.)
 #[test]
 fn holders_of_one_socket_with_different_uids_are_denied() {
     if !privileged("holders_of_one_socket_with_different_uids_are_denied") {
         return;
     }
-    let h = Harness::start(&instance_policy("uid:0"));
+    let h = Harness::start(&instance_policy("group:root"));
     assert_eq!(
         bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")),
         200
@@ -323,14 +327,17 @@ fn a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_aske
         "{:#}",
         h.audit().pop().unwrap()
     );
-    // An instance request may be a trusted service's: its holders are looked up.
+    // Instance metadata a uid assignment allows: the same, no process looked
+    // for (a trusted service could only add an allow).
     let h = Harness::start(&format!("{}{}", token_policy("uid:0"), "[[assignments]]\nname = \"i\"\nprincipal = \"uid:0\"\nrole = \"Instance Metadata Reader\"\n"));
     assert_eq!(
         bash_status(&h, &shared),
-        403,
+        200,
         "{:#}",
         h.audit().pop().unwrap()
     );
+    let line = h.audit().pop().unwrap();
+    assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{line}");
 
     let strict = Harness::start_opts(
         &token_policy("uid:0"),
@@ -353,6 +360,262 @@ fn a_uid_only_token_policy_decides_on_the_socket_uid_unless_all_holders_are_aske
         denied["event"]["reason"], "the connection is held by processes of different users",
         "{denied}"
     );
+}
+
+/// `pass_fd.py` (shared with the sys crate's tests): a socket passed over `SCM_RIGHTS`.
+const PASS_FD: &str = include_str!("../../sys/tests/common/pass_fd.py");
+
+/// A `pass_fd.py` process, killed when dropped; its output read line by line.
+struct Py {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Py {
+    fn start(args: &[&str], uid: u32) -> Py {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(PASS_FD)
+            .args(args)
+            .current_dir("/")
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .uid(uid)
+            .gid(uid)
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        Py {
+            child,
+            lines: std::io::BufReader::new(out).lines(),
+        }
+    }
+
+    /// The next line (the script gives up within 20 s by itself).
+    fn line(&mut self) -> String {
+        match self.lines.next() {
+            Some(Ok(l)) => l,
+            other => panic!("pass_fd.py ended early: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Py {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process of uid `from` connects to the gate and passes the socket over
+/// `SCM_RIGHTS` to an unrelated process of uid `to` (closing its own copy
+/// unless `keep`), which sends a request for `target`. Returns the status.
+fn passed_socket_status(h: &Harness, target: &str, from: u32, to: u32, keep: bool) -> u16 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "gatehouse-gate-pass-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: x\r\nMetadata: true\r\nConnection: close\r\n\r\n");
+    let mut recv = Py::start(&["recv", &name, &request], to);
+    assert_eq!(recv.line(), "ready");
+    let port = h.addr.port().to_string();
+    let mode = if keep { "keep" } else { "close" };
+    let mut send = Py::start(&["send", &name, &port, mode], from);
+    assert_eq!(send.line(), "sent");
+    assert_eq!(recv.line(), "received");
+    let status = recv.line();
+    assert!(status.starts_with("HTTP/1.1 "), "{status}");
+    status[9..12].parse().unwrap()
+}
+
+/// A socket that a process of an allowed uid passes over `SCM_RIGHTS` to an
+/// unrelated process of another uid, which then asks for a token. Under a
+/// policy on uids alone the gate decides on the socket's uid (its creator's,
+/// from the kernel) and looks for no process, so this is allowed, as `--help`
+/// and docs/threats.md say; with `--all-holders` every process is searched
+/// and the socket is denied, whether the sender kept its copy or not.
+#[test]
+fn a_socket_passed_to_another_uid_is_denied_with_all_holders() {
+    if !privileged("a_socket_passed_to_another_uid_is_denied_with_all_holders") {
+        return;
+    }
+    let policy = token_policy(&format!("uid:{UID_A}"));
+    let h = Harness::start(&policy);
+    let strict = Harness::start_opts(
+        &policy,
+        Opts {
+            all_holders: true,
+            ..Opts::default()
+        },
+    );
+    for keep in [true, false] {
+        assert_eq!(passed_socket_status(&h, TOKEN, UID_A, UID_B, keep), 200);
+        let line = h.audit().pop().unwrap();
+        assert_eq!(line["event"]["caller"]["lookup"], "SocketOnly", "{line}");
+        assert_eq!(line["event"]["caller"]["uid"], UID_A, "{line}");
+
+        assert_eq!(
+            passed_socket_status(&strict, TOKEN, UID_A, UID_B, keep),
+            403,
+            "keep {keep}: {:#}",
+            strict.audit().pop().unwrap()
+        );
+        let denied = strict.audit().pop().unwrap();
+        assert_eq!(
+            denied["event"]["reason"], "the connection is held by processes of different users",
+            "{denied}"
+        );
+        let mut uids: Vec<u64> = denied["event"]["caller"]["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["uid"].as_u64().unwrap())
+            .collect();
+        uids.sort_unstable();
+        let want: &[u32] = if keep { &[UID_A, UID_B] } else { &[UID_B] };
+        assert_eq!(
+            uids,
+            want.iter().map(|u| u64::from(*u)).collect::<Vec<_>>(),
+            "{denied}"
+        );
+    }
+    // The receiver's own socket, for contrast: another uid's, denied either way.
+    assert_eq!(passed_socket_status(&h, TOKEN, UID_B, UID_B, true), 403);
+}
+
+/// Answers as the kernel would for one caller, and notes what it was asked.
+struct Scripted {
+    uid: u32,
+    /// The caller's process, when one is asked for.
+    process: gatehouse_sys::ProcessFacts,
+    asked: std::sync::Mutex<Vec<gatehouse_sys::Needs>>,
+}
+
+impl gatehouse_gate::caller::CallerSource for Scripted {
+    fn identify(
+        &self,
+        _src: std::net::SocketAddr,
+        _dst: std::net::SocketAddr,
+        needs: gatehouse_sys::Needs,
+    ) -> Result<gatehouse_sys::CallerFacts, gatehouse_gate::caller::CallerError> {
+        self.asked.lock().unwrap().push(needs);
+        let holders = if needs.wants_process() {
+            vec![self.process.clone()]
+        } else {
+            Vec::new()
+        };
+        Ok(gatehouse_sys::CallerFacts {
+            socket_uid: self.uid,
+            socket_inode: 1,
+            lookup: gatehouse_sys::LookupStats {
+                strategy: if holders.is_empty() {
+                    gatehouse_sys::Strategy::SocketOnly
+                } else {
+                    gatehouse_sys::Strategy::Recent
+                },
+                holder_search: gatehouse_sys::HolderSearch::Related,
+                candidates: 1,
+                micros: 1,
+            },
+            holders,
+        })
+    }
+}
+
+/// A process of `uid`; the Azure Linux agent (a trusted service) if `agent`.
+fn scripted(uid: u32, agent: bool) -> Arc<Scripted> {
+    let exe = if agent {
+        "/usr/bin/python3"
+    } else {
+        "/usr/bin/app"
+    };
+    Arc::new(Scripted {
+        uid,
+        process: gatehouse_sys::ProcessFacts {
+            pid: 4242,
+            ruid: uid,
+            euid: uid,
+            rgid: uid,
+            egid: uid,
+            groups: Vec::new(),
+            exe_path: Some(exe.into()),
+            exe_file: Some(gatehouse_sys::FileId {
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime_ns: 4,
+                ctime_ns: 5,
+                uid: 0,
+            }),
+            exe_path_verified: true,
+            exe_sha256: None,
+            cgroup: Some("/system.slice/walinuxagent.service".into()),
+            system_unit: agent.then(|| "walinuxagent.service".into()),
+            user_unit: None,
+            container_id: None,
+            comm: Some("python3".into()),
+        },
+        asked: std::sync::Mutex::new(Vec::new()),
+    })
+}
+
+/// Instance metadata under a policy on uids alone: decided on the socket's uid
+/// with no process looked for when a uid assignment allows; the processes are
+/// looked for (and a trusted service still allowed) only when it does not.
+/// Tokens never look (trusted services get no tokens).
+#[test]
+fn a_uid_only_policy_looks_for_processes_only_where_a_trusted_service_could_change_the_answer() {
+    let policy = format!(
+        "{}[[assignments]]\nname = \"i\"\nprincipal = \"uid:{UID_A}\"\nrole = \"Instance Metadata Reader\"\n",
+        token_policy(&format!("uid:{UID_A}"))
+    );
+    let me = gatehouse_sys::effective_uid();
+    // (caller uid, is the agent, target, status, processes asked for per lookup)
+    let rows: &[(u32, bool, &str, u16, &[bool])] = &[
+        (UID_A, false, INSTANCE, 200, &[false]),
+        (UID_A, false, TOKEN, 200, &[false]),
+        (0, true, INSTANCE, 200, &[false, true]),
+        (0, true, TOKEN, 403, &[false]),
+        (UID_B, false, INSTANCE, 403, &[false, true]),
+        (UID_B, false, TOKEN, 403, &[false]),
+    ];
+    for (i, (uid, agent, target, status, asked)) in rows.iter().enumerate() {
+        let callers = scripted(*uid, *agent);
+        let h = Harness::start_opts(
+            &policy,
+            Opts {
+                callers: Some(callers.clone()),
+                ..Opts::default()
+            },
+        );
+        let reply = h.curl(me, target);
+        assert_eq!(reply.status, *status, "row {i}: {}", reply.body);
+        let got: Vec<bool> = callers
+            .asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.wants_process())
+            .collect();
+        assert_eq!(got, *asked, "row {i}");
+        let second = callers.asked.lock().unwrap().get(1).copied();
+        if let Some(n) = second {
+            assert!(n.exe && n.cgroup && n.all_holders, "row {i}: {n:?}");
+        }
+        let line = h.audit().pop().unwrap();
+        let trusted = &line["event"]["decision_detail"]["trusted_service"];
+        assert_eq!(
+            trusted.as_str(),
+            (*agent && *target == INSTANCE).then_some("azure-linux-agent"),
+            "row {i}: {line}"
+        );
+    }
 }
 
 /// The cgroup v2 hierarchy, where a test may make cgroups of its own.

@@ -167,6 +167,26 @@ impl Policy {
         n
     }
 
+    /// What the assignments, deny assignments and conditions read about a caller, for
+    /// any action: [`Policy::needs_for`] without what checking a trusted service adds.
+    /// A decision on these facts alone is the decision, except that a trusted service
+    /// may still allow what it denies for want of an assignment: decide on these
+    /// first, and on [`Policy::needs_after`] only when it says so. A policy on uids
+    /// alone then reads no process for a request a uid assignment allows.
+    pub fn needs_of_assignments(&self) -> Needs {
+        self.needs
+    }
+
+    /// After deciding `action` on [`Policy::needs_of_assignments`] alone (as `first`):
+    /// what a second decision must know, when a trusted service might allow what
+    /// `first` denied for want of an assignment (a trusted service's check reads the
+    /// unit and executable of every holder); `None` when `first` stands.
+    pub fn needs_after(&self, action: Action, first: &Decision) -> Option<Needs> {
+        let full = self.needs_for(action);
+        (full != self.needs && matches!(first.reason(), Reason::NoMatchingAssignment))
+            .then_some(full)
+    }
+
     /// The mode of `action`'s endpoint family (`[modes]`, default enforce).
     pub fn mode(&self, action: Action) -> Mode {
         self.modes.get(Family::of(action))

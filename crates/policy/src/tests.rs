@@ -437,6 +437,85 @@ fn needs_for_an_action_leave_out_trusted_services_where_they_cannot_help() {
     assert!(groups.needs_for(Action::TokenRead).groups);
 }
 
+/// Deciding on what the assignments read first, and on the processes only when
+/// `needs_after` asks for them, reaches the decision the full facts give (callers
+/// whose processes are all of the socket's uid; a shared socket is the uid-only
+/// path's documented exception), and looks at processes only when a trusted
+/// service might change a denial.
+#[test]
+fn deciding_on_the_assignments_needs_first_reaches_the_full_decision() {
+    let agent = with(user(0), |p| {
+        p.exe_path = Some("/usr/bin/python3".into());
+        p.unit = Some("walinuxagent.service".into());
+    });
+    let uid_only = policy(&format!(
+        "{}{}",
+        assign("t", "uid:1000", "Token Reader"),
+        assign("i", "uid:1000", "Instance Metadata Reader")
+    ));
+    let by_exe = policy(&assign("i", "exe:/usr/bin/app", "Instance Metadata Reader"));
+    let no_trusted = parse(
+        "p",
+        &format!(
+            "version = 1\ntrusted_services = false\n{}",
+            assign("i", "uid:1000", "Instance Metadata Reader")
+        ),
+    )
+    .unwrap();
+    // (policy, caller, action, second look wanted, allowed)
+    let rows: &[(&Policy, &Caller, Action, bool, bool)] = &[
+        (&uid_only, &user(1000), Action::InstanceRead, false, true),
+        (&uid_only, &user(1000), Action::TokenRead, false, true),
+        (&uid_only, &user(1001), Action::InstanceRead, true, false),
+        (&uid_only, &user(1001), Action::TokenRead, false, false),
+        (&uid_only, &agent, Action::InstanceRead, true, true),
+        (
+            &uid_only,
+            &agent,
+            Action::ScheduledEventsApprove,
+            false,
+            false,
+        ),
+        (&uid_only, &agent, Action::TokenRead, false, false),
+        (&by_exe, &user(1001), Action::InstanceRead, false, true),
+        (&by_exe, &agent, Action::InstanceRead, false, true),
+        (&by_exe, &agent, Action::TokenRead, false, false),
+        (&no_trusted, &agent, Action::InstanceRead, false, false),
+        (&no_trusted, &user(1000), Action::InstanceRead, false, true),
+    ];
+    for (i, (p, caller, action, second, allowed)) in rows.iter().enumerate() {
+        let request = if *action == Action::TokenRead {
+            token("storage-writer", "https://storage.azure.com")
+        } else {
+            act(*action)
+        };
+        let full = p.decide(caller, &request);
+        let first_caller = if p.needs_of_assignments() == Needs::default() {
+            Caller {
+                processes: Vec::new(),
+                ..(*caller).clone()
+            }
+        } else {
+            (*caller).clone()
+        };
+        let first = p.decide(&first_caller, &request);
+        let again = p.needs_after(*action, &first);
+        assert_eq!(again.is_some(), *second, "row {i}: {first:?}");
+        let decided = match again {
+            Some(n) => {
+                assert_eq!(n, p.needs_for(*action), "row {i}");
+                p.decide(caller, &request)
+            }
+            None => first,
+        };
+        assert_eq!(
+            (decided.is_allowed(), full.is_allowed()),
+            (*allowed, *allowed),
+            "row {i}: {decided:?} / {full:?}"
+        );
+    }
+}
+
 #[test]
 fn hash_is_of_source_bytes() {
     let p = parse("p", "version = 1\n").unwrap();

@@ -15,11 +15,16 @@
 //!   the same uid, so a stale or misplaced entry is never taken;
 //! - the recorded pid is the process that called `connect()`. Process-event programs note
 //!   every fork and exec: a connector that has done either since the connect is not taken
-//!   (a child may hold the socket, or it runs another image). Otherwise it is the socket's
-//!   only holder (bar an fd passed over `SCM_RIGHTS`, which the sock_diag path finds only
-//!   with its exhaustive scan too), its `/proc` directory is opened, and it is taken only
-//!   if it started no later than the connect (a reused pid) and is not a zombie. Anything
-//!   else falls back to the full holder search, never to a guess.
+//!   (a child may hold the socket, or it runs another image). Its `/proc` directory is
+//!   opened, and it is taken only if it started no later than the connect (a reused pid),
+//!   is not a zombie, and still holds the socket in its fd table (checked before and
+//!   after the reads): a connector that passed the socket on over `SCM_RIGHTS` and closed
+//!   its copy is not the caller, and the holder search finds who is. Anything else falls
+//!   back to the holder search, never to a guess. Not seen: a socket passed on while the
+//!   connector keeps its copy (no program here sees an fd received; tracing programs
+//!   cannot be loaded on every kernel that runs the rest). Then both lookups see one
+//!   holder, the eBPF path the connector, the search whichever it reaches first;
+//!   `--all-holders` (every process searched, records not used) sees them all.
 //!
 //! IPv4 only (IMDS has no IPv6 address); other families take the sock_diag path.
 

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{accept, connect_then, root_or_skip, spawn, tuple, wait_exe};
+use common::{accept, connect_then, pass_socket, root_or_skip, spawn, tuple, wait_exe};
 use gatehouse_sys::{
     ConnectRecords, HolderSearch, Identifier, IdentifyError, IdentifyOptions, Needs, Strategy,
 };
@@ -337,4 +337,140 @@ fn records_are_not_used_with_the_exhaustive_search() {
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.lookup.holder_search, HolderSearch::Exhaustive);
     assert_eq!(facts.holders[0].pid, client.pid());
+}
+
+/// What one lookup decides on, for comparing the two: the socket's uid and every
+/// reported holder with its uid, in pid order (or that no caller was found).
+fn verdict(
+    facts: Result<gatehouse_sys::CallerFacts, IdentifyError>,
+) -> Option<(u32, Vec<(u32, u32)>)> {
+    let facts = match facts {
+        Ok(f) => f,
+        Err(IdentifyError::NoProcess { .. }) => return None,
+        Err(e) => panic!("{e}"),
+    };
+    let mut holders: Vec<(u32, u32)> = facts.holders.iter().map(|h| (h.pid, h.ruid)).collect();
+    holders.sort_unstable();
+    Some((facts.socket_uid, holders))
+}
+
+const OTHER: u32 = 46_012;
+
+/// A socket passed over `SCM_RIGHTS` from its connector to an unrelated process of
+/// another uid, the sender then closing its copy: the record still stands (no program
+/// sees the receive) but the connector no longer holds the socket, so the eBPF path does
+/// not credit it, and both lookups decide on the receiver alone.
+#[test]
+fn a_passed_socket_whose_sender_closed_its_copy_is_not_credited_to_the_sender() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
+    let (send, recv) = pass_socket(port, (UID, UID), (OTHER, OTHER), false);
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    let record = records.lookup(src, dst).expect("the connect was recorded");
+    assert_eq!(record.pid, send.pid());
+    assert!(records.unchanged_since(record.pid, record.boot_ns));
+    let by_ebpf = identifier(&records)
+        .identify(src, dst, Needs::all())
+        .unwrap();
+    assert_ne!(
+        by_ebpf.lookup.strategy,
+        Strategy::ConnectRecord,
+        "{by_ebpf:?}"
+    );
+    let want = Some((UID, vec![(recv.pid(), OTHER)]));
+    assert_eq!(verdict(Ok(by_ebpf)), want);
+    let sock_diag = Identifier::new(IdentifyOptions::default());
+    assert_eq!(verdict(sock_diag.identify(src, dst, Needs::all())), want);
+}
+
+/// A socket shared with an unrelated process of another uid (passed over `SCM_RIGHTS`,
+/// the sender keeping its copy, or not): with every holder asked for (`--all-holders`:
+/// the exhaustive search) both lookups report the same holders, the receiver's other
+/// uid among them; on uids alone both take the socket's uid.
+#[test]
+fn a_socket_shared_between_uids_is_decided_alike_by_both_lookups() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
+    let exhaustive = |records: Option<&Arc<ConnectRecords>>| {
+        Identifier::new(IdentifyOptions {
+            connect_records: records.map(Arc::clone),
+            exhaustive_holders: true,
+            ..IdentifyOptions::default()
+        })
+    };
+    for keep in [true, false] {
+        let (send, recv) = pass_socket(port, (UID, UID), (OTHER, OTHER), keep);
+        let conn = accept(&l);
+        let (src, dst) = tuple(&conn);
+        let all = verdict(exhaustive(Some(&records)).identify(src, dst, Needs::all()));
+        assert_eq!(
+            all,
+            verdict(exhaustive(None).identify(src, dst, Needs::all()))
+        );
+        let mut want = vec![(recv.pid(), OTHER)];
+        if keep {
+            want.push((send.pid(), UID));
+        }
+        want.sort_unstable();
+        assert_eq!(all, Some((UID, want)), "keep {keep}");
+        for id in [
+            &identifier(&records),
+            &Identifier::new(IdentifyOptions::default()),
+        ] {
+            let uid_only = id.identify(src, dst, Needs::default()).unwrap();
+            assert_eq!(
+                (uid_only.socket_uid, uid_only.lookup.strategy),
+                (UID, Strategy::SocketOnly)
+            );
+        }
+    }
+}
+
+/// The connector sent its socket over `SCM_RIGHTS` and closed its copy before anyone
+/// received it (in flight, no process holds it): the record still stands, but the
+/// connector no longer holds the socket, so it is not the caller; on both lookups no
+/// process is found.
+#[test]
+fn a_connector_that_no_longer_holds_its_socket_is_not_the_caller() {
+    let (l, port) = listener();
+    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+        return;
+    };
+    let client = python_client(
+        port,
+        Some((UID, UID)),
+        "a, b = socket.socketpair()\nsocket.send_fds(a, [b\"x\"], [s.fileno()])\ns.close()\nprint(\"sent\", flush=True)",
+    );
+    let conn = accept(&l);
+    let (src, dst) = tuple(&conn);
+    // The socket is in flight once the connector's fd table no longer has it.
+    eventually("the connector to close its copy", || {
+        let inode = gatehouse_sys::socket_owner(src, dst)
+            .unwrap()
+            .unwrap()
+            .inode;
+        let link = format!("socket:[{inode}]");
+        std::fs::read_dir(format!("/proc/{}/fd", client.pid()))
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+            .all(|l| l.to_string_lossy() != link)
+    });
+    let record = records
+        .lookup(src, dst)
+        .expect("no process received it: the record stands");
+    assert_eq!(record.pid, client.pid());
+    let by_ebpf = identifier(&records).identify(src, dst, Needs::all());
+    assert!(
+        matches!(by_ebpf, Err(IdentifyError::NoProcess { .. })),
+        "{by_ebpf:?}"
+    );
+    assert_eq!(
+        verdict(by_ebpf),
+        verdict(Identifier::new(IdentifyOptions::default()).identify(src, dst, Needs::all()))
+    );
 }

@@ -12,7 +12,9 @@ mod common;
 use std::fs::File;
 use std::net::TcpListener;
 
-use common::{accept, connect_then, root_or_skip, spawn, tuple, wait_child_exe, wait_exe};
+use common::{
+    accept, connect_then, pass_socket, root_or_skip, spawn, tuple, wait_child_exe, wait_exe,
+};
 use gatehouse_sys::{socket_owner, FileId, Identifier, IdentifyError, IdentifyOptions, Needs};
 
 fn listener() -> (TcpListener, u16) {
@@ -336,6 +338,53 @@ fn holders_with_different_uids() {
     let mut want = vec![(client.pid(), 0), (child, 65534)];
     want.sort_unstable();
     assert_eq!(seen, want);
+}
+
+/// A socket passed over `SCM_RIGHTS` from a process of one uid to an unrelated process
+/// of another: the search of the found holder's relatives cannot see the other holder;
+/// the exhaustive search (`--all-holders`) finds every holder, and after the sender
+/// closed its copy only the receiver.
+#[test]
+fn a_socket_passed_to_another_uid_is_found_by_the_exhaustive_search() {
+    if !root_or_skip("SCM_RIGHTS between uids 46021 and 46022") {
+        return;
+    }
+    const SENDER: u32 = 46_021;
+    const RECEIVER: u32 = 46_022;
+    let all = Needs {
+        all_holders: true,
+        ..Needs::default()
+    };
+    for keep in [true, false] {
+        let (l, port) = listener();
+        let (send, recv) = pass_socket(port, (SENDER, SENDER), (RECEIVER, RECEIVER), keep);
+        let conn = accept(&l);
+        let (src, dst) = tuple(&conn);
+        let exhaustive = Identifier::new(IdentifyOptions {
+            exhaustive_holders: true,
+            ..IdentifyOptions::default()
+        });
+        let ex = exhaustive.identify(src, dst, all).unwrap();
+        assert_eq!(ex.socket_uid, SENDER, "the socket stays its creator's");
+        assert_eq!(
+            ex.lookup.holder_search,
+            gatehouse_sys::HolderSearch::Exhaustive
+        );
+        let mut seen: Vec<(u32, u32)> = ex.holders.iter().map(|h| (h.pid, h.ruid)).collect();
+        seen.sort_unstable();
+        let mut want = vec![(recv.pid(), RECEIVER)];
+        if keep {
+            want.push((send.pid(), SENDER));
+        }
+        want.sort_unstable();
+        assert_eq!(seen, want, "keep {keep}");
+        if keep {
+            let related = Identifier::new(IdentifyOptions::default())
+                .identify(src, dst, all)
+                .unwrap();
+            assert_eq!(related.holders.len(), 1, "unrelated: {related:?}");
+        }
+    }
 }
 
 #[test]

@@ -76,6 +76,9 @@ pub struct Opts {
     pub all_holders: bool,
     /// How the gate identifies callers (e.g. with eBPF connect records).
     pub identify: gatehouse_sys::IdentifyOptions,
+    /// Who answers "who is this caller" instead of the kernel (tests of what
+    /// the gate asks for).
+    pub callers: Option<Arc<dyn gatehouse_gate::caller::CallerSource>>,
 }
 
 impl Default for Opts {
@@ -88,6 +91,7 @@ impl Default for Opts {
             emulator_rate_limits: false,
             all_holders: false,
             identify: gatehouse_sys::IdentifyOptions::default(),
+            callers: None,
         }
     }
 }
@@ -242,7 +246,13 @@ impl Harness {
             identify: opts.identify.clone(),
             all_holders: opts.all_holders,
         };
-        let gate = Arc::new(Gate::new(&config, opts.clock).unwrap());
+        let gate = Arc::new(
+            match opts.callers {
+                Some(callers) => Gate::with_caller_source(&config, opts.clock, callers),
+                None => Gate::new(&config, opts.clock),
+            }
+            .unwrap(),
+        );
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();

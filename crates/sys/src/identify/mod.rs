@@ -331,9 +331,11 @@ impl Identifier {
     /// The record is taken only if it is of the very socket sock_diag found (same cookie,
     /// same uid), made by the process that connected, which has neither forked nor begun
     /// an exec since it made the socket (a child may hold the socket too; another image is
-    /// not the one that connected), is not gone or a zombie, and started no later than
-    /// the socket was made, so it is not a reused pid. The fork/exec check is repeated
-    /// after the reads, so an exec during them is seen.
+    /// not the one that connected), is not gone or a zombie, started no later than the
+    /// socket was made, so it is not a reused pid, and still holds the socket (a sender
+    /// that passed it over `SCM_RIGHTS` and closed its copy is not the caller). The
+    /// fork/exec and holding checks are repeated after the reads, so a change during them
+    /// is seen. Whatever fails, the holder search decides, as it would without records.
     ///
     /// `stat` counts start time in 10 ms ticks, rounded down: a process started in the
     /// same tick passes. For that to be a reused pid the connector would have to exit
@@ -362,7 +364,11 @@ impl Identifier {
         if !started_by(dir.start_ticks().ok()?, self.ns_per_tick, record.boot_ns) {
             return None;
         }
-        let holder = facts::read_process(&dir, needs, &self.hashes).ok()??;
+        // The connector must still hold the socket: one that passed it on and closed
+        // its copy is not the caller (the holder search finds who is). Confirmed again
+        // after the reads, as on the search path.
+        let fd = dir.find_socket_fd(owner.inode).ok()??;
+        let holder = facts::read_holder(&dir, fd, owner.inode, needs, &self.hashes).ok()??;
         if !records.unchanged_since(record.pid, record.boot_ns) {
             return None;
         }

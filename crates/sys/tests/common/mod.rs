@@ -123,3 +123,68 @@ pub fn wait_child_exe(pid: u32, suffix: &str) -> u32 {
 pub fn connect_then(rest: &str) -> String {
     format!("exec 3<>/dev/tcp/127.0.0.1/$PORT; {rest}")
 }
+
+/// `pass_fd.py`: a TCP socket passed over `SCM_RIGHTS` between two unrelated processes.
+pub const PASS_FD: &str = include_str!("pass_fd.py");
+
+/// A `pass_fd.py` process and the lines it prints.
+pub struct Py {
+    pub client: Client,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Py {
+    /// Runs `pass_fd.py args…` as `uid`/`gid`.
+    pub fn start(args: &[&str], (uid, gid): (u32, u32)) -> Py {
+        use std::io::BufRead;
+        let mut child = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(PASS_FD)
+            .args(args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .uid(uid)
+            .gid(gid)
+            .spawn()
+            .expect("spawn python3");
+        let out = child.stdout.take().expect("piped stdout");
+        Py {
+            client: Client { child },
+            lines: std::io::BufReader::new(out).lines(),
+        }
+    }
+
+    /// The next line it prints (it gives up within 20 s by itself).
+    pub fn line(&mut self) -> String {
+        match self.lines.next() {
+            Some(Ok(l)) => l,
+            other => panic!("pass_fd.py ended early: {other:?}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.client.pid()
+    }
+}
+
+/// The sender (`sender` ids) connects to 127.0.0.1:`port` and passes the socket to an
+/// unrelated receiver (`receiver` ids), keeping its own copy when `keep`. Returns
+/// (sender, receiver) once the receiver holds the socket.
+pub fn pass_socket(port: u16, sender: (u32, u32), receiver: (u32, u32), keep: bool) -> (Py, Py) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "gatehouse-pass-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut recv = Py::start(&["recv", &name], receiver);
+    assert_eq!(recv.line(), "ready");
+    let port = port.to_string();
+    let mode = if keep { "keep" } else { "close" };
+    let mut send = Py::start(&["send", &name, &port, mode], sender);
+    assert_eq!(send.line(), "sent");
+    assert_eq!(recv.line(), "received");
+    (send, recv)
+}
