@@ -11,6 +11,7 @@ mod firewall;
 mod jit;
 mod reload;
 mod run;
+mod status;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +52,9 @@ enum Command {
     /// Just-in-time access: request, approve, list and revoke time-bound
     /// role activations and inbound ports through a running gate.
     Jit(jit::Args),
+    /// A running gate's health: policy, callers, firewall, upstream, cache,
+    /// just-in-time grants, audit. Exit 0 healthy, 1 degraded, 3 down.
+    Status(status::Args),
     /// The nftables table that sends every IMDS connection through the gate.
     Firewall {
         #[command(subcommand)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::Audit { command } => audit_cmd::main(command),
         Command::Firewall { command } => firewall::main(command),
         Command::Jit(args) => jit::main(args),
+        Command::Status(args) => status::main(args),
     }
 }
 

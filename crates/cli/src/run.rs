@@ -1,6 +1,7 @@
 //! `gatehouse run`: the gate.
 
 mod jit;
+mod observe;
 mod privsep;
 
 use gatehouse_gate::clock::SystemClock;
@@ -163,6 +164,13 @@ pub struct Args {
     /// search per request; implies `--caller-lookup sock-diag`.
     #[arg(long)]
     all_holders: bool,
+
+    /// Serve Prometheus metrics (OpenMetrics text at `/metrics`) on this
+    /// address of their own, `HOST:PORT` or `unix:/path`: never on the IMDS
+    /// listener. Off unless named. With `--user` the unprivileged worker
+    /// binds it (docs/metrics.md).
+    #[arg(long, value_name = "ADDR|unix:PATH")]
+    metrics_listen: Option<gatehouse_gate::metrics_listener::MetricsAddr>,
 
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.
@@ -512,6 +520,12 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     };
     let _jit = match jit::start(&args, state_dir.as_deref(), &gate, ports).await {
         Ok(j) => j,
+        Err(code) => return code,
+    };
+    // With `--user` the broker keeps the table for this worker.
+    let kept = self::watching(&args, &kind) == crate::firewall::Watching::Watch;
+    let _metrics = match observe::start(&args, &gate, records.is_some(), kept).await {
+        Ok(m) => m,
         Err(code) => return code,
     };
     print_banner(

@@ -66,11 +66,13 @@ impl Fetcher {
                 None => None,
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = Instant::now();
             let result = self
                 .upstream
                 .send_within(method, target, body.clone(), remaining)
                 .await;
             drop(slot);
+            crate::metrics::upstream_attempt(&result, sent.elapsed());
             attempt += 1;
             let wait = match &result {
                 Ok(a) if retryable(a.status, token_endpoint) => {

@@ -39,6 +39,8 @@ struct Trail {
     /// attribute, a trusted service, the one-line summary.
     decision: Option<Value>,
     upstream: Option<Value>,
+    /// The trusted service that allowed, for the metrics' rule label.
+    trusted: Option<&'static str>,
 }
 
 pub type Response = http::Response<Full<Bytes>>;
@@ -138,6 +140,16 @@ impl Gate {
                 )
             }
         };
+        let endpoint = trail
+            .request
+            .get("endpoint")
+            .and_then(Value::as_str)
+            .unwrap_or("other")
+            .to_owned();
+        let rule = match outcome {
+            "rejected" => "none".to_owned(),
+            _ => crate::metrics::rule_label(&trail.decided_by, trail.trusted.unwrap_or("default")),
+        };
         let event = json!({
             "type": "request",
             "decision": decision_id,
@@ -153,7 +165,10 @@ impl Gate {
             "latency_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             "policy": policy.hash().get(..16).unwrap_or(policy.hash()),
         });
-        match self.record(&event) {
+        let recorded = self.record(&event);
+        let decision = if recorded.is_ok() { outcome } else { "error" };
+        crate::metrics::request(&endpoint, decision, rule, started.elapsed());
+        match recorded {
             Ok(()) => response,
             Err(()) => {
                 let (err, _) = Refusal::AuditUnavailable.answer(&decision_id);
@@ -222,15 +237,20 @@ impl Gate {
         let source = std::sync::Arc::clone(&self.identifier);
         let needs = caller::sys_needs(&policy.needs_for(action), self.all_holders);
         let (peer, dst) = (conn.peer, conn.dst);
-        let (facts, who) = tokio::task::spawn_blocking(move || {
+        let identified = tokio::task::spawn_blocking(move || {
             let facts = source.identify(peer, dst, needs)?;
             // Account names come from /etc/passwd and /etc/group: also here.
             let who = caller::to_policy_caller(&facts);
             Ok::<_, crate::caller::CallerError>((facts, who))
         })
         .await
-        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))?
-        .map_err(|e| Refusal::CallerUnknown(e.to_string()))?;
+        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))
+        .and_then(|r| r.map_err(|e| Refusal::CallerUnknown(e.to_string())));
+        let (facts, who) = identified.inspect_err(|_| crate::metrics::caller_unknown())?;
+        crate::metrics::caller_identified(
+            facts.lookup.strategy,
+            std::time::Duration::from_micros(facts.lookup.micros),
+        );
         trail.caller = Some(caller::audit_caller(&facts, &who));
 
         let selector = match canonical.selector {
@@ -248,7 +268,10 @@ impl Gate {
             .path(&path)
             .at(self.clock.now());
         let grants = self.grants();
+        let deciding = Instant::now();
         let decision = policy.decide_with(&who, &request, &grants);
+        crate::metrics::decided(deciding.elapsed());
+        trail.trusted = decision.trail().trusted_service;
         trail.decided_by = decision.decided_by().to_vec();
         trail.decision = Some(json!({
             "mode": decision.trail().mode.as_str(),

@@ -64,6 +64,13 @@ impl Bucket {
     }
 }
 
+/// What `gatehouse status` shows of the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct State {
+    pub identity_in_flight: usize,
+    pub identity_concurrent: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Limiter {
     identity: Arc<Bucket>,
@@ -89,12 +96,13 @@ impl Limiter {
     /// Wait for a slot until `deadline`; `None` when the budget ran out.
     pub async fn acquire(&self, identity: bool, deadline: Instant) -> Option<Slot> {
         let permit = if identity {
+            crate::metrics::limiter_waiting(self.identity_slots.available_permits() == 0, true);
             let wait = deadline.saturating_duration_since(Instant::now());
             let p =
                 tokio::time::timeout(wait, Arc::clone(&self.identity_slots).acquire_owned()).await;
             match p {
                 Ok(Ok(p)) => Some(p),
-                _ => return None,
+                _ => return crate::metrics::limiter_refused(identity),
             }
         } else {
             None
@@ -109,11 +117,22 @@ impl Limiter {
                 Ok(()) => return Some(Slot { _permit: permit }),
                 Err(wait) => {
                     if Instant::now() + wait > deadline {
-                        return None;
+                        return crate::metrics::limiter_refused(identity);
                     }
+                    crate::metrics::limiter_waiting(true, identity);
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+    }
+}
+
+impl Limiter {
+    pub fn state(&self, limits: &Limits) -> State {
+        let concurrent = limits.identity_concurrent.max(1);
+        State {
+            identity_in_flight: concurrent.saturating_sub(self.identity_slots.available_permits()),
+            identity_concurrent: concurrent,
         }
     }
 }

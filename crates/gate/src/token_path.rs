@@ -126,6 +126,11 @@ fn cached_answer(token: &Cached, now: u64) -> UpstreamAnswer {
 }
 
 fn serve_cached(token: &Cached, now: u64, source: Source) -> Served {
+    crate::metrics::cache(if source == Source::Stale {
+        "stale"
+    } else {
+        "hit"
+    });
     Served {
         answer: cached_answer(token, now),
         source,
@@ -162,6 +167,7 @@ impl TokenPath {
         let fallback = match cache.lookup(&slot, now) {
             Lookup::Fresh { token, refresh } => {
                 if refresh {
+                    crate::metrics::cache("refresh");
                     self.refresh_in_background(
                         Arc::clone(&slot),
                         identity.clone(),
@@ -172,6 +178,7 @@ impl TokenPath {
             }
             Lookup::Miss { fallback } => fallback,
         };
+        crate::metrics::cache("miss");
         if let Some(error) = slot.standing_error(now) {
             return Ok(match &fallback {
                 Some(t) => serve_cached(t, now, Source::Stale),
