@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod audit_cmd;
 mod check;
+mod doctor;
 mod emulate;
 mod explain;
 mod firewall;
@@ -55,6 +56,9 @@ enum Command {
     /// A running gate's health: policy, callers, firewall, upstream, cache,
     /// just-in-time grants, audit. Exit 0 healthy, 1 degraded, 3 down.
     Status(status::Args),
+    /// Read-only checks before or after install: kernel, cgroups, nftables,
+    /// eBPF, the policy's owner and mode, and other agents guarding IMDS.
+    Doctor(doctor::Args),
     /// The nftables table that sends every IMDS connection through the gate.
     Firewall {
         #[command(subcommand)]
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Firewall { command } => firewall::main(command),
         Command::Jit(args) => jit::main(args),
         Command::Status(args) => status::main(args),
+        Command::Doctor(args) => doctor::main(args),
     }
 }
 

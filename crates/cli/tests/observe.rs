@@ -320,3 +320,79 @@ fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A network namespace made for one test, deleted when it ends.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn doctor_names_a_competing_dnat_rule_in_a_namespace() {
+    if !common::privileged("gatehouse doctor reads nftables in a network namespace") {
+        return;
+    }
+    let ns = Netns(format!("gh-doctor-{}", std::process::id()));
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns.0])
+        .status()
+        .unwrap()
+        .success());
+    // Another agent's redirect of IMDS, in a table of its own.
+    let rules = "table ip rogue-agent {\n chain out {\n  type nat hook output priority -150;\n  ip daddr 169.254.169.254 tcp dport 80 dnat to 127.0.0.1:3080\n }\n}\n";
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success());
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            env!("CARGO_BIN_EXE_gatehouse"),
+            "doctor",
+            "--json",
+        ])
+        .arg("--policy")
+        .arg(dir.path().join("missing.toml"))
+        .arg("--socket")
+        .arg(dir.path().join("no.sock"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(3), "{report}");
+    assert_eq!(report["worst"], "error");
+    let findings = report["findings"].as_array().unwrap();
+    let named = findings
+        .iter()
+        .find(|f| f["check"] == "nft-other-rule")
+        .unwrap_or_else(|| panic!("the rogue rule is not named: {report}"));
+    assert_eq!(named["level"], "error");
+    let summary = named["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("ip rogue-agent") && summary.contains("dnat"),
+        "{summary}"
+    );
+    assert!(!named["action"].as_str().unwrap().is_empty());
+    // No gate in this namespace: the table is missing, and IMDS was not tried.
+    let table = findings.iter().find(|f| f["check"] == "nft-table").unwrap();
+    assert_eq!(table["level"], "warn");
+    let imds = findings.iter().find(|f| f["check"] == "imds").unwrap();
+    assert!(
+        imds["summary"].as_str().unwrap().starts_with("not tried"),
+        "{imds}"
+    );
+}
