@@ -71,24 +71,8 @@ fn kernel() -> Vec<Finding> {
         "gatehouse needs sock_diag and nftables (any current kernel)",
         "nothing",
     )];
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    out.push(if v2 {
-        Finding::new(
-            "cgroup",
-            Level::Ok,
-            "cgroup v2 is mounted at /sys/fs/cgroup",
-            "callers' systemd units and containers can be named, and the eBPF path can attach",
-            "nothing",
-        )
-    } else {
-        Finding::new(
-            "cgroup",
-            Level::Warn,
-            "no cgroup v2 hierarchy at /sys/fs/cgroup",
-            "policies on `unit:` or `cgroup:` cannot match and `--caller-lookup ebpf` cannot attach",
-            "boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)",
-        )
-    });
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    out.push(detect::cgroup_finding(&mounts));
     out
 }
 

@@ -301,3 +301,40 @@ pub fn cgroup_program_findings(bpftool: &str) -> Vec<Finding> {
     }
     out
 }
+
+/// `/proc/self/mounts`: where cgroup v2 is, and whether it is the only hierarchy.
+pub fn cgroup_finding(mounts: &str) -> Finding {
+    let mut v2 = None;
+    let mut v1 = false;
+    for line in mounts.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match (f.get(1), f.get(2)) {
+            (Some(path), Some(&"cgroup2")) => v2 = v2.or(Some((*path).to_owned())),
+            (Some(_), Some(&"cgroup")) => v1 = true,
+            _ => {}
+        }
+    }
+    match (v2, v1) {
+        (Some(p), false) => Finding::new(
+            "cgroup",
+            Level::Ok,
+            format!("cgroup v2 (unified) at {p}"),
+            "callers' systemd units and containers can be named, and the eBPF path can attach",
+            "nothing",
+        ),
+        (Some(p), true) => Finding::new(
+            "cgroup",
+            Level::Info,
+            format!("hybrid cgroups: v2 at {p}, v1 controllers beside it"),
+            "the eBPF path attaches to the v2 hierarchy; `cgroup:` principals see v2 paths",
+            "nothing; a unified hierarchy (systemd.unified_cgroup_hierarchy=1) is simpler",
+        ),
+        (None, _) => Finding::new(
+            "cgroup",
+            Level::Warn,
+            "no cgroup v2 hierarchy is mounted",
+            "policies on `unit:` or `cgroup:` cannot match and `--caller-lookup ebpf` cannot attach",
+            "boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1)",
+        ),
+    }
+}

@@ -129,3 +129,17 @@ fn cgroup_programs() {
     assert!(got[0].summary.contains("`connect4`"));
     assert!(cgroup_program_findings("").is_empty());
 }
+
+#[test]
+fn cgroup_hierarchies() {
+    let rows = [
+        ("cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n", Level::Ok, "/sys/fs/cgroup"),
+        ("tmpfs /sys/fs/cgroup tmpfs rw 0 0\ncgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n", Level::Info, "/sys/fs/cgroup/unified"),
+        ("cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n", Level::Warn, "no cgroup v2"),
+    ];
+    for (mounts, level, text) in rows {
+        let f = cgroup_finding(mounts);
+        assert_eq!(f.level, level, "{mounts}");
+        assert!(f.summary.contains(text), "{}", f.summary);
+    }
+}
