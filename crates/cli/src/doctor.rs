@@ -41,9 +41,26 @@ struct Report {
     worst: Level,
 }
 
+/// Where a tool is: on PATH, or in the sbin directories a user's PATH
+/// often lacks.
+fn tool(program: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false);
+    if !on_path {
+        for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+            let candidate = Path::new(dir).join(program);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from(program)
+}
+
 /// A tool's stdout, or why there is none.
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(program)
+    let out = Command::new(tool(program))
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
