@@ -169,8 +169,8 @@ pub struct Args {
     /// address of their own, `HOST:PORT` or `unix:/path`: never on the IMDS
     /// listener. Off unless named. With `--user` the unprivileged worker
     /// binds it (docs/metrics.md).
-    #[arg(long, value_name = "ADDR|unix:PATH")]
-    metrics_listen: Option<gatehouse_gate::metrics_listener::MetricsAddr>,
+    #[arg(long, value_name = "ADDR|unix:PATH", value_parser = observe::parse_addr)]
+    metrics_listen: Option<Box<gatehouse_gate::metrics_listener::MetricsAddr>>,
 
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.

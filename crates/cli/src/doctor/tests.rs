@@ -77,7 +77,8 @@ fn iptables_rules() {
 
 #[test]
 fn routes_and_rules() {
-    let rows: [(&str, &str, &[(&str, Level)]); 4] = [
+    type Row = (&'static str, &'static str, &'static [(&'static str, Level)]);
+    let rows: [Row; 4] = [
         ("default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2\n", "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n", &[]),
         // systemd-imdsd's lockdown: a prohibit route, and a rule by mark.
         ("prohibit 169.254.169.254 table 36 proto static\ndefault via 192.0.2.1 dev eth0\n", "0:\tfrom all lookup local\n100:\tnot from all fwmark 0x1337 lookup 36\n", &[("route", Level::Error), ("ip-rule", Level::Warn)]),

@@ -7,6 +7,13 @@ use gatehouse_gate::Gate;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// `--metrics-listen` (boxed: `run`'s flags stay small).
+pub(crate) fn parse_addr(
+    s: &str,
+) -> Result<Box<MetricsAddr>, gatehouse_gate::metrics_listener::ParseError> {
+    s.parse().map(Box::new)
+}
+
 /// Stops the listener when dropped.
 pub(crate) struct Serving(tokio::task::JoinHandle<()>);
 
@@ -37,7 +44,7 @@ pub(crate) async fn start(
     let Some(addr) = &args.metrics_listen else {
         return Ok(None);
     };
-    if let MetricsAddr::Tcp(a) = addr {
+    if let MetricsAddr::Tcp(a) = addr.as_ref() {
         let same = a.port() != 0 && *a == args.listen;
         if a.ip() == std::net::Ipv4Addr::new(169, 254, 169, 254) || same {
             return Err(crate::fail(
