@@ -35,6 +35,8 @@ source "$E2E/lib/scenarios.sh"
 source "$E2E/lib/jit.sh"
 # shellcheck source=e2e/lib/lifecycle.sh
 source "$E2E/lib/lifecycle.sh"
+# shellcheck source=e2e/lib/observe.sh
+source "$E2E/lib/observe.sh"
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2

@@ -4,6 +4,8 @@
 
 # The gate's pid per scenario id.
 declare -A GATE_PID=()
+# Extra `gatehouse run` flags for the next gate_start (scenario observe).
+GATE_EXTRA=()
 
 # platform_up ID: namespaces, the emulator on 169.254.169.254:80 (control on
 # the platform's loopback), and platform_listeners.py's listeners.
@@ -58,7 +60,7 @@ sys.exit(1)' "$s/admin.sock"
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \
         --caller-lookup "$CALLER_LOOKUP" \
-        --firewall watch $(firewall_flags) >>"$s/gate.log" 2>&1 &
+        --firewall watch $(firewall_flags) "${GATE_EXTRA[@]}" >>"$s/gate.log" 2>&1 &
     GATE_PID[$id]=$!
     wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
 }

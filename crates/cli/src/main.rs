@@ -7,12 +7,14 @@ use std::process::ExitCode;
 
 mod audit_cmd;
 mod check;
+mod doctor;
 mod emulate;
 mod explain;
 mod firewall;
 mod jit;
 mod reload;
 mod run;
+mod status;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,12 @@ enum Command {
     /// Just-in-time access: request, approve, list and revoke time-bound
     /// role activations and inbound ports through a running gate.
     Jit(jit::Args),
+    /// A running gate's health: policy, callers, firewall, upstream, cache,
+    /// just-in-time grants, audit. Exit 0 healthy, 1 degraded, 3 down.
+    Status(status::Args),
+    /// Read-only checks before or after install: kernel, cgroups, nftables,
+    /// eBPF, the policy's owner and mode, and other agents guarding IMDS.
+    Doctor(doctor::Args),
     /// The nftables table that sends every IMDS connection through the gate.
     Firewall {
         #[command(subcommand)]
@@ -77,6 +85,8 @@ fn main() -> ExitCode {
         Command::Audit { command } => audit_cmd::main(command),
         Command::Firewall { command } => firewall::main(command),
         Command::Jit(args) => jit::main(args),
+        Command::Status(args) => status::main(args),
+        Command::Doctor(args) => doctor::main(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod jit;
 pub(crate) mod lifecycle;
+mod observe;
 mod privsep;
 
 use gatehouse_gate::clock::SystemClock;
@@ -179,6 +180,13 @@ pub struct Args {
     /// `--caller-lookup sock-diag`.
     #[arg(long)]
     all_holders: bool,
+
+    /// Serve Prometheus metrics (OpenMetrics text at `/metrics`) on this
+    /// address of their own, `HOST:PORT` or `unix:/path`: never on the IMDS
+    /// listener. Off unless named. With `--user` the unprivileged worker
+    /// binds it (docs/metrics.md).
+    #[arg(long, value_name = "ADDR|unix:PATH", value_parser = observe::parse_addr)]
+    metrics_listen: Option<Box<gatehouse_gate::metrics_listener::MetricsAddr>>,
 
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.
@@ -569,6 +577,12 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     };
     let jit_service = match jit::start(&args, state_dir.as_deref(), &gate, ports).await {
         Ok(j) => j,
+        Err(code) => return code,
+    };
+    // With `--user` the broker keeps the table for this worker.
+    let kept = self::watching(&args, &kind) == crate::firewall::Watching::Watch;
+    let _metrics = match observe::start(&args, &gate, records.is_some(), kept).await {
+        Ok(m) => m,
         Err(code) => return code,
     };
     print_banner(

@@ -347,3 +347,85 @@ fn the_broker_finds_callers_by_the_lookup_it_was_told() {
         );
     }
 }
+
+#[test]
+fn the_worker_serves_metrics_and_status_after_dropping_privileges() {
+    if !privileged("gatehouse run --user starts processes as another user") {
+        return;
+    }
+    let (dir, _emulator, emulator_addr) = setup();
+    // The admin socket goes where the worker may create it: its audit directory.
+    let socket = dir.path().join("audit").join("admin.sock");
+    let db = dir.path().join("audit").join("jit.db");
+    let (_gate, addr, worker, seen) = separated_gate_with(
+        dir.path(),
+        &emulator_addr,
+        &[
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--admin-socket",
+            socket.to_str().unwrap(),
+            "--jit-db",
+            db.to_str().unwrap(),
+        ],
+    );
+    let metrics = http_addr(&seen, "metrics:")
+        .trim_end_matches("/metrics")
+        .to_owned();
+    let url = format!(
+        "http://{addr}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
+    );
+    assert_eq!(curl_as(ALLOWED_UID, &url).0, 200);
+    assert_eq!(curl_as(DENIED_UID, &url).0, 403);
+    // The worker (no capabilities) holds the metrics socket, not the broker.
+    let port = metrics.rsplit_once(':').unwrap().1.parse::<u16>().unwrap();
+    let inode = listening_inode(port).expect("the metrics port is listening");
+    assert!(
+        holds_socket(worker, inode),
+        "the worker does not hold the metrics listener"
+    );
+    let (_, text) = common::scrape(&metrics);
+    let allowed = r#"gatehouse_requests_total{endpoint="token",decision="allow",rule="one-uid-gets-storage"}"#;
+    let denied = r#"gatehouse_requests_total{endpoint="token",decision="deny",rule="default"}"#;
+    assert_eq!(common::sample(&text, allowed), Some(1.0), "{text}");
+    assert_eq!(common::sample(&text, denied), Some(1.0), "{text}");
+    let out = gatehouse()
+        .args(["status", "--json", "--socket", socket.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["callers"]["lookup"], "broker");
+    assert_eq!(s["pid"], worker);
+    assert_eq!(s["upstream"]["last_error"], serde_json::Value::Null);
+}
+
+/// The inode of the TCP socket listening on 127.0.0.1:`port` (/proc/net/tcp).
+fn listening_inode(port: u16) -> Option<u64> {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .ok()?
+        .lines()
+        .skip(1)
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A"))
+                .then(|| f.get(9)?.parse().ok())
+                .flatten()
+        })
+}
+
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy() == want))
+        })
+        .unwrap_or(false)
+}

@@ -2,14 +2,18 @@
 //! (a full disk, an I/O error) one reopen, so the log recovers by itself
 //! once the cause is gone. Until then every request is refused.
 
-use gatehouse_audit::{AuditError, AuditLog, Options};
+use gatehouse_audit::{Appended, AuditError, AuditLog, Options};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
 pub(crate) struct Audit {
     path: PathBuf,
     options: Options,
     log: RwLock<AuditLog>,
+    /// The last record written by this gate (`gatehouse status`).
+    head: Mutex<Option<Appended>>,
+    failing: AtomicBool,
 }
 
 impl Audit {
@@ -19,7 +23,25 @@ impl Audit {
             path: path.to_path_buf(),
             options,
             log: RwLock::new(log),
+            head: Mutex::new(None),
+            failing: AtomicBool::new(false),
         })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Sequence number and hash of the last record this gate wrote.
+    pub(crate) fn head(&self) -> Option<Appended> {
+        self.head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn append(
@@ -27,9 +49,36 @@ impl Audit {
         time: &str,
         event: &gatehouse_audit::Event,
     ) -> Result<(), AuditError> {
+        let result = self.append_or_reopen(time, event);
+        match result {
+            Ok(appended) => {
+                crate::metrics::audit_written();
+                self.failing.store(false, Ordering::Relaxed);
+                let mut head = self
+                    .head
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Racing appends may land here out of order; a status
+                // shows a recent head, `audit verify` the exact chain.
+                *head = Some(appended);
+                Ok(())
+            }
+            Err(e) => {
+                crate::metrics::audit_failed();
+                self.failing.store(true, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn append_or_reopen(
+        &self,
+        time: &str,
+        event: &gatehouse_audit::Event,
+    ) -> Result<Appended, AuditError> {
         let first = match self.log.read() {
-            Ok(log) => log.append(time, event).map(|_| ()),
-            Err(poisoned) => poisoned.into_inner().append(time, event).map(|_| ()),
+            Ok(log) => log.append(time, event),
+            Err(poisoned) => poisoned.into_inner().append(time, event),
         };
         if first.is_ok() {
             return first;
@@ -45,7 +94,7 @@ impl Audit {
             ..self.options.clone()
         };
         let reopened = AuditLog::open(&self.path, options)?;
-        let result = reopened.append(time, event).map(|_| ());
+        let result = reopened.append(time, event);
         *guard = reopened;
         result
     }

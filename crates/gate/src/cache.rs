@@ -248,6 +248,7 @@ impl TokenCache {
         }
         let s = Arc::new(Slot::default());
         slots.insert(key.clone(), Arc::clone(&s));
+        crate::metrics::cache_entries(slots.len());
         s
     }
 
@@ -290,6 +291,39 @@ impl TokenCache {
             lead,
             fallback,
         }
+    }
+}
+
+/// What `gatehouse status` shows of the cache: counts and times, never a token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub entries: usize,
+    /// Keys holding a token still valid at `now`.
+    pub valid: usize,
+    /// Seconds until the soonest background refresh is due.
+    pub next_refresh_in: Option<u64>,
+}
+
+impl TokenCache {
+    pub fn summary(&self, now: u64) -> Summary {
+        let slots: Vec<Arc<Slot>> = match self.slots.lock() {
+            Ok(g) => g.values().cloned().collect(),
+            Err(p) => p.into_inner().values().cloned().collect(),
+        };
+        let mut out = Summary {
+            entries: slots.len(),
+            ..Summary::default()
+        };
+        for token in slots.iter().filter_map(|s| s.token()) {
+            let left = token.remaining(now);
+            if left == 0 {
+                continue;
+            }
+            out.valid += 1;
+            let due = left.saturating_sub(self.refresh_below.as_secs());
+            out.next_refresh_in = Some(out.next_refresh_in.map_or(due, |n| n.min(due)));
+        }
+        out
     }
 }
 

@@ -100,6 +100,7 @@ impl Fetcher {
                 None => None,
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = Instant::now();
             let result = self
                 .upstream
                 .send_within(
@@ -110,6 +111,7 @@ impl Fetcher {
                 )
                 .await;
             drop(slot);
+            crate::metrics::upstream_attempt(&result, sent.elapsed());
             attempt += 1;
             let wait = match &result {
                 Ok(a) if retryable(a.status, ask.token_endpoint) => {

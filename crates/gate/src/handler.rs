@@ -40,6 +40,8 @@ struct Trail {
     /// attribute, a trusted service, the one-line summary.
     decision: Option<audit::DecisionDetail>,
     upstream: Option<audit::Upstream>,
+    /// The trusted service that allowed, for the metrics' rule label.
+    trusted: Option<&'static str>,
 }
 
 pub type Response = http::Response<Full<Bytes>>;
@@ -155,6 +157,15 @@ impl Gate {
                 (response, outcome.audit(), refusal.detail())
             }
         };
+        let endpoint = trail
+            .request
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| "other".to_owned());
+        let rule = match outcome {
+            audit::Outcome::Rejected => "none".to_owned(),
+            _ => crate::metrics::rule_label(&trail.decided_by, trail.trusted.unwrap_or("default")),
+        };
         let event = Event::Request(Box::new(audit::RequestRecord {
             decision: decision_id.clone(),
             peer: conn.peer.to_string(),
@@ -169,7 +180,14 @@ impl Gate {
             latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             policy: policy.hash().get(..16).unwrap_or(policy.hash()).to_owned(),
         }));
-        match self.record(&event) {
+        let recorded = self.record(&event);
+        let decision = if recorded.is_ok() {
+            outcome.as_str()
+        } else {
+            "error"
+        };
+        crate::metrics::request(&endpoint, decision, rule, started.elapsed());
+        match recorded {
             Ok(()) => response,
             Err(()) => {
                 let (err, _) = Refusal::AuditUnavailable.answer(&decision_id);
@@ -240,6 +258,7 @@ impl Gate {
         // might allow what that denied.
         let first = policy.needs_of_assignments();
         let (mut facts, mut who) = self.identify(conn, &first).await?;
+        let deciding = Instant::now();
         let mut decision = policy.decide_with(&who, &request, &grants);
         // (Unless the first lookup found as much already: then the first
         // decision saw the processes, trusted services included.)
@@ -251,6 +270,8 @@ impl Gate {
             (facts, who) = self.identify(conn, &more).await?;
             decision = policy.decide_with(&who, &request, &grants);
         }
+        crate::metrics::decided(deciding.elapsed());
+        trail.trusted = decision.trail().trusted_service;
         trail.caller = Some(caller::audit_caller(&facts, &who));
         trail.decided_by = decision.decided_by().to_vec();
         trail.decision = Some(audit::DecisionDetail {
@@ -384,15 +405,21 @@ impl Gate {
         let source = std::sync::Arc::clone(&self.identifier);
         let needs = caller::sys_needs(needs, self.all_holders);
         let (peer, dst) = (conn.peer, conn.dst);
-        tokio::task::spawn_blocking(move || {
+        let identified = tokio::task::spawn_blocking(move || {
             let facts = source.identify(peer, dst, needs)?;
             // Account names come from /etc/passwd and /etc/group: also here.
             let who = caller::to_policy_caller(&facts);
             Ok::<_, crate::caller::CallerError>((facts, who))
         })
         .await
-        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))?
-        .map_err(|e| Refusal::CallerUnknown(e.to_string()))
+        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))
+        .and_then(|r| r.map_err(|e| Refusal::CallerUnknown(e.to_string())));
+        let (facts, who) = identified.inspect_err(|_| crate::metrics::caller_unknown())?;
+        crate::metrics::caller_identified(
+            facts.lookup.strategy,
+            std::time::Duration::from_micros(facts.lookup.micros),
+        );
+        Ok((facts, who))
     }
 
     fn record(&self, event: &Event) -> Result<(), ()> {

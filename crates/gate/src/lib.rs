@@ -19,10 +19,13 @@ pub mod handler;
 pub mod jit;
 pub mod lifecycle;
 pub mod limiter;
+pub mod metrics;
+pub mod metrics_listener;
 pub mod policy_store;
 pub mod privsep;
 pub mod refusal;
 pub mod server;
+pub mod status;
 pub mod token_path;
 pub mod upstream;
 
@@ -99,6 +102,14 @@ pub struct Gate {
     grants: std::sync::RwLock<Arc<Vec<gatehouse_policy::Grant>>>,
     /// Requests answered since start (for the service manager's status).
     served: std::sync::atomic::AtomicU64,
+    // What `gatehouse status` reports (status.rs).
+    started_at: std::time::SystemTime,
+    policy_loaded_at: std::sync::Mutex<std::time::SystemTime>,
+    reloads: std::sync::atomic::AtomicU64,
+    caller_lookup: std::sync::OnceLock<String>,
+    firewall_watched: std::sync::atomic::AtomicBool,
+    upstream_label: String,
+    upstream_limits: Option<limiter::Limits>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -132,6 +143,12 @@ impl Gate {
             .map_err(StartError::Policy)?;
         let audit = audit::Audit::open(&config.audit_path, config.audit_options.clone())
             .map_err(StartError::Audit)?;
+        let started_at = clock.now();
+        metrics::started_at(
+            started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
         let gate = Gate {
             policy,
             audit,
@@ -155,6 +172,13 @@ impl Gate {
             all_holders: config.all_holders,
             grants: std::sync::RwLock::new(Arc::new(Vec::new())),
             served: std::sync::atomic::AtomicU64::new(0),
+            started_at,
+            policy_loaded_at: std::sync::Mutex::new(started_at),
+            reloads: std::sync::atomic::AtomicU64::new(0),
+            caller_lookup: std::sync::OnceLock::new(),
+            firewall_watched: std::sync::atomic::AtomicBool::new(false),
+            upstream_label: config.upstream_label.clone(),
+            upstream_limits: config.upstream_limits,
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&Event::GateStarted {
@@ -169,8 +193,16 @@ impl Gate {
     /// Re-read the policy file. An invalid or untrusted file keeps the policy
     /// in force; either way the audit log says what happened.
     pub fn reload(&self) -> Result<String, LoadError> {
-        match self.policy.reload() {
+        let reloaded = self.policy.reload();
+        metrics::policy_reload(reloaded.is_ok());
+        match reloaded {
             Ok(p) => {
+                self.reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *self
+                    .policy_loaded_at
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = self.clock.now();
                 let hash = p.hash().to_owned();
                 let _ = self.record_event(&Event::PolicyLoaded {
                     policy: hash.clone(),
@@ -221,6 +253,7 @@ impl Gate {
 
     /// Replace the just-in-time grants the decision engine honours.
     pub fn set_grants(&self, grants: Vec<gatehouse_policy::Grant>) {
+        metrics::jit_role_grants(grants.len());
         let grants = Arc::new(grants);
         match self.grants.write() {
             Ok(mut g) => *g = grants,
@@ -236,6 +269,11 @@ impl Gate {
         }
     }
 
+    /// The last audit write failed (requests are refused until one works).
+    pub fn audit_failing(&self) -> bool {
+        self.audit.failing()
+    }
+
     pub fn policy_hash(&self) -> String {
         self.policy.current().hash().to_owned()
     }
@@ -243,6 +281,7 @@ impl Gate {
     /// Record an event from outside the request path (e.g. the firewall
     /// watcher's repairs) in the same hash chain.
     pub fn record_event_public(&self, event: &Event) -> Result<(), gatehouse_audit::AuditError> {
+        metrics::event(event);
         self.record_event(event)
     }
 

@@ -242,6 +242,7 @@ impl Limiter {
                     kind,
                 });
             }
+            crate::metrics::limiter_waiting(true, kind == Kind::Identity);
             let queue = lane.queues.entry(uid).or_default();
             if queue.is_empty() && !lane.turn.contains(&uid) {
                 lane.turn.push_back(uid);
@@ -268,10 +269,27 @@ impl Limiter {
                         // A grant that landed at the last moment goes back.
                         rx.close();
                         drop(rx.try_recv());
-                        return None;
+                        return crate::metrics::limiter_refused(kind == Kind::Identity);
                     }
                 }
             }
+        }
+    }
+}
+
+/// What `gatehouse status` shows of the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub identity_in_flight: usize,
+    pub identity_concurrent: usize,
+}
+
+impl Limiter {
+    pub fn state(&self, limits: &Limits) -> Snapshot {
+        let in_flight = self.inner.lock().lane(Kind::Identity).in_flight;
+        Snapshot {
+            identity_in_flight: in_flight,
+            identity_concurrent: limits.identity_concurrent.max(1),
         }
     }
 }

@@ -108,6 +108,7 @@ async fn accept_loop(
             .flatten()
             .map_or(u32::MAX, |o| o.uid);
         let Some(uid_slot) = per_uid.enter(owner) else {
+            crate::metrics::connection_refused("per_uid_limit");
             tracing::warn!(
                 uid = owner,
                 "connection refused: too many open connections for this uid"

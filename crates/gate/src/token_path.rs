@@ -164,6 +164,11 @@ fn cached_answer(token: &Cached, now: u64) -> UpstreamAnswer {
 }
 
 fn serve_cached(token: &Cached, now: u64, source: Source) -> Served {
+    crate::metrics::cache(if source == Source::Stale {
+        "stale"
+    } else {
+        "hit"
+    });
     Served {
         answer: cached_answer(token, now),
         source,
@@ -215,6 +220,7 @@ impl TokenPath {
         match cache.step(&slot, now, Instant::now()) {
             Step::Fresh { token, lead } => {
                 if let Some(tx) = lead {
+                    crate::metrics::cache("refresh");
                     self.launch(slot, tx, identity.clone(), target.to_owned(), uid);
                 }
                 Ok(serve_cached(&token, now, Source::Cache))
@@ -229,6 +235,7 @@ impl TokenPath {
                 lead,
                 fallback,
             } => {
+                crate::metrics::cache("miss");
                 let how = if lead.is_some() {
                     How::Led
                 } else {

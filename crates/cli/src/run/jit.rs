@@ -42,7 +42,7 @@ pub(crate) async fn start(
 ) -> Result<Option<Running>, ExitCode> {
     let policy = gate.policy();
     if !wanted(&policy, args) {
-        return Ok(None);
+        return Ok(status_only(args, state_dir, gate));
     }
     let db = args
         .jit_db
@@ -146,6 +146,44 @@ pub(crate) async fn start(
         db.display()
     );
     Ok(Some(Running { tasks }))
+}
+
+/// Without just-in-time access the admin socket still answers
+/// `gatehouse status`; a gate that cannot bind it runs on without it.
+fn status_only(args: &Args, state_dir: Option<&Path>, gate: &Arc<Gate>) -> Option<Running> {
+    let socket = args
+        .admin_socket
+        .clone()
+        .or_else(|| state_dir.map(|d| d.join("admin.sock")))
+        .unwrap_or_else(|| PathBuf::from(crate::jit::DEFAULT_SOCKET));
+    if UnixStream::connect(&socket).is_ok() {
+        eprintln!(
+            "  status:    not served: another gate answers on `{}`",
+            socket.display()
+        );
+        return None;
+    }
+    match gatehouse_gate::jit::admin::bind(&socket) {
+        Ok(listener) => {
+            eprintln!(
+                "  status:    `gatehouse status` (admin socket {})",
+                socket.display()
+            );
+            let answerer = gatehouse_gate::jit::admin::Answerer::StatusOnly(Arc::clone(gate));
+            Some(Running {
+                tasks: vec![tokio::spawn(gatehouse_gate::jit::admin::serve_with(
+                    listener, socket, answerer,
+                ))],
+            })
+        }
+        Err(e) => {
+            eprintln!(
+                "  status:    not served: cannot create `{}`: {e} (name a socket with `--admin-socket`)",
+                socket.display()
+            );
+            None
+        }
+    }
 }
 
 pub(crate) const DEFAULT_DB: &str = "/var/lib/gatehouse/jit.db";

@@ -102,3 +102,48 @@ pub fn http_addr(lines: &[String], on: &str) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// `GET /metrics` from a metrics listener at `addr` (HOST:PORT): (content
+/// type, body).
+pub fn scrape(addr: &str) -> (String, String) {
+    scrape_as(
+        addr,
+        "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+    )
+}
+
+/// [`scrape`] with this `Accept` header.
+pub fn scrape_as(addr: &str, accept: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (ctype, body.to_owned())
+}
+
+/// The value of the sample `name{labels}` exactly as exposed (labels in
+/// the order the gate writes them), if present. Fails on a malformed line.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            (name == series).then(|| value.parse::<f64>().unwrap())
+        })
+}

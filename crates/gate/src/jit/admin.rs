@@ -2,9 +2,13 @@
 //! connect; what they may do follows from who the kernel says they are
 //! (`SO_PEERCRED` and the peer's groups), never from what they send.
 //! One JSON request line in, one JSON response line out.
+//!
+//! The socket also answers `gatehouse status` (root, the gate's own user and
+//! the `gatehouse` group), and does so when just-in-time access is off.
 
 use super::api::{AdminRequest, AdminResponse, ApiError, MAX_REQUEST};
 use super::{AdminCaller, JitService};
+use crate::Gate;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -46,8 +50,60 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// The group whose members may read `gatehouse status` besides root.
+pub const STATUS_GROUP: &str = "gatehouse";
+
+/// May `who` read the gate's status? Root, the gate's own user, members of
+/// [`STATUS_GROUP`] (as the kernel and /etc/group say, never the request).
+pub fn may_read_status(who: &AdminCaller) -> bool {
+    who.cred.uid == 0
+        || who.cred.uid == gatehouse_sys::effective_uid()
+        || who.caller.group_names.iter().any(|g| g == STATUS_GROUP)
+}
+
+/// The answer to a status request.
+pub fn status_response(gate: &Gate, jit: Option<&JitService>, who: &AdminCaller) -> AdminResponse {
+    if !may_read_status(who) {
+        return AdminResponse::error(ApiError::new(
+            "forbidden",
+            format!("the gate's status is for root and the `{STATUS_GROUP}` group; ask an administrator to add you to it"),
+        ));
+    }
+    AdminResponse {
+        ok: true,
+        status: Some(Box::new(gate.status(jit.map(JitService::status)))),
+        ..AdminResponse::default()
+    }
+}
+
+/// Who answers on the socket: the just-in-time service, or (when it is off)
+/// the gate alone, for status requests.
+#[derive(Clone)]
+pub enum Answerer {
+    Jit(Arc<JitService>),
+    StatusOnly(Arc<Gate>),
+}
+
+impl Answerer {
+    fn handle(&self, who: &AdminCaller, request: AdminRequest) -> AdminResponse {
+        match (self, request) {
+            (Answerer::Jit(s), request) => s.handle(who, request),
+            (Answerer::StatusOnly(g), AdminRequest::Status) => status_response(g, None, who),
+            (Answerer::StatusOnly(_), _) => AdminResponse::error(ApiError::new(
+                "jit_off",
+                "just-in-time access is not enabled on this gate: the policy has no eligible assignments or `[[jit_port]]`s",
+            )),
+        }
+    }
+}
+
 /// Serve until the task is dropped; removes the socket file then.
 pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<JitService>) {
+    serve_with(listener, path, Answerer::Jit(service)).await;
+}
+
+/// As [`serve`], for either answerer.
+pub async fn serve_with(listener: UnixListener, path: PathBuf, service: Answerer) {
     let _cleanup = RemoveOnDrop(path);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let per_uid: Arc<std::sync::Mutex<std::collections::HashMap<u32, usize>>> = Arc::default();
@@ -71,7 +127,7 @@ pub async fn serve(listener: UnixListener, path: PathBuf, service: Arc<JitServic
             drop(stream);
             continue;
         };
-        let service = Arc::clone(&service);
+        let service = service.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _uid_slot = uid_slot;
@@ -134,7 +190,7 @@ impl Drop for RemoveOnDrop {
 async fn one(
     stream: UnixStream,
     cred: gatehouse_sys::PeerCredentials,
-    service: Arc<JitService>,
+    service: Answerer,
 ) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();

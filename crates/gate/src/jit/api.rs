@@ -54,6 +54,9 @@ pub enum AdminRequest {
     },
     /// Who the gate takes the caller for.
     Whoami,
+    /// The gate's health (`gatehouse status`): root, the gate's own user and
+    /// the `gatehouse` group only.
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -81,6 +84,8 @@ pub struct AdminResponse {
     pub notices: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whoami: Option<Whoami>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Box<crate::status::GateStatus>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod api;
 pub mod knock;
 pub mod ports;
+mod status;
 
 use crate::clock::rfc3339;
 use crate::Gate;
@@ -364,6 +365,7 @@ impl JitService {
             .filter_map(|r| port_element(r, now))
             .collect();
         let result = ports.sync(&desired);
+        crate::metrics::jit_ports(if result.is_ok() { desired.len() } else { 0 });
         if let Ok(mut last) = self.last_port_sync.lock() {
             // A failure leaves it due, so the next tick tries again.
             *last = result.is_ok().then(std::time::Instant::now);
@@ -403,6 +405,7 @@ impl JitService {
     pub fn handle(&self, who: &AdminCaller, request: AdminRequest) -> AdminResponse {
         let _serial = self.one_at_a_time();
         let result = match request {
+            AdminRequest::Status => Ok(admin::status_response(&self.gate, Some(self), who)),
             AdminRequest::Whoami => Ok(AdminResponse {
                 ok: true,
                 whoami: Some(Whoami {
