@@ -21,6 +21,7 @@ mod process;
 mod procfs;
 mod seqpacket;
 mod signal;
+mod stderr;
 mod trusted_path;
 
 pub use account::{find_account, lookup_account, Account};
@@ -48,4 +49,5 @@ pub use seqpacket::{
     recv_message, send_message, seqpacket_pair, set_receive_timeout, Message, MAX_FDS_PER_MESSAGE,
 };
 pub use signal::{send_signal, ForwardedSignal};
+pub use stderr::stderr_identity;
 pub use trusted_path::{check_trusted_path, UntrustedPath, UntrustedReason};
