@@ -21,7 +21,10 @@ fn every_subcommand_has_a_page_and_every_page_renders_without_a_warning() {
     let mut want = Vec::new();
     page_names(&command(), "", &mut want);
     assert!(want.contains(&"gatehouse-run".to_owned()), "{want:?}");
-    assert!(want.contains(&"gatehouse-audit-verify".to_owned()), "{want:?}");
+    assert!(
+        want.contains(&"gatehouse-audit-verify".to_owned()),
+        "{want:?}"
+    );
     assert!(!want.iter().any(|n| n.contains("generate")), "{want:?}");
     for name in &want {
         assert!(
@@ -48,7 +51,11 @@ fn every_subcommand_has_a_page_and_every_page_renders_without_a_warning() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && err.is_empty(), "{}: {err}", page.display());
+        assert!(
+            out.status.success() && err.is_empty(),
+            "{}: {err}",
+            page.display()
+        );
         assert!(out.stdout.len() > 200, "{}: nearly empty", page.display());
         // and its NAME line is one whatis(1) can read
         let whatis = Command::new("lexgrog").arg(page).output().unwrap();
@@ -76,8 +83,17 @@ fn every_subcommand_has_a_page_and_every_page_renders_without_a_warning() {
         }
     }
     let text = plain;
-    for want in ["--upstream", "--policy", "--log-format", "SEE ALSO", "gatehouse-policy(5)"] {
-        assert!(text.contains(want), "gatehouse-run(1) lacks `{want}`:\n{text}");
+    for want in [
+        "--upstream",
+        "--policy",
+        "--log-format",
+        "SEE ALSO",
+        "gatehouse-policy(5)",
+    ] {
+        assert!(
+            text.contains(want),
+            "gatehouse-run(1) lacks `{want}`:\n{text}"
+        );
     }
 }
 
@@ -89,7 +105,11 @@ fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
     for file in ["gatehouse", "_gatehouse", "gatehouse.fish"] {
         let script = std::fs::read_to_string(dir.path().join(file)).unwrap();
         for sub in command().get_subcommands().filter(|s| !s.is_hide_set()) {
-            assert!(script.contains(sub.get_name()), "{file} lacks `{}`", sub.get_name());
+            assert!(
+                script.contains(sub.get_name()),
+                "{file} lacks `{}`",
+                sub.get_name()
+            );
         }
         assert!(!script.contains("generate"), "{file} offers `generate`");
         assert!(script.contains("log-format"), "{file}");
