@@ -27,7 +27,7 @@ managed identity and audience it may have, forwards what is allowed, answers \
 everything else with an IMDS-shaped error, and records each decision in a \
 hash-chained audit log.\n\n\
 Try it (no cloud needed):\n  gatehouse run --upstream emulator --policy examples/policy.toml\n\n\
-On a VM (the Debian package installs the units):\n  gatehouse check --strict /etc/gatehouse/policy.toml\n  \
+On a VM (the Debian package installs the units):\n  gatehouse check --strict --policy /etc/gatehouse/policy.toml\n  \
 systemctl start gatehouse\n\n\
 The policy file's format: gatehouse-policy(5). Logs: the journal under systemd, \
 else stderr (--log-format); the audit log: /var/log/gatehouse/audit.log.",
@@ -48,17 +48,26 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gate (the daemon).
+    /// Run the gate (the daemon): answer every IMDS request on this machine
+    /// as the policy decides, and audit each decision.
+    ///
+    /// Under systemd (gatehouse.service) it starts as root, runs the request
+    /// path as `--user gatehouse` with no capabilities, and keeps the
+    /// nftables table in place. SIGHUP re-reads the policy (an invalid one is
+    /// refused and the old one stays); SIGTERM stops.
     Run(run::Args),
     /// Run the IMDS emulator on its own, to test applications without a cloud.
     Emulate(emulate::Args),
     /// Check a policy file and report every error with file:line:column.
+    ///
+    /// Exit 0: the gate would load it; 1: warnings under `--strict`; 2:
+    /// errors (every one is listed, with a hint).
     Check(check::Args),
     /// Explain how the policy decides one request, with the trail.
     Explain(explain::Args),
     /// Ask a running gate to re-read its policy (same as sending it SIGHUP).
     Reload(reload::Args),
-    /// Work with the audit log.
+    /// Work with the audit log (hash-chained JSON lines, one per decision).
     Audit {
         #[command(subcommand)]
         command: audit_cmd::Command,
