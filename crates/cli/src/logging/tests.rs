@@ -1,10 +1,12 @@
 use super::{choose, LogFormat, Sink};
 
+/// (format, JOURNAL_STREAM, stderr's dev:ino, expected)
+type Case<'a> = (LogFormat, Option<&'a str>, Option<(u64, u64)>, Sink);
+
 #[test]
 fn the_journal_only_when_stderr_is_the_stream_systemd_named() {
     let s = Some((64769, 1234567));
-    // (format, JOURNAL_STREAM, stderr's dev:ino, expected)
-    let cases: &[(LogFormat, Option<&str>, Option<(u64, u64)>, Sink)] = &[
+    let cases: &[Case] = &[
         (LogFormat::Auto, Some("64769:1234567"), s, Sink::Journal),
         (LogFormat::Auto, Some("64769:1234567\n"), s, Sink::Journal),
         // stderr redirected by a wrapper or a shell: its own choice stands
