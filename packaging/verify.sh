@@ -19,9 +19,18 @@ if ! command -v systemd-analyze >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null
 fi
 
-echo "== install $bin -> /usr/local/bin/gatehouse (the path the units name)"
-install -D -m755 "$bin" /usr/local/bin/gatehouse
-/usr/local/bin/gatehouse firewall print >/dev/null
+# The units name /usr/bin/gatehouse (where the Debian package puts it). If
+# no package owns that path, put the built binary there for the check and
+# take it away again afterwards; an installed package's binary is used as is.
+if dpkg -S /usr/bin/gatehouse >/dev/null 2>&1; then
+    echo "== /usr/bin/gatehouse belongs to the installed package; verifying against it"
+else
+    [ -e /usr/bin/gatehouse ] && { echo "verify.sh: /usr/bin/gatehouse exists and no package owns it; move it away" >&2; exit 1; }
+    echo "== install $bin -> /usr/bin/gatehouse (the path the units name; removed at exit)"
+    trap 'rm -f /usr/bin/gatehouse' EXIT
+    install -m755 "$bin" /usr/bin/gatehouse
+fi
+/usr/bin/gatehouse firewall print >/dev/null
 
 echo "== systemd-analyze verify packaging/*.service"
 echo "   (systemd is not PID 1 here: ordering is checked statically, nothing is started)"

@@ -11,7 +11,10 @@ mod doctor;
 mod emulate;
 mod explain;
 mod firewall;
+mod generate;
 mod jit;
+mod logging;
+mod policy_man;
 mod reload;
 mod run;
 mod status;
@@ -28,26 +31,47 @@ managed identity and audience it may have, forwards what is allowed, answers \
 everything else with an IMDS-shaped error, and records each decision in a \
 hash-chained audit log.\n\n\
 Try it (no cloud needed):\n  gatehouse run --upstream emulator --policy examples/policy.toml\n\n\
-On a VM:\n  gatehouse run --upstream imds --policy /etc/gatehouse/policy.toml"
+On a VM (the Debian package installs the units):\n  gatehouse check --strict --policy /etc/gatehouse/policy.toml\n  \
+systemctl start gatehouse\n\n\
+The policy file's format: gatehouse-policy(5). Logs: the journal under systemd, \
+else stderr (--log-format); the audit log: /var/log/gatehouse/audit.log.",
+    after_long_help = "Environment:\n  GATEHOUSE_LOG  what to log, as a tracing filter \
+(`info`, the default; `debug`; `gatehouse_gate=debug`)\n  JOURNAL_STREAM  set by systemd; \
+with --log-format auto, logs go to the journal when stderr is this stream"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// Where and how gatehouse's own log lines are written (the audit log is
+    /// separate): `auto` is the journal when systemd connected stderr to it,
+    /// else `text` on stderr; `json` is one JSON object per line on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Auto)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gate (the daemon).
+    /// Run the gate (the daemon): answer every IMDS request on this machine
+    /// as the policy decides, and audit each decision.
+    ///
+    /// Under systemd (gatehouse.service) it starts as root, runs the request
+    /// path as `--user gatehouse` with no capabilities, and keeps the
+    /// nftables table in place. SIGHUP re-reads the policy (an invalid one is
+    /// refused and the old one stays); SIGTERM stops.
     Run(run::Args),
     /// Run the IMDS emulator on its own, to test applications without a cloud.
     Emulate(emulate::Args),
     /// Check a policy file and report every error with file:line:column.
+    ///
+    /// Exit 0: the gate would load it; 1: warnings under `--strict`; 2:
+    /// errors (every one is listed, with a hint).
     Check(check::Args),
     /// Explain how the policy decides one request, with the trail.
     Explain(explain::Args),
     /// Ask a running gate to re-read its policy (same as sending it SIGHUP).
     Reload(reload::Args),
-    /// Work with the audit log.
+    /// Work with the audit log (hash-chained JSON lines, one per decision).
     Audit {
         #[command(subcommand)]
         command: audit_cmd::Command,
@@ -69,13 +93,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `gatehouse generate …` writes the man pages and completions of the
+    // tree below; it is kept out of that tree so that no page or completion
+    // offers it (clap_complete lists hidden commands for zsh and fish).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        logging::init(logging::LogFormat::Text);
+        return generate::main(generate::Cli::parse_from(std::env::args_os().skip(1)));
+    }
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(cli.log_format);
     match cli.command {
         Command::Run(args) => run::main(args),
         Command::Emulate(args) => emulate::main(args),

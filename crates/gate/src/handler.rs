@@ -157,6 +157,13 @@ impl Gate {
                 (response, outcome.audit(), refusal.detail())
             }
         };
+        log_decision(
+            &decision_id,
+            trail.request.endpoint.as_deref(),
+            outcome.as_str(),
+            trail.caller.as_ref().map(|c| u64::from(c.uid)),
+            response.status().as_u16(),
+        );
         let endpoint = trail
             .request
             .endpoint
@@ -427,6 +434,33 @@ impl Gate {
         self.audit.append(&time, event).map_err(|e| {
             tracing::error!(error = %e, "audit write failed; refusing requests until it works");
         })
+    }
+}
+
+/// One structured log event per decision (the journal's fields
+/// `GATEHOUSE_DECISION`, `_ENDPOINT`, `_OUTCOME`, `_CALLER_UID`, `_STATUS`),
+/// for operators; the audit line is the record. Never the token or the
+/// request's headers. Allowed requests log at `debug` (one line per token
+/// request would flood the journal); denials and malformed requests at
+/// `info`, errors (upstream, audit, identification) at `warn`.
+fn log_decision(id: &str, endpoint: Option<&str>, outcome: &str, uid: Option<u64>, status: u16) {
+    let endpoint = endpoint.unwrap_or("-");
+    match outcome {
+        "allow" => tracing::debug!(
+            target: "gatehouse::decision",
+            decision = id, endpoint, outcome, caller_uid = uid, status,
+            "request allowed"
+        ),
+        "deny" | "rejected" => tracing::info!(
+            target: "gatehouse::decision",
+            decision = id, endpoint, outcome, caller_uid = uid, status,
+            "request denied"
+        ),
+        _ => tracing::warn!(
+            target: "gatehouse::decision",
+            decision = id, endpoint, outcome, caller_uid = uid, status,
+            "request failed"
+        ),
     }
 }
 

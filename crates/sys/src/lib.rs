@@ -21,6 +21,7 @@ mod peer;
 mod process;
 mod procfs;
 mod seqpacket;
+mod stderr;
 mod trusted_path;
 
 pub use account::{find_account, lookup_account, Account};
@@ -49,4 +50,5 @@ pub use seqpacket::{
     recv_message, send_message, seqpacket_pair, set_receive_timeout, shutdown_socket, Message,
     MAX_FDS_PER_MESSAGE,
 };
+pub use stderr::stderr_identity;
 pub use trusted_path::{check_trusted_path, UntrustedPath, UntrustedReason};
