@@ -33,7 +33,7 @@ def one(i):
     req = urllib.request.Request(url, headers={"Metadata": "true"})
     go.wait()
     t = time.monotonic()
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 status, ra = r.status, r.headers.get("Retry-After")
@@ -45,9 +45,10 @@ def one(i):
             status, ra = type(why).__name__, None
             # The VM's table refuses a redirected connection whose source
             # port clashed in NAT (docs/threats.md); clients retry it.
-            if attempt == 1 and isinstance(why, ConnectionRefusedError):
+            if attempt < 3 and isinstance(why, ConnectionRefusedError):
                 with lock:
                     retried.append(i)
+                time.sleep(0.02)
                 continue
         break
     with lock:
