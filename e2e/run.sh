@@ -37,6 +37,8 @@ source "$E2E/lib/jit.sh"
 source "$E2E/lib/lifecycle.sh"
 # shellcheck source=e2e/lib/observe.sh
 source "$E2E/lib/observe.sh"
+# shellcheck source=e2e/lib/faults.sh
+source "$E2E/lib/faults.sh"
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2
@@ -92,7 +94,7 @@ exec 3>&2
 mkdir -p "$WORK/bin"
 # The same client script the gate's tests use; here the environment is
 # empty, so no endpoint override: the clients go to 169.254.169.254 as on a VM.
-install -m 644 "$E2E/../crates/gate/tests/clients/client.py" "$E2E/helpers/probe.py" "$E2E/helpers/platform_listeners.py" "$E2E/helpers/jit_server.py" "$WORK/bin/"
+install -m 644 "$E2E/../crates/gate/tests/clients/client.py" "$E2E/helpers/probe.py" "$E2E/helpers/platform_listeners.py" "$E2E/helpers/jit_server.py" "$E2E/helpers/fault_callers.py" "$WORK/bin/"
 install -m 755 "$RUST_CLIENT" "$WORK/bin/rust-client"
 write_policy "$WORK/policy.toml"
 "$GATEHOUSE" emulate --write-key "$WORK/emulator-key.pem" 2>/dev/null
