@@ -23,7 +23,7 @@ pub use jit::{Element, JitError, JitPorts, Proto, SyncReport};
 pub use lockout::would_lock_out;
 pub use nft::{Nft, NftError};
 pub use ruleset::{Containers, Options, OptionsError, Ruleset};
-pub use watch::{watch, Trigger, WatchEvent, WatchOptions, Watcher};
+pub use watch::{ensure, watch, Trigger, WatchEvent, WatchOptions, Watcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -210,6 +210,15 @@ fn follow<R: BufRead>(lines: R, tx: &Sender<Msg>) {
     let _ = tx.send(Msg::MonitorEnded("`nft monitor` exited".to_owned()));
 }
 
+/// The watcher's first check on its own, without a watcher: the table
+/// verified (and repaired if it differs) before anything serves behind it.
+/// Whether it is as rendered afterwards; each repair or failure goes to
+/// `report` as [`Trigger::Start`]. It starts no thread, so it may run
+/// before a capability drop.
+pub fn ensure<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, report: F) -> bool {
+    check(nft, ruleset, Trigger::Start, &report)
+}
+
 /// Check (and repair) the table; whether it is as rendered afterwards.
 fn check<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, trigger: Trigger, report: &F) -> bool {
     let failed = |error: String| {

@@ -124,6 +124,17 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
             Err(code) => return code,
         }
     };
+    // The table verified (or repaired) before the worker exists: its banner
+    // says the gate is there, and a crash from then on must leave the table
+    // in place. On this thread, before the capability drop: no thread is
+    // started, only `nft`. The worker audits what this found once it runs.
+    let start_events = std::cell::RefCell::new(Vec::new());
+    let verified = ruleset.as_ref().is_none_or(|r| {
+        gatehouse_firewall::ensure(&gatehouse_firewall::Nft::system(), r, |event| {
+            log_firewall_event(event);
+            start_events.borrow_mut().push(event.audit_record());
+        })
+    });
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -189,6 +200,8 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
     }
     let supervisor = Supervisor {
         ruleset,
+        verified,
+        start_events: start_events.into_inner(),
         every,
         keeper,
         control,
@@ -286,6 +299,10 @@ fn stop(worker: &mut Worker) {
 /// What the broker runs besides answering the worker.
 struct Supervisor {
     ruleset: Option<gatehouse_firewall::Ruleset>,
+    /// Whether the table was as rendered (or repaired so) before the worker started.
+    verified: bool,
+    /// What that first check found, for the worker to audit.
+    start_events: Vec<serde_json::Value>,
     every: Duration,
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
     control: Option<std::os::unix::net::UnixListener>,
@@ -324,6 +341,20 @@ impl Supervisor {
         let control = Arc::new(control);
         // Held until the end: the worker takes its closing as the broker's death.
         let events = Arc::new(events);
+        for record in &self.start_events {
+            if let Err(e) = ps::send_event(&*events, record) {
+                tracing::error!(error = %e, "cannot pass a firewall event to the worker to audit");
+            }
+        }
+        if !self.verified {
+            close_channels(&control, &events);
+            return finish(
+                child,
+                "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
+                None,
+            )
+            .await;
+        }
         let firewall = match self
             .ruleset
             .map(|r| watch_firewall(r, self.every, Arc::clone(&events), self.keeper))
@@ -559,6 +590,24 @@ fn exit_code(status: Option<std::process::ExitStatus>, asked_to_stop: bool) -> E
     }
 }
 
+/// A firewall event in the broker's log (the worker audits it).
+fn log_firewall_event(event: &gatehouse_firewall::WatchEvent) {
+    match event {
+        gatehouse_firewall::WatchEvent::Repaired {
+            trigger,
+            differences,
+            ..
+        } => {
+            tracing::warn!(
+                trigger = trigger.label(),
+                differences = differences.len(),
+                "firewall table repaired"
+            );
+        }
+        other => tracing::error!(?other, "firewall watcher"),
+    }
+}
+
 /// The firewall watcher, with each event sent to the worker to audit.
 fn watch_firewall(
     ruleset: gatehouse_firewall::Ruleset,
@@ -575,25 +624,14 @@ fn watch_firewall(
         ruleset,
         options,
         move |event| {
-            match event {
-                gatehouse_firewall::WatchEvent::Repaired {
-                    trigger,
-                    differences,
-                    ..
-                } => {
-                    tracing::warn!(
-                        trigger = trigger.label(),
-                        differences = differences.len(),
-                        "firewall table repaired"
-                    );
-                    // A re-applied table has empty port sets: put the grants back.
-                    if let Some(k) = &keeper {
-                        if let Err(e) = k.resync() {
-                            tracing::error!(error = %e, "cannot restore the just-in-time port sets");
-                        }
+            log_firewall_event(event);
+            if matches!(event, gatehouse_firewall::WatchEvent::Repaired { .. }) {
+                // A re-applied table has empty port sets: put the grants back.
+                if let Some(k) = &keeper {
+                    if let Err(e) = k.resync() {
+                        tracing::error!(error = %e, "cannot restore the just-in-time port sets");
                     }
                 }
-                other => tracing::error!(?other, "firewall watcher"),
             }
             if let Err(e) = ps::send_event(&*events, &event.audit_record()) {
                 tracing::error!(error = %e, "cannot pass a firewall event to the worker to audit");
