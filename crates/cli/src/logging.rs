@@ -83,6 +83,9 @@ pub fn init(format: LogFormat) {
             .with_current_span(false)
             .with_env_filter(filter())
             .with_writer(std::io::stderr)
+            // A closed stderr must not break a request: tracing's own
+            // report of a failed write is an eprintln!, which panics then.
+            .log_internal_errors(false)
             .init(),
         Sink::Text => text(filter()),
     }
@@ -92,6 +95,7 @@ fn text(filter: EnvFilter) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }
 

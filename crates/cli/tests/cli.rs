@@ -272,7 +272,11 @@ fn reload_through_the_pid_file() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while curl(&instance).0 != 403 {
-        assert!(Instant::now() < deadline, "the reload did not take effect");
+        assert!(
+            Instant::now() < deadline,
+            "the reload did not take effect: {}",
+            std::fs::read_to_string(&audit).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let log = std::fs::read_to_string(&audit).unwrap();

@@ -302,7 +302,7 @@ struct Supervisor {
     /// Whether the table was as rendered (or repaired so) before the worker started.
     verified: bool,
     /// What that first check found, for the worker to audit.
-    start_events: Vec<serde_json::Value>,
+    start_events: Vec<gatehouse_audit::Event>,
     every: Duration,
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
     control: Option<std::os::unix::net::UnixListener>,
