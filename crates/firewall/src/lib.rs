@@ -19,7 +19,7 @@ pub mod ruleset;
 pub mod watch;
 
 pub use diff::Difference;
-pub use jit::{Element, JitError, JitPorts, Proto, SyncReport};
+pub use jit::{Element, JitError, JitPorts, Protocol, SyncReport};
 pub use lockout::would_lock_out;
 pub use nft::{Nft, NftError};
 pub use ruleset::{Containers, Options, OptionsError, Ruleset};

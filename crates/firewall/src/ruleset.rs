@@ -24,7 +24,7 @@
 //!   (`ruleset/jit.rs` has the rules and why).
 
 use crate::expr::{Match, Statement};
-use crate::jit::{JitPorts, Proto};
+use crate::jit::{JitPorts, Protocol};
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -128,7 +128,7 @@ pub enum SetElement {
     /// An address range (a host when the prefix is full length).
     Net(IpNet),
     /// `tcp . 22`
-    Port(Proto, u16),
+    Port(Protocol, u16),
 }
 
 /// The whole table.
@@ -448,7 +448,7 @@ impl SetElement {
                 net.addr().to_string()
             }
             SetElement::Net(net) => net.to_string(),
-            SetElement::Port(proto, port) => format!("{} . {port}", proto.name()),
+            SetElement::Port(proto, port) => format!("{} . {port}", proto.as_str()),
         }
     }
 
@@ -461,7 +461,7 @@ impl SetElement {
             SetElement::Net(net) => {
                 json!({"prefix": {"addr": net.addr().to_string(), "len": net.prefix_len()}})
             }
-            SetElement::Port(proto, port) => json!({"concat": [proto.name(), port]}),
+            SetElement::Port(proto, port) => json!({"concat": [proto.as_str(), port]}),
         }
     }
 }

@@ -33,7 +33,8 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use identity::{Identity, IdentityKind, ResolveError, Selector, SelectorKind};
 pub use jit::{
     format_duration, parse_duration, Activation, ActivationAsk, AutoApprove, Eligibility, Grant,
-    JitPort, JitRefusal, PortAsk, PortPlan, PortRequester, Protocol, Requester, MAX_GRANT,
+    JitPort, JitRefusal, JitRefusalKind, PortAsk, PortPlan, PortRequester, Protocol, Requester,
+    MAX_GRANT,
 };
 pub use lint::Machine;
 pub use load::parse;

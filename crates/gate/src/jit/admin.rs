@@ -3,7 +3,7 @@
 //! (`SO_PEERCRED` and the peer's groups), never from what they send.
 //! One JSON request line in, one JSON response line out.
 
-use super::api::{AdminRequest, AdminResponse, ApiError, MAX_REQUEST};
+use super::api::{AdminRequest, AdminResponse, ApiError, ErrorKind, MAX_REQUEST};
 use super::{AdminCaller, JitService};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -141,16 +141,20 @@ async fn one(
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64 + 1);
     let got = tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
     let response = match got {
-        Err(_) => AdminResponse::error(ApiError::new("timeout", "no request line within 5 s")),
+        Err(_) => AdminResponse::error(ApiError::new(
+            ErrorKind::Timeout,
+            "no request line within 5 s",
+        )),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(_)) if line.len() > MAX_REQUEST => AdminResponse::error(ApiError::new(
-            "too_large",
+            ErrorKind::TooLarge,
             format!("a request is at most {MAX_REQUEST} bytes"),
         )),
         Ok(Ok(_)) => match serde_json::from_slice::<AdminRequest>(&line) {
-            Err(e) => {
-                AdminResponse::error(ApiError::new("malformed", format!("not a request: {e}")))
-            }
+            Err(e) => AdminResponse::error(ApiError::new(
+                ErrorKind::Malformed,
+                format!("not a request: {e}"),
+            )),
             Ok(request) => {
                 let who = AdminCaller::from_credentials(cred);
                 // SQLite and nft are blocking work.
@@ -158,7 +162,7 @@ async fn one(
                     .await
                     .unwrap_or_else(|e| {
                         AdminResponse::error(ApiError::new(
-                            "internal",
+                            ErrorKind::Internal,
                             format!("the request failed: {e}"),
                         ))
                     })

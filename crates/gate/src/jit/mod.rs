@@ -18,12 +18,14 @@ pub mod ports;
 
 use crate::clock::rfc3339;
 use crate::Gate;
-use api::{AdminRequest, AdminResponse, ApiError, ListWhich, Whoami};
+use api::{AdminRequest, AdminResponse, ApiError, ErrorKind, ListWhich, Whoami};
 use gatehouse_jit::store::{
-    Kind, ListFilter, NewRequest, Record, Requester, State, Store, StoreError,
+    Common, FlatRequest, Kind, ListFilter, NewRequest, Record, Requester, State, Store, StoreError,
+    Target,
 };
 use gatehouse_policy::{
-    ActivationAsk, Caller, Grant, JitRefusal, PortAsk, PortRequester, Principal, Protocol,
+    ActivationAsk, Caller, Grant, JitRefusal, JitRefusalKind, PortAsk, PortRequester, Principal,
+    Protocol,
 };
 use gatehouse_sys::PeerCredentials;
 use ports::{PortControl, PortElement};
@@ -132,11 +134,11 @@ fn refusal(r: JitRefusal) -> ApiError {
 fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(id) => ApiError::new(
-            "not_found",
+            ErrorKind::NotFound,
             format!("no request `{id}`: `gatehouse jit list` shows the ones you may see"),
         ),
         StoreError::Conflict { id, state } => ApiError::new(
-            "conflict",
+            ErrorKind::Conflict,
             match state {
                 State::Active | State::Denied => {
                     format!(
@@ -151,15 +153,19 @@ fn store_error(e: StoreError) -> ApiError {
             },
         ),
         StoreError::Lapsed(id) => ApiError::new(
-            "lapsed",
+            ErrorKind::Lapsed,
             format!("request `{id}` lapsed (pending requests lapse after 24 h): ask again"),
         ),
-        StoreError::Expired(id) => {
-            ApiError::new("expired", format!("request `{id}` has expired already"))
-        }
+        StoreError::Expired(id) => ApiError::new(
+            ErrorKind::Expired,
+            format!("request `{id}` has expired already"),
+        ),
         other => {
             tracing::error!(error = %other, "jit store");
-            ApiError::new("store", format!("the gate's database failed: {other}"))
+            ApiError::new(
+                ErrorKind::Store,
+                format!("the gate's database failed: {other}"),
+            )
         }
     }
 }
@@ -167,11 +173,11 @@ fn store_error(e: StoreError) -> ApiError {
 fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
         Some(v) if v.len() > MAX_TEXT => Err(ApiError::new(
-            "too_long",
+            ErrorKind::TooLong,
             format!("the {field} is longer than {MAX_TEXT} bytes"),
         )),
         Some(v) if v.chars().any(char::is_control) => Err(ApiError::new(
-            "bad_text",
+            ErrorKind::BadText,
             format!("the {field} contains control characters"),
         )),
         other => Ok(other),
@@ -181,7 +187,7 @@ fn text(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> 
 fn protocol(s: &str) -> Result<Protocol, ApiError> {
     s.parse::<Protocol>().map_err(|_| {
         ApiError::new(
-            "bad_protocol",
+            ErrorKind::BadProtocol,
             format!("unknown protocol `{s}`: tcp or udp"),
         )
     })
@@ -190,7 +196,7 @@ fn protocol(s: &str) -> Result<Protocol, ApiError> {
 fn duration(secs: u64) -> Result<Duration, ApiError> {
     if secs == 0 {
         return Err(ApiError::new(
-            "zero_duration",
+            JitRefusalKind::ZeroDuration,
             "a duration of zero grants nothing: ask for e.g. `--duration 1h`",
         ));
     }
@@ -482,7 +488,7 @@ impl JitService {
         let audience = match audience {
             None => None,
             Some(a) => Some(gatehouse_policy::normalise_audience(&a).ok_or_else(|| {
-                ApiError::new("bad_audience", format!("`{a}` is not an audience: a resource URI such as https://storage.azure.com/"))
+                ApiError::new(ErrorKind::BadAudience, format!("`{a}` is not an audience: a resource URI such as https://storage.azure.com/"))
             })?),
         };
         let now = self.now();
@@ -508,22 +514,22 @@ impl JitService {
             ));
         }
         let new = NewRequest {
-            kind: Kind::Role,
-            requester: who.requester(),
-            role: Some(plan.role.clone()),
-            assignment: Some(plan.assignment.clone()),
-            identity: Some(identity.to_owned()),
-            audience,
-            port: None,
-            protocol: None,
-            source: None,
-            duration_secs: plan.duration.as_secs(),
-            requested_secs: asked.as_secs(),
-            reason,
-            ticket,
-            via: "admin-socket".into(),
+            common: Common {
+                requester: who.requester(),
+                duration_secs: plan.duration.as_secs(),
+                requested_secs: asked.as_secs(),
+                reason,
+                ticket,
+                via: "admin-socket".into(),
+            },
+            target: Target::Role {
+                role: plan.role.clone(),
+                assignment: plan.assignment.clone(),
+                identity: identity.to_owned(),
+                audience,
+            },
         };
-        self.check_pending_limit(&new.requester, now)?;
+        self.check_pending_limit(&new.common.requester, now)?;
         let record = self
             .store
             .insert(new, now, plan.auto_approved)
@@ -556,7 +562,7 @@ impl JitService {
         let ticket = text("ticket", ticket)?;
         if self.ports.is_none() {
             return Err(ApiError::new(
-                "no_firewall",
+                ErrorKind::NoFirewall,
                 "this gate does not manage the firewall, so it cannot open ports: run it as root with `--firewall watch`",
             ));
         }
@@ -564,7 +570,7 @@ impl JitService {
             && self.gate.policy().jit_port(port, proto).is_some()
         {
             return Err(ApiError::new(
-                "restart_needed",
+                ErrorKind::RestartNeeded,
                 format!("port {port}/{proto} was added to the policy after the gate started; the firewall protects it only after a restart of the gate"),
             ));
         }
@@ -578,7 +584,7 @@ impl JitService {
             .len();
         if active_ports >= MAX_ACTIVE_PORT_GRANTS {
             return Err(ApiError::new(
-                "too_many_ports",
+                ErrorKind::TooManyPorts,
                 format!("{active_ports} port grants are active, the most this gate keeps: revoke some first"),
             ));
         }
@@ -614,22 +620,22 @@ impl JitService {
             },
         };
         let new = NewRequest {
-            kind: Kind::Port,
-            requester,
-            role: None,
-            assignment: Some(plan.name.clone()),
-            identity: None,
-            audience: None,
-            port: Some(port),
-            protocol: Some(proto.to_string()),
-            source: Some(source.to_string()),
-            duration_secs: plan.duration.as_secs(),
-            requested_secs: asked.as_secs(),
-            reason,
-            ticket,
-            via: via.to_owned(),
+            common: Common {
+                requester,
+                duration_secs: plan.duration.as_secs(),
+                requested_secs: asked.as_secs(),
+                reason,
+                ticket,
+                via: via.to_owned(),
+            },
+            target: Target::Port {
+                name: plan.name.clone(),
+                port,
+                protocol: proto,
+                source,
+            },
         };
-        self.check_pending_limit(&new.requester, now)?;
+        self.check_pending_limit(&new.common.requester, now)?;
         let record = self
             .store
             .insert(new, now, plan.auto_approved)
@@ -652,7 +658,7 @@ impl JitService {
         let pending = self.store.list(&filter, now).map_err(store_error)?.len();
         if pending >= MAX_PENDING_PER_REQUESTER {
             return Err(ApiError::new(
-                "too_many_pending",
+                ErrorKind::TooManyPending,
                 format!(
                     "you have {pending} pending requests already: wait for a decision, or withdraw some with `gatehouse jit revoke ID`"
                 ),
@@ -679,7 +685,7 @@ impl JitService {
             .map_err(store_error)?;
         if !fresh {
             return Err(ApiError::new(
-                "replay",
+                ErrorKind::Replay,
                 "this signed request was seen before; sign a new one",
             ));
         }
@@ -714,26 +720,23 @@ impl JitService {
 
     fn may_decide(&self, who: &AdminCaller, record: &Record) -> Result<(), ApiError> {
         let policy = self.gate.policy();
-        let requester_uid = record.request.requester.uid;
-        match record.request.kind {
-            Kind::Role => {
-                let assignment = record.request.assignment.as_deref().unwrap_or("");
-                // A request with no local requester cannot be a role request.
+        let requester_uid = record.request.common.requester.uid;
+        match &record.request.target {
+            Target::Role { assignment, .. } => {
+                // The store reads no role request without a local requester.
+                let Some(uid) = requester_uid else {
+                    return Err(ApiError::new(
+                        ErrorKind::Internal,
+                        format!("request `{}` has no local requester", record.id),
+                    ));
+                };
                 policy
-                    .may_approve_activation(
-                        assignment,
-                        &who.caller,
-                        requester_uid.unwrap_or(u32::MAX),
-                    )
+                    .may_approve_activation(assignment, &who.caller, uid)
                     .map_err(refusal)
             }
-            Kind::Port => {
-                let port = record.request.port.unwrap_or(0);
-                let proto = protocol(record.request.protocol.as_deref().unwrap_or(""))?;
-                policy
-                    .may_approve_port(port, proto, &who.caller, requester_uid)
-                    .map_err(refusal)
-            }
+            Target::Port { port, protocol, .. } => policy
+                .may_approve_port(*port, *protocol, &who.caller, requester_uid)
+                .map_err(refusal),
         }
     }
 
@@ -747,7 +750,7 @@ impl JitService {
         let reason = text("reason", reason)?;
         if !approve && reason.is_none() {
             return Err(ApiError::new(
-                "reason_required",
+                ErrorKind::ReasonRequired,
                 "say why you deny it: `--reason \"...\"`",
             ));
         }
@@ -773,7 +776,7 @@ impl JitService {
                 return Err(store_error(e));
             }
         };
-        let notices = self.after_change(approve && updated.request.kind == Kind::Port);
+        let notices = self.after_change(approve && updated.request.kind() == Kind::Port);
         Ok(AdminResponse::record(updated, notices))
     }
 
@@ -789,14 +792,14 @@ impl JitService {
             .get(id)
             .map_err(store_error)?
             .ok_or_else(|| store_error(StoreError::NotFound(id.to_owned())))?;
-        let own = record.request.requester.uid == Some(who.cred.uid);
+        let own = record.request.common.requester.uid == Some(who.cred.uid);
         if !(own || who.is_root()) {
             self.may_decide(who, &record).map_err(|_| {
                 ApiError::new(
-                    "not_allowed",
+                    ErrorKind::NotAllowed,
                     format!(
                         "only the requester, an approver of `{}`, or root may revoke `{id}`",
-                        record.request.assignment.as_deref().unwrap_or("?")
+                        record.request.target.assignment()
                     ),
                 )
             })?;
@@ -807,7 +810,7 @@ impl JitService {
             .store
             .revoke(id, &who.requester(), reason.as_deref(), now)
             .map_err(store_error)?;
-        let is_port = updated.request.kind == Kind::Port;
+        let is_port = updated.request.kind() == Kind::Port;
         let mut notices = self.after_change(is_port && was_active);
         // Withdrawing a pending request opened nothing, so it cuts nothing.
         if is_port && was_active {
@@ -819,16 +822,16 @@ impl JitService {
     /// Revocation really ends a port grant: the element is gone (no new
     /// connections) and the source's established sessions are destroyed.
     fn cut_sessions(&self, record: &Record) -> Vec<String> {
-        let (Some(ports), Some(port), Some(proto), Some(source)) = (
-            &self.ports,
-            record.request.port,
-            record.request.protocol.as_deref(),
-            record
-                .request
-                .source
-                .as_deref()
-                .and_then(|s| s.parse::<IpAddr>().ok()),
-        ) else {
+        let (
+            Some(ports),
+            &Target::Port {
+                port,
+                protocol: proto,
+                source,
+                ..
+            },
+        ) = (&self.ports, &record.request.target)
+        else {
             return Vec::new();
         };
         // The break-glass ranges reach the port anyway: their sessions stay.
@@ -847,13 +850,8 @@ impl JitService {
         let now = self.now();
         let still_open = self.store.active(Kind::Port, now).map(|rs| {
             rs.iter().any(|r| {
-                r.request.port == Some(port)
-                    && r.request.protocol.as_deref() == Some(proto)
-                    && r.request
-                        .source
-                        .as_deref()
-                        .and_then(|s| s.parse::<IpAddr>().ok())
-                        == Some(source)
+                matches!(r.request.target, Target::Port { port: p, protocol: q, source: s, .. }
+                    if p == port && q == proto && s == source)
             })
         });
         if matches!(still_open, Ok(true)) {
@@ -907,7 +905,8 @@ impl JitService {
         let mut records = self.store.list(&filter, now).map_err(store_error)?;
         if wider && !who.is_root() {
             records.retain(|r| {
-                r.request.requester.uid == Some(who.cred.uid) || self.may_decide(who, r).is_ok()
+                r.request.common.requester.uid == Some(who.cred.uid)
+                    || self.may_decide(who, r).is_ok()
             });
             records.truncate(500);
         }
@@ -933,45 +932,63 @@ enum PortWho<'a> {
     Signer(&'a str),
 }
 
+/// An active role record as the decision engine's grant. The store's
+/// active records all have a requester uid and both times; anything else is
+/// no grant (fail closed).
 fn grant_of(r: &Record) -> Option<Grant> {
+    let Target::Role {
+        assignment,
+        identity,
+        audience,
+        ..
+    } = &r.request.target
+    else {
+        return None;
+    };
     Some(Grant {
         id: r.id.clone(),
-        assignment: r.request.assignment.clone()?,
-        uid: r.request.requester.uid?,
-        identity: r.request.identity.clone()?,
-        audience: r.request.audience.clone(),
+        assignment: assignment.clone(),
+        uid: r.request.common.requester.uid?,
+        identity: identity.clone(),
+        audience: audience.clone(),
         starts: r.starts?,
         expires: r.expires?,
     })
 }
 
 fn port_element(r: &Record, now: SystemTime) -> Option<PortElement> {
+    let Target::Port {
+        port,
+        protocol,
+        source,
+        ..
+    } = r.request.target
+    else {
+        return None;
+    };
     let left = r.expires?.duration_since(now).ok()?;
     // Round up: the kernel's timeout must not end before the grant does.
     let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     Some(PortElement {
-        source: r.request.source.as_deref()?.parse().ok()?,
-        protocol: r.request.protocol.clone()?,
-        port: r.request.port?,
+        source,
+        protocol,
+        port,
         expires_in_secs: secs.max(1),
     })
 }
 
 fn approvers_notice(policy: &gatehouse_policy::Policy, r: &Record) -> String {
-    let names: Vec<String> = match r.request.kind {
-        Kind::Role => r
-            .request
-            .assignment
-            .as_deref()
-            .and_then(|a| policy.assignments().find(|x| x.name == a))
+    let names: Vec<String> = match &r.request.target {
+        Target::Role { assignment, .. } => policy
+            .assignments()
+            .find(|x| &x.name == assignment)
             .and_then(|a| a.eligible.as_ref())
             .map(|e| e.approvers.iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
-        Kind::Port => r
-            .request
-            .assignment
-            .as_deref()
-            .and_then(|n| policy.jit_ports().iter().find(|p| p.name == n))
+        Target::Port { name, .. } => policy
+            .jit_ports()
+            .iter()
+            .find(|p| &p.name == name)
             .map(|p| p.approvers.iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
     };
@@ -986,22 +1003,23 @@ fn approvers_notice(policy: &gatehouse_policy::Policy, r: &Record) -> String {
 /// The request as an audit line shows it: who, what, why and when.
 fn audit_view(r: &Record) -> serde_json::Value {
     let t = |x: Option<SystemTime>| x.map(rfc3339);
+    let q = FlatRequest::from(r.request.clone());
     json!({
-        "kind": r.request.kind,
+        "kind": q.kind,
         "state": r.state,
-        "requester": r.request.requester,
-        "via": r.request.via,
-        "assignment": r.request.assignment,
-        "role": r.request.role,
-        "identity": r.request.identity,
-        "audience": r.request.audience,
-        "port": r.request.port,
-        "protocol": r.request.protocol,
-        "source": r.request.source,
-        "duration_secs": r.request.duration_secs,
-        "requested_secs": r.request.requested_secs,
-        "reason": r.request.reason,
-        "ticket": r.request.ticket,
+        "requester": q.requester,
+        "via": q.via,
+        "assignment": q.assignment,
+        "role": q.role,
+        "identity": q.identity,
+        "audience": q.audience,
+        "port": q.port,
+        "protocol": q.protocol,
+        "source": q.source,
+        "duration_secs": q.duration_secs,
+        "requested_secs": q.requested_secs,
+        "reason": q.reason,
+        "ticket": q.ticket,
         "created": rfc3339(r.created),
         "decided_by": r.decided_by,
         "decided_at": t(r.decided_at),

@@ -53,23 +53,23 @@ fn record(state: State) -> Record {
     Record {
         id: "jit-0123456789ab".into(),
         request: NewRequest {
-            kind: Kind::Port,
-            requester: Requester {
-                uid: None,
-                name: "alice@example".into(),
+            common: Common {
+                requester: Requester {
+                    uid: None,
+                    name: "alice@example".into(),
+                },
+                duration_secs: 3600,
+                requested_secs: 7200,
+                reason: Some("deploy".into()),
+                ticket: None,
+                via: "signed-request".into(),
             },
-            role: None,
-            assignment: None,
-            identity: None,
-            audience: None,
-            port: Some(22),
-            protocol: Some("tcp".into()),
-            source: Some("192.0.2.7".into()),
-            duration_secs: 3600,
-            requested_secs: 7200,
-            reason: Some("deploy".into()),
-            ticket: None,
-            via: "signed-request".into(),
+            target: Target::Port {
+                name: "ssh".into(),
+                port: 22,
+                protocol: Protocol::Tcp,
+                source: "192.0.2.7".parse().unwrap(),
+            },
         },
         state,
         created: at(1000),
@@ -115,6 +115,89 @@ fn record_json_is_flat_with_rfc3339_times() {
     assert_eq!(json["revoked_at"], serde_json::Value::Null);
     let back: Record = serde_json::from_value(json).unwrap();
     assert_eq!(back, rec);
+}
+
+/// The JSON every earlier version wrote: all nine target fields beside
+/// `kind`, `null` where the kind does not use them, in the same order.
+#[test]
+fn record_json_keeps_the_flat_request_fields() {
+    let json = serde_json::to_string(&record(State::Active).request).unwrap();
+    assert_eq!(
+        json,
+        r#"{"kind":"port","requester":{"uid":null,"name":"alice@example"},"role":null,"assignment":"ssh","identity":null,"audience":null,"port":22,"protocol":"tcp","source":"192.0.2.7","duration_secs":3600,"requested_secs":7200,"reason":"deploy","ticket":null,"via":"signed-request"}"#
+    );
+}
+
+/// A flat request must have what its kind needs and nothing of the other
+/// kind; the reason names the first thing wrong.
+#[test]
+fn incomplete_requests_are_refused_on_read() {
+    let port = serde_json::to_value(&record(State::Active).request).unwrap();
+    let role = serde_json::json!({
+        "kind": "role", "requester": {"uid": 1000, "name": "alice"},
+        "role": "Reader", "assignment": "a1", "identity": "storage-writer",
+        "audience": null, "port": null, "protocol": null, "source": null,
+        "duration_secs": 60, "requested_secs": 60, "reason": null, "ticket": null,
+        "via": "admin-socket"
+    });
+    let with = |base: &serde_json::Value, key: &str, v: serde_json::Value| {
+        let mut x = base.clone();
+        x[key] = v;
+        x
+    };
+    let null = serde_json::Value::Null;
+    let cases = [
+        (role.clone(), None),
+        (port.clone(), None),
+        (with(&role, "role", null.clone()), Some("names no role")),
+        (
+            with(&role, "assignment", null.clone()),
+            Some("names no assignment"),
+        ),
+        (
+            with(&role, "identity", null.clone()),
+            Some("names no identity"),
+        ),
+        (with(&role, "port", 22.into()), Some("has a port")),
+        (
+            with(
+                &role,
+                "requester",
+                serde_json::json!({"uid": null, "name": "x"}),
+            ),
+            Some("no local requester"),
+        ),
+        (with(&port, "port", null.clone()), Some("names no port")),
+        (
+            with(&port, "protocol", null.clone()),
+            Some("names no protocol"),
+        ),
+        (
+            with(&port, "protocol", "sctp".into()),
+            Some("unknown variant"),
+        ),
+        (with(&port, "source", null.clone()), Some("names no source")),
+        (
+            with(&port, "source", "not-an-ip".into()),
+            Some("invalid IP"),
+        ),
+        (
+            with(&port, "assignment", null.clone()),
+            Some("names no `[[jit_port]]`"),
+        ),
+        (
+            with(&port, "identity", "i".into()),
+            Some("has a role, identity"),
+        ),
+    ];
+    for (json, want) in cases {
+        let got = serde_json::from_value::<NewRequest>(json.clone());
+        match (want, got) {
+            (None, Ok(r)) => assert_eq!(serde_json::to_value(&r).unwrap(), json),
+            (Some(why), Err(e)) => assert!(e.to_string().contains(why), "{why}: {e}"),
+            (want, got) => panic!("{json}: want {want:?}, got {got:?}"),
+        }
+    }
 }
 
 #[test]
