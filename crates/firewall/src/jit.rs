@@ -36,15 +36,6 @@ fn parse_protocol(v: &Value) -> Option<Protocol> {
     }
 }
 
-/// The ports the table protects, and who may always reach them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JitPorts {
-    pub ports: Vec<(Protocol, u16)>,
-    /// Ranges that reach the protected ports without an element (the
-    /// operators' bastion): a way in when the daemon is down.
-    pub break_glass: Vec<ipnet::IpNet>,
-}
-
 /// One open port: `source` may connect to `proto`/`port` for `expires_in`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {

@@ -24,7 +24,7 @@
 //!   (`ruleset/jit.rs` has the rules and why).
 
 use crate::expr::{Match, Statement};
-use crate::jit::{JitPorts, Protocol};
+use gatehouse_policy::Protocol;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -34,7 +34,9 @@ mod jit;
 #[cfg(test)]
 mod tests;
 
-pub use self::jit::{BREAK_GLASS4, BREAK_GLASS6, JIT4, JIT6, JIT_CHAIN, JIT_PORTS, JIT_PRIORITY};
+pub use self::jit::{
+    JitPorts, BREAK_GLASS4, BREAK_GLASS6, JIT4, JIT6, JIT_CHAIN, JIT_PORTS, JIT_PRIORITY,
+};
 
 /// The nftables family and name of the one table gatehouse owns.
 pub const FAMILY: &str = "inet";

@@ -14,7 +14,8 @@
 mod common;
 use common::{privileged, run};
 
-use gatehouse_firewall::jit::{self, Element, JitPorts, Protocol, SyncReport};
+use gatehouse_firewall::jit::{self, Element, Protocol, SyncReport};
+use gatehouse_firewall::JitPorts;
 use gatehouse_firewall::{apply, verify, Containers, Nft, Options, Ruleset};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

@@ -10,19 +10,19 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-pub mod cache;
-pub mod caller;
+mod cache;
+mod caller;
 pub mod clock;
 pub mod connector;
-pub mod fetch;
-pub mod handler;
+mod fetch;
+mod handler;
 pub mod jit;
 pub mod limiter;
 pub mod policy_store;
 pub mod privsep;
-pub mod refusal;
+mod refusal;
 pub mod server;
-pub mod token_path;
+mod token_path;
 pub mod upstream;
 
 use caller::CallerSource;

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use crate::caller::Caller;
-use crate::model::Condition;
+pub use crate::model::{AutoApprove, Eligibility};
 use crate::principal::Principal;
 
 /// The longest any grant or port opening may last (PIM's maximum).
@@ -35,29 +35,6 @@ pub(crate) const DEFAULT_ELIGIBLE_MAX: Duration = Duration::from_secs(8 * 3600);
 
 /// A `[[jit_port]]`'s default `max_duration` (Defender's default).
 pub(crate) const DEFAULT_PORT_MAX: Duration = Duration::from_secs(3 * 3600);
-
-/// How an eligible assignment may be activated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Eligibility {
-    /// Activations longer than this are capped to it (at most [`MAX_GRANT`]).
-    pub max_duration: Duration,
-    pub require_justification: bool,
-    pub require_ticket: bool,
-    /// Who may approve (uid, user, gid and group principals only: the admin
-    /// socket knows only a caller's uid and groups).
-    pub approvers: Vec<Principal>,
-    pub auto_approve: AutoApprove,
-}
-
-/// Whether an activation needs a human approver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AutoApprove {
-    Never,
-    Always,
-    /// Approved without a human when the condition holds for the requester
-    /// and a token request of the asked identity and audience.
-    When(Condition),
-}
 
 /// A protected port's transport: the one spelling of tcp/udp that the
 /// policy, the store, the firewall and the broker's wire all use (serde and

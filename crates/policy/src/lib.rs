@@ -21,6 +21,7 @@ mod model;
 mod policy;
 mod principal;
 mod role;
+mod suggest;
 mod trusted;
 pub mod vocabulary;
 mod wildcard;
@@ -44,6 +45,7 @@ pub use policy::{Needs, Policy};
 pub use principal::{Principal, PrincipalError};
 pub use role::Role;
 pub use trusted::{TrustedConfig, TrustedService, TRUSTED_SERVICES};
+pub use wildcard::backtrack as glob;
 
 #[cfg(test)]
 mod tests;

@@ -232,7 +232,7 @@ fn listed_rules_are_described_as_nft_writes_them() {
 
 fn jit_ruleset() -> Ruleset {
     Ruleset::new(&Options {
-        jit: Some(crate::jit::JitPorts {
+        jit: Some(crate::ruleset::JitPorts {
             ports: vec![
                 (crate::jit::Protocol::Tcp, 22),
                 (crate::jit::Protocol::Udp, 60001),

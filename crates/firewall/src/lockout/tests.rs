@@ -1,6 +1,6 @@
 use super::*;
-use crate::jit::JitPorts;
 use crate::ruleset::Containers;
+use crate::ruleset::JitPorts;
 use std::time::Duration;
 
 fn options(break_glass: &[&str]) -> Options {

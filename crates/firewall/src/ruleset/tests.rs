@@ -1,5 +1,6 @@
 use super::*;
-use crate::jit::{JitPorts, Protocol};
+use crate::jit::Protocol;
+use crate::ruleset::JitPorts;
 
 fn options() -> Options {
     Options {
