@@ -1,7 +1,7 @@
 //! `gatehouse firewall`: the nftables table that makes the kernel send every
 //! IMDS connection on the machine through the gate.
 
-use gatehouse_firewall::{Containers, JitPorts, Nft, Options, Proto, Ruleset};
+use gatehouse_firewall::{Containers, JitPorts, Nft, Options, Ruleset};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 
@@ -76,13 +76,7 @@ pub fn jit_ports(policy: &gatehouse_policy::Policy) -> Option<JitPorts> {
     let ports = policy
         .jit_ports()
         .iter()
-        .map(|p| {
-            let proto = match p.protocol {
-                gatehouse_policy::Protocol::Tcp => Proto::Tcp,
-                gatehouse_policy::Protocol::Udp => Proto::Udp,
-            };
-            (proto, p.port)
-        })
+        .map(|p| (p.protocol, p.port))
         .collect();
     Some(JitPorts {
         ports,

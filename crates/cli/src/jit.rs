@@ -5,7 +5,7 @@
 
 use gatehouse_gate::jit::admin;
 use gatehouse_gate::jit::api::{AdminRequest, AdminResponse, ListWhich};
-use gatehouse_jit::store::{Kind, Record};
+use gatehouse_jit::store::{Record, Target};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -270,23 +270,26 @@ fn when(t: Option<SystemTime>) -> String {
 
 /// One request on one line: id, state, what, who, until when, why.
 pub fn line(r: &Record) -> String {
-    let q = &r.request;
-    let what = match q.kind {
-        Kind::Role => format!(
-            "role `{}` for identity `{}`{}",
-            q.role.as_deref().unwrap_or("?"),
-            q.identity.as_deref().unwrap_or("?"),
-            q.audience
+    let q = &r.request.common;
+    let what = match &r.request.target {
+        Target::Role {
+            role,
+            identity,
+            audience,
+            ..
+        } => format!(
+            "role `{role}` for identity `{identity}`{}",
+            audience
                 .as_deref()
                 .map(|a| format!(" audience {a}"))
                 .unwrap_or_default()
         ),
-        Kind::Port => format!(
-            "port {}/{} from {}",
-            q.port.unwrap_or(0),
-            q.protocol.as_deref().unwrap_or("?"),
-            q.source.as_deref().unwrap_or("?")
-        ),
+        Target::Port {
+            port,
+            protocol,
+            source,
+            ..
+        } => format!("port {port}/{protocol} from {source}"),
     };
     let until = match r.state {
         gatehouse_jit::store::State::Active => format!(" until {}", when(r.expires)),

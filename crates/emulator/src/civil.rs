@@ -1,6 +1,6 @@
 //! Calendar formatting of Unix times for the few places IMDS prints dates
-//! (attested-document timestamps and its default nonce). A dependency on a
-//! date crate is not worth two formats.
+//! (attested-document timestamps and its default nonce); the calendar is
+//! jiff's.
 
 #[cfg(test)]
 mod tests;
@@ -17,19 +17,22 @@ pub(crate) struct DateTime {
 }
 
 impl DateTime {
-    /// Converts seconds since the epoch (proleptic Gregorian).
+    /// Converts seconds since the epoch (proleptic Gregorian); past the
+    /// year 9999, its last second.
     pub(crate) fn from_unix(secs: u64) -> Self {
-        // u64::MAX / 86_400 < i64::MAX, so the fallback is unreachable.
-        let days = i64::try_from(secs / 86_400).unwrap_or(0);
-        let rem = secs % 86_400;
-        let (year, month, day) = gatehouse_civil::civil_from_days(days);
+        let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+        let dt = i64::try_from(secs)
+            .ok()
+            .and_then(|s| epoch.checked_add(jiff::SignedDuration::from_secs(s)).ok())
+            .unwrap_or(jiff::civil::DateTime::MAX);
+        let n = |v: i8| u32::try_from(v).unwrap_or(0);
         Self {
-            year,
-            month,
-            day,
-            hour: u32::try_from(rem / 3600).unwrap_or(0),
-            minute: u32::try_from(rem % 3600 / 60).unwrap_or(0),
-            second: u32::try_from(rem % 60).unwrap_or(0),
+            year: i64::from(dt.year()),
+            month: n(dt.month()),
+            day: n(dt.day()),
+            hour: n(dt.hour()),
+            minute: n(dt.minute()),
+            second: n(dt.second()),
         }
     }
 

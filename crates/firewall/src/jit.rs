@@ -16,6 +16,7 @@
 
 use crate::nft::Nft;
 use crate::ruleset::{FAMILY, JIT4, JIT6, TABLE};
+pub use gatehouse_policy::Protocol;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -24,55 +25,22 @@ use std::time::Duration;
 #[cfg(test)]
 mod tests;
 
-/// A transport protocol of a protected port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    /// As nft writes it (`inet_proto`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
+/// A transport protocol as nft lists it: `inet_proto` by name, or by number.
+fn parse_protocol(v: &Value) -> Option<Protocol> {
+    match v {
+        Value::String(s) if s == "tcp" => Some(Protocol::Tcp),
+        Value::String(s) if s == "udp" => Some(Protocol::Udp),
+        Value::Number(n) if n.as_u64() == Some(6) => Some(Protocol::Tcp),
+        Value::Number(n) if n.as_u64() == Some(17) => Some(Protocol::Udp),
+        _ => None,
     }
-
-    /// The IP protocol number (what `gatehouse_sys::destroy_sockets` takes).
-    pub fn number(self) -> u8 {
-        match self {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-        }
-    }
-
-    fn parse(v: &Value) -> Option<Proto> {
-        match v {
-            Value::String(s) if s == "tcp" => Some(Proto::Tcp),
-            Value::String(s) if s == "udp" => Some(Proto::Udp),
-            Value::Number(n) if n.as_u64() == Some(6) => Some(Proto::Tcp),
-            Value::Number(n) if n.as_u64() == Some(17) => Some(Proto::Udp),
-            _ => None,
-        }
-    }
-}
-
-/// The ports the table protects, and who may always reach them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JitPorts {
-    pub ports: Vec<(Proto, u16)>,
-    /// Ranges that reach the protected ports without an element (the
-    /// operators' bastion): a way in when the daemon is down.
-    pub break_glass: Vec<ipnet::IpNet>,
 }
 
 /// One open port: `source` may connect to `proto`/`port` for `expires_in`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
     pub source: IpAddr,
-    pub proto: Proto,
+    pub proto: Protocol,
     pub port: u16,
     /// Time left. The kernel counts whole seconds down; an element someone
     /// added without a timeout never expires and is listed as `Duration::MAX`.
@@ -169,7 +137,7 @@ impl Key {
         let source = e.source.to_canonical();
         Key {
             set: if source.is_ipv4() { JIT4 } else { JIT6 },
-            text: format!("{source} . {} . {}", e.proto.name(), e.port),
+            text: format!("{source} . {} . {}", e.proto.as_str(), e.port),
         }
     }
 }
@@ -315,7 +283,7 @@ fn parse_element(set: &'static str, e: &Value) -> Option<Listed> {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let element = Proto::parse(proto).map(|proto| Element {
+    let element = parse_protocol(proto).map(|proto| Element {
         source,
         proto,
         port,

@@ -5,7 +5,7 @@
 //! the *next* login: after a disconnect the port is closed to the operator
 //! unless their address is in a break-glass range or has an open element.
 
-use crate::jit::{Element, Proto};
+use crate::jit::{Element, Protocol};
 use crate::ruleset::Options;
 use std::net::IpAddr;
 
@@ -35,14 +35,14 @@ pub fn would_lock_out(
              pass `--allow-lockout` if you can get back in another way"
         ));
     };
-    if !jit.ports.contains(&(Proto::Tcp, server_port)) {
+    if !jit.ports.contains(&(Protocol::Tcp, server_port)) {
         return None;
     }
     if jit.break_glass.iter().any(|net| net.contains(&client)) {
         return None;
     }
     let opened = current.iter().any(|e| {
-        e.source.to_canonical() == client && e.proto == Proto::Tcp && e.port == server_port
+        e.source.to_canonical() == client && e.proto == Protocol::Tcp && e.port == server_port
     });
     if opened {
         return None;

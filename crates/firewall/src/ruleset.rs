@@ -24,7 +24,7 @@
 //!   (`ruleset/jit.rs` has the rules and why).
 
 use crate::expr::{Match, Statement};
-use crate::jit::{JitPorts, Proto};
+use gatehouse_policy::Protocol;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -34,7 +34,9 @@ mod jit;
 #[cfg(test)]
 mod tests;
 
-pub use self::jit::{BREAK_GLASS4, BREAK_GLASS6, JIT4, JIT6, JIT_CHAIN, JIT_PORTS, JIT_PRIORITY};
+pub use self::jit::{
+    JitPorts, BREAK_GLASS4, BREAK_GLASS6, JIT4, JIT6, JIT_CHAIN, JIT_PORTS, JIT_PRIORITY,
+};
 
 /// The nftables family and name of the one table gatehouse owns.
 pub const FAMILY: &str = "inet";
@@ -128,7 +130,7 @@ pub enum SetElement {
     /// An address range (a host when the prefix is full length).
     Net(IpNet),
     /// `tcp . 22`
-    Port(Proto, u16),
+    Port(Protocol, u16),
 }
 
 /// The whole table.
@@ -448,7 +450,7 @@ impl SetElement {
                 net.addr().to_string()
             }
             SetElement::Net(net) => net.to_string(),
-            SetElement::Port(proto, port) => format!("{} . {port}", proto.name()),
+            SetElement::Port(proto, port) => format!("{} . {port}", proto.as_str()),
         }
     }
 
@@ -461,7 +463,7 @@ impl SetElement {
             SetElement::Net(net) => {
                 json!({"prefix": {"addr": net.addr().to_string(), "len": net.prefix_len()}})
             }
-            SetElement::Port(proto, port) => json!({"concat": [proto.name(), port]}),
+            SetElement::Port(proto, port) => json!({"concat": [proto.as_str(), port]}),
         }
     }
 }

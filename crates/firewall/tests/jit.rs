@@ -14,7 +14,8 @@
 mod common;
 use common::{privileged, run};
 
-use gatehouse_firewall::jit::{self, Element, JitPorts, Proto, SyncReport};
+use gatehouse_firewall::jit::{self, Element, Protocol, SyncReport};
+use gatehouse_firewall::JitPorts;
 use gatehouse_firewall::{apply, verify, Containers, Nft, Options, Ruleset};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -206,7 +207,7 @@ fn start_ticks(mut s: &TcpStream) {
 fn element(source: &str, secs: u64) -> Element {
     Element {
         source: source.parse().unwrap(),
-        proto: Proto::Tcp,
+        proto: Protocol::Tcp,
         port: PORT,
         expires_in: Duration::from_secs(secs),
     }
@@ -215,7 +216,7 @@ fn element(source: &str, secs: u64) -> Element {
 fn destroy_in(lab: &Lab, peer: &str) -> usize {
     let peer: IpAddr = peer.parse().unwrap();
     in_ns(&lab.srv, move || {
-        gatehouse_sys::destroy_sockets(PORT, Proto::Tcp.number(), peer).unwrap()
+        gatehouse_sys::destroy_sockets(PORT, Protocol::Tcp.number(), peer).unwrap()
     })
 }
 
@@ -226,7 +227,7 @@ fn options() -> Options {
         wireserver: true,
         containers: Containers::Drop,
         jit: Some(JitPorts {
-            ports: vec![(Proto::Tcp, PORT)],
+            ports: vec![(Protocol::Tcp, PORT)],
             break_glass: vec![format!("{BASTION4}/32").parse().unwrap()],
         }),
     }
@@ -379,7 +380,7 @@ fn ports_open_just_in_time_sessions_outlive_expiry_and_are_cut_on_revoke() {
     );
     let longer = element(CLIENT4, 600);
     let udp = Element {
-        proto: Proto::Udp,
+        proto: Protocol::Udp,
         ..element("10.77.0.9", 30)
     };
     let report = jit::sync(&nft, &[longer.clone(), udp.clone()]).unwrap();
@@ -392,7 +393,7 @@ fn ports_open_just_in_time_sessions_outlive_expiry_and_are_cut_on_revoke() {
         vec![a.source, b.source],
         "(f) replaced and removed"
     );
-    let mut listed: Vec<(IpAddr, Proto, u64)> = jit::list(&nft)
+    let mut listed: Vec<(IpAddr, Protocol, u64)> = jit::list(&nft)
         .unwrap()
         .iter()
         .map(|e| (e.source, e.proto, e.expires_in.as_secs().div_ceil(100)))
@@ -400,7 +401,10 @@ fn ports_open_just_in_time_sessions_outlive_expiry_and_are_cut_on_revoke() {
     listed.sort();
     assert_eq!(
         listed,
-        vec![(longer.source, Proto::Tcp, 6), (udp.source, Proto::Udp, 1)]
+        vec![
+            (longer.source, Protocol::Tcp, 6),
+            (udp.source, Protocol::Udp, 1)
+        ]
     );
     assert!(
         connect(&lab, None, SERVER4).is_ok(),

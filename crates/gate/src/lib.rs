@@ -10,12 +10,12 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-pub mod cache;
+mod cache;
 pub mod caller;
 pub mod clock;
 pub mod connector;
-pub mod fetch;
-pub mod handler;
+mod fetch;
+mod handler;
 pub mod jit;
 pub mod lifecycle;
 pub mod limiter;
@@ -23,10 +23,10 @@ pub mod metrics;
 pub mod metrics_listener;
 pub mod policy_store;
 pub mod privsep;
-pub mod refusal;
+mod refusal;
 pub mod server;
 pub mod status;
-pub mod token_path;
+mod token_path;
 pub mod upstream;
 
 use caller::CallerSource;

@@ -40,10 +40,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        self.audit().as_str()
-    }
-
     /// The audit record's outcome.
     pub fn audit(self) -> gatehouse_audit::Outcome {
         match self {

@@ -37,16 +37,6 @@ enum How {
 }
 
 impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Upstream => "upstream",
-            Source::Cache => "cache",
-            Source::Stale => "stale",
-            Source::Remembered => "remembered",
-            Source::Shared => "shared",
-        }
-    }
-
     /// The audit record's source.
     pub fn audit(self) -> gatehouse_audit::UpstreamSource {
         match self {

@@ -22,7 +22,7 @@ use gatehouse_gate::clock::ManualClock;
 use gatehouse_gate::jit::api::{AdminRequest, AdminResponse, ListWhich};
 use gatehouse_gate::jit::ports::{PortControl, PortElement, SyncSummary};
 use gatehouse_gate::jit::{AdminCaller, JitService};
-use gatehouse_jit::store::{State, Store};
+use gatehouse_jit::store::{Protocol, State, Store};
 use gatehouse_sys::PeerCredentials;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -96,11 +96,11 @@ impl PortControl for FakePorts {
             kept: 0,
         })
     }
-    fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
+    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, String> {
         self.cut
             .lock()
             .unwrap()
-            .push((source, protocol.to_owned(), port));
+            .push((source, protocol.to_string(), port));
         Ok(1)
     }
 }
@@ -189,7 +189,7 @@ fn approve(j: &Jit, uid: u32, groups: &[u32], id: &str) -> AdminResponse {
 fn error_kind(r: &AdminResponse) -> String {
     r.error
         .as_ref()
-        .map(|e| e.kind.clone())
+        .map(|e| e.kind.to_string())
         .unwrap_or_else(|| format!("no error: {r:?}"))
 }
 
@@ -258,8 +258,8 @@ fn a_grant_is_requested_capped_approved_by_someone_else_honoured_and_expires() {
     assert!(r.ok, "{r:?}");
     let rec = r.record.unwrap();
     assert_eq!(rec.state, State::Pending);
-    assert_eq!(rec.request.duration_secs, 3600);
-    assert_eq!(rec.request.requested_secs, 7200);
+    assert_eq!(rec.request.common.duration_secs, 3600);
+    assert_eq!(rec.request.common.requested_secs, 7200);
     assert!(
         r.notices.iter().any(|n| n.contains("capped")),
         "{:?}",
@@ -433,7 +433,7 @@ fn auto_approval_and_listing_follow_who_asks() {
     // decide (not the auto-approved vault grant they have no say in); root, all.
     let theirs = list(OTHER, &[], ListWhich::All);
     assert_eq!(theirs.len(), 1);
-    assert_eq!(theirs[0].request.requester.uid, Some(OTHER));
+    assert_eq!(theirs[0].request.common.requester.uid, Some(OTHER));
     let approvers_view = list(APPROVER, &[SECADMINS], ListWhich::All);
     assert_eq!(
         approvers_view
@@ -494,7 +494,7 @@ fn port_grants_reach_the_firewall_and_revocation_cuts_sessions() {
     // SSH needs approval; capped at two hours.
     let ssh = open(22, "2001:db8::7", 5 * 3600).record.unwrap();
     assert_eq!(ssh.state, State::Pending);
-    assert_eq!(ssh.request.duration_secs, 7200);
+    assert_eq!(ssh.request.common.duration_secs, 7200);
     assert_eq!(j.ports.last().len(), 1, "nothing opens before approval");
     assert_eq!(
         error_kind(&approve(&j, j.me, &[SECADMINS], &ssh.id)),
@@ -578,11 +578,14 @@ fn a_signed_request_is_accepted_once_and_replays_bad_signatures_and_unknown_keys
     let first = j.svc.knock(&verified).unwrap();
     let rec = first.record.unwrap();
     assert_eq!(rec.state, State::Pending);
-    assert_eq!(rec.request.requester.name, "signer:alice@example.com");
-    assert_eq!(rec.request.via, "signed-request");
+    assert_eq!(
+        rec.request.common.requester.name,
+        "signer:alice@example.com"
+    );
+    assert_eq!(rec.request.common.via, "signed-request");
     // The same packet again is a replay.
     let again = verify_packet(&packet, src, &signers, now).unwrap();
-    assert_eq!(j.svc.knock(&again).unwrap_err().kind, "replay");
+    assert_eq!(j.svc.knock(&again).unwrap_err().kind.as_str(), "replay");
     // A flipped byte in the message breaks the signature.
     let mut tampered = packet.clone();
     let at = tampered.iter().position(|b| *b == b'o').unwrap();
@@ -829,4 +832,47 @@ fn finished_requests_are_pruned_after_retention() {
             .any(|l| l.get("event").unwrap_or(l)["id"] == denied.as_str()),
         "the audit log keeps it"
     );
+}
+
+/// `error.kind` is what the CLI and scripts read: each kind's JSON is its
+/// snake_case name, the policy's refusals under their own names, and every
+/// one reads back as itself.
+#[test]
+fn error_kinds_keep_their_wire_text() {
+    use gatehouse_gate::jit::api::{ApiError, ErrorKind};
+    use gatehouse_policy::JitRefusalKind;
+    let table = [
+        (ErrorKind::BadAudience, "bad_audience"),
+        (ErrorKind::BadProtocol, "bad_protocol"),
+        (ErrorKind::BadText, "bad_text"),
+        (ErrorKind::Conflict, "conflict"),
+        (ErrorKind::Expired, "expired"),
+        (ErrorKind::Internal, "internal"),
+        (ErrorKind::Lapsed, "lapsed"),
+        (ErrorKind::Malformed, "malformed"),
+        (ErrorKind::NoFirewall, "no_firewall"),
+        (ErrorKind::NotAllowed, "not_allowed"),
+        (ErrorKind::NotFound, "not_found"),
+        (ErrorKind::ReasonRequired, "reason_required"),
+        (ErrorKind::Replay, "replay"),
+        (ErrorKind::RestartNeeded, "restart_needed"),
+        (ErrorKind::Store, "store"),
+        (ErrorKind::Timeout, "timeout"),
+        (ErrorKind::TooLarge, "too_large"),
+        (ErrorKind::TooLong, "too_long"),
+        (ErrorKind::TooManyPending, "too_many_pending"),
+        (ErrorKind::TooManyPorts, "too_many_ports"),
+        (ErrorKind::WrongHost, "wrong_host"),
+        (JitRefusalKind::SelfApproval.into(), "self_approval"),
+        (JitRefusalKind::NotARequester.into(), "not_a_requester"),
+        (JitRefusalKind::ZeroDuration.into(), "zero_duration"),
+    ];
+    for (kind, text) in table {
+        let e = ApiError::new(kind, "m");
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json, serde_json::json!({"kind": text, "message": "m"}));
+        assert_eq!(serde_json::from_value::<ApiError>(json).unwrap(), e);
+        assert_eq!(kind.to_string(), text);
+    }
+    assert!(serde_json::from_str::<ErrorKind>(r#""no_such_kind""#).is_err());
 }

@@ -270,35 +270,12 @@ fn is_wildcard(pattern: &str) -> bool {
 }
 
 /// OpenSSH `match_pattern`: `*` matches any run of characters, `?` exactly
-/// one; case-sensitive. Iterative with one backtrack point, so linear-ish
-/// and never recursive.
+/// one; case-sensitive. The policy's matching loop (one backtrack point,
+/// never recursive) over characters.
 fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match (p.get(pi), t.get(ti)) {
-            (Some('*'), _) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            (Some(pc), Some(tc)) if *pc == '?' || pc == tc => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|c| *c == '*'))
+    gatehouse_policy::glob(&p, &t, |c| *c == '*', |pc, tc| *pc == '?' || pc == tc)
 }
 
 fn err(line: usize, message: impl Into<String>, help: impl Into<String>) -> SignerError {

@@ -33,10 +33,12 @@ mod time;
 
 use std::fmt;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+pub use gatehouse_policy::Protocol;
 use serde::{Deserialize, Serialize};
 
 /// How long a pending request waits for an approver before it lapses
@@ -73,21 +75,23 @@ pub struct Requester {
     pub name: String,
 }
 
-/// A request as asked. Role requests fill `role`/`assignment`/`identity`/
-/// `audience`; port requests fill `port`/`protocol` (`"tcp"`/`"udp"`)/
-/// `source` (an IP address as text). The store does not check which fields
-/// a kind needs: the daemon built the request from a checked policy.
+/// A request as asked: what every request has, and what it is for.
+///
+/// Its JSON (the admin API's records, the `requested` event) is the flat
+/// form every earlier version wrote, `kind` beside all nine target fields
+/// with `null` for those the kind does not use; reading checks that a
+/// record has what its kind needs ([`FlatRequest`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "FlatRequest", try_from = "FlatRequest")]
 pub struct NewRequest {
-    pub kind: Kind,
+    pub common: Common,
+    pub target: Target,
+}
+
+/// What a role and a port request both have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
     pub requester: Requester,
-    pub role: Option<String>,
-    pub assignment: Option<String>,
-    pub identity: Option<String>,
-    pub audience: Option<String>,
-    pub port: Option<u16>,
-    pub protocol: Option<String>,
-    pub source: Option<String>,
     /// Granted duration, after the policy's cap.
     pub duration_secs: u64,
     /// What the requester asked for, kept to show the cap was applied.
@@ -96,6 +100,185 @@ pub struct NewRequest {
     pub ticket: Option<String>,
     /// `"admin-socket"` or `"signed-request"`.
     pub via: String,
+}
+
+/// What a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Activate the eligible assignment `assignment` (of role `role`) for
+    /// `identity`, optionally narrowed to one normalised `audience`.
+    Role {
+        role: String,
+        assignment: String,
+        identity: String,
+        audience: Option<String>,
+    },
+    /// Open the `[[jit_port]]` named `name` (`port`/`protocol`) for `source`.
+    Port {
+        name: String,
+        port: u16,
+        protocol: Protocol,
+        source: IpAddr,
+    },
+}
+
+impl Target {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Target::Role { .. } => Kind::Role,
+            Target::Port { .. } => Kind::Port,
+        }
+    }
+
+    /// The policy's name for what is asked: the eligible assignment or the
+    /// `[[jit_port]]`.
+    pub fn assignment(&self) -> &str {
+        match self {
+            Target::Role { assignment, .. } => assignment,
+            Target::Port { name, .. } => name,
+        }
+    }
+}
+
+impl NewRequest {
+    pub fn kind(&self) -> Kind {
+        self.target.kind()
+    }
+}
+
+/// The flat form of a [`NewRequest`]: its JSON and its database row.
+/// Only [`NewRequest`]'s conversions build one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlatRequest {
+    pub kind: Kind,
+    pub requester: Requester,
+    pub role: Option<String>,
+    pub assignment: Option<String>,
+    pub identity: Option<String>,
+    pub audience: Option<String>,
+    pub port: Option<u16>,
+    pub protocol: Option<Protocol>,
+    pub source: Option<IpAddr>,
+    pub duration_secs: u64,
+    pub requested_secs: u64,
+    pub reason: Option<String>,
+    pub ticket: Option<String>,
+    pub via: String,
+}
+
+impl From<NewRequest> for FlatRequest {
+    fn from(r: NewRequest) -> FlatRequest {
+        let Common {
+            requester,
+            duration_secs,
+            requested_secs,
+            reason,
+            ticket,
+            via,
+        } = r.common;
+        let mut flat = FlatRequest {
+            kind: r.target.kind(),
+            requester,
+            role: None,
+            assignment: None,
+            identity: None,
+            audience: None,
+            port: None,
+            protocol: None,
+            source: None,
+            duration_secs,
+            requested_secs,
+            reason,
+            ticket,
+            via,
+        };
+        match r.target {
+            Target::Role {
+                role,
+                assignment,
+                identity,
+                audience,
+            } => {
+                flat.role = Some(role);
+                flat.assignment = Some(assignment);
+                flat.identity = Some(identity);
+                flat.audience = audience;
+            }
+            Target::Port {
+                name,
+                port,
+                protocol,
+                source,
+            } => {
+                flat.assignment = Some(name);
+                flat.port = Some(port);
+                flat.protocol = Some(protocol);
+                flat.source = Some(source);
+            }
+        }
+        flat
+    }
+}
+
+/// A flat request that lacks what its kind needs, or carries what the
+/// other kind uses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a {kind} request {why}")]
+pub struct IncompleteRequest {
+    pub kind: Kind,
+    pub why: &'static str,
+}
+
+impl TryFrom<FlatRequest> for NewRequest {
+    type Error = IncompleteRequest;
+
+    fn try_from(f: FlatRequest) -> Result<NewRequest, IncompleteRequest> {
+        let bad = |why| IncompleteRequest { kind: f.kind, why };
+        let target = match f.kind {
+            Kind::Role => {
+                if f.requester.uid.is_none() {
+                    return Err(bad("has no local requester (uid)"));
+                }
+                if f.port.is_some() || f.protocol.is_some() || f.source.is_some() {
+                    return Err(bad("has a port, protocol or source"));
+                }
+                Target::Role {
+                    role: f.role.clone().ok_or_else(|| bad("names no role"))?,
+                    assignment: f
+                        .assignment
+                        .clone()
+                        .ok_or_else(|| bad("names no assignment"))?,
+                    identity: f.identity.clone().ok_or_else(|| bad("names no identity"))?,
+                    audience: f.audience.clone(),
+                }
+            }
+            Kind::Port => {
+                if f.role.is_some() || f.identity.is_some() || f.audience.is_some() {
+                    return Err(bad("has a role, identity or audience"));
+                }
+                Target::Port {
+                    name: f
+                        .assignment
+                        .clone()
+                        .ok_or_else(|| bad("names no `[[jit_port]]`"))?,
+                    port: f.port.ok_or_else(|| bad("names no port"))?,
+                    protocol: f.protocol.ok_or_else(|| bad("names no protocol"))?,
+                    source: f.source.ok_or_else(|| bad("names no source"))?,
+                }
+            }
+        };
+        Ok(NewRequest {
+            common: Common {
+                requester: f.requester,
+                duration_secs: f.duration_secs,
+                requested_secs: f.requested_secs,
+                reason: f.reason,
+                ticket: f.ticket,
+                via: f.via,
+            },
+            target,
+        })
+    }
 }
 
 /// A request as stored. `state` is what was last recorded; use

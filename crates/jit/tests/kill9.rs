@@ -19,7 +19,7 @@ use std::process::Child;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use gatehouse_jit::store::{Kind, NewRequest, Requester, Store};
+use gatehouse_jit::store::{Common, NewRequest, Protocol, Requester, Store, Target};
 use rand::Rng;
 
 const WRITER_ENV: &str = "GATEHOUSE_JIT_KILL9_WRITER";
@@ -31,28 +31,34 @@ const READY: &str = "GATEHOUSE_JIT_WRITER_READY";
 const WRITER_LIFETIME: Duration = Duration::from_secs(30);
 
 fn request(n: u64) -> NewRequest {
+    let target = if n.is_multiple_of(2) {
+        Target::Role {
+            role: "Reader".into(),
+            assignment: "a1".into(),
+            identity: "storage-writer".into(),
+            audience: None,
+        }
+    } else {
+        Target::Port {
+            name: "ssh".into(),
+            port: 22,
+            protocol: Protocol::Tcp,
+            source: "192.0.2.7".parse().unwrap(),
+        }
+    };
     NewRequest {
-        kind: if n.is_multiple_of(2) {
-            Kind::Role
-        } else {
-            Kind::Port
+        common: Common {
+            requester: Requester {
+                uid: Some(1000),
+                name: "alice".into(),
+            },
+            duration_secs: 3600,
+            requested_secs: 7200,
+            reason: Some(format!("request {n}")),
+            ticket: None,
+            via: "admin-socket".into(),
         },
-        requester: Requester {
-            uid: Some(1000),
-            name: "alice".into(),
-        },
-        role: Some("Reader".into()),
-        assignment: Some("a1".into()),
-        identity: Some("storage-writer".into()),
-        audience: None,
-        port: Some(22),
-        protocol: Some("tcp".into()),
-        source: Some("192.0.2.7".into()),
-        duration_secs: 3600,
-        requested_secs: 7200,
-        reason: Some(format!("request {n}")),
-        ticket: None,
-        via: "admin-socket".into(),
+        target,
     }
 }
 

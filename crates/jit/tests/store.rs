@@ -15,8 +15,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gatehouse_jit::store::{
-    Kind, ListFilter, NewRequest, Requester, State, Store, StoreError, PENDING_LIFETIME_SECS,
-    SCHEMA_VERSION,
+    Common, Kind, ListFilter, NewRequest, Protocol, Requester, State, Store, StoreError, Target,
+    PENDING_LIFETIME_SECS, SCHEMA_VERSION,
 };
 
 /// 2026-11-25T15:01:09Z: every test time is this plus a few seconds.
@@ -36,42 +36,42 @@ fn user(uid: u32, name: &str) -> Requester {
 
 fn role_request(requester: Requester, duration_secs: u64) -> NewRequest {
     NewRequest {
-        kind: Kind::Role,
-        requester,
-        role: Some("Storage Blob Data Reader".into()),
-        assignment: Some("deploy-reads-blobs".into()),
-        identity: Some("storage-writer".into()),
-        audience: Some("https://storage.azure.com/".into()),
-        port: None,
-        protocol: None,
-        source: None,
-        duration_secs,
-        requested_secs: duration_secs,
-        reason: Some("release 1.2".into()),
-        ticket: Some("CHG-42".into()),
-        via: "admin-socket".into(),
+        common: Common {
+            requester,
+            duration_secs,
+            requested_secs: duration_secs,
+            reason: Some("release 1.2".into()),
+            ticket: Some("CHG-42".into()),
+            via: "admin-socket".into(),
+        },
+        target: Target::Role {
+            role: "Storage Blob Data Reader".into(),
+            assignment: "deploy-reads-blobs".into(),
+            identity: "storage-writer".into(),
+            audience: Some("https://storage.azure.com/".into()),
+        },
     }
 }
 
 fn port_request(name: &str, port: u16) -> NewRequest {
     NewRequest {
-        kind: Kind::Port,
-        requester: Requester {
-            uid: None,
-            name: name.into(),
+        common: Common {
+            requester: Requester {
+                uid: None,
+                name: name.into(),
+            },
+            duration_secs: 3 * 3600,
+            requested_secs: 3 * 3600,
+            reason: None,
+            ticket: None,
+            via: "signed-request".into(),
         },
-        role: None,
-        assignment: None,
-        identity: None,
-        audience: None,
-        port: Some(port),
-        protocol: Some("tcp".into()),
-        source: Some("192.0.2.7".into()),
-        duration_secs: 3 * 3600,
-        requested_secs: 3 * 3600,
-        reason: None,
-        ticket: None,
-        via: "signed-request".into(),
+        target: Target::Port {
+            name: "ssh".into(),
+            port,
+            protocol: Protocol::Tcp,
+            source: "192.0.2.7".parse().unwrap(),
+        },
     }
 }
 
@@ -636,6 +636,36 @@ fn records_round_trip_through_json() {
         serde_json::from_str::<Vec<gatehouse_jit::store::Event>>(&json).unwrap(),
         events
     );
+}
+
+/// A row whose kind lacks what it needs (written by hand, or by a bug) is
+/// reported, not read with a stand-in value.
+#[test]
+fn rows_missing_what_their_kind_needs_are_corrupt() {
+    let cases = [
+        ("port", "UPDATE requests SET port = NULL"),
+        ("port", "UPDATE requests SET protocol = 'sctp'"),
+        ("port", "UPDATE requests SET source = 'nowhere'"),
+        ("role", "UPDATE requests SET identity = NULL"),
+        ("role", "UPDATE requests SET role = NULL"),
+    ];
+    for (kind, sql) in cases {
+        let (_dir, path, store) = fresh();
+        let rec = match kind {
+            "port" => store.insert(port_request("carol", 22), at(0), false),
+            _ => store.insert(role_request(user(1000, "alice"), DUR), at(0), false),
+        }
+        .unwrap();
+        drop(store);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute(sql, [])
+            .unwrap();
+        let store = Store::open(&path).unwrap();
+        let err = store.get(&rec.id).unwrap_err();
+        assert!(matches!(err, StoreError::Sqlite(_)), "{sql}: {err}");
+        assert!(store.list(&ListFilter::default(), at(1)).is_err(), "{sql}");
+    }
 }
 
 fn mode(path: &Path) -> u32 {

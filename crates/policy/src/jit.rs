@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use crate::caller::Caller;
-use crate::model::Condition;
+pub use crate::model::{AutoApprove, Eligibility};
 use crate::principal::Principal;
 
 /// The longest any grant or port opening may last (PIM's maximum).
@@ -36,31 +36,13 @@ pub(crate) const DEFAULT_ELIGIBLE_MAX: Duration = Duration::from_secs(8 * 3600);
 /// A `[[jit_port]]`'s default `max_duration` (Defender's default).
 pub(crate) const DEFAULT_PORT_MAX: Duration = Duration::from_secs(3 * 3600);
 
-/// How an eligible assignment may be activated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Eligibility {
-    /// Activations longer than this are capped to it (at most [`MAX_GRANT`]).
-    pub max_duration: Duration,
-    pub require_justification: bool,
-    pub require_ticket: bool,
-    /// Who may approve (uid, user, gid and group principals only: the admin
-    /// socket knows only a caller's uid and groups).
-    pub approvers: Vec<Principal>,
-    pub auto_approve: AutoApprove,
-}
-
-/// Whether an activation needs a human approver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AutoApprove {
-    Never,
-    Always,
-    /// Approved without a human when the condition holds for the requester
-    /// and a token request of the asked identity and audience.
-    When(Condition),
-}
-
-/// A protected port's transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A protected port's transport: the one spelling of tcp/udp that the
+/// policy, the store, the firewall and the broker's wire all use (serde and
+/// `Display` write `tcp`/`udp`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
     Udp,
@@ -71,6 +53,14 @@ impl Protocol {
         match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
+        }
+    }
+
+    /// The IP protocol number (`IPPROTO_TCP`, `IPPROTO_UDP`).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
         }
     }
 }
@@ -199,15 +189,63 @@ pub struct PortPlan {
 }
 
 /// Why a request or an approval is refused: a machine-readable `kind`
-/// (snake_case) and a message that says what to do.
+/// and a message that says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JitRefusal {
-    pub kind: &'static str,
+    pub kind: JitRefusalKind,
     pub message: String,
 }
 
+/// The machine-readable half of a [`JitRefusal`]; serde and `Display`
+/// write it in snake_case (`self_approval`), the admin API's `error.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JitRefusalKind {
+    CallerUnknown,
+    InvalidAudience,
+    InvalidJustification,
+    InvalidTicket,
+    JustificationRequired,
+    NotARequester,
+    NotAnApprover,
+    NotEligible,
+    SelfApproval,
+    SourceNotAllowed,
+    TicketRequired,
+    UnknownIdentity,
+    UnknownPort,
+    ZeroDuration,
+}
+
+impl JitRefusalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JitRefusalKind::CallerUnknown => "caller_unknown",
+            JitRefusalKind::InvalidAudience => "invalid_audience",
+            JitRefusalKind::InvalidJustification => "invalid_justification",
+            JitRefusalKind::InvalidTicket => "invalid_ticket",
+            JitRefusalKind::JustificationRequired => "justification_required",
+            JitRefusalKind::NotARequester => "not_a_requester",
+            JitRefusalKind::NotAnApprover => "not_an_approver",
+            JitRefusalKind::NotEligible => "not_eligible",
+            JitRefusalKind::SelfApproval => "self_approval",
+            JitRefusalKind::SourceNotAllowed => "source_not_allowed",
+            JitRefusalKind::TicketRequired => "ticket_required",
+            JitRefusalKind::UnknownIdentity => "unknown_identity",
+            JitRefusalKind::UnknownPort => "unknown_port",
+            JitRefusalKind::ZeroDuration => "zero_duration",
+        }
+    }
+}
+
+impl fmt::Display for JitRefusalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl JitRefusal {
-    pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> JitRefusal {
+    pub(crate) fn new(kind: JitRefusalKind, message: impl Into<String>) -> JitRefusal {
         JitRefusal {
             kind,
             message: message.into(),

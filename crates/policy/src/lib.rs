@@ -21,6 +21,7 @@ mod model;
 mod policy;
 mod principal;
 mod role;
+mod suggest;
 mod trusted;
 pub mod vocabulary;
 mod wildcard;
@@ -33,7 +34,8 @@ pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use identity::{Identity, IdentityKind, ResolveError, Selector, SelectorKind};
 pub use jit::{
     format_duration, parse_duration, Activation, ActivationAsk, AutoApprove, Eligibility, Grant,
-    JitPort, JitRefusal, PortAsk, PortPlan, PortRequester, Protocol, Requester, MAX_GRANT,
+    JitPort, JitRefusal, JitRefusalKind, PortAsk, PortPlan, PortRequester, Protocol, Requester,
+    MAX_GRANT,
 };
 pub use lint::Machine;
 pub use load::parse;
@@ -43,6 +45,7 @@ pub use policy::{Needs, Policy};
 pub use principal::{Principal, PrincipalError};
 pub use role::Role;
 pub use trusted::{TrustedConfig, TrustedService, TRUSTED_SERVICES};
+pub use wildcard::backtrack as glob;
 
 #[cfg(test)]
 mod tests;

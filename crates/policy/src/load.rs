@@ -5,9 +5,6 @@ mod condition;
 mod fields;
 mod jit;
 mod settings;
-mod suggest;
-
-pub(crate) use suggest::closest;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -23,6 +20,7 @@ use crate::model::{Assignment, DenyAssignment, Scope, Spans};
 use crate::policy::Policy;
 use crate::principal::Principal;
 use crate::role::{self, Role};
+use crate::suggest;
 use fields::{Fields, Sink, Str};
 
 const ROOT_KEYS: &[&str] = &[

@@ -1,12 +1,12 @@
 //! Assignments and deny assignments as loaded: principal, role, scope.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use crate::action::{Action, ActionSet};
 use crate::audience;
 use crate::caller::{Caller, Request};
 use crate::condition::Expr;
-use crate::jit::Eligibility;
 use crate::principal::Principal;
 
 /// A scope list: `"*"` (anything) or the listed values.
@@ -118,4 +118,27 @@ fn scope_has(scope: &Scope, pred: impl Fn(&str) -> bool) -> bool {
         Scope::Any => true,
         Scope::Only(values) => values.iter().any(|v| pred(v)),
     }
+}
+
+/// How an eligible assignment may be activated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eligibility {
+    /// Activations longer than this are capped to it (at most [`crate::MAX_GRANT`]).
+    pub max_duration: Duration,
+    pub require_justification: bool,
+    pub require_ticket: bool,
+    /// Who may approve (uid, user, gid and group principals only: the admin
+    /// socket knows only a caller's uid and groups).
+    pub approvers: Vec<Principal>,
+    pub auto_approve: AutoApprove,
+}
+
+/// Whether an activation needs a human approver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoApprove {
+    Never,
+    Always,
+    /// Approved without a human when the condition holds for the requester
+    /// and a token request of the asked identity and audience.
+    When(Condition),
 }

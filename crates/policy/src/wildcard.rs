@@ -16,11 +16,12 @@ pub(crate) fn matches(pattern: &str, text: &str) -> bool {
     )
 }
 
-/// The one matching loop behind every glob in the policy language: `*`
-/// here, and `StringLike`'s pieces in conditions. `is_run` says which
+/// The one matching loop behind every glob in gatehouse: `*` here,
+/// `StringLike`'s pieces in conditions, and the allowed-signers file's
+/// `namespaces=` patterns (`gatehouse_policy::glob`). `is_run` says which
 /// pattern items stand for any run; `step` whether an item consumes one
 /// text item. Iterative with single-star backtracking.
-pub(crate) fn backtrack<P, T>(
+pub fn backtrack<P, T>(
     p: &[P],
     t: &[T],
     is_run: impl Fn(&P) -> bool,

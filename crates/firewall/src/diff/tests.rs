@@ -232,10 +232,10 @@ fn listed_rules_are_described_as_nft_writes_them() {
 
 fn jit_ruleset() -> Ruleset {
     Ruleset::new(&Options {
-        jit: Some(crate::jit::JitPorts {
+        jit: Some(crate::ruleset::JitPorts {
             ports: vec![
-                (crate::jit::Proto::Tcp, 22),
-                (crate::jit::Proto::Udp, 60001),
+                (crate::jit::Protocol::Tcp, 22),
+                (crate::jit::Protocol::Udp, 60001),
             ],
             break_glass: vec![
                 "10.0.0.0/8".parse().unwrap(),

@@ -1,7 +1,7 @@
 use super::*;
 use serde_json::json;
 
-fn el(source: &str, proto: Proto, port: u16, secs: u64) -> Element {
+fn el(source: &str, proto: Protocol, port: u16, secs: u64) -> Element {
     Element {
         source: source.parse().unwrap(),
         proto,
@@ -52,13 +52,13 @@ fn listing_is_parsed() {
     assert_eq!(
         elements,
         vec![
-            Some(el("10.1.2.3", Proto::Tcp, 2222, 29)),
+            Some(el("10.1.2.3", Protocol::Tcp, 2222, 29)),
             Some(Element {
                 expires_in: Duration::MAX,
-                ..el("10.1.2.4", Proto::Udp, 53, 0)
+                ..el("10.1.2.4", Protocol::Udp, 53, 0)
             }),
             None,
-            Some(el("fd77::2", Proto::Tcp, 2222, 3599)),
+            Some(el("fd77::2", Protocol::Tcp, 2222, 3599)),
         ]
     );
     assert_eq!(got[2].key.text, "10.1.2.5 . icmp . 0");
@@ -94,11 +94,11 @@ fn timeouts_round_up_to_whole_seconds() {
 
 #[test]
 fn plan_adds_removes_keeps_and_replaces() {
-    let a = el("10.0.0.1", Proto::Tcp, 22, 100);
-    let b = el("10.0.0.2", Proto::Tcp, 22, 100);
-    let c = el("fd00::3", Proto::Udp, 53, 100);
-    let a_drifted = el("10.0.0.1", Proto::Tcp, 22, 10);
-    let a_close = el("10.0.0.1", Proto::Tcp, 22, 97);
+    let a = el("10.0.0.1", Protocol::Tcp, 22, 100);
+    let b = el("10.0.0.2", Protocol::Tcp, 22, 100);
+    let c = el("fd00::3", Protocol::Udp, 53, 100);
+    let a_drifted = el("10.0.0.1", Protocol::Tcp, 22, 10);
+    let a_close = el("10.0.0.1", Protocol::Tcp, 22, 97);
     struct Case {
         name: &'static str,
         current: Vec<Element>,
@@ -151,7 +151,7 @@ fn plan_adds_removes_keeps_and_replaces() {
         Case {
             name: "v4-mapped is v4",
             current: vec![a.clone()],
-            desired: vec![el("::ffff:10.0.0.1", Proto::Tcp, 22, 100)],
+            desired: vec![el("::ffff:10.0.0.1", Protocol::Tcp, 22, 100)],
             added: vec![],
             removed: vec![],
             kept: 1,
@@ -183,7 +183,7 @@ fn plan_adds_removes_keeps_and_replaces() {
 #[test]
 fn batch_text() {
     let current = vec![
-        listed_of(&el("10.0.0.2", Proto::Tcp, 22, 100)),
+        listed_of(&el("10.0.0.2", Protocol::Tcp, 22, 100)),
         Listed {
             key: Key {
                 set: "jit4",
@@ -196,7 +196,7 @@ fn batch_text() {
         &current,
         &[Element {
             expires_in: Duration::from_millis(2500),
-            ..el("fd00::3", Proto::Udp, 53, 0)
+            ..el("fd00::3", Protocol::Udp, 53, 0)
         }],
     );
     assert_eq!(

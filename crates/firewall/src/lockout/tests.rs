@@ -1,6 +1,6 @@
 use super::*;
-use crate::jit::JitPorts;
 use crate::ruleset::Containers;
+use crate::ruleset::JitPorts;
 use std::time::Duration;
 
 fn options(break_glass: &[&str]) -> Options {
@@ -10,13 +10,13 @@ fn options(break_glass: &[&str]) -> Options {
         wireserver: true,
         containers: Containers::Drop,
         jit: Some(JitPorts {
-            ports: vec![(Proto::Tcp, 22), (Proto::Udp, 60001)],
+            ports: vec![(Protocol::Tcp, 22), (Protocol::Udp, 60001)],
             break_glass: break_glass.iter().map(|n| n.parse().unwrap()).collect(),
         }),
     }
 }
 
-fn opened(source: &str, proto: Proto, port: u16) -> Element {
+fn opened(source: &str, proto: Protocol, port: u16) -> Element {
     Element {
         source: source.parse().unwrap(),
         proto,
@@ -27,11 +27,11 @@ fn opened(source: &str, proto: Proto, port: u16) -> Element {
 
 #[test]
 fn lockout_table() {
-    let open_22 = [opened("203.0.113.7", Proto::Tcp, 22)];
+    let open_22 = [opened("203.0.113.7", Protocol::Tcp, 22)];
     let open_other = [
-        opened("203.0.113.7", Proto::Tcp, 2222),
-        opened("203.0.113.7", Proto::Udp, 22),
-        opened("203.0.113.8", Proto::Tcp, 22),
+        opened("203.0.113.7", Protocol::Tcp, 2222),
+        opened("203.0.113.7", Protocol::Udp, 22),
+        opened("203.0.113.8", Protocol::Tcp, 22),
     ];
     // (SSH_CONNECTION, break-glass, current elements, locked out?)
     type Case<'a> = (Option<&'a str>, &'a [&'a str], &'a [Element], bool);

@@ -20,8 +20,17 @@
 
 use super::{chain, rule, Chain, OptionsError, Set, SetElement, FILTER};
 use crate::expr::{Match, Statement};
-use crate::jit::JitPorts;
+use gatehouse_policy::Protocol;
 use ipnet::IpNet;
+
+/// The ports the table protects, and who may always reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JitPorts {
+    pub ports: Vec<(Protocol, u16)>,
+    /// Ranges that reach the protected ports without an element (the
+    /// operators' bastion): a way in when the daemon is down.
+    pub break_glass: Vec<ipnet::IpNet>,
+}
 
 /// The chain's name.
 pub const JIT_CHAIN: &str = "jit_input";

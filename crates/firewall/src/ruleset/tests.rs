@@ -1,5 +1,6 @@
 use super::*;
-use crate::jit::{JitPorts, Proto};
+use crate::jit::Protocol;
+use crate::ruleset::JitPorts;
 
 fn options() -> Options {
     Options {
@@ -311,7 +312,7 @@ fn only_root_reaches_the_wireserver() {
     }
 }
 
-fn jit_options(ports: Vec<(Proto, u16)>, break_glass: &[&str]) -> Options {
+fn jit_options(ports: Vec<(Protocol, u16)>, break_glass: &[&str]) -> Options {
     Options {
         jit: Some(JitPorts {
             ports,
@@ -324,7 +325,11 @@ fn jit_options(ports: Vec<(Proto, u16)>, break_glass: &[&str]) -> Options {
 #[test]
 fn jit_part_is_golden() {
     let o = jit_options(
-        vec![(Proto::Tcp, 22), (Proto::Udp, 60001), (Proto::Tcp, 22)],
+        vec![
+            (Protocol::Tcp, 22),
+            (Protocol::Udp, 60001),
+            (Protocol::Tcp, 22),
+        ],
         &[
             "192.168.1.5/32",
             "10.0.0.0/8",
@@ -390,15 +395,15 @@ fn jit_options_are_checked() {
     let cases = [
         (jit_options(vec![], &[]), Err(OptionsError::NoJitPorts)),
         (
-            jit_options(vec![(Proto::Tcp, 22), (Proto::Udp, 0)], &[]),
+            jit_options(vec![(Protocol::Tcp, 22), (Protocol::Udp, 0)], &[]),
             Err(OptionsError::ZeroJitPort),
         ),
-        (jit_options(vec![(Proto::Tcp, 22)], &[]), Ok(())),
+        (jit_options(vec![(Protocol::Tcp, 22)], &[]), Ok(())),
     ];
     for (o, want) in cases {
         assert_eq!(Ruleset::new(&o).map(|_| ()), want, "{o:?}");
     }
-    let r = Ruleset::new(&jit_options(vec![(Proto::Tcp, 22)], &[])).unwrap();
+    let r = Ruleset::new(&jit_options(vec![(Protocol::Tcp, 22)], &[])).unwrap();
     assert_eq!(r.chains.last().unwrap().name, JIT_CHAIN);
     let empty = r.sets.iter().find(|s| s.name == BREAK_GLASS4).unwrap();
     assert_eq!(empty.elements, Some(vec![]));

@@ -6,7 +6,7 @@
 //! The socket also answers `gatehouse status` (root, the gate's own user and
 //! the `gatehouse` group), and does so when just-in-time access is off.
 
-use super::api::{AdminRequest, AdminResponse, ApiError, MAX_REQUEST};
+use super::api::{AdminRequest, AdminResponse, ApiError, ErrorKind, MAX_REQUEST};
 use super::{AdminCaller, JitService};
 use crate::Gate;
 use std::io;
@@ -65,7 +65,7 @@ pub fn may_read_status(who: &AdminCaller) -> bool {
 pub fn status_response(gate: &Gate, jit: Option<&JitService>, who: &AdminCaller) -> AdminResponse {
     if !may_read_status(who) {
         return AdminResponse::error(ApiError::new(
-            "forbidden",
+            ErrorKind::Forbidden,
             format!("the gate's status is for root and the `{STATUS_GROUP}` group; ask an administrator to add you to it"),
         ));
     }
@@ -90,7 +90,7 @@ impl Answerer {
             (Answerer::Jit(s), request) => s.handle(who, request),
             (Answerer::StatusOnly(g), AdminRequest::Status) => status_response(g, None, who),
             (Answerer::StatusOnly(_), _) => AdminResponse::error(ApiError::new(
-                "jit_off",
+                ErrorKind::JitOff,
                 "just-in-time access is not enabled on this gate: the policy has no eligible assignments or `[[jit_port]]`s",
             )),
         }
@@ -197,16 +197,20 @@ async fn one(
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64 + 1);
     let got = tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await;
     let response = match got {
-        Err(_) => AdminResponse::error(ApiError::new("timeout", "no request line within 5 s")),
+        Err(_) => AdminResponse::error(ApiError::new(
+            ErrorKind::Timeout,
+            "no request line within 5 s",
+        )),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(_)) if line.len() > MAX_REQUEST => AdminResponse::error(ApiError::new(
-            "too_large",
+            ErrorKind::TooLarge,
             format!("a request is at most {MAX_REQUEST} bytes"),
         )),
         Ok(Ok(_)) => match serde_json::from_slice::<AdminRequest>(&line) {
-            Err(e) => {
-                AdminResponse::error(ApiError::new("malformed", format!("not a request: {e}")))
-            }
+            Err(e) => AdminResponse::error(ApiError::new(
+                ErrorKind::Malformed,
+                format!("not a request: {e}"),
+            )),
             Ok(request) => {
                 let who = AdminCaller::from_credentials(cred);
                 // SQLite and nft are blocking work.
@@ -214,7 +218,7 @@ async fn one(
                     .await
                     .unwrap_or_else(|e| {
                         AdminResponse::error(ApiError::new(
-                            "internal",
+                            ErrorKind::Internal,
                             format!("the request failed: {e}"),
                         ))
                     })

@@ -51,7 +51,7 @@ pub async fn serve(
                         (None, _) => Ok(()),
                         (Some(want), Some(got)) if want.eq_ignore_ascii_case(got) => Ok(()),
                         (Some(want), got) => Err(super::api::ApiError::new(
-                            "wrong_host",
+                            super::api::ErrorKind::WrongHost,
                             format!(
                                 "the request names host `{}`, this gate is `{want}`",
                                 got.unwrap_or("(none)")
@@ -69,7 +69,7 @@ pub async fn serve(
                             if within_budget(&budget) {
                                 service2.audit_refused_knock(
                                     from.ip(),
-                                    &e.kind,
+                                    e.kind.as_str(),
                                     &format!("{} (key {fp})", e.message),
                                     Some(&verified.signer),
                                 );

@@ -8,7 +8,8 @@
 //! one cannot leave a port open — and "cut this source's sessions".
 
 use gatehouse_firewall::jit::Element;
-use gatehouse_firewall::{Nft, Proto};
+use gatehouse_firewall::Nft;
+use gatehouse_policy::Protocol;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -22,7 +23,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600 + 60);
 #[serde(deny_unknown_fields)]
 pub struct PortElement {
     pub source: IpAddr,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub port: u16,
     pub expires_in_secs: u64,
 }
@@ -40,15 +41,7 @@ pub trait PortControl: Send + Sync {
     /// Make the kernel's sets hold exactly `desired`.
     fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String>;
     /// Destroy every socket of `protocol`/`port` talking to `source`.
-    fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String>;
-}
-
-pub fn parse_proto(s: &str) -> Result<Proto, String> {
-    match s {
-        "tcp" => Ok(Proto::Tcp),
-        "udp" => Ok(Proto::Udp),
-        other => Err(format!("unknown protocol `{other}` (tcp or udp)")),
-    }
+    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, String>;
 }
 
 /// The holder of CAP_NET_ADMIN's side: checks every element against the
@@ -56,7 +49,7 @@ pub fn parse_proto(s: &str) -> Result<Proto, String> {
 /// state so a table repair (which empties the sets) can put it back.
 pub struct PortKeeper {
     nft: Nft,
-    protected: Vec<(Proto, u16)>,
+    protected: Vec<(Protocol, u16)>,
     last: Mutex<Vec<(PortElement, Instant)>>,
     /// One list-then-change at a time (the worker's syncs and the
     /// watcher's post-repair resync run on different threads).
@@ -72,7 +65,7 @@ impl std::fmt::Debug for PortKeeper {
 }
 
 impl PortKeeper {
-    pub fn new(nft: Nft, protected: Vec<(Proto, u16)>) -> PortKeeper {
+    pub fn new(nft: Nft, protected: Vec<(Protocol, u16)>) -> PortKeeper {
         PortKeeper {
             nft,
             protected,
@@ -82,7 +75,7 @@ impl PortKeeper {
     }
 
     fn element(&self, e: &PortElement) -> Result<Element, String> {
-        let proto = parse_proto(&e.protocol)?;
+        let proto = e.protocol;
         if !self.protected.contains(&(proto, e.port)) {
             return Err(format!(
                 "{}/{} is not a just-in-time port of this gate's table",
@@ -167,13 +160,12 @@ impl PortControl for PortKeeper {
         self.apply(desired)
     }
 
-    fn cut(&self, source: IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
-        let proto = parse_proto(protocol)?;
-        if !self.protected.contains(&(proto, port)) {
+    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, String> {
+        if !self.protected.contains(&(protocol, port)) {
             return Err(format!(
                 "{port}/{protocol} is not a just-in-time port of this gate's table"
             ));
         }
-        gatehouse_sys::destroy_sockets(port, proto.number(), source).map_err(|e| e.to_string())
+        gatehouse_sys::destroy_sockets(port, protocol.number(), source).map_err(|e| e.to_string())
     }
 }

@@ -3,34 +3,35 @@
 
 use super::JitService;
 use crate::status::{secs_until, JitGrantStatus, JitStatus};
-use gatehouse_jit::store::{Kind, ListFilter, Record, State};
+use gatehouse_jit::store::{Kind, ListFilter, Record, State, Target};
 use std::time::SystemTime;
 
 fn view(r: &Record, now: SystemTime) -> JitGrantStatus {
     let q = &r.request;
-    let what = match q.kind {
-        Kind::Role => {
-            let mut w = format!(
-                "role `{}` for identity `{}`",
-                q.role.as_deref().unwrap_or("?"),
-                q.identity.as_deref().unwrap_or("?")
-            );
-            if let Some(a) = &q.audience {
+    let what = match &q.target {
+        Target::Role {
+            role,
+            identity,
+            audience,
+            ..
+        } => {
+            let mut w = format!("role `{role}` for identity `{identity}`");
+            if let Some(a) = audience {
                 w.push_str(&format!(" audience `{a}`"));
             }
             w
         }
-        Kind::Port => format!(
-            "{}/{} from {}",
-            q.protocol.as_deref().unwrap_or("tcp"),
-            q.port.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-            q.source.as_deref().unwrap_or("?")
-        ),
+        Target::Port {
+            port,
+            protocol,
+            source,
+            ..
+        } => format!("{protocol}/{port} from {source}"),
     };
     JitGrantStatus {
         id: r.id.clone(),
         what,
-        requester: q.requester.name.clone(),
+        requester: q.common.requester.name.clone(),
         expires_at: r.expires.map(crate::clock::rfc3339),
         expires_in_secs: r.expires.and_then(|e| secs_until(e, now)),
     }

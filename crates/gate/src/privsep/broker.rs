@@ -159,7 +159,7 @@ impl Broker {
                 let Some(ports) = &self.ports else {
                     return (refused(id, "this gate keeps no just-in-time ports"), None);
                 };
-                match ports.cut(source, &protocol, port) {
+                match ports.cut(source, protocol, port) {
                     Ok(n) => (
                         Reply {
                             id,

@@ -146,10 +146,15 @@ impl crate::jit::ports::PortControl for BrokerClient {
         }
     }
 
-    fn cut(&self, source: std::net::IpAddr, protocol: &str, port: u16) -> Result<usize, String> {
+    fn cut(
+        &self,
+        source: std::net::IpAddr,
+        protocol: gatehouse_policy::Protocol,
+        port: u16,
+    ) -> Result<usize, String> {
         let ask = Ask::JitCut {
             source,
-            protocol: protocol.to_owned(),
+            protocol,
             port,
         };
         match self.ask(ask).map_err(|e| e.to_string())? {

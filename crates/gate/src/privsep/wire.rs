@@ -42,7 +42,7 @@ pub enum Ask {
     /// Destroy the sessions of `source` on a just-in-time port (revocation).
     JitCut {
         source: std::net::IpAddr,
-        protocol: String,
+        protocol: gatehouse_policy::Protocol,
         port: u16,
     },
 }

@@ -1,8 +1,6 @@
 //! `valid-after=` / `valid-before=` times: `YYYYMMDD[HHMM[SS]]Z`, UTC only
 //! (see the module docs of [`super`] for why `Z` is required).
 
-use gatehouse_civil::days_from_civil;
-
 use super::{err, shown, SignerError};
 
 /// `time = ["\""] YYYYMMDD[HHMM[SS]] "Z" ["\""]` → seconds since the Unix epoch.
@@ -37,12 +35,15 @@ pub(super) fn parse(line: usize, option: &str, value: &str) -> Result<u64, Signe
     if year < 1970 {
         return Err(bad("before 1970"));
     }
-    // Non-negative because the year is at least 1970.
-    let days = days_from_civil(i64::from(year), month, day)
-        .and_then(|days| u64::try_from(days).ok())
+    let small = |n: u32| i8::try_from(n).unwrap_or(i8::MAX);
+    let date = i16::try_from(year)
+        .ok()
+        .and_then(|y| jiff::civil::Date::new(y, small(month), small(day)).ok())
         .ok_or_else(|| bad("no such date"))?;
-    if hour > 23 || minute > 59 || second > 59 {
-        return Err(bad("no such time of day"));
-    }
-    Ok(days * 86_400 + u64::from(hour) * 3600 + u64::from(minute) * 60 + u64::from(second))
+    let time = jiff::civil::Time::new(small(hour), small(minute), small(second), 0)
+        .map_err(|_| bad("no such time of day"))?;
+    let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+    let since = date.to_datetime(time).duration_since(epoch);
+    // Non-negative because the year is at least 1970.
+    u64::try_from(since.as_secs()).map_err(|_| bad("before 1970"))
 }

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::rows::{self, RECORD_COLUMNS};
 use super::time::{add_secs, format_ms, to_ms};
-use super::{NewRequest, Record, Requester, State, StoreError, PENDING_LIFETIME_SECS};
+use super::{
+    FlatRequest, NewRequest, Protocol, Record, Requester, State, StoreError, PENDING_LIFETIME_SECS,
+};
 
 /// A body's verdict. The outer `Err` rolls back; `Ok(Err(_))` commits what
 /// the body wrote and then reports the error (an approval that found the
@@ -44,8 +46,10 @@ pub(super) fn insert(
     let now = to_ms(now)?;
     let lapses = add_secs(now, PENDING_LIFETIME_SECS)?;
     // Checked even when pending, so an approval later cannot fail on it.
-    let expires = add_secs(now, new.duration_secs)?;
-    add_secs(0, new.requested_secs)?;
+    let expires = add_secs(now, new.common.duration_secs)?;
+    add_secs(0, new.common.requested_secs)?;
+    // The row is the flat form; it is checked again when read back.
+    let row = FlatRequest::from(new.clone());
     let id = fresh_id(tx)?;
     tx.execute(
         "INSERT INTO requests (id, kind, requester_uid, requester_name, role, assignment,
@@ -55,21 +59,21 @@ pub(super) fn insert(
             'pending', ?17, ?18)",
         params![
             id,
-            new.kind,
-            new.requester.uid,
-            new.requester.name,
-            new.role,
-            new.assignment,
-            new.identity,
-            new.audience,
-            new.port,
-            new.protocol,
-            new.source,
-            new.duration_secs,
-            new.requested_secs,
-            new.reason,
-            new.ticket,
-            new.via,
+            row.kind,
+            row.requester.uid,
+            row.requester.name,
+            row.role,
+            row.assignment,
+            row.identity,
+            row.audience,
+            row.port,
+            row.protocol.map(Protocol::as_str),
+            row.source.map(|s| s.to_string()),
+            row.duration_secs,
+            row.requested_secs,
+            row.reason,
+            row.ticket,
+            row.via,
             now,
             lapses,
         ],
@@ -78,7 +82,7 @@ pub(super) fn insert(
     if let Value::Object(map) = &mut detail {
         map.insert("lapses".into(), format_ms(lapses).into());
     }
-    event(tx, &id, "requested", Some(&new.requester), now, &detail)?;
+    event(tx, &id, "requested", Some(&row.requester), now, &detail)?;
     if auto_approve {
         cas(
             tx,
@@ -130,7 +134,7 @@ pub(super) fn decide(
     }
     match decision {
         Decision::Approve(reason) => {
-            let expires = add_secs(now_ms, rec.request.duration_secs)?;
+            let expires = add_secs(now_ms, rec.request.common.duration_secs)?;
             cas(
                 tx,
                 id,

@@ -1,12 +1,16 @@
 //! Rows to values and the read-only queries.
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Row, ToSql};
 
 use super::time::{from_ms, to_ms};
-use super::{Event, Kind, ListFilter, NewRequest, Record, Requester, State, StoreError};
+use super::{
+    Event, FlatRequest, Kind, ListFilter, NewRequest, Protocol, Record, Requester, State,
+    StoreError,
+};
 
 /// The request columns, in the order [`record`] reads them by name.
 pub(super) const RECORD_COLUMNS: &str = "id, kind, requester_uid, requester_name, role, assignment,
@@ -17,25 +21,7 @@ pub(super) const RECORD_COLUMNS: &str = "id, kind, requester_uid, requester_name
 pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
         id: row.get("id")?,
-        request: NewRequest {
-            kind: row.get("kind")?,
-            requester: Requester {
-                uid: row.get("requester_uid")?,
-                name: row.get("requester_name")?,
-            },
-            role: row.get("role")?,
-            assignment: row.get("assignment")?,
-            identity: row.get("identity")?,
-            audience: row.get("audience")?,
-            port: row.get("port")?,
-            protocol: row.get("protocol")?,
-            source: row.get("source")?,
-            duration_secs: row.get("duration_secs")?,
-            requested_secs: row.get("requested_secs")?,
-            reason: row.get("reason")?,
-            ticket: row.get("ticket")?,
-            via: row.get("via")?,
-        },
+        request: request(row)?,
         state: row.get("state")?,
         created: time(row, "created_ms")?,
         lapses: time(row, "lapses_ms")?,
@@ -47,6 +33,48 @@ pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<Record> {
         revoked_by: requester(row, "revoked_by_uid", "revoked_by_name")?,
         revoked_at: time_opt(row, "revoked_at_ms")?,
     })
+}
+
+/// The request columns, checked: a row whose kind lacks what it needs (or
+/// whose protocol or source does not parse) is corrupt, not a request.
+fn request(row: &Row<'_>) -> rusqlite::Result<NewRequest> {
+    let protocol: Option<String> = row.get("protocol")?;
+    let source: Option<String> = row.get("source")?;
+    let flat = FlatRequest {
+        kind: row.get("kind")?,
+        requester: Requester {
+            uid: row.get("requester_uid")?,
+            name: row.get("requester_name")?,
+        },
+        role: row.get("role")?,
+        assignment: row.get("assignment")?,
+        identity: row.get("identity")?,
+        audience: row.get("audience")?,
+        port: row.get("port")?,
+        protocol: protocol
+            .map(|p| match p.as_str() {
+                "tcp" => Ok(Protocol::Tcp),
+                "udp" => Ok(Protocol::Udp),
+                other => Err(conversion(format!("unknown protocol `{other}`"))),
+            })
+            .transpose()?,
+        source: source
+            .map(|s| {
+                s.parse::<IpAddr>()
+                    .map_err(|_| conversion(format!("source `{s}` is not an IP address")))
+            })
+            .transpose()?,
+        duration_secs: row.get("duration_secs")?,
+        requested_secs: row.get("requested_secs")?,
+        reason: row.get("reason")?,
+        ticket: row.get("ticket")?,
+        via: row.get("via")?,
+    };
+    NewRequest::try_from(flat).map_err(|e| conversion(e.to_string()))
+}
+
+fn conversion(why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into())
 }
 
 fn event(row: &Row<'_>) -> rusqlite::Result<Event> {

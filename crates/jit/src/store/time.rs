@@ -5,7 +5,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gatehouse_civil::days_from_civil;
+use jiff::civil::DateTime;
+use jiff::SignedDuration;
 use serde::{Deserialize, Deserializer, Serializer};
 
 use super::StoreError;
@@ -52,9 +53,17 @@ fn out_of_range(t: SystemTime) -> StoreError {
     StoreError::InvalidTime(format!("time {what}; check the system clock"))
 }
 
+const EPOCH: DateTime = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T14:01:09.123Z`.
 pub(crate) fn format_ms(ms: i64) -> String {
-    gatehouse_civil::rfc3339_from_millis(ms)
+    // Civil time at UTC (a `jiff::Timestamp` stops a day short of the end
+    // of 9999). The store's times are inside jiff's years; the clamp only
+    // keeps this total.
+    let dt = EPOCH
+        .checked_add(SignedDuration::from_millis(ms))
+        .unwrap_or(if ms < 0 { DateTime::MIN } else { DateTime::MAX });
+    format!("{dt:.3}Z")
 }
 
 /// The inverse of [`format_ms`]; `None` for any other spelling.
@@ -72,12 +81,19 @@ pub(crate) fn parse_ms(text: &str) -> Option<i64> {
     let num = |from: usize, to: usize| -> Option<i64> { text.get(from..to)?.parse().ok() };
     let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (h, mi, s, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
-    if h > 23 || mi > 59 || s > 59 {
-        return None;
-    }
-    // None for 31 February and friends.
-    let days = days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?)?;
-    Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms)
+    let small = |n: i64| i8::try_from(n).ok();
+    // jiff refuses 31 February, hour 24, second 60 and friends.
+    let dt = jiff::civil::DateTime::new(
+        i16::try_from(y).ok()?,
+        small(mo)?,
+        small(d)?,
+        small(h)?,
+        small(mi)?,
+        small(s)?,
+        i32::try_from(ms * 1_000_000).ok()?,
+    )
+    .ok()?;
+    i64::try_from(dt.duration_since(EPOCH).as_millis()).ok()
 }
 
 /// `#[serde(with = "time::rfc3339")]` for a `SystemTime`.

@@ -105,7 +105,7 @@ fn lookup(schema: &dyn Schema, a: &Attr, errors: &mut Vec<TypeError>) -> Option<
     let found = schema.attribute(a.source, &a.name);
     if found.is_none() {
         let names = schema.names(a.source);
-        let help = crate::load::closest(&a.name.to_string(), names.iter().map(String::as_str))
+        let help = crate::suggest::closest(&a.name.to_string(), names.iter().map(String::as_str))
             .map(|n| format!("did you mean `@{}[{n}]`?", a.source.as_str()))
             .or_else(|| {
                 (!names.is_empty())

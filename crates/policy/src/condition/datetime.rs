@@ -3,7 +3,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gatehouse_civil::{civil_from_days, days_from_civil};
+use jiff::civil::DateTime;
+use jiff::SignedDuration;
+
+/// Civil time at UTC: a `jiff::Timestamp` stops a day short of the end of 9999.
+const EPOCH: DateTime = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
 
 /// Nanoseconds since 1970-01-01T00:00:00Z (negative before).
 pub type Nanos = i128;
@@ -35,12 +39,19 @@ pub fn parse(s: &str) -> Option<Nanos> {
         }
         _ => return None,
     };
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let days = days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
-    let secs = i128::from(days) * 86_400 + i128::from(hour * 3600 + minute * 60 + second);
-    Some(secs * 1_000_000_000 + i128::from(nanos))
+    let small = |n: i64| i8::try_from(n).ok();
+    // jiff refuses 31 February, hour 24, second 60 and friends.
+    let dt = jiff::civil::DateTime::new(
+        i16::try_from(year).ok()?,
+        small(month)?,
+        small(day)?,
+        small(hour)?,
+        small(minute)?,
+        small(second)?,
+        i32::try_from(nanos).ok()?,
+    )
+    .ok()?;
+    Some(dt.duration_since(EPOCH).as_nanos())
 }
 
 /// A `SystemTime` as nanoseconds since the epoch.
@@ -52,16 +63,15 @@ pub fn from_system_time(t: SystemTime) -> Nanos {
 }
 
 /// Format as `yyyy-mm-ddThh:mm:ss.fffffffZ` (100 ns precision, as Azure).
+/// Times outside jiff's years -9999..=9999 print as its first or last
+/// instant (a parsed time is always inside).
 pub fn format(n: Nanos) -> String {
-    let secs = n.div_euclid(1_000_000_000);
-    let frac = n.rem_euclid(1_000_000_000) / 100;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:07}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    let secs = i64::try_from(n.div_euclid(1_000_000_000));
+    // rem_euclid of a positive divisor is in 0..1e9, which fits.
+    let nanos = i32::try_from(n.rem_euclid(1_000_000_000)).unwrap_or(0);
+    let dt = secs
+        .ok()
+        .and_then(|s| EPOCH.checked_add(SignedDuration::new(s, nanos)).ok())
+        .unwrap_or(if n < 0 { DateTime::MIN } else { DateTime::MAX });
+    format!("{dt:.7}Z")
 }

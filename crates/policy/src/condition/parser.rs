@@ -349,7 +349,7 @@ impl<'t> Parser<'t> {
         let canonical = names.clone().find(|n| n.eq_ignore_ascii_case(name));
         let help = match canonical {
             Some(c) => Some(format!("keywords are case-sensitive: write `{c}`")),
-            None => crate::load::closest(name, names).map(|c| format!("did you mean `{c}`?")),
+            None => crate::suggest::closest(name, names).map(|c| format!("did you mean `{c}`?")),
         };
         Err(ParseError {
             span,

@@ -15,14 +15,14 @@ use crate::principal::Principal;
 use crate::vocabulary::Ctx;
 
 use super::{
-    text, Activation, ActivationAsk, AutoApprove, Eligibility, JitPort, JitRefusal, PortAsk,
-    PortPlan, PortRequester, Protocol, Requester, MAX_TEXT,
+    text, Activation, ActivationAsk, AutoApprove, Eligibility, JitPort, JitRefusal, JitRefusalKind,
+    PortAsk, PortPlan, PortRequester, Protocol, Requester, MAX_TEXT,
 };
 use crate::audience;
 
 type Refused<T> = Result<T, JitRefusal>;
 
-fn refuse<T>(kind: &'static str, message: impl Into<String>) -> Refused<T> {
+fn refuse<T>(kind: JitRefusalKind, message: impl Into<String>) -> Refused<T> {
     Err(JitRefusal::new(kind, message))
 }
 
@@ -30,7 +30,7 @@ fn refuse<T>(kind: &'static str, message: impl Into<String>) -> Refused<T> {
 fn cap(asked: Duration, max: Duration) -> Refused<(Duration, bool)> {
     if asked.is_zero() {
         return refuse(
-            "zero_duration",
+            JitRefusalKind::ZeroDuration,
             "a duration of zero grants nothing: ask for a duration such as `1h`",
         );
     }
@@ -43,7 +43,7 @@ fn cap(asked: Duration, max: Duration) -> Refused<(Duration, bool)> {
 }
 
 /// A justification or ticket must fit on one audit line.
-fn check_text(what: &'static str, kind: &'static str, s: Option<&str>) -> Refused<()> {
+fn check_text(what: &'static str, kind: JitRefusalKind, s: Option<&str>) -> Refused<()> {
     match s {
         Some(t) if t.chars().count() > MAX_TEXT => refuse(
             kind,
@@ -89,7 +89,7 @@ impl Policy {
     pub fn plan_activation(&self, ask: &ActivationAsk<'_>) -> Result<Activation, JitRefusal> {
         if ask.requester.uid.is_none() {
             return refuse(
-                "caller_unknown",
+                JitRefusalKind::CallerUnknown,
                 "the requester could not be identified: ask over the admin socket as yourself",
             );
         }
@@ -99,7 +99,7 @@ impl Policy {
                 Some(n) if !n.contains('*') => Some(n),
                 _ => {
                     return refuse(
-                        "invalid_audience",
+                        JitRefusalKind::InvalidAudience,
                         format!("`{}` is not an audience: name one audience, e.g. `https://storage.azure.com`, without spaces or `*`", a.escape_debug()),
                     )
                 }
@@ -107,12 +107,16 @@ impl Policy {
         };
         let Some(identity) = self.identities.iter().find(|i| i.name == ask.identity) else {
             return refuse(
-                "unknown_identity",
+                JitRefusalKind::UnknownIdentity,
                 format!("there is no identity `{}` in the policy: use an identity name from the policy file", ask.identity.escape_debug()),
             );
         };
-        check_text("justification", "invalid_justification", ask.reason)?;
-        check_text("ticket", "invalid_ticket", ask.ticket)?;
+        check_text(
+            "justification",
+            JitRefusalKind::InvalidJustification,
+            ask.reason,
+        )?;
+        check_text("ticket", JitRefusalKind::InvalidTicket, ask.ticket)?;
         let fits = |a: &&Assignment| {
             a.eligible.is_some()
                 && a.principal.grants_to(ask.requester)
@@ -153,7 +157,7 @@ impl Policy {
             (Some(plan), _) => Ok(plan),
             (None, Some(r)) => Err(r),
             (None, None) => refuse(
-                "not_eligible",
+                JitRefusalKind::NotEligible,
                 format!(
                     "you are not eligible for role `{}` on identity `{}`{}: check the role and identity names, or ask an administrator for an eligible assignment (`eligible = true`)",
                     ask.role.escape_debug(),
@@ -175,13 +179,13 @@ impl Policy {
     ) -> Result<(), JitRefusal> {
         if approver.uid == Some(requester_uid) {
             return refuse(
-                "self_approval",
+                JitRefusalKind::SelfApproval,
                 "you cannot approve your own request: ask another approver",
             );
         }
         if approver.uid.is_none() {
             return refuse(
-                "caller_unknown",
+                JitRefusalKind::CallerUnknown,
                 "the approver could not be identified: approve over the admin socket as yourself",
             );
         }
@@ -192,7 +196,7 @@ impl Policy {
             .and_then(|a| a.eligible.as_ref())
         else {
             return refuse(
-                "not_eligible",
+                JitRefusalKind::NotEligible,
                 format!("`{}` is not an eligible assignment in the current policy (it may have changed since the request): the requester must ask again", assignment.escape_debug()),
             );
         };
@@ -205,7 +209,7 @@ impl Policy {
             format!("ask one of its approvers: {}", approvers_text(&e.approvers))
         };
         refuse(
-            "not_an_approver",
+            JitRefusalKind::NotAnApprover,
             format!("you may not approve activations of `{assignment}`: {who}"),
         )
     }
@@ -231,25 +235,29 @@ impl Policy {
         };
         if !allowed {
             return refuse(
-                "not_a_requester",
+                JitRefusalKind::NotARequester,
                 format!("you may not request port `{}` ({}/{}): ask an administrator to add you to its `requesters`", port.name, port.port, port.protocol),
             );
         }
         let (duration, capped) = cap(ask.duration, port.max_duration)?;
-        check_text("justification", "invalid_justification", ask.reason)?;
+        check_text(
+            "justification",
+            JitRefusalKind::InvalidJustification,
+            ask.reason,
+        )?;
         let source = ask.source.to_canonical();
         if source.is_unspecified()
             || source.is_multicast()
             || source == IpAddr::from([255, 255, 255, 255])
         {
             return refuse(
-                "source_not_allowed",
+                JitRefusalKind::SourceNotAllowed,
                 format!("`{source}` is not one host's address: name the address you connect from"),
             );
         }
         if !port.sources.iter().any(|n| n.contains(&source)) {
             return refuse(
-                "source_not_allowed",
+                JitRefusalKind::SourceNotAllowed,
                 format!("`{source}` is outside the source ranges of port `{}`: request it from an address inside its `sources`", port.name),
             );
         }
@@ -273,13 +281,13 @@ impl Policy {
     ) -> Result<(), JitRefusal> {
         if approver.uid.is_some() && approver.uid == requester_uid {
             return refuse(
-                "self_approval",
+                JitRefusalKind::SelfApproval,
                 "you cannot approve your own request: ask another approver",
             );
         }
         if approver.uid.is_none() {
             return refuse(
-                "caller_unknown",
+                JitRefusalKind::CallerUnknown,
                 "the approver could not be identified: approve over the admin socket as yourself",
             );
         }
@@ -293,7 +301,7 @@ impl Policy {
             format!("ask one of its approvers: {}", approvers_text(&p.approvers))
         };
         refuse(
-            "not_an_approver",
+            JitRefusalKind::NotAnApprover,
             format!("you may not approve requests for port `{}`: {who}", p.name),
         )
     }
@@ -301,7 +309,7 @@ impl Policy {
     fn known_port(&self, port: u16, protocol: Protocol) -> Refused<&JitPort> {
         self.jit_port(port, protocol).ok_or_else(|| {
             JitRefusal::new(
-                "unknown_port",
+                JitRefusalKind::UnknownPort,
                 format!("port {port}/{protocol} is not a just-in-time port: ask an administrator to add a `[[jit_port]]` for it"),
             )
         })
@@ -318,7 +326,7 @@ fn plan_one(
     let (duration, capped) = cap(ask.duration, e.max_duration)?;
     if e.require_justification && text(ask.reason).is_none() {
         return refuse(
-            "justification_required",
+            JitRefusalKind::JustificationRequired,
             format!(
                 "activating `{}` needs a justification: say why you need it",
                 a.role
@@ -327,7 +335,7 @@ fn plan_one(
     }
     if e.require_ticket && text(ask.ticket).is_none() {
         return refuse(
-            "ticket_required",
+            JitRefusalKind::TicketRequired,
             format!(
                 "activating `{}` needs a ticket: give the change or incident ticket it is for",
                 a.role

@@ -575,7 +575,7 @@ fn plan_activation_table() {
                 );
             }
             (Want::Refused(kind), Err(r)) => {
-                assert_eq!(r.kind, *kind, "{what}: {r}");
+                assert_eq!(r.kind.as_str(), *kind, "{what}: {r}");
                 assert!(
                     r.message.contains(": "),
                     "{what}: the message says what to do: {r}"
@@ -666,7 +666,7 @@ fn may_approve_activation_table() {
     for (what, assignment, approver, requester, want) in cases {
         let got = p
             .may_approve_activation(assignment, &approver, requester)
-            .map_err(|r| r.kind);
+            .map_err(|r| r.kind.as_str());
         assert_eq!(got, want, "{what}");
     }
     let msg = p
@@ -837,7 +837,7 @@ fn plan_port_table() {
                 };
                 assert_eq!(plan, expect, "{what}");
             }
-            (Err(kind), Err(r)) => assert_eq!(r.kind, *kind, "{what}: {r}"),
+            (Err(kind), Err(r)) => assert_eq!(r.kind.as_str(), *kind, "{what}: {r}"),
             (_, got) => panic!("{what}: unexpected {got:?}"),
         }
     }
@@ -915,7 +915,7 @@ fn may_approve_port_table() {
     for (what, port, proto, approver, requester, want) in cases {
         assert_eq!(
             p.may_approve_port(port, proto, &approver, requester)
-                .map_err(|r| r.kind),
+                .map_err(|r| r.kind.as_str()),
             want,
             "{what}"
         );
@@ -1267,13 +1267,53 @@ fn lints_treat_eligible_as_not_standing() {
 #[test]
 fn refusal_display_names_kind() {
     let r = JitRefusal {
-        kind: "self_approval",
+        kind: JitRefusalKind::SelfApproval,
         message: "you cannot approve your own request: ask another approver".into(),
     };
     assert_eq!(
         r.to_string(),
         "you cannot approve your own request: ask another approver (self_approval)"
     );
+}
+
+/// `as_str`/`Display` and serde spell every kind the same (the admin API
+/// writes one, the CLI and e2e read the other).
+#[test]
+fn refusal_kinds_spell_the_same_everywhere() {
+    use JitRefusalKind::*;
+    let all = [
+        CallerUnknown,
+        InvalidAudience,
+        InvalidJustification,
+        InvalidTicket,
+        JustificationRequired,
+        NotARequester,
+        NotAnApprover,
+        NotEligible,
+        SelfApproval,
+        SourceNotAllowed,
+        TicketRequired,
+        UnknownIdentity,
+        UnknownPort,
+        ZeroDuration,
+    ];
+    for kind in all {
+        let wire = toml::Value::try_from(kind).unwrap();
+        assert_eq!(wire.as_str(), Some(kind.as_str()), "{kind:?}");
+        assert_eq!(kind.to_string(), kind.as_str());
+    }
+}
+
+/// The protocol's serde form is its `Display` form and `FromStr` reads it.
+#[test]
+fn protocol_spells_the_same_everywhere() {
+    for (p, text, number) in [(Protocol::Tcp, "tcp", 6), (Protocol::Udp, "udp", 17)] {
+        let wire = toml::Value::try_from(p).unwrap();
+        assert_eq!(wire.as_str(), Some(text));
+        assert_eq!(p.to_string(), text);
+        assert_eq!(text.parse::<Protocol>(), Ok(p));
+        assert_eq!(p.number(), number);
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, Severity};
-use crate::load::suggest;
+use crate::suggest;
 
 /// Where diagnostics go, with the text needed to place them.
 pub(crate) struct Sink<'t> {
