@@ -213,7 +213,10 @@ pub struct TokenCache {
 /// What the cache says about a key right now (the tests' view of a slot).
 #[cfg(test)]
 #[derive(Debug)]
-#[allow(dead_code, reason = "the tests compare variants by their shape and read only some fields")]
+#[allow(
+    dead_code,
+    reason = "the tests compare variants by their shape and read only some fields"
+)]
 pub enum Lookup {
     /// Serve it; `refresh` asks for a background refresh.
     Fresh { token: Cached, refresh: bool },
