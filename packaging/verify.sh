@@ -34,7 +34,9 @@ fi
 
 echo "== systemd-analyze verify packaging/*.service"
 echo "   (systemd is not PID 1 here: ordering is checked statically, nothing is started)"
-out="$(systemd-analyze verify packaging/*.service 2>&1)" || { echo "$out"; exit 1; }
+# --man=no: the pages Documentation= names are checked where they are
+# installed (packaging/deb-test.sh); from the source tree they are not.
+out="$(systemd-analyze verify --man=no packaging/*.service 2>&1)" || { echo "$out"; exit 1; }
 # verify exits 0 on some warnings; treat any line about our units as a failure.
 if printf '%s\n' "$out" | grep -E 'gatehouse(-firewall)?\.service' >/dev/null; then
     echo "$out"
