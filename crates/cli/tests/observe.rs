@@ -62,6 +62,7 @@ fn start(upstream: &str, extra: &[&str]) -> Gate {
     let started = start_until(
         gatehouse()
             .args(["run", "--upstream", upstream, "--listen", "127.0.0.1:0"])
+            .args(["--caller-lookup", "sock-diag"])
             .args(["--metrics-listen", "127.0.0.1:0", "--policy"])
             .arg(&policy_path)
             .arg("--audit")
@@ -174,17 +175,19 @@ fn metrics_count_what_the_gate_did_and_status_tells_the_same() {
     for (series, want) in rows {
         assert_eq!(count(series), want, "{series}");
     }
-    // Four callers identified (the rejected requests never got that far);
-    // a token request under a policy of uids is decided on the socket alone.
+    // Four callers identified (the rejected requests never got that far),
+    // the denied instance request twice: first on the socket, as the
+    // assignments read only uids, then its processes, since a trusted
+    // service could still allow instance metadata.
     let lookups: f64 = text
         .lines()
         .filter(|l| l.starts_with("gatehouse_caller_lookup_duration_seconds_count{"))
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
         .sum();
-    assert_eq!(lookups, 4.0, "{text}");
+    assert_eq!(lookups, 5.0, "{text}");
     assert_eq!(
         count(r#"gatehouse_caller_lookup_duration_seconds_count{path="socket_only"}"#),
-        3.0
+        4.0
     );
     // gate_started + five requests, at least.
     assert!(count("gatehouse_audit_records_total") >= 6.0);
