@@ -266,6 +266,16 @@ impl Limiter {
                 () = &mut full => {}
                 () = tokio::time::sleep_until(until) => {
                     if Instant::now() >= deadline {
+                        // The lane may have room at this very instant (a
+                        // window opening, a slot back): one last dispatch
+                        // before giving up.
+                        {
+                            let mut state = self.inner.lock();
+                            dispatch(&self.inner, &mut state, kind, Instant::now());
+                        }
+                        if let Ok(slot) = rx.try_recv() {
+                            return Some(slot);
+                        }
                         // A grant that landed at the last moment goes back.
                         rx.close();
                         drop(rx.try_recv());
