@@ -58,22 +58,37 @@ fn tool(program: &str) -> PathBuf {
     PathBuf::from(program)
 }
 
+/// Why a tool gave no output to read.
+#[derive(Debug, thiserror::Error)]
+enum ToolError {
+    #[error("`{program}` cannot run: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+}
+
 /// A tool's stdout, or why there is none.
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+fn run(program: &str, args: &[&str]) -> Result<String, ToolError> {
     let out = Command::new(tool(program))
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|e| format!("`{program}` cannot run: {e}"))?;
+        .map_err(|source| ToolError::Spawn {
+            program: program.to_owned(),
+            source,
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(ToolError::Failed {
+            command: format!("{program} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
 
@@ -132,7 +147,7 @@ fn bpf() -> Vec<Finding> {
             "cgroup-bpf",
             Level::Info,
             "cannot list the root cgroup's eBPF programs",
-            e,
+            e.to_string(),
             "install `bpftool` and run as root to look for other agents' connect programs",
         )),
     }
@@ -156,7 +171,7 @@ fn firewall() -> Vec<Finding> {
             "nft",
             Level::Error,
             "nftables is not usable",
-            e,
+            e.to_string(),
             "install `nftables` (gatehouse's firewall is an nftables table) and run as root",
         )),
     }

@@ -69,17 +69,39 @@ fn groups() -> Vec<(u32, String, Vec<String>)> {
         .collect()
 }
 
-fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, String> {
+/// Why `explain` cannot build the caller or the time it was asked about.
+#[derive(Debug, thiserror::Error)]
+enum ExplainError {
+    #[error("no user `{0}` in /etc/passwd")]
+    NoUser(String),
+    #[error("name the caller with `--as USER`, `--uid N` or `--pid P`")]
+    NoCaller,
+    #[error("cannot open /proc/{pid}: {source}")]
+    Proc {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read /proc/{pid}/status: {source}")]
+    Status {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no uid in status")]
+    NoUid,
+    #[error("invalid time `{0}`")]
+    BadTime(String),
+    #[error("time `{0}` is before 1970")]
+    BeforeEpoch(String),
+}
+
+fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, ExplainError> {
     let entry = passwd_entry(name, uid);
     let (user, uid, gid) = match (entry, uid) {
         (Some(e), _) => (Some(e.0), e.1, Some(e.2)),
         (None, Some(u)) => (None, u, None),
-        (None, None) => {
-            return Err(format!(
-                "no user `{}` in /etc/passwd",
-                name.unwrap_or_default()
-            ))
-        }
+        (None, None) => return Err(ExplainError::NoUser(name.unwrap_or_default().to_owned())),
     };
     let all = groups();
     let mut gids: Vec<u32> = gid.into_iter().collect();
@@ -102,12 +124,12 @@ fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, String> {
 }
 
 /// A running process's facts, read the way the daemon reads them.
-fn pid_caller(pid: u32) -> Result<Caller, String> {
+fn pid_caller(pid: u32) -> Result<Caller, ExplainError> {
     let dir = gatehouse_sys::ProcDir::open(Path::new("/proc"), pid, false)
-        .map_err(|e| format!("cannot open /proc/{pid}: {e}"))?;
+        .map_err(|source| ExplainError::Proc { pid, source })?;
     let status = dir
         .read_to_string("status")
-        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+        .map_err(|source| ExplainError::Status { pid, source })?;
     let field = |key: &str| {
         status
             .lines()
@@ -116,7 +138,7 @@ fn pid_caller(pid: u32) -> Result<Caller, String> {
     };
     let uid: u32 = field("Uid:")
         .and_then(|mut f| f.next()?.parse().ok())
-        .ok_or("no uid in status")?;
+        .ok_or(ExplainError::NoUid)?;
     let mut gids: Vec<u32> = field("Gid:")
         .and_then(|mut f| f.next()?.parse().ok())
         .into_iter()
@@ -169,14 +191,14 @@ fn pid_caller(pid: u32) -> Result<Caller, String> {
     })
 }
 
-fn time(at: Option<&str>) -> Result<SystemTime, String> {
+fn time(at: Option<&str>) -> Result<SystemTime, ExplainError> {
     let Some(text) = at else {
         return Ok(gatehouse_gate::clock::Clock::now(
             &gatehouse_gate::clock::SystemClock,
         ));
     };
-    let nanos = datetime::parse(text).ok_or_else(|| format!("invalid time `{text}`"))?;
-    let n = u64::try_from(nanos).map_err(|_| format!("time `{text}` is before 1970"))?;
+    let nanos = datetime::parse(text).ok_or_else(|| ExplainError::BadTime(text.to_owned()))?;
+    let n = u64::try_from(nanos).map_err(|_| ExplainError::BeforeEpoch(text.to_owned()))?;
     Ok(UNIX_EPOCH + Duration::from_nanos(n))
 }
 
@@ -208,17 +230,15 @@ pub fn main(args: Args) -> ExitCode {
         (_, _, Some(pid)) => pid_caller(pid),
         (Some(u), _, _) => user_caller(Some(u), None),
         (None, Some(uid), None) => user_caller(None, Some(uid)),
-        (None, None, None) => {
-            Err("name the caller with `--as USER`, `--uid N` or `--pid P`".to_owned())
-        }
+        (None, None, None) => Err(ExplainError::NoCaller),
     };
     let caller = match caller {
         Ok(c) => c,
-        Err(e) => return crate::fail(&e, None),
+        Err(e) => return crate::fail(&e.to_string(), None),
     };
     let now = match time(args.at.as_deref()) {
         Ok(t) => t,
-        Err(e) => return crate::fail(&e, Some("write it as `2025-06-01T12:00:00Z`")),
+        Err(e) => return crate::fail(&e.to_string(), Some("write it as `2025-06-01T12:00:00Z`")),
     };
     let audience = match args
         .audience

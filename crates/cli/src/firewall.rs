@@ -84,14 +84,23 @@ pub fn jit_ports(policy: &gatehouse_policy::Policy) -> Option<JitPorts> {
     })
 }
 
+/// Why no table can be rendered for these flags.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("the gate's listen address `{0}` is not IPv4; IMDS is reached over IPv4 only")]
+    NotIpv4(SocketAddr),
+    #[error(transparent)]
+    Options(#[from] gatehouse_firewall::OptionsError),
+}
+
 /// The table for a gate listening on `listen` with upstream mark `mark`.
 pub fn ruleset(
     listen: SocketAddr,
     mark: u32,
     shape: &Shape,
     jit: Option<JitPorts>,
-) -> Result<Ruleset, String> {
-    Ruleset::new(&options(listen, mark, shape, jit)?).map_err(|e| e.to_string())
+) -> Result<Ruleset, TableError> {
+    Ok(Ruleset::new(&options(listen, mark, shape, jit)?)?)
 }
 
 /// What the table is rendered from.
@@ -100,11 +109,9 @@ pub fn options(
     mark: u32,
     shape: &Shape,
     jit: Option<JitPorts>,
-) -> Result<Options, String> {
+) -> Result<Options, TableError> {
     let SocketAddr::V4(listen) = listen else {
-        return Err(format!(
-            "the gate's listen address `{listen}` is not IPv4; IMDS is reached over IPv4 only"
-        ));
+        return Err(TableError::NotIpv4(listen));
     };
     let options = Options {
         listen: SocketAddrV4::new(*listen.ip(), listen.port()),
@@ -152,7 +159,7 @@ pub fn main(command: Command) -> ExitCode {
     };
     let options = match options(args.listen, mark, &args.shape, jit) {
         Ok(o) => o,
-        Err(e) => return crate::fail(&e, None),
+        Err(e) => return crate::fail(&e.to_string(), None),
     };
     let ruleset = match Ruleset::new(&options) {
         Ok(r) => r,
@@ -288,7 +295,7 @@ pub fn watch_for_gate(
     };
     let (jit, keeper) = jit.map_or((None, None), |(j, k)| (Some(j), Some(k)));
     let ruleset = ruleset(listen, mark, shape, jit)
-        .map_err(|e| crate::fail(&e, Some("or pass `--firewall off`")))?;
+        .map_err(|e| crate::fail(&e.to_string(), Some("or pass `--firewall off`")))?;
     let gate = std::sync::Arc::clone(gate);
     let options = gatehouse_firewall::WatchOptions {
         every,

@@ -133,7 +133,7 @@ enum Command {
     },
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, gatehouse_policy::DurationError> {
     gatehouse_policy::parse_duration(s)
 }
 

@@ -263,24 +263,31 @@ pub(crate) fn identify_options(
 /// The socket mark the firewall exempts by default ("ga").
 pub const DEFAULT_MARK: u32 = 0x6761;
 
-pub(crate) fn parse_mark(s: &str) -> Result<u32, String> {
+/// A flag value clap hands over that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("`{0}` is not a non-zero mark (decimal or 0x-hex)")]
+    Mark(String),
+    #[error("`{0}` is not a budget between 0.2 and 60 seconds (e.g. `1.5`)")]
+    Budget(String),
+}
+
+pub(crate) fn parse_mark(s: &str) -> Result<u32, ValueError> {
     let parsed = match s.strip_prefix("0x") {
         Some(hex) => u32::from_str_radix(hex, 16),
         None => s.parse(),
     };
     match parsed {
-        Ok(0) | Err(_) => Err(format!("`{s}` is not a non-zero mark (decimal or 0x-hex)")),
+        Ok(0) | Err(_) => Err(ValueError::Mark(s.to_owned())),
         Ok(m) => Ok(m),
     }
 }
 
 /// `--upstream-timeout`: seconds, fractions allowed, within sane bounds.
-pub(crate) fn parse_budget(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_budget(s: &str) -> Result<Duration, ValueError> {
     match s.trim().parse::<f64>() {
         Ok(secs) if (0.2..=60.0).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!(
-            "`{s}` is not a budget between 0.2 and 60 seconds (e.g. `1.5`)"
-        )),
+        _ => Err(ValueError::Budget(s.to_owned())),
     }
 }
 
@@ -295,7 +302,7 @@ pub fn main(args: Args) -> ExitCode {
     };
     let kind = match UpstreamKind::parse(upstream) {
         Ok(k) => k,
-        Err(e) => return crate::fail(&e, Some(NO_UPSTREAM_HELP)),
+        Err(e) => return crate::fail(&e.to_string(), Some(NO_UPSTREAM_HELP)),
     };
     let me = gatehouse_sys::effective_uid();
     if args.internal_worker {

@@ -80,9 +80,9 @@ pub enum Failure {
     /// No slot under IMDS's limits within the budget.
     Limited,
     Timeout,
-    Unreachable(String),
+    Unreachable(crate::upstream::UpstreamError),
     /// IMDS answered for another identity than the one decided on.
-    WrongIdentity(String),
+    WrongIdentity(crate::token_path::WrongIdentity),
 }
 
 /// How a shared upstream exchange (a flight) ended.

@@ -19,22 +19,21 @@ pub trait CallerSource: Send + Sync {
 }
 
 /// Why a caller is unknown (the gate answers 403 "caller unknown").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallerError(String);
-
-impl CallerError {
-    pub fn new(why: String) -> Self {
-        CallerError(why)
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum CallerError {
+    /// The kernel or `/proc` did not say (identified in this process).
+    #[error(transparent)]
+    Lookup(#[from] gatehouse_sys::IdentifyError),
+    /// The broker did not say (`run --user`).
+    #[error(transparent)]
+    Broker(#[from] crate::privsep::BrokerError),
+    /// The blocking task that identifies the caller did not finish.
+    #[error("identification failed: {0}")]
+    Task(String),
+    /// Another source (a test's, or a future one) could not say.
+    #[error("{0}")]
+    Other(String),
 }
-
-impl std::fmt::Display for CallerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CallerError {}
 
 impl CallerSource for gatehouse_sys::Identifier {
     fn identify(
@@ -43,8 +42,7 @@ impl CallerSource for gatehouse_sys::Identifier {
         dst: SocketAddr,
         needs: gatehouse_sys::Needs,
     ) -> Result<CallerFacts, CallerError> {
-        gatehouse_sys::Identifier::identify(self, src, dst, needs)
-            .map_err(|e| CallerError(e.to_string()))
+        Ok(gatehouse_sys::Identifier::identify(self, src, dst, needs)?)
     }
 }
 

@@ -289,7 +289,7 @@ impl Gate {
             summary: decision.summary(),
         });
         if !decision.is_allowed() {
-            return Err(Refusal::Denied(decision.reason().to_string()));
+            return Err(Refusal::Denied(decision.reason()));
         }
 
         let upload = if parts.method == Method::POST {
@@ -365,7 +365,7 @@ impl Gate {
                 .map_err(|e| match e {
                     FetchError::Limited => Refusal::Limited,
                     FetchError::Upstream(UpstreamError::Timeout) => Refusal::UpstreamTimeout,
-                    FetchError::Upstream(other) => Refusal::Upstream(other.to_string()),
+                    FetchError::Upstream(other) => Refusal::Upstream(other),
                 }),
         };
         let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -419,8 +419,9 @@ impl Gate {
             Ok::<_, crate::caller::CallerError>((facts, who))
         })
         .await
-        .map_err(|e| Refusal::CallerUnknown(format!("identification failed: {e}")))
-        .and_then(|r| r.map_err(|e| Refusal::CallerUnknown(e.to_string())));
+        .map_err(|e| crate::caller::CallerError::Task(e.to_string()))
+        .and_then(|r| r)
+        .map_err(Refusal::CallerUnknown);
         let (facts, who) = identified.inspect_err(|_| crate::metrics::caller_unknown())?;
         crate::metrics::caller_identified(
             facts.lookup.strategy,

@@ -50,6 +50,32 @@ const AUDIT_BATCH: usize = 256;
 /// fill the database or the approvers' list).
 pub const MAX_PENDING_PER_REQUESTER: usize = 16;
 
+/// Why the service's own work (start, the audit outbox, the port sets)
+/// failed; a request's refusal is an [`ApiError`] instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] gatehouse_audit::AuditError),
+    /// The store and the audit schema must change together.
+    #[error("jit event {seq} (`{kind}`): detail not in the audit schema: {source}")]
+    Schema {
+        seq: i64,
+        kind: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("jit event {seq}: kind `{kind}` has no audit record")]
+    NoRecord { seq: i64, kind: String },
+    #[error("a store value does not serialise to a word: {0}")]
+    NotAWord(String),
+    #[error(transparent)]
+    Ports(#[from] ports::PortError),
+    #[error("cannot reconcile the just-in-time port sets: {0}")]
+    Reconcile(#[source] Box<ServiceError>),
+}
+
 pub struct JitService {
     gate: Arc<Gate>,
     store: Store,
@@ -210,13 +236,13 @@ impl JitService {
     /// On start: write events a crash kept from the audit log, record what
     /// expired or lapsed while the gate was down, load the grants, and make
     /// the kernel's port sets match the database (reconcile).
-    pub fn start(&self) -> Result<(), String> {
+    pub fn start(&self) -> Result<(), ServiceError> {
         self.flush_audit()?;
         self.tick();
         let _serial = self.one_at_a_time();
         if self.ports.is_some() {
             self.sync_ports("start")
-                .map_err(|e| format!("cannot reconcile the just-in-time port sets: {e}"))?;
+                .map_err(|e| ServiceError::Reconcile(Box::new(e)))?;
         }
         Ok(())
     }

@@ -1,31 +1,53 @@
 //! Every way a request ends other than "served", and the one place that maps
 //! each to an HTTP answer and an audit outcome.
 
+use crate::caller::CallerError;
+use crate::token_path::WrongIdentity;
+use crate::upstream::UpstreamError;
 use gatehouse_imds::{CanonError, ImdsError};
 
-#[derive(Debug)]
+/// Each variant's message is the audit line's `reason` (it may say more than
+/// the client is told): written from the type, one sentence, lowercase.
+#[derive(Debug, thiserror::Error)]
 pub enum Refusal {
+    #[error("method not allowed: IMDS answers GET, and POST on scheduled events")]
     MethodNotAllowed,
+    #[error("`X-Forwarded-For` present: IMDS refuses proxied requests")]
     ForwardedFor,
     /// `Transfer-Encoding` (with or without `Content-Length`): framing two
     /// parsers may read differently (RFC 9112 §6.1), refused, not guessed.
+    #[error("`Transfer-Encoding` present: ambiguous framing, connection closed")]
     AmbiguousFraming,
+    #[error("no single `Metadata: true` header")]
     MissingMetadata,
+    #[error(transparent)]
     NotCanonical(CanonError),
+    #[error("token request without a `resource` audience")]
     MissingResource,
+    #[error("the `resource` parameter is not a valid audience")]
     BadAudience,
+    #[error("no identity of the policy matches the request's selector")]
     IdentityNotFound,
+    #[error("several identities match and no selector picks one")]
     MultipleIdentities,
-    /// The policy said no; the text is the decision's public reason.
-    Denied(String),
-    CallerUnknown(String),
+    /// The policy said no; `Display` is the decision's public reason.
+    #[error("{0}")]
+    Denied(gatehouse_policy::Reason),
+    #[error("caller unknown: {0}")]
+    CallerUnknown(CallerError),
+    #[error("request body too large, or not sent within 10 s")]
     BodyTooLarge,
     /// The answer was for another identity than the one decided on.
-    WrongIdentity(String),
-    Upstream(String),
+    #[error(transparent)]
+    WrongIdentity(#[from] WrongIdentity),
+    #[error(transparent)]
+    Upstream(UpstreamError),
+    #[error("the metadata service did not answer in time")]
     UpstreamTimeout,
     /// No slot under IMDS's rate limits within the caller's time budget.
+    #[error("no slot under the metadata service's rate limits in time")]
     Limited,
+    #[error("the audit log is unavailable")]
     AuditUnavailable,
 }
 
@@ -79,7 +101,10 @@ impl Refusal {
                 ImdsError::bad_request("request body too large, or not sent within 10 s"),
                 Rejected,
             ),
-            Refusal::Denied(reason) => (ImdsError::access_denied(reason, decision_id), Denied),
+            Refusal::Denied(reason) => (
+                ImdsError::access_denied(&reason.to_string(), decision_id),
+                Denied,
+            ),
             Refusal::CallerUnknown(_) => {
                 (ImdsError::access_denied("caller unknown", decision_id), Denied)
             }
@@ -128,13 +153,9 @@ impl Refusal {
 
     /// The detail that goes into the audit line (may say more than the client sees).
     pub fn detail(&self) -> String {
-        match self {
-            Refusal::NotCanonical(e) => e.to_string(),
-            Refusal::Denied(r) => r.clone(),
-            Refusal::CallerUnknown(why) => format!("caller unknown: {why}"),
-            Refusal::WrongIdentity(why) => why.clone(),
-            Refusal::Upstream(why) => why.clone(),
-            other => format!("{other:?}"),
-        }
+        self.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests;

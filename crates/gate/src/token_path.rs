@@ -65,30 +65,42 @@ pub fn epoch_secs(clock: &dyn Clock) -> u64 {
         .unwrap_or(0)
 }
 
+/// Why a token answer is not for the identity decided on (the gate answers
+/// 502 and keeps the token from the caller).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WrongIdentity {
+    #[error("token answer is not IMDS-shaped JSON")]
+    NotJson,
+    #[error("token claims unreadable: {0}")]
+    Claims(gatehouse_imds::token::ClaimsError),
+    #[error("token oid is not identity `{0}`")]
+    ObjectId(String),
+    #[error("token appid is not identity `{0}`")]
+    ClientId(String),
+    #[error("token xms_mirid is not the system-assigned identity `{0}`")]
+    NotSystem(String),
+    #[error("identity `{0}` has no ids to check")]
+    NoIds(String),
+    #[error("token xms_mirid is not identity `{0}`")]
+    ResourceId(String),
+}
+
 /// The token must be for the identity the decision was about; returns its
 /// fingerprint.
-pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusal> {
-    let wrong = Refusal::WrongIdentity;
-    let parsed: TokenResponse = serde_json::from_slice(body)
-        .map_err(|_| wrong("token answer is not IMDS-shaped JSON".to_owned()))?;
-    let claims = decode_claims(&parsed.access_token)
-        .map_err(|e| wrong(format!("token claims unreadable: {e}")))?;
+pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, WrongIdentity> {
+    let parsed: TokenResponse = serde_json::from_slice(body).map_err(|_| WrongIdentity::NotJson)?;
+    let claims = decode_claims(&parsed.access_token).map_err(WrongIdentity::Claims)?;
     let same = |want: &Option<String>, got: &Option<String>| match (want, got) {
         (Some(w), Some(g)) => w.eq_ignore_ascii_case(g),
         (Some(_), None) => false,
         (None, _) => true,
     };
+    let name = || identity.name.clone();
     if !same(&identity.object_id, &claims.oid) {
-        return Err(wrong(format!(
-            "token oid is not identity `{}`",
-            identity.name
-        )));
+        return Err(WrongIdentity::ObjectId(name()));
     }
     if !same(&identity.client_id, &claims.appid) {
-        return Err(wrong(format!(
-            "token appid is not identity `{}`",
-            identity.name
-        )));
+        return Err(WrongIdentity::ClientId(name()));
     }
     let mirid = claims
         .xms_mirid
@@ -98,10 +110,7 @@ pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusa
     match identity.kind {
         IdentityKind::System => {
             if mirid.is_empty() || mirid.contains("/userassignedidentities/") {
-                return Err(wrong(format!(
-                    "token xms_mirid is not the system-assigned identity `{}`",
-                    identity.name
-                )));
+                return Err(WrongIdentity::NotSystem(name()));
             }
         }
         IdentityKind::User => {
@@ -109,17 +118,11 @@ pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusa
                 && identity.client_id.is_none()
                 && identity.resource_id.is_none()
             {
-                return Err(wrong(format!(
-                    "identity `{}` has no ids to check",
-                    identity.name
-                )));
+                return Err(WrongIdentity::NoIds(name()));
             }
             if let Some(rid) = &identity.resource_id {
                 if !rid.eq_ignore_ascii_case(&mirid) {
-                    return Err(wrong(format!(
-                        "token xms_mirid is not identity `{}`",
-                        identity.name
-                    )));
+                    return Err(WrongIdentity::ResourceId(name()));
                 }
             }
         }
@@ -131,7 +134,7 @@ fn map_fetch(e: FetchError) -> Refusal {
     match e {
         FetchError::Limited => Refusal::Limited,
         FetchError::Upstream(UpstreamError::Timeout) => Refusal::UpstreamTimeout,
-        FetchError::Upstream(other) => Refusal::Upstream(other.to_string()),
+        FetchError::Upstream(other) => Refusal::Upstream(other),
     }
 }
 
@@ -358,11 +361,7 @@ fn token_ask(target: &str, uid: u32) -> Ask<'_> {
 
 /// Wait for a flight's outcome (a flight whose task vanished is a failure).
 async fn outcome_of(mut flight: watch::Receiver<Option<Outcome>>) -> Outcome {
-    let gone = || {
-        Outcome::Failed(Failure::Unreachable(
-            "the upstream exchange was abandoned".into(),
-        ))
-    };
+    let gone = || Outcome::Failed(Failure::Unreachable(UpstreamError::Abandoned));
     match flight.wait_for(Option::is_some).await {
         Ok(v) => v.clone().unwrap_or_else(gone),
         Err(_) => gone(),
@@ -391,13 +390,8 @@ fn judge(
                     };
                     (outcome, token, None)
                 }
-                Err(Refusal::WrongIdentity(why)) => (
+                Err(why) => (
                     Outcome::Failed(Failure::WrongIdentity(why)),
-                    None,
-                    remember(None),
-                ),
-                Err(other) => (
-                    Outcome::Failed(Failure::WrongIdentity(other.detail())),
                     None,
                     remember(None),
                 ),
@@ -420,7 +414,7 @@ fn judge(
             (Outcome::Failed(Failure::Timeout), None, remember(None))
         }
         Err(FetchError::Upstream(e)) => (
-            Outcome::Failed(Failure::Unreachable(e.to_string())),
+            Outcome::Failed(Failure::Unreachable(e)),
             None,
             remember(None),
         ),

@@ -22,22 +22,18 @@ pub enum UpstreamKind {
 }
 
 impl UpstreamKind {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, UpstreamKindError> {
         match s {
             "imds" => Ok(UpstreamKind::Imds),
             "emulator" => Ok(UpstreamKind::Emulator),
             url if url.starts_with("http://") => {
                 let rest = url.trim_start_matches("http://").trim_end_matches('/');
                 if rest.is_empty() || rest.contains('/') || rest.contains('?') {
-                    return Err(format!(
-                        "upstream `{s}` must be a base URL without a path, e.g. `http://127.0.0.1:8080`"
-                    ));
+                    return Err(UpstreamKindError::Path(s.to_owned()));
                 }
                 Ok(UpstreamKind::Url(format!("http://{rest}")))
             }
-            _ => Err(format!(
-                "upstream `{s}` is not `imds`, `emulator` or an `http://host:port` URL"
-            )),
+            _ => Err(UpstreamKindError::Unknown(s.to_owned())),
         }
     }
 
@@ -50,32 +46,37 @@ impl UpstreamKind {
     }
 }
 
+/// An `--upstream` that names no metadata service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamKindError {
+    #[error("upstream `{0}` must be a base URL without a path, e.g. `http://127.0.0.1:8080`")]
+    Path(String),
+    #[error("upstream `{0}` is not `imds`, `emulator` or an `http://host:port` URL")]
+    Unknown(String),
+}
+
 pub const IMDS_BASE: &str = "http://169.254.169.254";
 /// A metadata service that does not complete a TCP handshake within this
 /// (or a third of the budget, if shorter) is not there: IMDS is one hop away.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const MAX_BODY: usize = 1 << 20;
 
-#[derive(Debug, Clone)]
+/// Why the metadata service gave no answer. Cloneable (its causes kept as
+/// text): one failed exchange is the answer of every caller sharing it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
+    #[error("upstream did not answer in time")]
     Timeout,
+    #[error("upstream unreachable: {0}")]
     Connect(String),
+    #[error("upstream answer too large")]
     BodyTooLarge,
+    #[error("upstream request failed: {0}")]
     Request(String),
+    /// The task that talked to the upstream for a shared flight is gone.
+    #[error("the upstream exchange was abandoned")]
+    Abandoned,
 }
-
-impl fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UpstreamError::Timeout => f.write_str("upstream did not answer in time"),
-            UpstreamError::Connect(e) => write!(f, "upstream unreachable: {e}"),
-            UpstreamError::BodyTooLarge => f.write_str("upstream answer too large"),
-            UpstreamError::Request(e) => write!(f, "upstream request failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for UpstreamError {}
 
 /// What came back, reduced to what is handed to the client.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ mod common;
 use common::*;
 use gatehouse_gate::clock::ManualClock;
 use gatehouse_gate::jit::api::{AdminRequest, AdminResponse, ListWhich};
-use gatehouse_gate::jit::ports::{PortControl, PortElement, SyncSummary};
+use gatehouse_gate::jit::ports::{PortControl, PortElement, PortError, SyncSummary};
 use gatehouse_gate::jit::{AdminCaller, JitService};
 use gatehouse_jit::store::{Protocol, State, Store};
 use gatehouse_sys::PeerCredentials;
@@ -88,7 +88,7 @@ struct FakePorts {
 }
 
 impl PortControl for FakePorts {
-    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
+    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, PortError> {
         self.synced.lock().unwrap().push(desired.to_vec());
         Ok(SyncSummary {
             added: desired.len(),
@@ -96,7 +96,7 @@ impl PortControl for FakePorts {
             kept: 0,
         })
     }
-    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, String> {
+    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, PortError> {
         self.cut
             .lock()
             .unwrap()

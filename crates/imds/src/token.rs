@@ -34,7 +34,7 @@ pub struct Claims {
     pub tid: Option<String>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimsError {
     NotAJwt,
     BadBase64,

@@ -71,18 +71,20 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// A protocol word that is neither `tcp` nor `udp`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol `{}`: expected `tcp` or `udp`", .0.escape_debug())]
+pub struct ProtocolError(String);
+
 impl FromStr for Protocol {
-    type Err = String;
+    type Err = ProtocolError;
 
     /// `tcp` or `udp`, case-insensitively.
-    fn from_str(s: &str) -> Result<Protocol, String> {
+    fn from_str(s: &str) -> Result<Protocol, ProtocolError> {
         match s.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
-            _ => Err(format!(
-                "unknown protocol `{}`: expected `tcp` or `udp`",
-                s.escape_debug()
-            )),
+            _ => Err(ProtocolError(s.to_owned())),
         }
     }
 }
@@ -264,10 +266,15 @@ impl std::error::Error for JitRefusal {}
 const DURATION_FORMAT: &str =
     "expected a number and a unit, largest unit first, e.g. `90s`, `30m`, `1h30m` or `1d` (units: d, h, m, s)";
 
+/// A duration that [`parse_duration`] does not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration `{}`: {DURATION_FORMAT}", .0.escape_debug())]
+pub struct DurationError(String);
+
 /// Parse `90s`, `30m`, `1h`, `1h30m`, `1d`: numbers with units `d`, `h`,
 /// `m`, `s`, each at most once, largest first, no spaces.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration `{}`: {DURATION_FORMAT}", s.escape_debug());
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError(s.to_owned());
     if s.is_empty() {
         return Err(bad());
     }

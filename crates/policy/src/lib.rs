@@ -33,9 +33,9 @@ pub use decision::{Candidate, Decision, Reason, Trail};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use identity::{Identity, IdentityKind, ResolveError, Selector, SelectorKind};
 pub use jit::{
-    format_duration, parse_duration, Activation, ActivationAsk, AutoApprove, Eligibility, Grant,
-    JitPort, JitRefusal, JitRefusalKind, PortAsk, PortPlan, PortRequester, Protocol, Requester,
-    MAX_GRANT,
+    format_duration, parse_duration, Activation, ActivationAsk, AutoApprove, DurationError,
+    Eligibility, Grant, JitPort, JitRefusal, JitRefusalKind, PortAsk, PortPlan, PortRequester,
+    Protocol, ProtocolError, Requester, MAX_GRANT,
 };
 pub use lint::Machine;
 pub use load::parse;

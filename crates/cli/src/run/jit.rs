@@ -84,7 +84,7 @@ pub(crate) async fn start(
         let started = tokio::task::spawn_blocking(move || service.start()).await;
         match started {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(crate::fail(&e, None)),
+            Ok(Err(e)) => return Err(crate::fail(&e.to_string(), None)),
             Err(e) => {
                 return Err(crate::fail(
                     &format!("just-in-time start failed: {e}"),

@@ -84,7 +84,7 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
             });
             match crate::firewall::ruleset(listen, mark, shape, jit) {
                 Ok(r) => Some(r),
-                Err(e) => return crate::fail(&e, Some("or pass `--firewall off`")),
+                Err(e) => return crate::fail(&e.to_string(), Some("or pass `--firewall off`")),
             }
         }
     };

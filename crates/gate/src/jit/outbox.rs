@@ -11,31 +11,24 @@ use std::time::SystemTime;
 
 impl JitService {
     /// Write pending events to the audit log, oldest first.
-    pub fn flush_audit(&self) -> Result<(), String> {
+    pub fn flush_audit(&self) -> Result<(), ServiceError> {
         loop {
-            let events = self
-                .store
-                .unaudited(AUDIT_BATCH)
-                .map_err(|e| e.to_string())?;
+            let events = self.store.unaudited(AUDIT_BATCH)?;
             let Some(last) = events.last().map(|e| e.seq) else {
                 return Ok(());
             };
             for event in &events {
                 let record = self.store.get(&event.request_id).ok().flatten();
                 let line = audit_event(event, record.as_ref())?;
-                if let Err(e) = self
-                    .gate
-                    .record_event_public(&line)
-                    .map_err(|e| e.to_string())
-                {
+                if let Err(e) = self.gate.record_event_public(&line) {
                     // Keep what was written; the rest waits for the log.
                     if let Some(done) = event.seq.checked_sub(1) {
                         let _ = self.store.mark_audited(done);
                     }
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
-            self.store.mark_audited(last).map_err(|e| e.to_string())?;
+            self.store.mark_audited(last)?;
             if events.len() < AUDIT_BATCH {
                 return Ok(());
             }
@@ -67,13 +60,13 @@ impl JitService {
 fn audit_event(
     event: &gatehouse_jit::store::Event,
     record: Option<&Record>,
-) -> Result<Event, String> {
-    let detail: audit::JitDetail = serde_json::from_value(event.detail.clone()).map_err(|e| {
-        format!(
-            "jit event {} ({}): detail not in the audit schema: {e}",
-            event.seq, event.kind
-        )
-    })?;
+) -> Result<Event, ServiceError> {
+    let detail: audit::JitDetail =
+        serde_json::from_value(event.detail.clone()).map_err(|source| ServiceError::Schema {
+            seq: event.seq,
+            kind: event.kind.clone(),
+            source,
+        })?;
     let line = audit::JitEvent {
         jit_event: event.seq,
         id: event.request_id.clone(),
@@ -82,11 +75,9 @@ fn audit_event(
         detail,
         request: record.map(audit_view).transpose()?,
     };
-    Event::jit(&event.kind, line).ok_or_else(|| {
-        format!(
-            "jit event {}: kind `{}` has no audit record",
-            event.seq, event.kind
-        )
+    Event::jit(&event.kind, line).ok_or_else(|| ServiceError::NoRecord {
+        seq: event.seq,
+        kind: event.kind.clone(),
     })
 }
 
@@ -98,15 +89,16 @@ fn principal(r: &gatehouse_jit::store::Requester) -> audit::Principal {
 }
 
 /// A store value (kind, state, protocol) as the word it serialises to.
-fn word<T: serde::Serialize>(value: &T) -> Result<String, String> {
+fn word<T: serde::Serialize>(value: &T) -> Result<String, ServiceError> {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => Ok(s),
-        other => Err(format!("not a word: {other:?}")),
+        Ok(other) => Err(ServiceError::NotAWord(other.to_string())),
+        Err(e) => Err(ServiceError::NotAWord(e.to_string())),
     }
 }
 
 /// The request as an audit line shows it: who, what, why and when.
-pub(super) fn audit_view(r: &Record) -> Result<audit::JitRequestView, String> {
+pub(super) fn audit_view(r: &Record) -> Result<audit::JitRequestView, ServiceError> {
     let t = |x: Option<SystemTime>| x.map(rfc3339);
     let q = FlatRequest::from(r.request.clone());
     Ok(audit::JitRequestView {

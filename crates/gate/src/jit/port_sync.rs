@@ -7,15 +7,12 @@ use std::time::SystemTime;
 
 impl JitService {
     /// Make the kernel's sets hold exactly the active port grants.
-    pub(super) fn sync_ports(&self, why: &str) -> Result<(), String> {
+    pub(super) fn sync_ports(&self, why: &str) -> Result<(), ServiceError> {
         let Some(ports) = &self.ports else {
             return Ok(());
         };
         let now = self.now();
-        let records = self
-            .store
-            .active(Kind::Port, now)
-            .map_err(|e| e.to_string())?;
+        let records = self.store.active(Kind::Port, now)?;
         let desired: Vec<PortElement> = records
             .iter()
             .filter_map(|r| port_element(r, now))

@@ -36,12 +36,29 @@ pub struct SyncSummary {
     pub kept: usize,
 }
 
+/// Why the port sets or a session cut could not be changed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("`{port}/{protocol}` is not a just-in-time port of this gate's table; add it to the policy's `[jit]` ports and restart")]
+    NotProtected { port: u16, protocol: Protocol },
+    #[error("a timeout of {0} s is outside 1 s .. 24 h")]
+    Timeout(u64),
+    #[error("the port state lock is poisoned; restart the gate")]
+    Poisoned,
+    #[error("changing the just-in-time port sets failed: {0}")]
+    Firewall(#[source] gatehouse_firewall::Error),
+    #[error("cutting sessions failed: {0}")]
+    Cut(#[source] std::io::Error),
+    #[error(transparent)]
+    Broker(#[from] crate::privsep::BrokerError),
+}
+
 /// What the JIT service needs from the firewall.
 pub trait PortControl: Send + Sync {
     /// Make the kernel's sets hold exactly `desired`.
-    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String>;
+    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, PortError>;
     /// Destroy every socket of `protocol`/`port` talking to `source`.
-    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, String>;
+    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, PortError>;
 }
 
 /// The holder of CAP_NET_ADMIN's side: checks every element against the
@@ -74,20 +91,17 @@ impl PortKeeper {
         }
     }
 
-    fn element(&self, e: &PortElement) -> Result<Element, String> {
+    fn element(&self, e: &PortElement) -> Result<Element, PortError> {
         let proto = e.protocol;
         if !self.protected.contains(&(proto, e.port)) {
-            return Err(format!(
-                "{}/{} is not a just-in-time port of this gate's table",
-                e.port, e.protocol
-            ));
+            return Err(PortError::NotProtected {
+                port: e.port,
+                protocol: e.protocol,
+            });
         }
         let expires_in = Duration::from_secs(e.expires_in_secs);
         if expires_in.is_zero() || expires_in > MAX_TIMEOUT {
-            return Err(format!(
-                "a timeout of {} s is outside 1 s .. 24 h",
-                e.expires_in_secs
-            ));
+            return Err(PortError::Timeout(e.expires_in_secs));
         }
         Ok(Element {
             source: e.source,
@@ -99,7 +113,7 @@ impl PortKeeper {
 
     /// After the table was re-applied: put the remembered elements back with
     /// what is left of their time.
-    pub fn resync(&self) -> Result<SyncSummary, String> {
+    pub fn resync(&self) -> Result<SyncSummary, PortError> {
         let _one_at_a_time = self
             .syncing
             .lock()
@@ -108,7 +122,7 @@ impl PortKeeper {
         let remaining: Vec<PortElement> = self
             .last
             .lock()
-            .map_err(|_| "the port state lock is poisoned".to_owned())?
+            .map_err(|_| PortError::Poisoned)?
             .iter()
             .filter_map(|(e, deadline)| {
                 let left = deadline.checked_duration_since(now)?.as_secs();
@@ -125,7 +139,7 @@ impl PortKeeper {
     /// the newest wish, never an older one), then make the sets hold it.
     /// An element this keeper may not hold is left out and reported, so one
     /// bad element never keeps the others — or a removal — from the kernel.
-    fn apply(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
+    fn apply(&self, desired: &[PortElement]) -> Result<SyncSummary, PortError> {
         let now = Instant::now();
         if let Ok(mut last) = self.last.lock() {
             *last = desired
@@ -136,10 +150,14 @@ impl PortKeeper {
         let mut refused = Vec::new();
         let elements: Vec<Element> = desired
             .iter()
-            .filter_map(|e| self.element(e).map_err(|why| refused.push(why)).ok())
+            .filter_map(|e| {
+                self.element(e)
+                    .map_err(|why| refused.push(why.to_string()))
+                    .ok()
+            })
             .collect();
         let report =
-            gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(|e| e.to_string())?;
+            gatehouse_firewall::jit::sync(&self.nft, &elements).map_err(PortError::Firewall)?;
         if !refused.is_empty() {
             tracing::error!(refused = ?refused, "jit: elements left out of the port sets");
         }
@@ -152,7 +170,7 @@ impl PortKeeper {
 }
 
 impl PortControl for PortKeeper {
-    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, String> {
+    fn sync(&self, desired: &[PortElement]) -> Result<SyncSummary, PortError> {
         let _one_at_a_time = self
             .syncing
             .lock()
@@ -160,12 +178,10 @@ impl PortControl for PortKeeper {
         self.apply(desired)
     }
 
-    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, String> {
+    fn cut(&self, source: IpAddr, protocol: Protocol, port: u16) -> Result<usize, PortError> {
         if !self.protected.contains(&(protocol, port)) {
-            return Err(format!(
-                "{port}/{protocol} is not a just-in-time port of this gate's table"
-            ));
+            return Err(PortError::NotProtected { port, protocol });
         }
-        gatehouse_sys::destroy_sockets(port, protocol.number(), source).map_err(|e| e.to_string())
+        gatehouse_sys::destroy_sockets(port, protocol.number(), source).map_err(PortError::Cut)
     }
 }

@@ -101,7 +101,7 @@ impl Broker {
             Ask::Identify { src, dst, needs } => {
                 if let Err(why) = self.check_connection(src, dst) {
                     tracing::warn!(%src, %dst, "broker: identify refused: {why}");
-                    return (refused(id, &why), None);
+                    return (refused(id, &why.to_string()), None);
                 }
                 match self.identifier.identify(src, dst, needs) {
                     Ok(facts) => (caller(id, facts), None),
@@ -147,7 +147,7 @@ impl Broker {
                         },
                         None,
                     ),
-                    Err(e) => (refused(id, &e), None),
+                    Err(e) => (refused(id, &e.to_string()), None),
                 }
             }
             Ask::JitCut {
@@ -167,7 +167,7 @@ impl Broker {
                         },
                         None,
                     ),
-                    Err(e) => (refused(id, &e), None),
+                    Err(e) => (refused(id, &e.to_string()), None),
                 }
             }
         }
@@ -175,9 +175,9 @@ impl Broker {
 
     /// Only connections to the gate are asked about: to its listener, or to
     /// IMDS (redirected to it by the firewall).
-    fn check_connection(&self, src: SocketAddr, dst: SocketAddr) -> Result<(), String> {
+    fn check_connection(&self, src: SocketAddr, dst: SocketAddr) -> Result<(), NotAsked> {
         if src.port() == 0 || src.ip().is_unspecified() {
-            return Err(format!("`{src}` is not a peer address"));
+            return Err(NotAsked::Peer(src));
         }
         let to_listener = dst == self.listen
             || (self.listen.ip().is_unspecified()
@@ -186,9 +186,19 @@ impl Broker {
         if to_listener || dst == IMDS {
             Ok(())
         } else {
-            Err(format!("`{dst}` is not the gate's address"))
+            Err(NotAsked::Destination(dst))
         }
     }
+}
+
+/// A connection the broker is not asked about: identification is only for
+/// callers of the gate.
+#[derive(Debug, thiserror::Error)]
+enum NotAsked {
+    #[error("`{0}` is not a peer address")]
+    Peer(SocketAddr),
+    #[error("`{0}` is not the gate's address")]
+    Destination(SocketAddr),
 }
 
 /// The loop of [`Broker::serve`], with the answering and the reply limit as

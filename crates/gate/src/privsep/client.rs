@@ -4,6 +4,7 @@
 use super::wire::{Answer, Ask, Reply, Request, MAX_REPLY};
 use crate::caller::{CallerError, CallerSource};
 use crate::connector::UpstreamSockets;
+use crate::jit::ports::PortError;
 use gatehouse_sys::{CallerFacts, Needs};
 use std::fmt;
 use std::io;
@@ -18,29 +19,20 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Late replies to earlier, timed-out requests skipped before giving up.
 const MAX_STALE_REPLIES: usize = 16;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// The broker closed its end: the worker must stop (fail closed).
+    #[error("the privileged broker is gone")]
     Gone,
-    Io(io::Error),
+    #[error("talking to the broker failed: {0}")]
+    Io(#[source] io::Error),
     /// The broker said no, or identification failed there.
+    #[error("{0}")]
     Refused(String),
     /// An answer that does not fit the question.
+    #[error("broker protocol error: {0}")]
     Protocol(&'static str),
 }
-
-impl fmt::Display for BrokerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BrokerError::Gone => f.write_str("the privileged broker is gone"),
-            BrokerError::Io(e) => write!(f, "talking to the broker failed: {e}"),
-            BrokerError::Refused(why) => f.write_str(why),
-            BrokerError::Protocol(what) => write!(f, "broker protocol error: {what}"),
-        }
-    }
-}
-
-impl std::error::Error for BrokerError {}
 
 pub struct BrokerClient {
     control: Mutex<OwnedFd>,
@@ -133,16 +125,15 @@ impl crate::jit::ports::PortControl for BrokerClient {
     fn sync(
         &self,
         desired: &[crate::jit::ports::PortElement],
-    ) -> Result<crate::jit::ports::SyncSummary, String> {
-        match self
-            .ask(Ask::JitSync {
-                elements: desired.to_vec(),
-            })
-            .map_err(|e| e.to_string())?
-        {
+    ) -> Result<crate::jit::ports::SyncSummary, PortError> {
+        match self.ask(Ask::JitSync {
+            elements: desired.to_vec(),
+        })? {
             (Answer::JitSynced(s), None) => Ok(s),
-            (Answer::Refused(why), None) => Err(why),
-            _ => Err("the broker answered a port sync with something else".to_owned()),
+            (Answer::Refused(why), None) => Err(BrokerError::Refused(why).into()),
+            _ => Err(
+                BrokerError::Protocol("the broker answered a port sync with something else").into(),
+            ),
         }
     }
 
@@ -151,16 +142,19 @@ impl crate::jit::ports::PortControl for BrokerClient {
         source: std::net::IpAddr,
         protocol: gatehouse_policy::Protocol,
         port: u16,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, PortError> {
         let ask = Ask::JitCut {
             source,
             protocol,
             port,
         };
-        match self.ask(ask).map_err(|e| e.to_string())? {
+        match self.ask(ask)? {
             (Answer::JitCut(n), None) => Ok(n),
-            (Answer::Refused(why), None) => Err(why),
-            _ => Err("the broker answered a session cut with something else".to_owned()),
+            (Answer::Refused(why), None) => Err(BrokerError::Refused(why).into()),
+            _ => Err(BrokerError::Protocol(
+                "the broker answered a session cut with something else",
+            )
+            .into()),
         }
     }
 }
@@ -172,7 +166,7 @@ impl CallerSource for BrokerClient {
         dst: SocketAddr,
         needs: Needs,
     ) -> Result<CallerFacts, CallerError> {
-        BrokerClient::identify(self, src, dst, needs).map_err(|e| CallerError::new(e.to_string()))
+        Ok(BrokerClient::identify(self, src, dst, needs)?)
     }
 }
 

@@ -195,7 +195,7 @@ fn durations_parse_and_format() {
             .err()
             .unwrap_or_else(|| panic!("`{bad}` should not parse"));
         assert!(
-            e.contains("e.g. `90s`, `30m`, `1h30m` or `1d`"),
+            e.to_string().contains("e.g. `90s`, `30m`, `1h30m` or `1d`"),
             "{bad}: {e}"
         );
     }

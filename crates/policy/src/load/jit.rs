@@ -157,7 +157,7 @@ pub(super) fn load(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> (Vec<IpNet>, V
             None => Some(Protocol::Tcp),
             Some((p, s)) => p
                 .parse::<Protocol>()
-                .map_err(|e| sink.error(s, e, None))
+                .map_err(|e| sink.error(s, e.to_string(), None))
                 .ok(),
         };
         if let (Some((number, span)), Some(proto)) = (&port, protocol) {
@@ -278,7 +278,7 @@ fn duration(
     let d = match parse_duration(&text) {
         Ok(d) => d,
         Err(e) => {
-            sink.error(span, e, None);
+            sink.error(span, e.to_string(), None);
             return None;
         }
     };
