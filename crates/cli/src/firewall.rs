@@ -46,7 +46,7 @@ pub struct Args {
 
 /// The choices that shape the table beyond the listener and the mark
 /// (shared with `gatehouse run`, whose watcher keeps the same table).
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
 pub struct Shape {
     /// Leave out the rule that lets only root and the gate reach the
     /// WireServer (168.63.129.16).
@@ -283,19 +283,15 @@ pub fn watch_for_gate(
         JitPorts,
         std::sync::Arc<gatehouse_gate::jit::ports::PortKeeper>,
     )>,
-) -> Result<Option<gatehouse_firewall::Watcher>, ExitCode> {
+) -> Result<Option<gatehouse_firewall::Watcher>, crate::run::StartError> {
+    use crate::run::StartError;
     if watching == Watching::Off {
         return Ok(None);
     }
-    let Some(mark) = mark else {
-        return Err(crate::fail(
-            "`--firewall watch` needs the upstream mark: without it the table would block the gate's own IMDS connections",
-            Some("drop `--no-upstream-mark`, or pass `--firewall off`"),
-        ));
-    };
+    let mark = mark.ok_or(StartError::WatchWithoutMark)?;
     let (jit, keeper) = jit.map_or((None, None), |(j, k)| (Some(j), Some(k)));
     let ruleset = ruleset(listen, mark, shape, jit)
-        .map_err(|e| crate::fail(&e.to_string(), Some("or pass `--firewall off`")))?;
+        .map_err(|e| StartError::step(e.to_string(), Some("or pass `--firewall off`")))?;
     let gate = std::sync::Arc::clone(gate);
     let options = gatehouse_firewall::WatchOptions {
         every,
@@ -326,6 +322,6 @@ pub fn watch_for_gate(
             tracing::error!(error = %e, "cannot audit a firewall event");
         }
     })
-    .map_err(|e| crate::fail(&format!("cannot watch the firewall: {e}"), Some(NFT_HELP)))?;
+    .map_err(|e| StartError::step(format!("cannot watch the firewall: {e}"), Some(NFT_HELP)))?;
     Ok(Some(watcher))
 }

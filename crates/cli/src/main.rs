@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(args).unwrap_or_else(|e| e.print()),
         Command::Emulate(args) => emulate::main(args),
         Command::Check(args) => check::main(args),
         Command::Explain(args) => explain::main(args),

@@ -3,7 +3,11 @@
 mod jit;
 pub(crate) mod lifecycle;
 mod observe;
+mod plan;
 mod privsep;
+
+pub(crate) use plan::StartError;
+use plan::{Plan, Role};
 
 use gatehouse_gate::clock::SystemClock;
 use gatehouse_gate::{Gate, GateConfig, UpstreamKind};
@@ -207,24 +211,15 @@ pub(crate) enum CallerLookup {
 /// records attached when `--caller-lookup` asks for them (and, for `auto`, when they
 /// can be). Prints which path identifies callers. Needs root for the eBPF path.
 pub(crate) fn identify_options(
-    args: &Args,
+    plan: &Plan,
     listen: SocketAddr,
-) -> Result<gatehouse_sys::IdentifyOptions, ExitCode> {
+) -> Result<gatehouse_sys::IdentifyOptions, StartError> {
     let mut opts = gatehouse_sys::IdentifyOptions {
         // Only a scan of every process finds a socket passed to an unrelated one.
-        exhaustive_holders: args.all_holders,
+        exhaustive_holders: plan.all_holders,
         ..gatehouse_sys::IdentifyOptions::default()
     };
-    let lookup = match args.caller_lookup {
-        _ if args.all_holders => CallerLookup::SockDiag,
-        l => l,
-    };
-    if args.all_holders && args.caller_lookup == CallerLookup::Ebpf {
-        return Err(crate::fail(
-            "`--all-holders` and `--caller-lookup ebpf` contradict each other: the eBPF path names the process that connected, not every holder",
-            Some("drop one of them"),
-        ));
-    }
+    let lookup = plan.lookup;
     if lookup == CallerLookup::SockDiag {
         eprintln!("gatehouse: callers: sock_diag and /proc");
         return Ok(opts);
@@ -249,8 +244,8 @@ pub(crate) fn identify_options(
             }
             Ok(opts)
         }
-        Err(e) => Err(crate::fail(
-            &format!("`--caller-lookup ebpf`: {e}"),
+        Err(e) => Err(StartError::step(
+            format!("`--caller-lookup ebpf`: {e}"),
             Some(if gatehouse_sys::EBPF_BUILT {
                 "run as root in the initial pid namespace, or use `--caller-lookup sock-diag`"
             } else {
@@ -291,43 +286,30 @@ pub(crate) fn parse_budget(s: &str) -> Result<Duration, ValueError> {
     }
 }
 
-const NO_UPSTREAM: &str = "no upstream named: say where tokens come from";
-const NO_UPSTREAM_HELP: &str = "`--upstream imds` on a VM, `--upstream emulator` to try gatehouse \
-with its built-in emulator, or `--upstream http://HOST:PORT`. gatehouse never picks one for you, \
-so a machine meant to use IMDS can never end up serving emulator tokens, or the reverse.";
-
-pub fn main(args: Args) -> ExitCode {
-    let Some(upstream) = args.upstream.as_deref() else {
-        return crate::fail(NO_UPSTREAM, Some(NO_UPSTREAM_HELP));
-    };
-    let kind = match UpstreamKind::parse(upstream) {
-        Ok(k) => k,
-        Err(e) => return crate::fail(&e.to_string(), Some(NO_UPSTREAM_HELP)),
-    };
+/// Settle the plan, then start the process it names.
+pub fn main(args: Args) -> Result<ExitCode, StartError> {
     let me = gatehouse_sys::effective_uid();
-    if args.internal_worker {
-        return privsep::worker_main(args, kind);
-    }
-    if let Some(user) = args.user.clone() {
-        if me != 0 {
-            return crate::fail(
-                "`--user` needs gatehouse to be started as root",
-                Some("drop `--user` to run unseparated as yourself"),
-            );
+    let plan = Plan::new(&args, me)?;
+    match &plan.role {
+        Role::Worker => privsep::worker_main(plan),
+        Role::Broker { user } => privsep::broker_main(&plan, user),
+        Role::Alone => {
+            if me == 0 {
+                eprintln!(
+                    "gatehouse: warning: running as root without `--user`: the process that parses \
+                     requests holds every privilege (see `--user`)"
+                );
+            }
+            runtime()?.block_on(run(plan, None))
         }
-        return privsep::broker_main(args, kind, &user);
     }
-    if me == 0 {
-        eprintln!(
-            "gatehouse: warning: running as root without `--user`: the process that parses \
-             requests holds every privilege (see `--user`)"
-        );
-    }
-    let rt = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(run(args, kind, None))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, StartError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::step(format!("cannot start the async runtime: {e}"), None))
 }
 
 /// What the unprivileged worker got from the broker.
@@ -339,121 +321,62 @@ pub(crate) struct WorkerParts {
     pub heartbeat: Duration,
 }
 
-/// The mark upstream connections carry, from the flags.
-pub(crate) fn upstream_mark(args: &Args, kind: &UpstreamKind) -> Option<u32> {
-    match (args.upstream_mark, args.no_upstream_mark, kind) {
-        (_, true, _) => None,
-        (Some(m), _, _) => Some(m),
-        (None, _, UpstreamKind::Imds) => Some(DEFAULT_MARK),
-        (None, _, _) => None,
-    }
-}
-
-/// Whether the firewall watcher runs, from the flags.
-pub(crate) fn watching(args: &Args, kind: &UpstreamKind) -> crate::firewall::Watching {
-    args.firewall.unwrap_or(if *kind == UpstreamKind::Imds {
-        crate::firewall::Watching::Watch
-    } else {
-        crate::firewall::Watching::Off
-    })
-}
-
-/// The audit log named by the flags; `None`: the try-it private directory.
-pub(crate) fn named_audit_path(args: &Args, kind: &UpstreamKind) -> Option<PathBuf> {
-    match (&args.audit, kind) {
-        (Some(p), _) => Some(p.clone()),
-        (None, UpstreamKind::Emulator) => None,
-        (None, _) => Some(PathBuf::from("/var/log/gatehouse/audit.log")),
-    }
-}
-
-/// The pieces of the flags the broker uses.
-pub(crate) fn broker_view(
-    args: &Args,
-) -> (SocketAddr, Option<&Path>, Duration, &crate::firewall::Shape) {
-    (
-        args.listen,
-        args.pid_file.as_deref(),
-        Duration::from_secs(args.firewall_every),
-        &args.firewall_shape,
-    )
-}
-
-async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> ExitCode {
-    let try_it = kind == UpstreamKind::Emulator;
+/// Start the gate from `plan` (this process alone, or the worker of a
+/// broker) and serve until asked to stop.
+async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartError> {
     let me = gatehouse_sys::effective_uid();
-    // Deployment: only root may own the policy. Try-it: also whoever runs it
-    // (not the worker's user: it was started by root).
-    let trusted_uids = if try_it && me != 0 && worker.is_none() {
-        vec![0, me]
-    } else {
-        vec![0]
-    };
-
     let mut emulator = None;
-    let (base, demo) = match &kind {
+    let (base, demo) = match &plan.upstream {
         UpstreamKind::Imds => (gatehouse_gate::upstream::IMDS_BASE.to_owned(), false),
         UpstreamKind::Url(u) => (u.clone(), false),
         UpstreamKind::Emulator => {
-            let (config, demo) = match &args.emulator_config {
-                Some(path) => match load_emulator_config(path) {
-                    Ok(c) => (c, false),
-                    Err(code) => return code,
-                },
+            let (config, demo) = match &plan.emulator_config {
+                Some(path) => (load_emulator_config(path)?, false),
                 None => (gatehouse_emulator::EmulatorConfig::demo(), true),
             };
             let options = gatehouse_emulator::Options::default();
-            match gatehouse_emulator::start(config, options).await {
-                Ok(e) => {
-                    let base = format!("http://{}", e.addr());
-                    emulator = Some(e);
-                    (base, demo)
-                }
-                Err(e) => return crate::fail(&format!("cannot start the emulator: {e}"), None),
-            }
+            let e = gatehouse_emulator::start(config, options)
+                .await
+                .map_err(|e| StartError::step(format!("cannot start the emulator: {e}"), None))?;
+            let base = format!("http://{}", e.addr());
+            emulator = Some(e);
+            (base, demo)
         }
     };
 
-    let audit_path = match named_audit_path(&args, &kind) {
-        Some(p) => p,
-        None => match demo_dir(me) {
-            Ok(d) => d.join("audit.log"),
-            Err(code) => return code,
-        },
+    let audit_path = match plan.named_audit_path() {
+        Some(p) => p.to_path_buf(),
+        None => demo_dir(me)?.join("audit.log"),
     };
     // With `--user` the broker identifies callers (and attached the eBPF path, if any).
     let identify = match &worker {
         Some(_) => gatehouse_sys::IdentifyOptions::default(),
-        None => match identify_options(&args, args.listen) {
-            Ok(o) => o,
-            Err(code) => return code,
-        },
+        None => identify_options(&plan, plan.listen)?,
     };
     let records = identify.connect_records.clone();
-    let callers = lifecycle::callers_label(records.is_some(), args.all_holders);
+    let callers = lifecycle::callers_label(records.is_some(), plan.all_holders);
     // Stop on SIGTERM/SIGINT, or when the broker says so (with --user).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel::<Option<String>>(None);
-    let signals = match lifecycle::listen_signals() {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let signals = lifecycle::listen_signals()?;
     let config = GateConfig {
-        policy_path: args.policy.clone(),
-        trusted_uids,
+        policy_path: plan.policy.clone(),
+        trusted_uids: plan.trusted_uids.clone(),
         audit_path: audit_path.clone(),
         audit_options: gatehouse_audit::Options {
-            rotate_bytes: (args.audit_rotate_bytes > 0).then_some(args.audit_rotate_bytes),
+            rotate_bytes: plan.audit_rotate_bytes,
             ..gatehouse_audit::Options::default()
         },
         upstream_base: base,
-        upstream_label: kind.label(),
-        upstream_timeout: args.upstream_timeout,
-        upstream_mark: upstream_mark(&args, &kind),
-        cache_margin: (!args.no_cache).then(|| Duration::from_secs(args.cache_margin)),
-        upstream_limits: (!args.no_upstream_limits).then(gatehouse_gate::limiter::Limits::default),
-        max_connections_per_uid: args.max_connections_per_uid,
+        upstream_label: plan.upstream.label(),
+        upstream_timeout: plan.upstream_timeout,
+        upstream_mark: plan.mark,
+        cache_margin: plan.cache_margin,
+        upstream_limits: plan
+            .upstream_limits
+            .then(gatehouse_gate::limiter::Limits::default),
+        max_connections_per_uid: plan.max_connections_per_uid,
         identify,
-        all_holders: args.all_holders,
+        all_holders: plan.all_holders,
     };
     let started = match &worker {
         Some(w) => Gate::with_caller_source(&config, Arc::new(SystemClock), w.client.clone()),
@@ -462,19 +385,15 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     let gate = match started {
         Ok(g) => Arc::new(g),
         Err(gatehouse_gate::StartError::Policy(e)) => {
-            eprintln!("{e}");
-            return crate::fail(
-                &format!(
-                    "the policy `{}` was not loaded; the gate did not start",
-                    args.policy.display()
-                ),
-                None,
-            );
+            return Err(StartError::Policy {
+                path: plan.policy.clone(),
+                report: e.to_string(),
+            })
         }
-        Err(e) => return crate::fail(&e.to_string(), None),
+        Err(e) => return Err(StartError::step(e.to_string(), None)),
     };
     let broker_ports: Option<Arc<dyn gatehouse_gate::jit::ports::PortControl>> = match &worker {
-        Some(w) if watching(&args, &kind) == crate::firewall::Watching::Watch => {
+        Some(w) if plan.firewall == crate::firewall::Watching::Watch => {
             Some(w.client.clone() as Arc<dyn gatehouse_gate::jit::ports::PortControl>)
         }
         _ => None,
@@ -493,51 +412,37 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
                 .set_nonblocking(true)
                 .and_then(|()| tokio::net::TcpListener::from_std(w.listener))
         }
-        None => tokio::net::TcpListener::bind(args.listen).await,
+        None => tokio::net::TcpListener::bind(plan.listen).await,
     };
-    let listener = match bound {
-        Ok(l) => l,
-        Err(e) => {
-            return crate::fail(
-                &format!("cannot listen on {}: {e}", args.listen),
-                Some("pick another address with `--listen`"),
-            )
-        }
-    };
-    let listen = listener.local_addr().unwrap_or(args.listen);
+    let listener = bound.map_err(|e| {
+        StartError::step(
+            format!("cannot listen on {}: {e}", plan.listen),
+            Some("pick another address with `--listen`"),
+        )
+    })?;
+    let listen = listener.local_addr().unwrap_or(plan.listen);
     if let Some(r) = &records {
         // `--listen` with port 0: record connections to the port actually bound.
-        if let Err(e) = r.add_target(listen) {
-            return crate::fail(
-                &format!("cannot record connections to {listen}: {e}"),
+        r.add_target(listen).map_err(|e| {
+            StartError::step(
+                format!("cannot record connections to {listen}: {e}"),
                 Some("use `--caller-lookup sock-diag`"),
-            );
-        }
+            )
+        })?;
     }
-    let pid_file = if args.internal_worker {
-        None
-    } else {
-        args.pid_file.as_ref()
-    };
+    let pid_file = plan.pid_file.as_ref();
     let mut control = None;
     if let Some(pid_file) = pid_file {
-        if let Err(code) = lifecycle::claim_pid_file(pid_file) {
-            return code;
-        }
+        lifecycle::claim_pid_file(pid_file)?;
         match lifecycle::bind_control(pid_file) {
             Ok(c) => control = Some(c),
-            Err(code) => {
+            Err(e) => {
                 lifecycle::release_pid_file(pid_file);
-                return code;
+                return Err(e);
             }
         }
     }
-    // The worker cannot run `nft`: its broker watches the table.
-    let watching = if args.internal_worker {
-        crate::firewall::Watching::Off
-    } else {
-        watching(&args, &kind)
-    };
+    let watching = plan.watches_here();
     let jit_ports = crate::firewall::jit_ports(&gate.policy());
     let keeper = match (&jit_ports, watching) {
         (Some(j), crate::firewall::Watching::Watch) => {
@@ -548,59 +453,47 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         }
         _ => None,
     };
-    let firewall = match crate::firewall::watch_for_gate(
+    let firewall = crate::firewall::watch_for_gate(
         watching,
         listen,
-        config.upstream_mark,
-        &args.firewall_shape,
-        Duration::from_secs(args.firewall_every),
+        plan.mark,
+        &plan.firewall_shape,
+        plan.firewall_every,
         &gate,
         jit_ports.clone().zip(keeper.clone()),
-    ) {
-        Ok(w) => w,
-        Err(code) => return code,
-    };
+    )?;
     if firewall.as_ref().is_some_and(|w| !w.verified_at_start()) {
-        return crate::fail(
+        return Err(StartError::step(
             "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
             Some("check `gatehouse firewall verify`, or pass `--firewall off`"),
-        );
+        ));
     }
     let ports = match (keeper, broker_ports) {
         (Some(k), _) => Some(k as Arc<dyn gatehouse_gate::jit::ports::PortControl>),
         (None, Some(b)) if jit_ports.is_some() => Some(b),
         _ => None,
     };
-    let state_dir = if try_it
-        && (args.jit_db.is_none() || args.admin_socket.is_none())
-        && jit::wanted(&gate.policy(), &args)
+    let state_dir = if plan.try_it()
+        && (plan.jit.db.is_none() || plan.jit.admin_socket.is_none())
+        && jit::wanted(&gate.policy(), &plan.jit)
     {
-        match demo_dir(me) {
-            Ok(d) => Some(d),
-            Err(code) => return code,
-        }
+        Some(demo_dir(me)?)
     } else {
         None
     };
-    let jit_service = match jit::start(&args, state_dir.as_deref(), &gate, ports).await {
-        Ok(j) => j,
-        Err(code) => return code,
-    };
+    let jit_service = jit::start(&plan, state_dir.as_deref(), &gate, ports).await?;
     // With `--user` the broker keeps the table for this worker.
-    let kept = self::watching(&args, &kind) == crate::firewall::Watching::Watch;
-    let _metrics = match observe::start(&args, &gate, records.is_some(), kept).await {
-        Ok(m) => m,
-        Err(code) => return code,
-    };
+    let kept = plan.firewall == crate::firewall::Watching::Watch;
+    let _metrics = observe::start(&plan, &gate, records.is_some(), kept).await?;
     print_banner(
-        &kind,
+        &plan.upstream,
         demo,
         listen,
-        &args.policy,
+        &plan.policy,
         &audit_path,
         &gate.policy_hash(),
     );
-    if !args.all_holders
+    if !plan.all_holders
         && gate.policy().needs_for(gatehouse_policy::Action::TokenRead)
             == gatehouse_policy::Needs::default()
     {
@@ -609,14 +502,11 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
              alone (a socket handed to another uid counts as its creator's; `--all-holders` refuses such sockets)"
         );
     }
-    if args.internal_worker {
+    if plan.role == Role::Worker {
         eprintln!("  privileges: separated; requests are parsed as uid {me} with no capabilities");
     }
 
-    let (mut asks, stop_signals) = match signals.split(control) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let (mut asks, stop_signals) = signals.split(control)?;
     {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
@@ -695,35 +585,35 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     if let Some(pid_file) = pid_file {
         lifecycle::release_pid_file(pid_file);
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }
 
-fn load_emulator_config(path: &Path) -> Result<gatehouse_emulator::EmulatorConfig, ExitCode> {
+fn load_emulator_config(path: &Path) -> Result<gatehouse_emulator::EmulatorConfig, StartError> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::fail(&format!("cannot read `{}`: {e}", path.display()), None))?;
+        .map_err(|e| StartError::step(format!("cannot read `{}`: {e}", path.display()), None))?;
     gatehouse_emulator::EmulatorConfig::from_toml(&text)
-        .map_err(|e| crate::fail(&format!("`{}`: {e}", path.display()), None))
+        .map_err(|e| StartError::step(format!("`{}`: {e}", path.display()), None))
 }
 
 /// A private directory for the try-it audit log.
-fn demo_dir(uid: u32) -> Result<PathBuf, ExitCode> {
+fn demo_dir(uid: u32) -> Result<PathBuf, StartError> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let dir = std::env::temp_dir().join(format!("gatehouse-demo-{uid}"));
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => {
-            return Err(crate::fail(
-                &format!("cannot create `{}`: {e}", dir.display()),
+            return Err(StartError::step(
+                format!("cannot create `{}`: {e}", dir.display()),
                 None,
             ))
         }
     }
     let meta = std::fs::symlink_metadata(&dir)
-        .map_err(|e| crate::fail(&format!("cannot stat `{}`: {e}", dir.display()), None))?;
+        .map_err(|e| StartError::step(format!("cannot stat `{}`: {e}", dir.display()), None))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
-        return Err(crate::fail(
-            &format!("`{}` is not a private directory of yours", dir.display()),
+        return Err(StartError::step(
+            format!("`{}` is not a private directory of yours", dir.display()),
             Some("remove it, or name an audit log with `--audit`"),
         ));
     }

@@ -3,13 +3,13 @@
 //! audit), and — where this process or its broker holds CAP_NET_ADMIN —
 //! the kernel's port sets.
 
-use super::Args;
+use super::plan::{JitPlan, Plan};
+use super::StartError;
 use gatehouse_gate::jit::ports::PortControl;
 use gatehouse_gate::jit::JitService;
 use gatehouse_gate::Gate;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,25 +27,26 @@ impl Drop for Running {
 }
 
 /// Does this policy use just-in-time access at all?
-pub(crate) fn wanted(policy: &gatehouse_policy::Policy, args: &Args) -> bool {
-    args.admin_socket.is_some()
+pub(crate) fn wanted(policy: &gatehouse_policy::Policy, jit: &JitPlan) -> bool {
+    jit.admin_socket.is_some()
         || policy.assignments().any(|a| a.eligible.is_some())
         || !policy.jit_ports().is_empty()
 }
 
 /// Start JIT, when the policy (or `--admin-socket`) asks for it.
 pub(crate) async fn start(
-    args: &Args,
+    plan: &Plan,
     state_dir: Option<&Path>,
     gate: &Arc<Gate>,
     ports: Option<Arc<dyn PortControl>>,
-) -> Result<Option<Running>, ExitCode> {
+) -> Result<Option<Running>, StartError> {
+    let args = &plan.jit;
     let policy = gate.policy();
     if !wanted(&policy, args) {
         return Ok(status_only(args, state_dir, gate));
     }
     let db = args
-        .jit_db
+        .db
         .clone()
         .or_else(|| state_dir.map(|d| d.join("jit.db")))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
@@ -62,40 +63,39 @@ pub(crate) async fn start(
     }
     // Before touching the database or the firewall: never two gates on one socket.
     if UnixStream::connect(&socket).is_ok() {
-        return Err(crate::fail(
-            &format!("another gate answers on `{}`", socket.display()),
+        return Err(StartError::step(
+            format!("another gate answers on `{}`", socket.display()),
             Some("stop it, or name another socket with `--admin-socket`"),
         ));
     }
     let store = match gatehouse_jit::store::Store::open(&db) {
         Ok(s) => s,
         Err(e) => {
-            return Err(crate::fail(
-                &format!("cannot open the just-in-time database `{}`: {e}", db.display()),
+            return Err(StartError::step(
+                format!("cannot open the just-in-time database `{}`: {e}", db.display()),
                 Some("name another with `--jit-db`; its directory must exist and belong to the gate's user"),
             ))
         }
     };
-    let retention = Duration::from_secs(args.jit_retention_days.saturating_mul(86_400).max(86_400));
     let service =
-        Arc::new(JitService::new(Arc::clone(gate), store, ports).with_retention(retention));
+        Arc::new(JitService::new(Arc::clone(gate), store, ports).with_retention(args.retention));
     {
         let service = Arc::clone(&service);
         let started = tokio::task::spawn_blocking(move || service.start()).await;
         match started {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(crate::fail(&e.to_string(), None)),
+            Ok(Err(e)) => return Err(StartError::step(e.to_string(), None)),
             Err(e) => {
-                return Err(crate::fail(
-                    &format!("just-in-time start failed: {e}"),
+                return Err(StartError::step(
+                    format!("just-in-time start failed: {e}"),
                     None,
                 ))
             }
         }
     }
     let listener = gatehouse_gate::jit::admin::bind(&socket).map_err(|e| {
-        crate::fail(
-            &format!("cannot create the admin socket `{}`: {e}", socket.display()),
+        StartError::step(
+            format!("cannot create the admin socket `{}`: {e}", socket.display()),
             Some("its directory must exist and be the gate user's (packaging/gatehouse.tmpfiles makes /run/gatehouse); or pass `--admin-socket`"),
         )
     })?;
@@ -106,14 +106,14 @@ pub(crate) async fn start(
     ))];
     if let Some(addr) = args.knock_listen {
         let signers = gatehouse_jit::signers::AllowedSigners::load(&args.allowed_signers).map_err(|e| {
-            crate::fail(
-                &format!("cannot load the allowed-signers file `{}`: {e}", args.allowed_signers.display()),
+            StartError::step(
+                format!("cannot load the allowed-signers file `{}`: {e}", args.allowed_signers.display()),
                 Some("one line per key: `alice@example.com ssh-ed25519 AAAA...` (see `man ssh-keygen`, ALLOWED SIGNERS); or drop `--knock-listen`"),
             )
         })?;
         let socket = tokio::net::UdpSocket::bind(addr).await.map_err(|e| {
-            crate::fail(
-                &format!("cannot listen for signed requests on {addr}: {e}"),
+            StartError::step(
+                format!("cannot listen for signed requests on {addr}: {e}"),
                 None,
             )
         })?;
@@ -150,7 +150,7 @@ pub(crate) async fn start(
 
 /// Without just-in-time access the admin socket still answers
 /// `gatehouse status`; a gate that cannot bind it runs on without it.
-fn status_only(args: &Args, state_dir: Option<&Path>, gate: &Arc<Gate>) -> Option<Running> {
+fn status_only(args: &JitPlan, state_dir: Option<&Path>, gate: &Arc<Gate>) -> Option<Running> {
     let socket = args
         .admin_socket
         .clone()

@@ -6,12 +6,12 @@
 //! or with `--user` the broker (systemd's main process, the pid file's pid),
 //! which turns them into messages to the worker and relays its answers.
 
+use super::StartError;
 use gatehouse_gate::lifecycle::{ControlReply, ControlRequest, ReloadOutcome, MAX_CONTROL_MESSAGE};
 use gatehouse_gate::Gate;
 use gatehouse_sys::Notice;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -73,12 +73,12 @@ pub(crate) fn control_path(pid_file: &Path) -> PathBuf {
 /// Write this process's pid to `path`. A pid file naming a live gatehouse
 /// refuses the start (two gates, one pid file); one naming a dead process
 /// or another program is stale, and is said so and replaced.
-pub(crate) fn claim_pid_file(path: &Path) -> Result<(), ExitCode> {
+pub(crate) fn claim_pid_file(path: &Path) -> Result<(), StartError> {
     match std::fs::read_to_string(path) {
         Ok(text) => match text.trim().parse::<u32>() {
             Ok(pid) if pid != std::process::id() && gatehouse_sys::is_live_gatehouse(pid) => {
-                return Err(crate::fail(
-                    &format!(
+                return Err(StartError::step(
+                    format!(
                         "another gate (pid {pid}) is running with the pid file `{}`",
                         path.display()
                     ),
@@ -96,15 +96,15 @@ pub(crate) fn claim_pid_file(path: &Path) -> Result<(), ExitCode> {
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
-            return Err(crate::fail(
-                &format!("cannot read pid file `{}`: {e}", path.display()),
+            return Err(StartError::step(
+                format!("cannot read pid file `{}`: {e}", path.display()),
                 None,
             ))
         }
     }
     std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
-        crate::fail(
-            &format!("cannot write pid file `{}`: {e}", path.display()),
+        StartError::step(
+            format!("cannot write pid file `{}`: {e}", path.display()),
             None,
         )
     })
@@ -136,34 +136,37 @@ fn remove_reporting(path: &Path, what: &str) {
 
 /// Bind the control socket beside `pid_file`: mode 0600, and only root or
 /// this process's own uid is answered (checked again by `SO_PEERCRED`).
-pub(crate) fn bind_control(pid_file: &Path) -> Result<std::os::unix::net::UnixListener, ExitCode> {
+pub(crate) fn bind_control(
+    pid_file: &Path,
+) -> Result<std::os::unix::net::UnixListener, StartError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let path = control_path(pid_file);
     match std::fs::symlink_metadata(&path) {
         // A socket left by a gate that died (its pid file was stale).
         Ok(m) if m.file_type().is_socket() => remove_reporting(&path, "stale control socket"),
         Ok(_) => {
-            return Err(crate::fail(
-                &format!("`{}` exists and is not a socket", path.display()),
+            return Err(StartError::step(
+                format!("`{}` exists and is not a socket", path.display()),
                 Some("remove it, or name another `--pid-file`"),
             ))
         }
         Err(_) => {}
     }
     let listener = std::os::unix::net::UnixListener::bind(&path).map_err(|e| {
-        crate::fail(
-            &format!(
+        StartError::step(
+            format!(
                 "cannot listen on the control socket `{}`: {e}",
                 path.display()
             ),
             None,
         )
     })?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| crate::fail(&format!("cannot restrict `{}`: {e}", path.display()), None))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+        StartError::step(format!("cannot restrict `{}`: {e}", path.display()), None)
+    })?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| crate::fail(&format!("cannot use the control socket: {e}"), None))?;
+        .map_err(|e| StartError::step(format!("cannot use the control socket: {e}"), None))?;
     Ok(listener)
 }
 
@@ -192,10 +195,10 @@ pub(crate) struct Signals {
 }
 
 /// Start listening for SIGHUP, SIGTERM and SIGINT (inside a runtime).
-pub(crate) fn listen_signals() -> Result<Signals, ExitCode> {
+pub(crate) fn listen_signals() -> Result<Signals, StartError> {
     use tokio::signal::unix::{signal, SignalKind};
     let listen = |kind| {
-        signal(kind).map_err(|e| crate::fail(&format!("cannot listen for signals: {e}"), None))
+        signal(kind).map_err(|e| StartError::step(format!("cannot listen for signals: {e}"), None))
     };
     Ok(Signals {
         hup: listen(SignalKind::hangup())?,
@@ -215,7 +218,7 @@ impl Signals {
             mpsc::Receiver<ReloadAsk>,
             impl std::future::Future<Output = &'static str>,
         ),
-        ExitCode,
+        StartError,
     > {
         let Signals {
             hup,
@@ -236,7 +239,7 @@ impl Signals {
 fn reload_asks(
     mut hup: tokio::signal::unix::Signal,
     control: Option<std::os::unix::net::UnixListener>,
-) -> Result<mpsc::Receiver<ReloadAsk>, ExitCode> {
+) -> Result<mpsc::Receiver<ReloadAsk>, StartError> {
     let (tx, rx) = mpsc::channel(16);
     let on_hup = tx.clone();
     tokio::spawn(async move {
@@ -248,7 +251,7 @@ fn reload_asks(
     });
     if let Some(listener) = control {
         let listener = tokio::net::UnixListener::from_std(listener)
-            .map_err(|e| crate::fail(&format!("cannot use the control socket: {e}"), None))?;
+            .map_err(|e| StartError::step(format!("cannot use the control socket: {e}"), None))?;
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {

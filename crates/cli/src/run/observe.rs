@@ -1,10 +1,10 @@
 //! `gatehouse run --metrics-listen`: the metrics listener, and what
 //! `gatehouse status` should say about how this gate was started.
 
-use super::Args;
+use super::plan::{Plan, Role};
+use super::StartError;
 use gatehouse_gate::metrics_listener::{self, MetricsAddr};
 use gatehouse_gate::Gate;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 /// `--metrics-listen` (boxed: `run`'s flags stay small).
@@ -28,12 +28,13 @@ impl Drop for Serving {
 /// after privileges dropped: the worker, who has the figures, serves them
 /// (a port above 1023, or a socket in a directory of the gate's user).
 pub(crate) async fn start(
-    args: &Args,
+    plan: &Plan,
     gate: &Arc<Gate>,
     ebpf: bool,
     firewall_kept: bool,
-) -> Result<Option<Serving>, ExitCode> {
-    gate.set_caller_lookup(match (args.internal_worker, ebpf) {
+) -> Result<Option<Serving>, StartError> {
+    let worker = plan.role == Role::Worker;
+    gate.set_caller_lookup(match (worker, ebpf) {
         (true, _) => "broker",
         (false, true) => "ebpf",
         (false, false) => "sock-diag",
@@ -41,22 +42,14 @@ pub(crate) async fn start(
     if firewall_kept {
         gate.set_firewall_watched();
     }
-    let Some(addr) = &args.metrics_listen else {
+    // Not the IMDS path: the plan made sure.
+    let Some(addr) = &plan.metrics else {
         return Ok(None);
     };
-    if let MetricsAddr::Tcp(a) = addr.as_ref() {
-        let same = a.port() != 0 && *a == args.listen;
-        if a.ip() == std::net::Ipv4Addr::new(169, 254, 169, 254) || same {
-            return Err(crate::fail(
-                &format!("`--metrics-listen {a}` is the IMDS path"),
-                Some("metrics get a listener of their own, e.g. `127.0.0.1:9925`"),
-            ));
-        }
-    }
     let bound = metrics_listener::bind(addr).await.map_err(|e| {
-        crate::fail(
-            &format!("cannot serve metrics on `{addr}`: {e}"),
-            Some(if args.internal_worker {
+        StartError::step(
+            format!("cannot serve metrics on `{addr}`: {e}"),
+            Some(if worker {
                 "with `--user` the unprivileged worker binds it: use a port above 1023, or a socket in a directory of the gate's user (e.g. `unix:/run/gatehouse/metrics.sock`)"
             } else {
                 "pick another address with `--metrics-listen`"

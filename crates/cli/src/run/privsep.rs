@@ -10,7 +10,8 @@
 //! "Lifecycle").
 
 use super::lifecycle::{self, ReloadAsk};
-use super::{Args, WorkerParts};
+use super::plan::{Plan, StartError};
+use super::WorkerParts;
 use gatehouse_gate::lifecycle::ReloadOutcome;
 use gatehouse_gate::privsep::wire::{ToBroker, ToWorker};
 use gatehouse_gate::privsep::{self as ps, Broker, BrokerClient, ConnectTargets, Worker};
@@ -34,46 +35,40 @@ const RELOAD_ANSWER: Duration = Duration::from_secs(10);
 const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 /// In the root process, before any thread exists.
-pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCode {
+pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartError> {
     let account = match gatehouse_sys::lookup_account(user) {
         Ok(Some(a)) if a.uid != 0 => a,
-        Ok(Some(_)) => return crate::fail(&format!("`--user {user}` is root: nothing would be separated"), None),
+        Ok(Some(_)) => {
+            return Err(StartError::step(
+                format!("`--user {user}` is root: nothing would be separated"),
+                None,
+            ))
+        }
         Ok(None) => {
-            return crate::fail(
-                &format!("no user `{user}`"),
+            return Err(StartError::step(
+                format!("no user `{user}`"),
                 Some("create it (packaging/gatehouse.sysusers: `systemd-sysusers`), or name an existing system user"),
-            )
+            ))
         }
-        Err(e) => return crate::fail(&format!("cannot read /etc/passwd: {e}"), None),
+        Err(e) => return Err(StartError::step(format!("cannot read /etc/passwd: {e}"), None)),
     };
-    if let Some(path) = super::named_audit_path(&args, &kind) {
-        if let Err(code) = check_audit_dir(&path, user, account) {
-            return code;
-        }
+    if let Some(path) = plan.named_audit_path() {
+        check_audit_dir(path, user, account)?;
     }
-    let mark = super::upstream_mark(&args, &kind);
-    let (listen, pid_file, every, shape) = super::broker_view(&args);
+    let mark = plan.mark;
+    let (listen, every, shape) = (plan.listen, plan.firewall_every, &plan.firewall_shape);
     let mut keeper = None;
-    let ruleset = match super::watching(&args, &kind) {
+    let ruleset = match plan.firewall {
         crate::firewall::Watching::Off => None,
         crate::firewall::Watching::Watch => {
-            let Some(mark) = mark else {
-                return crate::fail(
-                    "`--firewall watch` needs the upstream mark: without it the table would block the gate's own IMDS connections",
-                    Some("drop `--no-upstream-mark`, or pass `--firewall off`"),
-                );
-            };
-            let jit = match gatehouse_gate::policy_store::load_file(&args.policy, &[0]) {
+            let mark = mark.ok_or(StartError::WatchWithoutMark)?;
+            let jit = match gatehouse_gate::policy_store::load_file(&plan.policy, &[0]) {
                 Ok(p) => crate::firewall::jit_ports(&p),
                 Err(e) => {
-                    eprintln!("{e}");
-                    return crate::fail(
-                        &format!(
-                            "the policy `{}` was not loaded; the gate did not start",
-                            args.policy.display()
-                        ),
-                        None,
-                    );
+                    return Err(StartError::Policy {
+                        path: plan.policy.clone(),
+                        report: e.to_string(),
+                    })
                 }
             };
             keeper = jit.as_ref().map(|j| {
@@ -82,31 +77,24 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
                     j.ports.clone(),
                 ))
             });
-            match crate::firewall::ruleset(listen, mark, shape, jit) {
-                Ok(r) => Some(r),
-                Err(e) => return crate::fail(&e.to_string(), Some("or pass `--firewall off`")),
-            }
+            let ruleset = crate::firewall::ruleset(listen, mark, shape, jit)
+                .map_err(|e| StartError::step(e.to_string(), Some("or pass `--firewall off`")))?;
+            Some(ruleset)
         }
     };
-    let targets = match connect_targets(&kind) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+    let targets = connect_targets(&plan.upstream)?;
     let listener = match std::net::TcpListener::bind(listen) {
         Ok(l) => l,
         Err(e) => {
-            return crate::fail(
-                &format!("cannot listen on {listen}: {e}"),
+            return Err(StartError::step(
+                format!("cannot listen on {listen}: {e}"),
                 Some("pick another address with `--listen`"),
-            )
+            ))
         }
     };
     let listen = listener.local_addr().unwrap_or(listen);
     // The broker identifies callers: it attaches the eBPF path, while it still may.
-    let identify = match super::identify_options(&args, listen) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
+    let identify = super::identify_options(plan, listen)?;
     // Signals are ours from before the worker starts (whose banner tells the
     // world the gate is there): a runtime on this thread alone, so the
     // capability drop below still happens while it is the only thread.
@@ -115,14 +103,16 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return crate::fail(&format!("cannot start the async runtime: {e}"), None),
+        Err(e) => {
+            return Err(StartError::step(
+                format!("cannot start the async runtime: {e}"),
+                None,
+            ))
+        }
     };
     let signals = {
         let _inside = rt.enter();
-        match lifecycle::listen_signals() {
-            Ok(s) => s,
-            Err(code) => return code,
-        }
+        lifecycle::listen_signals()?
     };
     // The table verified (or repaired) before the worker exists: its banner
     // says the gate is there, and a crash from then on must leave the table
@@ -138,10 +128,10 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
-            return crate::fail(
-                &format!("cannot find this program to start the worker: {e}"),
+            return Err(StartError::step(
+                format!("cannot find this program to start the worker: {e}"),
                 None,
-            )
+            ))
         }
     };
     let mut worker = match ps::spawn_worker(
@@ -152,29 +142,37 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         lifecycle::heartbeat_period(),
     ) {
         Ok(w) => w,
-        Err(e) => return crate::fail(&format!("cannot start the worker as `{user}`: {e}"), None),
+        Err(e) => {
+            return Err(StartError::step(
+                format!("cannot start the worker as `{user}`: {e}"),
+                None,
+            ))
+        }
     };
     drop(listener);
-    let pid_file = pid_file.map(Path::to_path_buf);
+    let pid_file = plan.pid_file.clone();
     let mut control = None;
     if let Some(path) = &pid_file {
-        if let Err(code) = lifecycle::claim_pid_file(path) {
+        if let Err(e) = lifecycle::claim_pid_file(path) {
             stop(&mut worker);
-            return code;
+            return Err(e);
         }
         match lifecycle::bind_control(path) {
             Ok(c) => control = Some(c),
-            Err(code) => {
+            Err(e) => {
                 stop(&mut worker);
                 lifecycle::release_pid_file(path);
-                return code;
+                return Err(e);
             }
         }
     }
     // Now, while this is the only thread: threads started later copy these sets.
     if let Err(e) = gatehouse_sys::keep_only_capabilities(&gatehouse_sys::BROKER_CAPABILITIES) {
         stop(&mut worker);
-        return crate::fail(&format!("cannot drop capabilities: {e}"), None);
+        return Err(StartError::step(
+            format!("cannot drop capabilities: {e}"),
+            None,
+        ));
     }
     // Reading the eBPF maps needs only their fds on recent kernels; on older ones
     // with unprivileged BPF off it needs CAP_BPF, which is gone now. Find out here,
@@ -182,18 +180,18 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
     let mut identify = identify;
     if let Some(records) = &identify.connect_records {
         if let Err(e) = records.probe() {
-            if args.caller_lookup == super::CallerLookup::Ebpf {
+            if plan.lookup == super::CallerLookup::Ebpf {
                 stop(&mut worker);
-                return crate::fail(
-                    &format!("`--caller-lookup ebpf`: after dropping capabilities: {e}"),
+                return Err(StartError::step(
+                    format!("`--caller-lookup ebpf`: after dropping capabilities: {e}"),
                     Some("use `--caller-lookup sock-diag` on this kernel"),
-                );
+                ));
             }
             eprintln!("gatehouse: callers: sock_diag and /proc after all (the eBPF maps cannot be read without CAP_BPF here: {e})");
             identify.connect_records = None;
         }
     }
-    let callers = lifecycle::callers_label(identify.connect_records.is_some(), args.all_holders);
+    let callers = lifecycle::callers_label(identify.connect_records.is_some(), plan.all_holders);
     let mut broker = Broker::new(listen, mark, targets).with_identify_options(identify);
     if let Some(k) = &keeper {
         broker = broker.with_ports(Arc::clone(k));
@@ -213,12 +211,12 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         lifecycle::release_pid_file(path);
     }
     rt.shutdown_timeout(Duration::from_millis(200));
-    code
+    Ok(code)
 }
 
 /// The worker writes and rotates the audit log, so its directory must be
 /// the worker user's.
-fn check_audit_dir(path: &Path, user: &str, account: Account) -> Result<(), ExitCode> {
+fn check_audit_dir(path: &Path, user: &str, account: Account) -> Result<(), StartError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -226,16 +224,16 @@ fn check_audit_dir(path: &Path, user: &str, account: Account) -> Result<(), Exit
     let owner = std::fs::metadata(dir).map(|m| m.uid());
     match owner {
         Ok(uid) if uid == account.uid => Ok(()),
-        Ok(uid) => Err(crate::fail(
-            &format!("the audit directory `{}` belongs to uid {uid}, not to `{user}`", dir.display()),
+        Ok(uid) => Err(StartError::step(
+            format!("the audit directory `{}` belongs to uid {uid}, not to `{user}`", dir.display()),
             Some("the worker writes and rotates the log there: `chown` it to that user (packaging/gatehouse.tmpfiles does)"),
         )),
-        Err(e) => Err(crate::fail(&format!("cannot stat the audit directory `{}`: {e}", dir.display()), None)),
+        Err(e) => Err(StartError::step(format!("cannot stat the audit directory `{}`: {e}", dir.display()), None)),
     }
 }
 
 /// Where the broker may open marked connections to.
-fn connect_targets(kind: &UpstreamKind) -> Result<ConnectTargets, ExitCode> {
+fn connect_targets(kind: &UpstreamKind) -> Result<ConnectTargets, StartError> {
     use std::net::ToSocketAddrs;
     let base = match kind {
         UpstreamKind::Emulator => return Ok(ConnectTargets::Loopback),
@@ -254,7 +252,7 @@ fn connect_targets(kind: &UpstreamKind) -> Result<ConnectTargets, ExitCode> {
     with_port
         .to_socket_addrs()
         .map(|a| ConnectTargets::Only(a.collect()))
-        .map_err(|e| crate::fail(&format!("cannot resolve the upstream `{base}`: {e}"), None))
+        .map_err(|e| StartError::step(format!("cannot resolve the upstream `{base}`: {e}"), None))
 }
 
 /// This program's arguments, without `--user`, plus the worker flag.
@@ -377,7 +375,8 @@ impl Supervisor {
         };
         let (mut asks, stop_signals) = match self.signals.split(self.control) {
             Ok(s) => s,
-            Err(code) => {
+            Err(e) => {
+                let code = e.print();
                 close_channels(&control, &events);
                 let _ = finish(child, "cannot listen for reloads", None).await;
                 return code;
@@ -642,46 +641,54 @@ fn watch_firewall(
 
 /// In the worker (`--internal-worker`): check that nothing privileged is
 /// left, take over the broker's socket and descriptors, and run the gate.
-pub(super) fn worker_main(args: Args, kind: UpstreamKind) -> ExitCode {
+pub(super) fn worker_main(plan: Plan) -> Result<ExitCode, StartError> {
     if let Err(e) = gatehouse_sys::forbid_new_privileges() {
-        return crate::fail(&format!("cannot set no_new_privs: {e}"), None);
+        return Err(StartError::step(
+            format!("cannot set no_new_privs: {e}"),
+            None,
+        ));
     }
     let caps = gatehouse_sys::effective_capabilities();
     if gatehouse_sys::effective_uid() == 0 || !matches!(caps, Ok(0)) {
-        return crate::fail(
+        return Err(StartError::step(
             "`--internal-worker` must run as an unprivileged user without capabilities",
             None,
-        );
+        ));
     }
     let start = match ps::worker_start() {
         Ok(s) => s,
         Err(e) => {
-            return crate::fail(
-                &format!("no broker: {e}"),
+            return Err(StartError::step(
+                format!("no broker: {e}"),
                 Some("`--internal-worker` is started by `gatehouse run --user`, not by hand"),
-            )
+            ))
         }
     };
     let client = match BrokerClient::new(start.control) {
         Ok(c) => Arc::new(c),
-        Err(e) => return crate::fail(&format!("cannot use the broker's socket: {e}"), None),
+        Err(e) => {
+            return Err(StartError::step(
+                format!("cannot use the broker's socket: {e}"),
+                None,
+            ))
+        }
     };
-    if super::upstream_mark(&args, &kind).is_some()
+    if plan.mark.is_some()
         && gatehouse_gate::connector::use_upstream_sockets(client.clone()).is_err()
     {
-        return crate::fail("upstream sockets were already configured", None);
+        return Err(StartError::step(
+            "upstream sockets were already configured",
+            None,
+        ));
     }
-    let rt = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
+    let rt = super::runtime()?;
     let parts = WorkerParts {
         client,
         listener: start.listener,
         events: start.events,
         heartbeat: start.heartbeat,
     };
-    rt.block_on(super::run(args, kind, Some(parts)))
+    rt.block_on(super::run(plan, Some(parts)))
 }
 
 /// Follow the broker: audit the events it reports, reload and stop when it
