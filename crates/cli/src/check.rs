@@ -115,14 +115,9 @@ fn report(args: &Args, name: &str, diags: &Diagnostics, hash: Option<&str>) -> E
 }
 
 pub fn main(args: Args) -> ExitCode {
-    let text = match std::fs::read_to_string(&args.policy) {
+    let text = match crate::read_text(&args.policy) {
         Ok(t) => t,
-        Err(e) => {
-            return crate::fail(
-                &format!("cannot read `{}`: {e}", args.policy.display()),
-                None,
-            )
-        }
+        Err(code) => return code,
     };
     let name = args.policy.display().to_string();
     match gatehouse_policy::parse(&name, &text) {

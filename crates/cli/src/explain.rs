@@ -203,14 +203,9 @@ fn time(at: Option<&str>) -> Result<SystemTime, ExplainError> {
 }
 
 pub fn main(args: Args) -> ExitCode {
-    let text = match std::fs::read_to_string(&args.policy) {
+    let text = match crate::read_text(&args.policy) {
         Ok(t) => t,
-        Err(e) => {
-            return crate::fail(
-                &format!("cannot read `{}`: {e}", args.policy.display()),
-                None,
-            )
-        }
+        Err(code) => return code,
     };
     let policy = match gatehouse_policy::parse(&args.policy.display().to_string(), &text) {
         Ok(p) => p,

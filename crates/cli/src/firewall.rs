@@ -268,6 +268,41 @@ pub enum Watching {
     Off,
 }
 
+/// A watcher event in the log; after a repair, the just-in-time grants put
+/// back (a re-applied table has empty port sets). Recording the event is
+/// the caller's: the gate audits it, the broker passes it to its worker.
+pub(crate) fn after_watch_event(
+    event: &gatehouse_firewall::WatchEvent,
+    keeper: Option<&gatehouse_gate::jit::ports::PortKeeper>,
+) {
+    log_watch_event(event);
+    if matches!(event, gatehouse_firewall::WatchEvent::Repaired { .. }) {
+        if let Some(k) = keeper {
+            if let Err(e) = k.resync() {
+                tracing::error!(error = %e, "cannot restore the just-in-time port sets");
+            }
+        }
+    }
+}
+
+/// A watcher event in the log.
+pub(crate) fn log_watch_event(event: &gatehouse_firewall::WatchEvent) {
+    match event {
+        gatehouse_firewall::WatchEvent::Repaired {
+            trigger,
+            differences,
+            ..
+        } => {
+            tracing::warn!(
+                trigger = trigger.label(),
+                differences = differences.len(),
+                "firewall table repaired"
+            );
+        }
+        other => tracing::error!(?other, "firewall watcher"),
+    }
+}
+
 /// Start the watcher that keeps the table for this gate and audits every
 /// repair through it. `Ok(None)` with `--firewall off`. The returned watcher
 /// stops when dropped; the table itself stays (a stopped gate then leaves
@@ -298,26 +333,7 @@ pub fn watch_for_gate(
         monitor: true,
     };
     let watcher = gatehouse_firewall::watch(Nft::system(), ruleset, options, move |event| {
-        match event {
-            gatehouse_firewall::WatchEvent::Repaired {
-                trigger,
-                differences,
-                ..
-            } => {
-                tracing::warn!(
-                    trigger = trigger.label(),
-                    differences = differences.len(),
-                    "firewall table repaired"
-                );
-                // A re-applied table has empty port sets: put the grants back.
-                if let Some(k) = &keeper {
-                    if let Err(e) = k.resync() {
-                        tracing::error!(error = %e, "cannot restore the just-in-time port sets");
-                    }
-                }
-            }
-            other => tracing::error!(?other, "firewall watcher"),
-        }
+        after_watch_event(event, keeper.as_deref());
         if let Err(e) = gate.record_event_public(&event.audit_record()) {
             tracing::error!(error = %e, "cannot audit a firewall event");
         }

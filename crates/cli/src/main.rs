@@ -125,6 +125,12 @@ pub(crate) fn fail(message: &str, help: Option<&str>) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// A file's text, or the error printed the way every subcommand prints one.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path)
+        .map_err(|e| fail(&format!("cannot read `{}`: {e}", path.display()), None))
+}
+
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

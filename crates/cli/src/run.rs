@@ -464,7 +464,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
     )?;
     if firewall.as_ref().is_some_and(|w| !w.verified_at_start()) {
         return Err(StartError::step(
-            "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
+            privsep::TABLE_UNREPAIRED,
             Some("check `gatehouse firewall verify`, or pass `--firewall off`"),
         ));
     }

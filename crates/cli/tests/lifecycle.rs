@@ -15,7 +15,7 @@ mod common;
 use common::separated::{
     children, ensure_worker_user, gone, status_field, WORKER_UID, WORKER_USER,
 };
-use common::{gatehouse, http_addr, privileged, start_until, Running};
+use common::{gatehouse, http_addr, privileged, start_until, Running, STORAGE_WRITER_IDENTITY};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -28,15 +28,7 @@ const STOP_BOUND: Duration = Duration::from_secs(2);
 
 fn policy(name: &str) -> String {
     format!(
-        r#"
-version = 1
-
-[identities.storage-writer]
-kind = "user"
-client_id = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
-object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
-resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
-
+        r#"{STORAGE_WRITER_IDENTITY}
 [[assignments]]
 name = "{name}"
 principal = "uid:0"

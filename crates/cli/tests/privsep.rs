@@ -14,7 +14,7 @@ use common::separated::{
     children, ensure_worker_user, gone, hex_field, status_field, wait_until, WORKER_UID,
     WORKER_USER,
 };
-use common::{gatehouse, http_addr, privileged, start_until, Running};
+use common::{gatehouse, http_addr, privileged, start_until, Running, STORAGE_WRITER_IDENTITY};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -28,22 +28,18 @@ const MARK: &str = "0x6761";
 /// CAP_DAC_READ_SEARCH (2), CAP_NET_ADMIN (12), CAP_SYS_PTRACE (19).
 const BROKER_CAPS: u64 = (1 << 2) | (1 << 12) | (1 << 19);
 
-const POLICY: &str = r#"
-version = 1
-
-[identities.storage-writer]
-kind = "user"
-client_id = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
-object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
-resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
-
+fn policy_text() -> String {
+    format!(
+        r#"{STORAGE_WRITER_IDENTITY}
 [[assignments]]
 name = "one-uid-gets-storage"
 principal = "uid:46097"
 role = "Token Reader"
 identities = ["storage-writer"]
 audiences = ["https://storage.azure.com"]
-"#;
+"#
+    )
+}
 
 /// Start `gatehouse <args>`, wait for a stderr line containing `marker`,
 /// return the process, the text after `http://` on that line, and the rest
@@ -135,7 +131,7 @@ fn setup() -> (tempfile::TempDir, Running, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, policy_text()).unwrap();
     std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
     let audit_dir = dir.path().join("audit");
     std::fs::create_dir(&audit_dir).unwrap();

@@ -163,23 +163,7 @@ mod tests {
     use super::*;
 
     fn holder(pid: u32, uid: u32, rgid: u32, groups: &[u32]) -> ProcessFacts {
-        ProcessFacts {
-            pid,
-            ruid: uid,
-            euid: uid,
-            rgid,
-            egid: rgid,
-            groups: groups.to_vec(),
-            exe_path: None,
-            exe_file: None,
-            exe_path_verified: false,
-            exe_sha256: None,
-            cgroup: None,
-            system_unit: None,
-            user_unit: None,
-            container_id: None,
-            comm: None,
-        }
+        ProcessFacts::with_ids(pid, uid, uid, rgid, rgid, groups.to_vec())
     }
 
     fn facts(uid: u32, holders: Vec<ProcessFacts>) -> CallerFacts {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 fn policy() -> String {
+    let a_storage = a_storage();
     format!(
         r#"{IDENTITIES}
 [[assignments]]
@@ -28,13 +29,7 @@ role = "Token Reader"
 identities = ["*"]
 audiences = ["*"]
 
-[[assignments]]
-name = "a-storage"
-principal = "uid:{UID_A}"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-"#
+{a_storage}"#
     )
 }
 

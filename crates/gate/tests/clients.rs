@@ -38,15 +38,10 @@ const DENIED_MODES: [&str; 3] = ["identity-sync", "identity-async", "msal"];
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
 fn policy() -> String {
+    let a_storage = a_storage();
     format!(
         r#"{IDENTITIES}
-[[assignments]]
-name = "a-storage"
-principal = "uid:{UID_A}"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["{STORAGE}"]
-"#
+{a_storage}"#
     )
 }
 

@@ -12,15 +12,10 @@ mod common;
 use common::*;
 
 fn uid_policy() -> String {
+    let a_storage = a_storage();
     format!(
         r#"{IDENTITIES}
-[[assignments]]
-name = "a-storage"
-principal = "uid:{UID_A}"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-
+{a_storage}
 [[assignments]]
 name = "nobody-instance"
 principal = "uid:{NOBODY}"

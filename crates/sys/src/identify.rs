@@ -184,6 +184,37 @@ pub struct ProcessFacts {
     pub comm: Option<String>,
 }
 
+impl ProcessFacts {
+    /// A process known by its ids alone: nothing about its executable,
+    /// cgroup or name read yet.
+    pub fn with_ids(
+        pid: u32,
+        ruid: u32,
+        euid: u32,
+        rgid: u32,
+        egid: u32,
+        groups: Vec<u32>,
+    ) -> Self {
+        ProcessFacts {
+            pid,
+            ruid,
+            euid,
+            rgid,
+            egid,
+            groups,
+            exe_path: None,
+            exe_file: None,
+            exe_path_verified: false,
+            exe_sha256: None,
+            cgroup: None,
+            system_unit: None,
+            user_unit: None,
+            container_id: None,
+            comm: None,
+        }
+    }
+}
+
 /// Who is behind a client connection.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerFacts {

@@ -69,6 +69,11 @@ pub struct EventDetail {
     pub expires: Option<String>,
 }
 
+// RequestedDetail repeats most of JitRequestView's fields on purpose: it is
+// the request as it was asked (written once, in the `requested` event's
+// detail), the view is the request as it stands now (state, decisions,
+// times). Each is its own part of the schema; sharing one type would tie
+// a change of one record to the other.
 /// A request as asked, and when it lapses if nobody decides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

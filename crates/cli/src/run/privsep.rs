@@ -26,6 +26,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why a gate whose table is not as rendered does not serve.
+pub(super) const TABLE_UNREPAIRED: &str =
+    "the firewall table is not as rendered and could not be repaired (see the audit log); not serving";
 /// The worker's exit code when its broker is gone.
 const BROKER_GONE: u8 = 3;
 /// How long the worker may take to answer a reload.
@@ -121,7 +124,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     let start_events = std::cell::RefCell::new(Vec::new());
     let verified = ruleset.as_ref().is_none_or(|r| {
         gatehouse_firewall::ensure(&gatehouse_firewall::Nft::system(), r, |event| {
-            log_firewall_event(event);
+            crate::firewall::log_watch_event(event);
             start_events.borrow_mut().push(event.audit_record());
         })
     });
@@ -346,12 +349,7 @@ impl Supervisor {
         }
         if !self.verified {
             close_channels(&control, &events);
-            return finish(
-                child,
-                "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
-                None,
-            )
-            .await;
+            return finish(child, TABLE_UNREPAIRED, None).await;
         }
         let firewall = match self
             .ruleset
@@ -363,12 +361,7 @@ impl Supervisor {
             }
             Some(Ok(w)) if !w.verified_at_start() => {
                 close_channels(&control, &events);
-                return finish(
-                    child,
-                    "the firewall table is not as rendered and could not be repaired (see the audit log); not serving",
-                    None,
-                )
-                .await;
+                return finish(child, TABLE_UNREPAIRED, None).await;
             }
             Some(Ok(w)) => Some(w),
             None => None,
@@ -589,24 +582,6 @@ fn exit_code(status: Option<std::process::ExitStatus>, asked_to_stop: bool) -> E
     }
 }
 
-/// A firewall event in the broker's log (the worker audits it).
-fn log_firewall_event(event: &gatehouse_firewall::WatchEvent) {
-    match event {
-        gatehouse_firewall::WatchEvent::Repaired {
-            trigger,
-            differences,
-            ..
-        } => {
-            tracing::warn!(
-                trigger = trigger.label(),
-                differences = differences.len(),
-                "firewall table repaired"
-            );
-        }
-        other => tracing::error!(?other, "firewall watcher"),
-    }
-}
-
 /// The firewall watcher, with each event sent to the worker to audit.
 fn watch_firewall(
     ruleset: gatehouse_firewall::Ruleset,
@@ -623,15 +598,7 @@ fn watch_firewall(
         ruleset,
         options,
         move |event| {
-            log_firewall_event(event);
-            if matches!(event, gatehouse_firewall::WatchEvent::Repaired { .. }) {
-                // A re-applied table has empty port sets: put the grants back.
-                if let Some(k) = &keeper {
-                    if let Err(e) = k.resync() {
-                        tracing::error!(error = %e, "cannot restore the just-in-time port sets");
-                    }
-                }
-            }
+            crate::firewall::after_watch_event(event, keeper.as_deref());
             if let Err(e) = ps::send_event(&*events, &event.audit_record()) {
                 tracing::error!(error = %e, "cannot pass a firewall event to the worker to audit");
             }

@@ -25,6 +25,18 @@ impl Drop for Running {
     }
 }
 
+/// The head of a policy: version 1 and the emulator demo's `storage-writer`
+/// identity.
+pub const STORAGE_WRITER_IDENTITY: &str = r#"
+version = 1
+
+[identities.storage-writer]
+kind = "user"
+client_id = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
+object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
+resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
+"#;
+
 /// True when running as root; otherwise a loud skip — or a failure under
 /// `GATEHOUSE_REQUIRE_PRIVILEGED=1`.
 pub fn privileged(test: &str) -> bool {

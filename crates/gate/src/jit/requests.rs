@@ -49,14 +49,11 @@ impl JitService {
                 at: now,
             })
             .map_err(refusal)?;
-        let mut notices = Vec::new();
-        if plan.capped {
-            notices.push(format!(
-                "the duration was capped at {}, the most `{}` allows",
-                gatehouse_policy::format_duration(plan.duration),
-                plan.assignment
-            ));
-        }
+        let mut notices = capped(
+            plan.capped,
+            plan.duration,
+            &format!("`{}`", plan.assignment),
+        );
         let new = NewRequest {
             common: Common {
                 requester: who.requester(),
@@ -73,14 +70,7 @@ impl JitService {
                 audience,
             },
         };
-        self.check_pending_limit(&new.common.requester, now)?;
-        let record = self
-            .store
-            .insert(new, now, plan.auto_approved)
-            .map_err(store_error)?;
-        if record.state == State::Pending {
-            notices.push(approvers_notice(&policy, &record));
-        }
+        let record = self.insert(&policy, new, now, plan.auto_approved, &mut notices)?;
         notices.extend(self.after_change(false));
         Ok(AdminResponse::record(record, notices))
     }
@@ -148,14 +138,7 @@ impl JitService {
                 at: now,
             })
             .map_err(refusal)?;
-        let mut notices = Vec::new();
-        if plan.capped {
-            notices.push(format!(
-                "the duration was capped at {}, the most port `{}` allows",
-                gatehouse_policy::format_duration(plan.duration),
-                plan.name
-            ));
-        }
+        let mut notices = capped(plan.capped, plan.duration, &format!("port `{}`", plan.name));
         let requester = match &who {
             PortWho::Local(a) => a.requester(),
             PortWho::Signer(name) => Requester {
@@ -179,16 +162,30 @@ impl JitService {
                 source,
             },
         };
+        let record = self.insert(&policy, new, now, plan.auto_approved, &mut notices)?;
+        notices.extend(self.after_change(record.state == State::Active));
+        Ok(AdminResponse::record(record, notices))
+    }
+
+    /// Store a new request, within its requester's pending limit; a
+    /// pending one gets the notice of who may approve it.
+    fn insert(
+        &self,
+        policy: &gatehouse_policy::Policy,
+        new: NewRequest,
+        now: SystemTime,
+        auto_approved: bool,
+        notices: &mut Vec<String>,
+    ) -> Result<Record, ApiError> {
         self.check_pending_limit(&new.common.requester, now)?;
         let record = self
             .store
-            .insert(new, now, plan.auto_approved)
+            .insert(new, now, auto_approved)
             .map_err(store_error)?;
         if record.state == State::Pending {
-            notices.push(approvers_notice(&policy, &record));
+            notices.push(approvers_notice(policy, &record));
         }
-        notices.extend(self.after_change(record.state == State::Active));
-        Ok(AdminResponse::record(record, notices))
+        Ok(record)
     }
 
     pub(super) fn check_pending_limit(
@@ -309,4 +306,16 @@ pub(super) fn approvers_notice(policy: &gatehouse_policy::Policy, r: &Record) ->
         if names.is_empty() { "the approvers".to_owned() } else { names.join(", ") },
         r.id
     )
+}
+
+/// The notice that the policy cut the duration asked for down to what
+/// `what` allows.
+fn capped(capped: bool, duration: std::time::Duration, what: &str) -> Vec<String> {
+    if !capped {
+        return Vec::new();
+    }
+    vec![format!(
+        "the duration was capped at {}, the most {what} allows",
+        gatehouse_policy::format_duration(duration)
+    )]
 }

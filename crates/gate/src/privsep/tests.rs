@@ -312,21 +312,8 @@ fn commands_and_answers_pass_both_ways_and_nothing_else() {
 /// Caller facts with `count` holders whose exe paths are `path_len` long.
 fn facts_with(count: usize, path_len: usize) -> gatehouse_sys::CallerFacts {
     let holder = gatehouse_sys::ProcessFacts {
-        pid: 1,
-        ruid: 1000,
-        euid: 1000,
-        rgid: 1000,
-        egid: 1000,
-        groups: vec![],
         exe_path: Some(format!("/{}", "d".repeat(path_len))),
-        exe_file: None,
-        exe_path_verified: false,
-        exe_sha256: None,
-        cgroup: None,
-        system_unit: None,
-        user_unit: None,
-        container_id: None,
-        comm: None,
+        ..gatehouse_sys::ProcessFacts::with_ids(1, 1000, 1000, 1000, 1000, vec![])
     };
     gatehouse_sys::CallerFacts {
         socket_uid: 1000,

@@ -21,6 +21,21 @@ use std::time::Duration;
 pub const STORAGE_WRITER: &str = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809";
 pub const VAULT_READER: &str = "4b8d9eaf-b0c1-42d3-a4f5-a6b7c8d9e0fb";
 
+/// The assignment most tests start from: user A may have a storage token
+/// as `storage-writer`.
+pub fn a_storage() -> String {
+    format!(
+        r#"
+[[assignments]]
+name = "a-storage"
+principal = "uid:{UID_A}"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["https://storage.azure.com"]
+"#
+    )
+}
+
 /// Test uids. They need no passwd entries: policies name them by `uid:`.
 pub const UID_A: u32 = 46001;
 pub const UID_B: u32 = 46002;

@@ -59,6 +59,45 @@ fn check_text(what: &'static str, kind: JitRefusalKind, s: Option<&str>) -> Refu
     }
 }
 
+/// An approver is someone the kernel named, and not the requester.
+fn approver_known(approver: &Caller, requester_uid: Option<u32>) -> Refused<()> {
+    if approver.uid.is_some() && approver.uid == requester_uid {
+        return refuse(
+            JitRefusalKind::SelfApproval,
+            "you cannot approve your own request: ask another approver",
+        );
+    }
+    if approver.uid.is_none() {
+        return refuse(
+            JitRefusalKind::CallerUnknown,
+            "the approver could not be identified: approve over the admin socket as yourself",
+        );
+    }
+    Ok(())
+}
+
+/// Whether `approver` is one of `approvers`; if not, who is (or, when no
+/// one is, `without`: how such requests are approved instead).
+fn may_approve(
+    approvers: &[Principal],
+    approver: &Caller,
+    what: &str,
+    without: &str,
+) -> Refused<()> {
+    if approvers.iter().any(|p| p.grants_to(approver)) {
+        return Ok(());
+    }
+    let who = if approvers.is_empty() {
+        format!("it has no approvers ({without})")
+    } else {
+        format!("ask one of its approvers: {}", approvers_text(approvers))
+    };
+    refuse(
+        JitRefusalKind::NotAnApprover,
+        format!("you may not approve {what}: {who}"),
+    )
+}
+
 fn approvers_text(approvers: &[Principal]) -> String {
     approvers
         .iter()
@@ -177,18 +216,7 @@ impl Policy {
         approver: &Caller,
         requester_uid: u32,
     ) -> Result<(), JitRefusal> {
-        if approver.uid == Some(requester_uid) {
-            return refuse(
-                JitRefusalKind::SelfApproval,
-                "you cannot approve your own request: ask another approver",
-            );
-        }
-        if approver.uid.is_none() {
-            return refuse(
-                JitRefusalKind::CallerUnknown,
-                "the approver could not be identified: approve over the admin socket as yourself",
-            );
-        }
+        approver_known(approver, Some(requester_uid))?;
         let Some(e) = self
             .assignments
             .iter()
@@ -200,17 +228,11 @@ impl Policy {
                 format!("`{}` is not an eligible assignment in the current policy (it may have changed since the request): the requester must ask again", assignment.escape_debug()),
             );
         };
-        if e.approvers.iter().any(|p| p.grants_to(approver)) {
-            return Ok(());
-        }
-        let who = if e.approvers.is_empty() {
-            "it has no approvers (only its auto-approval condition can approve it)".to_owned()
-        } else {
-            format!("ask one of its approvers: {}", approvers_text(&e.approvers))
-        };
-        refuse(
-            JitRefusalKind::NotAnApprover,
-            format!("you may not approve activations of `{assignment}`: {who}"),
+        may_approve(
+            &e.approvers,
+            approver,
+            &format!("activations of `{assignment}`"),
+            "only its auto-approval condition can approve it",
         )
     }
 
@@ -279,30 +301,13 @@ impl Policy {
         approver: &Caller,
         requester_uid: Option<u32>,
     ) -> Result<(), JitRefusal> {
-        if approver.uid.is_some() && approver.uid == requester_uid {
-            return refuse(
-                JitRefusalKind::SelfApproval,
-                "you cannot approve your own request: ask another approver",
-            );
-        }
-        if approver.uid.is_none() {
-            return refuse(
-                JitRefusalKind::CallerUnknown,
-                "the approver could not be identified: approve over the admin socket as yourself",
-            );
-        }
+        approver_known(approver, requester_uid)?;
         let p = self.known_port(port, protocol)?;
-        if p.approvers.iter().any(|a| a.grants_to(approver)) {
-            return Ok(());
-        }
-        let who = if p.approvers.is_empty() {
-            "it has no approvers (requests are auto-approved)".to_owned()
-        } else {
-            format!("ask one of its approvers: {}", approvers_text(&p.approvers))
-        };
-        refuse(
-            JitRefusalKind::NotAnApprover,
-            format!("you may not approve requests for port `{}`: {who}", p.name),
+        may_approve(
+            &p.approvers,
+            approver,
+            &format!("requests for port `{}`", p.name),
+            "requests are auto-approved",
         )
     }
 

@@ -55,21 +55,7 @@ pub(super) fn load(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Settings {
 }
 
 fn flag(sink: &mut Sink<'_>, root: &Fields<'_, '_>, key: &str) -> Option<bool> {
-    let v = root.get(key)?;
-    match v.get_ref() {
-        DeValue::Boolean(b) => Some(*b),
-        other => {
-            sink.error(
-                v.span(),
-                format!(
-                    "`{key}` must be `true` or `false`, found {}",
-                    other.type_str()
-                ),
-                None,
-            );
-            None
-        }
-    }
+    root.opt_bool(sink, key).map(|(b, _)| b)
 }
 
 /// `[identities.NAME.tags]`: string keys and values.

@@ -53,22 +53,16 @@ pub(super) fn read_process(
         return Ok(None);
     }
     let mut facts = ProcessFacts {
-        pid: dir.pid(),
-        ruid: status.ruid,
-        euid: status.euid,
-        rgid: status.rgid,
-        egid: status.egid,
-        groups: status.groups,
-        exe_path: None,
-        exe_file: None,
-        exe_path_verified: false,
-        exe_sha256: None,
-        cgroup: None,
-        system_unit: None,
-        user_unit: None,
-        container_id: None,
         // `Name:` of `status` is `comm` (escaped): no read of its own.
         comm: Some(status.name).filter(|n| !n.is_empty()),
+        ..ProcessFacts::with_ids(
+            dir.pid(),
+            status.ruid,
+            status.euid,
+            status.rgid,
+            status.egid,
+            status.groups,
+        )
     };
     if needs.exe || needs.exe_hash {
         read_exe(dir, needs.exe_hash, hashes, &mut facts);

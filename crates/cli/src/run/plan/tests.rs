@@ -2,6 +2,7 @@
 
 use super::*;
 use clap::Parser;
+use std::path::Path;
 
 #[derive(Parser)]
 struct Cli {
@@ -19,289 +20,104 @@ fn ok(me: u32, flags: &str) -> Plan {
     plan(me, flags).unwrap_or_else(|e| panic!("`{flags}`: {e}"))
 }
 
-/// What a plan decided, in a form a table can state.
-#[derive(Debug, PartialEq, Eq)]
-struct Decided {
-    role: Role,
-    trusted: Vec<u32>,
-    mark: Option<u32>,
-    firewall: Watching,
-    here: Watching,
-    audit: AuditLog,
-    lookup: CallerLookup,
-    pid_file: Option<PathBuf>,
-}
-
-fn decided(p: &Plan) -> Decided {
-    Decided {
-        role: p.role.clone(),
-        trusted: p.trusted_uids.clone(),
-        mark: p.mark,
-        firewall: p.firewall,
-        here: p.watches_here(),
-        audit: p.audit.clone(),
-        lookup: p.lookup,
-        pid_file: p.pid_file.clone(),
-    }
+/// What a plan decided, in one line a table can state: role, trusted uids,
+/// mark, firewall kept/watched here, audit log, caller lookup, pid file.
+fn decided(p: &Plan) -> String {
+    let role = match &p.role {
+        Role::Alone => "alone".to_owned(),
+        Role::Broker { user } => format!("broker:{user}"),
+        Role::Worker => "worker".to_owned(),
+    };
+    let trusted: Vec<String> = p.trusted_uids.iter().map(u32::to_string).collect();
+    let mark = p.mark.map_or("-".to_owned(), |m| format!("{m:#x}"));
+    let fw = |w: Watching| match w {
+        Watching::Watch => "watch",
+        Watching::Off => "off",
+    };
+    let audit = match &p.audit {
+        AuditLog::TryIt => "try-it".to_owned(),
+        AuditLog::Path(path) if path == Path::new("/var/log/gatehouse/audit.log") => {
+            "default".to_owned()
+        }
+        AuditLog::Path(path) => path.display().to_string(),
+    };
+    let lookup = match p.lookup {
+        CallerLookup::Auto => "auto",
+        CallerLookup::Ebpf => "ebpf",
+        CallerLookup::SockDiag => "sock-diag",
+    };
+    let pid = p
+        .pid_file
+        .as_ref()
+        .map_or("-".to_owned(), |f| f.display().to_string());
+    format!(
+        "{role} {} {mark} {}/{} {audit} {lookup} {pid}",
+        trusted.join(","),
+        fw(p.firewall),
+        fw(p.watches_here())
+    )
 }
 
 #[test]
 fn flags_decide_the_plan() {
-    use CallerLookup::*;
-    use Watching::*;
-    let log = || AuditLog::Path(PathBuf::from("/var/log/gatehouse/audit.log"));
-    let d =
-        |role, trusted: &[u32], mark, firewall, here, audit, lookup, pid: Option<&str>| Decided {
-            role,
-            trusted: trusted.to_vec(),
-            mark,
-            firewall,
-            here,
-            audit,
-            lookup,
-            pid_file: pid.map(PathBuf::from),
-        };
-    let table: Vec<(u32, &str, Decided)> = vec![
+    #[rustfmt::skip]
+    let table = [
         // A VM: marked, the table kept, the system audit log, root only.
-        (
-            0,
-            "--upstream imds",
-            d(
-                Role::Alone,
-                &[0],
-                Some(DEFAULT_MARK),
-                Watch,
-                Watch,
-                log(),
-                Auto,
-                None,
-            ),
-        ),
-        (
-            0,
-            "--upstream imds --upstream-mark 0x10",
-            d(
-                Role::Alone,
-                &[0],
-                Some(0x10),
-                Watch,
-                Watch,
-                log(),
-                Auto,
-                None,
-            ),
-        ),
-        (
-            0,
-            "--upstream imds --no-upstream-mark --firewall off",
-            d(Role::Alone, &[0], None, Off, Off, log(), Auto, None),
-        ),
+        (0, "--upstream imds", "alone 0 0x6761 watch/watch default auto -"),
+        (0, "--upstream imds --upstream-mark 0x10", "alone 0 0x10 watch/watch default auto -"),
+        (0, "--upstream imds --no-upstream-mark --firewall off", "alone 0 - off/off default auto -"),
         // Try-it: unmarked, no table, a private log, the user trusted too.
-        (
-            1000,
-            "--upstream emulator",
-            d(
-                Role::Alone,
-                &[0, 1000],
-                None,
-                Off,
-                Off,
-                AuditLog::TryIt,
-                Auto,
-                None,
-            ),
-        ),
-        (
-            0,
-            "--upstream emulator",
-            d(
-                Role::Alone,
-                &[0],
-                None,
-                Off,
-                Off,
-                AuditLog::TryIt,
-                Auto,
-                None,
-            ),
-        ),
-        (
-            1000,
-            "--upstream emulator --audit /tmp/a.log",
-            d(
-                Role::Alone,
-                &[0, 1000],
-                None,
-                Off,
-                Off,
-                AuditLog::Path("/tmp/a.log".into()),
-                Auto,
-                None,
-            ),
-        ),
-        (
-            1000,
-            "--upstream http://127.0.0.1:8080",
-            d(Role::Alone, &[0], None, Off, Off, log(), Auto, None),
-        ),
+        (1000, "--upstream emulator", "alone 0,1000 - off/off try-it auto -"),
+        (0, "--upstream emulator", "alone 0 - off/off try-it auto -"),
+        (1000, "--upstream emulator --audit /tmp/a.log", "alone 0,1000 - off/off /tmp/a.log auto -"),
+        (1000, "--upstream http://127.0.0.1:8080", "alone 0 - off/off default auto -"),
         // Separated: the broker keeps the pid file and the table; the worker neither.
-        (
-            0,
-            "--upstream imds --user gatehouse --pid-file /run/g.pid",
-            d(
-                Role::Broker {
-                    user: "gatehouse".into(),
-                },
-                &[0],
-                Some(DEFAULT_MARK),
-                Watch,
-                Watch,
-                log(),
-                Auto,
-                Some("/run/g.pid"),
-            ),
-        ),
-        (
-            999,
-            "--upstream imds --internal-worker --pid-file /run/g.pid",
-            d(
-                Role::Worker,
-                &[0],
-                Some(DEFAULT_MARK),
-                Watch,
-                Off,
-                log(),
-                Auto,
-                None,
-            ),
-        ),
-        (
-            999,
-            "--upstream emulator --internal-worker",
-            d(
-                Role::Worker,
-                &[0],
-                None,
-                Off,
-                Off,
-                AuditLog::TryIt,
-                Auto,
-                None,
-            ),
-        ),
+        (0, "--upstream imds --user gh --pid-file /g.pid", "broker:gh 0 0x6761 watch/watch default auto /g.pid"),
+        (999, "--upstream imds --internal-worker --pid-file /g.pid", "worker 0 0x6761 watch/off default auto -"),
+        (999, "--upstream emulator --internal-worker", "worker 0 - off/off try-it auto -"),
         // Caller lookup: `--all-holders` settles it.
-        (
-            0,
-            "--upstream imds --all-holders",
-            d(
-                Role::Alone,
-                &[0],
-                Some(DEFAULT_MARK),
-                Watch,
-                Watch,
-                log(),
-                SockDiag,
-                None,
-            ),
-        ),
-        (
-            0,
-            "--upstream imds --caller-lookup ebpf",
-            d(
-                Role::Alone,
-                &[0],
-                Some(DEFAULT_MARK),
-                Watch,
-                Watch,
-                log(),
-                Ebpf,
-                None,
-            ),
-        ),
-        (
-            0,
-            "--upstream imds --all-holders --caller-lookup sock-diag",
-            d(
-                Role::Alone,
-                &[0],
-                Some(DEFAULT_MARK),
-                Watch,
-                Watch,
-                log(),
-                SockDiag,
-                None,
-            ),
-        ),
+        (0, "--upstream imds --all-holders", "alone 0 0x6761 watch/watch default sock-diag -"),
+        (0, "--upstream imds --caller-lookup ebpf", "alone 0 0x6761 watch/watch default ebpf -"),
+        (0, "--upstream imds --caller-lookup sock-diag", "alone 0 0x6761 watch/watch default sock-diag -"),
     ];
     for (me, flags, want) in table {
         assert_eq!(decided(&ok(me, flags)), want, "uid {me}: `{flags}`");
     }
 }
 
+/// A refusal's variant, as a table names it.
+fn kind(e: &StartError) -> &'static str {
+    match e {
+        StartError::NoUpstream => "no-upstream",
+        StartError::Upstream(_) => "upstream",
+        StartError::UserNeedsRoot => "user-needs-root",
+        StartError::AllHoldersWithEbpf => "all-holders-ebpf",
+        StartError::WatchWithoutMark => "watch-without-mark",
+        StartError::MetricsOnImdsPath(_) => "metrics-on-imds",
+        StartError::Policy { .. } => "policy",
+        StartError::Step { .. } => "step",
+    }
+}
+
 #[test]
 fn flags_that_cannot_start_say_why_and_what_to_do() {
-    type Is = fn(&StartError) -> bool;
-    let table: Vec<(u32, &str, Is, &str)> = vec![
-        (
-            0,
-            "",
-            |e| matches!(e, StartError::NoUpstream),
-            "`--upstream imds`",
-        ),
-        (
-            0,
-            "--upstream nowhere",
-            |e| matches!(e, StartError::Upstream(_)),
-            "`--upstream imds`",
-        ),
-        (
-            0,
-            "--upstream http://h:1/path",
-            |e| matches!(e, StartError::Upstream(_)),
-            "never picks",
-        ),
-        (
-            1000,
-            "--upstream imds --user gatehouse",
-            |e| matches!(e, StartError::UserNeedsRoot),
-            "drop `--user`",
-        ),
-        (
-            0,
-            "--upstream imds --no-upstream-mark",
-            |e| matches!(e, StartError::WatchWithoutMark),
-            "`--firewall off`",
-        ),
-        (
-            0,
-            "--upstream emulator --firewall watch",
-            |e| matches!(e, StartError::WatchWithoutMark),
-            "`--firewall off`",
-        ),
-        (
-            0,
-            "--upstream imds --all-holders --caller-lookup ebpf",
-            |e| matches!(e, StartError::AllHoldersWithEbpf),
-            "drop one",
-        ),
-        (
-            0,
-            "--upstream imds --metrics-listen 169.254.169.254:80",
-            |e| matches!(e, StartError::MetricsOnImdsPath(_)),
-            "of their own",
-        ),
-        (
-            0,
-            "--upstream imds --listen 127.0.0.1:9000 --metrics-listen 127.0.0.1:9000",
-            |e| matches!(e, StartError::MetricsOnImdsPath(_)),
-            "of their own",
-        ),
+    #[rustfmt::skip]
+    let table = [
+        (0, "", "no-upstream", "`--upstream imds`"),
+        (0, "--upstream nowhere", "upstream", "`--upstream imds`"),
+        (0, "--upstream http://h:1/path", "upstream", "never picks"),
+        (1000, "--upstream imds --user gatehouse", "user-needs-root", "drop `--user`"),
+        (0, "--upstream imds --no-upstream-mark", "watch-without-mark", "`--firewall off`"),
+        (0, "--upstream emulator --firewall watch", "watch-without-mark", "`--firewall off`"),
+        (0, "--upstream imds --all-holders --caller-lookup ebpf", "all-holders-ebpf", "drop one"),
+        (0, "--upstream imds --metrics-listen 169.254.169.254:80", "metrics-on-imds", "own"),
+        (0, "--upstream imds --listen 127.0.0.1:9 --metrics-listen 127.0.0.1:9", "metrics-on-imds", "own"),
     ];
-    for (me, flags, is, hint) in table {
+    for (me, flags, want, hint) in table {
         let Err(e) = plan(me, flags) else {
             panic!("uid {me}: `{flags}` should not start");
         };
-        assert!(is(&e), "uid {me}: `{flags}`: {e:?}");
+        assert_eq!(kind(&e), want, "uid {me}: `{flags}`: {e:?}");
         let message = e.to_string();
         assert!(
             message
