@@ -94,6 +94,31 @@ impl Drop for Netns {
     }
 }
 
+/// A VM (`vm`) and the platform it reaches IMDS in (`platform`), joined by a
+/// veth pair (`eth0` at 10.77.0.4, `host0` at 10.77.0.1) as a VM reaches its
+/// host, with the VM's route to 169.254.169.254 through it.
+fn vm_and_platform(vm: &str, platform: &str) -> (Netns, Netns) {
+    let (vm, platform) = (Netns::new(vm), Netns::new(platform));
+    vm.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "host0",
+        "netns",
+        &platform.name,
+    ]);
+    vm.ip(&["addr", "add", "10.77.0.4/24", "dev", "eth0"]);
+    vm.ip(&["link", "set", "eth0", "up"]);
+    vm.ip(&["route", "add", "169.254.169.254/32", "via", "10.77.0.1"]);
+    platform.ip(&["addr", "add", "10.77.0.1/24", "dev", "host0"]);
+    platform.ip(&["link", "set", "host0", "up"]);
+    (vm, platform)
+}
+
 fn options(port: u16) -> Options {
     Options {
         listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
@@ -466,26 +491,8 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
     // The VM (`vm`, where the firewall is applied) reaches "IMDS" and the
     // "WireServer" over a veth pair in the `platform` namespace, as a VM
     // reaches the host: the client's source address is the VM's own.
-    let vm = Netns::new("vm");
-    let platform = Netns::new("platform");
-    vm.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "host0",
-        "netns",
-        &platform.name,
-    ]);
-    vm.ip(&["addr", "add", "10.77.0.4/24", "dev", "eth0"]);
-    vm.ip(&["link", "set", "eth0", "up"]);
-    vm.ip(&["route", "add", "169.254.169.254/32", "via", "10.77.0.1"]);
+    let (vm, platform) = vm_and_platform("vm", "platform");
     vm.ip(&["route", "add", "168.63.129.16/32", "via", "10.77.0.1"]);
-    platform.ip(&["addr", "add", "10.77.0.1/24", "dev", "host0"]);
-    platform.ip(&["link", "set", "host0", "up"]);
     platform.ip(&["addr", "add", "169.254.169.254/32", "dev", "lo"]);
     platform.ip(&["addr", "add", "168.63.129.16/32", "dev", "lo"]);
     let nft = vm.nft();
@@ -656,25 +663,7 @@ fn a_connection_whose_source_port_nat_changed_is_refused() {
     if !privileged("a_connection_whose_source_port_nat_changed_is_refused") {
         return;
     }
-    let vm = Netns::new("clash");
-    let platform = Netns::new("clashp");
-    vm.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "host0",
-        "netns",
-        &platform.name,
-    ]);
-    vm.ip(&["addr", "add", "10.77.0.4/24", "dev", "eth0"]);
-    vm.ip(&["link", "set", "eth0", "up"]);
-    vm.ip(&["route", "add", "169.254.169.254/32", "via", "10.77.0.1"]);
-    platform.ip(&["addr", "add", "10.77.0.1/24", "dev", "host0"]);
-    platform.ip(&["link", "set", "host0", "up"]);
+    let (vm, _platform) = vm_and_platform("clash", "clashp");
     let nft = vm.nft();
     let port = {
         let nft = vm.nft();

@@ -23,6 +23,23 @@ fn listener() -> (TcpListener, u16) {
     (l, port)
 }
 
+/// Accept the client's connection once `pid` runs `exe`, and identify its
+/// caller with `needs`. The connection comes back too: it must stay open.
+fn identify_client(
+    l: &TcpListener,
+    pid: u32,
+    exe: &str,
+    needs: Needs,
+) -> (std::net::TcpStream, gatehouse_sys::CallerFacts) {
+    let conn = accept(l);
+    wait_exe(pid, exe);
+    let (src, dst) = tuple(&conn);
+    let facts = Identifier::new(IdentifyOptions::default())
+        .identify(src, dst, needs)
+        .unwrap();
+    (conn, facts)
+}
+
 fn sleep_id() -> FileId {
     FileId::of(File::open("/usr/bin/sleep").unwrap()).unwrap()
 }
@@ -70,12 +87,7 @@ fn ipv6_loopback_client_is_identified() {
     let l = TcpListener::bind("[::1]:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let client = spawn("exec 3<>/dev/tcp/::1/$PORT; exec sleep 30", port, None);
-    let conn = accept(&l);
-    wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::one_process())
-        .unwrap();
+    let (_conn, facts) = identify_client(&l, client.pid(), "/sleep", Needs::one_process());
     assert_eq!(facts.holders[0].pid, client.pid());
 }
 
@@ -86,12 +98,7 @@ fn nobody_client_is_identified() {
     }
     let (l, port) = listener();
     let client = spawn(&connect_then("exec sleep 30"), port, Some((65534, 65534)));
-    let conn = accept(&l);
-    wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let (_conn, facts) = identify_client(&l, client.pid(), "/sleep", Needs::all());
     assert_eq!(facts.socket_uid, 65534);
     let h = &facts.holders[0];
     assert_eq!(
@@ -145,12 +152,8 @@ fn copied_binary_reports_the_copy() {
         port,
         None,
     );
-    let conn = accept(&l);
-    wait_exe(client.pid(), &copy.display().to_string());
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let (_conn, facts) =
+        identify_client(&l, client.pid(), &copy.display().to_string(), Needs::all());
     let h = &facts.holders[0];
     assert_eq!(h.exe_path.as_deref(), Some(copy.to_str().unwrap()));
     assert!(!h.exe_file.unwrap().same_file(&sleep_id()));
@@ -168,12 +171,7 @@ fn symlink_reports_the_target() {
         port,
         None,
     );
-    let conn = accept(&l);
-    wait_exe(client.pid(), "/usr/bin/sleep");
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let (_conn, facts) = identify_client(&l, client.pid(), "/usr/bin/sleep", Needs::all());
     let h = &facts.holders[0];
     assert_eq!(h.exe_path.as_deref(), Some("/usr/bin/sleep"));
     assert!(h.exe_path_verified);
@@ -193,12 +191,7 @@ fn bind_mount_in_other_namespace_is_not_verified() {
         copy.display()
     ));
     let client = spawn(&script, port, None);
-    let conn = accept(&l);
-    wait_exe(client.pid(), "/usr/bin/sleep");
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let (_conn, facts) = identify_client(&l, client.pid(), "/usr/bin/sleep", Needs::all());
     let h = &facts.holders[0];
     assert_eq!(h.pid, client.pid());
     assert_eq!(
@@ -408,12 +401,7 @@ fn the_executable_of_a_process_in_another_user_namespace_is_not_taken() {
         port,
         Some((65534, 65534)),
     );
-    let conn = accept(&l);
-    wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let (_conn, facts) = identify_client(&l, client.pid(), "/sleep", Needs::all());
     let h = &facts.holders[0];
     assert_eq!(h.pid, client.pid());
     assert_eq!(
@@ -430,12 +418,7 @@ fn the_executable_of_a_process_in_another_user_namespace_is_not_taken() {
         port,
         Some((65534, 65534)),
     );
-    let conn = accept(&l);
-    wait_exe(plain.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
-    let facts = Identifier::new(IdentifyOptions::default())
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let (_conn, facts) = identify_client(&l, plain.pid(), "/sleep", Needs::all());
     assert!(facts.holders[0].exe_path_verified);
     assert!(facts.holders[0].exe_sha256.is_some());
 }
