@@ -1,5 +1,6 @@
 //! `gatehouse run`: the gate.
 
+mod checkpoints;
 mod jit;
 pub(crate) mod lifecycle;
 mod observe;
@@ -37,6 +38,21 @@ pub struct Args {
     /// Rotate the audit log when it reaches this many bytes (0: never).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     audit_rotate_bytes: u64,
+
+    /// The key that signs audit checkpoints (Ed25519; created at first
+    /// start, mode 0600; a start is refused when group or others can read
+    /// it or another user owns it). With `--user` the root broker holds it.
+    /// Default: /var/lib/gatehouse/keys/audit.key, or with `--upstream
+    /// emulator` the try-it private directory. `gatehouse audit key`
+    /// prints its public half.
+    #[arg(long, value_name = "PATH", env = "GATEHOUSE_AUDIT_KEY")]
+    audit_key: Option<PathBuf>,
+
+    /// Sign a checkpoint of the audit chain head this often (seconds), and
+    /// always on stop; 0: only on stop. Checkpoints are audit records, so
+    /// they leave the machine with the others (`audit verify --against`).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    checkpoint_every: u64,
 
     /// Emulator config for `--upstream emulator` (default: the built-in demo VM).
     #[arg(long)]
@@ -351,6 +367,9 @@ pub(crate) fn watching(args: &Args, kind: &UpstreamKind) -> crate::firewall::Wat
     })
 }
 
+/// Where the checkpoint key lives unless `--audit-key` says otherwise.
+pub(crate) const DEFAULT_AUDIT_KEY: &str = checkpoints::DEFAULT_KEY;
+
 /// The audit log named by the flags; `None`: the try-it private directory.
 pub(crate) fn named_audit_path(args: &Args, kind: &UpstreamKind) -> Option<PathBuf> {
     match (&args.audit, kind) {
@@ -413,6 +432,15 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
             Ok(d) => d.join("audit.log"),
             Err(code) => return code,
         },
+    };
+    let signer = match checkpoints::signer(
+        &args,
+        &kind,
+        me,
+        worker.as_ref().map(|w| Arc::clone(&w.client)),
+    ) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     // With `--user` the broker identifies callers (and attached the eBPF path, if any).
     let identify = match &worker {
@@ -606,6 +634,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         eprintln!("  privileges: separated; requests are parsed as uid {me} with no capabilities");
     }
 
+    let periodic = checkpoints::start_periodic(&args, &gate, &signer);
     let (mut asks, stop_signals) = match signals.split(control) {
         Ok(s) => s,
         Err(code) => return code,
@@ -681,7 +710,11 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         .unwrap_or_else(|| "stopped".to_owned());
     drop(firewall);
     drop(jit_service);
+    if let Some(p) = periodic {
+        p.abort();
+    }
     lifecycle::audit_stopped(&gate, &reason);
+    checkpoints::on_stop(&gate, &*signer);
     if let Some(e) = emulator {
         e.shutdown();
     }

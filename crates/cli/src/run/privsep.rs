@@ -51,6 +51,12 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
             return code;
         }
     }
+    // The broker holds the checkpoint key: the worker parses untrusted
+    // requests and must not be able to read it (docs/threats.md).
+    let checkpoint_key = match super::checkpoints::load_key(&args, &kind, 0) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
     let mark = super::upstream_mark(&args, &kind);
     let (listen, pid_file, every, shape) = super::broker_view(&args);
     let mut keeper = None;
@@ -194,7 +200,9 @@ pub(super) fn broker_main(args: Args, kind: UpstreamKind, user: &str) -> ExitCod
         }
     }
     let callers = lifecycle::callers_label(identify.connect_records.is_some(), args.all_holders);
-    let mut broker = Broker::new(listen, mark, targets).with_identify_options(identify);
+    let mut broker = Broker::new(listen, mark, targets)
+        .with_identify_options(identify)
+        .with_checkpoint_key(checkpoint_key);
     if let Some(k) = &keeper {
         broker = broker.with_ports(Arc::clone(k));
     }

@@ -1,0 +1,101 @@
+//! `gatehouse run`'s audit checkpoints: the key (created at first start,
+//! refused when its mode or owner is wrong), the periodic signing, and the
+//! last one on stop. With `--user` the broker holds the key and signs on
+//! the worker's behalf (docs/threats.md, "Audit checkpoints").
+
+use super::Args;
+use gatehouse_gate::checkpoint::{CheckpointSigner, LocalSigner};
+use gatehouse_gate::{Gate, UpstreamKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The key file named by the flags (try-it: the private directory).
+pub(super) fn key_path(args: &Args, kind: &UpstreamKind, uid: u32) -> Result<PathBuf, ExitCode> {
+    match (&args.audit_key, kind) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, UpstreamKind::Emulator) => super::demo_dir(uid).map(|d| d.join("audit.key")),
+        (None, _) => Ok(PathBuf::from(DEFAULT_KEY)),
+    }
+}
+
+/// Where the checkpoint key lives unless `--audit-key` says otherwise.
+/// A directory of root's (packaging/gatehouse.tmpfiles): the worker owns
+/// /var/lib/gatehouse, and the broker, without CAP_DAC_OVERRIDE, could
+/// not create a file there, nor should the worker be able to read it.
+pub(crate) const DEFAULT_KEY: &str = "/var/lib/gatehouse/keys/audit.key";
+
+/// Loads (or at first start creates) the key; a refusal stops the start.
+pub(super) fn load_key(
+    args: &Args,
+    kind: &UpstreamKind,
+    uid: u32,
+) -> Result<gatehouse_audit::CheckpointKey, ExitCode> {
+    let path = key_path(args, kind, uid)?;
+    match gatehouse_audit::CheckpointKey::load_or_create(&path) {
+        Ok((key, created)) => {
+            if created {
+                eprintln!(
+                    "gatehouse: created the audit checkpoint key `{}` ({})",
+                    path.display(),
+                    key.public().key_id()
+                );
+            }
+            Ok(key)
+        }
+        Err(e) => Err(crate::fail(
+            &e.to_string(),
+            Some("the gate signs audit checkpoints with this key and does not start without it (`--audit-key` names another)"),
+        )),
+    }
+}
+
+/// The signer of this process: the broker's, or a key of our own.
+pub(super) fn signer(
+    args: &Args,
+    kind: &UpstreamKind,
+    uid: u32,
+    broker: Option<Arc<gatehouse_gate::privsep::BrokerClient>>,
+) -> Result<Arc<dyn CheckpointSigner>, ExitCode> {
+    match broker {
+        Some(client) => Ok(client),
+        None => Ok(Arc::new(LocalSigner::new(load_key(args, kind, uid)?))),
+    }
+}
+
+/// Signs a checkpoint every `--checkpoint-every` seconds (0: only on stop).
+pub(super) fn start_periodic(
+    args: &Args,
+    gate: &Arc<Gate>,
+    signer: &Arc<dyn CheckpointSigner>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if args.checkpoint_every == 0 {
+        return None;
+    }
+    let every = Duration::from_secs(args.checkpoint_every);
+    let gate = Arc::clone(gate);
+    let signer = Arc::clone(signer);
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let gate = Arc::clone(&gate);
+            let signer = Arc::clone(&signer);
+            let done = tokio::task::spawn_blocking(move || gate.checkpoint(&*signer, false)).await;
+            match done {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("audit checkpoint: {e}"),
+                Err(e) => tracing::warn!("audit checkpoint task failed: {e}"),
+            }
+        }
+    }))
+}
+
+/// The last checkpoint, after the `gate_stopped` record.
+pub(super) fn on_stop(gate: &Gate, signer: &dyn CheckpointSigner) {
+    if let Err(e) = gate.checkpoint(signer, true) {
+        eprintln!("gatehouse: cannot write the last audit checkpoint: {e}");
+    }
+}
