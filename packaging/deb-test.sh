@@ -173,7 +173,7 @@ while read -r mode owner _ _ _ path rest; do
 done <"$tmp/first.list"
 [ -z "$(dpkg --verify gatehouse)" ] || fail "dpkg --verify: $(dpkg --verify gatehouse)"
 getent passwd gatehouse >/dev/null || fail "no system user gatehouse (sysusers)"
-for e in "drwxr-x--- gatehouse/gatehouse /var/log/gatehouse" "drwx------ gatehouse/gatehouse /var/lib/gatehouse"; do
+for e in "drwxr-x--- gatehouse/gatehouse /var/log/gatehouse" "drwx------ gatehouse/gatehouse /var/lib/gatehouse" "drwx------ root/root /var/lib/gatehouse/keys"; do
     want="${e% *}" path="${e##* }"
     got="$(stat -c '%A %U/%G' "$path" 2>/dev/null)" || fail "no $path (tmpfiles)"
     [ "$got" = "$want" ] || fail "$path is $got, want $want"
