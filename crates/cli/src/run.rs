@@ -42,7 +42,7 @@ pub struct Args {
     /// The key that signs audit checkpoints (Ed25519; created at first
     /// start, mode 0600; a start is refused when group or others can read
     /// it or another user owns it). With `--user` the root broker holds it.
-    /// Default: /var/lib/gatehouse/keys/audit.key, or with `--upstream
+    /// Default: /var/lib/gatehouse-keys/audit.key, or with `--upstream
     /// emulator` the try-it private directory. `gatehouse audit key`
     /// prints its public half.
     #[arg(long, value_name = "PATH", env = "GATEHOUSE_AUDIT_KEY")]

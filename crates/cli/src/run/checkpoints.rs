@@ -21,10 +21,11 @@ pub(super) fn key_path(args: &Args, kind: &UpstreamKind, uid: u32) -> Result<Pat
 }
 
 /// Where the checkpoint key lives unless `--audit-key` says otherwise.
-/// A directory of root's (packaging/gatehouse.tmpfiles): the worker owns
-/// /var/lib/gatehouse, and the broker, without CAP_DAC_OVERRIDE, could
-/// not create a file there, nor should the worker be able to read it.
-pub(crate) const DEFAULT_KEY: &str = "/var/lib/gatehouse/keys/audit.key";
+/// A directory of root's (packaging/gatehouse.tmpfiles), not one below
+/// /var/lib/gatehouse: the worker owns that, the broker (without
+/// CAP_DAC_OVERRIDE) could not create a file in it, and systemd-tmpfiles
+/// refuses a root-owned directory below a user's.
+pub(crate) const DEFAULT_KEY: &str = "/var/lib/gatehouse-keys/audit.key";
 
 /// Loads (or at first start creates) the key; a refusal stops the start.
 pub(super) fn load_key(
