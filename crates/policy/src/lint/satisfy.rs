@@ -172,7 +172,7 @@ fn dimensions(expr: &Expr, ctx: &Context<'_>) -> Option<Vec<Dimension>> {
         values.insert(b.clone(), both);
     }
     let mut dims = Vec::new();
-    for (key, (_, multi, _)) in &seen {
+    for (key, (ty, multi, lits)) in &seen {
         let mut vals = values.get(key).cloned().unwrap_or_default();
         if let Some(fixed) = fixed_value(key, ctx) {
             vals = vec![fixed];
@@ -180,29 +180,10 @@ fn dimensions(expr: &Expr, ctx: &Context<'_>) -> Option<Vec<Dimension>> {
         if let (IDENTITY_NAME, Some(names)) = (key.as_str(), ctx.identities) {
             vals = names.iter().map(|n| Value::Str(n.clone())).collect();
         }
-        let choices = match (multi, member(key, ctx)) {
-            (false, _) => vals.into_iter().map(|v| vec![v]).collect(),
-            (true, Some(must)) => {
-                let mut sets = vec![vec![must.clone()]];
-                for v in &vals {
-                    if *v != must {
-                        sets.push(vec![must.clone(), v.clone()]);
-                    }
-                }
-                let mut all = vals.clone();
-                all.push(must);
-                dedup(&mut all);
-                sets.push(all);
-                sets
-            }
-            (true, None) => {
-                let mut sets = vec![Vec::new()];
-                sets.extend(vals.iter().map(|v| vec![v.clone()]));
-                if vals.len() > 1 {
-                    sets.push(vals);
-                }
-                sets
-            }
+        let choices = if *multi {
+            sets(&vals, &raw_values(*ty, lits), member(key, ctx))
+        } else {
+            vals.into_iter().map(|v| vec![v]).collect()
         };
         dims.push(Dimension {
             key: key.clone(),
@@ -210,6 +191,52 @@ fn dimensions(expr: &Expr, ctx: &Context<'_>) -> Option<Vec<Dimension>> {
         });
     }
     Some(dims)
+}
+
+/// Candidate values of a set attribute: the empty set, each candidate,
+/// each pair, the literals exactly, all of them; with `must` (a group the
+/// principal implies) in every one.
+fn sets(vals: &[Value], raw: &[Value], must: Option<Value>) -> Vec<Vec<Value>> {
+    let mut out: Vec<Vec<Value>> = vec![Vec::new()];
+    out.extend(vals.iter().map(|v| vec![v.clone()]));
+    for (i, a) in vals.iter().enumerate() {
+        for b in vals.iter().skip(i + 1) {
+            out.push(vec![a.clone(), b.clone()]);
+        }
+    }
+    out.push(raw.to_vec());
+    out.push(vals.to_vec());
+    if let Some(m) = must {
+        for set in &mut out {
+            set.push(m.clone());
+            dedup(set);
+        }
+    }
+    let mut unique: Vec<Vec<Value>> = Vec::with_capacity(out.len());
+    for set in out {
+        if !unique.contains(&set) {
+            unique.push(set);
+        }
+    }
+    unique
+}
+
+/// The literals themselves, as values of `ty`.
+fn raw_values(ty: Ty, lits: &[Literal]) -> Vec<Value> {
+    let mut out: Vec<Value> = lits
+        .iter()
+        .filter_map(|l| match (l, ty) {
+            (Literal::Str(s, _) | Literal::Guid(s, _), Ty::String | Ty::Guid) => {
+                Some(Value::Str(s.clone()))
+            }
+            (Literal::Int(n, _), Ty::Integer) => Some(Value::Int(*n)),
+            (Literal::Bool(b, _), Ty::Boolean) => Some(Value::Bool(*b)),
+            (Literal::Str(s, _), Ty::DateTime) => datetime::parse(s).map(Value::Time),
+            _ => None,
+        })
+        .collect();
+    dedup(&mut out);
+    out
 }
 
 /// The one value a single-valued attribute has for every caller the

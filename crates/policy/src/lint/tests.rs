@@ -83,6 +83,16 @@ fn semantic_checks() {
             None,
         ),
         (
+            "groups that must hold both literals and nothing else",
+            with_cond(assign("a", "everyone", imr, ANY), "@Principal[groups] ForAnyOfAnyValues:StringEquals {'a'} AND @Principal[groups] ForAnyOfAnyValues:StringEquals {'b'} AND @Principal[groups] ForAllOfAnyValues:StringEquals {'a', 'b'}"),
+            None,
+        ),
+        (
+            "groups that must be both inside and outside a list",
+            with_cond(assign("a", "everyone", imr, ANY), "@Principal[groups] ForAllOfAnyValues:StringEquals {'a', 'b'} AND @Principal[groups] ForAnyOfAnyValues:StringEquals {'c'}"),
+            Some(("always-false", 10, "can never match")),
+        ),
+        (
             "a satisfiable prefix and exclusion",
             with_cond(assign("a", "everyone", imr, ANY), "@Principal[unit] StringStartsWith 'app' AND @Principal[unit] StringNotEquals 'app'"),
             None,
