@@ -39,7 +39,7 @@ fi
 if dpkg-query -W -f='${Status}' gatehouse 2>/dev/null | grep -q "ok installed"; then
     fail "the gatehouse package is installed here; this test needs a machine without it"
 fi
-for path in /usr/bin/gatehouse /etc/gatehouse /var/lib/gatehouse; do
+for path in /usr/bin/gatehouse /etc/gatehouse /var/lib/gatehouse /var/lib/gatehouse-keys; do
     [ ! -e "$path" ] || fail "$path exists; this test needs a machine without it"
 done
 had_log_dir=no; [ -e /var/log/gatehouse ] && had_log_dir=yes
@@ -173,7 +173,7 @@ while read -r mode owner _ _ _ path rest; do
 done <"$tmp/first.list"
 [ -z "$(dpkg --verify gatehouse)" ] || fail "dpkg --verify: $(dpkg --verify gatehouse)"
 getent passwd gatehouse >/dev/null || fail "no system user gatehouse (sysusers)"
-for e in "drwxr-x--- gatehouse/gatehouse /var/log/gatehouse" "drwx------ gatehouse/gatehouse /var/lib/gatehouse"; do
+for e in "drwxr-x--- gatehouse/gatehouse /var/log/gatehouse" "drwx------ gatehouse/gatehouse /var/lib/gatehouse" "drwx------ root/root /var/lib/gatehouse-keys"; do
     want="${e% *}" path="${e##* }"
     got="$(stat -c '%A %U/%G' "$path" 2>/dev/null)" || fail "no $path (tmpfiles)"
     [ "$got" = "$want" ] || fail "$path is $got, want $want"
@@ -229,6 +229,7 @@ ok "remove: units stopped, table deleted, conffile kept"
 echo "== dpkg --purge"
 in_ns dpkg --purge gatehouse
 [ ! -e /var/lib/gatehouse ] || fail "purge left /var/lib/gatehouse"
+[ ! -e /var/lib/gatehouse-keys ] || fail "purge left /var/lib/gatehouse-keys"
 [ -f "$marker" ] || fail "purge deleted what was in /var/log/gatehouse"
 [ ! -e /etc/gatehouse ] || fail "purge left /etc/gatehouse"
 for link in /etc/systemd/system/multi-user.target.wants/gatehouse.service \

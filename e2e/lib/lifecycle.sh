@@ -17,10 +17,20 @@ audit_count() {
 print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["event"].get("type") == sys.argv[2]))' "$WORK/s$1/audit.log" "$2"
 }
 
-# last_audit ID: the event type of the last audit line.
+# last_audit ID: the event types of the last two audit lines, joined by `+`.
 last_audit() {
     "$PY" -c 'import json,sys
-print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["event"].get("type", "-"))' "$WORK/s$1/audit.log"
+print("+".join(json.loads(l)["event"].get("type", "-") for l in open(sys.argv[1]).read().splitlines()[-2:]))' "$WORK/s$1/audit.log"
+}
+
+# verify_against ID: `gatehouse audit verify --against` the log's own
+# records (as an export would have shipped them) with the gate's public key.
+verify_against() {
+    local s="$WORK/s$1" key rc=0
+    key="$("$GATEHOUSE" audit key --audit-key "$s/keys/audit.key")" || { echo "no key"; return; }
+    cp "$s/audit.log" "$s/collected.jsonl"
+    "$GATEHOUSE" audit verify "$s/audit.log" --against "$s/collected.jsonl" --key "$key" >/dev/null 2>&1 || rc=$?
+    echo "exit=$rc"
 }
 
 # all_gone PID...: succeeds when none of the PIDs is a live (non-zombie) process.
@@ -101,7 +111,8 @@ scenario_lifecycle() {
     row "SIGTERM: broker, worker, nft monitor" root "gone" "$(gone_within 2 "$broker" "$worker" "$monitor")"
     rc=0; wait "$broker" || rc=$?
     row "SIGTERM: exit status of the gate" root "0" "$rc"
-    row "SIGTERM: last audit line" root "gate_stopped" "$(last_audit "$id")"
+    row "SIGTERM: last audit lines" root "gate_stopped+checkpoint" "$(last_audit "$id")"
+    row "SIGTERM: audit verify --against its checkpoints" root "exit=0" "$(verify_against "$id")"
     row "SIGTERM: pid file" root "removed" "$([[ -e "$s/run/gate.pid" ]] && echo kept || echo removed)"
     row "SIGTERM: firewall table" root "kept" "$(ip netns exec "$vm" nft list table inet gatehouse >/dev/null 2>&1 && echo kept || echo gone)"
     row "stopped: curl token" gh-allowed "refused imds+0 gate:-" "$(with_gate "$id" with_imds "$id" curl_imds "$vm" gh-allowed "$TOKEN_PATH")"

@@ -56,7 +56,7 @@ sys.exit(1)' "$s/admin.sock"
     # nsenter, not `ip netns exec`: that remounts /sys, and the eBPF path
     # attaches to the cgroup v2 hierarchy mounted there.
     nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
-        --audit "$s/audit.log" --pid-file "$s/run/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
+        --audit "$s/audit.log" --audit-key "$s/keys/audit.key" --pid-file "$s/run/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \
         --caller-lookup "$CALLER_LOOKUP" \

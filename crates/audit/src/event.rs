@@ -13,8 +13,12 @@
 //! left out when absent. [`SCHEMA_VERSION`] changes whenever a record's
 //! meaning or shape does.
 
+mod checkpoint;
 mod jit;
 mod request;
+
+pub(crate) use checkpoint::statement;
+pub use checkpoint::{Checkpoint, CHECKPOINT_DOMAIN};
 
 pub use jit::{EventDetail, JitDetail, JitEvent, JitRequestView, Principal, RequestedDetail};
 pub use request::{
@@ -26,7 +30,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Version of the record schema described here.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -159,6 +163,9 @@ pub enum Event {
     /// A reload changed the just-in-time ports; the firewall keeps the old
     /// ones until the gate restarts.
     JitPortsChangedNeedRestart {},
+    /// A signed statement of the chain head (at an interval and on stop),
+    /// for checking the log against copies kept off the machine.
+    Checkpoint(Box<Checkpoint>),
 }
 
 impl Event {
@@ -189,6 +196,7 @@ impl Event {
             Event::JitSignedRequestRefused { .. } => "jit_signed_request_refused",
             Event::JitSessionsCut { .. } => "jit_sessions_cut",
             Event::JitPortsChangedNeedRestart {} => "jit_ports_changed_need_restart",
+            Event::Checkpoint(_) => "checkpoint",
         }
     }
 

@@ -89,9 +89,10 @@
 //! * a writer with access to the file (e.g. root) rewriting the chain from
 //!   some record onwards with freshly computed hashes.
 //!
-//! Both need evidence kept off the machine, such as periodic copies of
-//! [`VerifyReport::last_hash`] / [`Appended::hash`]; shipping those is a
-//! separate piece of work.
+//! Both need evidence kept off the machine: signed [`Checkpoint`]s of the
+//! chain head, written into the log as records and so exported with it,
+//! checked by [`verify_against`] with the [`PublicKey`] of the gate's
+//! [`CheckpointKey`].
 //!
 //! # Files
 //!
@@ -103,6 +104,8 @@
 
 #![forbid(unsafe_code)]
 
+mod against;
+mod checkpoint;
 mod error;
 mod event;
 mod files;
@@ -113,6 +116,10 @@ mod schema;
 mod tail;
 mod verify;
 
+pub use against::{
+    verify_against, AgainstFailure, AgainstReport, EvidenceError, Location, Tampering,
+};
+pub use checkpoint::{CheckpointKey, KeyError, PublicKey, PublicKeyError};
 pub use error::AuditError;
 pub use event::*;
 pub use log::{Appended, AuditLog, Options};

@@ -175,6 +175,27 @@ impl AuditLog {
         &self.path
     }
 
+    /// The chain head: the last record's `seq` and `hash`, `None` before
+    /// the first record ever written (what a checkpoint signs).
+    pub fn head(&self) -> Result<Option<Appended>, AuditError> {
+        let inner = self.lock()?;
+        Ok(inner
+            .next_seq
+            .checked_sub(1)
+            .filter(|s| *s > 0)
+            .map(|seq| Appended {
+                seq,
+                hash: inner.prev.clone(),
+            }))
+    }
+
+    /// Rotated files this log keeps, `None` when it never rotates.
+    pub fn rotated_kept(&self) -> Option<u64> {
+        self.opts
+            .rotate_bytes
+            .map(|_| u64::try_from(self.opts.keep).unwrap_or(u64::MAX))
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, AuditError> {
         let poisoned = || AuditError::Poisoned {
             path: self.path.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::event::Event;
-use crate::record::{self, RecordError, GENESIS, MAX_LINE};
+use crate::record::{self, Record, RecordError, GENESIS, MAX_LINE};
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,15 +100,30 @@ pub fn verify_chain(paths: &[PathBuf]) -> Result<VerifyReport, VerifyFailure> {
 
 /// What an event must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Events {
+pub(crate) enum Events {
     Typed,
     Any,
 }
 
 fn verify_with(paths: &[PathBuf], events: Events) -> Result<VerifyReport, VerifyFailure> {
+    walk(paths, events, &mut |_, _, _| true)
+}
+
+/// Called with each record that linked onto the chain (file, 1-based line,
+/// record); returning `false` stops the walk there (with `Ok`).
+pub(crate) type Visit<'a> = dyn FnMut(&Path, u64, &Record) -> bool + 'a;
+
+/// [`verify`]'s walk, showing each good record to `visit`.
+pub(crate) fn walk(
+    paths: &[PathBuf],
+    events: Events,
+    visit: &mut Visit<'_>,
+) -> Result<VerifyReport, VerifyFailure> {
     let mut chain = Chain::default();
     for path in paths {
-        verify_file(path, &mut chain, events)?;
+        if verify_file(path, &mut chain, events, visit)? == Walk::Stopped {
+            break;
+        }
     }
     Ok(VerifyReport {
         files: paths.len(),
@@ -120,6 +135,12 @@ fn verify_with(paths: &[PathBuf], events: Events) -> Result<VerifyReport, Verify
     })
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    Done,
+    Stopped,
+}
+
 #[derive(Debug, Default)]
 struct Chain {
     records: u64,
@@ -128,7 +149,12 @@ struct Chain {
     last: Option<(u64, String)>,
 }
 
-fn verify_file(path: &Path, chain: &mut Chain, events: Events) -> Result<(), VerifyFailure> {
+fn verify_file(
+    path: &Path,
+    chain: &mut Chain,
+    events: Events,
+    visit: &mut Visit<'_>,
+) -> Result<Walk, VerifyFailure> {
     let fail = |line: u64, problem: Problem| VerifyFailure {
         file: path.to_path_buf(),
         line,
@@ -142,7 +168,7 @@ fn verify_file(path: &Path, chain: &mut Chain, events: Events) -> Result<(), Ver
         buf.clear();
         let read = (&mut reader).take(limit).read_until(b'\n', &mut buf);
         match read {
-            Ok(0) => return Ok(()),
+            Ok(0) => return Ok(Walk::Done),
             Ok(_) => {}
             Err(e) => return Err(fail(number, Problem::Io(e.to_string()))),
         }
@@ -150,9 +176,12 @@ fn verify_file(path: &Path, chain: &mut Chain, events: Events) -> Result<(), Ver
             let bytes = u64::try_from(buf.len()).unwrap_or(u64::MAX);
             return Err(fail(number, torn_or_long(&mut reader, bytes)));
         };
-        link(chain, line, events).map_err(|problem| fail(number, problem))?;
+        let rec = link(chain, line, events).map_err(|problem| fail(number, problem))?;
+        if !visit(path, number, &rec) {
+            return Ok(Walk::Stopped);
+        }
     }
-    Ok(())
+    Ok(Walk::Done)
 }
 
 /// A chunk without a newline is a torn tail at end of file, else an overlong line.
@@ -165,7 +194,7 @@ fn torn_or_long(reader: &mut impl BufRead, bytes: u64) -> Problem {
 }
 
 /// Checks one line and links it onto the chain.
-fn link(chain: &mut Chain, line: &[u8], events: Events) -> Result<(), Problem> {
+fn link(chain: &mut Chain, line: &[u8], events: Events) -> Result<Record, Problem> {
     let rec = record::check(line)?;
     if events == Events::Typed {
         Event::deserialize(&rec.event).map_err(|e| Problem::Event(e.to_string()))?;
@@ -198,10 +227,10 @@ fn link(chain: &mut Chain, line: &[u8], events: Events) -> Result<(), Problem> {
                 });
             }
             chain.first_seq = Some(rec.seq);
-            chain.first_prev = Some(rec.prev);
+            chain.first_prev = Some(rec.prev.clone());
         }
     }
     chain.records += 1;
-    chain.last = Some((rec.seq, rec.hash));
-    Ok(())
+    chain.last = Some((rec.seq, rec.hash.clone()));
+    Ok(rec)
 }

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use gatehouse_policy::{Diagnostic, Diagnostics, Machine, Severity};
 use serde_json::json;
 
+mod sarif;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The policy file to check.
@@ -16,9 +18,22 @@ pub struct Args {
     /// Exit 1 if there are warnings.
     #[arg(long)]
     strict: bool,
-    /// Print the result as one JSON object on stdout.
-    #[arg(long)]
+    /// Print the result as one JSON object on stdout (`--format json`).
+    #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// How to print the result: `human` (stderr, like rustc), `json` (one
+    /// object on stdout) or `sarif` (a SARIF 2.1.0 log on stdout, for a
+    /// policy repository's CI to show findings inline). The exit code is
+    /// the same in every format.
+    #[arg(long, value_enum, value_name = "human|json|sarif")]
+    format: Option<Format>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Human,
+    Json,
+    Sarif,
 }
 
 /// Real lookups on this machine, for the warnings.
@@ -33,6 +48,15 @@ fn names_in(file: &str) -> Vec<String> {
         .collect()
 }
 
+/// The third field (uid or gid) of each line of `/etc/passwd` or `/etc/group`.
+fn ids_in(file: &str) -> Vec<u32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+        .collect()
+}
+
 impl Machine for ThisMachine {
     fn user_exists(&self, name: &str) -> bool {
         names_in("/etc/passwd").iter().any(|n| n == name)
@@ -42,6 +66,12 @@ impl Machine for ThisMachine {
     }
     fn file_exists(&self, path: &str) -> bool {
         Path::new(path).is_file()
+    }
+    fn uid_exists(&self, uid: u32) -> bool {
+        ids_in("/etc/passwd").contains(&uid)
+    }
+    fn gid_exists(&self, gid: u32) -> bool {
+        ids_in("/etc/group").contains(&gid)
     }
     fn unit_exists(&self, unit: &str) -> bool {
         [
@@ -66,7 +96,13 @@ fn diag_json(d: &Diagnostic) -> serde_json::Value {
     })
 }
 
-fn report(args: &Args, name: &str, diags: &Diagnostics, hash: Option<&str>) -> ExitCode {
+fn report(
+    args: &Args,
+    name: &str,
+    text: &str,
+    diags: &Diagnostics,
+    hash: Option<&str>,
+) -> ExitCode {
     let errors = diags.error_count();
     let warnings = diags.len() - errors;
     let code = if errors > 0 {
@@ -76,7 +112,17 @@ fn report(args: &Args, name: &str, diags: &Diagnostics, hash: Option<&str>) -> E
     } else {
         0
     };
-    if args.json {
+    let format = match (args.format, args.json) {
+        (Some(f), _) => f,
+        (None, true) => Format::Json,
+        (None, false) => Format::Human,
+    };
+    if format == Format::Sarif {
+        match sarif::render(name, text, diags) {
+            Ok(log) => println!("{log}"),
+            Err(e) => return crate::fail(&format!("cannot write the SARIF log: {e}"), None),
+        }
+    } else if format == Format::Json {
         let ordered: Vec<&Diagnostic> = diags
             .iter()
             .filter(|d| d.severity == Severity::Error)
@@ -123,8 +169,8 @@ pub fn main(args: Args) -> ExitCode {
     match gatehouse_policy::parse(&name, &text) {
         Ok(p) => {
             let warnings = p.lint(&name, &text, &ThisMachine);
-            report(&args, &name, &warnings, Some(p.hash()))
+            report(&args, &name, &text, &warnings, Some(p.hash()))
         }
-        Err(diagnostics) => report(&args, &name, &diagnostics, None),
+        Err(diagnostics) => report(&args, &name, &text, &diagnostics, None),
     }
 }

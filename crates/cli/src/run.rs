@@ -1,5 +1,6 @@
 //! `gatehouse run`: the gate.
 
+mod checkpoints;
 mod jit;
 pub(crate) mod lifecycle;
 mod observe;
@@ -41,6 +42,21 @@ pub struct Args {
     /// Rotate the audit log when it reaches this many bytes (0: never).
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     audit_rotate_bytes: u64,
+
+    /// The key that signs audit checkpoints (Ed25519; created at first
+    /// start, mode 0600; a start is refused when group or others can read
+    /// it or another user owns it). With `--user` the root broker holds it.
+    /// Default: /var/lib/gatehouse-keys/audit.key, or with `--upstream
+    /// emulator` the try-it private directory. `gatehouse audit key`
+    /// prints its public half.
+    #[arg(long, value_name = "PATH", env = "GATEHOUSE_AUDIT_KEY")]
+    audit_key: Option<PathBuf>,
+
+    /// Sign a checkpoint of the audit chain head this often (seconds), and
+    /// always on stop; 0: only on stop. Checkpoints are audit records, so
+    /// they leave the machine with the others (`audit verify --against`).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    checkpoint_every: u64,
 
     /// Emulator config for `--upstream emulator` (default: the built-in demo VM).
     #[arg(long)]
@@ -321,6 +337,9 @@ pub(crate) struct WorkerParts {
     pub heartbeat: Duration,
 }
 
+/// Where the checkpoint key lives unless `--audit-key` says otherwise.
+pub(crate) const DEFAULT_AUDIT_KEY: &str = checkpoints::DEFAULT_KEY;
+
 /// Start the gate from `plan` (this process alone, or the worker of a
 /// broker) and serve until asked to stop.
 async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartError> {
@@ -348,6 +367,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         Some(p) => p.to_path_buf(),
         None => demo_dir(me)?.join("audit.log"),
     };
+    let signer = checkpoints::signer(&plan, me, worker.as_ref().map(|w| Arc::clone(&w.client)))?;
     // With `--user` the broker identifies callers (and attached the eBPF path, if any).
     let identify = match &worker {
         Some(_) => gatehouse_sys::IdentifyOptions::default(),
@@ -506,6 +526,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         eprintln!("  privileges: separated; requests are parsed as uid {me} with no capabilities");
     }
 
+    let periodic = checkpoints::start_periodic(&plan, &gate, &signer);
     let (mut asks, stop_signals) = signals.split(control)?;
     {
         let stop_tx = stop_tx.clone();
@@ -578,7 +599,11 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         .unwrap_or_else(|| "stopped".to_owned());
     drop(firewall);
     drop(jit_service);
+    if let Some(p) = periodic {
+        p.abort();
+    }
     lifecycle::audit_stopped(&gate, &reason);
+    checkpoints::on_stop(&gate, &*signer);
     if let Some(e) = emulator {
         e.shutdown();
     }

@@ -447,7 +447,11 @@ fn reload_and_stop_as_deployed(separated: bool) {
     assert!(status.success(), "a clean stop exits 0: {status}");
     manager.until("STOPPING=1");
     let audit = d.audit();
-    let last = &audit.last().unwrap()["event"];
+    // The very last record is the checkpoint signed over `gate_stopped`.
+    let (checkpoint, stopped) = (&audit[audit.len() - 1], &audit[audit.len() - 2]);
+    assert_eq!(checkpoint["event"]["type"], "checkpoint", "{checkpoint}");
+    assert_eq!(checkpoint["event"]["head_seq"], stopped["seq"]);
+    let last = &stopped["event"];
     assert_eq!(last["type"], "gate_stopped", "{last}");
     assert_eq!(last["reason"], "SIGTERM");
     assert!(!d.pid_file().exists(), "pid file removed");

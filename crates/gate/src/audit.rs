@@ -49,6 +49,31 @@ impl Audit {
         time: &str,
         event: &gatehouse_audit::Event,
     ) -> Result<(), AuditError> {
+        self.append_record(time, event).map(|_| ())
+    }
+
+    /// The exact chain head of the log (not [`Audit::head`], which racing
+    /// appends may leave a record behind).
+    pub(crate) fn chain_head(&self) -> Result<Option<Appended>, AuditError> {
+        match self.log.read() {
+            Ok(log) => log.head(),
+            Err(poisoned) => poisoned.into_inner().head(),
+        }
+    }
+
+    /// Rotated files kept, `None` when the log never rotates.
+    pub(crate) fn rotated_kept(&self) -> Option<u64> {
+        self.options
+            .rotate_bytes
+            .map(|_| u64::try_from(self.options.keep).unwrap_or(u64::MAX))
+    }
+
+    /// Like [`Audit::append`], saying where the record went.
+    pub(crate) fn append_record(
+        &self,
+        time: &str,
+        event: &gatehouse_audit::Event,
+    ) -> Result<Appended, AuditError> {
         let result = self.append_or_reopen(time, event);
         match result {
             Ok(appended) => {
@@ -60,8 +85,8 @@ impl Audit {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 // Racing appends may land here out of order; a status
                 // shows a recent head, `audit verify` the exact chain.
-                *head = Some(appended);
-                Ok(())
+                *head = Some(appended.clone());
+                Ok(appended)
             }
             Err(e) => {
                 crate::metrics::audit_failed();

@@ -12,6 +12,7 @@
 mod audit;
 mod cache;
 pub mod caller;
+pub mod checkpoint;
 pub mod clock;
 pub mod connector;
 mod fetch;
@@ -110,6 +111,7 @@ pub struct Gate {
     firewall_watched: std::sync::atomic::AtomicBool,
     upstream_label: String,
     upstream_limits: Option<limiter::Limits>,
+    checkpoints: checkpoint::Checkpoints,
 }
 
 impl std::fmt::Debug for Gate {
@@ -179,6 +181,7 @@ impl Gate {
             firewall_watched: std::sync::atomic::AtomicBool::new(false),
             upstream_label: config.upstream_label.clone(),
             upstream_limits: config.upstream_limits,
+            checkpoints: checkpoint::Checkpoints::default(),
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&Event::GateStarted {

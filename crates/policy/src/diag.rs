@@ -37,6 +37,9 @@ pub struct Diagnostic {
     pub span: Range<usize>,
     /// The text of line `line`, for rendering.
     pub snippet: String,
+    /// A warning's code (`orphan`, `redundant`, …: what `allow_warnings`
+    /// accepts, and the rule id of `check --format sarif`); `None` for errors.
+    pub code: Option<String>,
 }
 
 impl Diagnostic {
@@ -70,6 +73,7 @@ impl Diagnostic {
             column: text.get(line_start..start).map_or(0, |s| s.chars().count()) + 1,
             span: start..end,
             snippet,
+            code: None,
         }
     }
 }

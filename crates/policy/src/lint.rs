@@ -12,6 +12,11 @@ use crate::model::{Assignment, Scope};
 use crate::policy::Policy;
 use crate::principal::Principal;
 
+mod satisfy;
+mod semantic;
+#[cfg(test)]
+mod tests;
+
 /// What `check` asks about the machine it runs on.
 pub trait Machine {
     fn user_exists(&self, name: &str) -> bool;
@@ -19,6 +24,15 @@ pub trait Machine {
     fn file_exists(&self, path: &str) -> bool;
     /// A unit file exists (`/etc/systemd/system`, `/lib/systemd/system`, ...).
     fn unit_exists(&self, unit: &str) -> bool;
+    /// An account has this uid (`/etc/passwd`). A uid without one can still
+    /// run processes (containers, `setuid`), so its absence only warns.
+    fn uid_exists(&self, _uid: u32) -> bool {
+        true
+    }
+    /// A group has this gid (`/etc/group`).
+    fn gid_exists(&self, _gid: u32) -> bool {
+        true
+    }
 }
 
 /// Warning codes an assignment may accept with `allow_warnings`.
@@ -32,6 +46,8 @@ pub const CODES: &[&str] = &[
     "bypassed",
     "duplicate",
     "unreachable",
+    "always-false",
+    "redundant",
 ];
 
 struct Out<'t> {
@@ -41,15 +57,17 @@ struct Out<'t> {
 }
 
 impl Out<'_> {
-    fn warn(&mut self, span: Range<usize>, message: String, help: Option<String>) {
-        self.diags.push(Diagnostic::new(
+    fn warn(&mut self, code: &str, span: Range<usize>, message: String, help: Option<String>) {
+        let mut d = Diagnostic::new(
             Severity::Warning,
             self.source,
             self.text,
             span,
             message,
             help,
-        ));
+        );
+        d.code = Some(code.to_owned());
+        self.diags.push(d);
     }
 
     /// A warning about assignment `a`, unless it accepts `code`; the code
@@ -70,7 +88,7 @@ impl Out<'_> {
             Some(h) => format!("{h}; {accept}"),
             None => accept,
         });
-        self.warn(span, message, help);
+        self.warn(code, span, message, help);
     }
 }
 
@@ -107,11 +125,13 @@ impl Policy {
             self.bypassed(&mut out, a);
             self.duplicate(&mut out, i, a);
             self.unreachable(&mut out, a);
+            self.always_false(&mut out, a);
+            self.redundant(&mut out, i, a);
         }
         for d in &self.deny_assignments {
             for p in d.principals.iter().chain(&d.excluded_principals) {
                 if let Some(msg) = missing(machine, p) {
-                    out.warn(d.spans.table.clone(), msg, Some(ORPHAN.into()));
+                    out.warn("orphan", d.spans.table.clone(), msg, Some(ORPHAN.into()));
                 }
             }
         }
@@ -268,15 +288,7 @@ impl Policy {
             );
             return;
         }
-        let blocker = self.deny_assignments.iter().find(|d| {
-            d.excluded_principals.is_empty()
-                && d.identities == Scope::Any
-                && d.audiences == Scope::Any
-                && actions.minus(d.effective).is_empty()
-                && d.principals
-                    .iter()
-                    .any(|p| *p == Principal::Everyone || *p == a.principal)
-        });
+        let blocker = self.shadowing_deny(a);
         if let Some(d) = blocker {
             out.about(a, "unreachable", a.spans.table.clone(), format!("assignment `{}` is unreachable: deny assignment `{}` blocks everything it grants", a.name, d.name), None);
         }
@@ -306,6 +318,12 @@ fn missing(m: &dyn Machine, p: &Principal) -> Option<String> {
         Principal::ExePath(path) if !m.file_exists(path) => Some(format!(
             "executable `{path}` does not exist on this machine"
         )),
+        Principal::Uid(u) if !m.uid_exists(*u) => {
+            Some(format!("uid `{u}` has no account on this machine"))
+        }
+        Principal::Gid(g) if !m.gid_exists(*g) => {
+            Some(format!("gid `{g}` has no group on this machine"))
+        }
         Principal::Unit(u) if u.ends_with(".service") && !m.unit_exists(u) => {
             Some(format!("unit `{u}` does not exist on this machine"))
         }

@@ -76,6 +76,10 @@ pub(crate) struct Plan {
     pub metrics: Option<MetricsAddr>,
     /// The pid file (and the control socket beside it); never the worker's.
     pub pid_file: Option<PathBuf>,
+    /// `--audit-key`; `None`: the try-it directory or the default.
+    pub audit_key: Option<PathBuf>,
+    /// Seconds between audit checkpoints; zero: only on stop.
+    pub checkpoint_every: Duration,
 }
 
 impl Plan {
@@ -165,6 +169,8 @@ impl Plan {
                 _ => args.pid_file.clone(),
             },
             role,
+            audit_key: args.audit_key.clone(),
+            checkpoint_every: Duration::from_secs(args.checkpoint_every),
         })
     }
 

@@ -58,6 +58,9 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     if let Some(path) = plan.named_audit_path() {
         check_audit_dir(path, user, account)?;
     }
+    // The broker holds the checkpoint key: the worker parses untrusted
+    // requests and must not be able to read it (docs/threats.md).
+    let checkpoint_key = super::checkpoints::load_key(plan, 0)?;
     let mark = plan.mark;
     let (listen, every, shape) = (plan.listen, plan.firewall_every, &plan.firewall_shape);
     let mut keeper = None;
@@ -195,7 +198,9 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         }
     }
     let callers = lifecycle::callers_label(identify.connect_records.is_some(), plan.all_holders);
-    let mut broker = Broker::new(listen, mark, targets).with_identify_options(identify);
+    let mut broker = Broker::new(listen, mark, targets)
+        .with_identify_options(identify)
+        .with_checkpoint_key(checkpoint_key);
     if let Some(k) = &keeper {
         broker = broker.with_ports(Arc::clone(k));
     }

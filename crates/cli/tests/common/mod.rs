@@ -97,7 +97,21 @@ pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
 
 /// `gatehouse` itself.
 pub fn gatehouse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    // The gate's audit checkpoint key: one per test uid under the target
+    // directory, never the machine's /var/lib/gatehouse.
+    cmd.env("GATEHOUSE_AUDIT_KEY", test_audit_key());
+    cmd
+}
+
+/// Where the tests' gates keep their checkpoint key (one per uid: the key
+/// must belong to the user that signs with it).
+pub fn test_audit_key() -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("audit-key-{uid}"))
+        .join("audit.key")
 }
 
 /// The address after `http://` on the first of `lines` that contains `on`.

@@ -36,6 +36,8 @@ pub struct Broker {
     /// Just-in-time ports, when the broker keeps the firewall and the
     /// policy protects some.
     ports: Option<std::sync::Arc<crate::jit::ports::PortKeeper>>,
+    /// The audit checkpoint key: here, out of reach of the worker.
+    checkpoints: Option<crate::checkpoint::LocalSigner>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -58,7 +60,14 @@ impl Broker {
             mark,
             targets,
             ports: None,
+            checkpoints: None,
         }
+    }
+
+    /// Sign the worker's audit checkpoints with this key.
+    pub fn with_checkpoint_key(mut self, key: gatehouse_audit::CheckpointKey) -> Self {
+        self.checkpoints = Some(crate::checkpoint::LocalSigner::new(key));
+        self
     }
 
     /// Identify callers with these options (e.g. with the eBPF path's connect records).
@@ -168,6 +177,30 @@ impl Broker {
                         None,
                     ),
                     Err(e) => (refused(id, &e.to_string()), None),
+                }
+            }
+            Ask::SignCheckpoint {
+                head_seq,
+                head_hash,
+                signed_at,
+                rotated_kept,
+            } => {
+                use crate::checkpoint::CheckpointSigner;
+                let Some(signer) = &self.checkpoints else {
+                    return (refused(id, "this broker holds no checkpoint key"), None);
+                };
+                match signer.sign(head_seq, &head_hash, &signed_at, rotated_kept) {
+                    Ok(cp) => (
+                        Reply {
+                            id,
+                            answer: Answer::Checkpoint(Box::new(cp)),
+                        },
+                        None,
+                    ),
+                    Err(e) => {
+                        tracing::warn!(head_seq, "broker: checkpoint refused: {e}");
+                        (refused(id, &e), None)
+                    }
                 }
             }
         }

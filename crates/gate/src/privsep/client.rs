@@ -159,6 +159,28 @@ impl crate::jit::ports::PortControl for BrokerClient {
     }
 }
 
+impl crate::checkpoint::CheckpointSigner for BrokerClient {
+    fn sign(
+        &self,
+        head_seq: u64,
+        head_hash: &str,
+        signed_at: &str,
+        rotated_kept: Option<u64>,
+    ) -> Result<gatehouse_audit::Checkpoint, String> {
+        let ask = Ask::SignCheckpoint {
+            head_seq,
+            head_hash: head_hash.to_owned(),
+            signed_at: signed_at.to_owned(),
+            rotated_kept,
+        };
+        match self.ask(ask).map_err(|e| e.to_string())? {
+            (Answer::Checkpoint(cp), None) => Ok(*cp),
+            (Answer::Refused(why), None) => Err(why),
+            _ => Err("the broker answered a checkpoint with something else".to_owned()),
+        }
+    }
+}
+
 impl CallerSource for BrokerClient {
     fn identify(
         &self,

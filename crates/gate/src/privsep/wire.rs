@@ -45,6 +45,14 @@ pub enum Ask {
         protocol: gatehouse_policy::Protocol,
         port: u16,
     },
+    /// Sign a checkpoint of the audit chain head (the broker holds the key;
+    /// it never signs a head older than, or contradicting, one it signed).
+    SignCheckpoint {
+        head_seq: u64,
+        head_hash: String,
+        signed_at: String,
+        rotated_kept: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +71,8 @@ pub enum Answer {
     JitSynced(crate::jit::ports::SyncSummary),
     /// How many sockets were destroyed.
     JitCut(usize),
+    /// The signed checkpoint.
+    Checkpoint(Box<gatehouse_audit::Checkpoint>),
     /// The request was refused or failed; says why (no secrets ever pass here).
     Refused(String),
 }
