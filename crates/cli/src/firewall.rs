@@ -293,9 +293,13 @@ pub fn watch_for_gate(
     let options = gatehouse_firewall::WatchOptions {
         every,
         monitor: true,
+        checked_before: false,
     };
     let watcher = gatehouse_firewall::watch(Nft::system(), ruleset, options, move |event| {
         match event {
+            gatehouse_firewall::WatchEvent::Verified { trigger } => {
+                tracing::info!(trigger = trigger.label(), "firewall table verified");
+            }
             gatehouse_firewall::WatchEvent::Repaired {
                 trigger,
                 differences,

@@ -593,6 +593,9 @@ fn exit_code(status: Option<std::process::ExitStatus>, asked_to_stop: bool) -> E
 /// A firewall event in the broker's log (the worker audits it).
 fn log_firewall_event(event: &gatehouse_firewall::WatchEvent) {
     match event {
+        gatehouse_firewall::WatchEvent::Verified { trigger } => {
+            tracing::info!(trigger = trigger.label(), "firewall table verified");
+        }
         gatehouse_firewall::WatchEvent::Repaired {
             trigger,
             differences,
@@ -615,9 +618,11 @@ fn watch_firewall(
     events: Arc<OwnedFd>,
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
 ) -> Result<gatehouse_firewall::Watcher, gatehouse_firewall::Error> {
+    // The broker's `ensure` at start reported the first verdict.
     let options = gatehouse_firewall::WatchOptions {
         every,
         monitor: true,
+        checked_before: true,
     };
     gatehouse_firewall::watch(
         gatehouse_firewall::Nft::system(),
