@@ -101,3 +101,43 @@ EOF
     kill "$listener" 2>/dev/null || true
     wait "$listener" 2>/dev/null || true
 }
+
+# curl_at NS USER URL: like curl_imds, to any URL (status, or refused/timeout/reset).
+curl_at() {
+    local out rc=0
+    out="$(in_ns "$1" "$2" curl -gsS --connect-timeout 5 --max-time 15 -H 'Metadata: true' \
+        -o /dev/null -w '%{http_code}' "$3" 2>/dev/null)" || rc=$?
+    case "$rc" in
+        0) echo "$out" ;;
+        7) echo refused ;;
+        28) echo timeout ;;
+        52 | 56) echo reset ;;
+        *) echo "curl-exit-$rc" ;;
+    esac
+}
+
+# IMDS's IPv6 address (fd00:ec2::254): the emulator answers there inside the
+# platform namespace; once gatehouse's table is in place nobody but the gate
+# reaches it (refused: the gate answers on IPv4 only and nftables cannot
+# NAT IPv6 to IPv4). IPv4-mapped 169.254.169.254 travels as IPv4: the gate
+# answers it.
+scenario_ipv6() {
+    local id="$1" vm plat before
+    vm="$(ns_vm "$id")"
+    plat="$(ns_plat "$id")"
+    platform_up "$id"
+    local v6="http://[$IMDS6]" instance="/metadata/instance?api-version=2021-02-01"
+    wait_for "the emulator at [$IMDS6]" 10 ip netns exec "$plat" curl -sf --max-time 2 http://127.0.0.1:16982/stats
+    row "ipv6: no table: the emulator answers at [$IMDS6]" gh-denied "200" "$(curl_at "$vm" gh-denied "$v6$instance")"
+    gatehouse_up "$id"
+    before="$(ip netns exec "$plat" curl -sS --max-time 5 http://127.0.0.1:16982/stats | json_get total)"
+    row "ipv6: token at [$IMDS6]" gh-denied "refused" "$(curl_at "$vm" gh-denied "$v6$TOKEN_PATH")"
+    row "ipv6: token at [$IMDS6]" gh-allowed "refused" "$(curl_at "$vm" gh-allowed "$v6$TOKEN_PATH")"
+    row "ipv6: instance at [$IMDS6]" root "refused" "$(curl_at "$vm" root "$v6$instance")"
+    row "ipv6: requests the emulator at [$IMDS6] got since the table" root "0" \
+        "$(( $(ip netns exec "$plat" curl -sS --max-time 5 http://127.0.0.1:16982/stats | json_get total) - before ))"
+    row "ipv6: token at [::ffff:$IMDS] (IPv4 on the wire)" gh-denied "403" \
+        "$(curl_at "$vm" gh-denied "http://[::ffff:$IMDS]$TOKEN_PATH")"
+    row "ipv6: token at [::ffff:$IMDS] (IPv4 on the wire)" gh-allowed "200" \
+        "$(curl_at "$vm" gh-allowed "http://[::ffff:$IMDS]$TOKEN_PATH")"
+}
