@@ -8,7 +8,9 @@
 # (`gatehouse generate`), then `cargo deb` (cargo-deb; configured in
 # crates/cli/Cargo.toml) packs them. File times come from SOURCE_DATE_EPOCH
 # (default: the last commit's time) for cargo deb, so two builds of one
-# commit give the same package contents.
+# commit give the same package contents. The copyright file lists the
+# licences of the crates linked into the binary, from `cargo metadata`
+# (packaging/copyright.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +35,8 @@ rm -rf "$assets"
 target/release/gatehouse generate man "$assets/man" >/dev/null
 target/release/gatehouse generate completions "$assets/completions" >/dev/null
 gzip -9n "$assets"/man/*
+# /usr/share/doc/gatehouse/copyright: ours, then every crate linked in (DEP-5).
+python3 packaging/copyright.py ${features:+--features "$features"} >"$assets/copyright"
 
 echo "== cargo deb -p gatehouse --no-build" >&2
 cargo deb -p gatehouse --no-build --output target/debian/ >&2

@@ -4,6 +4,7 @@
 #     rebuilt in between) and check both .debs hold the same files, modes,
 #     times and bytes;
 #  2. lintian: no error, no warning (each override in the package says why);
+#     the copyright file parses as DEP-5 and names every crate linked in;
 #  3. dpkg -i in a clean state, inside a network namespace of its own (the
 #     maintainer scripts run nft); every file and mode landed; the units are
 #     enabled but not started while the policy is the shipped default;
@@ -11,7 +12,9 @@
 #     installed units;
 #  4. an upgrade with an edited policy restarts the units; systemd is not PID 1
 #     here, so deb-systemd-invoke cannot reach it, and the scripts must not
-#     fail for that;
+#     fail for that; what the restart does to a running gate is then done by
+#     hand with the installed units' ExecStart= lines (packaging/deb-restart.sh:
+#     tokens fetched again, the audit chain continued);
 #  5. remove stops the units and deletes the nftables table; purge deletes
 #     /var/lib/gatehouse and keeps /var/log/gatehouse.
 # The machine is left as it was found (package purged, namespace deleted,
@@ -22,14 +25,22 @@ export DEBIAN_FRONTEND=noninteractive
 
 fail() { echo "deb-test: FAIL: $*" >&2; exit 1; }
 ok() { echo "ok: $*"; }
+# Each step's wall time, printed when the next one starts (and at the end):
+# the release build dominates, so a slow run says which step was slow.
+step_name="" step_start=$SECONDS
+step() {
+    [ -z "$step_name" ] || echo "time: $step_name: $((SECONDS - step_start)) s"
+    step_name="$1" step_start=$SECONDS
+    [ -z "$1" ] || echo "== $1"
+}
 
 [ "$(id -u)" -eq 0 ] || fail "needs root (dpkg -i, a network namespace)"
 need=()
-for p in lintian man-db groff-base systemd nftables iproute2; do
+for p in lintian man-db groff-base systemd nftables iproute2 curl python3-debian; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
-    echo "== apt-get install ${need[*]}"
+    step "apt-get install ${need[*]}"
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -64,13 +75,21 @@ trap cleanup EXIT
 # ---------------------------------------------------------------- 1. build
 SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || echo 1700000000)"
 export SOURCE_DATE_EPOCH
-echo "== build 1 (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
-deb="$(bash packaging/build-deb.sh)"
-cp "$deb" "$tmp/first.deb"
-echo "== build 2 (the gatehouse crate rebuilt from scratch)"
-cargo clean --release -p gatehouse >/dev/null 2>&1
-deb="$(bash packaging/build-deb.sh)"
-cp "$deb" "$tmp/second.deb"
+if [ -n "${DEB_TEST_REUSE:-}" ]; then
+    # For working on the later steps: one .deb already built, no second
+    # build. CI never sets this; the reproducibility check then proves nothing.
+    step "build: SKIPPED, reusing $DEB_TEST_REUSE (DEB_TEST_REUSE; not a CI run)"
+    cp "$DEB_TEST_REUSE" "$tmp/first.deb"
+    cp "$DEB_TEST_REUSE" "$tmp/second.deb"
+else
+    step "build 1 (SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH)"
+    deb="$(bash packaging/build-deb.sh)"
+    cp "$deb" "$tmp/first.deb"
+    step "build 2 (the gatehouse crate rebuilt from scratch)"
+    cargo clean --release -p gatehouse >/dev/null 2>&1
+    deb="$(bash packaging/build-deb.sh)"
+    cp "$deb" "$tmp/second.deb"
+fi
 for n in first second; do
     mkdir -p "$tmp/$n/data" "$tmp/$n/control"
     dpkg-deb -x "$tmp/$n.deb" "$tmp/$n/data"
@@ -89,11 +108,34 @@ fi
 deb="$tmp/first.deb"
 
 # ---------------------------------------------------------------- 2. lintian
-echo "== lintian"
+step "lintian"
 # (--show-overrides would count overridden tags as failures: list them apart)
 lintian --show-overrides "$deb" || true
 lintian --fail-on error,warning --info "$deb" || fail "lintian reports errors or warnings (above)"
 ok "lintian: no error, no warning"
+# The copyright file: machine-readable (python3-debian's strict DEP-5
+# parser), and a paragraph for every crate `cargo tree` says is linked in.
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/gatehouse/copyright >"$tmp/copyright"
+features="${GATEHOUSE_DEB_FEATURES-ebpf}" # as packaging/build-deb.sh builds
+cargo tree -p gatehouse ${features:+--features "$features"} \
+    -e normal,no-proc-macro --prefix none --format '{p}' --offline --locked |
+    sed -n 's/^\([^ ]*\) v\([^ ]*\)\( (\*)\)\{0,1\}$/\1-\2/p' | sort -u >"$tmp/linked"
+[ "$(wc -l <"$tmp/linked")" -ge 50 ] || fail "cargo tree listed only $(wc -l <"$tmp/linked") crates"
+/usr/bin/python3 - "$tmp/copyright" "$tmp/linked" <<'PY' || fail "the copyright file (above)"
+import sys
+from debian.copyright import Copyright
+c = Copyright(open(sys.argv[1], encoding="utf-8"), strict=True)
+named = {g[len("vendor/"):-2] for p in c.all_files_paragraphs() for g in p.files if g.startswith("vendor/") and g.endswith("/*")}
+missing = [l.strip() for l in open(sys.argv[2]) if l.strip() and l.strip() not in named]
+assert not missing, f"crates linked in but not in the copyright file: {missing}"
+defined = {p.license.synopsis for p in c.all_license_paragraphs()} | {"Apache-2.0"}
+for p in c.all_files_paragraphs():
+    for word in p.license.synopsis.replace(",", " ").split(" or "):
+        for name in word.split(" and "):
+            assert name.strip() in defined, f"{p.files}: licence `{name.strip()}` has no License paragraph"
+print(f"{len(named)} crates named, {len(defined)} licences")
+PY
+ok "copyright: DEP-5, every linked crate named ($(wc -l <"$tmp/linked") from cargo tree)"
 
 # ------------------------------------------------------ 3. what the .deb holds
 field() { dpkg-deb -f "$deb" "$1"; }
@@ -146,7 +188,7 @@ EOF
 chmod 755 "$tmp/shim/deb-systemd-invoke"
 in_ns() { ip netns exec "$ns" env PATH="$tmp/shim:$PATH" "$@"; }
 
-echo "== dpkg -i (first install, the shipped default policy)"
+step "dpkg -i (first install, the shipped default policy)"
 : >"$tmp/invoked"
 in_ns dpkg -i "$deb" >"$tmp/install.out" 2>&1 || { cat "$tmp/install.out"; fail "dpkg -i failed"; }
 cat "$tmp/install.out"
@@ -187,7 +229,7 @@ bash -c 'source /usr/share/bash-completion/completions/gatehouse && complete -p 
     fail "the bash completion does not load"
 ok "gatehouse check --strict passes on the shipped default; man pages and completion found"
 
-echo "== systemd-analyze verify (installed units; systemd is not PID 1, nothing starts)"
+step "systemd-analyze verify (installed units; systemd is not PID 1, nothing starts)"
 out="$(systemd-analyze verify /lib/systemd/system/gatehouse.service /lib/systemd/system/gatehouse-firewall.service 2>&1)" ||
     { echo "$out"; fail "systemd-analyze verify"; }
 if printf '%s\n' "$out" | grep -E 'gatehouse(-firewall)?\.service' >/dev/null; then
@@ -197,7 +239,7 @@ fi
 ok "systemd-analyze verify: the installed units are clean"
 
 # ----------------------------------------------------------------- 5. upgrade
-echo "== dpkg -i again with an edited policy (an upgrade: restart)"
+step "dpkg -i again with an edited policy (an upgrade: restart)"
 cp examples/policy.toml /etc/gatehouse/policy.toml
 : >"$tmp/invoked"
 in_ns dpkg -i --force-confold "$deb" >"$tmp/upgrade.out" 2>&1 ||
@@ -208,8 +250,11 @@ grep -qx "restart gatehouse-firewall.service gatehouse.service" "$tmp/invoked" |
 cmp -s examples/policy.toml /etc/gatehouse/policy.toml || fail "the upgrade overwrote the edited policy"
 ok "upgrade: restart asked of systemd, its absence tolerated, the edited policy kept"
 
+step "the restart by hand: the installed units' ExecStart=, stop, start (packaging/deb-restart.sh)"
+bash packaging/deb-restart.sh "$ns" "$tmp" || fail "the gate across a restart (above)"
+
 # --------------------------------------------------------- 6. remove, purge
-echo "== dpkg -r (remove: stop, delete the firewall table)"
+step "dpkg -r (remove: stop, delete the firewall table)"
 in_ns /usr/bin/gatehouse firewall apply >/dev/null
 in_ns nft list table inet gatehouse >/dev/null || fail "no table to remove"
 # Stand-ins for the audit log (evidence) and the JIT database (state).
@@ -226,7 +271,7 @@ fi
 [ -f /etc/gatehouse/policy.toml ] || fail "remove deleted the conffile (only purge may)"
 ok "remove: units stopped, table deleted, conffile kept"
 
-echo "== dpkg --purge"
+step "dpkg --purge"
 in_ns dpkg --purge gatehouse
 [ ! -e /var/lib/gatehouse ] || fail "purge left /var/lib/gatehouse"
 [ ! -e /var/lib/gatehouse-keys ] || fail "purge left /var/lib/gatehouse-keys"
@@ -241,4 +286,5 @@ if dpkg-query -W -f='${Status}' gatehouse 2>/dev/null | grep -q "installed"; the
 fi
 left="$(dpkg-query -W -f='${Status}' gatehouse 2>/dev/null || true)"
 ok "purge: state gone, audit log kept, nothing else left ($left)"
-echo "deb-test: all checks passed"
+step ""
+echo "deb-test: all checks passed in $SECONDS s"

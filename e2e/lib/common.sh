@@ -9,6 +9,7 @@ TEST_USERS=(gh-allowed gh-denied gh-gatehouse)
 # unprivileged worker (this user) and a root broker with three capabilities.
 GATE_USER=gh-gatehouse
 IMDS=169.254.169.254
+IMDS6=fd00:ec2::254
 WIRESERVER=168.63.129.16
 STORAGE=https://storage.azure.com
 STORAGE_WRITER=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809

@@ -3,9 +3,11 @@
 # removed by `net_down` (also from the EXIT trap).
 #
 #   gh-plat-ID  "the platform"   p0: 169.254.169.254/32, 169.254.10.1/30,
-#                                    168.63.129.16/32 (a stand-in WireServer)
+#                                    168.63.129.16/32 (a stand-in WireServer),
+#                                    fd00:ec2::254/128, fd00:e2e::1/64
 #      │ veth
-#   gh-vm-ID    "the VM"         v0: 169.254.10.2/30  (route to .169.254 via p0)
+#   gh-vm-ID    "the VM"         v0: 169.254.10.2/30  (route to .169.254 via p0),
+#                                    fd00:e2e::2/64 (route to fd00:ec2::254 via p0)
 #      │ veth                    c0: 169.254.11.1/30  (forwarding on)
 #   gh-ctr-ID   "a container"    c1: 169.254.11.2/30  (default route via the VM)
 #
@@ -39,6 +41,9 @@ net_up() {
     ip -n "$plat" addr add 169.254.169.254/32 dev p0
     ip -n "$plat" addr add 169.254.10.1/30 dev p0
     ip -n "$plat" addr add "$WIRESERVER/32" dev p0
+    # IMDS's IPv6 address too (fd00:ec2::254, AWS's), on a ULA link.
+    ip -n "$plat" addr add "$IMDS6/128" dev p0 nodad
+    ip -n "$plat" addr add fd00:e2e::1/64 dev p0 nodad
     ip -n "$plat" link set p0 up
     ip -n "$plat" route add 169.254.11.0/30 via 169.254.10.2 dev p0
 
@@ -48,6 +53,8 @@ net_up() {
     ip -n "$vm" link set c0 up
     ip -n "$vm" route add 169.254.169.254/32 via 169.254.10.1 dev v0
     ip -n "$vm" route add "$WIRESERVER/32" via 169.254.10.1 dev v0
+    ip -n "$vm" addr add fd00:e2e::2/64 dev v0 nodad
+    ip -n "$vm" route add "$IMDS6/128" via fd00:e2e::1 dev v0
     ip netns exec "$vm" sysctl -qw net.ipv4.ip_forward=1
 
     ip -n "$ctr" addr add 169.254.11.2/30 dev c1

@@ -40,6 +40,15 @@ scenario_observe() {
     GATE_EXTRA=(--metrics-listen "127.0.0.1:$METRICS_PORT")
     gatehouse_up "$id"
     GATE_EXTRA=()
+    # From the start, before any repair: the broker's start check, relayed
+    # to the worker and audited once (not once more by the watcher). The
+    # broker's listener accepts before the worker runs: wait for its socket.
+    wait_for "the worker's admin socket" 20 in_ns "$vm" root "$GATEHOUSE" status --socket "$s/admin.sock"
+    out="$(in_ns "$vm" root "$GATEHOUSE" status --json --socket "$s/admin.sock")" || true
+    row "status at start: firewall state, timed, repairs" root "verified timed 0" "$("$PY" -c 'import json,sys
+f = json.load(sys.stdin)["firewall"]
+print(f["state"], "timed" if f["since_secs"] is not None else "untimed", f["repairs"])' <<<"$out" 2>/dev/null)"
+    row "audit: firewall_verified records at start" root "1" "$(grep -c '"type":"firewall_verified"' "$s/audit.log")"
     row "observe: curl token" gh-allowed "200" "$(curl_imds "$vm" gh-allowed "$TOKEN_PATH")"
     row "observe: curl token again (cache)" gh-allowed "200" "$(curl_imds "$vm" gh-allowed "$TOKEN_PATH")"
     row "observe: curl token" gh-denied "403" "$(curl_imds "$vm" gh-denied "$TOKEN_PATH")"
@@ -81,7 +90,9 @@ EOC
     # `gatehouse status`: as root, and refused to a user outside the gatehouse group.
     code=0; out="$(in_ns "$vm" root "$GATEHOUSE" status --json --socket "$s/admin.sock")" || code=$?
     row "status: exit code, verdict" root "0 healthy" "$code $("$PY" -c 'import json,sys; print(json.load(sys.stdin)["health"]["verdict"])' <<<"$out" 2>/dev/null)"
-    row "status: firewall repairs seen" root "1" "$("$PY" -c 'import json,sys; print(json.load(sys.stdin)["firewall"]["repairs"])' <<<"$out" 2>/dev/null)"
+    row "status: firewall after the repair, repairs" root "verified 1" "$("$PY" -c 'import json,sys
+f = json.load(sys.stdin)["firewall"]
+print(f["state"], f["repairs"])' <<<"$out" 2>/dev/null)"
     code=0; in_ns "$vm" gh-denied "$GATEHOUSE" status --socket "$s/admin.sock" >/dev/null 2>&1 || code=$?
     row "status: not in the gatehouse group" gh-denied "4" "$code"
 

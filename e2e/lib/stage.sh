@@ -17,6 +17,9 @@ platform_up() {
     net_up "$id"
     ip netns exec "$plat" "$GATEHOUSE" emulate --listen "$IMDS:80" --control 127.0.0.1:16981 \
         --no-rate-limits --key-file "$WORK/emulator-key.pem" >"$s/emulator.log" 2>&1 &
+    # The same platform at IMDS's IPv6 address (its own counts on :16982).
+    ip netns exec "$plat" "$GATEHOUSE" emulate --listen "[$IMDS6]:80" --control 127.0.0.1:16982 \
+        --no-rate-limits --key-file "$WORK/emulator-key.pem" >"$s/emulator6.log" 2>&1 &
     ip netns exec "$plat" "$PY" "$WORK/bin/platform_listeners.py" "$IMDS" "$WIRESERVER" "$s/platform.json" \
         >"$s/platform.log" 2>&1 &
     wait_for "the emulator of scenario $id" 20 imds_total "$id"

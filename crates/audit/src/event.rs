@@ -81,6 +81,12 @@ pub enum Event {
         /// How many bytes of the torn line were cut off.
         bytes: u64,
     },
+    /// The firewall table was checked and found as rendered: when the gate
+    /// starts, and again after a failed check or a repair that did not hold.
+    FirewallVerified {
+        /// `start`, `nft-event` or `periodic`.
+        trigger: String,
+    },
     /// The watcher found the firewall table drifted and put it back.
     FirewallRepaired {
         /// `nft-event`, `periodic` or `start`.
@@ -180,6 +186,7 @@ impl Event {
             Event::Forwarding(_) => "forwarding",
             Event::Rotated { .. } => "rotated",
             Event::TornTailRepaired { .. } => "torn_tail_repaired",
+            Event::FirewallVerified { .. } => "firewall_verified",
             Event::FirewallRepaired { .. } => "firewall_repaired",
             Event::FirewallRepairFailed { .. } => "firewall_repair_failed",
             Event::FirewallMonitorLost { .. } => "firewall_monitor_lost",

@@ -5,16 +5,23 @@ use gatehouse_firewall::{Containers, JitPorts, Nft, Options, Ruleset};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 
+mod probe;
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Print the batch `apply` sends to `nft -f -` (one transaction).
     Print(Args),
     /// Replace gatehouse's table (`inet gatehouse`) in one transaction; idempotent.
     Apply(Args),
-    /// Compare the kernel's table with what `print` renders; exit 1 and say
-    /// what differs. Also warns about anything that redirects metadata
-    /// traffic before nftables sees it.
-    Verify(Args),
+    /// Compare the kernel's table with what `print` renders, then check
+    /// with a probe connection from an unprivileged uid (nobody) to
+    /// 169.254.169.254:80 that it reaches the gate's listener; exit 1 and
+    /// say what differs or where the probe went instead. Also warns about
+    /// anything that redirects metadata traffic before nftables sees it.
+    Verify(VerifyArgs),
+    /// The probe's own connection (run by `verify` as nobody).
+    #[command(hide = true)]
+    ProbeConnect { addr: SocketAddr },
     /// Delete gatehouse's table and nothing else.
     Remove,
 }
@@ -42,6 +49,17 @@ pub struct Args {
     /// connecting again (its client is not in `[jit] break_glass`).
     #[arg(long)]
     allow_lockout: bool,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    table: Args,
+
+    /// Compare the table only: no probe connection (e.g. before the gate
+    /// starts, when nothing listens yet and the probe is refused).
+    #[arg(long)]
+    no_probe: bool,
 }
 
 /// The choices that shape the table beyond the listener and the mark
@@ -138,7 +156,9 @@ pub fn main(command: Command) -> ExitCode {
                 Err(e) => crate::fail(&e.to_string(), Some(NFT_HELP)),
             };
         }
-        Command::Print(ref a) | Command::Apply(ref a) | Command::Verify(ref a) => a,
+        Command::Print(ref a) | Command::Apply(ref a) => a,
+        Command::Verify(ref v) => &v.table,
+        Command::ProbeConnect { addr } => return probe::child(addr),
     };
     let mark = args.mark.unwrap_or(crate::run::DEFAULT_MARK);
     let jit = match &args.policy {
@@ -171,10 +191,27 @@ pub fn main(command: Command) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Apply(_) => apply(&nft, &ruleset, &options, args),
-        Command::Verify(_) => verify(&nft, &ruleset),
-        Command::Remove => ExitCode::SUCCESS,
+        Command::Verify(ref v) => {
+            let table = verify(&nft, &ruleset);
+            if table != ExitCode::SUCCESS || v.no_probe {
+                return table;
+            }
+            let verdict = probe::run(options.listen);
+            if verdict.holds() {
+                println!("{}", verdict.message(options.listen));
+                ExitCode::SUCCESS
+            } else {
+                // Exit 1, as for a table that differs: not in the path.
+                eprintln!("gatehouse: {}", verdict.message(options.listen));
+                eprintln!("hint: {PROBE_HELP}");
+                ExitCode::from(1)
+            }
+        }
+        Command::Remove | Command::ProbeConnect { .. } => ExitCode::SUCCESS,
     }
 }
+
+const PROBE_HELP: &str = "`gatehouse doctor` names other agents that redirect or block metadata traffic; `--no-probe` compares the table only";
 
 const NFT_HELP: &str = "gatehouse runs `nft` (apt-get install nftables) and needs CAP_NET_ADMIN";
 
@@ -288,6 +325,9 @@ pub(crate) fn after_watch_event(
 /// A watcher event in the log.
 pub(crate) fn log_watch_event(event: &gatehouse_firewall::WatchEvent) {
     match event {
+        gatehouse_firewall::WatchEvent::Verified { trigger } => {
+            tracing::info!(trigger = trigger.label(), "firewall table verified");
+        }
         gatehouse_firewall::WatchEvent::Repaired {
             trigger,
             differences,
@@ -331,6 +371,7 @@ pub fn watch_for_gate(
     let options = gatehouse_firewall::WatchOptions {
         every,
         monitor: true,
+        checked_before: false,
     };
     let watcher = gatehouse_firewall::watch(Nft::system(), ruleset, options, move |event| {
         after_watch_event(event, keeper.as_deref());

@@ -7,13 +7,15 @@
 //! cannot drift apart unnoticed.
 
 use serde_json::{json, Value};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// A match (every match of a rule must hold for its statement to run).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     /// `ip daddr A`
     Daddr(Ipv4Addr),
+    /// `ip6 daddr A`
+    Daddr6(Ipv6Addr),
     /// `ip daddr A/LEN`
     DaddrPrefix(Ipv4Addr, u8),
     /// `tcp dport P`
@@ -92,6 +94,7 @@ impl Match {
     pub fn text(&self) -> String {
         match self {
             Match::Daddr(a) => format!("ip daddr {a}"),
+            Match::Daddr6(a) => format!("ip6 daddr {a}"),
             Match::DaddrPrefix(a, len) => format!("ip daddr {a}/{len}"),
             Match::TcpDport(p) => format!("tcp dport {p}"),
             Match::L4protoTcp => "meta l4proto tcp".to_owned(),
@@ -115,6 +118,7 @@ impl Match {
     pub fn json(&self) -> Value {
         match self {
             Match::Daddr(a) => matches("==", payload("ip", "daddr"), json!(a.to_string())),
+            Match::Daddr6(a) => matches("==", payload("ip6", "daddr"), json!(a.to_string())),
             Match::DaddrPrefix(a, len) => matches(
                 "==",
                 payload("ip", "daddr"),

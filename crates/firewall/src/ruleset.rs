@@ -28,7 +28,7 @@ use gatehouse_policy::Protocol;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 mod jit;
 #[cfg(test)]
@@ -44,6 +44,12 @@ pub const TABLE: &str = "gatehouse";
 
 /// The instance metadata service.
 pub const IMDS: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+/// Its IPv6 address (AWS's Nitro instances answer there).
+pub const IMDS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254);
+/// 169.254.169.254 as an IPv4-mapped IPv6 address. A dual-stack socket that
+/// connects to it sends IPv4 packets (the IPv4 rules see them); a packet
+/// that carries it on the IPv6 wire is only ever crafted, and dropped.
+pub const IMDS_MAPPED: Ipv6Addr = IMDS.to_ipv6_mapped();
 /// Azure's WireServer (extension settings, certificates).
 pub const WIRESERVER: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
 
@@ -278,7 +284,7 @@ impl Ruleset {
                 "after nat: tcp still to IMDS not from root is refused",
             ),
             rule(
-                vec![Match::Daddr(IMDS), unmarked],
+                vec![Match::Daddr(IMDS), unmarked.clone()],
                 Statement::Drop,
                 "after nat: anything else unmarked to IMDS is dropped",
             ),
@@ -286,6 +292,36 @@ impl Ruleset {
                 vec![Match::Daddr(IMDS), not_root.clone()],
                 Statement::Drop,
                 "after nat: anything else to IMDS not from root is dropped",
+            ),
+            // IPv6: the gate listens on IPv4 only and nftables cannot NAT
+            // IPv6 to IPv4, so IMDS's IPv6 address is refused to everyone
+            // but the gate's own (marked, root) sockets: fail closed. A
+            // redirect to [::1] with no gate listening there would let any
+            // user bind that port and answer everyone's IPv6 requests.
+            rule(
+                vec![Match::Daddr6(IMDS6), unmarked.clone(), Match::L4protoTcp],
+                Statement::RejectTcpReset,
+                "IPv6 IMDS: unmarked tcp is refused (the gate answers on IPv4)",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS6), not_root.clone(), Match::L4protoTcp],
+                Statement::RejectTcpReset,
+                "IPv6 IMDS: tcp not from root is refused",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS6), unmarked],
+                Statement::Drop,
+                "IPv6 IMDS: anything else unmarked is dropped",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS6), not_root.clone()],
+                Statement::Drop,
+                "IPv6 IMDS: anything else not from root is dropped",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS_MAPPED)],
+                Statement::Drop,
+                "IPv4-mapped IMDS on the IPv6 wire is dropped",
             ),
         ]);
         let mut forward = vec![
@@ -298,6 +334,21 @@ impl Ruleset {
                 vec![Match::Daddr(IMDS)],
                 Statement::Drop,
                 "anything else forwarded to IMDS is dropped",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS6), Match::L4protoTcp],
+                Statement::RejectTcpReset,
+                "forwarded tcp to IPv6 IMDS is refused",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS6)],
+                Statement::Drop,
+                "anything else forwarded to IPv6 IMDS is dropped",
+            ),
+            rule(
+                vec![Match::Daddr6(IMDS_MAPPED)],
+                Statement::Drop,
+                "forwarded IPv4-mapped IMDS is dropped",
             ),
         ];
         if options.wireserver {

@@ -39,6 +39,10 @@ impl Trigger {
 /// What the watcher reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
+    /// The table was found as rendered: at the first check, and again after
+    /// a failed check or a repair that did not hold (a clean table is not
+    /// reported at every period).
+    Verified { trigger: Trigger },
     /// The table differed and was replaced. `remaining` is what still differs
     /// afterwards (empty when the repair worked).
     Repaired {
@@ -59,6 +63,9 @@ pub struct WatchOptions {
     pub every: Duration,
     /// Follow `nft monitor` (tests turn it off to exercise the backstop).
     pub monitor: bool,
+    /// The caller has just checked the table with [`ensure`] and reported
+    /// that: the first check then reports only a change.
+    pub checked_before: bool,
 }
 
 impl Default for WatchOptions {
@@ -66,6 +73,7 @@ impl Default for WatchOptions {
         WatchOptions {
             every: Duration::from_secs(10),
             monitor: true,
+            checked_before: false,
         }
     }
 }
@@ -120,9 +128,18 @@ where
     }
     let every = options.every.max(Duration::from_millis(100));
     // The first check before returning, so the caller knows the table holds.
-    let verified = check(&nft, &ruleset, Trigger::Start, &report);
+    let verified = check(
+        &nft,
+        &ruleset,
+        Trigger::Start,
+        !options.checked_before,
+        &report,
+    );
     threads.push(std::thread::spawn(move || {
         let mut next = Instant::now() + every;
+        // Whether the last check left the table as rendered: a clean check
+        // is reported only when it was not.
+        let mut held = verified;
         loop {
             let wait = next.saturating_duration_since(Instant::now());
             match rx.recv_timeout(wait) {
@@ -137,11 +154,11 @@ where
                     if stop {
                         return;
                     }
-                    let _ = check(&nft, &ruleset, Trigger::Event, &report);
+                    held = check(&nft, &ruleset, Trigger::Event, !held, &report);
                 }
                 Ok(Msg::MonitorEnded(error)) => report(&WatchEvent::MonitorLost { error }),
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = check(&nft, &ruleset, Trigger::Periodic, &report);
+                    held = check(&nft, &ruleset, Trigger::Periodic, !held, &report);
                     next = Instant::now() + every;
                 }
             }
@@ -212,21 +229,33 @@ fn follow<R: BufRead>(lines: R, tx: &Sender<Msg>) {
 
 /// The watcher's first check on its own, without a watcher: the table
 /// verified (and repaired if it differs) before anything serves behind it.
-/// Whether it is as rendered afterwards; each repair or failure goes to
-/// `report` as [`Trigger::Start`]. It starts no thread, so it may run
-/// before a capability drop.
+/// Whether it is as rendered afterwards; the verdict (verified, repaired
+/// or failed) goes to `report` as [`Trigger::Start`]. It starts no thread,
+/// so it may run before a capability drop.
 pub fn ensure<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, report: F) -> bool {
-    check(nft, ruleset, Trigger::Start, &report)
+    check(nft, ruleset, Trigger::Start, true, &report)
 }
 
 /// Check (and repair) the table; whether it is as rendered afterwards.
-fn check<F: Fn(&WatchEvent)>(nft: &Nft, ruleset: &Ruleset, trigger: Trigger, report: &F) -> bool {
+/// A clean table is reported only with `report_clean`.
+fn check<F: Fn(&WatchEvent)>(
+    nft: &Nft,
+    ruleset: &Ruleset,
+    trigger: Trigger,
+    report_clean: bool,
+    report: &F,
+) -> bool {
     let failed = |error: String| {
         report(&WatchEvent::Failed { trigger, error });
         false
     };
     let differences = match crate::verify(nft, ruleset) {
-        Ok(d) if d.is_empty() => return true,
+        Ok(d) if d.is_empty() => {
+            if report_clean {
+                report(&WatchEvent::Verified { trigger });
+            }
+            return true;
+        }
         Ok(d) => d,
         Err(e) => return failed(e.to_string()),
     };
@@ -253,6 +282,9 @@ impl WatchEvent {
         use gatehouse_audit::Event;
         let words = |d: &[Difference]| d.iter().map(ToString::to_string).collect::<Vec<_>>();
         match self {
+            WatchEvent::Verified { trigger } => Event::FirewallVerified {
+                trigger: trigger.label().to_owned(),
+            },
             WatchEvent::Repaired {
                 trigger,
                 differences,

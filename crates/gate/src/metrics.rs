@@ -662,62 +662,72 @@ const JIT_EVENTS: [&str; 7] = [
 /// Everything the gate audits passes here: firewall and just-in-time
 /// events are counted (and the firewall's state kept) by their type.
 pub fn event(event: &gatehouse_audit::Event) {
-    // Events outside the request path are rare: read them as JSON.
-    let Ok(event) = serde_json::to_value(event) else {
-        return;
-    };
-    let Some(kind) = event.get("type").and_then(serde_json::Value::as_str) else {
-        return;
-    };
-    let m = global();
-    if let Some(jit) = kind.strip_prefix("jit_") {
-        if let Some(name) = JIT_EVENTS.iter().find(|e| **e == jit) {
-            m.jit_events
-                .get_or_create(&EventLabel { event: name })
-                .inc();
-        }
-        return;
+    global().note_event(event);
+}
+
+impl Metrics {
+    fn note_event(&self, event: &gatehouse_audit::Event) {
+        // Events outside the request path are rare: read them as JSON.
+        let Ok(event) = serde_json::to_value(event) else {
+            return;
+        };
+        let Some(kind) = event.get("type").and_then(serde_json::Value::as_str) else {
+            return;
+        };
+        self.note_event_json(kind, &event);
     }
-    let now = Instant::now();
-    match kind {
-        "firewall_repaired" => {
-            let trigger = match event.get("trigger").and_then(serde_json::Value::as_str) {
-                Some("start") => "start",
-                Some("nft-event") => "nft-event",
-                _ => "periodic",
-            };
-            m.firewall_repairs
-                .get_or_create(&TriggerLabel { trigger })
-                .inc();
-            let clean = event
-                .get("remaining")
-                .and_then(serde_json::Value::as_array)
-                .is_none_or(Vec::is_empty);
-            let mut h = m.health();
-            h.firewall.state = if clean {
-                FirewallState::Verified
-            } else {
-                FirewallState::Drifted
-            };
-            h.firewall.since = Some(now);
+
+    fn note_event_json(&self, kind: &str, event: &serde_json::Value) {
+        let m = self;
+        if let Some(jit) = kind.strip_prefix("jit_") {
+            if let Some(name) = JIT_EVENTS.iter().find(|e| **e == jit) {
+                m.jit_events
+                    .get_or_create(&EventLabel { event: name })
+                    .inc();
+            }
+            return;
         }
-        "firewall_verified" => {
-            let mut h = m.health();
-            h.firewall.state = FirewallState::Verified;
-            h.firewall.since = Some(now);
+        let now = Instant::now();
+        match kind {
+            "firewall_repaired" => {
+                let trigger = match event.get("trigger").and_then(serde_json::Value::as_str) {
+                    Some("start") => "start",
+                    Some("nft-event") => "nft-event",
+                    _ => "periodic",
+                };
+                m.firewall_repairs
+                    .get_or_create(&TriggerLabel { trigger })
+                    .inc();
+                let clean = event
+                    .get("remaining")
+                    .and_then(serde_json::Value::as_array)
+                    .is_none_or(Vec::is_empty);
+                let mut h = m.health();
+                h.firewall.state = if clean {
+                    FirewallState::Verified
+                } else {
+                    FirewallState::Drifted
+                };
+                h.firewall.since = Some(now);
+            }
+            "firewall_verified" => {
+                let mut h = m.health();
+                h.firewall.state = FirewallState::Verified;
+                h.firewall.since = Some(now);
+            }
+            "firewall_repair_failed" => {
+                m.firewall_failures.inc();
+                let mut h = m.health();
+                h.firewall.state = FirewallState::Failed;
+                h.firewall.since = Some(now);
+                h.firewall.last_error = event
+                    .get("error")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|e| e.chars().take(200).collect());
+            }
+            "firewall_monitor_lost" => m.health().firewall.monitor_lost = true,
+            _ => {}
         }
-        "firewall_repair_failed" => {
-            m.firewall_failures.inc();
-            let mut h = m.health();
-            h.firewall.state = FirewallState::Failed;
-            h.firewall.since = Some(now);
-            h.firewall.last_error = event
-                .get("error")
-                .and_then(serde_json::Value::as_str)
-                .map(|e| e.chars().take(200).collect());
-        }
-        "firewall_monitor_lost" => m.health().firewall.monitor_lost = true,
-        _ => {}
     }
 }
 
@@ -744,6 +754,49 @@ mod tests {
         let open = "# HELP g_x Things.\n# TYPE g_x counter\ng_x_total 3\n# HELP g_y Level.\n# TYPE g_y gauge\ng_y 1\n# EOF\n";
         let want = "# HELP g_x_total Things.\n# TYPE g_x_total counter\ng_x_total 3\n# HELP g_y Level.\n# TYPE g_y gauge\ng_y 1\n";
         assert_eq!(classic(open), want);
+    }
+
+    /// The firewall's state as `gatehouse status` shows it, event by event:
+    /// verified from the start check, drifted while a repair did not hold,
+    /// failed with the error, verified again; repairs counted throughout.
+    #[test]
+    fn firewall_state_follows_the_watcher() {
+        use gatehouse_audit::Event;
+        use FirewallState::{Drifted, Failed, Unknown, Verified};
+        let verified = |t: &str| Event::FirewallVerified { trigger: t.into() };
+        let repaired = |remaining: &[&str]| Event::FirewallRepaired {
+            trigger: "nft-event".into(),
+            differences: vec!["table `inet gatehouse` missing".into()],
+            remaining: remaining.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let failed = Event::FirewallRepairFailed {
+            trigger: "periodic".into(),
+            error: "nft: not found".into(),
+        };
+        let steps: [(Event, FirewallState, u64, Option<&str>); 5] = [
+            (verified("start"), Verified, 0, None),
+            (repaired(&[]), Verified, 1, None),
+            (
+                repaired(&["chain `output`: rule missing"]),
+                Drifted,
+                2,
+                None,
+            ),
+            (failed, Failed, 2, Some("nft: not found")),
+            (verified("periodic"), Verified, 2, Some("nft: not found")),
+        ];
+        let m = Metrics::new();
+        assert_eq!(m.firewall_health().state, Unknown);
+        assert!(m.firewall_health().since.is_none());
+        for (event, state, repairs, error) in steps {
+            let kind = event.kind();
+            m.note_event(&event);
+            let h = m.firewall_health();
+            assert_eq!(h.state, state, "after {kind}");
+            assert!(h.since.is_some(), "after {kind}: no time");
+            assert_eq!(m.counts().firewall_repairs, repairs, "after {kind}");
+            assert_eq!(h.last_error.as_deref(), error, "after {kind}");
+        }
     }
 
     #[test]

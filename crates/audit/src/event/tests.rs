@@ -65,6 +65,9 @@ fn one_of_each() -> Vec<Event> {
             previous_last_seq: 4,
         },
         Event::TornTailRepaired { bytes: 3 },
+        Event::FirewallVerified {
+            trigger: "start".into(),
+        },
         Event::FirewallRepaired {
             trigger: "periodic".into(),
             differences: vec!["x".into()],
@@ -118,7 +121,7 @@ fn one_of_each() -> Vec<Event> {
 #[test]
 fn every_variant_round_trips_under_its_own_type_name() {
     let all = one_of_each();
-    assert_eq!(all.len(), 24);
+    assert_eq!(all.len(), 25);
     for event in all {
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(value["type"], json!(event.kind()), "{value}");

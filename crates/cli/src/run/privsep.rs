@@ -594,9 +594,11 @@ fn watch_firewall(
     events: Arc<OwnedFd>,
     keeper: Option<Arc<gatehouse_gate::jit::ports::PortKeeper>>,
 ) -> Result<gatehouse_firewall::Watcher, gatehouse_firewall::Error> {
+    // The broker's `ensure` at start reported the first verdict.
     let options = gatehouse_firewall::WatchOptions {
         every,
         monitor: true,
+        checked_before: true,
     };
     gatehouse_firewall::watch(
         gatehouse_firewall::Nft::system(),

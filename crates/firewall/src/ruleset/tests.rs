@@ -29,6 +29,11 @@ table inet gatehouse {
 		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00006761 drop comment "after nat: anything else unmarked to IMDS is dropped"
 		ip daddr 169.254.169.254 meta skuid != 0 drop comment "after nat: anything else to IMDS not from root is dropped"
+		ip6 daddr fd00:ec2::254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "IPv6 IMDS: unmarked tcp is refused (the gate answers on IPv4)"
+		ip6 daddr fd00:ec2::254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "IPv6 IMDS: tcp not from root is refused"
+		ip6 daddr fd00:ec2::254 meta mark != 0x00006761 drop comment "IPv6 IMDS: anything else unmarked is dropped"
+		ip6 daddr fd00:ec2::254 meta skuid != 0 drop comment "IPv6 IMDS: anything else not from root is dropped"
+		ip6 daddr ::ffff:169.254.169.254 drop comment "IPv4-mapped IMDS on the IPv6 wire is dropped"
 		ip daddr 168.63.129.16 meta skuid != 0 drop comment "only root (and so the gate) may reach the WireServer"
 	}
 
@@ -36,6 +41,9 @@ table inet gatehouse {
 		type filter hook forward priority 0; policy accept;
 		ip daddr 169.254.169.254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IMDS is refused"
 		ip daddr 169.254.169.254 drop comment "anything else forwarded to IMDS is dropped"
+		ip6 daddr fd00:ec2::254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IPv6 IMDS is refused"
+		ip6 daddr fd00:ec2::254 drop comment "anything else forwarded to IPv6 IMDS is dropped"
+		ip6 daddr ::ffff:169.254.169.254 drop comment "forwarded IPv4-mapped IMDS is dropped"
 		ip daddr 168.63.129.16 drop comment "nothing forwarded may reach the WireServer"
 	}
 
@@ -74,12 +82,20 @@ table inet gatehouse {
 		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00000007 drop comment "after nat: anything else unmarked to IMDS is dropped"
 		ip daddr 169.254.169.254 meta skuid != 0 drop comment "after nat: anything else to IMDS not from root is dropped"
+		ip6 daddr fd00:ec2::254 meta mark != 0x00000007 meta l4proto tcp reject with tcp reset comment "IPv6 IMDS: unmarked tcp is refused (the gate answers on IPv4)"
+		ip6 daddr fd00:ec2::254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "IPv6 IMDS: tcp not from root is refused"
+		ip6 daddr fd00:ec2::254 meta mark != 0x00000007 drop comment "IPv6 IMDS: anything else unmarked is dropped"
+		ip6 daddr fd00:ec2::254 meta skuid != 0 drop comment "IPv6 IMDS: anything else not from root is dropped"
+		ip6 daddr ::ffff:169.254.169.254 drop comment "IPv4-mapped IMDS on the IPv6 wire is dropped"
 	}
 
 	chain forward {
 		type filter hook forward priority 0; policy accept;
 		ip daddr 169.254.169.254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IMDS is refused"
 		ip daddr 169.254.169.254 drop comment "anything else forwarded to IMDS is dropped"
+		ip6 daddr fd00:ec2::254 meta l4proto tcp reject with tcp reset comment "forwarded tcp to IPv6 IMDS is refused"
+		ip6 daddr fd00:ec2::254 drop comment "anything else forwarded to IPv6 IMDS is dropped"
+		ip6 daddr ::ffff:169.254.169.254 drop comment "forwarded IPv4-mapped IMDS is dropped"
 	}
 
 	chain input-after-nat {
@@ -197,7 +213,7 @@ fn rule_json_has_comment_and_expressions_in_order() {
 /// A packet as the output hooks see it: its mark and its socket's owner
 /// (`None`: no full socket, e.g. a RST the kernel sends by itself).
 struct Packet {
-    daddr: Ipv4Addr,
+    daddr: std::net::IpAddr,
     dport: u16,
     tcp: bool,
     mark: u32,
@@ -208,7 +224,8 @@ struct Packet {
 /// chains use; `meta skuid` does not match at all without a socket).
 fn holds(rule: &Rule, p: &Packet) -> bool {
     rule.matches.iter().all(|m| match m {
-        Match::Daddr(a) => p.daddr == *a,
+        Match::Daddr(a) => p.daddr == std::net::IpAddr::V4(*a),
+        Match::Daddr6(a) => p.daddr == std::net::IpAddr::V6(*a),
         Match::TcpDport(port) => p.tcp && p.dport == *port,
         Match::L4protoTcp => p.tcp,
         Match::MarkIsNot(mark) => p.mark != *mark,
@@ -243,10 +260,16 @@ fn only_a_marked_root_socket_reaches_imds() {
         // no socket: only the mark decides, as before the uid check
         (0x6761, None, true),
     ];
-    for (mark, skuid, passes) in table {
-        for (dport, nat_applies) in [(80, true), (443, false)] {
+    // IPv6 IMDS has no redirect (the gate answers on IPv4): refused like
+    // IPv4 IMDS after nat, to all but the gate's own sockets.
+    let addresses: [(std::net::IpAddr, bool); 2] = [(IMDS.into(), true), (IMDS6.into(), false)];
+    for ((mark, skuid, passes), (daddr, redirected)) in table
+        .into_iter()
+        .flat_map(|t| addresses.into_iter().map(move |a| (t, a)))
+    {
+        for (dport, nat_applies) in [(80, redirected), (443, false)] {
             let p = Packet {
-                daddr: IMDS,
+                daddr,
                 dport,
                 tcp: true,
                 mark,
@@ -256,6 +279,9 @@ fn only_a_marked_root_socket_reaches_imds() {
             let filter = verdict(&r, "output", &p);
             if nat_applies {
                 assert_eq!(nat.is_none(), passes, "nat: mark {mark:#x} uid {skuid:?}");
+            }
+            if !redirected {
+                assert_eq!(nat, None, "nat: {daddr} is never redirected");
             }
             assert_eq!(
                 filter.is_none(),
@@ -287,6 +313,39 @@ fn only_a_marked_root_socket_reaches_imds() {
     }
 }
 
+/// Forwarded (containers, other namespaces): IMDS refused on both
+/// addresses; 169.254.169.254 mapped into IPv6 is dropped everywhere, even
+/// for the gate's sockets (no real packet carries it).
+#[test]
+fn ipv6_imds_is_refused_forwarded_and_mapped_is_dropped() {
+    let r = Ruleset::new(&options()).unwrap();
+    let cases: [(std::net::IpAddr, bool, &str, Option<Statement>); 6] = [
+        (
+            IMDS6.into(),
+            true,
+            "forward",
+            Some(Statement::RejectTcpReset),
+        ),
+        (IMDS6.into(), false, "forward", Some(Statement::Drop)),
+        (IMDS_MAPPED.into(), true, "forward", Some(Statement::Drop)),
+        (IMDS_MAPPED.into(), true, "output", Some(Statement::Drop)),
+        (IMDS_MAPPED.into(), false, "output", Some(Statement::Drop)),
+        ("fd00:ec2::253".parse().unwrap(), true, "output", None),
+    ];
+    for (daddr, tcp, chain, want) in cases {
+        let p = Packet {
+            daddr,
+            dport: 80,
+            tcp,
+            mark: 0x6761,
+            skuid: Some(0),
+        };
+        assert_eq!(verdict(&r, chain, &p), want, "{daddr} tcp={tcp} {chain}");
+    }
+    assert_eq!(IMDS_MAPPED.to_string(), "::ffff:169.254.169.254");
+    assert_eq!(IMDS6.to_string(), "fd00:ec2::254");
+}
+
 /// The WireServer: root's sockets only; the mark makes no difference.
 #[test]
 fn only_root_reaches_the_wireserver() {
@@ -298,7 +357,7 @@ fn only_root_reaches_the_wireserver() {
         (0, Some(1000), false),
     ] {
         let p = Packet {
-            daddr: WIRESERVER,
+            daddr: WIRESERVER.into(),
             dport: 80,
             tcp: true,
             mark,
