@@ -69,7 +69,7 @@ fn groups() -> Vec<(u32, String, Vec<String>)> {
         .collect()
 }
 
-fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, String> {
+pub(crate) fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, String> {
     let entry = passwd_entry(name, uid);
     let (user, uid, gid) = match (entry, uid) {
         (Some(e), _) => (Some(e.0), e.1, Some(e.2)),

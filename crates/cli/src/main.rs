@@ -6,9 +6,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod audit_cmd;
+mod audit_show;
 mod check;
 mod doctor;
 mod emulate;
+mod evidence;
 mod explain;
 mod firewall;
 mod generate;

@@ -119,9 +119,11 @@ fn one_of_each() -> Vec<Event> {
 fn every_variant_round_trips_under_its_own_type_name() {
     let all = one_of_each();
     assert_eq!(all.len(), 24);
+    assert_eq!(KINDS.len(), all.len());
     for event in all {
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(value["type"], json!(event.kind()), "{value}");
+        assert!(KINDS.contains(&event.kind()), "{}", event.kind());
         let back: Event = serde_json::from_value(value).unwrap();
         assert_eq!(back, event);
     }
