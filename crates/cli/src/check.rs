@@ -19,6 +19,12 @@ pub struct Args {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// Replay the requests recorded in these audit logs (each with its
+    /// rotated predecessors) against the policy, with the recorded callers
+    /// and times, and show what changes; exit 1 if a recorded allow would
+    /// now be denied.
+    #[arg(long, value_name = "FILES", num_args = 1..)]
+    replay: Vec<PathBuf>,
 }
 
 /// Real lookups on this machine, for the warnings.
@@ -126,6 +132,9 @@ pub fn main(args: Args) -> ExitCode {
     };
     let name = args.policy.display().to_string();
     match gatehouse_policy::parse(&name, &text) {
+        Ok(p) if !args.replay.is_empty() => {
+            crate::replay::main(&name, &p, &args.replay, false, args.json)
+        }
         Ok(p) => {
             let warnings = p.lint(&name, &text, &ThisMachine);
             report(&args, &name, &warnings, Some(p.hash()))

@@ -1,0 +1,24 @@
+//! `gatehouse policy …`: work out a policy from evidence, compare two.
+
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Suggest the policy that grants exactly what the audit log shows was
+    /// asked for (from a period in audit mode, or enforce mode's denials).
+    ///
+    /// Each assignment goes to the narrowest principal the records support
+    /// — a systemd unit or an executable's SHA-256 (pinned to the uids seen
+    /// by a condition), else a uid — for one identity and the audiences
+    /// seen, with a comment giving the evidence (count, first and last
+    /// seen). Nothing is widened unless asked (`--any-audience`). The output
+    /// passes `gatehouse check --strict` on the machine that recorded it;
+    /// `--patch` prints a diff adding only what `--policy` does not allow yet.
+    Suggest(crate::suggest::Args),
+}
+
+pub fn main(command: Command) -> ExitCode {
+    match command {
+        Command::Suggest(args) => crate::suggest::main(args),
+    }
+}
