@@ -125,8 +125,10 @@ pub fn decided(entries: &[Entry]) -> Vec<Decided<'_>> {
 /// recorded ones; other holders are known by pid and uid only (so a
 /// process principal, which needs every holder, does not match them: as
 /// the gate would not have, unless they matched too). Groups are not in
-/// the record: they are this machine's for the recorded user.
-pub fn caller(c: &gatehouse_audit::Caller) -> Caller {
+/// the record: they are this machine's for the recorded user. Nor is the
+/// executable's owner: it is taken as root only when a trusted service
+/// allowed the request (the gate checked it then), else it is absent.
+pub fn caller(c: &gatehouse_audit::Caller, trusted: bool) -> Caller {
     let first = Process {
         pid: c.pid.unwrap_or_default(),
         uid: c.uid,
@@ -136,7 +138,7 @@ pub fn caller(c: &gatehouse_audit::Caller) -> Caller {
         unit: c.unit.clone(),
         cgroup: c.cgroup.clone(),
         container: c.container.clone(),
-        exe_owner_uid: None,
+        exe_owner_uid: trusted.then_some(0),
     };
     let mut processes = Vec::new();
     if c.pid.is_some() {

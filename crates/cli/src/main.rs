@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod audit_cmd;
+mod audit_report;
 mod audit_show;
 mod check;
 mod doctor;

@@ -193,7 +193,7 @@ fn suggest(
     let mut skipped_jit = 0;
     for d in decided {
         let audience = evidence::audience(d.record);
-        let caller = evidence::caller(d.caller);
+        let caller = evidence::caller(d.caller, d.trusted.is_some());
         let request = evidence::request(d, audience.as_deref());
         let now = policy.decide_with(&caller, &request, grants);
         let allowed = now.is_allowed() && !now.would_deny();

@@ -123,9 +123,9 @@ fn show_filters_the_recorded_run() {
     // (filters, records shown, what each must have)
     type Check = fn(&serde_json::Value) -> bool;
     let rows: &[(&[&str], usize, Check)] = &[
-        (&[], 26, |_| true),
-        (&["--single"], 5, |_| true),
-        (&["--type", "request"], 20, |r| {
+        (&[], 27, |_| true),
+        (&["--single"], 6, |_| true),
+        (&["--type", "request"], 21, |r| {
             r["event"]["type"] == "request"
         }),
         (&["--type", "jit_requested,jit_activated"], 2, |r| {
@@ -134,7 +134,7 @@ fn show_filters_the_recorded_run() {
         (&["--uid", "46001"], 7, |r| {
             r["event"]["caller"]["uid"] == 46001
         }),
-        (&["--user", "root"], 1, |r| r["event"]["caller"]["uid"] == 0),
+        (&["--user", "root"], 2, |r| r["event"]["caller"]["uid"] == 0),
         (&["--unit", "hl-demo-app.service"], 4, |r| {
             r["event"]["caller"]["unit"] == "hl-demo-app.service"
         }),
@@ -143,7 +143,7 @@ fn show_filters_the_recorded_run() {
         // Compared normalised: the trailing `/` and case do not matter.
         (&["--audience", "https://Storage.azure.com/"], 6, |_| true),
         (&["--audience", "https://management.azure.com"], 3, |_| true),
-        (&["--decision", "allow"], 5, |r| {
+        (&["--decision", "allow"], 6, |r| {
             r["event"]["decision_detail"]["would_deny"] == false
         }),
         (
@@ -158,15 +158,15 @@ fn show_filters_the_recorded_run() {
         (
             &[
                 "--since",
-                "2026-12-03T17:18:32.400Z",
+                "2026-12-03T17:39:25.700Z",
                 "--until",
-                "2026-12-03T17:18:32.500Z",
+                "2026-12-03T17:39:25.800Z",
             ],
-            5,
+            4,
             |_| true,
         ),
         (
-            &["--since", "2026-12-03T17:18:32.502Z", "--type", "rotated"],
+            &["--since", "2026-12-03T17:39:25.916Z", "--type", "rotated"],
             1,
             |_| true,
         ),
@@ -607,7 +607,7 @@ fn replay_shows_what_a_candidate_changes() {
             1,
             5,
             5,
-            ("allow", "deny", "d-vault-jit (jit jit-f6c6f8f2793d)"),
+            ("allow", "deny", "d-vault-jit (jit jit-723e6b7f8274)"),
         ),
         (
             "enforce.toml",
@@ -673,4 +673,138 @@ fn replay_refuses_bad_input_naming_file_and_line() {
             "{t}"
         );
     }
+}
+
+fn report(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["audit", "report", "--json"];
+    all.extend_from_slice(args);
+    let out = gatehouse(&all);
+    assert!(out.status.success(), "{all:?}: {}", text(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn report_summarises_the_recorded_run() {
+    let observe = policy_file("observe.toml");
+    let enforce = policy_file("enforce.toml");
+    type Check = fn(&serde_json::Value) -> Result<(), String>;
+    fn expect(ok: bool, what: &str, r: &serde_json::Value) -> Result<(), String> {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what}: {r:#}"))
+        }
+    }
+    let (obs, enf) = (observed(), enforced());
+    let rows: &[(Vec<&str>, Check)] = &[
+        (vec![&obs, "--policy", &observe], |r| {
+            let usage = r["usage"].as_array().unwrap();
+            let storage = usage
+                .iter()
+                .find(|u| u["identity"] == "storage-writer")
+                .unwrap();
+            expect(
+                storage["audience"] == "https://storage.azure.com"
+                    && storage["principals"][0]["caller"] == "uid 46001 exe /usr/bin/curl"
+                    && storage["principals"][0]["requests"] == 5
+                    && storage["principals"][0]["would_deny"] == 5,
+                "46001's five storage tokens (one asked with a trailing `/`)",
+                r,
+            )?;
+            expect(
+                r["unused_assignments"] == serde_json::json!(["observe-callers", "idle-storage"]),
+                "the idle grant is a candidate for removal; b-vault and the JIT one were used",
+                r,
+            )?;
+            let denied = r["denied"].as_array().unwrap();
+            expect(
+                denied.len() == 4
+                    && denied[0]["caller"] == "uid 46001 exe /usr/bin/curl"
+                    && denied[0]["requests"] == 7,
+                "denials grouped by caller, most first",
+                r,
+            )?;
+            expect(
+                r["jit"]
+                    == serde_json::json!([{"assignment": "d-vault-jit", "requested": 1,
+                        "approved": 1, "denied": 0, "activated": 1, "used": 2}]),
+                "one activation, used twice",
+                r,
+            )?;
+            expect(
+                r["trusted_services"]
+                    == serde_json::json!([{"service": "azure-linux-agent", "requests": 1,
+                        "callers": ["uid 0 (root) unit walinuxagent.service exe /usr/bin/python3.11"]}]),
+                "the guest agent's exception",
+                r,
+            )
+        }),
+        (vec![&enf, "--policy", &enforce], |r| {
+            expect(
+                r["unused_assignments"] == serde_json::json!([])
+                    && r["denied"][0]["caller"] == "uid 46002"
+                    && r["denied"][0]["requests"] == 2
+                    && r["usage"][0]["principals"][0]["requests"] == 2
+                    && r["jit"] == serde_json::json!([]),
+                "enforce mode: 46001 served twice, 46002 refused twice",
+                r,
+            )
+        }),
+        // A period: from the activation on, only what follows counts.
+        (vec![&obs, "--since", "2026-12-03T17:39:25.719Z"], |r| {
+            expect(
+                r["jit"][0]["requested"] == 1
+                    && r["jit"][0]["used"] == 2
+                    && r["denied"].as_array().unwrap().len() == 1
+                    && r["unused_assignments"].is_null()
+                    && r["since"] == "2026-12-03T17:39:25.719Z",
+                "only the period",
+                r,
+            )
+        }),
+        (vec![&obs, "--until", "2026-01-01T00:00:00Z"], |r| {
+            expect(
+                r["records"] == 0 && r["usage"] == serde_json::json!([]),
+                "an empty period",
+                r,
+            )
+        }),
+    ];
+    for (args, check) in rows {
+        let r = report(args);
+        check(&r).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    }
+}
+
+#[test]
+fn report_prints_tables_and_markdown() {
+    let observe = policy_file("observe.toml");
+    let table = gatehouse(&["audit", "report", &observed(), "--policy", &observe]);
+    let t = stdout(&table);
+    assert!(table.status.success(), "{}", text(&table));
+    for want in [
+        "Tokens served, by identity and audience",
+        "idle-storage",
+        "Denied (or would be denied), by caller",
+        "d-vault-jit",
+        "azure-linux-agent",
+    ] {
+        assert!(t.contains(want), "{want}: {t}");
+    }
+    let md = gatehouse(&["audit", "report", &observed(), "--format", "markdown"]);
+    let m = stdout(&md);
+    assert!(md.status.success(), "{}", text(&md));
+    assert!(m.starts_with("# gatehouse access report"), "{m}");
+    assert!(
+        m.contains(
+            "| identity | audience | caller | requests | would deny |\n|---|---|---|---|---|\n"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("## Just-in-time grants"), "{m}");
+}
+
+#[test]
+fn report_refuses_bad_input_naming_file_and_line() {
+    refuses_bad_input(&["audit", "report", "--single", "{}"]);
 }

@@ -5,7 +5,8 @@
 #   cargo build -p gatehouse && sudo bash crates/cli/tests/data/audit/record.sh
 #
 # Root: callers run as test uids (setpriv) and one in a unit's cgroup
-# (/system.slice/hl-demo-app.service on the cgroup v2 mount). Only loopback.
+# (/system.slice/hl-demo-app.service on the cgroup v2 mount), and python3
+# in walinuxagent.service's, as the trusted Azure guest agent. Only loopback.
 #   observe/audit.log.1, observe/audit.log   observe.toml (audit mode), rotated
 #   enforce/audit.log                        enforce.toml (enforce mode)
 set -euo pipefail
@@ -17,10 +18,11 @@ port=${RECORD_PORT:-16991}
 base="http://127.0.0.1:$port"
 cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 unit_cg="$cg2/system.slice/hl-demo-app.service"
+agent_cg="$cg2/system.slice/walinuxagent.service"
 gate=
 cleanup() {
     [ -n "$gate" ] && kill "$gate" 2>/dev/null && wait "$gate" 2>/dev/null || true
-    rmdir "$unit_cg" 2>/dev/null || true
+    rmdir "$unit_cg" "$agent_cg" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,14 +54,15 @@ instance() { # uid
     setpriv --reuid "$1" --regid "$1" --clear-groups \
         curl -s -o /dev/null -H 'Metadata: true' "$base/metadata/instance?api-version=2021-02-01"
 }
-in_unit() { # runs its arguments in the unit's cgroup
-    sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$unit_cg" "$@"
+in_cgroup() { # cgroup-dir command...: runs the command in that cgroup
+    sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$@"
 }
+in_unit() { in_cgroup "$unit_cg" "$@"; }
 
 system=1e5a6b7c-8d9e-4fa0-b1c2-d3e4f5a6b708
 storage=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809
 vault=4b8d9eaf-b0c1-42d3-a4f5-a6b7c8d9e0fb
-mkdir -p "$unit_cg"
+mkdir -p "$unit_cg" "$agent_cg"
 
 rm -rf "$here/observe" "$here/enforce"
 mkdir -p "$here/observe" "$here/enforce"
@@ -77,6 +80,10 @@ setpriv --reuid 46004 --regid 46004 --clear-groups "$bin" jit --socket "$work/ad
 token 46004 $vault https://vault.azure.net
 token 46004 $vault https://vault.azure.net
 instance 0
+# The Azure guest agent (a trusted service): root's python3 in its unit.
+in_cgroup "$agent_cg" /usr/bin/python3 -c 'import sys, urllib.request as u
+u.urlopen(u.Request(sys.argv[1], headers={"Metadata": "true"})).read()' \
+    "$base/metadata/instance?api-version=2021-02-01"
 setpriv --reuid 46001 --regid 46001 --clear-groups curl -s -o /dev/null "$base/metadata/instance?api-version=2021-02-01"
 stop
 cp "$work/observe.log".* "$work/observe.log" "$here/observe/" 2>/dev/null || cp "$work/observe.log" "$here/observe/"
