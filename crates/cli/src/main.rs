@@ -18,6 +18,7 @@ mod generate;
 mod jit;
 mod logging;
 mod policy_cmd;
+mod policy_diff;
 mod policy_man;
 mod reload;
 mod replay;

@@ -15,10 +15,17 @@ pub enum Command {
     /// passes `gatehouse check --strict` on the machine that recorded it;
     /// `--patch` prints a diff adding only what `--policy` does not allow yet.
     Suggest(crate::suggest::Args),
+    /// What changes in meaning from OLD to NEW: who gains or loses which
+    /// identity, audience and action, whose conditions change, which
+    /// just-in-time eligibilities, deny assignments, modes and trusted
+    /// services change. Renaming and reordering change nothing and print
+    /// nothing. Exit 0: the same; 1: changes; 2: a policy does not load.
+    Diff(crate::policy_diff::Args),
 }
 
 pub fn main(command: Command) -> ExitCode {
     match command {
         Command::Suggest(args) => crate::suggest::main(args),
+        Command::Diff(args) => crate::policy_diff::main(args),
     }
 }

@@ -808,3 +808,93 @@ fn report_prints_tables_and_markdown() {
 fn report_refuses_bad_input_naming_file_and_line() {
     refuses_bad_input(&["audit", "report", "--single", "{}"]);
 }
+
+#[test]
+fn diff_says_what_changes_in_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let observe = policy_file("observe.toml");
+    let enforce = policy_file("enforce.toml");
+    let suggested = gatehouse(&[
+        "policy",
+        "suggest",
+        "--from-audit",
+        &observed(),
+        "--policy",
+        &observe,
+    ]);
+    let suggested = write_temp(&dir, "suggested.toml", &stdout(&suggested));
+    // enforce.toml reordered and renamed, its audience respelt: the same.
+    let respelt = std::fs::read_to_string(data().join("enforce.toml"))
+        .unwrap()
+        .replace("name = \"a-storage\"", "name = \"storage-for-a\"")
+        .replace(
+            "[\"https://storage.azure.com\"]",
+            "[\"https://Storage.azure.com/.default\"]",
+        )
+        .replace("[identities.vault-reader]", "[identities.vault]");
+    let respelt = write_temp(&dir, "respelt.toml", &respelt);
+    // (old, new, exit, lines that must be printed, lines that must not)
+    type Row<'a> = (&'a str, &'a str, i32, &'a [&'a str], &'a [&'a str]);
+    let rows: &[Row] = &[
+        (&enforce, &enforce, 0, &[], &[]),
+        (&enforce, &respelt, 0, &[], &[]),
+        (
+            &observe,
+            &suggested,
+            1,
+            &[
+                "+ unit:hl-demo-app.service may Gatehouse/token/read as system for https://management.azure.com (when `@Principal[uid] NumericEquals 46003`)",
+                "- uid:46009 may no longer Gatehouse/token/read as storage-writer for https://storage.azure.com (was always)",
+                "~ mode token: audit → enforce",
+            ],
+            // The just-in-time assignment is kept as it was.
+            &["d-vault-jit", "just in time"],
+        ),
+        (
+            &enforce,
+            &observe,
+            1,
+            &[
+                "- uid:46001 may no longer Gatehouse/token/read as storage-writer for https://storage.azure.com (was always)",
+                "+ uid:46004 may ask for Gatehouse/token/read as vault-reader for https://vault.azure.net just in time (for up to 1h, with a justification, approved automatically)",
+            ],
+            &[],
+        ),
+    ];
+    for (old, new, code, must, must_not) in rows {
+        let out = gatehouse(&["policy", "diff", old, new]);
+        let t = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{old} {new}: {}",
+            text(&out)
+        );
+        for line in *must {
+            assert!(
+                t.lines().any(|l| l == *line),
+                "{old} → {new} must print `{line}`:\n{t}"
+            );
+        }
+        for word in *must_not {
+            assert!(
+                !t.contains(word),
+                "{old} → {new} must not mention `{word}`:\n{t}"
+            );
+        }
+        if *code == 0 {
+            assert!(t.is_empty(), "{t}");
+        }
+        let json = gatehouse(&["policy", "diff", old, new, "--json"]);
+        assert_eq!(
+            json_lines(&json).len(),
+            t.lines().count(),
+            "{}",
+            text(&json)
+        );
+    }
+    let bad = write_temp(&dir, "bad.toml", "version = 1\n[[assignments]]\nname = 1\n");
+    let out = gatehouse(&["policy", "diff", &enforce, &bad]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("does not load"), "{}", text(&out));
+}
