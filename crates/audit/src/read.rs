@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::event::Event;
+use crate::event::{Event, RequestRecord};
 use crate::record::MAX_LINE;
 
 #[cfg(test)]
@@ -139,40 +139,36 @@ impl Raw<'_> {
     /// The event, deserialised: a type or field this version does not know
     /// is [`ReadProblem::Newer`].
     pub fn event(&self) -> Result<Event, ReadProblem> {
-        serde_json::from_slice::<Event>(self.event).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ReadProblem::Newer(e.to_string()),
-                Category::Io | Category::Syntax | Category::Eof => {
-                    ReadProblem::Malformed(e.to_string())
-                }
+        // Most records are requests. serde reads an internally tagged enum
+        // by buffering the whole object first; knowing the type already,
+        // read the record's own struct from the object minus its tag.
+        if self.kind == "request" {
+            let tag = TYPE_KEY.len() + self.kind.len() + 1;
+            if let Some(rest) = self.event.get(tag..).and_then(|r| r.strip_prefix(b",")) {
+                let mut object = Vec::with_capacity(rest.len() + 1);
+                object.push(b'{');
+                object.extend_from_slice(rest);
+                return serde_json::from_slice::<RequestRecord>(&object)
+                    .map(|r| Event::Request(Box::new(r)))
+                    .map_err(classify);
             }
-        })
+        }
+        serde_json::from_slice::<Event>(self.event).map_err(classify)
     }
 
     /// Whether `needle` occurs in the line: a cheap necessary condition
     /// before an exact test on the event.
     pub fn contains(&self, needle: &[u8]) -> bool {
-        needle.is_empty() || memfind(self.line, needle)
+        memchr::memmem::find(self.line, needle).is_some()
     }
 }
 
-fn memfind(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, tail)) = needle.split_first() else {
-        return true;
-    };
-    let mut at = 0;
-    while let Some(i) = hay
-        .get(at..)
-        .and_then(|h| h.iter().position(|b| *b == first))
-    {
-        let start = at + i + 1;
-        if hay.get(start..start + tail.len()) == Some(tail) {
-            return true;
-        }
-        at = start;
+fn classify(e: serde_json::Error) -> ReadProblem {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => ReadProblem::Newer(e.to_string()),
+        Category::Io | Category::Syntax | Category::Eof => ReadProblem::Malformed(e.to_string()),
     }
-    false
 }
 
 /// Reads lines of one file from `reader`, starting at line `first_line`.

@@ -28,6 +28,33 @@ fn raw_reads_seq_time_and_type_by_position() {
 }
 
 #[test]
+fn a_request_reads_the_same_by_the_fast_path() {
+    let event = Event::Request(Box::new(crate::RequestRecord {
+        decision: "d1".into(),
+        peer: "127.0.0.1:1".into(),
+        caller: None,
+        request: crate::RequestFacts {
+            method: "GET".into(),
+            ..Default::default()
+        },
+        outcome: crate::Outcome::Rejected,
+        reason: "MissingMetadata".into(),
+        decided_by: vec![],
+        decision_detail: None,
+        upstream: None,
+        status: 400,
+        latency_us: 5,
+        policy: "ab".into(),
+    }));
+    let json = serde_json::to_string(&event).unwrap();
+    let l = line(&json);
+    assert_eq!(raw(&l).unwrap().event().unwrap(), event);
+    // A second `type` is a field the record does not know, either way.
+    let twice = line(&json.replacen("\"decision\"", "\"type\":\"x\",\"decision\"", 1));
+    assert!(matches!(raw(&twice).unwrap().event(), Err(ReadProblem::Newer(_))));
+}
+
+#[test]
 fn bad_lines_say_what_is_wrong() {
     let good = line(r#"{"type":"policy_loaded","policy":"ab"}"#);
     let newer = line(r#"{"type":"policy_loaded","policy":"ab","signed_by":"x"}"#);
