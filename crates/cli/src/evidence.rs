@@ -121,6 +121,26 @@ pub fn decided(entries: &[Entry]) -> Vec<Decided<'_>> {
         .collect()
 }
 
+/// Users' groups from this machine's /etc/passwd and /etc/group, read
+/// once per user.
+#[derive(Default)]
+pub struct Groups(std::collections::HashMap<(u32, Option<String>), GidsAndNames>);
+
+type GidsAndNames = (Vec<u32>, Vec<String>);
+
+impl Groups {
+    fn of(&mut self, uid: u32, user: Option<&str>) -> GidsAndNames {
+        self.0
+            .entry((uid, user.map(str::to_owned)))
+            .or_insert_with(|| {
+                crate::explain::user_caller(user, Some(uid))
+                    .map(|u| (u.gids, u.group_names))
+                    .unwrap_or_default()
+            })
+            .clone()
+    }
+}
+
 /// The caller as the gate saw it. The first holder's facts are the
 /// recorded ones; other holders are known by pid and uid only (so a
 /// process principal, which needs every holder, does not match them: as
@@ -128,7 +148,7 @@ pub fn decided(entries: &[Entry]) -> Vec<Decided<'_>> {
 /// the record: they are this machine's for the recorded user. Nor is the
 /// executable's owner: it is taken as root only when a trusted service
 /// allowed the request (the gate checked it then), else it is absent.
-pub fn caller(c: &gatehouse_audit::Caller, trusted: bool) -> Caller {
+pub fn caller(groups: &mut Groups, c: &gatehouse_audit::Caller, trusted: bool) -> Caller {
     let first = Process {
         pid: c.pid.unwrap_or_default(),
         uid: c.uid,
@@ -154,9 +174,7 @@ pub fn caller(c: &gatehouse_audit::Caller, trusted: bool) -> Caller {
                 }),
         );
     }
-    let (gids, group_names) = crate::explain::user_caller(c.user.as_deref(), Some(c.uid))
-        .map(|u| (u.gids, u.group_names))
-        .unwrap_or_default();
+    let (gids, group_names) = groups.of(c.uid, c.user.as_deref());
     Caller {
         uid: Some(c.uid),
         user: c.user.clone(),

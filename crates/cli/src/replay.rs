@@ -69,9 +69,10 @@ fn replay(name: &str, policy: &Policy, files: &[PathBuf], single: bool) -> Resul
         deny_to_allow: 0,
         changes: Vec::new(),
     };
+    let mut machine = evidence::Groups::default();
     for d in evidence::decided(&entries) {
         let audience = evidence::audience(d.record);
-        let caller = evidence::caller(d.caller, d.trusted.is_some());
+        let caller = evidence::caller(&mut machine, d.caller, d.trusted.is_some());
         let request = evidence::request(&d, audience.as_deref());
         let now = policy.decide_with(&caller, &request, &grants);
         let after = if now.is_allowed() && !now.would_deny() {

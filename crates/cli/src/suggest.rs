@@ -191,9 +191,10 @@ fn suggest(
     let mut groups: BTreeMap<(Who, What), Evidence> = BTreeMap::new();
     let mut skipped_denied = 0;
     let mut skipped_jit = 0;
+    let mut machine = evidence::Groups::default();
     for d in decided {
         let audience = evidence::audience(d.record);
-        let caller = evidence::caller(d.caller, d.trusted.is_some());
+        let caller = evidence::caller(&mut machine, d.caller, d.trusted.is_some());
         let request = evidence::request(d, audience.as_deref());
         let now = policy.decide_with(&caller, &request, grants);
         let allowed = now.is_allowed() && !now.would_deny();

@@ -51,7 +51,10 @@ fn a_request_reads_the_same_by_the_fast_path() {
     assert_eq!(raw(&l).unwrap().event().unwrap(), event);
     // A second `type` is a field the record does not know, either way.
     let twice = line(&json.replacen("\"decision\"", "\"type\":\"x\",\"decision\"", 1));
-    assert!(matches!(raw(&twice).unwrap().event(), Err(ReadProblem::Newer(_))));
+    assert!(matches!(
+        raw(&twice).unwrap().event(),
+        Err(ReadProblem::Newer(_))
+    ));
 }
 
 #[test]
