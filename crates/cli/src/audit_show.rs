@@ -164,7 +164,8 @@ impl Filter {
     }
 }
 
-/// What a record says about who and what, for filters and the table.
+/// What a record says about who and what, for filters and the table
+/// (cheap: it borrows; [`what`] builds the table's last column).
 #[derive(Default)]
 pub struct Facts<'a> {
     pub uid: Option<u32>,
@@ -174,7 +175,6 @@ pub struct Facts<'a> {
     pub identity: Option<&'a str>,
     pub audience: Option<&'a str>,
     pub decision: Option<DecisionFilter>,
-    pub what: String,
 }
 
 impl<'a> Facts<'a> {
@@ -190,16 +190,6 @@ impl<'a> Facts<'a> {
                     Outcome::Rejected => DecisionFilter::Rejected,
                     Outcome::Error => DecisionFilter::Error,
                 };
-                let verdict = if would_deny {
-                    "would deny"
-                } else {
-                    r.outcome.as_str()
-                };
-                let by = if r.decided_by.is_empty() {
-                    r.reason.clone()
-                } else {
-                    r.decided_by.join(", ")
-                };
                 Facts {
                     uid: c.map(|c| c.uid),
                     user: c.and_then(|c| c.user.as_deref()),
@@ -208,11 +198,6 @@ impl<'a> Facts<'a> {
                     identity: r.request.identity.as_deref(),
                     audience: r.request.audience.as_deref(),
                     decision: Some(decision),
-                    what: format!(
-                        "{verdict} {} {}: {by}",
-                        r.status,
-                        r.request.endpoint.as_deref().unwrap_or("-")
-                    ),
                 }
             }
             Event::Forwarding(f) => {
@@ -225,7 +210,6 @@ impl<'a> Facts<'a> {
                     identity: f.request.identity.as_deref(),
                     audience: f.request.audience.as_deref(),
                     decision: None,
-                    what: format!("forwarding: {}", f.decided_by.join(", ")),
                 }
             }
             Event::JitRequested(e)
@@ -242,21 +226,55 @@ impl<'a> Facts<'a> {
                     user: view.map(|v| v.requester.name.as_str()),
                     identity: view.and_then(|v| v.identity.as_deref()),
                     audience: view.and_then(|v| v.audience.as_deref()),
-                    what: format!(
-                        "{} {}",
-                        e.id,
-                        view.and_then(|v| v.assignment.as_deref())
-                            .or(view.map(|v| v.kind.as_str()))
-                            .unwrap_or("")
-                    ),
                     ..Facts::default()
                 }
             }
-            other => Facts {
-                what: summary(other),
-                ..Facts::default()
-            },
+            _ => Facts::default(),
         }
+    }
+}
+
+/// The table's last column: the verdict and who decided, or the record's
+/// own fields.
+fn what(event: &Event) -> String {
+    match event {
+        Event::Request(r) => {
+            let would_deny = r.decision_detail.as_ref().is_some_and(|d| d.would_deny);
+            let verdict = if would_deny {
+                "would deny"
+            } else {
+                r.outcome.as_str()
+            };
+            let by = if r.decided_by.is_empty() {
+                r.reason.clone()
+            } else {
+                r.decided_by.join(", ")
+            };
+            format!(
+                "{verdict} {} {}: {by}",
+                r.status,
+                r.request.endpoint.as_deref().unwrap_or("-")
+            )
+        }
+        Event::Forwarding(f) => format!("forwarding: {}", f.decided_by.join(", ")),
+        Event::JitRequested(e)
+        | Event::JitApproved(e)
+        | Event::JitAutoApproved(e)
+        | Event::JitDenied(e)
+        | Event::JitActivated(e)
+        | Event::JitRevoked(e)
+        | Event::JitExpired(e)
+        | Event::JitLapsed(e) => {
+            let view = e.request.as_ref();
+            format!(
+                "{} {}",
+                e.id,
+                view.and_then(|v| v.assignment.as_deref())
+                    .or(view.map(|v| v.kind.as_str()))
+                    .unwrap_or("")
+            )
+        }
+        other => summary(other),
     }
 }
 
@@ -300,7 +318,7 @@ fn write_table_row(out: &mut impl Write, time: &str, event: &Event) -> std::io::
             f.unit.or(f.exe).unwrap_or("-"),
             f.identity.unwrap_or("-"),
             f.audience.unwrap_or("-"),
-            &f.what,
+            &what(event),
         ],
     )
 }
