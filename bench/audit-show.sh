@@ -17,7 +17,9 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log="$work/audit.log"
-python3 - "$ROOT/crates/cli/tests/data/audit/observe" "$log" "$N" <<'PY'
+# BENCH_LOG=PATH keeps the generated log there (and reuses it next time).
+if [ -n "${BENCH_LOG:-}" ]; then log=$BENCH_LOG; fi
+[ -s "$log" ] || python3 - "$ROOT/crates/cli/tests/data/audit/observe" "$log" "$N" <<'PY'
 import hashlib, json, sys, datetime
 src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 events = []

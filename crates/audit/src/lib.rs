@@ -117,7 +117,9 @@ mod verify;
 pub use error::AuditError;
 pub use event::*;
 pub use log::{Appended, AuditLog, Options};
-pub use read::{for_each_raw, raw, read_all, Entry, Lines, Next, Raw, ReadError, ReadProblem};
+pub use read::{
+    for_each_raw, raw, read_all, Entry, Lines, Needle, Next, Raw, ReadError, ReadProblem,
+};
 pub use record::{is_valid_time, RecordError, GENESIS};
 pub use rotate::rotation_set;
 pub use schema::{json_schema, markdown_reference};

@@ -158,8 +158,18 @@ impl Raw<'_> {
 
     /// Whether `needle` occurs in the line: a cheap necessary condition
     /// before an exact test on the event.
-    pub fn contains(&self, needle: &[u8]) -> bool {
-        memchr::memmem::find(self.line, needle).is_some()
+    pub fn contains(&self, needle: &Needle) -> bool {
+        needle.0.find(self.line).is_some()
+    }
+}
+
+/// A substring to look for in many lines, prepared once.
+#[derive(Debug, Clone)]
+pub struct Needle(memchr::memmem::Finder<'static>);
+
+impl Needle {
+    pub fn new(bytes: &[u8]) -> Needle {
+        Needle(memchr::memmem::Finder::new(bytes).into_owned())
     }
 }
 

@@ -88,7 +88,7 @@ pub struct Filter {
     args: FilterArgs,
     audience: Option<String>,
     /// Substrings every matching line must contain.
-    needles: Vec<Vec<u8>>,
+    needles: Vec<gatehouse_audit::Needle>,
 }
 
 fn json_str(key: &str, value: &str) -> Vec<u8> {
@@ -113,7 +113,9 @@ impl Filter {
             };
         let mut needles = Vec::new();
         if let Some(uid) = args.uid {
-            needles.push(format!("\"uid\":{uid}").into_bytes());
+            needles.push(gatehouse_audit::Needle::new(
+                format!("\"uid\":{uid}").as_bytes(),
+            ));
         }
         for (key, value) in [
             ("user", &args.user),
@@ -122,7 +124,7 @@ impl Filter {
             ("identity", &args.identity),
         ] {
             if let Some(v) = value {
-                needles.push(json_str(key, v));
+                needles.push(gatehouse_audit::Needle::new(&json_str(key, v)));
             }
         }
         Ok(Filter {

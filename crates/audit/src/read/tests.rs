@@ -23,8 +23,8 @@ fn raw_reads_seq_time_and_type_by_position() {
             policy: "ab".into()
         }
     );
-    assert!(r.contains(b"\"ab\""));
-    assert!(!r.contains(b"\"abc\""));
+    assert!(r.contains(&Needle::new(b"\"ab\"")));
+    assert!(!r.contains(&Needle::new(b"\"abc\"")));
 }
 
 #[test]
