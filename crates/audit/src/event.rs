@@ -174,6 +174,36 @@ pub enum Event {
     Checkpoint(Box<Checkpoint>),
 }
 
+/// Every record `type` this version writes, as [`Event::kind`] names them.
+pub const KINDS: &[&str] = &[
+    "gate_started",
+    "gate_stopped",
+    "policy_loaded",
+    "policy_rejected",
+    "request",
+    "forwarding",
+    "rotated",
+    "torn_tail_repaired",
+    "firewall_verified",
+    "firewall_repaired",
+    "firewall_repair_failed",
+    "firewall_monitor_lost",
+    "jit_requested",
+    "jit_approved",
+    "jit_auto_approved",
+    "jit_denied",
+    "jit_activated",
+    "jit_revoked",
+    "jit_expired",
+    "jit_lapsed",
+    "jit_pruned",
+    "jit_ports_synced",
+    "jit_signed_request_refused",
+    "jit_sessions_cut",
+    "jit_ports_changed_need_restart",
+    "checkpoint",
+];
+
 impl Event {
     /// The record's `type`, as written.
     pub fn kind(&self) -> &'static str {

@@ -110,6 +110,7 @@ mod error;
 mod event;
 mod files;
 mod log;
+mod read;
 mod record;
 mod rotate;
 mod schema;
@@ -123,6 +124,9 @@ pub use checkpoint::{CheckpointKey, KeyError, PublicKey, PublicKeyError};
 pub use error::AuditError;
 pub use event::*;
 pub use log::{Appended, AuditLog, Options};
+pub use read::{
+    for_each_raw, raw, read_all, Entry, Lines, Needle, Next, Raw, ReadError, ReadProblem,
+};
 pub use record::{is_valid_time, RecordError, GENESIS};
 pub use rotate::rotation_set;
 pub use schema::{json_schema, markdown_reference};

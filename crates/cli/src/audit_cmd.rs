@@ -50,10 +50,17 @@ pub enum Command {
     /// record type and field is described in it (and in docs/audit.md).
     /// Point a SIEM's or a pipeline's validator at it.
     Schema,
+    /// Print the records that match the filters: a table, or `--json` lines.
+    Show(Box<crate::audit_show::Args>),
+    /// Summarise a period: tokens served per identity and audience, unused
+    /// assignments, denials by caller, just-in-time grants, trusted services.
+    Report(Box<crate::audit_report::Args>),
 }
 
 pub fn main(command: Command) -> ExitCode {
     match command {
+        Command::Show(args) => crate::audit_show::main(*args),
+        Command::Report(args) => crate::audit_report::main(*args),
         Command::Schema => match serde_json::to_string_pretty(&gatehouse_audit::json_schema()) {
             Ok(text) => {
                 println!("{text}");

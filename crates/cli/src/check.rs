@@ -27,6 +27,12 @@ pub struct Args {
     /// the same in every format.
     #[arg(long, value_enum, value_name = "human|json|sarif")]
     format: Option<Format>,
+    /// Replay the requests recorded in these audit logs (each with its
+    /// rotated predecessors) against the policy, with the recorded callers
+    /// and times, and show what changes; exit 1 if a recorded allow would
+    /// now be denied.
+    #[arg(long, value_name = "FILES", num_args = 1..)]
+    replay: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -167,6 +173,13 @@ pub fn main(args: Args) -> ExitCode {
     };
     let name = args.policy.display().to_string();
     match gatehouse_policy::parse(&name, &text) {
+        Ok(p) if !args.replay.is_empty() => crate::replay::main(
+            &name,
+            &p,
+            &args.replay,
+            false,
+            args.json || args.format == Some(Format::Json),
+        ),
         Ok(p) => {
             let warnings = p.lint(&name, &text, &ThisMachine);
             report(&args, &name, &text, &warnings, Some(p.hash()))

@@ -71,7 +71,7 @@ fn groups() -> Vec<(u32, String, Vec<String>)> {
 
 /// Why `explain` cannot build the caller or the time it was asked about.
 #[derive(Debug, thiserror::Error)]
-enum ExplainError {
+pub(crate) enum ExplainError {
     #[error("no user `{0}` in /etc/passwd")]
     NoUser(String),
     #[error("name the caller with `--as USER`, `--uid N` or `--pid P`")]
@@ -96,7 +96,7 @@ enum ExplainError {
     BeforeEpoch(String),
 }
 
-fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, ExplainError> {
+pub(crate) fn user_caller(name: Option<&str>, uid: Option<u32>) -> Result<Caller, ExplainError> {
     let entry = passwd_entry(name, uid);
     let (user, uid, gid) = match (entry, uid) {
         (Some(e), _) => (Some(e.0), e.1, Some(e.2)),

@@ -6,18 +6,25 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod audit_cmd;
+mod audit_report;
+mod audit_show;
 mod check;
 mod doctor;
 mod emulate;
+mod evidence;
 mod explain;
 mod firewall;
 mod generate;
 mod jit;
 mod logging;
+mod policy_cmd;
+mod policy_diff;
 mod policy_man;
 mod reload;
+mod replay;
 mod run;
 mod status;
+mod suggest;
 
 #[derive(Parser)]
 #[command(
@@ -69,6 +76,11 @@ enum Command {
     Check(check::Args),
     /// Explain how the policy decides one request, with the trail.
     Explain(explain::Args),
+    /// Policies from evidence: suggest one from the audit log, compare two.
+    Policy {
+        #[command(subcommand)]
+        command: policy_cmd::Command,
+    },
     /// Ask a running gate to re-read its policy (same as sending it SIGHUP).
     Reload(reload::Args),
     /// Work with the audit log (hash-chained JSON lines, one per decision).
@@ -107,6 +119,7 @@ fn main() -> ExitCode {
         Command::Emulate(args) => emulate::main(args),
         Command::Check(args) => check::main(args),
         Command::Explain(args) => explain::main(args),
+        Command::Policy { command } => policy_cmd::main(command),
         Command::Reload(args) => reload::main(args),
         Command::Audit { command } => audit_cmd::main(command),
         Command::Firewall { command } => firewall::main(command),

@@ -10,6 +10,7 @@ mod caller;
 pub mod condition;
 mod decision;
 mod diag;
+mod diff;
 mod evaluate;
 mod identity;
 mod index;
@@ -31,6 +32,7 @@ pub use audience::normalise_audience;
 pub use caller::{Caller, Process, Request};
 pub use decision::{Candidate, Decision, Reason, Trail};
 pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use diff::{diff, Access, Change, HowActivated, When};
 pub use identity::{Identity, IdentityKind, ResolveError, Selector, SelectorKind};
 pub use jit::{
     format_duration, parse_duration, Activation, ActivationAsk, AutoApprove, DurationError,

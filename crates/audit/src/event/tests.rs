@@ -102,6 +102,14 @@ fn one_of_each() -> Vec<Event> {
             sockets: 1,
         },
         Event::JitPortsChangedNeedRestart {},
+        Event::Checkpoint(Box::new(crate::event::checkpoint::Checkpoint {
+            head_seq: 7,
+            head_hash: "0".repeat(64),
+            signed_at: "2026-12-03T18:00:00.000Z".into(),
+            rotated_kept: Some(3),
+            key_id: "SHA256:x".into(),
+            signature: "0".repeat(128),
+        })),
     ];
     for kind in [
         "requested",
@@ -121,10 +129,12 @@ fn one_of_each() -> Vec<Event> {
 #[test]
 fn every_variant_round_trips_under_its_own_type_name() {
     let all = one_of_each();
-    assert_eq!(all.len(), 25);
+    assert_eq!(all.len(), 26);
+    assert_eq!(KINDS.len(), all.len());
     for event in all {
         let value = serde_json::to_value(&event).unwrap();
         assert_eq!(value["type"], json!(event.kind()), "{value}");
+        assert!(KINDS.contains(&event.kind()), "{}", event.kind());
         let back: Event = serde_json::from_value(value).unwrap();
         assert_eq!(back, event);
     }
