@@ -299,6 +299,18 @@ fn suggest(
             q(&who.principal()),
             q(&role)
         ));
+        // The uid ran a process the gate saw, so it exists where the
+        // evidence was recorded: an account missing here (the evidence
+        // came from another machine, or a container's uid) is said, and
+        // accepted, rather than failing `check --strict`.
+        if let Who::Uid(u) = who {
+            use gatehouse_policy::Machine as _;
+            if !crate::check::ThisMachine.uid_exists(*u) {
+                text.push_str(&format!(
+                    "# uid {u} has no account on this machine; it was seen in the audit\nallow_warnings = [\"orphan\"]\n"
+                ));
+            }
+        }
         // A unit or an executable, and only the uids seen running it.
         if !matches!(who, Who::Uid(_)) {
             let pins: Vec<String> = ev
