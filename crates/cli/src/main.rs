@@ -59,7 +59,7 @@ enum Command {
     /// path as `--user gatehouse` with no capabilities, and keeps the
     /// nftables table in place. SIGHUP re-reads the policy (an invalid one is
     /// refused and the old one stays); SIGTERM stops.
-    Run(run::Args),
+    Run(Box<run::Args>),
     /// Run the IMDS emulator on its own, to test applications without a cloud.
     Emulate(emulate::Args),
     /// Check a policy file and report every error with file:line:column.
@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     match cli.command {
-        Command::Run(args) => run::main(args),
+        Command::Run(args) => run::main(*args),
         Command::Emulate(args) => emulate::main(args),
         Command::Check(args) => check::main(args),
         Command::Explain(args) => explain::main(args),

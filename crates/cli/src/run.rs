@@ -1,5 +1,6 @@
 //! `gatehouse run`: the gate.
 
+pub(crate) mod export;
 mod jit;
 pub(crate) mod lifecycle;
 mod observe;
@@ -187,6 +188,17 @@ pub struct Args {
     /// binds it (docs/metrics.md).
     #[arg(long, value_name = "ADDR|unix:PATH", value_parser = observe::parse_addr)]
     metrics_listen: Option<Box<gatehouse_gate::metrics_listener::MetricsAddr>>,
+
+    /// Daemon settings (TOML, docs/audit.md "Export"): where the audit log
+    /// is exported. Default: /etc/gatehouse/gatehouse.toml if it exists.
+    #[arg(long, value_name = "PATH")]
+    settings: Option<PathBuf>,
+
+    /// Export the audit log to this sink too, `NAME=URL` (repeatable; e.g.
+    /// `siem=syslog+tls://siem.example:6514`); replaces the URL of the
+    /// settings file's sink of that name.
+    #[arg(long = "export", value_name = "NAME=URL")]
+    export: Vec<String>,
 
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.
@@ -585,6 +597,10 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         Ok(m) => m,
         Err(code) => return code,
     };
+    let exporter = match export::start(&args, &gate, &audit_path, try_it, me).await {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     print_banner(
         &kind,
         demo,
@@ -682,6 +698,9 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
     drop(firewall);
     drop(jit_service);
     lifecycle::audit_stopped(&gate, &reason);
+    if let Some(e) = exporter {
+        e.finish(export::FINISH_LIMIT).await;
+    }
     if let Some(e) = emulator {
         e.shutdown();
     }

@@ -98,20 +98,27 @@ impl Prepared {
     }
 }
 
-impl Exporter {
+/// What `gatehouse status` reads of a running export.
+#[derive(Debug, Clone)]
+pub struct View {
+    sinks: Vec<Arc<SinkState>>,
+    host: Arc<dyn Host>,
+}
+
+impl View {
     pub fn status(&self) -> Vec<SinkStatus> {
         let head = self.host.head_seq();
         let now = self.host.now();
         self.sinks.iter().map(|s| s.status(head, now)).collect()
     }
+}
 
-    /// Names of sinks whose last send failed.
-    pub fn failing(&self) -> Vec<String> {
-        self.sinks
-            .iter()
-            .filter(|s| s.failing())
-            .map(|s| s.name.clone())
-            .collect()
+impl Exporter {
+    pub fn view(&self) -> View {
+        View {
+            sinks: self.sinks.clone(),
+            host: Arc::clone(&self.host),
+        }
     }
 
     /// Delivers what is in the log (within `limit`), then stops every pump.

@@ -226,3 +226,11 @@ impl AsyncWrite for Conn {
         }
     }
 }
+
+/// The kernel's host name, for records that name their machine.
+pub fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}

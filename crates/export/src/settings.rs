@@ -5,6 +5,7 @@
 //!
 //! ```toml
 //! [export]
+//! state_dir = "/var/lib/gatehouse"   # the cursors (default)
 //! hostname = "vm-17"          # default: the kernel's host name
 //! vm_id = "…"                 # default: none (OTLP `host.id`)
 //!
@@ -37,6 +38,8 @@ pub struct Settings {
 /// `[export]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Export {
+    /// Where the cursors live (default `/var/lib/gatehouse`).
+    pub state_dir: Option<PathBuf>,
     pub hostname: Option<String>,
     pub vm_id: Option<String>,
     pub sinks: Vec<SinkConfig>,
@@ -61,6 +64,7 @@ struct RawFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExport {
+    state_dir: Option<Spanned<String>>,
     hostname: Option<Spanned<String>>,
     vm_id: Option<Spanned<String>>,
     #[serde(default)]
@@ -137,6 +141,17 @@ pub fn parse(source: &str, text: &str) -> Result<Settings, SettingsError> {
     };
     let mut settings = Settings::default();
     if let Some(export) = raw.export {
+        if let Some(dir) = export.state_dir {
+            if dir.get_ref().starts_with('/') {
+                settings.export.state_dir = Some(PathBuf::from(dir.into_inner()));
+            } else {
+                c.error(
+                    dir.span(),
+                    format!("`{}` is not an absolute path", dir.get_ref()),
+                    None,
+                );
+            }
+        }
         settings.export.hostname = export.hostname.map(Spanned::into_inner);
         settings.export.vm_id = export.vm_id.map(Spanned::into_inner);
         for (name, sink) in export.sink {
