@@ -54,9 +54,9 @@ impl Line {
             .unwrap_or("unknown")
     }
 
-    /// `allow`, `deny`, … for request records.
-    pub fn decision(&self) -> Option<&str> {
-        self.event.get("decision").and_then(Value::as_str)
+    /// `allow`, `deny`, `rejected` or `error` for request records.
+    pub fn outcome(&self) -> Option<&str> {
+        self.event.get("outcome").and_then(Value::as_str)
     }
 
     /// A string field of the event, by dotted path (`caller.exe`).
@@ -91,9 +91,10 @@ pub enum Level {
 
 impl Line {
     pub fn level(&self) -> Level {
-        match (self.kind(), self.decision()) {
-            ("request" | "forwarding", Some("allow")) => Level::Info,
-            ("request" | "forwarding", _) => Level::Warning,
+        match (self.kind(), self.outcome()) {
+            ("request", Some("allow")) | ("forwarding", _) => Level::Info,
+            ("request", Some("error")) => Level::Error,
+            ("request", _) => Level::Warning,
             (
                 "policy_rejected"
                 | "torn_tail_repaired"

@@ -71,7 +71,7 @@ fn severity(level: Level) -> (SeverityNumber, &'static str) {
 
 /// Attributes (OpenTelemetry semantic-convention names where one exists).
 const ATTRS: [(&str, &str); 9] = [
-    ("gatehouse.decision", "decision"),
+    ("gatehouse.decision_id", "decision"),
     ("gatehouse.outcome", "outcome"),
     ("user.id", "caller.uid"),
     ("user.name", "caller.user"),
@@ -226,7 +226,7 @@ mod tests {
     fn one_log_record_per_audit_record_with_resource_and_severity() {
         let mk = |seq: u64, decision: &str| {
             let raw = format!(
-                "{{\"seq\":{seq},\"time\":\"2026-12-03T17:00:00.500Z\",\"prev\":\"{}\",\"event\":{{\"type\":\"request\",\"decision\":\"{decision}\",\"caller\":{{\"uid\":7}}}},\"hash\":\"{}\"}}",
+                "{{\"seq\":{seq},\"time\":\"2026-12-03T17:00:00.500Z\",\"prev\":\"{}\",\"event\":{{\"type\":\"request\",\"outcome\":\"{decision}\",\"caller\":{{\"uid\":7}}}},\"hash\":\"{}\"}}",
                 "a".repeat(64),
                 "b".repeat(64)
             );

@@ -149,6 +149,8 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
         let Some(mut r) = reader.take() else {
             return;
         };
+        // A drain asked for before this read is done when it finds nothing.
+        let asked = *stop.borrow();
         let read = tokio::task::spawn_blocking(move || {
             let b = r.next_batch(BATCH_LINES, BATCH_BYTES);
             (r, b)
@@ -163,7 +165,7 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
             Ok(b) => b,
             Err(e) => {
                 note_error(&state, &*host, format!("cannot read the audit log: {e}"));
-                if pause(&mut stop, backoff, false).await {
+                if pause(&mut stop, backoff).await {
                     return;
                 }
                 continue;
@@ -175,7 +177,7 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
         let Some(first) = batch.lines.first() else {
             state.with(|p| p.pending_since = None);
             report_lag(&state, &*host);
-            if pause(&mut stop, POLL, true).await {
+            if asked != Stop::Run || pause(&mut stop, POLL).await {
                 return;
             }
             continue;
@@ -195,7 +197,7 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
             sink.reset();
             note_error(&state, &*host, err);
             report_lag(&state, &*host);
-            if pause(&mut stop, backoff, false).await {
+            if pause(&mut stop, backoff).await {
                 return;
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -230,16 +232,15 @@ pub enum Stop {
     Now,
 }
 
-/// Sleeps `d`; `true` when the pump should end now. A caught-up pump
-/// (`idle`) ends on `Drain` too.
-async fn pause(stop: &mut watch::Receiver<Stop>, d: Duration, idle: bool) -> bool {
-    let ends = |s: Stop| s == Stop::Now || (idle && s == Stop::Drain);
-    if ends(*stop.borrow()) {
+/// Sleeps `d` or until told to stop; `true` when the pump must end now
+/// (a drain wakes it to read once more).
+async fn pause(stop: &mut watch::Receiver<Stop>, d: Duration) -> bool {
+    if *stop.borrow() == Stop::Now {
         return true;
     }
     tokio::select! {
-        () = tokio::time::sleep(d) => ends(*stop.borrow()),
-        changed = stop.changed() => changed.is_err() || ends(*stop.borrow()),
+        () = tokio::time::sleep(d) => *stop.borrow() == Stop::Now,
+        changed = stop.changed() => changed.is_err() || *stop.borrow() == Stop::Now,
     }
 }
 

@@ -73,7 +73,7 @@ fn severity(level: Level) -> u8 {
 
 /// Key fields carried as structured data (SD-PARAM name, event field).
 const SD_FIELDS: [(&str, &str); 9] = [
-    ("decision", "decision"),
+    ("decision_id", "decision"),
     ("outcome", "outcome"),
     ("uid", "caller.uid"),
     ("user", "caller.user"),
@@ -289,11 +289,11 @@ mod tests {
     #[test]
     fn formats_rfc5424_with_structured_data_and_the_record_as_msg() {
         let l = line(
-            r#"{"type":"request","decision":"deny","caller":{"uid":1000,"exe":"/usr/bin/a\"b]"}}"#,
+            r#"{"type":"request","decision":"d1","outcome":"deny","caller":{"uid":1000,"exe":"/usr/bin/a\"b]"}}"#,
         );
         let msg = String::from_utf8(format(&l, Facility::Authpriv, "vm1")).unwrap();
         let want = format!(
-            "<84>1 2026-12-03T17:00:00.123Z vm1 gatehouse - request [gatehouse@32473 seq=\"7\" hash=\"{b}\" prev=\"{a}\" type=\"request\" decision=\"deny\" uid=\"1000\" exe=\"/usr/bin/a\\\"b\\]\"] \u{feff}",
+            "<84>1 2026-12-03T17:00:00.123Z vm1 gatehouse - request [gatehouse@32473 seq=\"7\" hash=\"{b}\" prev=\"{a}\" type=\"request\" decision_id=\"d1\" outcome=\"deny\" uid=\"1000\" exe=\"/usr/bin/a\\\"b\\]\"] \u{feff}",
             a = "a".repeat(64),
             b = "b".repeat(64)
         );
@@ -305,12 +305,12 @@ mod tests {
     fn priority_by_facility_and_decision() {
         let cases = [
             (
-                r#"{"type":"request","decision":"allow"}"#,
+                r#"{"type":"request","decision":"d1","outcome":"allow"}"#,
                 Facility::Authpriv,
                 "<86>",
             ),
             (
-                r#"{"type":"request","decision":"deny"}"#,
+                r#"{"type":"request","decision":"d1","outcome":"deny"}"#,
                 Facility::Authpriv,
                 "<84>",
             ),

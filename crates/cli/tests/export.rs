@@ -1,0 +1,380 @@
+//! Audit export against real collectors, each started by the test in a
+//! network namespace of its own (with the gate): a real rsyslog with its
+//! RFC 5424 parser, and faults. Every record of a run must arrive, parsed,
+//! in order; at-least-once means duplicates are allowed only where a
+//! fault or a kill -9 made the gate resend, and gaps never.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed step must fail the test loudly"
+)]
+
+mod common;
+
+use common::{gatehouse, privileged, start_until, Running, Started};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A network namespace of this test, deleted at the end.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let prefix = std::env::var("E2E_NS_PREFIX").unwrap_or_else(|_| "gh".to_owned());
+        let name = format!("{prefix}-exp-{tag}-{}", std::process::id());
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &name])
+            .stderr(Stdio::null())
+            .status();
+        assert!(Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success());
+        let ns = Netns(name);
+        assert!(ns
+            .cmd("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap()
+            .success());
+        ns
+    }
+
+    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+
+    fn listening(&self, port: u16) -> bool {
+        let out = self
+            .cmd("ss")
+            .args(["-Hltn", &format!("sport = :{port}")])
+            .output()
+            .unwrap();
+        !out.stdout.is_empty()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// A real rsyslogd receiving RFC 5424 over TCP, each message written as
+/// tab-separated fields its RFC 5424 parser found.
+struct Rsyslog {
+    _running: Running,
+    out: PathBuf,
+}
+
+fn rsyslog(ns: &Netns, dir: &Path, port: u16) -> Rsyslog {
+    let work = dir.join("rsyslog-work");
+    std::fs::create_dir_all(&work).unwrap();
+    let out = dir.join("received.log");
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}" maxMessageSize="256k")
+module(load="imtcp")
+template(name="fields" type="string" string="%pri%\t%timereported:::date-rfc3339%\t%hostname%\t%app-name%\t%procid%\t%msgid%\t%structured-data%\t%msg%\n")
+ruleset(name="audit" parser="rsyslog.rfc5424") {{
+  action(type="omfile" file="{out}" template="fields" flushOnTXEnd="on" asyncWriting="off")
+}}
+input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="audit")
+"#,
+            work = work.display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    let child = ns
+        .cmd("/usr/sbin/rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    wait_for("rsyslogd to listen", Duration::from_secs(10), || {
+        ns.listening(port)
+    });
+    Rsyslog {
+        _running: running,
+        out,
+    }
+}
+
+/// One message as rsyslog parsed it.
+#[derive(Debug)]
+struct Received {
+    pri: u32,
+    hostname: String,
+    app: String,
+    msgid: String,
+    sd: String,
+    msg: String,
+}
+
+fn received(path: &Path) -> Vec<Received> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(8, '\t').collect();
+            assert_eq!(f.len(), 8, "not parsed as RFC 5424: {l}");
+            Received {
+                pri: f[0].parse().unwrap(),
+                hostname: f[2].to_owned(),
+                app: f[3].to_owned(),
+                msgid: f[5].to_owned(),
+                sd: f[6].to_owned(),
+                msg: f[7].trim_start_matches('\u{feff}').to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Every record of the log (all rotated files), by seq.
+fn audit_records(audit: &Path) -> BTreeMap<u64, String> {
+    let mut all = BTreeMap::new();
+    for file in gatehouse_audit::rotation_set(audit).unwrap() {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            all.insert(v["seq"].as_u64().unwrap(), line.to_owned());
+        }
+    }
+    all
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    ns: Netns,
+}
+
+impl Setup {
+    fn new(tag: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let policy = dir.path().join("policy.toml");
+        std::fs::write(
+            &policy,
+            "version = 1\n\n[[assignments]]\nname = \"root-md\"\nprincipal = \"uid:0\"\nrole = \"Instance Metadata Reader\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Setup {
+            dir,
+            ns: Netns::new(tag),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn settings(&self, sinks: &str) {
+        std::fs::write(
+            self.path("gatehouse.toml"),
+            format!(
+                "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\n\n{sinks}",
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// `gatehouse run` in the namespace, with a small rotation size.
+    fn gate(&self, port: u16) -> Started {
+        let mut cmd = self.ns.cmd(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.args(["run", "--upstream", "emulator", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args([
+                "--caller-lookup",
+                "sock-diag",
+                "--audit-rotate-bytes",
+                "16384",
+            ])
+            .arg("--policy")
+            .arg(self.path("policy.toml"))
+            .arg("--audit")
+            .arg(self.path("audit.log"))
+            .arg("--settings")
+            .arg(self.path("gatehouse.toml"))
+            .arg("--admin-socket")
+            .arg(self.path("admin.sock"))
+            .arg("--jit-db")
+            .arg(self.path("jit.db"))
+            .arg("--metrics-listen")
+            .arg(format!("unix:{}", self.path("metrics.sock").display()));
+        start_until(&mut cmd, "listening on http://")
+    }
+
+    /// `n` requests to the gate, from inside the namespace.
+    fn requests(&self, port: u16, n: usize) {
+        let url = format!("http://127.0.0.1:{port}/metadata/instance?api-version=2021-02-01");
+        let mut cmd = self.ns.cmd("/usr/bin/curl");
+        cmd.args(["-s", "-H", "Metadata: true"]);
+        for _ in 0..n {
+            cmd.arg(&url);
+        }
+        let status = cmd.stdout(Stdio::null()).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = gatehouse()
+            .args(["status", "--json", "--socket"])
+            .arg(self.path("admin.sock"))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn metrics(&self) -> String {
+        let out = Command::new("/usr/bin/curl")
+            .args(["-s", "--unix-socket"])
+            .arg(self.path("metrics.sock"))
+            .arg("http://gate/metrics")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn stop(started: &mut Started) {
+    let pid = started.running.0.id();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if started.running.0.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the gate did not stop within 15 s of SIGTERM");
+}
+
+/// Every record of the log arrived at least once, and the first arrival
+/// of each is in order; returns how many arrived twice.
+fn check_complete(
+    audit: &BTreeMap<u64, String>,
+    got: &[Received],
+    duplicates_allowed: bool,
+) -> usize {
+    let mut firsts = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dups = 0;
+    for r in got {
+        assert_eq!(r.app, "gatehouse");
+        assert_eq!(r.hostname, "vm-test");
+        let v: serde_json::Value = serde_json::from_str(&r.msg)
+            .unwrap_or_else(|e| panic!("MSG is not the JSON record ({e}): {}", r.msg));
+        let seq = v["seq"].as_u64().unwrap();
+        assert_eq!(
+            audit.get(&seq),
+            Some(&r.msg),
+            "record {seq} differs from the log"
+        );
+        assert_eq!(r.msgid, v["event"]["type"].as_str().unwrap());
+        assert!(
+            r.sd.starts_with(&format!(
+                "[gatehouse@32473 seq=\"{seq}\" hash=\"{}\"",
+                v["hash"].as_str().unwrap()
+            )),
+            "{}",
+            r.sd
+        );
+        // authpriv (10) * 8 + a severity from 3 to 6.
+        assert!((83..=86).contains(&r.pri), "pri {}", r.pri);
+        if seen.insert(seq) {
+            firsts.push(seq);
+        } else {
+            dups += 1;
+        }
+    }
+    let want: Vec<u64> = audit.keys().copied().collect();
+    let mut sorted = firsts.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, want, "records missing at the collector");
+    if !duplicates_allowed {
+        assert_eq!(firsts, want, "out of order");
+        assert_eq!(dups, 0, "duplicates without a fault");
+    }
+    dups
+}
+
+#[test]
+fn rsyslog_receives_every_record_parsed_and_in_order_across_rotation() {
+    if !privileged("rsyslog_receives_every_record") {
+        return;
+    }
+    let s = Setup::new("rs");
+    let syslog = rsyslog(&s.ns, s.dir.path(), 10514);
+    s.settings("[export.sink.siem]\nurl = \"syslog+tcp://127.0.0.1:10514\"\n");
+    let mut gate = s.gate(18001);
+    s.requests(18001, 150);
+    // Caught up while running: status and metrics say so.
+    wait_for("the sink to catch up", Duration::from_secs(30), || {
+        let st = s.status();
+        let sink = &st["export"][0];
+        sink["lag_records"] == 0 && sink["delivered_seq"] == st["audit"]["head_seq"]
+    });
+    let metrics = s.metrics();
+    assert!(
+        metrics.contains("gatehouse_export_lag_records{sink=\"siem\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gatehouse_export_records_total{sink=\"siem\"}"),
+        "{metrics}"
+    );
+    stop(&mut gate);
+    let audit = audit_records(&s.path("audit.log"));
+    assert!(audit.len() > 150, "{}", audit.len());
+    assert!(
+        gatehouse_audit::rotation_set(&s.path("audit.log"))
+            .unwrap()
+            .len()
+            > 3
+    );
+    let last = *audit.keys().last().unwrap();
+    wait_for(
+        "rsyslog to have the last record",
+        Duration::from_secs(20),
+        || {
+            received(&syslog.out)
+                .iter()
+                .any(|r| r.sd.contains(&format!("seq=\"{last}\"")))
+        },
+    );
+    check_complete(&audit, &received(&syslog.out), false);
+    // The gate's last record (its stop) left too.
+    assert!(audit[&last].contains("\"gate_stopped\""));
+}
