@@ -378,3 +378,180 @@ fn rsyslog_receives_every_record_parsed_and_in_order_across_rotation() {
     // The gate's last record (its stop) left too.
     assert!(audit[&last].contains("\"gate_stopped\""));
 }
+
+/// The OTLP receiver (Python, opentelemetry-proto) in the namespace.
+struct Otlp {
+    _running: Running,
+    out: PathBuf,
+    mode: PathBuf,
+}
+
+const VENV_PYTHON: &str = "/opt/gatehouse-venv/bin/python";
+
+fn otlp(ns: &Netns, dir: &Path, port: u16, mode: &str) -> Otlp {
+    let out = dir.join("otlp.jsonl");
+    let mode_file = dir.join("otlp.mode");
+    std::fs::write(&mode_file, mode).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/export_otlp_receiver.py");
+    let child = ns
+        .cmd(VENV_PYTHON)
+        .arg(script)
+        .arg(port.to_string())
+        .arg(&out)
+        .arg(&mode_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    wait_for(
+        "the OTLP receiver to listen",
+        Duration::from_secs(20),
+        || ns.listening(port),
+    );
+    Otlp {
+        _running: running,
+        out,
+        mode: mode_file,
+    }
+}
+
+fn otlp_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every record arrived (first arrivals in order unless duplicates are
+/// allowed); returns the number of duplicates.
+fn check_otlp(
+    audit: &BTreeMap<u64, String>,
+    got: &[serde_json::Value],
+    duplicates_allowed: bool,
+) -> usize {
+    let mut firsts = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in got {
+        assert_eq!(r["resource"]["host.name"], "vm-test");
+        assert_eq!(r["resource"]["host.id"], "vm-id-1");
+        assert_eq!(r["resource"]["service.name"], "gatehouse");
+        let body = r["body"].as_str().unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        let seq = v["seq"].as_u64().unwrap();
+        assert_eq!(audit.get(&seq).map(String::as_str), Some(body));
+        assert_eq!(r["attributes"]["gatehouse.seq"].as_i64(), Some(seq as i64));
+        assert_eq!(r["attributes"]["gatehouse.hash"], v["hash"]);
+        let want_severity = match v["event"]["outcome"].as_str() {
+            Some("allow") => 9,
+            Some("deny" | "rejected") => 13,
+            Some("error") => 17,
+            _ if v["event"]["type"] == "forwarding" => 9,
+            _ => r["severity_number"].as_i64().unwrap(),
+        };
+        assert_eq!(r["severity_number"].as_i64(), Some(want_severity), "{body}");
+        assert!(r["time_unix_nano"].as_u64().unwrap() > 1_700_000_000_000_000_000);
+        if seen.insert(seq) {
+            firsts.push(seq);
+        }
+    }
+    let want: Vec<u64> = audit.keys().copied().collect();
+    let mut sorted = firsts.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, want, "records missing at the receiver");
+    let dups = got.len() - firsts.len();
+    if !duplicates_allowed {
+        assert_eq!(firsts, want, "out of order");
+        assert_eq!(dups, 0);
+    }
+    dups
+}
+
+fn otlp_settings(s: &Setup, port: u16) {
+    std::fs::write(
+        s.path("gatehouse.toml"),
+        format!(
+            "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\nvm_id = \"vm-id-1\"\n\n[export.sink.otel]\nurl = \"otlp+http://127.0.0.1:{port}\"\n",
+            s.dir.path().display()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn otlp_receiver_decodes_every_record_with_resource_and_severity() {
+    if !privileged("otlp_receiver_decodes_every_record") {
+        return;
+    }
+    let s = Setup::new("ot");
+    let rx = otlp(&s.ns, s.dir.path(), 14318, "ok");
+    otlp_settings(&s, 14318);
+    let mut gate = s.gate(18002);
+    s.requests(18002, 60);
+    stop(&mut gate);
+    let audit = audit_records(&s.path("audit.log"));
+    let last = *audit.keys().last().unwrap();
+    wait_for(
+        "the receiver to have the last record",
+        Duration::from_secs(20),
+        || otlp_records(&rx.out).len() >= audit.len(),
+    );
+    let got = otlp_records(&rx.out);
+    check_otlp(&audit, &got, false);
+    assert!(audit[&last].contains("\"gate_stopped\""));
+}
+
+#[test]
+fn otlp_500_and_slow_answers_lose_nothing_and_show_in_status() {
+    if !privileged("otlp_500_and_slow_answers_lose_nothing") {
+        return;
+    }
+    let s = Setup::new("o5");
+    let rx = otlp(&s.ns, s.dir.path(), 14319, "500");
+    otlp_settings(&s, 14319);
+    let mut gate = s.gate(18003);
+    s.requests(18003, 40);
+    wait_for("the failures to show", Duration::from_secs(20), || {
+        let st = s.status();
+        let sink = &st["export"][0];
+        sink["failures"].as_u64().unwrap_or(0) >= 2
+            && sink["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("HTTP 500"))
+            && sink["lag_records"].as_u64().unwrap_or(0) >= 40
+    });
+    let metrics = s.metrics();
+    let failures =
+        common::sample(&metrics, "gatehouse_export_failures_total{sink=\"otel\"}").unwrap();
+    assert!(failures >= 2.0, "{metrics}");
+    assert!(otlp_records(&rx.out).is_empty());
+    // Very slow: the sink falls behind, the gate's answers do not.
+    std::fs::write(&rx.mode, "slow").unwrap();
+    let t = Instant::now();
+    s.requests(18003, 40);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "40 requests took {:?} with a slow collector",
+        t.elapsed()
+    );
+    std::fs::write(&rx.mode, "ok").unwrap();
+    wait_for("the sink to catch up", Duration::from_secs(60), || {
+        let st = s.status();
+        st["export"][0]["lag_records"] == 0
+            && st["export"][0]["delivered_seq"] == st["audit"]["head_seq"]
+    });
+    stop(&mut gate);
+    let audit = audit_records(&s.path("audit.log"));
+    wait_for(
+        "every record at the receiver",
+        Duration::from_secs(20),
+        || {
+            let got = otlp_records(&rx.out);
+            let last = *audit.keys().last().unwrap();
+            got.iter()
+                .any(|r| r["attributes"]["gatehouse.seq"].as_u64() == Some(last))
+        },
+    );
+    check_otlp(&audit, &otlp_records(&rx.out), true);
+}
