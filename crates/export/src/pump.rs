@@ -2,6 +2,7 @@
 //! and only then move the cursor (on disk). A failing sink retries the
 //! same records with backoff, forever; nothing else waits for it.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::cursor;
+use crate::cursor::{self, Cursor};
 use crate::reader::{Discontinuity, LogReader};
 use crate::sink::Sink;
 
@@ -123,8 +124,23 @@ pub struct Pump {
     pub host: Arc<dyn Host>,
 }
 
-/// Runs until `stop` says to; then, if `drain` is set, delivers what is in
-/// the log (the gate's last record) first.
+/// A batch the collector acknowledged on a connection that may still die
+/// with it unprocessed: a stream collector acknowledges bytes, not records.
+#[derive(Debug)]
+struct Sent {
+    /// The cursor before the batch (where to resend from).
+    start: Option<Cursor>,
+    end: Option<Cursor>,
+    at: Instant,
+}
+
+/// Batches acknowledged on a stream connection count as delivered once the
+/// connection has stayed up this long after them (or closed cleanly at a
+/// stop); if it fails sooner, everything since is sent again.
+const REPLAY: Duration = Duration::from_secs(5);
+
+/// Runs until `stop` says to; a drain delivers what is in the log (the
+/// gate's last record) first.
 pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
     let Pump {
         state,
@@ -143,7 +159,9 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
         }
     };
     state.with(|p| p.delivered_seq = start.as_ref().map(|c| c.seq));
-    let mut reader = Some(LogReader::new(&log, start));
+    let mut reader = Some(LogReader::new(&log, start.clone()));
+    let mut last_end = start;
+    let mut unconfirmed: VecDeque<Sent> = VecDeque::new();
     let mut backoff = BACKOFF_MIN;
     loop {
         let Some(mut r) = reader.take() else {
@@ -177,6 +195,21 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
         let Some(first) = batch.lines.first() else {
             state.with(|p| p.pending_since = None);
             report_lag(&state, &*host);
+            if !unconfirmed.is_empty() {
+                if sink.alive().await {
+                    let all = asked != Stop::Run;
+                    confirm(&mut unconfirmed, all, &cursor_path, &state, &*host).await;
+                } else {
+                    note_error(
+                        &state,
+                        &*host,
+                        "the collector closed the connection".to_owned(),
+                    );
+                    sink.reset();
+                    rewind(&mut unconfirmed, &mut reader, &mut last_end, &log);
+                    continue;
+                }
+            }
             if asked != Stop::Run || pause(&mut stop, POLL).await {
                 return;
             }
@@ -187,6 +220,7 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
             .map(|n| SystemTime::UNIX_EPOCH + Duration::from_nanos(n));
         state.with(|p| p.pending_since = since);
         report_lag(&state, &*host);
+        let mut rewound = false;
         loop {
             let sent = tokio::time::timeout(SEND_LIMIT, sink.send(&batch.lines)).await;
             let err = match sent {
@@ -201,19 +235,35 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
                 return;
             }
             backoff = (backoff * 2).min(BACKOFF_MAX);
+            if !unconfirmed.is_empty() {
+                // What the dead connection carried goes again, in order.
+                rewind(&mut unconfirmed, &mut reader, &mut last_end, &log);
+                rewound = true;
+                break;
+            }
+        }
+        if rewound {
+            continue;
         }
         backoff = BACKOFF_MIN;
         let n = u64::try_from(batch.lines.len()).unwrap_or(u64::MAX);
         let last_seq = batch.lines.last().map(|l| l.seq);
-        if let Some(end) = batch.end {
-            let path = cursor_path.clone();
-            let stored = tokio::task::spawn_blocking(move || cursor::store(&path, &end)).await;
-            match stored {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => note_error(&state, &*host, e.to_string()),
-                Err(e) => note_error(&state, &*host, e.to_string()),
-            }
+        unconfirmed.push_back(Sent {
+            start: last_end.clone(),
+            end: batch.end.clone(),
+            at: Instant::now(),
+        });
+        if batch.end.is_some() {
+            last_end = batch.end;
         }
+        confirm(
+            &mut unconfirmed,
+            !sink.replays(),
+            &cursor_path,
+            &state,
+            &*host,
+        )
+        .await;
         state.with(|p| {
             p.delivered_seq = last_seq.or(p.delivered_seq);
             p.exported += n;
@@ -221,6 +271,48 @@ pub async fn run(pump: Pump, mut stop: watch::Receiver<Stop>) {
         });
         host.delivered(&state.name, n);
     }
+}
+
+/// Moves the durable cursor past the batches that are old enough (or all).
+async fn confirm(
+    unconfirmed: &mut VecDeque<Sent>,
+    all: bool,
+    cursor_path: &std::path::Path,
+    state: &SinkState,
+    host: &dyn Host,
+) {
+    let mut end = None;
+    while let Some(s) = unconfirmed.front() {
+        if !all && s.at.elapsed() < REPLAY {
+            break;
+        }
+        if let Some(s) = unconfirmed.pop_front() {
+            end = s.end.or(end);
+        }
+    }
+    let Some(end) = end else {
+        return;
+    };
+    let path = cursor_path.to_path_buf();
+    match tokio::task::spawn_blocking(move || cursor::store(&path, &end)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => note_error(state, host, e.to_string()),
+        Err(e) => note_error(state, host, e.to_string()),
+    }
+}
+
+/// Starts reading again at the first unconfirmed batch.
+fn rewind(
+    unconfirmed: &mut VecDeque<Sent>,
+    reader: &mut Option<LogReader>,
+    last_end: &mut Option<Cursor>,
+    log: &std::path::Path,
+) {
+    if let Some(first) = unconfirmed.pop_front() {
+        *reader = Some(LogReader::new(log, first.start.clone()));
+        *last_end = first.start;
+    }
+    unconfirmed.clear();
 }
 
 /// How a pump is told to stop.

@@ -119,6 +119,20 @@ impl Sink {
         }
     }
 
+    /// Whether an acknowledged batch can still be lost with the connection
+    /// (a byte stream without acknowledgements of records): TCP and TLS syslog.
+    pub fn replays(&self) -> bool {
+        matches!(self, Sink::Syslog(s) if s.is_stream())
+    }
+
+    /// Whether the connection is still up (no reset, no end of stream).
+    pub async fn alive(&mut self) -> bool {
+        match self {
+            Sink::Syslog(s) => s.alive().await,
+            Sink::Otlp(_) => true,
+        }
+    }
+
     pub fn reset(&mut self) {
         match self {
             Sink::Syslog(s) => s.reset(),

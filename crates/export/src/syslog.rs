@@ -180,6 +180,29 @@ impl SyslogSink {
         }
     }
 
+    pub fn is_stream(&self) -> bool {
+        !matches!(self.transport, Transport::Unix(_))
+    }
+
+    /// A stream connection that is still up (checked without waiting).
+    pub async fn alive(&mut self) -> bool {
+        match self.conn.as_mut() {
+            Some(conn) => {
+                let mut scratch = [0u8; 512];
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(1), conn.read(&mut scratch))
+                        .await
+                    {
+                        Err(_) => return true,
+                        Ok(Ok(0) | Err(_)) => return false,
+                        Ok(Ok(_)) => {}
+                    }
+                }
+            }
+            None => !self.is_stream(),
+        }
+    }
+
     /// Drops the connection; the next send reconnects.
     pub fn reset(&mut self) {
         self.conn = None;
