@@ -88,6 +88,11 @@ struct Rsyslog {
 }
 
 fn rsyslog(ns: &Netns, dir: &Path, port: u16) -> Rsyslog {
+    rsyslog_with(ns, dir, port, None)
+}
+
+/// With `tls`: (CA, certificate, key) for rsyslog's OpenSSL driver (RFC 5425).
+fn rsyslog_with(ns: &Netns, dir: &Path, port: u16, tls: Option<(&Path, &Path, &Path)>) -> Rsyslog {
     let work = dir.join("rsyslog-work");
     std::fs::create_dir_all(&work).unwrap();
     let out = dir.join("received.log");
@@ -95,8 +100,8 @@ fn rsyslog(ns: &Netns, dir: &Path, port: u16) -> Rsyslog {
     std::fs::write(
         &conf,
         format!(
-            r#"global(workDirectory="{work}" maxMessageSize="256k")
-module(load="imtcp")
+            r#"global(workDirectory="{work}" maxMessageSize="256k"{global_tls})
+module(load="imtcp"{module_tls})
 template(name="fields" type="string" string="%pri%\t%timereported:::date-rfc3339%\t%hostname%\t%app-name%\t%procid%\t%msgid%\t%structured-data%\t%msg%\n")
 ruleset(name="audit" parser="rsyslog.rfc5424") {{
   action(type="omfile" file="{out}" template="fields" flushOnTXEnd="on" asyncWriting="off")
@@ -105,6 +110,15 @@ input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="audit")
 "#,
             work = work.display(),
             out = out.display(),
+            global_tls = tls.map_or_else(String::new, |(ca, cert, key)| format!(
+                " DefaultNetstreamDriver=\"ossl\" DefaultNetstreamDriverCAFile=\"{}\" DefaultNetstreamDriverCertFile=\"{}\" DefaultNetstreamDriverKeyFile=\"{}\"",
+                ca.display(), cert.display(), key.display()
+            )),
+            module_tls = if tls.is_some() {
+                " StreamDriver.Name=\"ossl\" StreamDriver.Mode=\"1\" StreamDriver.AuthMode=\"anon\""
+            } else {
+                ""
+            },
         ),
     )
     .unwrap();
@@ -116,6 +130,7 @@ input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="audit")
         .arg(dir.join("rsyslogd.pid"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let running = Running(child);
@@ -734,4 +749,147 @@ fn a_collector_resetting_mid_message_loses_nothing() {
         seen.into_iter().collect::<Vec<_>>(),
         audit.keys().copied().collect::<Vec<_>>()
     );
+}
+
+/// A test CA and a server certificate for `localhost` only, by openssl.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=gatehouse test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn tls_to_rsyslog_delivers_and_a_certificate_for_another_name_is_refused() {
+    if !privileged("tls_to_rsyslog") {
+        return;
+    }
+    let s = Setup::new("tls");
+    let (ca, cert, key) = certificates(s.dir.path());
+    let syslog = rsyslog_with(&s.ns, s.dir.path(), 10519, Some((&ca, &cert, &key)));
+    // One sink names the certificate's host; the other reaches the same
+    // server by an address the certificate does not name.
+    s.settings(&format!(
+        "[export.sink.good]\nurl = \"syslog+tls://localhost:10519\"\nca = \"{ca}\"\n\n\
+         [export.sink.mismatch]\nurl = \"syslog+tls://127.0.0.1:10519\"\nca = \"{ca}\"\n",
+        ca = ca.display()
+    ));
+    let mut gate = s.gate(18007);
+    assert!(
+        gate.seen
+            .iter()
+            .any(|l| l.contains("sink `mismatch` cannot be reached") && l.contains("certificate")),
+        "{:?}",
+        gate.seen
+    );
+    s.requests(18007, 30);
+    wait_for(
+        "good caught up, mismatch failing",
+        Duration::from_secs(40),
+        || {
+            let st = s.status();
+            let sinks = st["export"].as_array().cloned().unwrap_or_default();
+            let by = |n: &str| {
+                sinks
+                    .iter()
+                    .find(|x| x["name"] == n)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let (good, bad) = (by("good"), by("mismatch"));
+            good["lag_records"] == 0
+                && good["delivered_seq"] == st["audit"]["head_seq"]
+                && bad["lag_records"].as_u64().unwrap_or(0) >= 30
+                && bad["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("certificate"))
+        },
+    );
+    let metrics = s.metrics();
+    assert!(
+        common::sample(
+            &metrics,
+            "gatehouse_export_failures_total{sink=\"mismatch\"}"
+        )
+        .unwrap()
+            >= 1.0,
+        "{metrics}"
+    );
+    stop(&mut gate);
+    let audit = audit_records(&s.path("audit.log"));
+    wait_received(&syslog, last_seq(&audit));
+    check_complete(&audit, &received(&syslog.out), false);
+    // The refused sink's records are still waiting in the log: its cursor
+    // never moved.
+    assert!(!s.path("export-mismatch.cursor").exists());
 }
