@@ -309,6 +309,10 @@ pub fn main(args: Args) -> ExitCode {
         Ok(k) => k,
         Err(e) => return crate::fail(&e, Some(NO_UPSTREAM_HELP)),
     };
+    // The export settings, checked before anything starts (the broker too).
+    if let Err(code) = export::effective(&args) {
+        return code;
+    }
     let me = gatehouse_sys::effective_uid();
     if args.internal_worker {
         return privsep::worker_main(args, kind);

@@ -893,3 +893,166 @@ fn tls_to_rsyslog_delivers_and_a_certificate_for_another_name_is_refused() {
     // never moved.
     assert!(!s.path("export-mismatch.cursor").exists());
 }
+
+#[test]
+fn with_user_the_unprivileged_worker_exports() {
+    use std::os::unix::fs::MetadataExt;
+    if !privileged("with_user_the_unprivileged_worker_exports") {
+        return;
+    }
+    common::separated::ensure_worker_user();
+    let uid = common::separated::WORKER_UID;
+    let s = Setup::new("usr");
+    let syslog = rsyslog(&s.ns, s.dir.path(), 10520);
+    let state = s.path("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(uid), Some(uid)).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        s.path("gatehouse.toml"),
+        format!(
+            "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\n\n[export.sink.siem]\nurl = \"syslog+tcp://127.0.0.1:10520\"\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let _emulator = Running(
+        s.ns.cmd(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["emulate", "--listen", "127.0.0.1:18100"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the emulator", Duration::from_secs(20), || {
+        s.ns.listening(18100)
+    });
+    let audit = state.join("audit.log");
+    let mut cmd = s.ns.cmd(env!("CARGO_BIN_EXE_gatehouse"));
+    cmd.args(["run", "--user", common::separated::WORKER_USER])
+        .args([
+            "--upstream",
+            "http://127.0.0.1:18100",
+            "--listen",
+            "127.0.0.1:18008",
+        ])
+        .args([
+            "--firewall",
+            "off",
+            "--upstream-mark",
+            "0x6761",
+            "--no-cache",
+        ])
+        .arg("--policy")
+        .arg(s.path("policy.toml"))
+        .arg("--audit")
+        .arg(&audit)
+        .arg("--settings")
+        .arg(s.path("gatehouse.toml"));
+    let mut gate = start_until(&mut cmd, "listening on http://");
+    s.requests(18008, 20);
+    // The connection to the collector is the worker's, not root's.
+    wait_for(
+        "the worker's connection to rsyslog",
+        Duration::from_secs(20),
+        || {
+            let out =
+                s.ns.cmd("ss")
+                    .args(["-Htne", "dport = :10520"])
+                    .output()
+                    .unwrap();
+            String::from_utf8_lossy(&out.stdout).contains(&format!("uid:{uid} "))
+        },
+    );
+    stop(&mut gate);
+    let records = audit_records(&audit);
+    wait_received(&syslog, last_seq(&records));
+    check_complete(&records, &received(&syslog.out), false);
+    let cursor = std::fs::metadata(state.join("export-siem.cursor")).unwrap();
+    assert_eq!((cursor.uid(), cursor.mode() & 0o777), (uid, 0o600));
+}
+
+#[test]
+fn check_and_run_refuse_bad_export_settings_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("gatehouse.toml");
+    std::fs::write(
+        &settings,
+        "[export.sink.siem]\nurl = \"syslog+udp://siem:514\"\nfacility = \"kern\"\n\n[export.sink.tls]\nurl = \"syslog+tls://siem:6514\"\nca = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = 1\n").unwrap();
+    let out = gatehouse()
+        .args(["check", "--settings"])
+        .arg(&settings)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let name = settings.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{name}:2:7: error: unknown sink scheme `syslog+udp`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{name}:3:12: error: unknown syslog facility `kern`"
+        )),
+        "{err}"
+    );
+    // Syntax fixed, the CA bundle is still missing: named, before any start.
+    std::fs::write(
+        &settings,
+        "[export.sink.tls]\nurl = \"syslog+tls://siem:6514\"\nca = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap();
+    let out = gatehouse()
+        .args(["check", "--settings"])
+        .arg(&settings)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read the CA certificates `/nonexistent/ca.pem`"),
+        "{err}"
+    );
+    // A named settings file that is missing, or a wrong `--export` URL,
+    // stops `run` before anything starts.
+    let run = |extra: &[&str]| {
+        let out = gatehouse()
+            .args(["run", "--upstream", "emulator", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let missing = dir.path().join("none.toml");
+    let (code, err) = run(&["--settings", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("cannot read the settings"), "{err}");
+    std::fs::write(&settings, "").unwrap();
+    let (code, err) = run(&[
+        "--settings",
+        settings.to_str().unwrap(),
+        "--export",
+        "siem=syslog://collector",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`--export siem=syslog://collector`: unknown sink scheme `syslog`"),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
+}
