@@ -358,3 +358,45 @@ mod tests {
         assert_eq!(Facility::parse("kern"), None);
     }
 }
+
+#[cfg(test)]
+mod datagram_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_datagram_per_record_to_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let daemon = tokio::net::UnixDatagram::bind(&path).unwrap();
+        let mut sink = SyslogSink::new(
+            Transport::Unix(path.clone()),
+            Facility::Authpriv,
+            "vm1".into(),
+            Duration::from_secs(1),
+        );
+        let lines: Vec<Line> = (1..=3)
+            .map(|seq| {
+                let raw = format!(
+                    "{{\"seq\":{seq},\"time\":\"2026-12-03T17:00:00.000Z\",\"prev\":\"{}\",\"event\":{{\"type\":\"policy_loaded\"}},\"hash\":\"{}\"}}",
+                    "a".repeat(64),
+                    "b".repeat(64)
+                );
+                Line::parse(raw.as_bytes()).unwrap()
+            })
+            .collect();
+        sink.send(&lines).await.unwrap();
+        let mut buf = vec![0; 4096];
+        for line in &lines {
+            let n = daemon.recv(&mut buf).await.unwrap();
+            assert_eq!(
+                &buf[..n],
+                format(line, Facility::Authpriv, "vm1").as_slice()
+            );
+        }
+        // The daemon gone: an error to retry, not a silent drop.
+        drop(daemon);
+        std::fs::remove_file(&path).unwrap();
+        sink.reset();
+        assert!(sink.send(&lines).await.is_err());
+    }
+}
