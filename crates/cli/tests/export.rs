@@ -590,6 +590,16 @@ fn syslog_settings(s: &Setup, sinks: &[(&str, &str)]) {
     s.settings(&body);
 }
 
+/// How many records the log holds now, while the gate writes and rotates
+/// it (a file renamed between listing and reading counts as empty).
+fn audit_records_or_none(audit: &Path) -> usize {
+    gatehouse_audit::rotation_set(audit)
+        .unwrap_or_default()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).map_or(0, |t| t.lines().count()))
+        .sum()
+}
+
 fn last_seq(audit: &BTreeMap<u64, String>) -> u64 {
     *audit.keys().last().unwrap()
 }
@@ -655,7 +665,7 @@ fn kill_9_mid_export_then_restart_delivers_everything() {
     let s = Setup::new("k9");
     let syslog = rsyslog(&s.ns, s.dir.path(), 10517);
     syslog_settings(&s, &[("siem", "syslog+tcp://127.0.0.1:10517")]);
-    for round in 0..3 {
+    for round in 0..3usize {
         let gate = s.gate(18005);
         // Requests in the background; the gate is killed while they and the
         // export are under way.
@@ -671,7 +681,12 @@ fn kill_9_mid_export_then_restart_delivers_everything() {
                 .spawn()
                 .unwrap(),
         );
-        std::thread::sleep(Duration::from_millis(400 + 300 * round));
+        // Killed once the log has grown by 40 + 20·round records since the
+        // last start: the export is then under way (its cursor mid-log).
+        let before = audit_records_or_none(&s.path("audit.log"));
+        wait_for("requests to be audited", Duration::from_secs(30), || {
+            audit_records_or_none(&s.path("audit.log")) >= before + 40 + 20 * round
+        });
         let pid = gate.running.0.id();
         assert!(Command::new("kill")
             .args(["-KILL", &pid.to_string()])
