@@ -21,12 +21,14 @@ PINS=(
     "aiohttp==3.14.5"
     "requests==2.34.2"
     "jsonschema==4.26.0"
+    # The OTLP receiver of crates/cli/tests/export.rs decodes the real protobuf.
+    "opentelemetry-proto==1.45.2"
 )
 STAMP="$DIR/.gatehouse-pins"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 
 check() {
-    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema' 2>/dev/null
+    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema, opentelemetry.proto.collector.logs.v1.logs_service_pb2' 2>/dev/null
 }
 
 if [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$WANT" ]] && check; then

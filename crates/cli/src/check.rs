@@ -15,6 +15,10 @@ pub struct Args {
     /// The policy file to check.
     #[arg(long, default_value = "/etc/gatehouse/policy.toml")]
     policy: PathBuf,
+    /// The daemon settings to check too (export sinks). Default:
+    /// /etc/gatehouse/gatehouse.toml if it exists.
+    #[arg(long, value_name = "PATH")]
+    settings: Option<PathBuf>,
     /// Exit 1 if there are warnings.
     #[arg(long)]
     strict: bool,
@@ -167,6 +171,48 @@ fn report(
 }
 
 pub fn main(args: Args) -> ExitCode {
+    let settings = check_settings(args.settings.as_deref());
+    let policy = check_policy(&args);
+    if settings != ExitCode::SUCCESS {
+        return settings;
+    }
+    policy
+}
+
+/// The settings file: its syntax and every sink (URL, facility, the TLS
+/// CA bundle read and parsed). No connection is made.
+fn check_settings(named: Option<&Path>) -> ExitCode {
+    let settings = match crate::run::export::load_settings(named) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let origin = gatehouse_export::Origin {
+        hostname: String::new(),
+        vm_id: None,
+    };
+    if let Err(e) = gatehouse_export::Prepared::new(&settings.export.sinks, &origin) {
+        return crate::fail(
+            &e.to_string(),
+            Some("fix the sink's `ca` in the settings file"),
+        );
+    }
+    if !settings.export.sinks.is_empty() {
+        println!(
+            "settings: ok ({} export sink(s): {})",
+            settings.export.sinks.len(),
+            settings
+                .export
+                .sinks
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn check_policy(args: &Args) -> ExitCode {
     let text = match crate::read_text(&args.policy) {
         Ok(t) => t,
         Err(code) => return code,
@@ -182,8 +228,8 @@ pub fn main(args: Args) -> ExitCode {
         ),
         Ok(p) => {
             let warnings = p.lint(&name, &text, &ThisMachine);
-            report(&args, &name, &text, &warnings, Some(p.hash()))
+            report(args, &name, &text, &warnings, Some(p.hash()))
         }
-        Err(diagnostics) => report(&args, &name, &text, &diagnostics, None),
+        Err(diagnostics) => report(args, &name, &text, &diagnostics, None),
     }
 }

@@ -1,6 +1,7 @@
 //! `gatehouse run`: the gate.
 
 mod checkpoints;
+pub(crate) mod export;
 mod jit;
 pub(crate) mod lifecycle;
 mod observe;
@@ -208,6 +209,17 @@ pub struct Args {
     #[arg(long, value_name = "ADDR|unix:PATH", value_parser = observe::parse_addr)]
     metrics_listen: Option<Box<gatehouse_gate::metrics_listener::MetricsAddr>>,
 
+    /// Daemon settings (TOML, docs/audit.md "Export"): where the audit log
+    /// is exported. Default: /etc/gatehouse/gatehouse.toml if it exists.
+    #[arg(long, value_name = "PATH")]
+    settings: Option<PathBuf>,
+
+    /// Export the audit log to this sink too, `NAME=URL` (repeatable; e.g.
+    /// `siem=syslog+tls://siem.example:6514`); replaces the URL of the
+    /// settings file's sink of that name.
+    #[arg(long = "export", value_name = "NAME=URL")]
+    export: Vec<String>,
+
     /// Internal: this process is the unprivileged worker of `--user`; its
     /// stdin is the broker's socket.
     #[arg(long, hide = true, conflicts_with = "user")]
@@ -304,6 +316,11 @@ pub(crate) fn parse_budget(s: &str) -> Result<Duration, ValueError> {
 
 /// Settle the plan, then start the process it names.
 pub fn main(args: Args) -> Result<ExitCode, StartError> {
+    // The export settings, checked before anything starts (the broker too);
+    // their report is printed with its places.
+    if let Err(code) = export::effective(args.settings.as_deref(), &args.export) {
+        return Ok(code);
+    }
     let me = gatehouse_sys::effective_uid();
     let plan = Plan::new(&args, me)?;
     match &plan.role {
@@ -505,6 +522,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
     // With `--user` the broker keeps the table for this worker.
     let kept = plan.firewall == crate::firewall::Watching::Watch;
     let _metrics = observe::start(&plan, &gate, records.is_some(), kept).await?;
+    let exporter = export::start(&plan, &gate, &audit_path, me).await?;
     print_banner(
         &plan.upstream,
         demo,
@@ -604,6 +622,9 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
     }
     lifecycle::audit_stopped(&gate, &reason);
     checkpoints::on_stop(&gate, &*signer);
+    if let Some(e) = exporter {
+        e.finish(export::FINISH_LIMIT).await;
+    }
     if let Some(e) = emulator {
         e.shutdown();
     }

@@ -241,6 +241,29 @@ pub fn render(s: &GateStatus) -> String {
             }
         ),
     ));
+    for sink in &s.export {
+        let mut line = format!(
+            "{} {}: delivered {}; {} record(s) / {} behind; {} exported, {} failure(s)",
+            sink.name,
+            sink.url,
+            sink.delivered_seq
+                .map_or_else(|| "nothing yet".to_owned(), |n| format!("up to #{n}")),
+            sink.lag_records,
+            span(sink.lag_secs),
+            sink.exported,
+            sink.failures,
+        );
+        if let Some(e) = &sink.last_error {
+            line.push_str(&format!(
+                "; last error {} ({e})",
+                ago(sink.last_error_secs_ago)
+            ));
+        }
+        rows.push(("export".to_owned(), line));
+        for p in &sink.log_problems {
+            rows.push(("".to_owned(), format!("- {p}")));
+        }
+    }
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(k, v)| format!("{k:<width$}  {v}\n"))

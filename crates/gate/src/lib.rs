@@ -15,6 +15,7 @@ pub mod caller;
 pub mod checkpoint;
 pub mod clock;
 pub mod connector;
+pub mod export;
 mod fetch;
 mod handler;
 pub mod jit;
@@ -108,6 +109,7 @@ pub struct Gate {
     policy_loaded_at: std::sync::Mutex<std::time::SystemTime>,
     reloads: std::sync::atomic::AtomicU64,
     caller_lookup: std::sync::OnceLock<String>,
+    export: std::sync::OnceLock<gatehouse_export::exporter::View>,
     firewall_watched: std::sync::atomic::AtomicBool,
     upstream_label: String,
     upstream_limits: Option<limiter::Limits>,
@@ -178,6 +180,7 @@ impl Gate {
             policy_loaded_at: std::sync::Mutex::new(started_at),
             reloads: std::sync::atomic::AtomicU64::new(0),
             caller_lookup: std::sync::OnceLock::new(),
+            export: std::sync::OnceLock::new(),
             firewall_watched: std::sync::atomic::AtomicBool::new(false),
             upstream_label: config.upstream_label.clone(),
             upstream_limits: config.upstream_limits,

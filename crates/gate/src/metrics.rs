@@ -50,6 +50,13 @@ struct StatusLabel {
     status: &'static str,
 }
 
+/// An export sink, by its configured name (bounded: at most the sinks of
+/// the settings, each name 1 to 32 of `a-z0-9-_`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClassLabel {
     class: &'static str,
@@ -147,6 +154,10 @@ pub struct Metrics {
     audit_write_errors: Counter,
     policy_reloads: Family<ResultLabel, Counter>,
     connections_refused: Family<ReasonLabel, Counter>,
+    export_records: Family<SinkLabel, Counter>,
+    export_failures: Family<SinkLabel, Counter>,
+    export_lag_records: Family<SinkLabel, Gauge>,
+    export_lag_seconds: Family<SinkLabel, Gauge>,
     start_time: Gauge<f64, AtomicU64>,
     health: Mutex<Health>,
 }
@@ -189,6 +200,10 @@ impl Metrics {
             audit_write_errors: Counter::default(),
             policy_reloads: Family::default(),
             connections_refused: Family::default(),
+            export_records: Family::default(),
+            export_failures: Family::default(),
+            export_lag_records: Family::default(),
+            export_lag_seconds: Family::default(),
             start_time: Gauge::default(),
             health: Mutex::new(Health {
                 upstream: UpstreamHealth::default(),
@@ -316,6 +331,26 @@ impl Metrics {
             "connections_refused",
             "Connections closed at accept, by reason",
             self.connections_refused.clone(),
+        );
+        r.register(
+            "export_records",
+            "Audit records delivered to an export sink (resent ones again)",
+            self.export_records.clone(),
+        );
+        r.register(
+            "export_failures",
+            "Failed sends to an export sink (the records are sent again)",
+            self.export_failures.clone(),
+        );
+        r.register(
+            "export_lag_records",
+            "Audit records in the log not yet delivered to an export sink",
+            self.export_lag_records.clone(),
+        );
+        r.register(
+            "export_lag_seconds",
+            "Age of the oldest audit record not yet delivered to an export sink",
+            self.export_lag_seconds.clone(),
         );
         self
     }
@@ -611,6 +646,37 @@ pub fn limiter_refused<T>(identity: bool) -> Option<T> {
 
 pub fn audit_written() {
     global().audit_records.inc();
+}
+
+pub fn export_delivered(sink: &str, records: u64) {
+    global()
+        .export_records
+        .get_or_create(&SinkLabel {
+            sink: sink.to_owned(),
+        })
+        .inc_by(records);
+}
+
+pub fn export_failed(sink: &str) {
+    global()
+        .export_failures
+        .get_or_create(&SinkLabel {
+            sink: sink.to_owned(),
+        })
+        .inc();
+}
+
+pub fn export_lag(sink: &str, records: u64, secs: u64) {
+    let label = SinkLabel {
+        sink: sink.to_owned(),
+    };
+    let m = global();
+    m.export_lag_records
+        .get_or_create(&label)
+        .set(i64::try_from(records).unwrap_or(i64::MAX));
+    m.export_lag_seconds
+        .get_or_create(&label)
+        .set(i64::try_from(secs).unwrap_or(i64::MAX));
 }
 
 pub fn audit_failed() {

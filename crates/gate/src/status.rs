@@ -11,6 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// the gate degraded.
 const UPSTREAM_RECENT: Duration = Duration::from_secs(300);
 
+/// An export sink this far behind after a failure makes the gate degraded.
+const EXPORT_LAG_DEGRADED: u64 = 30;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateStatus {
     pub version: String,
@@ -27,6 +30,9 @@ pub struct GateStatus {
     /// `None`: just-in-time access is not running.
     pub jit: Option<JitStatus>,
     pub audit: AuditStatus,
+    /// Audit export sinks (empty: none configured).
+    #[serde(default)]
+    pub export: Vec<gatehouse_export::SinkStatus>,
 }
 
 /// `healthy`, or `degraded` with the reasons; a gate that does not answer
@@ -245,6 +251,7 @@ impl Gate {
                 head_seq: head.as_ref().map(|h| h.seq),
                 head_sha256: head.map(|h| h.hash),
             },
+            export: self.export_status(),
         };
         status.health = judge(&status, self.audit_failing());
         status
@@ -290,6 +297,18 @@ pub fn judge(s: &GateStatus, audit_failing: bool) -> Health {
             "the upstream's last answer was an error ({}) and nothing succeeded since",
             s.upstream.last_error.as_deref().unwrap_or("unknown")
         ));
+    }
+    for sink in &s.export {
+        if sink.lag_records > 0 && sink.last_error.is_some() && sink.lag_secs >= EXPORT_LAG_DEGRADED
+        {
+            reasons.push(format!(
+                "audit export `{}` is {} records ({} s) behind: {}",
+                sink.name,
+                sink.lag_records,
+                sink.lag_secs,
+                sink.last_error.as_deref().unwrap_or("unknown error")
+            ));
+        }
     }
     Health {
         verdict: if reasons.is_empty() {

@@ -43,7 +43,9 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub(crate) fn new(
+    /// A diagnostic at `span` of `text` (also used for gatehouse's other
+    /// TOML files, so every file reports mistakes the same way).
+    pub fn new(
         severity: Severity,
         source: &str,
         text: &str,

@@ -80,6 +80,10 @@ pub(crate) struct Plan {
     pub audit_key: Option<PathBuf>,
     /// Seconds between audit checkpoints; zero: only on stop.
     pub checkpoint_every: Duration,
+    /// `--settings` (export sinks); `None`: the default file if it exists.
+    pub settings: Option<PathBuf>,
+    /// `--export NAME=URL`, applied over the settings file.
+    pub export: Vec<String>,
 }
 
 impl Plan {
@@ -171,6 +175,8 @@ impl Plan {
             role,
             audit_key: args.audit_key.clone(),
             checkpoint_every: Duration::from_secs(args.checkpoint_every),
+            settings: args.settings.clone(),
+            export: args.export.clone(),
         })
     }
 
