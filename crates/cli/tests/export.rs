@@ -390,8 +390,16 @@ fn rsyslog_receives_every_record_parsed_and_in_order_across_rotation() {
         },
     );
     check_complete(&audit, &received(&syslog.out), false);
-    // The gate's last record (its stop) left too.
-    assert!(audit[&last].contains("\"gate_stopped\""));
+    // The gate's last records (its stop, then the final checkpoint) left too.
+    assert_stop_then_checkpoint(&audit);
+}
+
+/// A gate that stopped cleanly ends its audit with `gate_stopped` and then
+/// the checkpoint that signs it.
+fn assert_stop_then_checkpoint(audit: &BTreeMap<u64, String>) {
+    let tail: Vec<&String> = audit.values().rev().take(2).collect();
+    assert!(tail[0].contains("\"checkpoint\""), "{}", tail[0]);
+    assert!(tail[1].contains("\"gate_stopped\""), "{}", tail[1]);
 }
 
 /// The OTLP receiver (Python, opentelemetry-proto) in the namespace.
@@ -525,7 +533,7 @@ fn otlp_receiver_decodes_every_record_with_resource_and_severity() {
     );
     let got = otlp_records(&rx.out);
     check_otlp(&audit, &got, false);
-    assert!(audit[&last].contains("\"gate_stopped\""));
+    assert_stop_then_checkpoint(&audit);
 }
 
 #[test]
