@@ -19,6 +19,10 @@ pub struct Args {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     json: bool,
+    /// The cloud the gate will speak (as `gatehouse run --cloud`): an
+    /// identity of another cloud is an error.
+    #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
+    cloud: gatehouse_policy::Cloud,
 }
 
 /// Real lookups on this machine, for the warnings.
@@ -127,6 +131,10 @@ pub fn main(args: Args) -> ExitCode {
     let name = args.policy.display().to_string();
     match gatehouse_policy::parse(&name, &text) {
         Ok(p) => {
+            let wrong_cloud = p.cloud_errors(&name, &text, args.cloud);
+            if !wrong_cloud.is_empty() {
+                return report(&args, &name, &wrong_cloud, None);
+            }
             let warnings = p.lint(&name, &text, &ThisMachine);
             report(&args, &name, &warnings, Some(p.hash()))
         }

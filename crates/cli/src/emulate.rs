@@ -34,6 +34,25 @@ pub struct Args {
     /// Faults at start, as JSON (the same shape `PUT /faults` takes on the control port).
     #[arg(long)]
     faults: Option<String>,
+
+    /// Which metadata service to be: `azure` (IMDS) or `aws` (EC2 IMDSv2:
+    /// session tokens, 401 without one, role credentials, user data).
+    #[arg(long, default_value = "azure", value_name = "azure|aws")]
+    cloud: gatehouse_policy::Cloud,
+}
+
+/// The emulator's dialect for `--cloud`.
+pub(crate) fn dialect(
+    cloud: gatehouse_policy::Cloud,
+) -> Result<gatehouse_emulator::Dialect, ExitCode> {
+    match cloud {
+        gatehouse_policy::Cloud::Azure => Ok(gatehouse_emulator::Dialect::Azure),
+        gatehouse_policy::Cloud::Aws => Ok(gatehouse_emulator::Dialect::Aws),
+        gatehouse_policy::Cloud::Gcp => Err(crate::fail(
+            "the emulator does not speak GCP's metadata dialect yet",
+            Some("use `--cloud azure` or `--cloud aws`, or point `--upstream` at a GCP metadata server"),
+        )),
+    }
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -62,7 +81,12 @@ pub fn main(args: Args) -> ExitCode {
         },
         None => gatehouse_emulator::Faults::default(),
     };
+    let dialect = match dialect(args.cloud) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let options = gatehouse_emulator::Options {
+        dialect,
         listen: args.listen,
         control_listen: args.control,
         rate_limits: !args.no_rate_limits,
@@ -81,7 +105,11 @@ pub fn main(args: Args) -> ExitCode {
             Ok(e) => e,
             Err(e) => return crate::fail(&format!("cannot start the emulator: {e}"), None),
         };
-        eprintln!("gatehouse emulator: IMDS on http://{}", emulator.addr());
+        eprintln!(
+            "gatehouse emulator: {} metadata service on http://{}",
+            args.cloud,
+            emulator.addr()
+        );
         if let Some(c) = emulator.control_addr() {
             eprintln!("  control: http://{c}/stats, /faults (GET/PUT), /reset (POST), /jwks");
         }

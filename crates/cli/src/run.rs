@@ -21,6 +21,11 @@ pub struct Args {
     #[arg(long, value_name = "imds|emulator|URL")]
     upstream: Option<String>,
 
+    /// Which cloud's metadata service this is: `azure` (IMDS), `aws` (EC2
+    /// IMDSv2) or `gcp` (Compute Engine). Never guessed from the network.
+    #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
+    cloud: gatehouse_policy::Cloud,
+
     /// The policy file.
     #[arg(long, default_value = "/etc/gatehouse/policy.toml")]
     policy: PathBuf,
@@ -395,7 +400,13 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
                 },
                 None => (gatehouse_emulator::EmulatorConfig::demo(), true),
             };
-            let options = gatehouse_emulator::Options::default();
+            let options = gatehouse_emulator::Options {
+                dialect: match crate::emulate::dialect(args.cloud) {
+                    Ok(d) => d,
+                    Err(code) => return code,
+                },
+                ..gatehouse_emulator::Options::default()
+            };
             match gatehouse_emulator::start(config, options).await {
                 Ok(e) => {
                     let base = format!("http://{}", e.addr());
@@ -447,6 +458,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         max_connections_per_uid: args.max_connections_per_uid,
         identify,
         all_holders: args.all_holders,
+        cloud: args.cloud,
     };
     let started = match &worker {
         Some(w) => Gate::with_caller_source(&config, Arc::new(SystemClock), w.client.clone()),
@@ -586,6 +598,7 @@ async fn run(args: Args, kind: UpstreamKind, worker: Option<WorkerParts>) -> Exi
         Err(code) => return code,
     };
     print_banner(
+        args.cloud,
         &kind,
         demo,
         listen,
@@ -724,6 +737,7 @@ fn demo_dir(uid: u32) -> Result<PathBuf, ExitCode> {
 }
 
 fn print_banner(
+    cloud: gatehouse_policy::Cloud,
     kind: &UpstreamKind,
     demo: bool,
     listen: SocketAddr,
@@ -736,14 +750,22 @@ fn print_banner(
         UpstreamKind::Imds => "IMDS at 169.254.169.254".to_owned(),
         UpstreamKind::Url(u) => u.clone(),
     };
-    eprintln!("gatehouse is listening on http://{listen} in front of {upstream}");
+    eprintln!("gatehouse is listening on http://{listen} in front of {upstream} ({cloud})");
     eprintln!(
         "  policy:    {} (sha256 {})",
         policy.display(),
         hash.get(..16).unwrap_or("")
     );
     eprintln!("  audit log: {}", audit.display());
-    if demo {
+    if demo && cloud == gatehouse_policy::Cloud::Aws {
+        let base = format!("http://{listen}/latest");
+        eprintln!();
+        eprintln!("Try it (the example policy lets /usr/bin/curl have the role's credentials, and nobody the user data):");
+        eprintln!("  session: TOKEN=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' {base}/api/token)");
+        eprintln!("  allowed: curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" {base}/meta-data/iam/security-credentials/gatehouse-demo-role");
+        eprintln!("  denied:  curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" {base}/user-data");
+        eprintln!("  audit:   gatehouse audit verify {}", audit.display());
+    } else if demo && cloud == gatehouse_policy::Cloud::Azure {
         let base = format!("http://{listen}/metadata/identity/oauth2/token?api-version=2018-02-01");
         eprintln!();
         eprintln!("Try it (the example policy lets /usr/bin/curl have a storage token as `storage-writer`, and nobody the vault identity):");

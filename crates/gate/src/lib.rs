@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod aws;
 mod cache;
 pub mod caller;
 pub mod clock;
@@ -25,6 +26,7 @@ pub mod policy_store;
 pub mod privsep;
 mod refusal;
 pub mod server;
+pub mod sessions;
 pub mod status;
 mod token_path;
 pub mod upstream;
@@ -70,12 +72,21 @@ pub struct GateConfig {
     /// policy needs only the uid, by scanning every process
     /// (`gatehouse run --all-holders`; sets `identify.exhaustive_holders`).
     pub all_holders: bool,
+    /// Which cloud's metadata dialect the gate speaks (`--cloud`; never
+    /// guessed from the network).
+    pub cloud: gatehouse_policy::Cloud,
 }
 
 #[derive(Debug)]
 pub enum StartError {
     Policy(LoadError),
     Audit(gatehouse_audit::AuditError),
+    /// The policy declares an identity of another cloud than `--cloud`.
+    Cloud {
+        identity: String,
+        of: gatehouse_policy::Cloud,
+        cloud: gatehouse_policy::Cloud,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -83,6 +94,15 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Policy(e) => write!(f, "{e}"),
             StartError::Audit(e) => write!(f, "cannot open the audit log: {e}"),
+            StartError::Cloud {
+                identity,
+                of,
+                cloud,
+            } => write!(
+                f,
+                "the policy's identity `{identity}` is of `{of}`, but the gate speaks `{cloud}` \
+                 (`gatehouse check --cloud {cloud}` lists every such identity)"
+            ),
         }
     }
 }
@@ -110,6 +130,9 @@ pub struct Gate {
     firewall_watched: std::sync::atomic::AtomicBool,
     upstream_label: String,
     upstream_limits: Option<limiter::Limits>,
+    cloud: gatehouse_policy::Cloud,
+    /// AWS session tokens the gate issued (empty on other clouds).
+    sessions: sessions::Sessions,
 }
 
 impl std::fmt::Debug for Gate {
@@ -141,6 +164,13 @@ impl Gate {
     ) -> Result<Gate, StartError> {
         let policy = PolicyStore::load(&config.policy_path, config.trusted_uids.clone())
             .map_err(StartError::Policy)?;
+        if let Some(other) = policy.current().identities_not_of(config.cloud).next() {
+            return Err(StartError::Cloud {
+                identity: other.name.clone(),
+                of: other.kind.cloud(),
+                cloud: config.cloud,
+            });
+        }
         let audit = audit::Audit::open(&config.audit_path, config.audit_options.clone())
             .map_err(StartError::Audit)?;
         let started_at = clock.now();
@@ -158,7 +188,8 @@ impl Gate {
                         &config.upstream_base,
                         config.upstream_timeout,
                         config.upstream_mark,
-                    ),
+                    )
+                    .with_cloud(config.cloud),
                     limiter: config.upstream_limits.map(limiter::Limiter::new),
                 },
                 cache: config
@@ -179,6 +210,8 @@ impl Gate {
             firewall_watched: std::sync::atomic::AtomicBool::new(false),
             upstream_label: config.upstream_label.clone(),
             upstream_limits: config.upstream_limits,
+            cloud: config.cloud,
+            sessions: sessions::Sessions::default(),
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&Event::GateStarted {
@@ -230,6 +263,11 @@ impl Gate {
                 details: e.to_string(),
             },
         }
+    }
+
+    /// The cloud whose metadata dialect this gate speaks.
+    pub fn cloud(&self) -> gatehouse_policy::Cloud {
+        self.cloud
     }
 
     /// Requests answered since start.

@@ -68,6 +68,45 @@ pub fn epoch_secs(clock: &dyn Clock) -> u64 {
 /// The token must be for the identity the decision was about; returns its
 /// fingerprint.
 pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusal> {
+    match identity.kind {
+        IdentityKind::System | IdentityKind::User => check_azure(identity, body),
+        IdentityKind::AwsRole => check_aws(identity, body),
+        IdentityKind::GcpServiceAccount => Err(Refusal::WrongIdentity(format!(
+            "identity `{}` is a GCP service account, which this gate does not serve",
+            identity.name
+        ))),
+    }
+}
+
+/// AWS role credentials as IMDS gives them. The path named the role, so
+/// there is no claim to compare; the answer must be a complete, successful
+/// credential with an `Expiration` (or it is not served, nor cached).
+fn check_aws(identity: &Identity, body: &[u8]) -> Result<String, Refusal> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct RoleCredentials {
+        code: String,
+        access_key_id: String,
+        secret_access_key: String,
+        token: String,
+        expiration: String,
+    }
+    let wrong = |why: &str| Refusal::WrongIdentity(format!("role `{}`: {why}", identity.name));
+    let c: RoleCredentials = serde_json::from_slice(body)
+        .map_err(|_| wrong("credentials answer is not IMDS-shaped JSON"))?;
+    if c.code != "Success" {
+        return Err(wrong("credentials answer is not `Success`"));
+    }
+    if c.access_key_id.is_empty() || c.secret_access_key.is_empty() || c.token.is_empty() {
+        return Err(wrong("credentials answer lacks keys"));
+    }
+    c.expiration
+        .parse::<jiff::Timestamp>()
+        .map_err(|_| wrong("credentials `Expiration` is not an RFC 3339 time"))?;
+    Ok(fingerprint(&c.token))
+}
+
+fn check_azure(identity: &Identity, body: &[u8]) -> Result<String, Refusal> {
     let wrong = Refusal::WrongIdentity;
     let parsed: TokenResponse = serde_json::from_slice(body)
         .map_err(|_| wrong("token answer is not IMDS-shaped JSON".to_owned()))?;
@@ -103,6 +142,12 @@ pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, Refusa
                     identity.name
                 )));
             }
+        }
+        IdentityKind::AwsRole | IdentityKind::GcpServiceAccount => {
+            return Err(wrong(format!(
+                "identity `{}` is not an Azure managed identity",
+                identity.name
+            )));
         }
         IdentityKind::User => {
             if identity.object_id.is_none()
@@ -147,7 +192,7 @@ fn map_failure(f: Failure) -> Refusal {
 fn cached_answer(token: &Cached, now: u64) -> UpstreamAnswer {
     UpstreamAnswer {
         status: 200,
-        content_type: Some("application/json; charset=utf-8".to_owned()),
+        content_type: Some(token.content_type().to_owned()),
         retry_after: None,
         body: token.body_at(now),
     }
@@ -383,7 +428,14 @@ fn judge(
         Ok((answer, attempts)) if answer.status == 200 => {
             match check_identity(identity, &answer.body) {
                 Ok(fp) => {
-                    let token = Cached::from_body(&answer.body, fp.clone());
+                    let token = match identity.kind {
+                        IdentityKind::AwsRole => Cached::from_aws_body(
+                            &answer.body,
+                            answer.content_type.clone(),
+                            fp.clone(),
+                        ),
+                        _ => Cached::from_body(&answer.body, fp.clone()),
+                    };
                     let outcome = Outcome::Answer {
                         answer,
                         attempts,
