@@ -21,12 +21,16 @@ PINS=(
     "aiohttp==3.14.5"
     "requests==2.34.2"
     "jsonschema==4.26.0"
+    # AWS: botocore (boto3's and the AWS CLI v1's credential chain).
+    "awscli==1.46.2"
+    "boto3==1.44.8"
+    "botocore==1.44.8"
 )
 STAMP="$DIR/.gatehouse-pins"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 
 check() {
-    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema' 2>/dev/null
+    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema, boto3, botocore, awscli' 2>/dev/null
 }
 
 if [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$WANT" ]] && check; then

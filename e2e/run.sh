@@ -39,6 +39,8 @@ source "$E2E/lib/lifecycle.sh"
 source "$E2E/lib/observe.sh"
 # shellcheck source=e2e/lib/faults.sh
 source "$E2E/lib/faults.sh"
+# shellcheck source=e2e/lib/aws.sh
+source "$E2E/lib/aws.sh"
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2
