@@ -22,7 +22,8 @@ pub struct Args {
     upstream: Option<String>,
 
     /// Which cloud's metadata service this is: `azure` (IMDS), `aws` (EC2
-    /// IMDSv2) or `gcp` (Compute Engine). Never guessed from the network.
+    /// IMDSv2) or `gcp` (Compute Engine; not served yet: refused at start).
+    /// Never guessed from the network.
     #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
     cloud: gatehouse_policy::Cloud,
 

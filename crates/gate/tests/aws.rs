@@ -138,6 +138,15 @@ fn allowed_uid_gets_the_roles_credentials_and_others_are_denied() {
         last_request(&h)["event"]["request"]["action"],
         "Gatehouse/userData/read"
     );
+    // `gatehouse status` names the dialect and counts sessions, no token.
+    let status = h.gate.status(None);
+    assert_eq!(status.upstream.cloud, "aws");
+    assert_eq!(status.upstream.aws_sessions, Some(2));
+    let json = serde_json::to_string(&status).unwrap();
+    assert!(
+        !json.contains(&a) && !json.contains(&b),
+        "no session token in status"
+    );
 }
 
 #[test]
