@@ -105,11 +105,8 @@ pub fn main(args: Args) -> ExitCode {
             Ok(e) => e,
             Err(e) => return crate::fail(&format!("cannot start the emulator: {e}"), None),
         };
-        eprintln!(
-            "gatehouse emulator: {} metadata service on http://{}",
-            args.cloud,
-            emulator.addr()
-        );
+        eprintln!("gatehouse emulator: IMDS on http://{}", emulator.addr());
+        eprintln!("  dialect: {}", args.cloud);
         if let Some(c) = emulator.control_addr() {
             eprintln!("  control: http://{c}/stats, /faults (GET/PUT), /reset (POST), /jwks");
         }
