@@ -23,12 +23,16 @@ PINS=(
     "jsonschema==4.26.0"
     # The OTLP receiver of crates/cli/tests/export.rs decodes the real protobuf.
     "opentelemetry-proto==1.45.2"
+    # AWS: botocore (boto3's and the AWS CLI v1's credential chain).
+    "awscli==1.46.2"
+    "boto3==1.44.8"
+    "botocore==1.44.8"
 )
 STAMP="$DIR/.gatehouse-pins"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 
 check() {
-    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema, opentelemetry.proto.collector.logs.v1.logs_service_pb2' 2>/dev/null
+    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema, opentelemetry.proto.collector.logs.v1.logs_service_pb2, boto3, botocore, awscli' 2>/dev/null
 }
 
 if [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$WANT" ]] && check; then

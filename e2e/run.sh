@@ -41,6 +41,8 @@ source "$E2E/lib/observe.sh"
 source "$E2E/lib/faults.sh"
 # shellcheck source=e2e/lib/redirects.sh
 source "$E2E/lib/redirects.sh"
+# shellcheck source=e2e/lib/aws.sh
+source "$E2E/lib/aws.sh"
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2

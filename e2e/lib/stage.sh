@@ -6,6 +6,10 @@
 declare -A GATE_PID=()
 # Extra `gatehouse run` flags for the next gate_start (scenario observe).
 GATE_EXTRA=()
+# Extra `gatehouse emulate` flags for the next platform_up (scenario aws).
+EMULATOR_EXTRA=()
+# Another policy for the next gate_start (empty: the run's policy.toml).
+GATE_POLICY=""
 
 # platform_up ID: namespaces, the emulator on 169.254.169.254:80 (control on
 # the platform's loopback), and platform_listeners.py's listeners.
@@ -16,10 +20,10 @@ platform_up() {
     chmod 755 "$s"
     net_up "$id"
     ip netns exec "$plat" "$GATEHOUSE" emulate --listen "$IMDS:80" --control 127.0.0.1:16981 \
-        --no-rate-limits --key-file "$WORK/emulator-key.pem" >"$s/emulator.log" 2>&1 &
+        --no-rate-limits --key-file "$WORK/emulator-key.pem" "${EMULATOR_EXTRA[@]}" >"$s/emulator.log" 2>&1 &
     # The same platform at IMDS's IPv6 address (its own counts on :16982).
     ip netns exec "$plat" "$GATEHOUSE" emulate --listen "[$IMDS6]:80" --control 127.0.0.1:16982 \
-        --no-rate-limits --key-file "$WORK/emulator-key.pem" >"$s/emulator6.log" 2>&1 &
+        --no-rate-limits --key-file "$WORK/emulator-key.pem" "${EMULATOR_EXTRA[@]}" >"$s/emulator6.log" 2>&1 &
     ip netns exec "$plat" "$PY" "$WORK/bin/platform_listeners.py" "$IMDS" "$WIRESERVER" "$s/platform.json" \
         >"$s/platform.log" 2>&1 &
     wait_for "the emulator of scenario $id" 20 imds_total "$id"
@@ -58,7 +62,7 @@ sys.exit(1)' "$s/admin.sock"
     # shellcheck disable=SC2046 # flags are words
     # nsenter, not `ip netns exec`: that remounts /sys, and the eBPF path
     # attaches to the cgroup v2 hierarchy mounted there.
-    nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "$WORK/policy.toml" \
+    nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "${GATE_POLICY:-$WORK/policy.toml}" \
         --audit "$s/audit.log" --audit-key "$s/keys/audit.key" --pid-file "$s/run/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \

@@ -114,6 +114,32 @@ pub fn policy(data: &[u8]) -> String {
 
 /// `gatehouse_imds::canonicalise(path, query)`: the first line of the input
 /// is the path, the rest (if any) the query.
+/// The AWS dialect's canonicaliser: what is forwarded canonicalises to the
+/// same target and forwards as itself, for any role spelling the gate uses.
+pub fn aws_canonicalise(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    let (path, query) = match text.split_once('\n') {
+        Some((p, q)) => (p, Some(q)),
+        None => (text.as_ref(), None),
+    };
+    match gatehouse_imds::canonicalise_aws(path, query) {
+        Ok(t) => {
+            let forwarded = t.path_with_role(Some("Web-Role"));
+            let again = gatehouse_imds::canonicalise_aws(&forwarded, None)
+                .unwrap_or_else(|e| panic!("forwarded target `{forwarded}` is refused: {e}"));
+            assert_eq!(again.endpoint.name(), t.endpoint.name(), "`{forwarded}`");
+            assert_eq!(again.version, t.version, "`{forwarded}`");
+            assert_eq!(
+                again.path_with_role(Some("Web-Role")),
+                forwarded,
+                "forwarding is not idempotent"
+            );
+            format!("ok:{}", t.endpoint.name())
+        }
+        Err(e) => format!("err:{e}"),
+    }
+}
+
 pub fn canonicalise(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
     let (path, query) = match text.split_once('\n') {

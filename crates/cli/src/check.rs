@@ -37,6 +37,10 @@ pub struct Args {
     /// now be denied.
     #[arg(long, value_name = "FILES", num_args = 1..)]
     replay: Vec<PathBuf>,
+    /// The cloud the gate will speak (as `gatehouse run --cloud`): an
+    /// identity of another cloud is an error.
+    #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
+    cloud: gatehouse_policy::Cloud,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -227,6 +231,10 @@ fn check_policy(args: &Args) -> ExitCode {
             args.json || args.format == Some(Format::Json),
         ),
         Ok(p) => {
+            let wrong_cloud = p.cloud_errors(&name, &text, args.cloud);
+            if !wrong_cloud.is_empty() {
+                return report(args, &name, &text, &wrong_cloud, None);
+            }
             let warnings = p.lint(&name, &text, &ThisMachine);
             report(args, &name, &text, &warnings, Some(p.hash()))
         }

@@ -34,6 +34,31 @@ pub struct Args {
     /// Faults at start, as JSON (the same shape `PUT /faults` takes on the control port).
     #[arg(long)]
     faults: Option<String>,
+
+    /// Which metadata service to be: `azure` (IMDS) or `aws` (EC2 IMDSv2:
+    /// session tokens, 401 without one, role credentials, user data).
+    #[arg(long, default_value = "azure", value_name = "azure|aws")]
+    cloud: gatehouse_policy::Cloud,
+}
+
+/// The emulator's dialect for `--cloud` (none yet for GCP).
+pub(crate) fn dialect_of(cloud: gatehouse_policy::Cloud) -> Option<gatehouse_emulator::Dialect> {
+    match cloud {
+        gatehouse_policy::Cloud::Azure => Some(gatehouse_emulator::Dialect::Azure),
+        gatehouse_policy::Cloud::Aws => Some(gatehouse_emulator::Dialect::Aws),
+        gatehouse_policy::Cloud::Gcp => None,
+    }
+}
+
+pub(crate) const NO_GCP_DIALECT: &str = "the emulator does not speak GCP's metadata dialect yet";
+pub(crate) const NO_GCP_DIALECT_HINT: &str =
+    "use `--cloud azure` or `--cloud aws`, or point `--upstream` at a GCP metadata server";
+
+/// The emulator's dialect for `--cloud`, or the error that says why not.
+pub(crate) fn dialect(
+    cloud: gatehouse_policy::Cloud,
+) -> Result<gatehouse_emulator::Dialect, ExitCode> {
+    dialect_of(cloud).ok_or_else(|| crate::fail(NO_GCP_DIALECT, Some(NO_GCP_DIALECT_HINT)))
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -62,7 +87,12 @@ pub fn main(args: Args) -> ExitCode {
         },
         None => gatehouse_emulator::Faults::default(),
     };
+    let dialect = match dialect(args.cloud) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     let options = gatehouse_emulator::Options {
+        dialect,
         listen: args.listen,
         control_listen: args.control,
         rate_limits: !args.no_rate_limits,
@@ -82,6 +112,7 @@ pub fn main(args: Args) -> ExitCode {
             Err(e) => return crate::fail(&format!("cannot start the emulator: {e}"), None),
         };
         eprintln!("gatehouse emulator: IMDS on http://{}", emulator.addr());
+        eprintln!("  dialect: {}", args.cloud);
         if let Some(c) = emulator.control_addr() {
             eprintln!("  control: http://{c}/stats, /faults (GET/PUT), /reset (POST), /jwks");
         }

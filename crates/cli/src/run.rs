@@ -27,6 +27,12 @@ pub struct Args {
     #[arg(long, value_name = "imds|emulator|URL")]
     upstream: Option<String>,
 
+    /// Which cloud's metadata service this is: `azure` (IMDS), `aws` (EC2
+    /// IMDSv2) or `gcp` (Compute Engine; not served yet: refused at start).
+    /// Never guessed from the network.
+    #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
+    cloud: gatehouse_policy::Cloud,
+
     /// The policy file.
     #[arg(long, default_value = "/etc/gatehouse/policy.toml")]
     policy: PathBuf,
@@ -370,7 +376,15 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
                 Some(path) => (load_emulator_config(path)?, false),
                 None => (gatehouse_emulator::EmulatorConfig::demo(), true),
             };
-            let options = gatehouse_emulator::Options::default();
+            let options = gatehouse_emulator::Options {
+                dialect: crate::emulate::dialect_of(plan.cloud).ok_or_else(|| {
+                    StartError::step(
+                        crate::emulate::NO_GCP_DIALECT,
+                        Some(crate::emulate::NO_GCP_DIALECT_HINT),
+                    )
+                })?,
+                ..gatehouse_emulator::Options::default()
+            };
             let e = gatehouse_emulator::start(config, options)
                 .await
                 .map_err(|e| StartError::step(format!("cannot start the emulator: {e}"), None))?;
@@ -414,6 +428,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         max_connections_per_uid: plan.max_connections_per_uid,
         identify,
         all_holders: plan.all_holders,
+        cloud: plan.cloud,
     };
     let started = match &worker {
         Some(w) => Gate::with_caller_source(&config, Arc::new(SystemClock), w.client.clone()),
@@ -524,6 +539,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
     let _metrics = observe::start(&plan, &gate, records.is_some(), kept).await?;
     let exporter = export::start(&plan, &gate, &audit_path, me).await?;
     print_banner(
+        plan.cloud,
         &plan.upstream,
         demo,
         listen,
@@ -667,6 +683,7 @@ fn demo_dir(uid: u32) -> Result<PathBuf, StartError> {
 }
 
 fn print_banner(
+    cloud: gatehouse_policy::Cloud,
     kind: &UpstreamKind,
     demo: bool,
     listen: SocketAddr,
@@ -679,14 +696,22 @@ fn print_banner(
         UpstreamKind::Imds => "IMDS at 169.254.169.254".to_owned(),
         UpstreamKind::Url(u) => u.clone(),
     };
-    eprintln!("gatehouse is listening on http://{listen} in front of {upstream}");
+    eprintln!("gatehouse is listening on http://{listen} in front of {upstream} ({cloud})");
     eprintln!(
         "  policy:    {} (sha256 {})",
         policy.display(),
         hash.get(..16).unwrap_or("")
     );
     eprintln!("  audit log: {}", audit.display());
-    if demo {
+    if demo && cloud == gatehouse_policy::Cloud::Aws {
+        let base = format!("http://{listen}/latest");
+        eprintln!();
+        eprintln!("Try it (the example policy lets /usr/bin/curl have the role's credentials, and nobody the user data):");
+        eprintln!("  session: TOKEN=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' {base}/api/token)");
+        eprintln!("  allowed: curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" {base}/meta-data/iam/security-credentials/gatehouse-demo-role");
+        eprintln!("  denied:  curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" {base}/user-data");
+        eprintln!("  audit:   gatehouse audit verify {}", audit.display());
+    } else if demo && cloud == gatehouse_policy::Cloud::Azure {
         let base = format!("http://{listen}/metadata/identity/oauth2/token?api-version=2018-02-01");
         eprintln!();
         eprintln!("Try it (the example policy lets /usr/bin/curl have a storage token as `storage-writer`, and nobody the vault identity):");

@@ -182,10 +182,14 @@ pub fn render(s: &GateStatus) -> String {
         },
     );
     let mut up = format!(
-        "{}: last success {}",
+        "{} ({}): last success {}",
         s.upstream.upstream,
+        s.upstream.cloud,
         ago(s.upstream.last_success_secs_ago)
     );
+    if let Some(n) = s.upstream.aws_sessions {
+        up.push_str(&format!(", {n} live session token(s)"));
+    }
     if let Some(e) = &s.upstream.last_error {
         up.push_str(&format!(
             ", last error {} ({e})",

@@ -350,19 +350,20 @@ fn identities_text(policy: &Policy) -> String {
     let mut out = String::new();
     for i in policy.identities() {
         out.push_str(&format!("\n[identities.{}]\n", key(&i.name)));
-        let kind = match i.kind {
-            gatehouse_policy::IdentityKind::System => "system",
-            gatehouse_policy::IdentityKind::User => "user",
-        };
-        out.push_str(&format!("kind = {}\n", q(kind)));
+        out.push_str(&format!("kind = {}\n", q(i.kind.as_str())));
         for (key, value) in [
             ("client_id", &i.client_id),
             ("object_id", &i.object_id),
             ("resource_id", &i.resource_id),
+            ("role", &i.role),
+            ("email", &i.email),
         ] {
             if let Some(v) = value {
                 out.push_str(&format!("{key} = {}\n", q(v)));
             }
+        }
+        if i.default_account {
+            out.push_str("default = true\n");
         }
         if !i.tags.is_empty() {
             out.push_str(&format!("[identities.{}.tags]\n", key(&i.name)));

@@ -218,6 +218,7 @@ fn metrics_count_what_the_gate_did_and_status_tells_the_same() {
     assert_eq!(s["cache"]["valid"], 1);
     assert!(s["cache"]["next_refresh_in_secs"].as_u64().is_some());
     assert!(s["upstream"]["last_success_secs_ago"].as_u64().is_some());
+    assert_eq!(s["upstream"]["cloud"], "azure", "the default dialect");
     assert!(s["upstream"]["last_error"].is_null());
     assert_eq!(s["callers"]["lookup"], "sock-diag");
     assert_eq!(s["firewall"]["watching"], false);

@@ -49,6 +49,14 @@ impl DateTime {
         )
     }
 
+    /// RFC 3339 at UTC, whole seconds: `2026-12-03T17:00:00Z` (EC2's form).
+    pub(crate) fn iso(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// IMDS default nonce form: `YYYYMMDD-HHMMSS`.
     pub(crate) fn compact(&self) -> String {
         format!(

@@ -78,6 +78,42 @@ pub struct EmulatorConfig {
     pub user_assigned: Vec<UserAssignedIdentity>,
     #[serde(default)]
     pub scheduled_events: Vec<ScheduledEvent>,
+    /// What `--cloud aws` serves (defaults: a demo instance with one role).
+    #[serde(default)]
+    pub aws: AwsConfig,
+}
+
+/// The emulated EC2 instance (`[aws]`, every key optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// The instance profile's role (one per instance, as on EC2).
+    pub role: String,
+    pub account_id: String,
+    pub instance_id: String,
+    pub region: String,
+    /// `/latest/user-data`, verbatim.
+    pub user_data: String,
+    /// How long role credentials are valid (EC2: about 6 h; rotated when
+    /// less than half is left).
+    pub credential_lifetime_secs: u64,
+    /// `HttpTokens=optional`: answer GETs without a session token (IMDSv1).
+    pub tokens_optional: bool,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig {
+            role: "gatehouse-demo-role".into(),
+            account_id: "123456789012".into(),
+            instance_id: "i-0abc1234def567890".into(),
+            region: "eu-west-1".into(),
+            user_data: "#!/bin/sh\n# demo user data: secrets often live here\nDB_PASSWORD=demo\n"
+                .into(),
+            credential_lifetime_secs: 21600,
+            tokens_optional: false,
+        }
+    }
 }
 
 /// Facts about the VM that `/metadata/instance` reports.
@@ -257,6 +293,7 @@ impl EmulatorConfig {
                 },
             ],
             scheduled_events: Vec::new(),
+            aws: AwsConfig::default(),
         }
     }
 

@@ -19,6 +19,10 @@ pub enum Endpoint {
     Attested,
     /// `/metadata/scheduledevents`
     ScheduledEvents,
+    /// AWS `PUT /latest/api/token`.
+    SessionToken,
+    /// AWS `/latest/user-data`.
+    UserData,
     /// Anything else (404).
     Unknown,
 }
@@ -41,6 +45,30 @@ impl Endpoint {
             "/metadata/scheduledevents" => Self::ScheduledEvents,
             "/metadata/instance" => Self::Instance,
             p if p.starts_with("/metadata/instance/") => Self::Instance,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Classifies an AWS request path: role credentials count as the
+    /// token endpoint (faults, stats and limits name them `token`).
+    pub fn classify_aws(path: &str) -> Self {
+        let rest = match path.split_once('/') {
+            Some(("", after)) => after.split_once('/').map_or("", |(_, r)| r),
+            _ => return Self::Unknown,
+        };
+        match rest {
+            "api/token" => Self::SessionToken,
+            "user-data" => Self::UserData,
+            r if r.starts_with("meta-data/iam/security-credentials/")
+                && r.len() > "meta-data/iam/security-credentials/".len() =>
+            {
+                Self::Token
+            }
+            "dynamic/instance-identity/document" | "dynamic/instance-identity/signature" => {
+                Self::Attested
+            }
+            "" => Self::Versions,
+            r if r.starts_with("meta-data") || r.starts_with("dynamic") => Self::Instance,
             _ => Self::Unknown,
         }
     }

@@ -31,7 +31,10 @@ pub(crate) struct Dropped;
 
 /// Serves one request on the IMDS port.
 pub(crate) async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Dropped> {
-    let endpoint = Endpoint::classify(req.uri().path());
+    let endpoint = match state.dialect {
+        crate::aws::Dialect::Azure => Endpoint::classify(req.uri().path()),
+        crate::aws::Dialect::Aws => Endpoint::classify_aws(req.uri().path()),
+    };
     let outage = lock(&state.faults).outage;
     if outage {
         lock(&state.stats).record(endpoint, None);
@@ -69,6 +72,9 @@ async fn respond(state: &State, endpoint: Endpoint, req: Request<Incoming>) -> R
     let forced = lock(&state.faults).take_forced(endpoint);
     if let Some(forced) = forced {
         return forced_reply(forced);
+    }
+    if state.dialect == crate::aws::Dialect::Aws {
+        return crate::aws::respond(state, endpoint, &req);
     }
     if endpoint == Endpoint::Unknown {
         return reply::imds_error(StatusCode::NOT_FOUND, "Not found");
@@ -108,7 +114,9 @@ async fn respond(state: &State, endpoint: Endpoint, req: Request<Incoming>) -> R
                 instance::events(state, &query)
             }
         }
-        Endpoint::Unknown => reply::imds_error(StatusCode::NOT_FOUND, "Not found"),
+        Endpoint::Unknown | Endpoint::SessionToken | Endpoint::UserData => {
+            reply::imds_error(StatusCode::NOT_FOUND, "Not found")
+        }
     }
 }
 

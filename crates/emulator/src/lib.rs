@@ -21,6 +21,7 @@
 
 mod attested;
 mod audience;
+mod aws;
 mod body;
 mod civil;
 mod clock;
@@ -43,8 +44,10 @@ mod token;
 mod versions;
 
 pub use audience::DEFAULT_AUDIENCES;
+pub use aws::Dialect;
 pub use config::{
-    ConfigError, EmulatorConfig, ScheduledEvent, SystemIdentity, UserAssignedIdentity, VmConfig,
+    AwsConfig, ConfigError, EmulatorConfig, ScheduledEvent, SystemIdentity, UserAssignedIdentity,
+    VmConfig,
 };
 pub use endpoint::Endpoint;
 pub use faults::{Faults, FaultsError, ForcedStatus};

@@ -39,6 +39,8 @@ pub struct Options {
     pub key: KeySource,
     /// Faults active from the start.
     pub faults: Faults,
+    /// Which metadata service to be (`--cloud`).
+    pub dialect: crate::aws::Dialect,
 }
 
 impl Default for Options {
@@ -49,6 +51,7 @@ impl Default for Options {
             rate_limits: true,
             key: KeySource::Generate,
             faults: Faults::default(),
+            dialect: crate::aws::Dialect::Azure,
         }
     }
 }
@@ -110,6 +113,7 @@ pub async fn start(config: EmulatorConfig, options: Options) -> Result<Emulator,
         options.rate_limits,
         options.faults,
         Arc::new(SystemClock),
+        options.dialect,
     ));
     let (tx, rx) = watch::channel(false);
     tokio::spawn(accept_loop(

@@ -24,6 +24,10 @@ pub(crate) struct State {
     pub(crate) stats: Mutex<Stats>,
     pub(crate) peaks: Mutex<Peaks>,
     pub(crate) events: Mutex<Events>,
+    /// Which service this is.
+    pub(crate) dialect: crate::aws::Dialect,
+    /// AWS sessions and credentials (unused for Azure).
+    pub(crate) aws: Mutex<crate::aws::AwsState>,
 }
 
 impl State {
@@ -33,6 +37,7 @@ impl State {
         rate_limits: bool,
         faults: Faults,
         clock: Arc<dyn Clock>,
+        dialect: crate::aws::Dialect,
     ) -> Self {
         let limits = rate_limits.then(|| Limits::new(clock.instant_now()));
         Self {
@@ -49,6 +54,8 @@ impl State {
             faults: Mutex::new(faults),
             stats: Mutex::new(Stats::default()),
             peaks: Mutex::new(Peaks::default()),
+            dialect,
+            aws: Mutex::new(crate::aws::AwsState::default()),
         }
     }
 }

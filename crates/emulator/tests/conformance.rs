@@ -1208,3 +1208,155 @@ async fn example_config_file_matches_demo() {
         gatehouse_emulator::load_config(std::path::Path::new("/nonexistent.toml")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent.toml"));
 }
+
+// ---- the AWS dialect (IMDSv2) ------------------------------------------------
+
+async fn aws_emulator(tokens_optional: bool) -> Emulator {
+    let mut config = EmulatorConfig::demo();
+    config.aws.tokens_optional = tokens_optional;
+    let options = Options {
+        rate_limits: false,
+        key: key(),
+        dialect: gatehouse_emulator::Dialect::Aws,
+        ..Options::default()
+    };
+    start(config, options).await.unwrap()
+}
+
+async fn aws_session(addr: SocketAddr, ttl: &str) -> Resp {
+    request(
+        addr,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", ttl)],
+        "",
+    )
+    .await
+}
+
+const AWS_CREDS: &str = "/latest/meta-data/iam/security-credentials/gatehouse-demo-role";
+
+#[tokio::test]
+async fn aws_sessions_have_imdsv2_limits_and_failure_modes() {
+    let e = aws_emulator(false).await;
+    let addr = e.addr();
+    for bad in ["0", "21601", "x", ""] {
+        assert_eq!(aws_session(addr, bad).await.status, 400, "ttl `{bad}`");
+    }
+    let xff = request(
+        addr,
+        "PUT",
+        "/latest/api/token",
+        &[
+            ("X-aws-ec2-metadata-token-ttl-seconds", "60"),
+            ("X-Forwarded-For", "10.0.0.1"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(xff.status, 403);
+    let ok = aws_session(addr, "21600").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("x-aws-ec2-metadata-token-ttl-seconds"),
+        Some("21600")
+    );
+    let token = ok.body.clone();
+    // HttpTokens=required: no token, a wrong one, or an expired one is 401.
+    assert_eq!(request(addr, "GET", AWS_CREDS, &[], "").await.status, 401);
+    let wrong = request(
+        addr,
+        "GET",
+        AWS_CREDS,
+        &[("X-aws-ec2-metadata-token", "nope")],
+        "",
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("401 - Unauthorized"));
+    let short = aws_session(addr, "1").await.body;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let expired = request(
+        addr,
+        "GET",
+        AWS_CREDS,
+        &[("X-aws-ec2-metadata-token", &short)],
+        "",
+    )
+    .await;
+    assert_eq!(expired.status, 401);
+    let with = |t: &str| vec![("X-aws-ec2-metadata-token", t.to_owned())];
+    let h = with(&token);
+    let hdr: Vec<(&str, &str)> = h.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let list = request(
+        addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &hdr,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (list.status, list.body.as_str()),
+        (200, "gatehouse-demo-role")
+    );
+    let creds = request(addr, "GET", AWS_CREDS, &hdr, "").await;
+    assert_eq!(creds.status, 200);
+    let c = creds.json();
+    assert_eq!(c["Code"], "Success");
+    assert_eq!(c["Type"], "AWS-HMAC");
+    let exp: jiff::Timestamp = c["Expiration"].as_str().unwrap().parse().unwrap();
+    let left = exp.as_second() - jiff::Timestamp::now().as_second();
+    assert!((21_500..=21_600).contains(&left), "{left}");
+    // The same credentials until rotation.
+    let again = request(addr, "GET", AWS_CREDS, &hdr, "").await.json();
+    assert_eq!(again["AccessKeyId"], c["AccessKeyId"]);
+    let other = request(
+        addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/other",
+        &hdr,
+        "",
+    )
+    .await;
+    assert_eq!(other.status, 404);
+    let ud = request(addr, "GET", "/latest/user-data", &hdr, "").await;
+    assert_eq!(ud.status, 200);
+    assert!(ud.body.contains("DB_PASSWORD"));
+    let doc = request(
+        addr,
+        "GET",
+        "/latest/dynamic/instance-identity/document",
+        &hdr,
+        "",
+    )
+    .await;
+    assert_eq!(doc.json()["accountId"], "123456789012");
+    // The same fault switches as for Azure: credentials are `token`.
+    e.set_faults(Faults {
+        forced: vec![ForcedStatus {
+            endpoint: Some(Endpoint::Token),
+            status: 500,
+            body: None,
+            retry_after_secs: None,
+            count: Some(1),
+        }],
+        ..Faults::default()
+    });
+    assert_eq!(request(addr, "GET", AWS_CREDS, &hdr, "").await.status, 500);
+    assert_eq!(request(addr, "GET", AWS_CREDS, &hdr, "").await.status, 200);
+    assert_eq!(
+        request(addr, "GET", "/latest/api/token", &hdr, "")
+            .await
+            .status,
+        405,
+        "the token path takes PUT only"
+    );
+}
+
+#[tokio::test]
+async fn aws_imdsv1_is_served_where_tokens_are_optional() {
+    let e = aws_emulator(true).await;
+    let r = request(e.addr(), "GET", "/latest/meta-data/instance-id", &[], "").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "i-0abc1234def567890"));
+}

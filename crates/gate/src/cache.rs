@@ -35,6 +35,9 @@ pub struct Key {
 #[derive(Debug, Clone)]
 pub struct Cached {
     fields: Map<String, Value>,
+    /// An answer served byte for byte as it came (AWS role credentials:
+    /// their `Expiration` is the credential's own), with its content type.
+    raw: Option<(Bytes, Option<String>)>,
     /// Epoch seconds.
     pub expires_on: u64,
     pub fingerprint: String,
@@ -47,9 +50,36 @@ impl Cached {
         let expires_on = fields.get("expires_on")?.as_str()?.parse().ok()?;
         Some(Cached {
             fields,
+            raw: None,
             expires_on,
             fingerprint,
         })
+    }
+
+    /// AWS role credentials: valid until their `Expiration` (RFC 3339),
+    /// served unchanged.
+    pub fn from_aws_body(
+        body: &Bytes,
+        content_type: Option<String>,
+        fingerprint: String,
+    ) -> Option<Cached> {
+        let fields: Map<String, Value> = serde_json::from_slice(body).ok()?;
+        let expiration: jiff::Timestamp = fields.get("Expiration")?.as_str()?.parse().ok()?;
+        let expires_on = u64::try_from(expiration.as_second()).ok()?;
+        Some(Cached {
+            fields: Map::new(),
+            raw: Some((body.clone(), content_type)),
+            expires_on,
+            fingerprint,
+        })
+    }
+
+    /// The content type to serve the body with.
+    pub fn content_type(&self) -> &str {
+        match &self.raw {
+            Some((_, Some(ct))) => ct,
+            _ => "application/json; charset=utf-8",
+        }
     }
 
     pub fn remaining(&self, now: u64) -> u64 {
@@ -59,6 +89,9 @@ impl Cached {
     /// The body to send at `now`: every value a string, as IMDS sends them,
     /// with `expires_in` (and `ext_expires_in`) counted from now.
     pub fn body_at(&self, now: u64) -> Bytes {
+        if let Some((body, _)) = &self.raw {
+            return body.clone();
+        }
         let mut fields = self.fields.clone();
         let left = Value::String(self.remaining(now).to_string());
         fields.insert("expires_in".into(), left.clone());

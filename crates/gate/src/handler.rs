@@ -32,19 +32,23 @@ pub struct ConnInfo {
 
 /// What the audit line says, gathered as the request goes.
 #[derive(Default)]
-struct Trail {
-    caller: Option<audit::Caller>,
-    request: audit::RequestFacts,
-    decided_by: Vec<String>,
+pub(crate) struct Trail {
+    pub(crate) caller: Option<audit::Caller>,
+    pub(crate) request: audit::RequestFacts,
+    pub(crate) decided_by: Vec<String>,
     /// How the policy decided: mode, audit-mode verdict, an absent
     /// attribute, a trusted service, the one-line summary.
-    decision: Option<audit::DecisionDetail>,
-    upstream: Option<audit::Upstream>,
+    pub(crate) decision: Option<audit::DecisionDetail>,
+    pub(crate) upstream: Option<audit::Upstream>,
     /// The trusted service that allowed, for the metrics' rule label.
-    trusted: Option<&'static str>,
+    pub(crate) trusted: Option<&'static str>,
 }
 
 pub type Response = http::Response<Full<Bytes>>;
+
+/// A check of the identified caller before any decision (AWS: the session
+/// token was issued to this socket's uid).
+pub(crate) type CallerCheck<'a> = dyn Fn(&CallerFacts) -> Result<(), Refusal> + Sync + 'a;
 
 /// The answer when the request's own task failed (it never should).
 pub fn internal_error() -> Response {
@@ -52,7 +56,7 @@ pub fn internal_error() -> Response {
     json_response(err.status, None, Bytes::from(err.body), None)
 }
 
-fn json_response(
+pub(crate) fn json_response(
     status: u16,
     content_type: Option<&str>,
     body: Bytes,
@@ -132,20 +136,31 @@ impl Gate {
         let mut trail = Trail::default();
         let (parts, body) = req.into_parts();
         trail.request.method = parts.method.as_str().to_owned();
-        let result = self
-            .serve(&conn, &policy, &parts, body, &mut trail, &decision_id)
-            .await;
+        let result = match self.cloud {
+            gatehouse_policy::Cloud::Aws => {
+                self.serve_aws(&conn, &policy, &parts, &mut trail).await
+            }
+            _ => {
+                self.serve(&conn, &policy, &parts, body, &mut trail, &decision_id)
+                    .await
+            }
+        };
         let (response, outcome, reason) = match result {
             Ok((answer, allowed_reason)) => (answer, audit::Outcome::Allow, allowed_reason),
             Err(refusal) => {
                 let (err, outcome) = refusal.answer(&decision_id);
                 let retry_after = refusal.retry_after().map(|s| s.to_string());
-                let mut response = json_response(
-                    err.status,
-                    None,
-                    Bytes::from(err.body),
-                    retry_after.as_deref(),
-                );
+                let mut response = match self.cloud {
+                    gatehouse_policy::Cloud::Aws => {
+                        crate::aws::error_response(&refusal, &err, retry_after.as_deref())
+                    }
+                    _ => json_response(
+                        err.status,
+                        None,
+                        Bytes::from(err.body),
+                        retry_after.as_deref(),
+                    ),
+                };
                 if matches!(refusal, Refusal::AmbiguousFraming) {
                     // Whatever framing the client meant, the rest of this
                     // connection cannot be trusted: close it.
@@ -259,38 +274,9 @@ impl Gate {
             .selector(selector)
             .path(&path)
             .at(self.clock.now());
-        let grants = self.grants();
-        // First on what the assignments read (a policy on uids alone: the
-        // socket's uid, no process); the processes only if a trusted service
-        // might allow what that denied.
-        let first = policy.needs_of_assignments();
-        let (mut facts, mut who) = self.identify(conn, &first).await?;
-        let deciding = Instant::now();
-        let mut decision = policy.decide_with(&who, &request, &grants);
-        // (Unless the first lookup found as much already: then the first
-        // decision saw the processes, trusted services included.)
-        let first_found = caller::sys_needs(&first, self.all_holders);
-        if let Some(more) = policy
-            .needs_after(action, &decision)
-            .filter(|more| caller::sys_needs(more, self.all_holders) != first_found)
-        {
-            (facts, who) = self.identify(conn, &more).await?;
-            decision = policy.decide_with(&who, &request, &grants);
-        }
-        crate::metrics::decided(deciding.elapsed());
-        trail.trusted = decision.trail().trusted_service;
-        trail.caller = Some(caller::audit_caller(&facts, &who));
-        trail.decided_by = decision.decided_by().to_vec();
-        trail.decision = Some(audit::DecisionDetail {
-            mode: decision.trail().mode.as_str().to_owned(),
-            would_deny: decision.would_deny(),
-            absent_attribute: decision.absent_attribute().map(str::to_owned),
-            trusted_service: decision.trail().trusted_service.map(str::to_owned),
-            summary: decision.summary(),
-        });
-        if !decision.is_allowed() {
-            return Err(Refusal::Denied(decision.reason()));
-        }
+        let (facts, decision) = self
+            .decide(conn, policy, action, &request, trail, None)
+            .await?;
 
         let upload = if parts.method == Method::POST {
             // Bounded in size and in time: a caller that trickles its body
@@ -401,10 +387,63 @@ impl Gate {
         ))
     }
 
+    /// Identify the caller (only as far as the policy reads), decide, and
+    /// note both in the trail; a denial is the refusal. `bound` (AWS) is a
+    /// check of the identified caller that must pass before any decision.
+    pub(crate) async fn decide(
+        &self,
+        conn: &ConnInfo,
+        policy: &Policy,
+        action: Action,
+        request: &gatehouse_policy::Request<'_>,
+        trail: &mut Trail,
+        bound: Option<&CallerCheck<'_>>,
+    ) -> Result<(CallerFacts, gatehouse_policy::Decision), Refusal> {
+        let grants = self.grants();
+        // First on what the assignments read (a policy on uids alone: the
+        // socket's uid, no process); the processes only if a trusted service
+        // might allow what that denied.
+        let first = policy.needs_of_assignments();
+        let (mut facts, mut who) = self.identify(conn, &first).await?;
+        if let Some(check) = bound {
+            if let Err(refused) = check(&facts) {
+                trail.caller = Some(caller::audit_caller(&facts, &who));
+                return Err(refused);
+            }
+        }
+        let deciding = Instant::now();
+        let mut decision = policy.decide_with(&who, request, &grants);
+        // (Unless the first lookup found as much already: then the first
+        // decision saw the processes, trusted services included.)
+        let first_found = caller::sys_needs(&first, self.all_holders);
+        if let Some(more) = policy
+            .needs_after(action, &decision)
+            .filter(|more| caller::sys_needs(more, self.all_holders) != first_found)
+        {
+            (facts, who) = self.identify(conn, &more).await?;
+            decision = policy.decide_with(&who, request, &grants);
+        }
+        crate::metrics::decided(deciding.elapsed());
+        trail.trusted = decision.trail().trusted_service;
+        trail.caller = Some(caller::audit_caller(&facts, &who));
+        trail.decided_by = decision.decided_by().to_vec();
+        trail.decision = Some(audit::DecisionDetail {
+            mode: decision.trail().mode.as_str().to_owned(),
+            would_deny: decision.would_deny(),
+            absent_attribute: decision.absent_attribute().map(str::to_owned),
+            trusted_service: decision.trail().trusted_service.map(str::to_owned),
+            summary: decision.summary(),
+        });
+        if !decision.is_allowed() {
+            return Err(Refusal::Denied(decision.reason()));
+        }
+        Ok((facts, decision))
+    }
+
     /// Who is behind `conn`, finding what `needs` asks for. Identification
     /// reads /proc (or waits for the broker): blocking work, kept off the
     /// threads that serve everyone else.
-    async fn identify(
+    pub(crate) async fn identify(
         &self,
         conn: &ConnInfo,
         needs: &gatehouse_policy::Needs,
@@ -430,7 +469,7 @@ impl Gate {
         Ok((facts, who))
     }
 
-    fn record(&self, event: &Event) -> Result<(), ()> {
+    pub(crate) fn record(&self, event: &Event) -> Result<(), ()> {
         let time = crate::clock::rfc3339(self.clock.now());
         self.audit.append(&time, event).map_err(|e| {
             tracing::error!(error = %e, "audit write failed; refusing requests until it works");
@@ -465,7 +504,7 @@ fn log_decision(id: &str, endpoint: Option<&str>, outcome: &str, uid: Option<u64
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

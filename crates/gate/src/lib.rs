@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod aws;
 mod cache;
 pub mod caller;
 pub mod checkpoint;
@@ -27,6 +28,7 @@ pub mod policy_store;
 pub mod privsep;
 mod refusal;
 pub mod server;
+pub mod sessions;
 pub mod status;
 mod token_path;
 pub mod upstream;
@@ -72,12 +74,23 @@ pub struct GateConfig {
     /// policy needs only the uid, by scanning every process
     /// (`gatehouse run --all-holders`; sets `identify.exhaustive_holders`).
     pub all_holders: bool,
+    /// Which cloud's metadata dialect the gate speaks (`--cloud`; never
+    /// guessed from the network).
+    pub cloud: gatehouse_policy::Cloud,
 }
 
 #[derive(Debug)]
 pub enum StartError {
     Policy(LoadError),
     Audit(gatehouse_audit::AuditError),
+    /// This gate does not serve the dialect yet (GCP).
+    Unsupported(gatehouse_policy::Cloud),
+    /// The policy declares an identity of another cloud than `--cloud`.
+    Cloud {
+        identity: String,
+        of: gatehouse_policy::Cloud,
+        cloud: gatehouse_policy::Cloud,
+    },
 }
 
 impl std::fmt::Display for StartError {
@@ -85,6 +98,19 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Policy(e) => write!(f, "{e}"),
             StartError::Audit(e) => write!(f, "cannot open the audit log: {e}"),
+            StartError::Unsupported(cloud) => write!(
+                f,
+                "the gate does not serve the `{cloud}` metadata dialect yet: use `--cloud azure` or `--cloud aws`"
+            ),
+            StartError::Cloud {
+                identity,
+                of,
+                cloud,
+            } => write!(
+                f,
+                "the policy's identity `{identity}` is of `{of}`, but the gate speaks `{cloud}` \
+                 (`gatehouse check --cloud {cloud}` lists every such identity)"
+            ),
         }
     }
 }
@@ -114,6 +140,9 @@ pub struct Gate {
     upstream_label: String,
     upstream_limits: Option<limiter::Limits>,
     checkpoints: checkpoint::Checkpoints,
+    cloud: gatehouse_policy::Cloud,
+    /// AWS session tokens the gate issued (empty on other clouds).
+    sessions: sessions::Sessions,
 }
 
 impl std::fmt::Debug for Gate {
@@ -143,8 +172,18 @@ impl Gate {
         clock: Arc<dyn Clock>,
         callers: Arc<dyn CallerSource>,
     ) -> Result<Gate, StartError> {
+        if config.cloud == gatehouse_policy::Cloud::Gcp {
+            return Err(StartError::Unsupported(config.cloud));
+        }
         let policy = PolicyStore::load(&config.policy_path, config.trusted_uids.clone())
             .map_err(StartError::Policy)?;
+        if let Some(other) = policy.current().identities_not_of(config.cloud).next() {
+            return Err(StartError::Cloud {
+                identity: other.name.clone(),
+                of: other.kind.cloud(),
+                cloud: config.cloud,
+            });
+        }
         let audit = audit::Audit::open(&config.audit_path, config.audit_options.clone())
             .map_err(StartError::Audit)?;
         let started_at = clock.now();
@@ -162,7 +201,8 @@ impl Gate {
                         &config.upstream_base,
                         config.upstream_timeout,
                         config.upstream_mark,
-                    ),
+                    )
+                    .with_cloud(config.cloud),
                     limiter: config.upstream_limits.map(limiter::Limiter::new),
                 },
                 cache: config
@@ -185,6 +225,8 @@ impl Gate {
             upstream_label: config.upstream_label.clone(),
             upstream_limits: config.upstream_limits,
             checkpoints: checkpoint::Checkpoints::default(),
+            cloud: config.cloud,
+            sessions: sessions::Sessions::default(),
         };
         let hash = gate.policy.current().hash().to_owned();
         gate.record_event(&Event::GateStarted {
@@ -236,6 +278,11 @@ impl Gate {
                 details: e.to_string(),
             },
         }
+    }
+
+    /// The cloud whose metadata dialect this gate speaks.
+    pub fn cloud(&self) -> gatehouse_policy::Cloud {
+        self.cloud
     }
 
     /// Requests answered since start.

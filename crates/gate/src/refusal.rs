@@ -49,6 +49,16 @@ pub enum Refusal {
     Limited,
     #[error("the audit log is unavailable")]
     AuditUnavailable,
+    /// AWS: no (or no live) session token, or one issued to another uid:
+    /// IMDS's 401 under `HttpTokens=required`.
+    #[error("session token refused: {0}")]
+    SessionRequired(crate::sessions::SessionError),
+    /// AWS: `X-aws-ec2-metadata-token-ttl-seconds` missing or not 1–21600.
+    #[error("`X-aws-ec2-metadata-token-ttl-seconds` missing or not 1-21600")]
+    SessionTtl,
+    /// AWS: this uid holds too many live session tokens.
+    #[error("too many live session tokens for this uid")]
+    SessionsFull,
 }
 
 /// How an audit line classifies the end of a request.
@@ -136,6 +146,22 @@ impl Refusal {
                 ImdsError::unavailable("audit log unavailable, refusing to serve unrecorded", decision_id),
                 Failed,
             ),
+            Refusal::SessionRequired(_) => (
+                ImdsError::new(401, "unauthorized", "a session token is required"),
+                Rejected,
+            ),
+            Refusal::SessionTtl => (
+                ImdsError::bad_request("session token TTL must be 1 to 21600 seconds"),
+                Rejected,
+            ),
+            Refusal::SessionsFull => (
+                ImdsError::new(
+                    429,
+                    "too_many_requests",
+                    &format!("gatehouse: too many live session tokens for this user (decision {decision_id})"),
+                ),
+                Rejected,
+            ),
         }
     }
 
@@ -146,7 +172,7 @@ impl Refusal {
             Refusal::Upstream(_) | Refusal::UpstreamTimeout => {
                 Some(crate::cache::NEGATIVE_TTL.as_secs().max(1))
             }
-            Refusal::Limited => Some(1),
+            Refusal::Limited | Refusal::SessionsFull => Some(1),
             _ => None,
         }
     }
@@ -155,6 +181,22 @@ impl Refusal {
     pub fn detail(&self) -> String {
         self.to_string()
     }
+}
+
+/// AWS answers errors as a small XHTML page; the gate's reason (never a
+/// token) goes in a paragraph of its own, for the person reading it.
+pub fn aws_error_page(status: u16, message: &str) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>{status} - {reason}</title>\n </head>\n <body>\n  <h1>{status} - {reason}</h1>\n  <p>{escaped}</p>\n </body>\n</html>\n"
+    )
 }
 
 #[cfg(test)]

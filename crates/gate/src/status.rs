@@ -92,10 +92,20 @@ pub struct FirewallStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamStatus {
     pub upstream: String,
+    /// The metadata dialect (`--cloud`): `azure`, `aws` or `gcp`.
+    #[serde(default = "azure")]
+    pub cloud: String,
+    /// AWS: live session tokens the gate issued (never the tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_sessions: Option<usize>,
     pub last_success_secs_ago: Option<u64>,
     pub last_error_secs_ago: Option<u64>,
     pub last_error: Option<String>,
     pub limiter: Option<LimiterStatus>,
+}
+
+fn azure() -> String {
+    "azure".to_owned()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +247,9 @@ impl Gate {
             },
             upstream: UpstreamStatus {
                 upstream: self.upstream_label.clone(),
+                cloud: self.cloud.as_str().to_owned(),
+                aws_sessions: (self.cloud == gatehouse_policy::Cloud::Aws)
+                    .then(|| self.sessions.count(tokio::time::Instant::now())),
                 last_success_secs_ago: up.last_success.map(ago),
                 last_error_secs_ago: up.last_error.as_ref().map(|(t, _)| ago(*t)),
                 last_error: up.last_error.as_ref().map(|(_, e)| e.clone()),

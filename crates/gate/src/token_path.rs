@@ -83,11 +83,67 @@ pub enum WrongIdentity {
     NoIds(String),
     #[error("token xms_mirid is not identity `{0}`")]
     ResourceId(String),
+    #[error("identity `{0}` is not an Azure managed identity")]
+    NotAzure(String),
+    #[error("identity `{0}` is a GCP service account, which this gate does not serve")]
+    NotServed(String),
+    #[error("role `{0}`: {1}")]
+    AwsCredentials(String, AwsCredentialsFault),
+}
+
+/// Why an AWS credentials answer is not served (nor cached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AwsCredentialsFault {
+    #[error("credentials answer is not IMDS-shaped JSON")]
+    NotJson,
+    #[error("credentials answer is not `Success`")]
+    NotSuccess,
+    #[error("credentials answer lacks keys")]
+    NoKeys,
+    #[error("credentials `Expiration` is not an RFC 3339 time")]
+    Expiration,
 }
 
 /// The token must be for the identity the decision was about; returns its
 /// fingerprint.
 pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, WrongIdentity> {
+    match identity.kind {
+        IdentityKind::System | IdentityKind::User => check_azure(identity, body),
+        IdentityKind::AwsRole => {
+            check_aws(body).map_err(|why| WrongIdentity::AwsCredentials(identity.name.clone(), why))
+        }
+        IdentityKind::GcpServiceAccount => Err(WrongIdentity::NotServed(identity.name.clone())),
+    }
+}
+
+/// AWS role credentials as IMDS gives them. The path named the role, so
+/// there is no claim to compare; the answer must be a complete, successful
+/// credential with an `Expiration` (or it is not served, nor cached).
+fn check_aws(body: &[u8]) -> Result<String, AwsCredentialsFault> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct RoleCredentials {
+        code: String,
+        access_key_id: String,
+        secret_access_key: String,
+        token: String,
+        expiration: String,
+    }
+    let c: RoleCredentials =
+        serde_json::from_slice(body).map_err(|_| AwsCredentialsFault::NotJson)?;
+    if c.code != "Success" {
+        return Err(AwsCredentialsFault::NotSuccess);
+    }
+    if c.access_key_id.is_empty() || c.secret_access_key.is_empty() || c.token.is_empty() {
+        return Err(AwsCredentialsFault::NoKeys);
+    }
+    c.expiration
+        .parse::<jiff::Timestamp>()
+        .map_err(|_| AwsCredentialsFault::Expiration)?;
+    Ok(fingerprint(&c.token))
+}
+
+fn check_azure(identity: &Identity, body: &[u8]) -> Result<String, WrongIdentity> {
     let parsed: TokenResponse = serde_json::from_slice(body).map_err(|_| WrongIdentity::NotJson)?;
     let claims = decode_claims(&parsed.access_token).map_err(WrongIdentity::Claims)?;
     let same = |want: &Option<String>, got: &Option<String>| match (want, got) {
@@ -112,6 +168,9 @@ pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, WrongI
             if mirid.is_empty() || mirid.contains("/userassignedidentities/") {
                 return Err(WrongIdentity::NotSystem(name()));
             }
+        }
+        IdentityKind::AwsRole | IdentityKind::GcpServiceAccount => {
+            return Err(WrongIdentity::NotAzure(name()));
         }
         IdentityKind::User => {
             if identity.object_id.is_none()
@@ -150,7 +209,7 @@ fn map_failure(f: Failure) -> Refusal {
 fn cached_answer(token: &Cached, now: u64) -> UpstreamAnswer {
     UpstreamAnswer {
         status: 200,
-        content_type: Some("application/json; charset=utf-8".to_owned()),
+        content_type: Some(token.content_type().to_owned()),
         retry_after: None,
         body: token.body_at(now),
     }
@@ -382,7 +441,14 @@ fn judge(
         Ok((answer, attempts)) if answer.status == 200 => {
             match check_identity(identity, &answer.body) {
                 Ok(fp) => {
-                    let token = Cached::from_body(&answer.body, fp.clone());
+                    let token = match identity.kind {
+                        IdentityKind::AwsRole => Cached::from_aws_body(
+                            &answer.body,
+                            answer.content_type.clone(),
+                            fp.clone(),
+                        ),
+                        _ => Cached::from_body(&answer.body, fp.clone()),
+                    };
                     let outcome = Outcome::Answer {
                         answer,
                         attempts,

@@ -1,13 +1,18 @@
 //! The one way gatehouse talks to IMDS: a pooled HTTP/1 client that sends the
-//! canonical target with `Metadata: true` and nothing else from the caller.
+//! canonical target with the dialect's own headers (Azure `Metadata: true`,
+//! AWS the gate's own IMDSv2 session token, GCP `Metadata-Flavor: Google`)
+//! and nothing else from the caller.
 
 use crate::connector::MarkedConnector;
 use bytes::Bytes;
+use gatehouse_policy::Cloud;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Where tokens come from. Always named explicitly: gatehouse never falls
 /// back from one to another.
@@ -92,7 +97,17 @@ pub struct Upstream {
     base: String,
     client: Client<MarkedConnector, Full<Bytes>>,
     timeout: Duration,
+    /// Which metadata service this is: the headers it needs differ.
+    cloud: Cloud,
+    /// AWS: the gate's own IMDSv2 session with the metadata service (never
+    /// a client's: clients hold sessions issued by the gate).
+    aws_session: Arc<Mutex<Option<(String, Instant)>>>,
 }
+
+/// The TTL the gate asks AWS for (the most IMDS allows), and how long
+/// before its end a session is renewed.
+const AWS_SESSION_TTL: Duration = Duration::from_secs(21600);
+const AWS_SESSION_RENEW: Duration = Duration::from_secs(300);
 
 impl fmt::Debug for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,7 +132,15 @@ impl Upstream {
             base: base.trim_end_matches('/').to_owned(),
             client,
             timeout,
+            cloud: Cloud::Azure,
+            aws_session: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The same upstream, speaking `cloud`'s dialect.
+    pub fn with_cloud(mut self, cloud: Cloud) -> Self {
+        self.cloud = cloud;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -147,11 +170,112 @@ impl Upstream {
         body: Option<(Bytes, String)>,
         timeout: Duration,
     ) -> Result<UpstreamAnswer, UpstreamError> {
+        match self.cloud {
+            Cloud::Azure => {
+                self.exchange(method, target, body, timeout, &[("Metadata", "true")])
+                    .await
+            }
+            Cloud::Gcp => {
+                self.exchange(
+                    method,
+                    target,
+                    body,
+                    timeout,
+                    &[("Metadata-Flavor", "Google")],
+                )
+                .await
+            }
+            Cloud::Aws => self.send_aws(method, target, timeout).await,
+        }
+    }
+
+    /// AWS: with the gate's session token, renewed before it ends; a 401
+    /// (IMDS forgot the session, e.g. after a restart) renews it once.
+    async fn send_aws(
+        &self,
+        method: &http::Method,
+        target: &str,
+        timeout: Duration,
+    ) -> Result<UpstreamAnswer, UpstreamError> {
+        let started = Instant::now();
+        let mut renewed = false;
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            let token = self.aws_token(left, renewed).await?;
+            let left = timeout.saturating_sub(started.elapsed());
+            let answer = self
+                .exchange(
+                    method,
+                    target,
+                    None,
+                    left,
+                    &[("X-aws-ec2-metadata-token", token.as_str())],
+                )
+                .await?;
+            if answer.status != 401 || renewed {
+                return Ok(answer);
+            }
+            renewed = true;
+        }
+    }
+
+    /// The gate's IMDSv2 session token: the cached one, or a new one.
+    async fn aws_token(&self, timeout: Duration, renew: bool) -> Result<String, UpstreamError> {
+        let now = Instant::now();
+        if !renew {
+            let held = self
+                .aws_session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if let Some((token, _)) = held.filter(|(_, until)| *until > now + AWS_SESSION_RENEW) {
+                return Ok(token);
+            }
+        }
+        let ttl = AWS_SESSION_TTL.as_secs().to_string();
+        let answer = self
+            .exchange(
+                &http::Method::PUT,
+                "/latest/api/token",
+                None,
+                timeout,
+                &[("X-aws-ec2-metadata-token-ttl-seconds", ttl.as_str())],
+            )
+            .await?;
+        if answer.status != 200 {
+            return Err(UpstreamError::Request(format!(
+                "session token request answered {}",
+                answer.status
+            )));
+        }
+        let token = std::str::from_utf8(&answer.body)
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| UpstreamError::Request("session token answer is not a token".into()))?
+            .to_owned();
+        *self
+            .aws_session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((token.clone(), now + AWS_SESSION_TTL));
+        Ok(token)
+    }
+
+    /// One exchange with exactly `headers` (and a body's content type).
+    async fn exchange(
+        &self,
+        method: &http::Method,
+        target: &str,
+        body: Option<(Bytes, String)>,
+        timeout: Duration,
+        headers: &[(&str, &str)],
+    ) -> Result<UpstreamAnswer, UpstreamError> {
         let uri = format!("{}{}", self.base, target);
-        let mut builder = http::Request::builder()
-            .method(method.clone())
-            .uri(uri)
-            .header("Metadata", "true");
+        let mut builder = http::Request::builder().method(method.clone()).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         let payload = match body {
             Some((bytes, content_type)) => {
                 builder = builder.header(http::header::CONTENT_TYPE, content_type);

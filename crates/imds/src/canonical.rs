@@ -139,6 +139,12 @@ pub enum CanonError {
     DuplicateParameter(String),
     AmbiguousPlus,
     SeveralSelectors,
+    /// A query string where the service defines none (AWS).
+    UnexpectedQuery,
+    /// A parameter this dialect does not define (GCP).
+    UnknownParameter(String),
+    /// A parameter value the service would refuse.
+    BadValue(&'static str),
 }
 
 impl fmt::Display for CanonError {
@@ -154,6 +160,13 @@ impl fmt::Display for CanonError {
                     "a raw `+` in the query is ambiguous; send `%2B` or `%20`"
                 )
             }
+            CanonError::UnexpectedQuery => {
+                write!(f, "this metadata path takes no query string")
+            }
+            CanonError::UnknownParameter(k) => {
+                write!(f, "unknown query parameter `{k}`")
+            }
+            CanonError::BadValue(what) => write!(f, "invalid value for {what}"),
             CanonError::SeveralSelectors => write!(
                 f,
                 "at most one of `client_id`, `object_id`, `msi_res_id` may be given"
@@ -193,7 +206,7 @@ pub fn canonicalise(path: &str, query: Option<&str>) -> Result<Canonical, CanonE
     })
 }
 
-fn decode(raw: &str) -> Result<String, CanonError> {
+pub(crate) fn decode(raw: &str) -> Result<String, CanonError> {
     if raw.contains('\\') {
         return Err(CanonError::BadEncoding("backslash"));
     }
@@ -235,7 +248,7 @@ fn check_escapes(raw: &str) -> Result<(), CanonError> {
 }
 
 /// Decode, then drop empty and `.` segments and resolve `..`.
-fn canonical_path(raw: &str) -> Result<Vec<String>, CanonError> {
+pub(crate) fn canonical_path(raw: &str) -> Result<Vec<String>, CanonError> {
     let decoded = decode(raw)?;
     let mut out: Vec<String> = Vec::new();
     for seg in decoded.split('/') {
@@ -269,7 +282,7 @@ fn classify(segments: &[String]) -> Result<Endpoint, CanonError> {
     }
 }
 
-fn canonical_query(raw: &str) -> Result<Vec<(String, String)>, CanonError> {
+pub(crate) fn canonical_query(raw: &str) -> Result<Vec<(String, String)>, CanonError> {
     let mut params: Vec<(String, String)> = Vec::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         if pair.contains('+') {

@@ -5,9 +5,11 @@
 //! Pure: no I/O, no clock.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod canonical;
 pub mod errors;
 pub mod token;
 
+pub use aws::{canonicalise_aws, AwsEndpoint, AwsTarget};
 pub use canonical::{canonicalise, CanonError, Canonical, Endpoint, Selector};
 pub use errors::ImdsError;

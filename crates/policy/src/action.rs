@@ -23,11 +23,14 @@ pub enum Action {
     ScheduledEventsRead,
     /// `Gatehouse/scheduledEvents/approve/action`: POST `/metadata/scheduledevents`.
     ScheduledEventsApprove,
+    /// `Gatehouse/userData/read`: AWS `/latest/user-data` (often holds
+    /// secrets; no other cloud has its like under this name).
+    UserDataRead,
 }
 
 impl Action {
     /// Every action, in a fixed order (the index order of [`ActionSet`]).
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 8] = [
         Action::TokenRead,
         Action::InstanceRead,
         Action::VersionsRead,
@@ -35,6 +38,7 @@ impl Action {
         Action::AttestedDocumentRead,
         Action::ScheduledEventsRead,
         Action::ScheduledEventsApprove,
+        Action::UserDataRead,
     ];
 
     /// The canonical action string.
@@ -47,6 +51,7 @@ impl Action {
             Action::AttestedDocumentRead => "Gatehouse/attestedDocument/read",
             Action::ScheduledEventsRead => "Gatehouse/scheduledEvents/read",
             Action::ScheduledEventsApprove => "Gatehouse/scheduledEvents/approve/action",
+            Action::UserDataRead => "Gatehouse/userData/read",
         }
     }
 

@@ -245,6 +245,15 @@ fn identity_key(i: &Identity) -> String {
             i.object_id.as_deref().unwrap_or(""),
             i.resource_id.as_deref().unwrap_or("").to_lowercase()
         ),
+        IdentityKind::AwsRole => format!(
+            "aws_role {}",
+            i.role.as_deref().unwrap_or("").to_lowercase()
+        ),
+        IdentityKind::GcpServiceAccount => format!(
+            "gcp_service_account {} {}",
+            i.email.as_deref().unwrap_or("").to_lowercase(),
+            i.default_account
+        ),
     }
 }
 

@@ -1,14 +1,41 @@
 //! The VM's managed identities and how a token request's selector picks one,
 //! mirroring IMDS's own rules.
 
+use crate::cloud::Cloud;
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// System-assigned or user-assigned.
+/// What an identity is: an Azure managed identity (system- or
+/// user-assigned), an AWS instance-profile role, a GCP service account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityKind {
     System,
     User,
+    /// `kind = "aws_role"`: the instance profile's role, by name.
+    AwsRole,
+    /// `kind = "gcp_service_account"`: by email, and as `default`.
+    GcpServiceAccount,
+}
+
+impl IdentityKind {
+    /// The kind's word in a policy file (and `@Resource[kind]`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::System => "system",
+            IdentityKind::User => "user",
+            IdentityKind::AwsRole => "aws_role",
+            IdentityKind::GcpServiceAccount => "gcp_service_account",
+        }
+    }
+
+    /// The cloud an identity of this kind lives in.
+    pub fn cloud(self) -> Cloud {
+        match self {
+            IdentityKind::System | IdentityKind::User => Cloud::Azure,
+            IdentityKind::AwsRole => Cloud::Aws,
+            IdentityKind::GcpServiceAccount => Cloud::Gcp,
+        }
+    }
 }
 
 /// One managed identity, under the name policy uses for it. GUIDs are stored
@@ -20,6 +47,12 @@ pub struct Identity {
     pub client_id: Option<String>,
     pub object_id: Option<String>,
     pub resource_id: Option<String>,
+    /// AWS: the role's name (`iam/security-credentials/<role>`).
+    pub role: Option<String>,
+    /// GCP: the service account's email.
+    pub email: Option<String>,
+    /// GCP: this account is also `default` (at most one).
+    pub default_account: bool,
     /// `[identities.NAME.tags]`, for `@Resource[tags:...]` conditions.
     pub tags: BTreeMap<String, String>,
 }
@@ -116,4 +149,27 @@ pub(crate) fn resolve<'p>(
             }
         }
     }
+}
+
+/// The AWS role identity named `role` (IAM role names are unique without
+/// regard to case).
+pub(crate) fn aws_role<'p>(identities: &'p [Identity], role: &str) -> Option<&'p Identity> {
+    identities.iter().find(|i| {
+        i.kind == IdentityKind::AwsRole
+            && i.role
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(role))
+    })
+}
+
+/// The GCP service account `account` names: `default`, or an email
+/// (compared without regard to case, as Google does).
+pub(crate) fn gcp_account<'p>(identities: &'p [Identity], account: &str) -> Option<&'p Identity> {
+    identities.iter().find(|i| {
+        i.kind == IdentityKind::GcpServiceAccount
+            && ((account == "default" && i.default_account)
+                || i.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(account)))
+    })
 }

@@ -7,6 +7,7 @@
 mod action;
 mod audience;
 mod caller;
+mod cloud;
 pub mod condition;
 mod decision;
 mod diag;
@@ -30,6 +31,7 @@ mod wildcard;
 pub use action::{Action, ActionSet, UnknownAction};
 pub use audience::normalise_audience;
 pub use caller::{Caller, Process, Request};
+pub use cloud::{Cloud, UnknownCloud};
 pub use decision::{Candidate, Decision, Reason, Trail};
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use diff::{diff, Access, Change, HowActivated, When};

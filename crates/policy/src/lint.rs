@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use crate::action::Action;
+use crate::cloud::Cloud;
 use crate::condition::AttrName;
 use crate::condition::{Expr, Literal, Operand, Source};
 use crate::diag::{Diagnostic, Diagnostics, Severity};
@@ -328,5 +329,38 @@ fn missing(m: &dyn Machine, p: &Principal) -> Option<String> {
             Some(format!("unit `{u}` does not exist on this machine"))
         }
         _ => None,
+    }
+}
+
+impl Policy {
+    /// Errors for every identity of another cloud than `cloud` (`gatehouse
+    /// check --cloud`): a gate speaking one dialect can never serve it, so
+    /// an assignment naming it would silently grant nothing.
+    pub fn cloud_errors(&self, source: &str, text: &str, cloud: Cloud) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        for id in self.identities_not_of(cloud) {
+            let header = format!("[identities.{}]", id.name);
+            let start = text.find(&header).unwrap_or(0);
+            diags.push(Diagnostic::new(
+                Severity::Error,
+                source,
+                text,
+                start..start + header.len(),
+                format!(
+                    "identity `{}` is {} `{}` identity, but the gate speaks `{cloud}`",
+                    id.name,
+                    match id.kind.cloud() {
+                        Cloud::Azure => "an",
+                        _ => "a",
+                    },
+                    id.kind.cloud()
+                ),
+                Some(format!(
+                    "remove it, or check with `--cloud {}` for the machines it belongs to",
+                    id.kind.cloud()
+                )),
+            ));
+        }
+        diags
     }
 }

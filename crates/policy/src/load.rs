@@ -34,12 +34,16 @@ const ROOT_KEYS: &[&str] = &[
     "trusted_services_approve",
     "jit",
     "jit_port",
+    "aws_allow_imdsv1",
 ];
 const IDENTITY_KEYS: &[&str] = &[
     "kind",
     "client_id",
     "object_id",
     "resource_id",
+    "role",
+    "email",
+    "default",
     "description",
     "tags",
 ];
@@ -173,11 +177,17 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
         let kind = match f.str(sink, "kind") {
             Some((k, _)) if k == "system" => Some(IdentityKind::System),
             Some((k, _)) if k == "user" => Some(IdentityKind::User),
+            Some((k, _)) if k == "aws_role" => Some(IdentityKind::AwsRole),
+            Some((k, _)) if k == "gcp_service_account" => Some(IdentityKind::GcpServiceAccount),
             Some((k, s)) => {
                 sink.error(
                     s,
                     format!("unknown identity kind `{k}`"),
-                    Some("expected `system` or `user`".into()),
+                    Some(
+                        "expected `system` or `user` (Azure), `aws_role` (AWS) or \
+                         `gcp_service_account` (GCP)"
+                            .into(),
+                    ),
                 );
                 None
             }
@@ -217,7 +227,92 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
                 None
             }
         });
+        let role = f.opt_str(sink, "role").and_then(|(v, s)| {
+            if aws_role_name(&v) {
+                Some(v)
+            } else {
+                sink.error(
+                    s,
+                    format!("invalid AWS role name `{}`", v.escape_debug()),
+                    Some("1-64 characters of letters, digits and `+=,.@_-`".into()),
+                );
+                None
+            }
+        });
+        let email = f.opt_str(sink, "email").and_then(|(v, s)| {
+            if gcp_email(&v) {
+                Some(v.to_ascii_lowercase())
+            } else {
+                sink.error(
+                    s,
+                    format!("invalid service account email `{}`", v.escape_debug()),
+                    Some("e.g. `app@project.iam.gserviceaccount.com`".into()),
+                );
+                None
+            }
+        });
+        let default_account = f.opt_bool(sink, "default").is_some_and(|(b, _)| b);
         let Some(kind) = kind else { continue };
+        let cloud_fields = |sink: &mut Sink<'_>, allowed: &[&str], what: &str| {
+            for key in [
+                "client_id",
+                "object_id",
+                "resource_id",
+                "role",
+                "email",
+                "default",
+            ] {
+                if f.has(key) && !allowed.contains(&key) {
+                    sink.error(
+                        f.span(),
+                        format!("identity `{}` is {what} and cannot have `{key}`", name.0),
+                        None,
+                    );
+                }
+            }
+        };
+        match kind {
+            IdentityKind::System | IdentityKind::User => cloud_fields(
+                sink,
+                &["client_id", "object_id", "resource_id"],
+                "an Azure managed identity",
+            ),
+            IdentityKind::AwsRole => {
+                cloud_fields(sink, &["role"], "an AWS role");
+                if role.is_none() && !f.has("role") {
+                    sink.error(
+                        f.span(),
+                        format!("AWS role identity `{}` needs `role`", name.0),
+                        Some("the instance profile's role name".into()),
+                    );
+                }
+            }
+            IdentityKind::GcpServiceAccount => {
+                cloud_fields(sink, &["email", "default"], "a GCP service account");
+                if email.is_none() && !f.has("email") {
+                    sink.error(
+                        f.span(),
+                        format!("GCP service account `{}` needs `email`", name.0),
+                        None,
+                    );
+                }
+                if default_account {
+                    if let Some(other) = out
+                        .iter()
+                        .find(|i| i.kind == IdentityKind::GcpServiceAccount && i.default_account)
+                    {
+                        sink.error(
+                            f.span(),
+                            format!(
+                                "identity `{}` is a second `default` service account (`{}` is one)",
+                                name.0, other.name
+                            ),
+                            Some("an instance has one default service account".into()),
+                        );
+                    }
+                }
+            }
+        }
         if kind == IdentityKind::System {
             if system_seen {
                 sink.error(
@@ -227,7 +322,7 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
                 );
             }
             system_seen = true;
-        } else if !f.has("client_id") && !f.has("object_id") {
+        } else if kind == IdentityKind::User && !f.has("client_id") && !f.has("object_id") {
             sink.error(
                 f.span(),
                 format!(
@@ -245,11 +340,36 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
                 client_id,
                 object_id,
                 resource_id,
+                role,
+                email,
+                default_account,
                 tags,
             });
         }
     }
     out
+}
+
+/// An IAM role name: 1-64 of `[A-Za-z0-9+=,.@_-]`.
+fn aws_role_name(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// A service account email: `local@domain`, no spaces, nothing to escape.
+fn gcp_email(v: &str) -> bool {
+    match v.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && v.len() <= 254
+                && v.bytes().filter(|b| *b == b'@').count() == 1
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"@.-_".contains(&b))
+        }
+        None => false,
+    }
 }
 
 /// Action patterns of a role or deny assignment; each must match a known action.
@@ -450,8 +570,14 @@ fn load_assignments(
         let role = role_index.and_then(|i| roles.get(i));
         if let (Some(role), Some((n, _))) = (role, &name) {
             if role.effective().contains(Action::TokenRead) {
+                // AWS role credentials have no audience: an assignment
+                // scoped to AWS roles alone needs none.
+                let roles_only = matches!(&ids, Some(Some(Scope::Only(names)))
+                    if !names.is_empty() && names.iter().all(|n| identities
+                        .iter()
+                        .any(|i| i.name == *n && i.kind == IdentityKind::AwsRole)));
                 for (key, v) in [("identities", &ids), ("audiences", &auds)] {
-                    if v.is_none() {
+                    if v.is_none() && !(key == "audiences" && roles_only) {
                         sink.error(
                             f.span(),
                             format!(

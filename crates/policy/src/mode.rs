@@ -81,7 +81,7 @@ impl Family {
     pub fn of(action: Action) -> Family {
         match action {
             Action::TokenRead => Family::Token,
-            Action::InstanceRead | Action::VersionsRead => Family::Instance,
+            Action::InstanceRead | Action::VersionsRead | Action::UserDataRead => Family::Instance,
             Action::IdentityInfoRead => Family::IdentityInfo,
             Action::AttestedDocumentRead => Family::AttestedDocument,
             Action::ScheduledEventsRead | Action::ScheduledEventsApprove => Family::ScheduledEvents,

@@ -81,9 +81,12 @@ impl Assignment {
         let identity_ok = request
             .identity
             .is_some_and(|id| scope_has(&self.identities, |n| n == id));
-        let audience_ok = request
-            .audience
-            .is_some_and(|aud| scope_has(&self.audiences, |p| audience::pattern_matches(p, aud)));
+        // No audience (AWS role credentials have none): only an
+        // assignment that does not restrict audiences covers it.
+        let audience_ok = match request.audience {
+            Some(aud) => scope_has(&self.audiences, |p| audience::pattern_matches(p, aud)),
+            None => self.audiences == Scope::Any,
+        };
         identity_ok && audience_ok
     }
 }

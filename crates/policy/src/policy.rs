@@ -2,6 +2,7 @@
 
 use crate::action::Action;
 use crate::caller::{Caller, Request};
+use crate::cloud::Cloud;
 use crate::decision::{Decision, Reason, Trail};
 use crate::evaluate::{self, Inputs};
 use crate::identity::{self, Identity, ResolveError, Selector};
@@ -56,6 +57,7 @@ pub struct Policy {
     pub(crate) trusted: TrustedConfig,
     pub(crate) break_glass: Vec<IpNet>,
     pub(crate) jit_ports: Vec<JitPort>,
+    aws_allow_imdsv1: bool,
 }
 
 /// Settings beyond assignments, from the top of the policy file.
@@ -67,6 +69,8 @@ pub(crate) struct Settings {
     pub break_glass: Vec<IpNet>,
     /// `[[jit_port]]`, in file order.
     pub jit_ports: Vec<JitPort>,
+    /// `aws_allow_imdsv1`.
+    pub aws_allow_imdsv1: bool,
 }
 
 impl Policy {
@@ -113,6 +117,7 @@ impl Policy {
             trusted: settings.trusted,
             break_glass: settings.break_glass,
             jit_ports: settings.jit_ports,
+            aws_allow_imdsv1: settings.aws_allow_imdsv1,
         }
     }
 
@@ -141,6 +146,30 @@ impl Policy {
     /// The identity a token request's selector means, by IMDS's rules.
     pub fn resolve_identity(&self, sel: &Selector<'_>) -> Result<&Identity, ResolveError> {
         identity::resolve(&self.identities, sel)
+    }
+
+    /// The AWS role identity of role name `role`, if the policy declares it.
+    pub fn aws_role(&self, role: &str) -> Option<&Identity> {
+        identity::aws_role(&self.identities, role)
+    }
+
+    /// The GCP service account `default` or `email` names, if declared.
+    pub fn gcp_account(&self, account: &str) -> Option<&Identity> {
+        identity::gcp_account(&self.identities, account)
+    }
+
+    /// Identities that belong to another cloud than `cloud`, for
+    /// `gatehouse check --cloud` and for the gate's start.
+    pub fn identities_not_of(&self, cloud: Cloud) -> impl Iterator<Item = &Identity> {
+        self.identities
+            .iter()
+            .filter(move |i| i.kind.cloud() != cloud)
+    }
+
+    /// `aws_allow_imdsv1 = true`: AWS requests without a session token are
+    /// served (default: refused with 401, as with `HttpTokens=required`).
+    pub fn aws_allow_imdsv1(&self) -> bool {
+        self.aws_allow_imdsv1
     }
 
     /// What any request may need to know about its caller: [`Policy::needs_for`] over

@@ -88,6 +88,11 @@ pub(crate) fn builtins() -> Vec<Role> {
                 "Gatehouse/scheduledEvents/approve/action",
             ],
         ),
+        def(
+            "User Data Reader",
+            "read AWS user data (which often holds secrets)",
+            &["Gatehouse/userData/read"],
+        ),
         def("Metadata Owner", "everything", &["Gatehouse/*"]),
     ]
 }

@@ -109,7 +109,10 @@ pub(crate) fn action_allowed(config: TrustedConfig, action: Action) -> bool {
     match action {
         Action::InstanceRead | Action::VersionsRead | Action::ScheduledEventsRead => config.enabled,
         Action::ScheduledEventsApprove => config.enabled && config.approve,
-        Action::TokenRead | Action::IdentityInfoRead | Action::AttestedDocumentRead => false,
+        Action::TokenRead
+        | Action::IdentityInfoRead
+        | Action::AttestedDocumentRead
+        | Action::UserDataRead => false,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::caller::{Caller, Process, Request};
 use crate::condition::{datetime, Attr, AttrName, AttrType, Facts, Schema, Source, Ty, Value};
-use crate::identity::{Identity, IdentityKind};
+use crate::identity::Identity;
 
 /// One attribute, documented (`docs/policy.md` lists the same table).
 #[derive(Debug, Clone, Copy)]
@@ -317,10 +317,9 @@ impl Facts for Ctx<'_> {
                 match name {
                     AttrName::Plain(n) => match n.as_str() {
                         "name" => text(Some(&id.name)),
-                        "kind" => text(Some(match id.kind {
-                            IdentityKind::System => "system",
-                            IdentityKind::User => "user",
-                        })),
+                        "kind" => text(Some(id.kind.as_str())),
+                        "role" => text(id.role.as_deref()),
+                        "email" => text(id.email.as_deref()),
                         "clientId" => text(id.client_id.as_deref()),
                         "objectId" => text(id.object_id.as_deref()),
                         "resourceId" => text(id.resource_id.as_deref()),

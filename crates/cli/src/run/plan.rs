@@ -49,6 +49,8 @@ pub(crate) struct JitPlan {
 /// Everything `gatehouse run` decided from its flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
+    /// `--cloud`: whose metadata dialect the gate speaks.
+    pub cloud: gatehouse_policy::Cloud,
     pub upstream: UpstreamKind,
     pub emulator_config: Option<PathBuf>,
     pub role: Role,
@@ -140,6 +142,7 @@ impl Plan {
             }
         }
         Ok(Plan {
+            cloud: args.cloud,
             upstream,
             emulator_config: args.emulator_config.clone(),
             trusted_uids,

@@ -94,6 +94,8 @@ pub struct Opts {
     /// Who answers "who is this caller" instead of the kernel (tests of what
     /// the gate asks for).
     pub callers: Option<Arc<dyn gatehouse_gate::caller::CallerSource>>,
+    /// The dialect the gate (and the emulator in front of it) speaks.
+    pub cloud: gatehouse_policy::Cloud,
 }
 
 impl Default for Opts {
@@ -107,6 +109,7 @@ impl Default for Opts {
             all_holders: false,
             identify: gatehouse_sys::IdentifyOptions::default(),
             callers: None,
+            cloud: gatehouse_policy::Cloud::Azure,
         }
     }
 }
@@ -129,10 +132,22 @@ impl Harness {
 
     /// The demo emulator and a gate configured by `opts`.
     pub fn start_opts(policy: &str, opts: Opts) -> Harness {
-        let (rt, emulator) = Self::runtime_and_emulator_limits(
-            gatehouse_emulator::EmulatorConfig::demo(),
-            opts.emulator_rate_limits,
-        );
+        Self::start_opts_config(policy, opts, gatehouse_emulator::EmulatorConfig::demo())
+    }
+
+    /// As `start_opts`, with the emulator configured by `config` (and
+    /// speaking the gate's dialect).
+    pub fn start_opts_config(
+        policy: &str,
+        opts: Opts,
+        config: gatehouse_emulator::EmulatorConfig,
+    ) -> Harness {
+        let dialect = match opts.cloud {
+            gatehouse_policy::Cloud::Aws => gatehouse_emulator::Dialect::Aws,
+            _ => gatehouse_emulator::Dialect::Azure,
+        };
+        let (rt, emulator) =
+            Self::runtime_and_emulator_dialect(config, opts.emulator_rate_limits, dialect);
         let base = format!("http://{}", emulator.addr());
         let dir = tempfile::tempdir().unwrap();
         let audit_path = dir.path().join("audit.log");
@@ -174,6 +189,14 @@ impl Harness {
         config: gatehouse_emulator::EmulatorConfig,
         rate_limits: bool,
     ) -> (tokio::runtime::Runtime, gatehouse_emulator::Emulator) {
+        Self::runtime_and_emulator_dialect(config, rate_limits, gatehouse_emulator::Dialect::Azure)
+    }
+
+    fn runtime_and_emulator_dialect(
+        config: gatehouse_emulator::EmulatorConfig,
+        rate_limits: bool,
+        dialect: gatehouse_emulator::Dialect,
+    ) -> (tokio::runtime::Runtime, gatehouse_emulator::Emulator) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -181,6 +204,7 @@ impl Harness {
             .unwrap();
         let options = gatehouse_emulator::Options {
             rate_limits,
+            dialect,
             key: gatehouse_emulator::KeySource::Pem(key_pem()),
             ..Default::default()
         };
@@ -260,6 +284,7 @@ impl Harness {
             max_connections_per_uid: gatehouse_gate::server::MAX_CONNECTIONS_PER_UID,
             identify: opts.identify.clone(),
             all_holders: opts.all_holders,
+            cloud: opts.cloud,
         };
         let gate = Arc::new(
             match opts.callers {

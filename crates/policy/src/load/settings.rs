@@ -50,6 +50,7 @@ pub(super) fn load(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Settings {
     Settings {
         modes,
         trusted,
+        aws_allow_imdsv1: flag(sink, root, "aws_allow_imdsv1").unwrap_or(false),
         ..Settings::default()
     }
 }
