@@ -409,6 +409,9 @@ struct Otlp {
     mode: PathBuf,
 }
 
+/// The built-in emulator's demo VM (crates/emulator/src/config.rs).
+const DEMO_VM_ID: &str = "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d";
+
 const VENV_PYTHON: &str = "/opt/gatehouse-venv/bin/python";
 
 fn otlp(ns: &Netns, dir: &Path, port: u16, mode: &str) -> Otlp {
@@ -464,12 +467,13 @@ fn check_otlp(
     audit: &BTreeMap<u64, String>,
     got: &[serde_json::Value],
     duplicates_allowed: bool,
+    vm_id: &str,
 ) -> usize {
     let mut firsts = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for r in got {
         assert_eq!(r["resource"]["host.name"], "vm-test");
-        assert_eq!(r["resource"]["host.id"], "vm-id-1");
+        assert_eq!(r["resource"]["host.id"], vm_id);
         assert_eq!(r["resource"]["service.name"], "gatehouse");
         let body = r["body"].as_str().unwrap();
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -502,11 +506,13 @@ fn check_otlp(
     dups
 }
 
-fn otlp_settings(s: &Setup, port: u16) {
+/// The VM id the settings name (`None`: the gate asks the metadata service).
+fn otlp_settings(s: &Setup, port: u16, vm_id: Option<&str>) {
+    let vm_id = vm_id.map_or(String::new(), |id| format!("vm_id = \"{id}\"\n"));
     std::fs::write(
         s.path("gatehouse.toml"),
         format!(
-            "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\nvm_id = \"vm-id-1\"\n\n[export.sink.otel]\nurl = \"otlp+http://127.0.0.1:{port}\"\n",
+            "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\n{vm_id}\n[export.sink.otel]\nurl = \"otlp+http://127.0.0.1:{port}\"\n",
             s.dir.path().display()
         ),
     )
@@ -520,7 +526,7 @@ fn otlp_receiver_decodes_every_record_with_resource_and_severity() {
     }
     let s = Setup::new("ot");
     let rx = otlp(&s.ns, s.dir.path(), 14318, "ok");
-    otlp_settings(&s, 14318);
+    otlp_settings(&s, 14318, Some("vm-id-1"));
     let mut gate = s.gate(18002);
     s.requests(18002, 60);
     stop(&mut gate);
@@ -531,7 +537,7 @@ fn otlp_receiver_decodes_every_record_with_resource_and_severity() {
         || otlp_records(&rx.out).len() >= audit.len(),
     );
     let got = otlp_records(&rx.out);
-    check_otlp(&audit, &got, false);
+    check_otlp(&audit, &got, false, "vm-id-1");
     assert_stop_then_checkpoint(&audit);
 }
 
@@ -542,7 +548,8 @@ fn otlp_500_and_slow_answers_lose_nothing_and_show_in_status() {
     }
     let s = Setup::new("o5");
     let rx = otlp(&s.ns, s.dir.path(), 14319, "500");
-    otlp_settings(&s, 14319);
+    // No `vm_id`: the gate reads it from the (emulated) metadata service.
+    otlp_settings(&s, 14319, None);
     let mut gate = s.gate(18003);
     s.requests(18003, 40);
     wait_for("the failures to show", Duration::from_secs(20), || {
@@ -586,7 +593,7 @@ fn otlp_500_and_slow_answers_lose_nothing_and_show_in_status() {
                 .any(|r| r["attributes"]["gatehouse.seq"].as_u64() == Some(last))
         },
     );
-    check_otlp(&audit, &otlp_records(&rx.out), true);
+    check_otlp(&audit, &otlp_records(&rx.out), true, DEMO_VM_ID);
 }
 
 fn syslog_settings(s: &Setup, sinks: &[(&str, &str)]) {

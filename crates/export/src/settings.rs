@@ -7,7 +7,7 @@
 //! [export]
 //! state_dir = "/var/lib/gatehouse"   # the cursors (default)
 //! hostname = "vm-17"          # default: the kernel's host name
-//! vm_id = "…"                 # default: none (OTLP `host.id`)
+//! vm_id = "…"                 # default: asked of the metadata service (OTLP `host.id`)
 //!
 //! [export.sink.siem]          # name: a-z 0-9 - _, at most 32
 //! url = "syslog+tls://siem.example:6514"

@@ -55,6 +55,35 @@ impl Gate {
         let _ = self.export.set(view);
     }
 
+    /// The VM's id as its metadata service gives it (Azure
+    /// `compute.vmId`, AWS `instance-id`), for the export's `host.id`;
+    /// `None` if it does not answer with one within `within` (the export
+    /// then goes without: metadata must not wait on the SIEM, nor the SIEM
+    /// on metadata).
+    pub async fn vm_id(&self, within: std::time::Duration) -> Option<String> {
+        let target = match self.cloud {
+            gatehouse_policy::Cloud::Azure => {
+                "/metadata/instance/compute/vmId?api-version=2021-02-01&format=text"
+            }
+            gatehouse_policy::Cloud::Aws => "/latest/meta-data/instance-id",
+            gatehouse_policy::Cloud::Gcp => "/computeMetadata/v1/instance/id",
+        };
+        let answer = self
+            .tokens
+            .fetcher
+            .upstream
+            .send_within(&http::Method::GET, target, None, within)
+            .await
+            .ok()?;
+        let id = std::str::from_utf8(&answer.body).ok()?.trim();
+        let plausible = !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        (answer.status == 200 && plausible).then(|| id.to_owned())
+    }
+
     pub(crate) fn export_status(&self) -> Vec<gatehouse_export::SinkStatus> {
         self.export.get().map(View::status).unwrap_or_default()
     }

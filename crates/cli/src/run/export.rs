@@ -15,6 +15,8 @@ use super::plan::{Plan, StartError};
 
 /// How long a stopping gate keeps delivering its last records.
 pub(crate) const FINISH_LIMIT: Duration = Duration::from_secs(3);
+/// How long the metadata service has to tell the VM's id at start.
+const VM_ID_LIMIT: Duration = Duration::from_secs(2);
 /// How long each sink has to accept a connection at start.
 const PROBE_LIMIT: Duration = Duration::from_secs(3);
 
@@ -86,7 +88,19 @@ pub(crate) async fn start(
             .hostname
             .clone()
             .unwrap_or_else(gatehouse_export::net::host_name),
-        vm_id: export.vm_id.clone(),
+        vm_id: match &export.vm_id {
+            Some(id) => Some(id.clone()),
+            None => {
+                let id = gate.vm_id(VM_ID_LIMIT).await;
+                if id.is_none() {
+                    eprintln!(
+                        "gatehouse: warning: the metadata service gave no VM id; OTLP records go without `host.id`"
+                    );
+                    eprintln!("  help: set `vm_id` in `[export]` to name this machine yourself");
+                }
+                id
+            }
+        },
     };
     let mut prepared = Prepared::new(&export.sinks, &origin).map_err(|e| {
         StartError::step(
