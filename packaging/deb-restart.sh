@@ -144,7 +144,8 @@ starts = [i for i, k in enumerate(kinds) if k == "gate_started"]
 assert len(starts) == 2, f"want 2 gate_started records, got {kinds}"
 second = starts[1]
 last, first = recs[second - 1], recs[second]
-assert kinds[second - 1] == "gate_stopped", f"run 1 did not end with gate_stopped: {kinds}"
+# A clean stop writes gate_stopped, then the checkpoint that signs it.
+assert kinds[second - 2 : second] == ["gate_stopped", "checkpoint"], f"run 1 did not end with gate_stopped, checkpoint: {kinds}"
 assert first["prev"] == last["hash"], "the second run does not link to the first run'"'"'s last record"
 assert first["seq"] == last["seq"] + 1, ("seq", last["seq"], "then", first["seq"])
 src = [r["event"]["upstream"]["source"] for r in recs if r["event"]["type"] == "request" and r["event"].get("upstream")]
