@@ -258,6 +258,7 @@ pub fn broker_request(data: &[u8]) -> String {
                 Ask::Connect { .. } => "ok:connect".into(),
                 Ask::JitSync { .. } => "ok:jit_sync".into(),
                 Ask::JitCut { .. } => "ok:jit_cut".into(),
+                Ask::SignCheckpoint { .. } => "ok:sign_checkpoint".into(),
             }
         }
         Err(e) => format!("err:{:?}", e.classify()),
