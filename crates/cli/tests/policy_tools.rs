@@ -48,7 +48,8 @@ fn every_example_policy_passes_check_strict() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        if !name.ends_with(".toml") || name == "emulator.toml" {
+        // Not policies: the emulator's configuration, the daemon settings.
+        if !name.ends_with(".toml") || name == "emulator.toml" || name == "gatehouse.toml" {
             continue;
         }
         let p = path.to_str().expect("utf-8 path");
@@ -59,6 +60,26 @@ fn every_example_policy_passes_check_strict() {
     assert!(
         checked >= 3,
         "expected the example policies, found {checked}"
+    );
+}
+
+#[test]
+fn the_example_settings_pass_check() {
+    let settings = examples().join("gatehouse.toml");
+    let policy = examples().join("policy.toml");
+    let out = gatehouse(&[
+        "check",
+        "--strict",
+        "--settings",
+        settings.to_str().expect("utf-8 path"),
+        "--policy",
+        policy.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 export sink(s): local"),
+        "{}",
+        text(&out)
     );
 }
 
