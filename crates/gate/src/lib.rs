@@ -11,13 +11,16 @@
 
 mod audit;
 mod aws;
+mod azure;
 mod cache;
 pub mod caller;
 pub mod checkpoint;
 pub mod clock;
 pub mod connector;
+mod dialect;
 pub mod export;
 mod fetch;
+mod gcp;
 mod handler;
 pub mod jit;
 pub mod lifecycle;
