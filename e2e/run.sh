@@ -43,6 +43,8 @@ source "$E2E/lib/faults.sh"
 source "$E2E/lib/redirects.sh"
 # shellcheck source=e2e/lib/aws.sh
 source "$E2E/lib/aws.sh"
+# shellcheck source=e2e/lib/gcp.sh
+source "$E2E/lib/gcp.sh"
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2

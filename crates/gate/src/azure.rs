@@ -21,7 +21,10 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A refusal in Azure's shape: IMDS's JSON error body.
-pub(crate) fn error_response(err: &gatehouse_imds::ImdsError, retry_after: Option<&str>) -> Response {
+pub(crate) fn error_response(
+    err: &gatehouse_imds::ImdsError,
+    retry_after: Option<&str>,
+) -> Response {
     json_response(err.status, None, Bytes::from(err.body.clone()), retry_after)
 }
 
@@ -243,5 +246,4 @@ impl Gate {
             decision.reason().to_string(),
         ))
     }
-
 }

@@ -99,8 +99,7 @@ fn strip_accounts(v: Option<&mut serde_json::Value>) -> Result<(), Refusal> {
 /// and `identity` taken out of every account (GCE puts none there; the
 /// gate does not rely on it). Anything but a JSON object is not served.
 fn strip_tokens(target: &GcpTarget, body: &[u8]) -> Result<Bytes, Refusal> {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| Refusal::Unfiltered)?;
+    let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|_| Refusal::Unfiltered)?;
     if !v.is_object() {
         return Err(Refusal::Unfiltered);
     }
@@ -109,7 +108,9 @@ fn strip_tokens(target: &GcpTarget, body: &[u8]) -> Result<Bytes, Refusal> {
             return Err(Refusal::Unfiltered);
         };
         for (k, accounts) in obj.iter_mut() {
-            if k.eq_ignore_ascii_case("serviceAccounts") || k.eq_ignore_ascii_case("service-accounts") {
+            if k.eq_ignore_ascii_case("serviceAccounts")
+                || k.eq_ignore_ascii_case("service-accounts")
+            {
                 strip_accounts(Some(accounts))?;
             }
         }
@@ -177,7 +178,11 @@ impl Gate {
                     }
                     .to_owned(),
                 );
-                Some(policy.gcp_account(account).ok_or(Refusal::IdentityNotFound)?)
+                Some(
+                    policy
+                        .gcp_account(account)
+                        .ok_or(Refusal::IdentityNotFound)?,
+                )
             }
             None => None,
         };
@@ -260,7 +265,9 @@ impl Gate {
                     selector: "gcp_service_account",
                     api_version: variant,
                 };
-                self.tokens.serve(id, key, &upstream, facts.socket_uid).await
+                self.tokens
+                    .serve(id, key, &upstream, facts.socket_uid)
+                    .await
             }
             _ => self.forward_get(&upstream, facts.socket_uid).await,
         };
@@ -326,11 +333,15 @@ mod tests {
             ),
             (
                 "/computeMetadata/v1/instance/?recursive=true",
-                format!(r#"{{"id":1,"serviceAccounts":{{"default":{account}}},"attributes":{{"token":"kept"}}}}"#),
+                format!(
+                    r#"{{"id":1,"serviceAccounts":{{"default":{account}}},"attributes":{{"token":"kept"}}}}"#
+                ),
             ),
             (
                 "/computeMetadata/v1/?recursive=true",
-                format!(r#"{{"instance":{{"serviceAccounts":{{"default":{account}}}}},"project":{{"projectId":"p"}}}}"#),
+                format!(
+                    r#"{{"instance":{{"serviceAccounts":{{"default":{account}}}}},"project":{{"projectId":"p"}}}}"#
+                ),
             ),
         ];
         for (t, body) in rows {
@@ -351,13 +362,22 @@ mod tests {
     #[test]
     fn what_cannot_be_filtered_is_not_served() {
         for (t, body) in [
-            ("/computeMetadata/v1/instance/service-accounts/?recursive=true", "default/\n"),
-            ("/computeMetadata/v1/instance/service-accounts/?recursive=true", "[1]"),
+            (
+                "/computeMetadata/v1/instance/service-accounts/?recursive=true",
+                "default/\n",
+            ),
+            (
+                "/computeMetadata/v1/instance/service-accounts/?recursive=true",
+                "[1]",
+            ),
             (
                 "/computeMetadata/v1/instance/service-accounts/?recursive=true",
                 r#"{"default":"token SECRET"}"#,
             ),
-            ("/computeMetadata/v1/instance/?recursive=true", r#"{"serviceAccounts":[]}"#),
+            (
+                "/computeMetadata/v1/instance/?recursive=true",
+                r#"{"serviceAccounts":[]}"#,
+            ),
         ] {
             assert!(stripped(t, body).is_err(), "{t} {body}");
         }

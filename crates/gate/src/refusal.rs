@@ -25,7 +25,9 @@ pub enum Refusal {
     MissingFlavor,
     /// GCP: a recursive listing that may hold service accounts came back
     /// in a form the gate cannot take tokens out of.
-    #[error("a recursive listing of service accounts was not a JSON object: not served unfiltered")]
+    #[error(
+        "a recursive listing of service accounts was not a JSON object: not served unfiltered"
+    )]
     Unfiltered,
     #[error(transparent)]
     NotCanonical(CanonError),

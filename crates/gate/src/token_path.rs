@@ -127,7 +127,11 @@ pub enum GcpTokenFault {
 
 /// The token must be for the identity the decision was about; returns its
 /// fingerprint. `key` says what was asked (the audience of an ID token).
-pub fn check_identity(identity: &Identity, key: &Key, body: &[u8]) -> Result<String, WrongIdentity> {
+pub fn check_identity(
+    identity: &Identity,
+    key: &Key,
+    body: &[u8],
+) -> Result<String, WrongIdentity> {
     match (identity.kind, key.shape) {
         (IdentityKind::System | IdentityKind::User, Shape::Azure) => check_azure(identity, body),
         (IdentityKind::AwsRole, Shape::AwsCredentials) => {
@@ -155,7 +159,9 @@ fn check_gcp_access(body: &[u8]) -> Result<String, GcpTokenFault> {
         token_type: String,
     }
     let t: AccessToken = serde_json::from_slice(body).map_err(|_| GcpTokenFault::NotJson)?;
-    if t.access_token.is_empty() || t.expires_in == 0 || !t.token_type.eq_ignore_ascii_case("bearer")
+    if t.access_token.is_empty()
+        || t.expires_in == 0
+        || !t.token_type.eq_ignore_ascii_case("bearer")
     {
         return Err(GcpTokenFault::Incomplete);
     }
@@ -186,7 +192,11 @@ fn check_gcp_identity(
         .exp
         .filter(|e| e.is_finite() && *e > 0.0)
         .ok_or(GcpTokenFault::NoExpiry)?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "finite and positive")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "finite and positive"
+    )]
     let exp = exp as u64;
     Ok((fingerprint(jwt), exp))
 }
@@ -348,7 +358,14 @@ impl TokenPath {
             Step::Fresh { token, lead } => {
                 if let Some(tx) = lead {
                     crate::metrics::cache("refresh");
-                    self.launch(slot, tx, identity.clone(), key.clone(), target.to_owned(), uid);
+                    self.launch(
+                        slot,
+                        tx,
+                        identity.clone(),
+                        key.clone(),
+                        target.to_owned(),
+                        uid,
+                    );
                 }
                 Ok(serve_cached(&token, now, Source::Cache))
             }
@@ -370,7 +387,14 @@ impl TokenPath {
                 };
                 if let Some(tx) = lead {
                     let slot = Arc::clone(&slot);
-                    self.launch(slot, tx, identity.clone(), key.clone(), target.to_owned(), uid);
+                    self.launch(
+                        slot,
+                        tx,
+                        identity.clone(),
+                        key.clone(),
+                        target.to_owned(),
+                        uid,
+                    );
                 }
                 // No waiter waits past its own budget, whoever leads.
                 match tokio::time::timeout_at(deadline, outcome_of(flight)).await {

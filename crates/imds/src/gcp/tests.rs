@@ -220,11 +220,23 @@ fn recursive_listings_that_may_hold_accounts_are_known() {
     for (target, covers) in [
         ("/computeMetadata/v1/?recursive=true", true),
         ("/computeMetadata/v1/instance/?recursive=true", true),
-        ("/computeMetadata/v1/instance/service-accounts/?recursive=true", true),
-        ("/computeMetadata/v1/instance/service-accounts/default/?recursive=true", true),
-        ("/computeMetadata/v1/instance/service-accounts/default/", false),
+        (
+            "/computeMetadata/v1/instance/service-accounts/?recursive=true",
+            true,
+        ),
+        (
+            "/computeMetadata/v1/instance/service-accounts/default/?recursive=true",
+            true,
+        ),
+        (
+            "/computeMetadata/v1/instance/service-accounts/default/",
+            false,
+        ),
         ("/computeMetadata/v1/project/?recursive=true", false),
-        ("/computeMetadata/v1/instance/attributes/?recursive=true", false),
+        (
+            "/computeMetadata/v1/instance/attributes/?recursive=true",
+            false,
+        ),
     ] {
         assert_eq!(canon(target).unwrap().covers_accounts(), covers, "{target}");
     }
