@@ -241,7 +241,13 @@ fn try_it_mode_works_as_the_readme_says() {
 #[test]
 fn try_it_mode_works_for_gcp() {
     let check = gatehouse()
-        .args(["check", "--cloud", "gcp", "--policy", "examples/gcp/policy.toml"])
+        .args([
+            "check",
+            "--cloud",
+            "gcp",
+            "--policy",
+            "examples/gcp/policy.toml",
+        ])
         .current_dir(repo())
         .output()
         .unwrap();
@@ -271,7 +277,14 @@ fn try_it_mode_works_for_gcp() {
     assert!(lines.iter().any(|l| l.contains("(gcp)")), "{lines:?}");
     let gcp_curl = |url: &str| -> (u16, String) {
         let out = Command::new("curl")
-            .args(["-s", "-H", "Metadata-Flavor: Google", "-w", "\n%{http_code}", url])
+            .args([
+                "-s",
+                "-H",
+                "Metadata-Flavor: Google",
+                "-w",
+                "\n%{http_code}",
+                url,
+            ])
             .output()
             .unwrap();
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -290,7 +303,11 @@ fn try_it_mode_works_for_gcp() {
     assert!(allowed_body.contains("access_token"), "{allowed_body}");
     let (denied_status, denied_body) = gcp_curl(&pick("denied:"));
     assert_eq!(denied_status, 403, "{denied_body}");
-    assert_eq!(curl(&format!("http://{addr}/computeMetadata/v1/instance/id")).0, 403, "no flavor header");
+    assert_eq!(
+        curl(&format!("http://{addr}/computeMetadata/v1/instance/id")).0,
+        403,
+        "no flavor header"
+    );
     let out = gatehouse()
         .args(["audit", "verify"])
         .arg(&audit)
