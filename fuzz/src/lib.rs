@@ -124,7 +124,10 @@ pub fn gcp_canonicalise(data: &[u8]) -> String {
     };
     match gatehouse_imds::canonicalise_gcp(path, query) {
         Ok(t) => {
-            let email = t.endpoint.account().map(|_| "app@p.iam.gserviceaccount.com");
+            let email = t
+                .endpoint
+                .account()
+                .map(|_| "app@p.iam.gserviceaccount.com");
             let forwarded = t.upstream_target(email);
             let (p, q) = forwarded.split_once('?').unwrap_or((&forwarded, ""));
             let again = gatehouse_imds::canonicalise_gcp(p, Some(q))
@@ -291,6 +294,7 @@ pub fn broker_request(data: &[u8]) -> String {
                 Ask::Connect { .. } => "ok:connect".into(),
                 Ask::JitSync { .. } => "ok:jit_sync".into(),
                 Ask::JitCut { .. } => "ok:jit_cut".into(),
+                Ask::SignCheckpoint { .. } => "ok:sign_checkpoint".into(),
             }
         }
         Err(e) => format!("err:{:?}", e.classify()),

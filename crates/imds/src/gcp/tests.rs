@@ -241,3 +241,25 @@ fn recursive_listings_that_may_hold_accounts_are_known() {
         assert_eq!(canon(target).unwrap().covers_accounts(), covers, "{target}");
     }
 }
+
+proptest::proptest! {
+    /// Whatever the input, what the gate forwards canonicalises to the
+    /// same target and forwards as itself.
+    #[test]
+    fn forwarded_targets_are_fixed_points(
+        path in "(/(computeMetadata|v1|instance|project|service-accounts|default|token|identity|a@b.c|%2F|%40|\\.\\.|\\.|[a-zA-Z0-9%._~-]{0,8})){0,8}/?",
+        query in "((scopes|audience|format|recursive|alt|licenses|x)=[a-zA-Z0-9%,:/._-]{0,10}&?){0,3}",
+    ) {
+        if let Ok(t) = canonicalise_gcp(&path, Some(&query)) {
+            let forwarded = t.upstream_target(Some("app@p.iam.gserviceaccount.com"));
+            let (p, q) = forwarded.split_once('?').unwrap_or((&forwarded, ""));
+            let again = canonicalise_gcp(p, Some(q)).unwrap();
+            proptest::prop_assert_eq!(&again.params, &t.params);
+            proptest::prop_assert_eq!(again.endpoint.name(), t.endpoint.name());
+            proptest::prop_assert_eq!(
+                again.upstream_target(Some("app@p.iam.gserviceaccount.com")),
+                forwarded
+            );
+        }
+    }
+}
