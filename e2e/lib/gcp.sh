@@ -106,7 +106,7 @@ scenario_gcp() {
     done
     row "google-auth IDTokenCredentials (metadata)" gh-allowed "id https://api.example.com gate:allow" \
         "$(gate_set "$id" gcp_py "$vm" gh-allowed idtoken)"
-    row "google-auth IDTokenCredentials (metadata)" gh-denied "none RefreshError quick gate:deny" \
+    row "google-auth IDTokenCredentials (metadata)" gh-denied "none RefreshError quick gate:allow,deny" \
         "$(gate_set "$id" gcp_py "$vm" gh-denied idtoken)"
     # The name and the address both reach the gate; without the flavor
     # header the gate answers GCE's 403, and nothing reaches the emulator.
