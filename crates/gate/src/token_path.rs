@@ -613,3 +613,87 @@ fn judge(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn account() -> Identity {
+        Identity {
+            name: "app-sa".into(),
+            kind: IdentityKind::GcpServiceAccount,
+            client_id: None,
+            object_id: None,
+            resource_id: None,
+            role: None,
+            email: Some("app@p.iam.gserviceaccount.com".into()),
+            default_account: true,
+            tags: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn jwt(claims: &str) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("e30.{}.c2ln", b64.encode(claims)).into_bytes()
+    }
+
+    fn key(shape: Shape, resource: &str) -> Key {
+        Key {
+            shape,
+            identity: "app-sa".into(),
+            ids: String::new(),
+            resource: resource.into(),
+            selector: "gcp_service_account",
+            api_version: String::new(),
+        }
+    }
+
+    #[test]
+    fn gcp_answers_are_checked_against_what_was_decided() {
+        let id = account();
+        let idk = key(Shape::GcpIdentity, "https://a.example");
+        let rows: &[(&str, Result<(), GcpTokenFault>)] = &[
+            (r#"{"aud":"https://a.example","exp":2000000000}"#, Ok(())),
+            (
+                r#"{"aud":"https://a.example","email":"APP@p.iam.gserviceaccount.com","exp":2000000000}"#,
+                Ok(()),
+            ),
+            (
+                r#"{"aud":"https://a.example/","exp":2000000000}"#,
+                Err(GcpTokenFault::Audience),
+            ),
+            (
+                r#"{"aud":"https://a.example","email":"other@p.iam.gserviceaccount.com","exp":2000000000}"#,
+                Err(GcpTokenFault::Email),
+            ),
+            (
+                r#"{"aud":"https://a.example"}"#,
+                Err(GcpTokenFault::NoExpiry),
+            ),
+        ];
+        for (claims, want) in rows {
+            let got = check_gcp_identity(&id, &idk.resource, &jwt(claims)).map(|_| ());
+            assert_eq!(&got, want, "{claims}");
+        }
+        assert_eq!(
+            check_gcp_identity(&id, "x", b"not a jwt").map(|_| ()),
+            Err(GcpTokenFault::NotAJwt)
+        );
+        // An answer of one cloud's shape is never taken for another's.
+        let access = br#"{"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer"}"#;
+        assert!(check_identity(&id, &key(Shape::GcpAccess, ""), access).is_ok());
+        assert!(matches!(
+            check_identity(&id, &key(Shape::Azure, ""), access),
+            Err(WrongIdentity::NotServed(_))
+        ));
+        assert!(matches!(
+            check_identity(
+                &id,
+                &key(Shape::GcpAccess, ""),
+                br#"{"access_token":"ya29.x","expires_in":3599,"token_type":"mac"}"#
+            ),
+            Err(WrongIdentity::Gcp(_, GcpTokenFault::Incomplete))
+        ));
+    }
+}
