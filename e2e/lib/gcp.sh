@@ -34,7 +34,10 @@ EOF2
 }
 
 # gcp_hosts NS: metadata.google.internal is the metadata address in NS.
+# GCP_NETNS_MADE: /etc/netns itself was made here (and goes again after).
 gcp_hosts() {
+    GCP_NETNS_MADE=0
+    [[ -d /etc/netns ]] || GCP_NETNS_MADE=1
     mkdir -p "/etc/netns/$1"
     printf '127.0.0.1 localhost\n::1 localhost\n%s metadata.google.internal metadata\n' "$IMDS" \
         >"/etc/netns/$1/hosts"
@@ -116,4 +119,5 @@ scenario_gcp() {
     row "curl 169.254.169.254 token, no flavor" gh-allowed "403 imds+0" \
         "$(with_imds "$id" gcp_curl "$vm" gh-allowed "$IMDS" "$token")"
     rm -rf "/etc/netns/$vm"
+    [[ "$GCP_NETNS_MADE" != 1 ]] || rmdir /etc/netns 2>/dev/null || true
 }
