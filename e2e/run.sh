@@ -121,7 +121,7 @@ started=$SECONDS
 for s in "${selected[@]}"; do
     n=$((n + 1))
     id="$id_base-$n"
-    echo "== scenario $s (namespaces gh-*-$id)" >&2
+    echo "== scenario $s (namespaces ${E2E_NS_PREFIX:-gh}-*-$id)" >&2
     t=$SECONDS
     # A subshell: a step that fails (set -e) ends this scenario, not the run.
     # errexit is off for anything inside `if`/`||`: run the subshell plainly.
