@@ -550,6 +550,46 @@ fn a_wrong_or_failing_metadata_server_fails_closed() {
     assert_eq!(status(&h, UID_B, &target), 403);
 }
 
+/// An account the policy declares but the instance lacks: GCE's 404, at
+/// once (on GCE a 404 is not "updating, retry" as on Azure).
+#[test]
+fn an_account_the_instance_lacks_is_a_quick_404() {
+    if !privileged("an_account_the_instance_lacks_is_a_quick_404") {
+        return;
+    }
+    let h = start(&format!(
+        r#"
+[identities.other-sa]
+kind = "gcp_service_account"
+email = "other@gatehouse-demo.iam.gserviceaccount.com"
+
+[[assignments]]
+name = "a-other"
+principal = "uid:{UID_A}"
+role = "Token Reader"
+identities = ["other-sa"]
+audiences = ["https://www.googleapis.com/auth/*"]
+"#
+    ));
+    let started = Instant::now();
+    let (r, flavor) = get(
+        &h,
+        UID_A,
+        &format!("{SA}/other@gatehouse-demo.iam.gserviceaccount.com/token?scopes={CLOUD}"),
+    );
+    assert_eq!((r.status, flavor.as_str()), (404, "Google"), "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "not retried"
+    );
+    let stats = h.emulator.as_ref().unwrap().stats();
+    assert_eq!(
+        stats.by_endpoint.get(&Endpoint::Token),
+        Some(&1),
+        "{stats:?}"
+    );
+}
+
 #[test]
 fn a_gate_for_gcp_refuses_a_policy_with_other_clouds_identities() {
     let dir = tempfile::tempdir().unwrap();
