@@ -27,12 +27,14 @@ PINS=(
     "awscli==1.46.2"
     "boto3==1.44.8"
     "botocore==1.44.8"
+    # GCP: google-auth (what every Google Cloud Python library uses).
+    "google-auth==2.62.2"
 )
 STAMP="$DIR/.gatehouse-pins"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 
 check() {
-    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema, opentelemetry.proto.collector.logs.v1.logs_service_pb2, boto3, botocore, awscli' 2>/dev/null
+    "$DIR/bin/python" -c 'import azure.identity, azure.identity.aio, msal, aiohttp, requests, jsonschema, opentelemetry.proto.collector.logs.v1.logs_service_pb2, boto3, botocore, awscli, google.auth, google.auth.compute_engine, google.auth.transport.requests' 2>/dev/null
 }
 
 if [[ -f "$STAMP" ]] && [[ "$(cat "$STAMP")" == "$WANT" ]] && check; then

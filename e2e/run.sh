@@ -43,6 +43,8 @@ source "$E2E/lib/faults.sh"
 source "$E2E/lib/redirects.sh"
 # shellcheck source=e2e/lib/aws.sh
 source "$E2E/lib/aws.sh"
+# shellcheck source=e2e/lib/gcp.sh
+source "$E2E/lib/gcp.sh"
 
 if [[ "$(id -u)" -ne 0 ]]; then
     echo "e2e/run.sh: needs root (network namespaces, nftables, running clients as test users)" >&2
@@ -119,7 +121,7 @@ started=$SECONDS
 for s in "${selected[@]}"; do
     n=$((n + 1))
     id="$id_base-$n"
-    echo "== scenario $s (namespaces gh-*-$id)" >&2
+    echo "== scenario $s (namespaces ${E2E_NS_PREFIX:-gh}-*-$id)" >&2
     t=$SECONDS
     # A subshell: a step that fails (set -e) ends this scenario, not the run.
     # errexit is off for anything inside `if`/`||`: run the subshell plainly.

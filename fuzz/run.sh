@@ -17,7 +17,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 cd "$here/.."
 status=0
-for t in condition:"$seconds" policy:"$others" canonicalise:"$others" aws_canonicalise:10 \
+for t in condition:"$seconds" policy:"$others" canonicalise:"$others" aws_canonicalise:10 gcp_canonicalise:10 \
     audit_verify:10 broker_request:10 emulator_config:10 knock:10; do
     name="${t%%:*}"; secs="${t##*:}"
     mkdir -p "fuzz/corpus/$name"

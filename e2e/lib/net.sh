@@ -69,6 +69,8 @@ net_down() {
     for ns in "$(ns_ctr "$id")" "$(ns_vm "$id")" "$(ns_plat "$id")"; do
         ns_kill_all "$ns"
         ip netns del "$ns" 2>/dev/null || true
+        # A namespace's own /etc files (scenario gcp's hosts) go with it.
+        rm -rf "/etc/netns/$ns"
     done
 }
 

@@ -276,4 +276,4 @@ scenario_drift() {
     row "after the repair: tcp :8080" gh-denied "refused plat+0" "$(with_plat "$id" tcp_alt probe "$vm" gh-denied tcp "$IMDS" 8080)"
 }
 
-SCENARIOS=(baseline curl python rust container walkaround preopen kill9 drift jit lifecycle observe faults redirects ipv6 aws)
+SCENARIOS=(baseline curl python rust container walkaround preopen kill9 drift jit lifecycle observe faults redirects ipv6 aws gcp)

@@ -112,6 +112,42 @@ pub fn policy(data: &[u8]) -> String {
     }
 }
 
+/// The GCP dialect's canonicaliser (first line the path, the rest the
+/// query): what is forwarded canonicalises to the same target and forwards
+/// as itself, with the account named by email as the gate names it; a
+/// recursive listing that may hold accounts is never text.
+pub fn gcp_canonicalise(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    let (path, query) = match text.split_once('\n') {
+        Some((p, q)) => (p, Some(q)),
+        None => (text.as_ref(), None),
+    };
+    match gatehouse_imds::canonicalise_gcp(path, query) {
+        Ok(t) => {
+            let email = t
+                .endpoint
+                .account()
+                .map(|_| "app@p.iam.gserviceaccount.com");
+            let forwarded = t.upstream_target(email);
+            let (p, q) = forwarded.split_once('?').unwrap_or((&forwarded, ""));
+            let again = gatehouse_imds::canonicalise_gcp(p, Some(q))
+                .unwrap_or_else(|e| panic!("forwarded target `{forwarded}` is refused: {e}"));
+            assert_eq!(again.endpoint.name(), t.endpoint.name(), "`{forwarded}`");
+            assert_eq!(again.params, t.params, "`{forwarded}`");
+            assert_eq!(
+                again.upstream_target(email),
+                forwarded,
+                "forwarding is not idempotent"
+            );
+            if t.covers_accounts() {
+                assert_ne!(t.params.alt, Some(gatehouse_imds::gcp::Alt::Text));
+            }
+            format!("ok:{}", t.endpoint.name())
+        }
+        Err(e) => format!("err:{e}"),
+    }
+}
+
 /// `gatehouse_imds::canonicalise(path, query)`: the first line of the input
 /// is the path, the rest (if any) the query.
 /// The AWS dialect's canonicaliser: what is forwarded canonicalises to the

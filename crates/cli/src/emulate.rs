@@ -35,30 +35,21 @@ pub struct Args {
     #[arg(long)]
     faults: Option<String>,
 
-    /// Which metadata service to be: `azure` (IMDS) or `aws` (EC2 IMDSv2:
-    /// session tokens, 401 without one, role credentials, user data).
-    #[arg(long, default_value = "azure", value_name = "azure|aws")]
+    /// Which metadata service to be: `azure` (IMDS), `aws` (EC2 IMDSv2:
+    /// session tokens, 401 without one, role credentials, user data) or
+    /// `gcp` (Compute Engine: 403 without `Metadata-Flavor: Google`,
+    /// service-account access and ID tokens, attributes).
+    #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
     cloud: gatehouse_policy::Cloud,
 }
 
-/// The emulator's dialect for `--cloud` (none yet for GCP).
-pub(crate) fn dialect_of(cloud: gatehouse_policy::Cloud) -> Option<gatehouse_emulator::Dialect> {
+/// The emulator's dialect for `--cloud`.
+pub(crate) fn dialect_of(cloud: gatehouse_policy::Cloud) -> gatehouse_emulator::Dialect {
     match cloud {
-        gatehouse_policy::Cloud::Azure => Some(gatehouse_emulator::Dialect::Azure),
-        gatehouse_policy::Cloud::Aws => Some(gatehouse_emulator::Dialect::Aws),
-        gatehouse_policy::Cloud::Gcp => None,
+        gatehouse_policy::Cloud::Azure => gatehouse_emulator::Dialect::Azure,
+        gatehouse_policy::Cloud::Aws => gatehouse_emulator::Dialect::Aws,
+        gatehouse_policy::Cloud::Gcp => gatehouse_emulator::Dialect::Gcp,
     }
-}
-
-pub(crate) const NO_GCP_DIALECT: &str = "the emulator does not speak GCP's metadata dialect yet";
-pub(crate) const NO_GCP_DIALECT_HINT: &str =
-    "use `--cloud azure` or `--cloud aws`, or point `--upstream` at a GCP metadata server";
-
-/// The emulator's dialect for `--cloud`, or the error that says why not.
-pub(crate) fn dialect(
-    cloud: gatehouse_policy::Cloud,
-) -> Result<gatehouse_emulator::Dialect, ExitCode> {
-    dialect_of(cloud).ok_or_else(|| crate::fail(NO_GCP_DIALECT, Some(NO_GCP_DIALECT_HINT)))
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -87,10 +78,7 @@ pub fn main(args: Args) -> ExitCode {
         },
         None => gatehouse_emulator::Faults::default(),
     };
-    let dialect = match dialect(args.cloud) {
-        Ok(d) => d,
-        Err(code) => return code,
-    };
+    let dialect = dialect_of(args.cloud);
     let options = gatehouse_emulator::Options {
         dialect,
         listen: args.listen,

@@ -28,7 +28,7 @@ pub struct Args {
     upstream: Option<String>,
 
     /// Which cloud's metadata service this is: `azure` (IMDS), `aws` (EC2
-    /// IMDSv2) or `gcp` (Compute Engine; not served yet: refused at start).
+    /// IMDSv2) or `gcp` (Compute Engine's metadata server).
     /// Never guessed from the network.
     #[arg(long, default_value = "azure", value_name = "azure|aws|gcp")]
     cloud: gatehouse_policy::Cloud,
@@ -377,12 +377,7 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
                 None => (gatehouse_emulator::EmulatorConfig::demo(), true),
             };
             let options = gatehouse_emulator::Options {
-                dialect: crate::emulate::dialect_of(plan.cloud).ok_or_else(|| {
-                    StartError::step(
-                        crate::emulate::NO_GCP_DIALECT,
-                        Some(crate::emulate::NO_GCP_DIALECT_HINT),
-                    )
-                })?,
+                dialect: crate::emulate::dialect_of(plan.cloud),
                 ..gatehouse_emulator::Options::default()
             };
             let e = gatehouse_emulator::start(config, options)
@@ -710,6 +705,13 @@ fn print_banner(
         eprintln!("  session: TOKEN=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' {base}/api/token)");
         eprintln!("  allowed: curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" {base}/meta-data/iam/security-credentials/gatehouse-demo-role");
         eprintln!("  denied:  curl -s -H \"X-aws-ec2-metadata-token: $TOKEN\" {base}/user-data");
+        eprintln!("  audit:   gatehouse audit verify {}", audit.display());
+    } else if demo && cloud == gatehouse_policy::Cloud::Gcp {
+        let base = format!("http://{listen}/computeMetadata/v1/instance/service-accounts/default");
+        eprintln!();
+        eprintln!("Try it (the example policy lets /usr/bin/curl have the account's tokens for Google API scopes and ID tokens for https://api.example.com):");
+        eprintln!("  allowed: curl -s -H 'Metadata-Flavor: Google' '{base}/token?scopes=https://www.googleapis.com/auth/cloud-platform'");
+        eprintln!("  denied:  curl -s -H 'Metadata-Flavor: Google' '{base}/identity?audience=https://other.example'");
         eprintln!("  audit:   gatehouse audit verify {}", audit.display());
     } else if demo && cloud == gatehouse_policy::Cloud::Azure {
         let base = format!("http://{listen}/metadata/identity/oauth2/token?api-version=2018-02-01");

@@ -235,6 +235,91 @@ fn try_it_mode_works_as_the_readme_says() {
     );
 }
 
+/// The README's try-it for `--cloud gcp`: the banner's curls, with GCE's
+/// flavor header, one allowed and one denied; the example policy checks
+/// clean for its cloud.
+#[test]
+fn try_it_mode_works_for_gcp() {
+    let check = gatehouse()
+        .args([
+            "check",
+            "--cloud",
+            "gcp",
+            "--policy",
+            "examples/gcp/policy.toml",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let audit_s = audit.to_str().unwrap().to_owned();
+    let (_gate, addr, lines) = start_gate_in(
+        &repo(),
+        &[
+            "--cloud",
+            "gcp",
+            "--upstream",
+            "emulator",
+            "--policy",
+            "examples/gcp/policy.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit",
+            &audit_s,
+        ],
+    );
+    assert!(lines.iter().any(|l| l.contains("(gcp)")), "{lines:?}");
+    let gcp_curl = |url: &str| -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-H",
+                "Metadata-Flavor: Google",
+                "-w",
+                "\n%{http_code}",
+                url,
+            ])
+            .output()
+            .unwrap();
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = s.rsplit_once('\n').unwrap();
+        (code.parse().unwrap(), body.to_owned())
+    };
+    let pick = |label: &str| -> String {
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("{label} in {lines:?}"));
+        line.split('\'').nth(3).unwrap().to_owned()
+    };
+    let (allowed_status, allowed_body) = gcp_curl(&pick("allowed:"));
+    assert_eq!(allowed_status, 200, "{allowed_body}");
+    assert!(allowed_body.contains("access_token"), "{allowed_body}");
+    let (denied_status, denied_body) = gcp_curl(&pick("denied:"));
+    assert_eq!(denied_status, 403, "{denied_body}");
+    assert_eq!(
+        curl(&format!("http://{addr}/computeMetadata/v1/instance/id")).0,
+        403,
+        "no flavor header"
+    );
+    let out = gatehouse()
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn reload_through_the_pid_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,6 +27,8 @@ pub enum Dialect {
     #[default]
     Azure,
     Aws,
+    /// Google Compute Engine's metadata server (`gcp.rs`).
+    Gcp,
 }
 
 /// EC2's bounds on a session token's lifetime.

@@ -81,6 +81,63 @@ pub struct EmulatorConfig {
     /// What `--cloud aws` serves (defaults: a demo instance with one role).
     #[serde(default)]
     pub aws: AwsConfig,
+    /// What `--cloud gcp` serves (defaults: a demo instance with one
+    /// service account).
+    #[serde(default)]
+    pub gcp: GcpConfig,
+}
+
+/// The emulated Compute Engine instance (`[gcp]`, every key optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcpConfig {
+    pub project_id: String,
+    pub numeric_project_id: u64,
+    pub instance_id: u64,
+    pub instance_name: String,
+    pub zone: String,
+    /// The instance's service accounts; the first is `default`.
+    pub service_accounts: Vec<GcpServiceAccount>,
+    /// How long access and ID tokens are valid (GCE: 3599 s and 3600 s;
+    /// the same access token is served until less than 5 minutes are left).
+    pub token_lifetime_secs: u64,
+    /// `instance/attributes/`, verbatim (startup scripts often hold secrets).
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// One service account of the emulated instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcpServiceAccount {
+    pub email: String,
+    pub scopes: Vec<String>,
+}
+
+impl Default for GcpConfig {
+    fn default() -> Self {
+        GcpConfig {
+            project_id: "gatehouse-demo".into(),
+            numeric_project_id: 123_456_789_012,
+            instance_id: 4_520_031_799_277_581_759,
+            instance_name: "gatehouse-demo-vm".into(),
+            zone: "europe-west1-b".into(),
+            service_accounts: vec![GcpServiceAccount {
+                email: "app@gatehouse-demo.iam.gserviceaccount.com".into(),
+                scopes: vec![
+                    "https://www.googleapis.com/auth/cloud-platform".into(),
+                    "https://www.googleapis.com/auth/userinfo.email".into(),
+                ],
+            }],
+            token_lifetime_secs: 3599,
+            attributes: [(
+                "startup-script".to_owned(),
+                "#!/bin/sh\n# demo startup script: secrets often live here\nDB_PASSWORD=demo\n"
+                    .to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        }
+    }
 }
 
 /// The emulated EC2 instance (`[aws]`, every key optional).
@@ -294,6 +351,7 @@ impl EmulatorConfig {
             ],
             scheduled_events: Vec::new(),
             aws: AwsConfig::default(),
+            gcp: GcpConfig::default(),
         }
     }
 

@@ -34,6 +34,7 @@ pub(crate) async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<R
     let endpoint = match state.dialect {
         crate::aws::Dialect::Azure => Endpoint::classify(req.uri().path()),
         crate::aws::Dialect::Aws => Endpoint::classify_aws(req.uri().path()),
+        crate::aws::Dialect::Gcp => crate::gcp::classify(req.uri().path()),
     };
     let outage = lock(&state.faults).outage;
     if outage {
@@ -51,6 +52,10 @@ pub(crate) async fn serve(state: Arc<State>, req: Request<Incoming>) -> Result<R
         lock(&state.peaks).leave();
     }
     lock(&state.stats).record(endpoint, Some(reply.status().as_u16()));
+    // GCE's every answer (faults and throttling included) names its flavor.
+    if state.dialect == crate::aws::Dialect::Gcp {
+        return Ok(crate::gcp::flavored(reply));
+    }
     Ok(reply)
 }
 
@@ -75,6 +80,9 @@ async fn respond(state: &State, endpoint: Endpoint, req: Request<Incoming>) -> R
     }
     if state.dialect == crate::aws::Dialect::Aws {
         return crate::aws::respond(state, endpoint, &req);
+    }
+    if state.dialect == crate::aws::Dialect::Gcp {
+        return crate::gcp::respond(state, &req);
     }
     if endpoint == Endpoint::Unknown {
         return reply::imds_error(StatusCode::NOT_FOUND, "Not found");

@@ -30,6 +30,7 @@ mod control;
 mod endpoint;
 mod events;
 mod faults;
+mod gcp;
 mod identity;
 mod imds;
 mod instance;
@@ -46,8 +47,8 @@ mod versions;
 pub use audience::DEFAULT_AUDIENCES;
 pub use aws::Dialect;
 pub use config::{
-    AwsConfig, ConfigError, EmulatorConfig, ScheduledEvent, SystemIdentity, UserAssignedIdentity,
-    VmConfig,
+    AwsConfig, ConfigError, EmulatorConfig, GcpConfig, GcpServiceAccount, ScheduledEvent,
+    SystemIdentity, UserAssignedIdentity, VmConfig,
 };
 pub use endpoint::Endpoint;
 pub use faults::{Faults, FaultsError, ForcedStatus};

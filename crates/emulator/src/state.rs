@@ -28,6 +28,8 @@ pub(crate) struct State {
     pub(crate) dialect: crate::aws::Dialect,
     /// AWS sessions and credentials (unused for Azure).
     pub(crate) aws: Mutex<crate::aws::AwsState>,
+    /// GCP access tokens (unused elsewhere).
+    pub(crate) gcp: Mutex<crate::gcp::GcpState>,
 }
 
 impl State {
@@ -56,6 +58,7 @@ impl State {
             peaks: Mutex::new(Peaks::default()),
             dialect,
             aws: Mutex::new(crate::aws::AwsState::default()),
+            gcp: Mutex::new(crate::gcp::GcpState::default()),
         }
     }
 }

@@ -1360,3 +1360,126 @@ async fn aws_imdsv1_is_served_where_tokens_are_optional() {
     let r = request(e.addr(), "GET", "/latest/meta-data/instance-id", &[], "").await;
     assert_eq!((r.status, r.body.as_str()), (200, "i-0abc1234def567890"));
 }
+
+// ---- the GCP dialect (Compute Engine's metadata server) ----------------------
+
+async fn gcp_emulator() -> Emulator {
+    let options = Options {
+        rate_limits: false,
+        key: key(),
+        dialect: gatehouse_emulator::Dialect::Gcp,
+        ..Options::default()
+    };
+    start(EmulatorConfig::demo(), options).await.unwrap()
+}
+
+async fn gcp_get(addr: SocketAddr, target: &str) -> Resp {
+    request(addr, "GET", target, &[("Metadata-Flavor", "Google")], "").await
+}
+
+const GCP_SA: &str = "/computeMetadata/v1/instance/service-accounts";
+
+#[tokio::test]
+async fn gcp_needs_the_flavor_header_and_names_itself() {
+    let e = gcp_emulator().await;
+    let addr = e.addr();
+    let target = format!("{GCP_SA}/default/token");
+    for headers in [
+        vec![],
+        vec![("Metadata-Flavor", "google")],
+        vec![("Metadata", "true")],
+        vec![("Metadata-Flavor", "Google"), ("Metadata-Flavor", "Google")],
+        vec![
+            ("Metadata-Flavor", "Google"),
+            ("X-Forwarded-For", "10.0.0.1"),
+        ],
+    ] {
+        let r = request(addr, "GET", &target, &headers, "").await;
+        assert_eq!(r.status, 403, "{headers:?}");
+        assert_eq!(r.header("metadata-flavor"), Some("Google"), "{headers:?}");
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    }
+    let post = request(addr, "POST", &target, &[("Metadata-Flavor", "Google")], "").await;
+    assert_eq!(post.status, 405);
+    let probe = gcp_get(addr, "/").await;
+    assert_eq!(
+        (probe.status, probe.body.as_str()),
+        (200, "computeMetadata/\n")
+    );
+    assert_eq!(probe.header("metadata-flavor"), Some("Google"));
+    assert_eq!(
+        gcp_get(addr, "/computeMetadata/v1/nothing").await.status,
+        404
+    );
+    assert_eq!(
+        gcp_get(addr, "/computeMetadata/v1/project/project-id")
+            .await
+            .body,
+        "gatehouse-demo"
+    );
+}
+
+#[tokio::test]
+async fn gcp_tokens_accounts_and_listings() {
+    let e = gcp_emulator().await;
+    let addr = e.addr();
+    let email = "app@gatehouse-demo.iam.gserviceaccount.com";
+    let info = gcp_get(addr, &format!("{GCP_SA}/default/?recursive=true")).await;
+    assert_eq!(info.json()["email"], email);
+    assert_eq!(info.json()["aliases"][0], "default");
+    let listing = gcp_get(addr, &format!("{GCP_SA}/")).await;
+    assert_eq!(listing.body, format!("default/\n{email}/\n"));
+    // The same token while it has time left, by `default` and by email.
+    let t1 = gcp_get(addr, &format!("{GCP_SA}/default/token"))
+        .await
+        .json();
+    let t2 = gcp_get(addr, &format!("{GCP_SA}/{email}/token"))
+        .await
+        .json();
+    assert_eq!(t1["access_token"], t2["access_token"]);
+    assert_eq!(t1["token_type"], "Bearer");
+    assert!(t1["expires_in"].as_u64().unwrap() <= 3599);
+    let scoped = gcp_get(addr, &format!("{GCP_SA}/default/token?scopes=a,b"))
+        .await
+        .json();
+    assert_ne!(scoped["access_token"], t1["access_token"]);
+    assert_eq!(
+        gcp_get(
+            addr,
+            &format!("{GCP_SA}/other@x.iam.gserviceaccount.com/token")
+        )
+        .await
+        .status,
+        404
+    );
+    // Recursive listings hold no token, as on GCE.
+    for target in [
+        format!("{GCP_SA}/?recursive=true"),
+        "/computeMetadata/v1/instance/?recursive=true".to_owned(),
+        "/computeMetadata/v1/?recursive=true".to_owned(),
+    ] {
+        let r = gcp_get(addr, &target).await;
+        assert_eq!(r.status, 200, "{target}");
+        assert!(r.body.contains(email), "{target}");
+        assert!(!r.body.contains("ya29."), "{target}");
+    }
+    // ID tokens: `aud` is the audience, `format=full` adds the email.
+    assert_eq!(
+        gcp_get(addr, &format!("{GCP_SA}/default/identity"))
+            .await
+            .status,
+        400
+    );
+    let id = gcp_get(
+        addr,
+        &format!("{GCP_SA}/default/identity?audience=https://x.example&format=full"),
+    )
+    .await;
+    assert_eq!(id.status, 200);
+    let claims = jwt_claims(&e, &id.body);
+    assert_eq!(claims["aud"], "https://x.example");
+    assert_eq!(claims["email"], email);
+    assert_eq!(claims["iss"], "https://accounts.google.com");
+    let standard = gcp_get(addr, &format!("{GCP_SA}/default/identity?audience=y")).await;
+    assert!(jwt_claims(&e, &standard.body).get("email").is_none());
+}

@@ -184,6 +184,7 @@ impl Gate {
         let served = match (&target.endpoint, identity) {
             (AwsEndpoint::Credentials { .. }, Some(id)) => {
                 let key = crate::cache::Key {
+                    shape: crate::cache::Shape::AwsCredentials,
                     identity: id.name.clone(),
                     ids: format!("aws|{}", id.role.as_deref().unwrap_or("")),
                     resource: String::new(),
@@ -270,7 +271,7 @@ impl Gate {
     }
 
     /// Anything but credentials: forwarded as decided, answered as given.
-    async fn forward_get(&self, path: &str, uid: u32) -> Result<Served, Refusal> {
+    pub(crate) async fn forward_get(&self, path: &str, uid: u32) -> Result<Served, Refusal> {
         self.tokens
             .fetcher
             .fetch(crate::fetch::Ask {

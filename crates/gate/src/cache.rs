@@ -21,8 +21,24 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// What kind of answer a key's token is: how it is checked, how long it
+/// lives, how it is served again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Shape {
+    /// Azure IMDS's token JSON (`expires_on`, string values).
+    #[default]
+    Azure,
+    /// AWS role credentials (`Expiration`, served unchanged).
+    AwsCredentials,
+    /// GCE's access-token JSON (`expires_in`, a number, counted down).
+    GcpAccess,
+    /// A GCE ID token: the JWT as text (its `exp`, served unchanged).
+    GcpIdentity,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
+    pub shape: Shape,
     pub identity: String,
     /// The identity's client, object and resource ids, as the policy names them.
     pub ids: String,
@@ -38,6 +54,8 @@ pub struct Cached {
     /// An answer served byte for byte as it came (AWS role credentials:
     /// their `Expiration` is the credential's own), with its content type.
     raw: Option<(Bytes, Option<String>)>,
+    /// `expires_in` is a JSON number (GCE), not a string (Azure).
+    numeric: bool,
     /// Epoch seconds.
     pub expires_on: u64,
     pub fingerprint: String,
@@ -51,9 +69,41 @@ impl Cached {
         Some(Cached {
             fields,
             raw: None,
+            numeric: false,
             expires_on,
             fingerprint,
         })
+    }
+
+    /// GCE's access-token answer fetched at `now` (epoch seconds): valid
+    /// for its `expires_in`; served with `expires_in` counted from the
+    /// moment it is served, as GCE's own cache does.
+    pub fn from_gcp_access(body: &[u8], now: u64, fingerprint: String) -> Option<Cached> {
+        let fields: Map<String, Value> = serde_json::from_slice(body).ok()?;
+        let left = fields.get("expires_in")?.as_u64()?;
+        Some(Cached {
+            fields,
+            raw: None,
+            numeric: true,
+            expires_on: now.checked_add(left)?,
+            fingerprint,
+        })
+    }
+
+    /// A GCE ID token (a JWT as text): valid until its `exp`, served unchanged.
+    pub fn from_gcp_identity(
+        body: &Bytes,
+        content_type: Option<String>,
+        exp: u64,
+        fingerprint: String,
+    ) -> Cached {
+        Cached {
+            fields: Map::new(),
+            raw: Some((body.clone(), content_type)),
+            numeric: false,
+            expires_on: exp,
+            fingerprint,
+        }
     }
 
     /// AWS role credentials: valid until their `Expiration` (RFC 3339),
@@ -69,6 +119,7 @@ impl Cached {
         Some(Cached {
             fields: Map::new(),
             raw: Some((body.clone(), content_type)),
+            numeric: false,
             expires_on,
             fingerprint,
         })
@@ -93,6 +144,10 @@ impl Cached {
             return body.clone();
         }
         let mut fields = self.fields.clone();
+        if self.numeric {
+            fields.insert("expires_in".into(), Value::from(self.remaining(now)));
+            return Bytes::from(serde_json::to_vec(&fields).unwrap_or_default());
+        }
         let left = Value::String(self.remaining(now).to_string());
         fields.insert("expires_in".into(), left.clone());
         if fields.contains_key("ext_expires_in") {
@@ -389,6 +444,7 @@ mod tests {
     fn freshness_margin_and_refresh() {
         let cache = TokenCache::new(Duration::from_secs(300));
         let slot = cache.slot(&Key {
+            shape: Shape::Azure,
             identity: "i".into(),
             ids: "c||".into(),
             resource: "r".into(),
@@ -419,6 +475,21 @@ mod tests {
     }
 
     #[test]
+    fn gcp_access_tokens_count_expires_in_down_as_a_number() {
+        let body = br#"{"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer"}"#;
+        let c = Cached::from_gcp_access(body, 1_000, "fp".into()).unwrap();
+        assert_eq!(c.expires_on, 4_599);
+        for (now, want) in [(1_000, 3_599), (2_000, 2_599), (9_999, 0)] {
+            let v: Value = serde_json::from_slice(&c.body_at(now)).unwrap();
+            assert_eq!(v["expires_in"], want, "at {now}");
+            assert_eq!(v["access_token"], "ya29.x");
+            assert_eq!(v["token_type"], "Bearer");
+        }
+        assert!(Cached::from_gcp_access(br#"{"expires_in":"3599"}"#, 0, "fp".into()).is_none());
+        assert!(Cached::from_gcp_access(br#"{"expires_in":-1}"#, 0, "fp".into()).is_none());
+    }
+
+    #[test]
     fn bodies_without_expiry_are_not_cached() {
         assert!(Cached::from_body(b"{\"access_token\":\"t\"}", "fp".into()).is_none());
         assert!(Cached::from_body(b"not json", "fp".into()).is_none());
@@ -426,6 +497,7 @@ mod tests {
 
     fn key() -> Key {
         Key {
+            shape: Shape::Azure,
             identity: "i".into(),
             ids: "c||".into(),
             resource: "r".into(),

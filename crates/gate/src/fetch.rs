@@ -41,8 +41,14 @@ pub struct Ask<'a> {
     pub uid: u32,
 }
 
-fn retryable(status: u16, token_endpoint: bool) -> bool {
-    status == 410 || status == 429 || status >= 500 || (status == 404 && token_endpoint)
+/// `updating_404`: a 404 on the token endpoint means "IMDS is updating,
+/// retry" (Azure; AWS likewise), not on GCE, where it means "no such
+/// service account" and asking again changes nothing.
+fn retryable(status: u16, token_endpoint: bool, updating_404: bool) -> bool {
+    status == 410
+        || status == 429
+        || status >= 500
+        || (status == 404 && token_endpoint && updating_404)
 }
 
 /// The wait before attempt `attempt + 1`: the schedule, then its last step.
@@ -90,6 +96,7 @@ impl Fetcher {
         } else {
             Kind::Other
         };
+        let updating_404 = self.upstream.cloud() != gatehouse_policy::Cloud::Gcp;
         let mut attempt: u32 = 0;
         loop {
             let slot = match &self.limiter {
@@ -114,7 +121,7 @@ impl Fetcher {
             crate::metrics::upstream_attempt(&result, sent.elapsed());
             attempt += 1;
             let wait = match &result {
-                Ok(a) if retryable(a.status, ask.token_endpoint) => {
+                Ok(a) if retryable(a.status, ask.token_endpoint, updating_404) => {
                     let b = backoff(attempt);
                     retry_after(a).map_or(b, |r| r.max(b))
                 }

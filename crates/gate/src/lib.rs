@@ -11,13 +11,16 @@
 
 mod audit;
 mod aws;
+mod azure;
 mod cache;
 pub mod caller;
 pub mod checkpoint;
 pub mod clock;
 pub mod connector;
+mod dialect;
 pub mod export;
 mod fetch;
+mod gcp;
 mod handler;
 pub mod jit;
 pub mod lifecycle;
@@ -83,8 +86,6 @@ pub struct GateConfig {
 pub enum StartError {
     Policy(LoadError),
     Audit(gatehouse_audit::AuditError),
-    /// This gate does not serve the dialect yet (GCP).
-    Unsupported(gatehouse_policy::Cloud),
     /// The policy declares an identity of another cloud than `--cloud`.
     Cloud {
         identity: String,
@@ -98,10 +99,6 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Policy(e) => write!(f, "{e}"),
             StartError::Audit(e) => write!(f, "cannot open the audit log: {e}"),
-            StartError::Unsupported(cloud) => write!(
-                f,
-                "the gate does not serve the `{cloud}` metadata dialect yet: use `--cloud azure` or `--cloud aws`"
-            ),
             StartError::Cloud {
                 identity,
                 of,
@@ -172,9 +169,6 @@ impl Gate {
         clock: Arc<dyn Clock>,
         callers: Arc<dyn CallerSource>,
     ) -> Result<Gate, StartError> {
-        if config.cloud == gatehouse_policy::Cloud::Gcp {
-            return Err(StartError::Unsupported(config.cloud));
-        }
         let policy = PolicyStore::load(&config.policy_path, config.trusted_uids.clone())
             .map_err(StartError::Policy)?;
         if let Some(other) = policy.current().identities_not_of(config.cloud).next() {

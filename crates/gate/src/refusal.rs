@@ -20,6 +20,15 @@ pub enum Refusal {
     AmbiguousFraming,
     #[error("no single `Metadata: true` header")]
     MissingMetadata,
+    /// GCP: GCE answers 403 without exactly one `Metadata-Flavor: Google`.
+    #[error("no single `Metadata-Flavor: Google` header")]
+    MissingFlavor,
+    /// GCP: a recursive listing that may hold service accounts came back
+    /// in a form the gate cannot take tokens out of.
+    #[error(
+        "a recursive listing of service accounts was not a JSON object: not served unfiltered"
+    )]
+    Unfiltered,
     #[error(transparent)]
     NotCanonical(CanonError),
     #[error("token request without a `resource` audience")]
@@ -95,6 +104,17 @@ impl Refusal {
                 Rejected,
             ),
             Refusal::MissingMetadata => (ImdsError::missing_metadata(), Rejected),
+            Refusal::MissingFlavor => (
+                ImdsError::new(403, "forbidden", "Missing Metadata-Flavor:Google header."),
+                Rejected,
+            ),
+            Refusal::Unfiltered => (
+                ImdsError::bad_gateway(
+                    "the metadata server's listing could not be filtered",
+                    decision_id,
+                ),
+                Failed,
+            ),
             Refusal::NotCanonical(CanonError::UnknownPath) => (ImdsError::not_found(), Rejected),
             Refusal::NotCanonical(e) => (ImdsError::bad_request(&e.to_string()), Rejected),
             Refusal::MissingResource => (
@@ -196,6 +216,22 @@ pub fn aws_error_page(status: u16, message: &str) -> String {
         .replace('>', "&gt;");
     format!(
         "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>{status} - {reason}</title>\n </head>\n <body>\n  <h1>{status} - {reason}</h1>\n  <p>{escaped}</p>\n </body>\n</html>\n"
+    )
+}
+
+/// GCE answers errors as a small HTML page; the gate's reason (never a
+/// token) goes in a paragraph of its own.
+pub fn gcp_error_page(status: u16, message: &str) -> String {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error {status} ({reason})</title>\n  <p><b>{status}.</b> <ins>That\u{2019}s an error.</ins>\n  <p>{escaped}\n</html>\n"
     )
 }
 

@@ -2,7 +2,9 @@
 //! upstream exchange (a flight) per key, with the answer checked before it
 //! is cached or served, and every caller answered within its budget.
 
-use crate::cache::{Cached, Failure, FlightTx, Key, Outcome, Slot, Step, TokenCache, NEGATIVE_TTL};
+use crate::cache::{
+    Cached, Failure, FlightTx, Key, Outcome, Shape, Slot, Step, TokenCache, NEGATIVE_TTL,
+};
 use crate::clock::Clock;
 use crate::fetch::{retry_after, Ask, FetchError, Fetcher};
 use crate::refusal::Refusal;
@@ -85,8 +87,10 @@ pub enum WrongIdentity {
     ResourceId(String),
     #[error("identity `{0}` is not an Azure managed identity")]
     NotAzure(String),
-    #[error("identity `{0}` is a GCP service account, which this gate does not serve")]
+    #[error("identity `{0}` is not of the cloud this answer is from")]
     NotServed(String),
+    #[error("service account `{0}`: {1}")]
+    Gcp(String, GcpTokenFault),
     #[error("role `{0}`: {1}")]
     AwsCredentials(String, AwsCredentialsFault),
 }
@@ -104,16 +108,97 @@ pub enum AwsCredentialsFault {
     Expiration,
 }
 
+/// Why a GCE token answer is not served (nor cached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GcpTokenFault {
+    #[error("access-token answer is not GCE-shaped JSON")]
+    NotJson,
+    #[error("access-token answer lacks a token, a `Bearer` type or a positive `expires_in`")]
+    Incomplete,
+    #[error("ID token unreadable")]
+    NotAJwt,
+    #[error("ID token `aud` is not the audience decided on")]
+    Audience,
+    #[error("ID token `email` is not the service account decided on")]
+    Email,
+    #[error("ID token has no `exp`")]
+    NoExpiry,
+}
+
 /// The token must be for the identity the decision was about; returns its
-/// fingerprint.
-pub fn check_identity(identity: &Identity, body: &[u8]) -> Result<String, WrongIdentity> {
-    match identity.kind {
-        IdentityKind::System | IdentityKind::User => check_azure(identity, body),
-        IdentityKind::AwsRole => {
+/// fingerprint. `key` says what was asked (the audience of an ID token).
+pub fn check_identity(
+    identity: &Identity,
+    key: &Key,
+    body: &[u8],
+) -> Result<String, WrongIdentity> {
+    match (identity.kind, key.shape) {
+        (IdentityKind::System | IdentityKind::User, Shape::Azure) => check_azure(identity, body),
+        (IdentityKind::AwsRole, Shape::AwsCredentials) => {
             check_aws(body).map_err(|why| WrongIdentity::AwsCredentials(identity.name.clone(), why))
         }
-        IdentityKind::GcpServiceAccount => Err(WrongIdentity::NotServed(identity.name.clone())),
+        (IdentityKind::GcpServiceAccount, Shape::GcpAccess) => {
+            check_gcp_access(body).map_err(|why| WrongIdentity::Gcp(identity.name.clone(), why))
+        }
+        (IdentityKind::GcpServiceAccount, Shape::GcpIdentity) => {
+            check_gcp_identity(identity, &key.resource, body)
+                .map(|(fp, _)| fp)
+                .map_err(|why| WrongIdentity::Gcp(identity.name.clone(), why))
+        }
+        _ => Err(WrongIdentity::NotServed(identity.name.clone())),
     }
+}
+
+/// GCE's access token: opaque (nothing to compare with the account; the
+/// path named the account by the policy's email), but complete.
+fn check_gcp_access(body: &[u8]) -> Result<String, GcpTokenFault> {
+    #[derive(serde::Deserialize)]
+    struct AccessToken {
+        access_token: String,
+        expires_in: u64,
+        token_type: String,
+    }
+    let t: AccessToken = serde_json::from_slice(body).map_err(|_| GcpTokenFault::NotJson)?;
+    if t.access_token.is_empty()
+        || t.expires_in == 0
+        || !t.token_type.eq_ignore_ascii_case("bearer")
+    {
+        return Err(GcpTokenFault::Incomplete);
+    }
+    Ok(fingerprint(&t.access_token))
+}
+
+/// A GCE ID token: its `aud` must be exactly the audience decided on, its
+/// `email` (when `format=full` put one in) the account's; returns the
+/// fingerprint and `exp`.
+fn check_gcp_identity(
+    identity: &Identity,
+    audience: &str,
+    body: &[u8],
+) -> Result<(String, u64), GcpTokenFault> {
+    let jwt = std::str::from_utf8(body)
+        .map(str::trim)
+        .map_err(|_| GcpTokenFault::NotAJwt)?;
+    let claims = decode_claims(jwt).map_err(|_| GcpTokenFault::NotAJwt)?;
+    if claims.aud.as_deref() != Some(audience) {
+        return Err(GcpTokenFault::Audience);
+    }
+    if let (Some(got), Some(want)) = (&claims.email, &identity.email) {
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(GcpTokenFault::Email);
+        }
+    }
+    let exp = claims
+        .exp
+        .filter(|e| e.is_finite() && *e > 0.0)
+        .ok_or(GcpTokenFault::NoExpiry)?;
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "finite and positive"
+    )]
+    let exp = exp as u64;
+    Ok((fingerprint(jwt), exp))
 }
 
 /// AWS role credentials as IMDS gives them. The path named the role, so
@@ -264,7 +349,7 @@ impl TokenPath {
         uid: u32,
     ) -> Result<Served, Refusal> {
         let Some(cache) = &self.cache else {
-            return self.fetch_checked(identity, target, uid).await;
+            return self.fetch_checked(identity, &key, target, uid).await;
         };
         let deadline = Instant::now() + self.fetcher.budget();
         let slot = cache.slot(&key);
@@ -273,7 +358,14 @@ impl TokenPath {
             Step::Fresh { token, lead } => {
                 if let Some(tx) = lead {
                     crate::metrics::cache("refresh");
-                    self.launch(slot, tx, identity.clone(), target.to_owned(), uid);
+                    self.launch(
+                        slot,
+                        tx,
+                        identity.clone(),
+                        key.clone(),
+                        target.to_owned(),
+                        uid,
+                    );
                 }
                 Ok(serve_cached(&token, now, Source::Cache))
             }
@@ -295,7 +387,14 @@ impl TokenPath {
                 };
                 if let Some(tx) = lead {
                     let slot = Arc::clone(&slot);
-                    self.launch(slot, tx, identity.clone(), target.to_owned(), uid);
+                    self.launch(
+                        slot,
+                        tx,
+                        identity.clone(),
+                        key.clone(),
+                        target.to_owned(),
+                        uid,
+                    );
                 }
                 // No waiter waits past its own budget, whoever leads.
                 match tokio::time::timeout_at(deadline, outcome_of(flight)).await {
@@ -369,6 +468,7 @@ impl TokenPath {
     async fn fetch_checked(
         &self,
         identity: &Identity,
+        key: &Key,
         target: &str,
         uid: u32,
     ) -> Result<Served, Refusal> {
@@ -378,7 +478,7 @@ impl TokenPath {
             .await
             .map_err(map_fetch)?;
         let fingerprint = if answer.status == 200 {
-            Some(check_identity(identity, &answer.body)?)
+            Some(check_identity(identity, key, &answer.body)?)
         } else {
             None
         };
@@ -392,14 +492,24 @@ impl TokenPath {
 
     /// Run the key's flight in its own task: its waiters may give up, it
     /// still lands (bounded: attempts start only within the budget).
-    fn launch(&self, slot: Arc<Slot>, tx: FlightTx, identity: Identity, target: String, uid: u32) {
+    fn launch(
+        &self,
+        slot: Arc<Slot>,
+        tx: FlightTx,
+        identity: Identity,
+        key: Key,
+        target: String,
+        uid: u32,
+    ) {
         let fetcher = self.fetcher.clone();
+        let clock = Arc::clone(&self.clock);
         tokio::spawn(async move {
             let deadline = Instant::now() + fetcher.budget();
             let fetched = fetcher
                 .fetch_until(token_ask(&target, uid), deadline, FLIGHT_ATTEMPT)
                 .await;
-            let (outcome, token, fail_until) = judge(fetched, &identity);
+            let now = epoch_secs(clock.as_ref());
+            let (outcome, token, fail_until) = judge(fetched, &identity, &key, now);
             if let Outcome::Failed(f) = &outcome {
                 tracing::warn!(identity = %identity.name, failure = ?f, "token request upstream failed");
             }
@@ -432,6 +542,8 @@ async fn outcome_of(mut flight: watch::Receiver<Option<Outcome>>) -> Outcome {
 fn judge(
     fetched: Result<(UpstreamAnswer, u32), FetchError>,
     identity: &Identity,
+    key: &Key,
+    now_epoch: u64,
 ) -> (Outcome, Option<Cached>, Option<Instant>) {
     let now = Instant::now();
     let remember = |at_least: Option<Duration>| {
@@ -439,15 +551,30 @@ fn judge(
     };
     match fetched {
         Ok((answer, attempts)) if answer.status == 200 => {
-            match check_identity(identity, &answer.body) {
+            match check_identity(identity, key, &answer.body) {
                 Ok(fp) => {
-                    let token = match identity.kind {
-                        IdentityKind::AwsRole => Cached::from_aws_body(
+                    let token = match key.shape {
+                        Shape::AwsCredentials => Cached::from_aws_body(
                             &answer.body,
                             answer.content_type.clone(),
                             fp.clone(),
                         ),
-                        _ => Cached::from_body(&answer.body, fp.clone()),
+                        Shape::GcpAccess => {
+                            Cached::from_gcp_access(&answer.body, now_epoch, fp.clone())
+                        }
+                        Shape::GcpIdentity => {
+                            check_gcp_identity(identity, &key.resource, &answer.body)
+                                .ok()
+                                .map(|(_, exp)| {
+                                    Cached::from_gcp_identity(
+                                        &answer.body,
+                                        answer.content_type.clone(),
+                                        exp,
+                                        fp.clone(),
+                                    )
+                                })
+                        }
+                        Shape::Azure => Cached::from_body(&answer.body, fp.clone()),
                     };
                     let outcome = Outcome::Answer {
                         answer,
@@ -484,5 +611,89 @@ fn judge(
             None,
             remember(None),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn account() -> Identity {
+        Identity {
+            name: "app-sa".into(),
+            kind: IdentityKind::GcpServiceAccount,
+            client_id: None,
+            object_id: None,
+            resource_id: None,
+            role: None,
+            email: Some("app@p.iam.gserviceaccount.com".into()),
+            default_account: true,
+            tags: std::collections::BTreeMap::new(),
+        }
+    }
+
+    fn jwt(claims: &str) -> Vec<u8> {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("e30.{}.c2ln", b64.encode(claims)).into_bytes()
+    }
+
+    fn key(shape: Shape, resource: &str) -> Key {
+        Key {
+            shape,
+            identity: "app-sa".into(),
+            ids: String::new(),
+            resource: resource.into(),
+            selector: "gcp_service_account",
+            api_version: String::new(),
+        }
+    }
+
+    #[test]
+    fn gcp_answers_are_checked_against_what_was_decided() {
+        let id = account();
+        let idk = key(Shape::GcpIdentity, "https://a.example");
+        let rows: &[(&str, Result<(), GcpTokenFault>)] = &[
+            (r#"{"aud":"https://a.example","exp":2000000000}"#, Ok(())),
+            (
+                r#"{"aud":"https://a.example","email":"APP@p.iam.gserviceaccount.com","exp":2000000000}"#,
+                Ok(()),
+            ),
+            (
+                r#"{"aud":"https://a.example/","exp":2000000000}"#,
+                Err(GcpTokenFault::Audience),
+            ),
+            (
+                r#"{"aud":"https://a.example","email":"other@p.iam.gserviceaccount.com","exp":2000000000}"#,
+                Err(GcpTokenFault::Email),
+            ),
+            (
+                r#"{"aud":"https://a.example"}"#,
+                Err(GcpTokenFault::NoExpiry),
+            ),
+        ];
+        for (claims, want) in rows {
+            let got = check_gcp_identity(&id, &idk.resource, &jwt(claims)).map(|_| ());
+            assert_eq!(&got, want, "{claims}");
+        }
+        assert_eq!(
+            check_gcp_identity(&id, "x", b"not a jwt").map(|_| ()),
+            Err(GcpTokenFault::NotAJwt)
+        );
+        // An answer of one cloud's shape is never taken for another's.
+        let access = br#"{"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer"}"#;
+        assert!(check_identity(&id, &key(Shape::GcpAccess, ""), access).is_ok());
+        assert!(matches!(
+            check_identity(&id, &key(Shape::Azure, ""), access),
+            Err(WrongIdentity::NotServed(_))
+        ));
+        assert!(matches!(
+            check_identity(
+                &id,
+                &key(Shape::GcpAccess, ""),
+                br#"{"access_token":"ya29.x","expires_in":3599,"token_type":"mac"}"#
+            ),
+            Err(WrongIdentity::Gcp(_, GcpTokenFault::Incomplete))
+        ));
     }
 }

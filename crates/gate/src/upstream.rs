@@ -147,6 +147,11 @@ impl Upstream {
         &self.base
     }
 
+    /// The metadata dialect this upstream speaks.
+    pub fn cloud(&self) -> Cloud {
+        self.cloud
+    }
+
     /// The whole time budget of one caller's request (`--upstream-timeout`).
     pub fn budget(&self) -> Duration {
         self.timeout

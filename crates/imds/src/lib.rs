@@ -8,8 +8,10 @@
 pub mod aws;
 pub mod canonical;
 pub mod errors;
+pub mod gcp;
 pub mod token;
 
 pub use aws::{canonicalise_aws, AwsEndpoint, AwsTarget};
 pub use canonical::{canonicalise, CanonError, Canonical, Endpoint, Selector};
 pub use errors::ImdsError;
+pub use gcp::{canonicalise_gcp, GcpEndpoint, GcpTarget};

@@ -20,7 +20,7 @@ pub struct TokenResponse {
 }
 
 /// Identity claims of a managed-identity access token.
-#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Deserialize, PartialEq)]
 pub struct Claims {
     #[serde(default)]
     pub oid: Option<String>,
@@ -32,6 +32,12 @@ pub struct Claims {
     pub aud: Option<String>,
     #[serde(default)]
     pub tid: Option<String>,
+    /// GCE ID tokens (`format=full`): the service account.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Expiry, epoch seconds (GCE ID tokens).
+    #[serde(default)]
+    pub exp: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -144,7 +144,8 @@ impl Harness {
     ) -> Harness {
         let dialect = match opts.cloud {
             gatehouse_policy::Cloud::Aws => gatehouse_emulator::Dialect::Aws,
-            _ => gatehouse_emulator::Dialect::Azure,
+            gatehouse_policy::Cloud::Gcp => gatehouse_emulator::Dialect::Gcp,
+            gatehouse_policy::Cloud::Azure => gatehouse_emulator::Dialect::Azure,
         };
         let (rt, emulator) =
             Self::runtime_and_emulator_dialect(config, opts.emulator_rate_limits, dialect);
