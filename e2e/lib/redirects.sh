@@ -12,6 +12,9 @@
 #      in a table that every packet without its firewall mark looks up.
 # A cgroup BPF connect4 redirect (Azure's Guest Proxy Agent) is not built
 # here: it attaches to the cgroup root, shared with the host.
+# The gate makes the same probe at start: with competitors 1 and 3 in place
+# a gate started then refuses to serve, names what is in the way, and
+# audits `firewall_probed` with the verdict.
 
 COMPETITOR_PORT=9999
 
@@ -21,6 +24,38 @@ verify_probe() {
     # shellcheck disable=SC2046 # flags are words
     ip netns exec "$1" "$GATEHOUSE" firewall verify $(firewall_flags) --policy "$WORK/policy.toml" >"$2" 2>&1 || code=$?
     echo "$code"
+}
+
+# start_refused ID FILE: start the (stopped: gate_stop) gate of ID in the
+# foreground with its output in FILE; prints its exit code, or 124 when it
+# is still running after 40 s (it serves: stopped again).
+start_refused() {
+    local pid code=0 i
+    gate_cmd "$1" >"$2" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 400; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        wait "$pid" 2>/dev/null || true
+        echo 124
+        return
+    fi
+    wait "$pid" || code=$?
+    echo "$code"
+}
+
+# last_probe ID: the verdict of the last `firewall_probed` record in ID's audit log.
+last_probe() {
+    "$PY" -c 'import json,sys
+v = "none"
+for line in open(sys.argv[1]):
+    e = json.loads(line)["event"]
+    if e["type"] == "firewall_probed":
+        v = e["verdict"]
+print(v)' "$WORK/s$1/audit.log" 2>/dev/null || echo "none"
 }
 
 # doctor_names VM CHECK NEEDLE: the level of doctor's first CHECK finding whose summary has NEEDLE.
@@ -68,7 +103,15 @@ EOF
     row "redirects: earlier nft dnat: doctor names it" root "error" "$(doctor_names "$vm" nft-other-rule "ip competitor")"
     row "redirects: earlier nft dnat: a denied user meets the competitor" gh-denied "reset" \
         "$(curl_imds "$vm" gh-denied "$TOKEN_PATH")"
+    gate_stop "$id"
+    code="$(start_refused "$id" "$s/start-nft.out")"
+    grep -q "not by the gate's listener" "$s/start-nft.out" && code="$code diverted"
+    grep -q "ip competitor" "$s/start-nft.out" && code="$code named"
+    row "redirects: earlier nft dnat: the gate refuses to start" root "2 diverted named" "$code"
+    row "redirects: earlier nft dnat: the start's probe is audited" root "diverted" "$(last_probe "$id")"
     ip netns exec "$vm" nft delete table ip competitor
+    gate_start "$id"
+    row "redirects: nft dnat removed: the gate starts, probe audited" root "reaches_gate" "$(last_probe "$id")"
     row "redirects: nft dnat removed: verify passes" root "0" "$(verify_probe "$vm" "$s/verify-nft-gone.out")"
 
     # 2. An iptables DNAT in iptables-nft's nat OUTPUT chain, at the same
@@ -94,8 +137,15 @@ EOF
     row "redirects: prohibit route + mark rule: verify fails" root "1 blocked" "$code"
     row "redirects: prohibit route: doctor names the route" root "error" "$(doctor_names "$vm" route prohibit)"
     row "redirects: mark rule: doctor names it" root "warn" "$(doctor_names "$vm" ip-rule fwmark)"
+    gate_stop "$id"
+    code="$(start_refused "$id" "$s/start-route.out")"
+    grep -q "prohibit, unreachable or blackhole route" "$s/start-route.out" && code="$code blocked"
+    grep -q "prohibit $IMDS" "$s/start-route.out" && code="$code named"
+    row "redirects: prohibit route: the gate refuses to start" root "2 blocked named" "$code"
+    row "redirects: prohibit route: the start's probe is audited" root "blocked" "$(last_probe "$id")"
     ip -n "$vm" rule del priority 4242
     ip -n "$vm" route flush table 4242
+    gate_start "$id"
     row "redirects: route removed: verify passes" root "0" "$(verify_probe "$vm" "$s/verify-route-gone.out")"
 
     kill "$listener" 2>/dev/null || true

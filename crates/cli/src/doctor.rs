@@ -186,6 +186,31 @@ fn firewall() -> Vec<Finding> {
     out
 }
 
+/// The checks whose warnings and errors are about another program that
+/// redirects or blocks metadata traffic.
+const OTHER_AGENT_CHECKS: [&str; 6] = [
+    "nft-other-rule",
+    "iptables-rule",
+    "route",
+    "ip-rule",
+    "agent",
+    "cgroup-bpf",
+];
+
+/// What else on this machine redirects or blocks metadata traffic, one
+/// line each, as `doctor` reports it: named when the gate's start-up probe
+/// does not reach it.
+pub(crate) fn other_agents() -> Vec<String> {
+    let mut findings = firewall();
+    findings.extend(bpf());
+    findings.extend(detect::agent_findings(&units()));
+    findings
+        .into_iter()
+        .filter(|f| f.level >= Level::Warn && OTHER_AGENT_CHECKS.contains(&f.check))
+        .map(|f| f.summary)
+        .collect()
+}
+
 /// Unit names from systemd, or from the unit directories when it is not running.
 fn units() -> Vec<String> {
     if let Ok(text) = run("systemctl", &["list-unit-files", "--no-legend", "--plain"]) {

@@ -5,7 +5,7 @@ use gatehouse_firewall::{Containers, JitPorts, Nft, Options, Ruleset};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 
-mod probe;
+pub(crate) mod probe;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -196,13 +196,15 @@ pub fn main(command: Command) -> ExitCode {
             if table != ExitCode::SUCCESS || v.no_probe {
                 return table;
             }
-            let verdict = probe::run(options.listen);
+            let gate = SocketAddr::V4(options.listen);
+            let verdict = probe::run(probe::IMDS_TARGET, gate);
+            let message = verdict.message(probe::probe_uid(), probe::IMDS_TARGET, gate);
             if verdict.holds() {
-                println!("{}", verdict.message(options.listen));
+                println!("{message}");
                 ExitCode::SUCCESS
             } else {
                 // Exit 1, as for a table that differs: not in the path.
-                eprintln!("gatehouse: {}", verdict.message(options.listen));
+                eprintln!("gatehouse: {message}");
                 eprintln!("hint: {PROBE_HELP}");
                 ExitCode::from(1)
             }

@@ -113,8 +113,11 @@ pub struct Args {
     upstream_timeout: Duration,
 
     /// Keep gatehouse's nftables table as `gatehouse firewall apply` renders
-    /// it for this gate: `watch` repairs any drift and audits each repair;
-    /// `off` leaves the table alone. Default: `watch` with `--upstream imds`.
+    /// it for this gate: `watch` repairs any drift and audits each repair,
+    /// and at start probes (as uid nobody, like `firewall verify`) that a
+    /// connection to 169.254.169.254:80 reaches this gate, refusing to serve
+    /// when it does not; `off` leaves the table alone and does not probe.
+    /// Default: `watch` with `--upstream imds`.
     #[arg(long, value_enum, value_name = "watch|off")]
     firewall: Option<crate::firewall::Watching>,
 
@@ -287,6 +290,37 @@ pub(crate) fn identify_options(
             }),
         )),
     }
+}
+
+/// Where the start-up probe connects.
+pub(crate) fn probe_targets() -> Vec<SocketAddr> {
+    vec![crate::firewall::probe::IMDS_TARGET]
+}
+
+/// `Ok` when every start-up probe reached the gate; otherwise the error
+/// that stops the start, naming what the probe found and what `doctor`
+/// finds in the way. Fail closed: a gate that serves while callers reach
+/// IMDS past it (or cannot reach it at all) would report a protection
+/// that is not there.
+pub(crate) fn start_probe_holds(
+    probes: &[crate::firewall::probe::StartProbe],
+) -> Result<(), StartError> {
+    let Some(failed) = probes.iter().find(|p| !p.verdict.holds()) else {
+        for p in probes {
+            eprintln!("gatehouse: {}", p.message());
+        }
+        return Ok(());
+    };
+    let mut why = format!("not serving: {}", failed.message());
+    let others = crate::doctor::other_agents();
+    if !others.is_empty() {
+        why.push_str("; in the way: ");
+        why.push_str(&others.join("; "));
+    }
+    Err(StartError::step(
+        why,
+        Some("remove the other redirect or route (or stop its agent), then start again; `gatehouse firewall verify` repeats the probe"),
+    ))
 }
 
 /// The socket mark the firewall exempts by default ("ga").
@@ -519,6 +553,22 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
             privsep::TABLE_UNREPAIRED,
             Some("check `gatehouse firewall verify`, or pass `--firewall off`"),
         ));
+    }
+    if firewall.is_some() {
+        // The table is as rendered; is the gate really in the path? (With
+        // `--user` the broker probed before this worker started.)
+        let targets = probe_targets();
+        let probes = tokio::task::spawn_blocking(move || {
+            crate::firewall::probe::start_probe(&targets, listen)
+        })
+        .await
+        .map_err(|e| StartError::step(format!("the start-up probe failed: {e}"), None))?;
+        for p in &probes {
+            if let Err(e) = gate.record_event_public(&p.audit_record()) {
+                tracing::error!(error = %e, "cannot audit the start-up probe");
+            }
+        }
+        start_probe_holds(&probes)?;
     }
     let ports = match (keeper, broker_ports) {
         (Some(k), _) => Some(k as Arc<dyn gatehouse_gate::jit::ports::PortControl>),

@@ -61,6 +61,15 @@ impl Netns {
             .status()
             .unwrap()
             .success());
+        // A route to IMDS, as every VM has: without one a connection to it
+        // fails before nftables sees it, and the gate's start-up probe
+        // (rightly) refuses the start. Nothing answers there but the gate.
+        assert!(ns
+            .command("ip")
+            .args(["route", "add", "169.254.169.254/32", "dev", "lo"])
+            .status()
+            .unwrap()
+            .success());
         ns
     }
 
@@ -187,6 +196,14 @@ impl Deployed {
     /// `gatehouse run` as deployed (with `--user` when `separated`), the
     /// firewall applied and watched; its address once it listens.
     fn start(&self, separated: bool, manager: Option<&Manager>) -> (Running, String) {
+        let mut cmd = self.command(separated, manager);
+        let started = start_until(&mut cmd, "listening on http://");
+        let addr = http_addr(&started.seen, "listening on http://");
+        (started.running, addr)
+    }
+
+    /// The command [`Deployed::start`] runs.
+    fn command(&self, separated: bool, manager: Option<&Manager>) -> Command {
         let bin = env!("CARGO_BIN_EXE_gatehouse");
         let mut cmd = self.ns.command(bin);
         cmd.arg("run");
@@ -219,9 +236,7 @@ impl Deployed {
             cmd.env("NOTIFY_SOCKET", &m.path)
                 .env("WATCHDOG_USEC", "1000000");
         }
-        let started = start_until(&mut cmd, "listening on http://");
-        let addr = http_addr(&started.seen, "listening on http://");
-        (started.running, addr)
+        cmd
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
@@ -610,4 +625,146 @@ fn a_stale_pid_file_is_replaced_and_a_live_one_refuses_the_start() {
         emulator_pid,
         "a live gate's pid file is left alone"
     );
+}
+
+/// A start that must fail: its exit status and stderr (at most 30 s; a
+/// gate that serves instead is killed and fails the test).
+fn refused_start(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gate started (or hung) although its start-up probe should fail");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+/// The start-up probe (issue 17, item 7): once the gate listens and its
+/// table is as rendered, a connection from uid nobody to 169.254.169.254:80
+/// must reach it. It does here (audited `reaches_gate`); with another
+/// agent's earlier DNAT, or a prohibit route with a mark exception in the
+/// way, the table is still exactly as rendered but the start is refused,
+/// naming what is in the way, and the audit says why. Alone and separated.
+fn start_probe_refuses_a_gate_not_in_the_path(separated: bool) {
+    let tag = if separated { "psep" } else { "pone" };
+    let d = Deployed::new(tag);
+    let (gate, addr) = d.start(separated, None);
+    assert_eq!(d.token_status(&addr), "200");
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0]["verdict"], "reaches_gate", "{probes:?}");
+    assert_eq!(probes[0]["target"], "169.254.169.254:80");
+    assert_eq!(probes[0]["uid"], 65534);
+    assert_eq!(probes[0]["trigger"], "start");
+    let mut gate = gate;
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+
+    // Another agent's listener and its earlier DNAT (priority -150).
+    let listener = start_until(
+        d.ns.command("python3").args([
+            "-c",
+            "import socket\ns = socket.socket(); s.bind(('127.0.0.1', 9999)); s.listen(16); import sys; print('competitor up', file=sys.stderr, flush=True)\nwhile True: s.accept()[0].close()",
+        ]),
+        "competitor up",
+    );
+    let nft = |batch: &str| {
+        use std::io::Write;
+        let mut c =
+            d.ns.command("nft")
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+        c.stdin.take().unwrap().write_all(batch.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "{batch}");
+    };
+    nft("table ip competitor {\n chain out {\n  type nat hook output priority -150; policy accept;\n  ip daddr 169.254.169.254 tcp dport 80 dnat to 127.0.0.1:9999\n }\n}\n");
+    let before = d.events("firewall_probed").len();
+    let (status, stderr) = refused_start(d.command(separated, None));
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("not by the gate's listener"), "{stderr}");
+    assert!(
+        stderr.contains("ip competitor"),
+        "doctor's finding is named: {stderr}"
+    );
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.len(), before + 1, "{probes:?}");
+    assert_eq!(probes[before]["verdict"], "diverted", "{probes:?}");
+    nft("delete table ip competitor\n");
+    drop(listener);
+
+    // systemd-imdsd's lockdown shape: everything without mark 0x1000 looks
+    // up a table where IMDS is prohibited.
+    let ip = |args: &[&str]| assert!(d.ns.command("ip").args(args).status().unwrap().success());
+    ip(&[
+        "route",
+        "add",
+        "prohibit",
+        "169.254.169.254/32",
+        "table",
+        "4242",
+    ]);
+    ip(&[
+        "rule", "add", "priority", "4242", "not", "fwmark", "0x1000", "lookup", "4242",
+    ]);
+    let (status, stderr) = refused_start(d.command(separated, None));
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("prohibit, unreachable or blackhole route"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("route `prohibit 169.254.169.254"),
+        "doctor's finding is named: {stderr}"
+    );
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.last().unwrap()["verdict"], "blocked", "{probes:?}");
+    ip(&["rule", "del", "priority", "4242"]);
+    ip(&["route", "flush", "table", "4242"]);
+
+    // Nothing in the way any more: it starts again.
+    let (mut gate, addr) = d.start(separated, None);
+    assert_eq!(d.token_status(&addr), "200");
+    assert_eq!(
+        d.events("firewall_probed").last().unwrap()["verdict"],
+        "reaches_gate"
+    );
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+}
+
+#[test]
+fn start_probe_refuses_a_separated_gate_not_in_the_path() {
+    if !privileged("start_probe_refuses_a_separated_gate_not_in_the_path") {
+        return;
+    }
+    start_probe_refuses_a_gate_not_in_the_path(true);
+}
+
+#[test]
+fn start_probe_refuses_a_single_process_gate_not_in_the_path() {
+    if !privileged("start_probe_refuses_a_single_process_gate_not_in_the_path") {
+        return;
+    }
+    start_probe_refuses_a_gate_not_in_the_path(false);
 }

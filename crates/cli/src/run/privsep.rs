@@ -131,6 +131,23 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
             start_events.borrow_mut().push(event.audit_record());
         })
     });
+    // Then whether an unprivileged connection to IMDS really reaches this
+    // listener (the probe runs as nobody, which needs CAP_SETUID: still
+    // ours). Its connection waits in the listener's queue; the worker
+    // accepts it later and finds it closed. The worker audits the result;
+    // a probe that does not reach the gate stops the start (`Supervisor`).
+    let mut probe_failure = None;
+    if verified && ruleset.is_some() {
+        let probes = crate::firewall::probe::start_probe(&super::probe_targets(), listen);
+        start_events.borrow_mut().extend(
+            probes
+                .iter()
+                .map(crate::firewall::probe::StartProbe::audit_record),
+        );
+        if let Err(e) = super::start_probe_holds(&probes) {
+            probe_failure = Some(e);
+        }
+    }
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -207,6 +224,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     let supervisor = Supervisor {
         ruleset,
         verified,
+        probe_failure,
         start_events: start_events.into_inner(),
         every,
         keeper,
@@ -307,6 +325,9 @@ struct Supervisor {
     ruleset: Option<gatehouse_firewall::Ruleset>,
     /// Whether the table was as rendered (or repaired so) before the worker started.
     verified: bool,
+    /// Why the start-up probe says the gate is not in the path (then it
+    /// does not serve).
+    probe_failure: Option<StartError>,
     /// What that first check found, for the worker to audit.
     start_events: Vec<gatehouse_audit::Event>,
     every: Duration,
@@ -355,6 +376,11 @@ impl Supervisor {
         if !self.verified {
             close_channels(&control, &events);
             return finish(child, TABLE_UNREPAIRED, None).await;
+        }
+        if let Some(e) = self.probe_failure {
+            close_channels(&control, &events);
+            reap(child).await;
+            return e.print();
         }
         let firewall = match self
             .ruleset
@@ -535,6 +561,15 @@ fn read_worker(events: Arc<OwnedFd>) -> tokio::sync::mpsc::Receiver<ToBroker> {
 
 /// Wait for a worker whose sockets are closed, and fail with `message`.
 async fn finish(child: std::process::Child, message: &str, detail: Option<String>) -> ExitCode {
+    reap(child).await;
+    match detail {
+        Some(d) => crate::fail(&format!("{message}: {d}"), None),
+        None => crate::fail(message, None),
+    }
+}
+
+/// Wait for a worker whose sockets are closed.
+async fn reap(child: std::process::Child) {
     let mut child = child;
     match tokio::task::spawn_blocking(move || child.wait()).await {
         Ok(Ok(_)) => {}
@@ -550,10 +585,6 @@ async fn finish(child: std::process::Child, message: &str, detail: Option<String
                 "gatehouse: broker: cannot reap the worker: {e}"
             );
         }
-    }
-    match detail {
-        Some(d) => crate::fail(&format!("{message}: {d}"), None),
-        None => crate::fail(message, None),
     }
 }
 
