@@ -167,10 +167,12 @@ curl_at() {
 }
 
 # IMDS's IPv6 address (fd00:ec2::254): the emulator answers there inside the
-# platform namespace; once gatehouse's table is in place nobody but the gate
-# reaches it (refused: the gate answers on IPv4 only and nftables cannot
-# NAT IPv6 to IPv4). IPv4-mapped 169.254.169.254 travels as IPv4: the gate
-# answers it.
+# platform namespace; once gatehouse's table is in place every local
+# connection to it goes to the gate's IPv6 listener ([::1], the same port)
+# and is decided like one to 169.254.169.254: a denied user gets the gate's
+# 403 (audited, with its IPv6 address as the peer), an allowed one is served
+# over IPv6 (from the gate's IPv4 upstream), and the IPv6 emulator sees
+# nothing. IPv4-mapped 169.254.169.254 travels as IPv4: the gate answers it.
 scenario_ipv6() {
     local id="$1" vm plat before
     vm="$(ns_vm "$id")"
@@ -180,14 +182,45 @@ scenario_ipv6() {
     wait_for "the emulator at [$IMDS6]" 10 ip netns exec "$plat" curl -sf --max-time 2 http://127.0.0.1:16982/stats
     row "ipv6: no table: the emulator answers at [$IMDS6]" gh-denied "200" "$(curl_at "$vm" gh-denied "$v6$instance")"
     gatehouse_up "$id"
+    grep -q "answered on http://\[::1\]:$GATE_PORT" "$WORK/s$id/gate.log" && before=said || before=silent
+    row "ipv6: the gate says it listens on [::1]:$GATE_PORT" root "said" "$before"
+    row "ipv6: the start-up probe of [$IMDS6] reached the gate" root "reaches_gate" "$(probe_verdict "$id" "[$IMDS6]:80")"
     before="$(ip netns exec "$plat" curl -sS --max-time 5 http://127.0.0.1:16982/stats | json_get total)"
-    row "ipv6: token at [$IMDS6]" gh-denied "refused" "$(curl_at "$vm" gh-denied "$v6$TOKEN_PATH")"
-    row "ipv6: token at [$IMDS6]" gh-allowed "refused" "$(curl_at "$vm" gh-allowed "$v6$TOKEN_PATH")"
-    row "ipv6: instance at [$IMDS6]" root "refused" "$(curl_at "$vm" root "$v6$instance")"
+    row "ipv6: token at [$IMDS6]" gh-denied "403" "$(curl_at "$vm" gh-denied "$v6$TOKEN_PATH")"
+    row "ipv6: the refusal is audited with the caller's IPv6 address" gh-denied "deny 403" \
+        "$(last_request_from "$id" "[fd00:e2e::2]:")"
+    row "ipv6: token at [$IMDS6]" gh-allowed "200" "$(curl_at "$vm" gh-allowed "$v6$TOKEN_PATH")"
+    row "ipv6: the grant is audited with the caller's IPv6 address" gh-allowed "allow 200" \
+        "$(last_request_from "$id" "[fd00:e2e::2]:")"
+    row "ipv6: instance at [$IMDS6]" root "200" "$(curl_at "$vm" root "$v6$instance")"
     row "ipv6: requests the emulator at [$IMDS6] got since the table" root "0" \
         "$(( $(ip netns exec "$plat" curl -sS --max-time 5 http://127.0.0.1:16982/stats | json_get total) - before ))"
     row "ipv6: token at [::ffff:$IMDS] (IPv4 on the wire)" gh-denied "403" \
         "$(curl_at "$vm" gh-denied "http://[::ffff:$IMDS]$TOKEN_PATH")"
     row "ipv6: token at [::ffff:$IMDS] (IPv4 on the wire)" gh-allowed "200" \
         "$(curl_at "$vm" gh-allowed "http://[::ffff:$IMDS]$TOKEN_PATH")"
+    row "ipv6: firewall verify probes both addresses" root "0 2" \
+        "$(verify_probe "$vm" "$WORK/s$id/verify6.out") $(grep -c "reached the gate's listener" "$WORK/s$id/verify6.out")"
+}
+
+# probe_verdict ID TARGET: the verdict of the last start-up probe of TARGET in ID's audit log.
+probe_verdict() {
+    "$PY" -c 'import json,sys
+v = "none"
+for line in open(sys.argv[1]):
+    e = json.loads(line)["event"]
+    if e["type"] == "firewall_probed" and e["target"] == sys.argv[2]:
+        v = e["verdict"]
+print(v)' "$WORK/s$1/audit.log" "$2" 2>/dev/null || echo "none"
+}
+
+# last_request_from ID PREFIX: "OUTCOME STATUS" of the last request record whose peer starts with PREFIX.
+last_request_from() {
+    "$PY" -c 'import json,sys
+v = "none"
+for line in open(sys.argv[1]):
+    e = json.loads(line)["event"]
+    if e["type"] == "request" and str(e.get("peer", "")).startswith(sys.argv[2]):
+        v = "%s %s" % (e["outcome"], e["status"])
+print(v)' "$WORK/s$1/audit.log" "$2" 2>/dev/null || echo "none"
 }

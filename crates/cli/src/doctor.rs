@@ -180,7 +180,8 @@ fn firewall() -> Vec<Finding> {
             out.extend(detect::iptables_findings(&save));
         }
     }
-    let routes = run("ip", &["route", "show", "table", "all"]).unwrap_or_default();
+    let mut routes = run("ip", &["route", "show", "table", "all"]).unwrap_or_default();
+    routes.push_str(&run("ip", &["-6", "route", "show", "table", "all"]).unwrap_or_default());
     let rules = run("ip", &["rule", "show"]).unwrap_or_default();
     out.extend(detect::route_findings(&routes, &rules));
     out

@@ -61,15 +61,24 @@ impl Netns {
             .status()
             .unwrap()
             .success());
-        // A route to IMDS, as every VM has: without one a connection to it
-        // fails before nftables sees it, and the gate's start-up probe
-        // (rightly) refuses the start. Nothing answers there but the gate.
-        assert!(ns
-            .command("ip")
-            .args(["route", "add", "169.254.169.254/32", "dev", "lo"])
-            .status()
-            .unwrap()
-            .success());
+        // An interface with routes to IMDS (both addresses), as every VM
+        // has: without one a connection to it fails before nftables sees
+        // it, and the gate's start-up probe (rightly) refuses the start.
+        // Its peer is in the namespace too: nothing answers there but the
+        // gate.
+        for args in [
+            &["link", "add", "vm0", "type", "veth", "peer", "name", "vm1"][..],
+            &["addr", "add", "169.254.0.2/16", "dev", "vm0"],
+            &["-6", "addr", "add", "fd00:e2e::2/64", "dev", "vm0", "nodad"],
+            &["link", "set", "vm0", "up"],
+            &["link", "set", "vm1", "up"],
+            &["-6", "route", "add", "fd00:ec2::254/128", "dev", "vm0"],
+        ] {
+            assert!(
+                ns.command("ip").args(args).status().unwrap().success(),
+                "ip {args:?}"
+            );
+        }
         ns
     }
 
@@ -669,12 +678,18 @@ fn start_probe_refuses_a_gate_not_in_the_path(separated: bool) {
     let d = Deployed::new(tag);
     let (gate, addr) = d.start(separated, None);
     assert_eq!(d.token_status(&addr), "200");
+    // Both addresses: IMDS's IPv6 one goes to the gate's [::1] listener.
     let probes = d.events("firewall_probed");
-    assert_eq!(probes.len(), 1, "{probes:?}");
-    assert_eq!(probes[0]["verdict"], "reaches_gate", "{probes:?}");
-    assert_eq!(probes[0]["target"], "169.254.169.254:80");
-    assert_eq!(probes[0]["uid"], 65534);
-    assert_eq!(probes[0]["trigger"], "start");
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    for (p, target) in probes
+        .iter()
+        .zip(["169.254.169.254:80", "[fd00:ec2::254]:80"])
+    {
+        assert_eq!(p["verdict"], "reaches_gate", "{probes:?}");
+        assert_eq!(p["target"], target);
+        assert_eq!(p["uid"], 65534);
+        assert_eq!(p["trigger"], "start");
+    }
     let mut gate = gate;
     kill("-TERM", gate.0.id());
     assert!(gate.0.wait().unwrap().success());
@@ -708,8 +723,10 @@ fn start_probe_refuses_a_gate_not_in_the_path(separated: bool) {
         "doctor's finding is named: {stderr}"
     );
     let probes = d.events("firewall_probed");
-    assert_eq!(probes.len(), before + 1, "{probes:?}");
+    assert_eq!(probes.len(), before + 2, "{probes:?}");
     assert_eq!(probes[before]["verdict"], "diverted", "{probes:?}");
+    // The competitor redirects IPv4 only: the IPv6 probe still reaches the gate.
+    assert_eq!(probes[before + 1]["verdict"], "reaches_gate", "{probes:?}");
     nft("delete table ip competitor\n");
     drop(listener);
 
@@ -738,19 +755,109 @@ fn start_probe_refuses_a_gate_not_in_the_path(separated: bool) {
         "doctor's finding is named: {stderr}"
     );
     let probes = d.events("firewall_probed");
-    assert_eq!(probes.last().unwrap()["verdict"], "blocked", "{probes:?}");
+    assert_eq!(probes[probes.len() - 2]["verdict"], "blocked", "{probes:?}");
     ip(&["rule", "del", "priority", "4242"]);
     ip(&["route", "flush", "table", "4242"]);
 
     // Nothing in the way any more: it starts again.
     let (mut gate, addr) = d.start(separated, None);
     assert_eq!(d.token_status(&addr), "200");
-    assert_eq!(
-        d.events("firewall_probed").last().unwrap()["verdict"],
-        "reaches_gate"
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes[probes.len() - 2]["verdict"], "reaches_gate");
+    assert_eq!(probes[probes.len() - 1]["verdict"], "reaches_gate");
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+}
+
+/// IMDS's IPv6 address is intercepted like the IPv4 one (issue 17, item
+/// 2): a connection to [fd00:ec2::254]:80 reaches the gate's [::1]
+/// listener and is decided on the caller's uid (root allowed, nobody
+/// denied, both audited with the caller's IPv6 address); with `--ipv6
+/// refuse` it is refused and the gate does not listen on IPv6. Alone and
+/// separated.
+fn ipv6_imds_is_decided_by_the_gate(separated: bool) {
+    let tag = if separated { "6sep" } else { "6one" };
+    let d = Deployed::new(tag);
+    let (mut gate, _addr) = d.start(separated, None);
+    let url = "http://[fd00:ec2::254]/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809";
+    let curl = |uid: &str| {
+        let out =
+            d.ns.command("setpriv")
+                .args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={uid}"),
+                    "--clear-groups",
+                ])
+                .args([
+                    "/usr/bin/curl",
+                    "-gs",
+                    "--max-time",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args(["-H", "Metadata: true", "-w", "%{http_code}", url])
+                .output()
+                .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("0"), "200");
+    assert_eq!(curl("65534"), "403");
+    let requests = d.events("request");
+    let seen: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["peer"].as_str().unwrap_or("").to_owned(),
+                r["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].0.starts_with("[fd00:e2e::2]:") && seen[0].1 == "allow",
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].0.starts_with("[fd00:e2e::2]:") && seen[1].1 == "deny",
+        "{seen:?}"
     );
     kill("-TERM", gate.0.id());
     assert!(gate.0.wait().unwrap().success());
+
+    // `--ipv6 refuse`: refused before the gate, which has no IPv6 listener.
+    let mut cmd = d.command(separated, None);
+    cmd.args(["--ipv6", "refuse"]);
+    let started = start_until(&mut cmd, "listening on http://");
+    assert!(
+        !started
+            .seen
+            .iter()
+            .any(|l| l.contains("answered on http://[::1]")),
+        "{:?}",
+        started.seen
+    );
+    assert_eq!(curl("0"), "000", "refused: curl gets no status");
+    assert_eq!(d.events("request").len(), 2, "nothing reached the gate");
+    let mut gate = started.running;
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+}
+
+#[test]
+fn ipv6_imds_is_decided_by_a_separated_gate() {
+    if !privileged("ipv6_imds_is_decided_by_a_separated_gate") {
+        return;
+    }
+    ipv6_imds_is_decided_by_the_gate(true);
+}
+
+#[test]
+fn ipv6_imds_is_decided_by_a_single_process_gate() {
+    if !privileged("ipv6_imds_is_decided_by_a_single_process_gate") {
+        return;
+    }
+    ipv6_imds_is_decided_by_the_gate(false);
 }
 
 #[test]

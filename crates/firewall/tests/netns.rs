@@ -16,7 +16,7 @@ mod common;
 use common::{privileged, run};
 
 use gatehouse_firewall::{
-    apply, remove, verify, watch, Containers, Difference, Nft, Options, Ruleset, Trigger,
+    apply, remove, verify, watch, Containers, Difference, Ipv6, Nft, Options, Ruleset, Trigger,
     WatchEvent, WatchOptions,
 };
 use std::io::{ErrorKind, Read, Write};
@@ -125,6 +125,7 @@ fn options(port: u16) -> Options {
         mark: MARK,
         wireserver: true,
         containers: Containers::Drop,
+        ipv6: Ipv6::Intercept,
         jit: None,
     }
 }
@@ -244,6 +245,7 @@ fn every_variant_verifies_clean_after_apply() {
         },
         Options {
             containers: Containers::Redirect,
+            ipv6: Ipv6::Intercept,
             wireserver: false,
             listen: "10.1.2.3:8080".parse().unwrap(),
             mark: 1,
@@ -253,6 +255,10 @@ fn every_variant_verifies_clean_after_apply() {
             containers: Containers::Redirect,
             listen: "0.0.0.0:1".parse().unwrap(),
             ..options(1)
+        },
+        Options {
+            ipv6: Ipv6::Refuse,
+            ..options(16925)
         },
     ];
     for o in variants {

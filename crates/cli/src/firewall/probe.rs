@@ -30,6 +30,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Where the probe connects: the metadata service's IPv4 address.
 pub const IMDS_TARGET: SocketAddr =
     SocketAddr::new(IpAddr::V4(gatehouse_firewall::ruleset::IMDS), 80);
+/// And its IPv6 address.
+pub const IMDS6_TARGET: SocketAddr =
+    SocketAddr::new(IpAddr::V6(gatehouse_firewall::ruleset::IMDS6), 80);
+
+/// What to probe for a table rendered from `options`: (where the probe
+/// connects, the gate's listener it must reach) — IPv4, and IPv6 when the
+/// table intercepts it.
+pub fn targets(options: &gatehouse_firewall::Options) -> Vec<(SocketAddr, SocketAddr)> {
+    let mut out = vec![(IMDS_TARGET, SocketAddr::V4(options.listen))];
+    if let Some(gate6) = options.listen6() {
+        out.push((IMDS6_TARGET, SocketAddr::V6(gate6)));
+    }
+    out
+}
 
 /// What the probe's connection did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,9 +149,9 @@ impl Verdict {
                 target.ip()
             ),
             Verdict::NoRoute(e) if v6 => format!(
-                "a probe connection from uid {by} to {target} found no route ({e}): IPv6 is off or has no route to the metadata \
-                 service's IPv6 address here, so nftables never sees such a connection; nothing reaches it over IPv6, but the \
-                 gate does not answer there either (`sysctl net.ipv6.conf.all.disable_ipv6`, `ip -6 route get {}`)",
+                "note: a probe connection from uid {by} to {target} found no route ({e}): IPv6 has no route to the metadata \
+                 service's IPv6 address here, so nothing reaches it over IPv6 (and the gate's [::1] listener waits for \
+                 the day a route appears; `ip -6 route get {}`)",
                 target.ip()
             ),
             Verdict::NoRoute(e) => format!(
@@ -280,13 +294,16 @@ pub fn run(target: SocketAddr, gate: SocketAddr) -> Verdict {
     judge(&connection, at_gate)
 }
 
-/// One probe `gatehouse run` made at start: where to, and what it found.
+/// One probe (`gatehouse run` at start, `firewall verify`): where to, and
+/// what it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartProbe {
     pub target: SocketAddr,
     pub gate: SocketAddr,
     pub uid: u32,
     pub verdict: Verdict,
+    /// `start` or `verify`.
+    pub trigger: &'static str,
 }
 
 impl StartProbe {
@@ -294,10 +311,19 @@ impl StartProbe {
         self.verdict.message(self.uid, self.target, self.gate)
     }
 
+    /// Whether the gate is in this path: the probe reached it, or — for
+    /// IMDS's IPv6 address only — there is no route there at all, so nothing
+    /// reaches it over IPv6 (IPv6 without a route, as on most clouds). No
+    /// route to the IPv4 address is a failure: nobody reaches the gate.
+    pub fn holds(&self) -> bool {
+        self.verdict.holds()
+            || (self.target.is_ipv6() && matches!(self.verdict, Verdict::NoRoute(_)))
+    }
+
     /// The audit record of this probe.
     pub fn audit_record(&self) -> gatehouse_audit::Event {
         gatehouse_audit::Event::FirewallProbed {
-            trigger: "start".to_owned(),
+            trigger: self.trigger.to_owned(),
             target: self.target.to_string(),
             uid: self.uid,
             verdict: self.verdict.label().to_owned(),
@@ -306,20 +332,21 @@ impl StartProbe {
     }
 }
 
-/// The start-up probe of a gate listening on `gate` whose table is in
-/// place: the same connection `firewall verify` makes, to each of
-/// `targets`. Every result is returned, to be audited; the gate serves only
-/// when all hold (fail closed: a gate that believes it is in the path when
-/// it is not would let every caller past it unrecorded).
-pub fn start_probe(targets: &[SocketAddr], gate: SocketAddr) -> Vec<StartProbe> {
+/// The probes of a gate whose table is in place: the connection `firewall
+/// verify` makes, to each (target, gate listener) of `targets`. Every
+/// result is returned, to be audited; the gate serves only when all hold
+/// (fail closed: a gate that believes it is in the path when it is not
+/// would let every caller past it unrecorded).
+pub fn start_probe(targets: &[(SocketAddr, SocketAddr)], trigger: &'static str) -> Vec<StartProbe> {
     let uid = probe_uid();
     targets
         .iter()
-        .map(|&target| StartProbe {
+        .map(|&(target, gate)| StartProbe {
             target,
             gate,
             uid,
             verdict: run(target, gate),
+            trigger,
         })
         .collect()
 }

@@ -99,6 +99,8 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         }
     };
     let listen = listener.local_addr().unwrap_or(listen);
+    let listener6 = super::listen6(listen, shape)?;
+    let listen6 = listener6.as_ref().and_then(|l| l.local_addr().ok());
     // The broker identifies callers: it attaches the eBPF path, while it still may.
     let identify = super::identify_options(plan, listen)?;
     // Signals are ours from before the worker starts (whose banner tells the
@@ -138,7 +140,8 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     // a probe that does not reach the gate stops the start (`Supervisor`).
     let mut probe_failure = None;
     if verified && ruleset.is_some() {
-        let probes = crate::firewall::probe::start_probe(&super::probe_targets(), listen);
+        let probes =
+            crate::firewall::probe::start_probe(&super::probe_targets(listen, listen6), "start");
         start_events.borrow_mut().extend(
             probes
                 .iter()
@@ -162,6 +165,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         &worker_args(std::env::args_os()),
         account,
         &listener,
+        listener6.as_ref(),
         lifecycle::heartbeat_period(),
     ) {
         Ok(w) => w,
@@ -173,6 +177,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         }
     };
     drop(listener);
+    drop(listener6);
     let pid_file = plan.pid_file.clone();
     let mut control = None;
     if let Some(path) = &pid_file {
@@ -216,6 +221,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     }
     let callers = lifecycle::callers_label(identify.connect_records.is_some(), plan.all_holders);
     let mut broker = Broker::new(listen, mark, targets)
+        .with_listen6(listen6)
         .with_identify_options(identify)
         .with_checkpoint_key(checkpoint_key);
     if let Some(k) = &keeper {
@@ -690,6 +696,7 @@ pub(super) fn worker_main(plan: Plan) -> Result<ExitCode, StartError> {
     let parts = WorkerParts {
         client,
         listener: start.listener,
+        listener6: start.listener6,
         events: start.events,
         heartbeat: start.heartbeat,
     };

@@ -101,6 +101,7 @@ fn each_verdict_has_its_own_audit_word() {
         gate: "127.0.0.1:16925".parse().unwrap(),
         uid: PROBE_UID,
         verdict: Verdict::Diverted,
+        trigger: "start",
     };
     match probe.audit_record() {
         gatehouse_audit::Event::FirewallProbed {
@@ -134,4 +135,54 @@ fn the_probe_looks_for_the_gate_where_the_redirect_lands() {
         let got = reached_at(gate.parse().unwrap());
         assert_eq!(got, want.parse::<SocketAddr>().unwrap(), "{gate}");
     }
+}
+
+/// Which probes say the gate is in the path: only one that reached it,
+/// except that no route to IMDS's IPv6 address at all is no way around the
+/// gate either (IPv6 without a route there). The IPv6 probe looks for the
+/// gate at [::1].
+#[test]
+fn a_probe_holds_when_it_reached_the_gate_or_ipv6_has_no_route() {
+    let no_route = Verdict::NoRoute("Network is unreachable".into());
+    let cases = [
+        (IMDS_TARGET, Verdict::ReachesGate, true),
+        (IMDS_TARGET, no_route.clone(), false),
+        (IMDS_TARGET, Verdict::Diverted, false),
+        (IMDS6_TARGET, Verdict::ReachesGate, true),
+        (IMDS6_TARGET, no_route, true),
+        (IMDS6_TARGET, Verdict::Refused, false),
+        (
+            IMDS6_TARGET,
+            Verdict::Blocked("Permission denied".into()),
+            false,
+        ),
+    ];
+    for (target, verdict, holds) in cases {
+        let p = StartProbe {
+            target,
+            gate: "127.0.0.1:16925".parse().unwrap(),
+            uid: PROBE_UID,
+            verdict: verdict.clone(),
+            trigger: "start",
+        };
+        assert_eq!(p.holds(), holds, "{target} {verdict:?}");
+    }
+    let options = |ipv6| gatehouse_firewall::Options {
+        listen: "127.0.0.1:16925".parse().unwrap(),
+        mark: 1,
+        wireserver: true,
+        containers: gatehouse_firewall::Containers::Drop,
+        ipv6,
+        jit: None,
+    };
+    let intercept = targets(&options(gatehouse_firewall::Ipv6::Intercept));
+    let want: Vec<(SocketAddr, SocketAddr)> = vec![
+        (IMDS_TARGET, "127.0.0.1:16925".parse().unwrap()),
+        (IMDS6_TARGET, "[::1]:16925".parse().unwrap()),
+    ];
+    assert_eq!(intercept, want);
+    assert_eq!(
+        targets(&options(gatehouse_firewall::Ipv6::Refuse)),
+        want[..1]
+    );
 }
