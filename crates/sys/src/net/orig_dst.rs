@@ -30,3 +30,22 @@ pub fn original_dst(sock: BorrowedFd<'_>) -> io::Result<Option<SocketAddr>> {
     }
     Ok(Some(orig))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use std::os::fd::AsFd;
+
+    /// A connection that was not redirected has no original destination,
+    /// for either family (the IPv6 one is asked with `IP6T_SO_ORIGINAL_DST`).
+    #[test]
+    fn a_direct_connection_has_no_original_destination() {
+        for at in ["127.0.0.1:0", "[::1]:0"] {
+            let l = std::net::TcpListener::bind(at).unwrap();
+            let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (accepted, _) = l.accept().unwrap();
+            assert_eq!(super::original_dst(accepted.as_fd()).unwrap(), None, "{at}");
+        }
+    }
+}
