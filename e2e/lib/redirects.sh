@@ -47,17 +47,6 @@ start_refused() {
     echo "$code"
 }
 
-# last_probe ID: the verdict of the last `firewall_probed` record in ID's audit log.
-last_probe() {
-    "$PY" -c 'import json,sys
-v = "none"
-for line in open(sys.argv[1]):
-    e = json.loads(line)["event"]
-    if e["type"] == "firewall_probed":
-        v = e["verdict"]
-print(v)' "$WORK/s$1/audit.log" 2>/dev/null || echo "none"
-}
-
 # doctor_names VM CHECK NEEDLE: the level of doctor's first CHECK finding whose summary has NEEDLE.
 doctor_names() {
     local report
@@ -108,10 +97,12 @@ EOF
     grep -q "not by the gate's listener" "$s/start-nft.out" && code="$code diverted"
     grep -q "ip competitor" "$s/start-nft.out" && code="$code named"
     row "redirects: earlier nft dnat: the gate refuses to start" root "2 diverted named" "$code"
-    row "redirects: earlier nft dnat: the start's probe is audited" root "diverted" "$(last_probe "$id")"
+    row "redirects: earlier nft dnat: the start's probe is audited" root "diverted" "$(probe_verdict "$id" "$IMDS:80")"
     ip netns exec "$vm" nft delete table ip competitor
     gate_start "$id"
-    row "redirects: nft dnat removed: the gate starts, probe audited" root "reaches_gate" "$(last_probe "$id")"
+    # The broker probes before its worker, which writes the record, runs.
+    for _ in {1..50}; do [[ "$(probe_verdict "$id" "$IMDS:80")" == reaches_gate ]] && break; sleep 0.2; done
+    row "redirects: nft dnat removed: the gate starts, probe audited" root "reaches_gate" "$(probe_verdict "$id" "$IMDS:80")"
     row "redirects: nft dnat removed: verify passes" root "0" "$(verify_probe "$vm" "$s/verify-nft-gone.out")"
 
     # 2. An iptables DNAT in iptables-nft's nat OUTPUT chain, at the same
@@ -142,7 +133,7 @@ EOF
     grep -q "prohibit, unreachable or blackhole route" "$s/start-route.out" && code="$code blocked"
     grep -q "prohibit $IMDS" "$s/start-route.out" && code="$code named"
     row "redirects: prohibit route: the gate refuses to start" root "2 blocked named" "$code"
-    row "redirects: prohibit route: the start's probe is audited" root "blocked" "$(last_probe "$id")"
+    row "redirects: prohibit route: the start's probe is audited" root "blocked" "$(probe_verdict "$id" "$IMDS:80")"
     ip -n "$vm" rule del priority 4242
     ip -n "$vm" route flush table 4242
     gate_start "$id"
@@ -182,6 +173,8 @@ scenario_ipv6() {
     wait_for "the emulator at [$IMDS6]" 10 ip netns exec "$plat" curl -sf --max-time 2 http://127.0.0.1:16982/stats
     row "ipv6: no table: the emulator answers at [$IMDS6]" gh-denied "200" "$(curl_at "$vm" gh-denied "$v6$instance")"
     gatehouse_up "$id"
+    # The worker prints its banner and audits the broker's probe once it runs.
+    for _ in {1..50}; do [[ "$(probe_verdict "$id" "[$IMDS6]:80")" != none ]] && break; sleep 0.2; done
     grep -q "answered on http://\[::1\]:$GATE_PORT" "$WORK/s$id/gate.log" && before=said || before=silent
     row "ipv6: the gate says it listens on [::1]:$GATE_PORT" root "said" "$before"
     row "ipv6: the start-up probe of [$IMDS6] reached the gate" root "reaches_gate" "$(probe_verdict "$id" "[$IMDS6]:80")"
