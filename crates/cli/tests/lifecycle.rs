@@ -875,3 +875,57 @@ fn start_probe_refuses_a_single_process_gate_not_in_the_path() {
     }
     start_probe_refuses_a_gate_not_in_the_path(false);
 }
+
+/// Where IPv6 is off (here: on the namespace's loopback interface), the
+/// gate says so instead of failing mysteriously: `--ipv6 intercept` stops
+/// the start naming IPv6 and `--ipv6 refuse`; the default (`auto`) renders
+/// the refusing table, has no IPv6 listener and probes IPv4 only.
+#[test]
+fn with_ipv6_off_the_gate_says_so() {
+    if !privileged("with_ipv6_off_the_gate_says_so") {
+        return;
+    }
+    let d = Deployed::new("no6");
+    assert!(d
+        .ns
+        .command("sysctl")
+        .args(["-qw", "net.ipv6.conf.lo.disable_ipv6=1"])
+        .status()
+        .unwrap()
+        .success());
+    let mut cmd = d.command(false, None);
+    cmd.args(["--ipv6", "intercept"]);
+    let (status, stderr) = refused_start(cmd);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on [::1]:16925")
+            && stderr.contains("IPv6 is not enabled on the loopback interface here")
+            && stderr.contains("--ipv6 refuse"),
+        "{stderr}"
+    );
+
+    let mut cmd = d.command(false, None);
+    let started = start_until(&mut cmd, "listening on http://");
+    assert!(
+        !started.seen.iter().any(|l| l.contains("[::1]")),
+        "{:?}",
+        started.seen
+    );
+    let table =
+        d.ns.command("nft")
+            .args(["list", "table", "inet", "gatehouse"])
+            .output()
+            .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("IPv6 IMDS: unmarked tcp is refused")
+            && !table.contains("ip6 daddr fd00:ec2::254 tcp dport 80"),
+        "{table}"
+    );
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0]["target"], "169.254.169.254:80");
+    let mut gate = started.running;
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+}
