@@ -12,6 +12,9 @@
 #      in a table that every packet without its firewall mark looks up.
 # A cgroup BPF connect4 redirect (Azure's Guest Proxy Agent) is not built
 # here: it attaches to the cgroup root, shared with the host.
+# The gate makes the same probe at start: with competitors 1 and 3 in place
+# a gate started then refuses to serve, names what is in the way, and
+# audits `firewall_probed` with the verdict.
 
 COMPETITOR_PORT=9999
 
@@ -20,6 +23,27 @@ verify_probe() {
     local code=0
     # shellcheck disable=SC2046 # flags are words
     ip netns exec "$1" "$GATEHOUSE" firewall verify $(firewall_flags) --policy "$WORK/policy.toml" >"$2" 2>&1 || code=$?
+    echo "$code"
+}
+
+# start_refused ID FILE: start the (stopped: gate_stop) gate of ID in the
+# foreground with its output in FILE; prints its exit code, or 124 when it
+# is still running after 40 s (it serves: stopped again).
+start_refused() {
+    local pid code=0 i
+    gate_cmd "$1" >"$2" 2>&1 &
+    pid=$!
+    for ((i = 0; i < 400; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        wait "$pid" 2>/dev/null || true
+        echo 124
+        return
+    fi
+    wait "$pid" || code=$?
     echo "$code"
 }
 
@@ -68,7 +92,17 @@ EOF
     row "redirects: earlier nft dnat: doctor names it" root "error" "$(doctor_names "$vm" nft-other-rule "ip competitor")"
     row "redirects: earlier nft dnat: a denied user meets the competitor" gh-denied "reset" \
         "$(curl_imds "$vm" gh-denied "$TOKEN_PATH")"
+    gate_stop "$id"
+    code="$(start_refused "$id" "$s/start-nft.out")"
+    grep -q "not by the gate's listener" "$s/start-nft.out" && code="$code diverted"
+    grep -q "ip competitor" "$s/start-nft.out" && code="$code named"
+    row "redirects: earlier nft dnat: the gate refuses to start" root "2 diverted named" "$code"
+    row "redirects: earlier nft dnat: the start's probe is audited" root "diverted" "$(probe_verdict "$id" "$IMDS:80")"
     ip netns exec "$vm" nft delete table ip competitor
+    gate_start "$id"
+    # The broker probes before its worker, which writes the record, runs.
+    for _ in {1..50}; do [[ "$(probe_verdict "$id" "$IMDS:80")" == reaches_gate ]] && break; sleep 0.2; done
+    row "redirects: nft dnat removed: the gate starts, probe audited" root "reaches_gate" "$(probe_verdict "$id" "$IMDS:80")"
     row "redirects: nft dnat removed: verify passes" root "0" "$(verify_probe "$vm" "$s/verify-nft-gone.out")"
 
     # 2. An iptables DNAT in iptables-nft's nat OUTPUT chain, at the same
@@ -94,8 +128,15 @@ EOF
     row "redirects: prohibit route + mark rule: verify fails" root "1 blocked" "$code"
     row "redirects: prohibit route: doctor names the route" root "error" "$(doctor_names "$vm" route prohibit)"
     row "redirects: mark rule: doctor names it" root "warn" "$(doctor_names "$vm" ip-rule fwmark)"
+    gate_stop "$id"
+    code="$(start_refused "$id" "$s/start-route.out")"
+    grep -q "prohibit, unreachable or blackhole route" "$s/start-route.out" && code="$code blocked"
+    grep -q "prohibit $IMDS" "$s/start-route.out" && code="$code named"
+    row "redirects: prohibit route: the gate refuses to start" root "2 blocked named" "$code"
+    row "redirects: prohibit route: the start's probe is audited" root "blocked" "$(probe_verdict "$id" "$IMDS:80")"
     ip -n "$vm" rule del priority 4242
     ip -n "$vm" route flush table 4242
+    gate_start "$id"
     row "redirects: route removed: verify passes" root "0" "$(verify_probe "$vm" "$s/verify-route-gone.out")"
 
     kill "$listener" 2>/dev/null || true
@@ -117,10 +158,12 @@ curl_at() {
 }
 
 # IMDS's IPv6 address (fd00:ec2::254): the emulator answers there inside the
-# platform namespace; once gatehouse's table is in place nobody but the gate
-# reaches it (refused: the gate answers on IPv4 only and nftables cannot
-# NAT IPv6 to IPv4). IPv4-mapped 169.254.169.254 travels as IPv4: the gate
-# answers it.
+# platform namespace; once gatehouse's table is in place every local
+# connection to it goes to the gate's IPv6 listener ([::1], the same port)
+# and is decided like one to 169.254.169.254: a denied user gets the gate's
+# 403 (audited, with its IPv6 address as the peer), an allowed one is served
+# over IPv6 (from the gate's IPv4 upstream), and the IPv6 emulator sees
+# nothing. IPv4-mapped 169.254.169.254 travels as IPv4: the gate answers it.
 scenario_ipv6() {
     local id="$1" vm plat before
     vm="$(ns_vm "$id")"
@@ -130,14 +173,47 @@ scenario_ipv6() {
     wait_for "the emulator at [$IMDS6]" 10 ip netns exec "$plat" curl -sf --max-time 2 http://127.0.0.1:16982/stats
     row "ipv6: no table: the emulator answers at [$IMDS6]" gh-denied "200" "$(curl_at "$vm" gh-denied "$v6$instance")"
     gatehouse_up "$id"
+    # The worker prints its banner and audits the broker's probe once it runs.
+    for _ in {1..50}; do [[ "$(probe_verdict "$id" "[$IMDS6]:80")" != none ]] && break; sleep 0.2; done
+    grep -q "answered on http://\[::1\]:$GATE_PORT" "$WORK/s$id/gate.log" && before=said || before=silent
+    row "ipv6: the gate says it listens on [::1]:$GATE_PORT" root "said" "$before"
+    row "ipv6: the start-up probe of [$IMDS6] reached the gate" root "reaches_gate" "$(probe_verdict "$id" "[$IMDS6]:80")"
     before="$(ip netns exec "$plat" curl -sS --max-time 5 http://127.0.0.1:16982/stats | json_get total)"
-    row "ipv6: token at [$IMDS6]" gh-denied "refused" "$(curl_at "$vm" gh-denied "$v6$TOKEN_PATH")"
-    row "ipv6: token at [$IMDS6]" gh-allowed "refused" "$(curl_at "$vm" gh-allowed "$v6$TOKEN_PATH")"
-    row "ipv6: instance at [$IMDS6]" root "refused" "$(curl_at "$vm" root "$v6$instance")"
+    row "ipv6: token at [$IMDS6]" gh-denied "403" "$(curl_at "$vm" gh-denied "$v6$TOKEN_PATH")"
+    row "ipv6: the refusal is audited with the caller's IPv6 address" gh-denied "deny 403" \
+        "$(last_request_from "$id" "[fd00:e2e::2]:")"
+    row "ipv6: token at [$IMDS6]" gh-allowed "200" "$(curl_at "$vm" gh-allowed "$v6$TOKEN_PATH")"
+    row "ipv6: the grant is audited with the caller's IPv6 address" gh-allowed "allow 200" \
+        "$(last_request_from "$id" "[fd00:e2e::2]:")"
+    row "ipv6: instance at [$IMDS6]" root "200" "$(curl_at "$vm" root "$v6$instance")"
     row "ipv6: requests the emulator at [$IMDS6] got since the table" root "0" \
         "$(( $(ip netns exec "$plat" curl -sS --max-time 5 http://127.0.0.1:16982/stats | json_get total) - before ))"
     row "ipv6: token at [::ffff:$IMDS] (IPv4 on the wire)" gh-denied "403" \
         "$(curl_at "$vm" gh-denied "http://[::ffff:$IMDS]$TOKEN_PATH")"
     row "ipv6: token at [::ffff:$IMDS] (IPv4 on the wire)" gh-allowed "200" \
         "$(curl_at "$vm" gh-allowed "http://[::ffff:$IMDS]$TOKEN_PATH")"
+    row "ipv6: firewall verify probes both addresses" root "0 2" \
+        "$(verify_probe "$vm" "$WORK/s$id/verify6.out") $(grep -c "reached the gate's listener" "$WORK/s$id/verify6.out")"
+}
+
+# probe_verdict ID TARGET: the verdict of the last start-up probe of TARGET in ID's audit log.
+probe_verdict() {
+    "$PY" -c 'import json,sys
+v = "none"
+for line in open(sys.argv[1]):
+    e = json.loads(line)["event"]
+    if e["type"] == "firewall_probed" and e["target"] == sys.argv[2]:
+        v = e["verdict"]
+print(v)' "$WORK/s$1/audit.log" "$2" 2>/dev/null || echo "none"
+}
+
+# last_request_from ID PREFIX: "OUTCOME STATUS" of the last request record whose peer starts with PREFIX.
+last_request_from() {
+    "$PY" -c 'import json,sys
+v = "none"
+for line in open(sys.argv[1]):
+    e = json.loads(line)["event"]
+    if e["type"] == "request" and str(e.get("peer", "")).startswith(sys.argv[2]):
+        v = "%s %s" % (e["outcome"], e["status"])
+print(v)' "$WORK/s$1/audit.log" "$2" 2>/dev/null || echo "none"
 }

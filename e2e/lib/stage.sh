@@ -59,17 +59,32 @@ try:
 except OSError:
     sys.exit(0)
 sys.exit(1)' "$s/admin.sock"
+    gate_cmd "$id" >>"$s/gate.log" 2>&1 &
+    GATE_PID[$id]=$!
+    wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
+}
+
+# gate_cmd ID: become the gate of scenario ID (it execs: run it with `&`,
+# so that `$!` is the gate's own pid, which signals reach).
+gate_cmd() {
+    local id="$1" s="$WORK/s$1" vm
+    vm="$(ns_vm "$id")"
     # shellcheck disable=SC2046 # flags are words
     # nsenter, not `ip netns exec`: that remounts /sys, and the eBPF path
     # attaches to the cgroup v2 hierarchy mounted there.
-    nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "${GATE_POLICY:-$WORK/policy.toml}" \
+    exec nsenter --net="/run/netns/$vm" "$GATEHOUSE" run --user "$GATE_USER" --upstream imds --policy "${GATE_POLICY:-$WORK/policy.toml}" \
         --audit "$s/audit.log" --audit-key "$s/keys/audit.key" --pid-file "$s/run/gate.pid" --upstream-mark "$UPSTREAM_MARK" \
         --jit-db "$s/jit.db" --admin-socket "$s/admin.sock" \
         --knock-listen 169.254.11.1:62201 --knock-host 169.254.11.1 --allowed-signers "$WORK/allowed_signers" \
         --caller-lookup "$CALLER_LOOKUP" \
-        --firewall watch $(firewall_flags) "${GATE_EXTRA[@]}" >>"$s/gate.log" 2>&1 &
-    GATE_PID[$id]=$!
-    wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
+        --firewall watch $(firewall_flags) "${GATE_EXTRA[@]}"
+}
+
+# gate_stop ID: SIGTERM the gate and wait until it is gone.
+gate_stop() {
+    local pid="${GATE_PID[$1]}"
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
 }
 
 # gate_kill9 ID: SIGKILL the gate and wait until it is gone.

@@ -103,6 +103,23 @@ pub enum Event {
         /// What `nft` said.
         error: String,
     },
+    /// A probe connection from an unprivileged uid to the metadata address
+    /// was made to check that it reaches this gate (`gatehouse run` at
+    /// start, once it listens and its table is verified). A gate whose probe
+    /// does not reach it does not serve; this record says why.
+    FirewallProbed {
+        /// `start`.
+        trigger: String,
+        /// Where the probe connected (`169.254.169.254:80`).
+        target: String,
+        /// The uid the probe connected as.
+        uid: u32,
+        /// `reaches_gate`, `diverted`, `refused`, `timed_out`, `blocked`,
+        /// `no_route` or `failed`.
+        verdict: String,
+        /// What it found, in a sentence.
+        message: String,
+    },
     /// `nft monitor` ended; drift is then found by the periodic check alone.
     FirewallMonitorLost {
         /// Why the monitor ended.
@@ -188,6 +205,7 @@ pub const KINDS: &[&str] = &[
     "firewall_repaired",
     "firewall_repair_failed",
     "firewall_monitor_lost",
+    "firewall_probed",
     "jit_requested",
     "jit_approved",
     "jit_auto_approved",
@@ -220,6 +238,7 @@ impl Event {
             Event::FirewallRepaired { .. } => "firewall_repaired",
             Event::FirewallRepairFailed { .. } => "firewall_repair_failed",
             Event::FirewallMonitorLost { .. } => "firewall_monitor_lost",
+            Event::FirewallProbed { .. } => "firewall_probed",
             Event::JitRequested(_) => "jit_requested",
             Event::JitApproved(_) => "jit_approved",
             Event::JitAutoApproved(_) => "jit_auto_approved",

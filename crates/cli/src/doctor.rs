@@ -180,10 +180,36 @@ fn firewall() -> Vec<Finding> {
             out.extend(detect::iptables_findings(&save));
         }
     }
-    let routes = run("ip", &["route", "show", "table", "all"]).unwrap_or_default();
+    let mut routes = run("ip", &["route", "show", "table", "all"]).unwrap_or_default();
+    routes.push_str(&run("ip", &["-6", "route", "show", "table", "all"]).unwrap_or_default());
     let rules = run("ip", &["rule", "show"]).unwrap_or_default();
     out.extend(detect::route_findings(&routes, &rules));
     out
+}
+
+/// The checks whose warnings and errors are about another program that
+/// redirects or blocks metadata traffic.
+const OTHER_AGENT_CHECKS: [&str; 6] = [
+    "nft-other-rule",
+    "iptables-rule",
+    "route",
+    "ip-rule",
+    "agent",
+    "cgroup-bpf",
+];
+
+/// What else on this machine redirects or blocks metadata traffic, one
+/// line each, as `doctor` reports it: named when the gate's start-up probe
+/// does not reach it.
+pub(crate) fn other_agents() -> Vec<String> {
+    let mut findings = firewall();
+    findings.extend(bpf());
+    findings.extend(detect::agent_findings(&units()));
+    findings
+        .into_iter()
+        .filter(|f| f.level >= Level::Warn && OTHER_AGENT_CHECKS.contains(&f.check))
+        .map(|f| f.summary)
+        .collect()
 }
 
 /// Unit names from systemd, or from the unit directories when it is not running.

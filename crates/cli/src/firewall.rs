@@ -5,7 +5,7 @@ use gatehouse_firewall::{Containers, JitPorts, Nft, Options, Ruleset};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::process::ExitCode;
 
-mod probe;
+pub(crate) mod probe;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -15,7 +15,8 @@ pub enum Command {
     Apply(Args),
     /// Compare the kernel's table with what `print` renders, then check
     /// with a probe connection from an unprivileged uid (nobody) to
-    /// 169.254.169.254:80 that it reaches the gate's listener; exit 1 and
+    /// 169.254.169.254:80 (and, when the table intercepts IPv6, to
+    /// [fd00:ec2::254]:80) that it reaches the gate's listener; exit 1 and
     /// say what differs or where the probe went instead. Also warns about
     /// anything that redirects metadata traffic before nftables sees it.
     Verify(VerifyArgs),
@@ -77,12 +78,50 @@ pub struct Shape {
     /// denies callers it cannot attribute.
     #[arg(long, value_enum, default_value_t = ContainerMode::Drop)]
     pub containers: ContainerMode,
+
+    /// IMDS's IPv6 address (fd00:ec2::254): `intercept` sends local
+    /// connections to it to the gate's IPv6 listener ([::1] on the
+    /// `--listen` port), as 169.254.169.254 is sent to the IPv4 one;
+    /// `refuse` refuses them to all but the gate's own sockets (for a
+    /// machine without IPv6); `auto` intercepts when IPv6 is enabled on
+    /// the loopback interface here, else refuses.
+    #[arg(long, value_enum, default_value_t = Ipv6Mode::Auto)]
+    pub ipv6: Ipv6Mode,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContainerMode {
     Drop,
     Redirect,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipv6Mode {
+    Auto,
+    Intercept,
+    Refuse,
+}
+
+impl Ipv6Mode {
+    /// What the table does with IMDS's IPv6 address in this network
+    /// namespace.
+    pub fn resolve(self) -> gatehouse_firewall::Ipv6 {
+        use gatehouse_firewall::Ipv6;
+        match self {
+            Ipv6Mode::Intercept => Ipv6::Intercept,
+            Ipv6Mode::Refuse => Ipv6::Refuse,
+            Ipv6Mode::Auto if ipv6_enabled() => Ipv6::Intercept,
+            Ipv6Mode::Auto => Ipv6::Refuse,
+        }
+    }
+}
+
+/// Whether IPv6 is enabled on this network namespace's loopback interface
+/// (where the gate's IPv6 listener, [::1], lives). `/proc/sys/net` shows
+/// the reader's namespace; the file is missing when the kernel has no IPv6.
+pub fn ipv6_enabled() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv6/conf/lo/disable_ipv6")
+        .is_ok_and(|v| v.trim() == "0")
 }
 
 /// The just-in-time part of the table, from the policy: its protected
@@ -139,6 +178,7 @@ pub fn options(
             ContainerMode::Drop => Containers::Drop,
             ContainerMode::Redirect => Containers::Redirect,
         },
+        ipv6: shape.ipv6.resolve(),
         jit,
     };
     Ok(options)
@@ -196,16 +236,21 @@ pub fn main(command: Command) -> ExitCode {
             if table != ExitCode::SUCCESS || v.no_probe {
                 return table;
             }
-            let verdict = probe::run(options.listen);
-            if verdict.holds() {
-                println!("{}", verdict.message(options.listen));
-                ExitCode::SUCCESS
-            } else {
-                // Exit 1, as for a table that differs: not in the path.
-                eprintln!("gatehouse: {}", verdict.message(options.listen));
-                eprintln!("hint: {PROBE_HELP}");
-                ExitCode::from(1)
+            let probes = probe::start_probe(&probe::targets(&options), "verify");
+            let mut code = ExitCode::SUCCESS;
+            for p in &probes {
+                if p.holds() {
+                    println!("{}", p.message());
+                } else {
+                    // Exit 1, as for a table that differs: not in the path.
+                    eprintln!("gatehouse: {}", p.message());
+                    code = ExitCode::from(1);
+                }
             }
+            if code != ExitCode::SUCCESS {
+                eprintln!("hint: {PROBE_HELP}");
+            }
+            code
         }
         Command::Remove | Command::ProbeConnect { .. } => ExitCode::SUCCESS,
     }

@@ -113,8 +113,11 @@ pub struct Args {
     upstream_timeout: Duration,
 
     /// Keep gatehouse's nftables table as `gatehouse firewall apply` renders
-    /// it for this gate: `watch` repairs any drift and audits each repair;
-    /// `off` leaves the table alone. Default: `watch` with `--upstream imds`.
+    /// it for this gate: `watch` repairs any drift and audits each repair,
+    /// and at start probes (as uid nobody, like `firewall verify`) that a
+    /// connection to 169.254.169.254:80 reaches this gate, refusing to serve
+    /// when it does not; `off` leaves the table alone and does not probe.
+    /// Default: `watch` with `--upstream imds`.
     #[arg(long, value_enum, value_name = "watch|off")]
     firewall: Option<crate::firewall::Watching>,
 
@@ -262,7 +265,7 @@ pub(crate) fn identify_options(
     match gatehouse_sys::ConnectRecords::attach(&targets) {
         Ok(records) => {
             eprintln!(
-                "gatehouse: callers: eBPF connect records (programs on {}), the holder search when a record cannot be taken",
+                "gatehouse: callers: eBPF connect records (programs on {}; IPv4), the holder search when a record cannot be taken (and for IPv6 callers)",
                 records.cgroup_root()
             );
             opts.connect_records = Some(Arc::new(records));
@@ -287,6 +290,71 @@ pub(crate) fn identify_options(
             }),
         )),
     }
+}
+
+/// What the start-up probe checks: (where it connects, the gate's listener
+/// it must reach) — 169.254.169.254:80 at the IPv4 listener, and
+/// [fd00:ec2::254]:80 at the IPv6 one when the gate has it.
+pub(crate) fn probe_targets(
+    listen: SocketAddr,
+    listen6: Option<SocketAddr>,
+) -> Vec<(SocketAddr, SocketAddr)> {
+    use crate::firewall::probe::{IMDS6_TARGET, IMDS_TARGET};
+    let mut out = vec![(IMDS_TARGET, listen)];
+    out.extend(listen6.map(|l| (IMDS6_TARGET, l)));
+    out
+}
+
+/// The gate's IPv6 listener, [::1] on the IPv4 listener's port, where the
+/// table sends IMDS's IPv6 address (`--ipv6`; `None` when it refuses it).
+/// A table that sends it to a port no gate holds would let any user bind
+/// that port and answer everyone's IPv6 requests: failing to listen stops
+/// the start, saying whether IPv6 is off here.
+pub(crate) fn listen6(
+    listen: SocketAddr,
+    shape: &crate::firewall::Shape,
+) -> Result<Option<std::net::TcpListener>, StartError> {
+    if shape.ipv6.resolve() != gatehouse_firewall::Ipv6::Intercept {
+        return Ok(None);
+    }
+    let addr = SocketAddr::new(gatehouse_firewall::ruleset::GATE6.into(), listen.port());
+    std::net::TcpListener::bind(addr).map(Some).map_err(|e| {
+        let off = if crate::firewall::ipv6_enabled() {
+            ""
+        } else {
+            " — IPv6 is not enabled on the loopback interface here"
+        };
+        StartError::step(
+            format!("cannot listen on {addr} for IMDS's IPv6 address (fd00:ec2::254): {e}{off}"),
+            Some("pass `--ipv6 refuse` (to `gatehouse run` and `gatehouse firewall apply|verify`) and the table refuses fd00:ec2::254 instead of sending it to the gate, or enable IPv6 (`sysctl net.ipv6.conf.lo.disable_ipv6=0`)"),
+        )
+    })
+}
+
+/// `Ok` when every start-up probe reached the gate; otherwise the error
+/// that stops the start, naming what the probe found and what `doctor`
+/// finds in the way. Fail closed: a gate that serves while callers reach
+/// IMDS past it (or cannot reach it at all) would report a protection
+/// that is not there.
+pub(crate) fn start_probe_holds(
+    probes: &[crate::firewall::probe::StartProbe],
+) -> Result<(), StartError> {
+    let Some(failed) = probes.iter().find(|p| !p.holds()) else {
+        for p in probes {
+            eprintln!("gatehouse: {}", p.message());
+        }
+        return Ok(());
+    };
+    let mut why = format!("not serving: {}", failed.message());
+    let others = crate::doctor::other_agents();
+    if !others.is_empty() {
+        why.push_str("; in the way: ");
+        why.push_str(&others.join("; "));
+    }
+    Err(StartError::step(
+        why,
+        Some("remove the other redirect or route (or stop its agent), then start again; `gatehouse firewall verify` repeats the probe"),
+    ))
 }
 
 /// The socket mark the firewall exempts by default ("ga").
@@ -355,6 +423,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, StartError> {
 pub(crate) struct WorkerParts {
     pub client: Arc<gatehouse_gate::privsep::BrokerClient>,
     pub listener: std::net::TcpListener,
+    /// The IPv6 listener (`--ipv6`), when the broker bound one.
+    pub listener6: Option<std::net::TcpListener>,
     pub events: std::os::fd::OwnedFd,
     /// How often the request loop tells the broker it is alive.
     pub heartbeat: Duration,
@@ -447,6 +517,9 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
     };
     let mut broker_link = None;
     let mut heartbeat = lifecycle::heartbeat_period();
+    let mut worker = worker;
+    // With `--user` the broker bound the IPv6 listener too.
+    let passed6 = worker.as_mut().map(|w| w.listener6.take());
     let bound = match worker {
         Some(w) => {
             heartbeat = w.heartbeat;
@@ -468,6 +541,19 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         )
     })?;
     let listen = listener.local_addr().unwrap_or(plan.listen);
+    let listener6 = match passed6 {
+        Some(passed) => passed,
+        None => listen6(listen, &plan.firewall_shape)?,
+    };
+    let listener6 = match listener6 {
+        None => None,
+        Some(l) => Some(
+            l.set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(l))
+                .map_err(|e| StartError::step(format!("cannot serve on IPv6: {e}"), None))?,
+        ),
+    };
+    let listen6 = listener6.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(r) = &records {
         // `--listen` with port 0: record connections to the port actually bound.
         r.add_target(listen).map_err(|e| {
@@ -515,6 +601,22 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
             Some("check `gatehouse firewall verify`, or pass `--firewall off`"),
         ));
     }
+    if firewall.is_some() {
+        // The table is as rendered; is the gate really in the path? (With
+        // `--user` the broker probed before this worker started.)
+        let targets = probe_targets(listen, listen6);
+        let probes = tokio::task::spawn_blocking(move || {
+            crate::firewall::probe::start_probe(&targets, "start")
+        })
+        .await
+        .map_err(|e| StartError::step(format!("the start-up probe failed: {e}"), None))?;
+        for p in &probes {
+            if let Err(e) = gate.record_event_public(&p.audit_record()) {
+                tracing::error!(error = %e, "cannot audit the start-up probe");
+            }
+        }
+        start_probe_holds(&probes)?;
+    }
     let ports = match (keeper, broker_ports) {
         (Some(k), _) => Some(k as Arc<dyn gatehouse_gate::jit::ports::PortControl>),
         (None, Some(b)) if jit_ports.is_some() => Some(b),
@@ -542,6 +644,9 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         &audit_path,
         &gate.policy_hash(),
     );
+    if let Some(l6) = listen6 {
+        eprintln!("  ipv6:      IMDS's IPv6 address (fd00:ec2::254) is answered on http://{l6}");
+    }
     if !plan.all_holders
         && gate.policy().needs_for(gatehouse_policy::Action::TokenRead)
             == gatehouse_policy::Needs::default()
@@ -614,9 +719,10 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         let _ = stopping.wait_for(Option::is_some).await;
         lifecycle::notify(&[gatehouse_sys::Notice::Stopping]);
     };
-    gatehouse_gate::server::serve_with_heartbeat(
+    gatehouse_gate::server::serve_on(
         Arc::clone(&gate),
         listener,
+        listener6,
         shutdown,
         Some(heartbeat),
     )

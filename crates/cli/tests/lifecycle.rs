@@ -61,6 +61,24 @@ impl Netns {
             .status()
             .unwrap()
             .success());
+        // An interface with routes to IMDS (both addresses), as every VM
+        // has: without one a connection to it fails before nftables sees
+        // it, and the gate's start-up probe (rightly) refuses the start.
+        // Its peer is in the namespace too: nothing answers there but the
+        // gate.
+        for args in [
+            &["link", "add", "vm0", "type", "veth", "peer", "name", "vm1"][..],
+            &["addr", "add", "169.254.0.2/16", "dev", "vm0"],
+            &["-6", "addr", "add", "fd00:e2e::2/64", "dev", "vm0", "nodad"],
+            &["link", "set", "vm0", "up"],
+            &["link", "set", "vm1", "up"],
+            &["-6", "route", "add", "fd00:ec2::254/128", "dev", "vm0"],
+        ] {
+            assert!(
+                ns.command("ip").args(args).status().unwrap().success(),
+                "ip {args:?}"
+            );
+        }
         ns
     }
 
@@ -187,6 +205,14 @@ impl Deployed {
     /// `gatehouse run` as deployed (with `--user` when `separated`), the
     /// firewall applied and watched; its address once it listens.
     fn start(&self, separated: bool, manager: Option<&Manager>) -> (Running, String) {
+        let mut cmd = self.command(separated, manager);
+        let started = start_until(&mut cmd, "listening on http://");
+        let addr = http_addr(&started.seen, "listening on http://");
+        (started.running, addr)
+    }
+
+    /// The command [`Deployed::start`] runs.
+    fn command(&self, separated: bool, manager: Option<&Manager>) -> Command {
         let bin = env!("CARGO_BIN_EXE_gatehouse");
         let mut cmd = self.ns.command(bin);
         cmd.arg("run");
@@ -219,9 +245,7 @@ impl Deployed {
             cmd.env("NOTIFY_SOCKET", &m.path)
                 .env("WATCHDOG_USEC", "1000000");
         }
-        let started = start_until(&mut cmd, "listening on http://");
-        let addr = http_addr(&started.seen, "listening on http://");
-        (started.running, addr)
+        cmd
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
@@ -610,4 +634,298 @@ fn a_stale_pid_file_is_replaced_and_a_live_one_refuses_the_start() {
         emulator_pid,
         "a live gate's pid file is left alone"
     );
+}
+
+/// A start that must fail: its exit status and stderr (at most 30 s; a
+/// gate that serves instead is killed and fails the test).
+fn refused_start(mut cmd: Command) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gate started (or hung) although its start-up probe should fail");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+/// The start-up probe (issue 17, item 7): once the gate listens and its
+/// table is as rendered, a connection from uid nobody to 169.254.169.254:80
+/// must reach it. It does here (audited `reaches_gate`); with another
+/// agent's earlier DNAT, or a prohibit route with a mark exception in the
+/// way, the table is still exactly as rendered but the start is refused,
+/// naming what is in the way, and the audit says why. Alone and separated.
+fn start_probe_refuses_a_gate_not_in_the_path(separated: bool) {
+    let tag = if separated { "psep" } else { "pone" };
+    let d = Deployed::new(tag);
+    let (gate, addr) = d.start(separated, None);
+    assert_eq!(d.token_status(&addr), "200");
+    // Both addresses: IMDS's IPv6 one goes to the gate's [::1] listener.
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    for (p, target) in probes
+        .iter()
+        .zip(["169.254.169.254:80", "[fd00:ec2::254]:80"])
+    {
+        assert_eq!(p["verdict"], "reaches_gate", "{probes:?}");
+        assert_eq!(p["target"], target);
+        assert_eq!(p["uid"], 65534);
+        assert_eq!(p["trigger"], "start");
+    }
+    let mut gate = gate;
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+
+    // Another agent's listener and its earlier DNAT (priority -150).
+    let listener = start_until(
+        d.ns.command("python3").args([
+            "-c",
+            "import socket\ns = socket.socket(); s.bind(('127.0.0.1', 9999)); s.listen(16); import sys; print('competitor up', file=sys.stderr, flush=True)\nwhile True: s.accept()[0].close()",
+        ]),
+        "competitor up",
+    );
+    let nft = |batch: &str| {
+        use std::io::Write;
+        let mut c =
+            d.ns.command("nft")
+                .args(["-f", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+        c.stdin.take().unwrap().write_all(batch.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success(), "{batch}");
+    };
+    nft("table ip competitor {\n chain out {\n  type nat hook output priority -150; policy accept;\n  ip daddr 169.254.169.254 tcp dport 80 dnat to 127.0.0.1:9999\n }\n}\n");
+    let before = d.events("firewall_probed").len();
+    let (status, stderr) = refused_start(d.command(separated, None));
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("not by the gate's listener"), "{stderr}");
+    assert!(
+        stderr.contains("ip competitor"),
+        "doctor's finding is named: {stderr}"
+    );
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.len(), before + 2, "{probes:?}");
+    assert_eq!(probes[before]["verdict"], "diverted", "{probes:?}");
+    // The competitor redirects IPv4 only: the IPv6 probe still reaches the gate.
+    assert_eq!(probes[before + 1]["verdict"], "reaches_gate", "{probes:?}");
+    nft("delete table ip competitor\n");
+    drop(listener);
+
+    // systemd-imdsd's lockdown shape: everything without mark 0x1000 looks
+    // up a table where IMDS is prohibited.
+    let ip = |args: &[&str]| assert!(d.ns.command("ip").args(args).status().unwrap().success());
+    ip(&[
+        "route",
+        "add",
+        "prohibit",
+        "169.254.169.254/32",
+        "table",
+        "4242",
+    ]);
+    ip(&[
+        "rule", "add", "priority", "4242", "not", "fwmark", "0x1000", "lookup", "4242",
+    ]);
+    let (status, stderr) = refused_start(d.command(separated, None));
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("prohibit, unreachable or blackhole route"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("route `prohibit 169.254.169.254"),
+        "doctor's finding is named: {stderr}"
+    );
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes[probes.len() - 2]["verdict"], "blocked", "{probes:?}");
+    ip(&["rule", "del", "priority", "4242"]);
+    ip(&["route", "flush", "table", "4242"]);
+
+    // Nothing in the way any more: it starts again.
+    let (mut gate, addr) = d.start(separated, None);
+    assert_eq!(d.token_status(&addr), "200");
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes[probes.len() - 2]["verdict"], "reaches_gate");
+    assert_eq!(probes[probes.len() - 1]["verdict"], "reaches_gate");
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+}
+
+/// IMDS's IPv6 address is intercepted like the IPv4 one (issue 17, item
+/// 2): a connection to [fd00:ec2::254]:80 reaches the gate's [::1]
+/// listener and is decided on the caller's uid (root allowed, nobody
+/// denied, both audited with the caller's IPv6 address); with `--ipv6
+/// refuse` it is refused and the gate does not listen on IPv6. Alone and
+/// separated.
+fn ipv6_imds_is_decided_by_the_gate(separated: bool) {
+    let tag = if separated { "6sep" } else { "6one" };
+    let d = Deployed::new(tag);
+    let (mut gate, _addr) = d.start(separated, None);
+    let url = "http://[fd00:ec2::254]/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809";
+    let curl = |uid: &str| {
+        let out =
+            d.ns.command("setpriv")
+                .args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={uid}"),
+                    "--clear-groups",
+                ])
+                .args([
+                    "/usr/bin/curl",
+                    "-gs",
+                    "--max-time",
+                    "10",
+                    "-o",
+                    "/dev/null",
+                ])
+                .args(["-H", "Metadata: true", "-w", "%{http_code}", url])
+                .output()
+                .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("0"), "200");
+    assert_eq!(curl("65534"), "403");
+    let requests = d.events("request");
+    let seen: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            (
+                r["peer"].as_str().unwrap_or("").to_owned(),
+                r["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].0.starts_with("[fd00:e2e::2]:") && seen[0].1 == "allow",
+        "{seen:?}"
+    );
+    assert!(
+        seen[1].0.starts_with("[fd00:e2e::2]:") && seen[1].1 == "deny",
+        "{seen:?}"
+    );
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+
+    // `--ipv6 refuse`: refused before the gate, which has no IPv6 listener.
+    let mut cmd = d.command(separated, None);
+    cmd.args(["--ipv6", "refuse"]);
+    let started = start_until(&mut cmd, "listening on http://");
+    assert!(
+        !started
+            .seen
+            .iter()
+            .any(|l| l.contains("answered on http://[::1]")),
+        "{:?}",
+        started.seen
+    );
+    assert_eq!(curl("0"), "000", "refused: curl gets no status");
+    assert_eq!(d.events("request").len(), 2, "nothing reached the gate");
+    let mut gate = started.running;
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
+}
+
+#[test]
+fn ipv6_imds_is_decided_by_a_separated_gate() {
+    if !privileged("ipv6_imds_is_decided_by_a_separated_gate") {
+        return;
+    }
+    ipv6_imds_is_decided_by_the_gate(true);
+}
+
+#[test]
+fn ipv6_imds_is_decided_by_a_single_process_gate() {
+    if !privileged("ipv6_imds_is_decided_by_a_single_process_gate") {
+        return;
+    }
+    ipv6_imds_is_decided_by_the_gate(false);
+}
+
+#[test]
+fn start_probe_refuses_a_separated_gate_not_in_the_path() {
+    if !privileged("start_probe_refuses_a_separated_gate_not_in_the_path") {
+        return;
+    }
+    start_probe_refuses_a_gate_not_in_the_path(true);
+}
+
+#[test]
+fn start_probe_refuses_a_single_process_gate_not_in_the_path() {
+    if !privileged("start_probe_refuses_a_single_process_gate_not_in_the_path") {
+        return;
+    }
+    start_probe_refuses_a_gate_not_in_the_path(false);
+}
+
+/// Where IPv6 is off (here: on the namespace's loopback interface), the
+/// gate says so instead of failing mysteriously: `--ipv6 intercept` stops
+/// the start naming IPv6 and `--ipv6 refuse`; the default (`auto`) renders
+/// the refusing table, has no IPv6 listener and probes IPv4 only.
+#[test]
+fn with_ipv6_off_the_gate_says_so() {
+    if !privileged("with_ipv6_off_the_gate_says_so") {
+        return;
+    }
+    let d = Deployed::new("no6");
+    assert!(d
+        .ns
+        .command("sysctl")
+        .args(["-qw", "net.ipv6.conf.lo.disable_ipv6=1"])
+        .status()
+        .unwrap()
+        .success());
+    let mut cmd = d.command(false, None);
+    cmd.args(["--ipv6", "intercept"]);
+    let (status, stderr) = refused_start(cmd);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on [::1]:16925")
+            && stderr.contains("IPv6 is not enabled on the loopback interface here")
+            && stderr.contains("--ipv6 refuse"),
+        "{stderr}"
+    );
+
+    let mut cmd = d.command(false, None);
+    let started = start_until(&mut cmd, "listening on http://");
+    assert!(
+        !started.seen.iter().any(|l| l.contains("[::1]")),
+        "{:?}",
+        started.seen
+    );
+    let table =
+        d.ns.command("nft")
+            .args(["list", "table", "inet", "gatehouse"])
+            .output()
+            .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("IPv6 IMDS: unmarked tcp is refused")
+            && !table.contains("ip6 daddr fd00:ec2::254 tcp dport 80"),
+        "{table}"
+    );
+    let probes = d.events("firewall_probed");
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0]["target"], "169.254.169.254:80");
+    let mut gate = started.running;
+    kill("-TERM", gate.0.id());
+    assert!(gate.0.wait().unwrap().success());
 }

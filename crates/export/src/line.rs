@@ -104,6 +104,11 @@ impl Line {
                 _,
             ) => Level::Warning,
             ("firewall_repair_failed", _) => Level::Error,
+            ("firewall_probed", _)
+                if self.event.get("verdict").and_then(Value::as_str) != Some("reaches_gate") =>
+            {
+                Level::Error
+            }
             _ => Level::Notice,
         }
     }

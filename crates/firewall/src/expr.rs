@@ -43,6 +43,8 @@ pub enum Match {
     CtStatusNotDnat,
     /// `ip saddr != A/LEN`
     SaddrNotPrefix(Ipv4Addr, u8),
+    /// `ip6 saddr != A`
+    Saddr6IsNot(Ipv6Addr),
     /// `iif "NAME"`: arrived on that interface (resolved to its index when
     /// the table is applied; `lo` is always there).
     Iif(&'static str),
@@ -63,8 +65,9 @@ pub enum Statement {
     /// `reject with tcp reset`: the sender sees "connection refused" (or
     /// "reset" mid-connection) at once instead of waiting for a timeout.
     RejectTcpReset,
-    /// `redirect to :P`: to this host's own address (127.0.0.1 from the
-    /// output hook, the incoming interface's address from prerouting).
+    /// `redirect to :P`: to this host's own address (127.0.0.1, or ::1 for
+    /// IPv6, from the output hook; the incoming interface's address from
+    /// prerouting).
     Redirect(u16),
     /// `dnat ip to A:P`
     Dnat(Ipv4Addr, u16),
@@ -106,6 +109,7 @@ impl Match {
             Match::CtStatusSnat => "ct status snat".to_owned(),
             Match::CtStatusNotDnat => "ct status ! dnat".to_owned(),
             Match::SaddrNotPrefix(a, len) => format!("ip saddr != {a}/{len}"),
+            Match::Saddr6IsNot(a) => format!("ip6 saddr != {a}"),
             Match::Iif(name) => format!("iif \"{name}\""),
             Match::ProtoDportNotIn(set) => format!("meta l4proto . th dport != @{set}"),
             Match::SaddrIn { v6, set } => format!("{} saddr @{set}", ip(*v6)),
@@ -141,6 +145,7 @@ impl Match {
                 payload("ip", "saddr"),
                 json!({"prefix": {"addr": a.to_string(), "len": len}}),
             ),
+            Match::Saddr6IsNot(a) => matches("!=", payload("ip6", "saddr"), json!(a.to_string())),
             Match::CtEstablishedRelated => matches(
                 "in",
                 json!({"ct": {"key": "state"}}),

@@ -22,7 +22,7 @@ pub use diff::Difference;
 pub use jit::{Element, JitError, Protocol, SyncReport};
 pub use lockout::would_lock_out;
 pub use nft::{Nft, NftError};
-pub use ruleset::{Containers, JitPorts, Options, OptionsError, Ruleset};
+pub use ruleset::{Containers, Ipv6, JitPorts, Options, OptionsError, Ruleset};
 pub use watch::{ensure, watch, Trigger, WatchEvent, WatchOptions, Watcher};
 
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,12 @@
 //!   unmarked or not root's is refused — other ports, UDP, and connections
 //!   opened before the redirect existed (conntrack keeps their original,
 //!   un-NATed destination).
+//! - IPv6 (`Ipv6::Intercept`, the default): fd00:ec2::254 tcp/80 goes to the
+//!   gate's IPv6 listener at [::1] on the same port, by the same two rules
+//!   (nftables cannot NAT IPv6 to IPv4, so the gate listens on both); what
+//!   is still addressed to it after nat is refused as for IPv4. With
+//!   `Ipv6::Refuse` (IPv6 off, or no IPv6 listener) it is refused to all but
+//!   the gate's own sockets: never a redirect to a port no gate holds.
 //! - WireServer: only root's sockets may reach it (the gate's are root's).
 //! - forward (containers, other namespaces): refused, or — `Containers::Redirect`
 //!   — sent to the gate from prerouting, which then denies what it cannot
@@ -28,7 +34,7 @@ use gatehouse_policy::Protocol;
 use ipnet::IpNet;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 mod jit;
 #[cfg(test)]
@@ -52,6 +58,22 @@ pub const IMDS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)
 pub const IMDS_MAPPED: Ipv6Addr = IMDS.to_ipv6_mapped();
 /// Azure's WireServer (extension settings, certificates).
 pub const WIRESERVER: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
+
+/// What to do with local connections to IMDS's IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ipv6 {
+    /// Send TCP port 80 to the gate's IPv6 listener ([`GATE6`] on the
+    /// IPv4 listener's port), as the IPv4 address is sent to its IPv4 one.
+    #[default]
+    Intercept,
+    /// Refuse it to everyone but the gate's own sockets (for a gate that
+    /// cannot listen on IPv6: IPv6 is off here).
+    Refuse,
+}
+
+/// Where the gate listens for IPv6 (the table's `redirect` from the output
+/// hook lands on it).
+pub const GATE6: Ipv6Addr = Ipv6Addr::LOCALHOST;
 
 /// What to do with IMDS traffic arriving from containers and other network
 /// namespaces (prerouting/forward).
@@ -79,6 +101,8 @@ pub struct Options {
     /// Guard the WireServer too.
     pub wireserver: bool,
     pub containers: Containers,
+    /// IMDS's IPv6 address: intercepted or refused.
+    pub ipv6: Ipv6,
     /// Just-in-time ports: closed inbound except to break-glass ranges and
     /// to the sources `jit::sync` opens them for. `None`: no such rules.
     pub jit: Option<JitPorts>,
@@ -153,6 +177,17 @@ const FILTER: i32 = 0;
 /// conntrack settles a connection's source port.
 const AFTER_SRCNAT: i32 = 110;
 
+impl Options {
+    /// The gate's IPv6 listener the table sends IMDS's IPv6 address to
+    /// (`None` with [`Ipv6::Refuse`]).
+    pub fn listen6(&self) -> Option<SocketAddrV6> {
+        match self.ipv6 {
+            Ipv6::Intercept => Some(SocketAddrV6::new(GATE6, self.listen.port(), 0, 0)),
+            Ipv6::Refuse => None,
+        }
+    }
+}
+
 impl Ruleset {
     pub fn new(options: &Options) -> Result<Ruleset, OptionsError> {
         if options.mark == 0 {
@@ -176,24 +211,36 @@ impl Ruleset {
             Statement::Dnat(ip, port)
         };
 
-        let mut chains = vec![chain(
-            "nat-output",
-            "nat",
-            "output",
-            NAT,
-            vec![
+        let intercept6 = options.ipv6 == Ipv6::Intercept;
+        let mut nat_output = vec![
+            rule(
+                vec![Match::Daddr(IMDS), Match::TcpDport(80), unmarked.clone()],
+                to_gate.clone(),
+                "local IMDS connections go to the gate",
+            ),
+            rule(
+                vec![Match::Daddr(IMDS), Match::TcpDport(80), not_root.clone()],
+                to_gate,
+                "marked but not root's: to the gate too",
+            ),
+        ];
+        if intercept6 {
+            // From the output hook `redirect` lands on [::1]: the gate's
+            // IPv6 listener, on the same port.
+            nat_output.extend([
                 rule(
-                    vec![Match::Daddr(IMDS), Match::TcpDport(80), unmarked.clone()],
-                    to_gate.clone(),
-                    "local IMDS connections go to the gate",
+                    vec![Match::Daddr6(IMDS6), Match::TcpDport(80), unmarked.clone()],
+                    Statement::Redirect(port),
+                    "local IPv6 IMDS connections go to the gate at [::1]",
                 ),
                 rule(
-                    vec![Match::Daddr(IMDS), Match::TcpDport(80), not_root.clone()],
-                    to_gate,
-                    "marked but not root's: to the gate too",
+                    vec![Match::Daddr6(IMDS6), Match::TcpDport(80), not_root.clone()],
+                    Statement::Redirect(port),
+                    "IPv6: marked but not root's: to the gate too",
                 ),
-            ],
-        )];
+            ]);
+        }
+        let mut chains = vec![chain("nat-output", "nat", "output", NAT, nat_output)];
 
         if options.containers == Containers::Redirect {
             // From prerouting `redirect` would land on the incoming
@@ -272,6 +319,19 @@ impl Ruleset {
                 "no direct connection to the gate from a non-loopback address",
             ));
         }
+        if intercept6 {
+            // The same for the IPv6 listener, which is always [::1].
+            output.push(rule(
+                vec![
+                    Match::Daddr6(GATE6),
+                    Match::TcpDport(port),
+                    Match::Saddr6IsNot(GATE6),
+                    Match::CtStatusNotDnat,
+                ],
+                Statement::RejectTcpReset,
+                "no direct IPv6 connection to the gate from a non-loopback address",
+            ));
+        }
         output.extend([
             rule(
                 vec![Match::Daddr(IMDS), unmarked.clone(), Match::L4protoTcp],
@@ -293,30 +353,49 @@ impl Ruleset {
                 Statement::Drop,
                 "after nat: anything else to IMDS not from root is dropped",
             ),
-            // IPv6: the gate listens on IPv4 only and nftables cannot NAT
-            // IPv6 to IPv4, so IMDS's IPv6 address is refused to everyone
-            // but the gate's own (marked, root) sockets: fail closed. A
-            // redirect to [::1] with no gate listening there would let any
-            // user bind that port and answer everyone's IPv6 requests.
+        ]);
+        // IPv6 after nat, as IPv4: what is still addressed to IMDS's IPv6
+        // address (other ports, UDP, connections opened before the redirect)
+        // is refused to everyone but the gate's own (marked, root) sockets.
+        // Without the redirect (`Ipv6::Refuse`) that is every connection:
+        // fail closed. A redirect to [::1] with no gate listening there
+        // would let any user bind that port and answer everyone's IPv6
+        // requests, so there is none then.
+        let ipv6_words: [&'static str; 4] = if intercept6 {
+            [
+                "after nat: unmarked tcp still to IPv6 IMDS is refused",
+                "after nat: tcp still to IPv6 IMDS not from root is refused",
+                "after nat: anything else unmarked to IPv6 IMDS is dropped",
+                "after nat: anything else to IPv6 IMDS not from root is dropped",
+            ]
+        } else {
+            [
+                "IPv6 IMDS: unmarked tcp is refused (the gate answers on IPv4)",
+                "IPv6 IMDS: tcp not from root is refused",
+                "IPv6 IMDS: anything else unmarked is dropped",
+                "IPv6 IMDS: anything else not from root is dropped",
+            ]
+        };
+        output.extend([
             rule(
                 vec![Match::Daddr6(IMDS6), unmarked.clone(), Match::L4protoTcp],
                 Statement::RejectTcpReset,
-                "IPv6 IMDS: unmarked tcp is refused (the gate answers on IPv4)",
+                ipv6_words[0],
             ),
             rule(
                 vec![Match::Daddr6(IMDS6), not_root.clone(), Match::L4protoTcp],
                 Statement::RejectTcpReset,
-                "IPv6 IMDS: tcp not from root is refused",
+                ipv6_words[1],
             ),
             rule(
                 vec![Match::Daddr6(IMDS6), unmarked],
                 Statement::Drop,
-                "IPv6 IMDS: anything else unmarked is dropped",
+                ipv6_words[2],
             ),
             rule(
                 vec![Match::Daddr6(IMDS6), not_root.clone()],
                 Statement::Drop,
-                "IPv6 IMDS: anything else not from root is dropped",
+                ipv6_words[3],
             ),
             rule(
                 vec![Match::Daddr6(IMDS_MAPPED)],
@@ -375,16 +454,28 @@ impl Ruleset {
             to_gate.push(Match::Daddr(ip));
         }
         to_gate.extend([Match::TcpDport(port), Match::CtStatusSnat]);
+        let mut after_nat = vec![rule(
+            to_gate,
+            Statement::RejectTcpReset,
+            "a connection to the gate whose source port NAT changed is refused",
+        )];
+        if intercept6 {
+            after_nat.push(rule(
+                vec![
+                    Match::Daddr6(GATE6),
+                    Match::TcpDport(port),
+                    Match::CtStatusSnat,
+                ],
+                Statement::RejectTcpReset,
+                "an IPv6 connection to the gate whose source port NAT changed is refused",
+            ));
+        }
         chains.push(chain(
             "input-after-nat",
             "filter",
             "input",
             AFTER_SRCNAT,
-            vec![rule(
-                to_gate,
-                Statement::RejectTcpReset,
-                "a connection to the gate whose source port NAT changed is refused",
-            )],
+            after_nat,
         ));
         let mut sets = Vec::new();
         if let Some(ports) = &options.jit {

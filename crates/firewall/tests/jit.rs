@@ -16,7 +16,7 @@ use common::{privileged, run};
 
 use gatehouse_firewall::jit::{self, Element, Protocol, SyncReport};
 use gatehouse_firewall::JitPorts;
-use gatehouse_firewall::{apply, verify, Containers, Nft, Options, Ruleset};
+use gatehouse_firewall::{apply, verify, Containers, Ipv6, Nft, Options, Ruleset};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
@@ -226,6 +226,7 @@ fn options() -> Options {
         mark: 0x6761,
         wireserver: true,
         containers: Containers::Drop,
+        ipv6: Ipv6::Intercept,
         jit: Some(JitPorts {
             ports: vec![(Protocol::Tcp, PORT)],
             break_glass: vec![format!("{BASTION4}/32").parse().unwrap()],

@@ -16,7 +16,7 @@ mod common;
 use common::{privileged, run};
 
 use gatehouse_firewall::{
-    apply, remove, verify, watch, Containers, Difference, Nft, Options, Ruleset, Trigger,
+    apply, remove, verify, watch, Containers, Difference, Ipv6, Nft, Options, Ruleset, Trigger,
     WatchEvent, WatchOptions,
 };
 use std::io::{ErrorKind, Read, Write};
@@ -125,6 +125,7 @@ fn options(port: u16) -> Options {
         mark: MARK,
         wireserver: true,
         containers: Containers::Drop,
+        ipv6: Ipv6::Intercept,
         jit: None,
     }
 }
@@ -244,6 +245,7 @@ fn every_variant_verifies_clean_after_apply() {
         },
         Options {
             containers: Containers::Redirect,
+            ipv6: Ipv6::Intercept,
             wireserver: false,
             listen: "10.1.2.3:8080".parse().unwrap(),
             mark: 1,
@@ -253,6 +255,10 @@ fn every_variant_verifies_clean_after_apply() {
             containers: Containers::Redirect,
             listen: "0.0.0.0:1".parse().unwrap(),
             ..options(1)
+        },
+        Options {
+            ipv6: Ipv6::Refuse,
+            ..options(16925)
         },
     ];
     for o in variants {
@@ -425,7 +431,8 @@ fn serve(l: TcpListener, tag: u8) {
 
 fn connect(addr: &str, mark: Option<u32>) -> Result<TcpStream, ErrorKind> {
     let addr: SocketAddr = addr.parse().unwrap();
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
     if let Some(m) = mark {
         s.set_mark(m).unwrap();
     }
@@ -451,7 +458,7 @@ fn udp_send(to: &str, mark: Option<u32>, payload: &[u8]) {
 fn marked_connect_as_nobody(host: &str, port: u16) -> String {
     const SCRIPT: &str = r#"
 import errno, os, socket, sys
-s = socket.socket()
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, int(sys.argv[3]))
 s.settimeout(2)
 try:
@@ -738,4 +745,108 @@ fn a_connection_whose_source_port_nat_changed_is_refused() {
         "without the rule the clashing connection is served"
     );
     remove(&nft).unwrap();
+}
+
+/// IMDS's IPv6 address, intercepted (the default): an unmarked connection
+/// to [fd00:ec2::254]:80 reaches the gate's listener at [::1] on the
+/// table's port, a marked root socket reaches the platform, a marked
+/// socket of uid 65534 meets the gate, other ports are refused unless
+/// marked and root's. With `Ipv6::Refuse` the same connection is refused.
+#[test]
+fn ipv6_traffic_goes_to_the_gate_at_loopback_unless_marked_and_roots() {
+    if !privileged("ipv6_traffic_goes_to_the_gate_at_loopback_unless_marked_and_roots") {
+        return;
+    }
+    let (vm, platform) = vm_and_platform("vm6", "platform6");
+    vm.ip(&["-6", "addr", "add", "fd00:77::4/64", "dev", "eth0", "nodad"]);
+    vm.ip(&[
+        "-6",
+        "route",
+        "add",
+        "fd00:ec2::254/128",
+        "via",
+        "fd00:77::1",
+    ]);
+    platform.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "fd00:77::1/64",
+        "dev",
+        "host0",
+        "nodad",
+    ]);
+    platform.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "fd00:ec2::254/128",
+        "dev",
+        "lo",
+        "nodad",
+    ]);
+    let nft = vm.nft();
+    let imds =
+        platform.enter(|| [80, 81].map(|p| TcpListener::bind(("fd00:ec2::254", p)).unwrap()));
+    for l in imds {
+        serve(l, b'I');
+    }
+    vm.enter(move || {
+        let gate = TcpListener::bind("[::1]:0").unwrap();
+        let port = gate.local_addr().unwrap().port();
+        serve(gate, b'G');
+        assert_eq!(
+            greeting(&connect("[fd00:ec2::254]:80", None).unwrap()),
+            Ok(b'I'),
+            "before apply"
+        );
+        let intercept = Ruleset::new(&options(port)).unwrap();
+        apply(&nft, &intercept).unwrap();
+        assert_eq!(
+            strings(&verify(&nft, &intercept).unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            greeting(&connect("[fd00:ec2::254]:80", None).unwrap()),
+            Ok(b'G'),
+            "unmarked → the gate at [::1]"
+        );
+        assert_eq!(
+            greeting(&connect("[fd00:ec2::254]:80", Some(MARK)).unwrap()),
+            Ok(b'I'),
+            "marked root socket → IMDS"
+        );
+        assert_eq!(
+            marked_connect_as_nobody("fd00:ec2::254", 80),
+            "G",
+            "marked, uid 65534 → the gate"
+        );
+        assert_eq!(
+            connect("[fd00:ec2::254]:81", None).map(|_| ()),
+            Err(ErrorKind::ConnectionRefused),
+            "other port"
+        );
+        assert_eq!(
+            greeting(&connect("[fd00:ec2::254]:81", Some(MARK)).unwrap()),
+            Ok(b'I'),
+            "other port, marked"
+        );
+        let refuse = Ruleset::new(&Options {
+            ipv6: Ipv6::Refuse,
+            ..options(port)
+        })
+        .unwrap();
+        apply(&nft, &refuse).unwrap();
+        assert_eq!(
+            connect("[fd00:ec2::254]:80", None).map(|_| ()),
+            Err(ErrorKind::ConnectionRefused),
+            "refused, not redirected"
+        );
+        assert_eq!(
+            greeting(&connect("[fd00:ec2::254]:80", Some(MARK)).unwrap()),
+            Ok(b'I'),
+            "refused: the gate's own sockets still pass"
+        );
+        remove(&nft).unwrap();
+    });
 }

@@ -792,6 +792,21 @@ impl Metrics {
                     .map(|e| e.chars().take(200).collect());
             }
             "firewall_monitor_lost" => m.health().firewall.monitor_lost = true,
+            // A start-up probe that did not reach the gate: it stops, but
+            // the status it leaves says why.
+            "firewall_probed"
+                if event.get("verdict").and_then(serde_json::Value::as_str)
+                    != Some("reaches_gate") =>
+            {
+                m.firewall_failures.inc();
+                let mut h = m.health();
+                h.firewall.state = FirewallState::Failed;
+                h.firewall.since = Some(now);
+                h.firewall.last_error = event
+                    .get("message")
+                    .and_then(serde_json::Value::as_str)
+                    .map(|e| e.chars().take(200).collect());
+            }
             _ => {}
         }
     }

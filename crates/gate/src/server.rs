@@ -46,8 +46,43 @@ pub async fn serve_with_heartbeat(
     shutdown: impl Future<Output = ()>,
     heartbeat: Option<Heartbeat>,
 ) {
+    serve_on(gate, listener, None, shutdown, heartbeat).await;
+}
+
+/// [`serve_with_heartbeat`] on a second listener too (the IPv6 one the
+/// table sends IMDS's IPv6 address to): both accept until `shutdown`, and
+/// the drain waits for the requests of both. The heartbeat beats from the
+/// first.
+pub async fn serve_on(
+    gate: Arc<Gate>,
+    listener: TcpListener,
+    second: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    heartbeat: Option<Heartbeat>,
+) {
     let in_flight = InFlight::default();
-    accept_loop(gate, listener, shutdown, heartbeat, &in_flight).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // An error means the sender is gone: stop as well.
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let first = accept_loop(
+        Arc::clone(&gate),
+        listener,
+        stopped(stop_rx.clone()),
+        heartbeat,
+        &in_flight,
+    );
+    let second = async {
+        if let Some(l) = second {
+            accept_loop(gate, l, stopped(stop_rx), None, &in_flight).await;
+        }
+    };
+    let stop = async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    };
+    tokio::join!(first, second, stop);
     if !in_flight.drained(DRAIN).await {
         tracing::warn!("stopping with requests still being decided");
     }
@@ -161,9 +196,9 @@ fn conn_info(stream: &tokio::net::TcpStream, peer: SocketAddr) -> Option<ConnInf
     let local = stream.local_addr().ok()?;
     let original = gatehouse_sys::original_dst(stream.as_fd()).ok().flatten();
     Some(match original {
-        Some(dst) if SocketAddr::V4(dst) != local => ConnInfo {
+        Some(dst) if dst != local => ConnInfo {
             peer,
-            dst: SocketAddr::V4(dst),
+            dst,
             redirected: true,
         },
         _ => ConnInfo {

@@ -13,8 +13,9 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-/// Descriptors one message may carry.
-pub const MAX_FDS_PER_MESSAGE: usize = 2;
+/// Descriptors one message may carry (the broker's hello: the listener, the
+/// event socket and the IPv6 listener).
+pub const MAX_FDS_PER_MESSAGE: usize = 3;
 
 /// One received message and the descriptors that came with it (close-on-exec).
 #[derive(Debug)]
@@ -39,7 +40,7 @@ pub fn send_message(socket: impl AsFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> 
     if bytes.is_empty() || fds.len() > MAX_FDS_PER_MESSAGE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "a message needs a body and at most two descriptors",
+            "a message needs a body and at most three descriptors",
         ));
     }
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];

@@ -78,6 +78,13 @@ fn one_of_each() -> Vec<Event> {
             error: "e".into(),
         },
         Event::FirewallMonitorLost { error: "e".into() },
+        Event::FirewallProbed {
+            trigger: "start".into(),
+            target: "169.254.169.254:80".into(),
+            uid: 65534,
+            verdict: "reaches_gate".into(),
+            message: "m".into(),
+        },
         Event::JitPruned {
             requests: 2,
             finished_before: "t".into(),
@@ -129,7 +136,7 @@ fn one_of_each() -> Vec<Event> {
 #[test]
 fn every_variant_round_trips_under_its_own_type_name() {
     let all = one_of_each();
-    assert_eq!(all.len(), 26);
+    assert_eq!(all.len(), 27);
     assert_eq!(KINDS.len(), all.len());
     for event in all {
         let value = serde_json::to_value(&event).unwrap();

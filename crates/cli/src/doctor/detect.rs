@@ -6,6 +6,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub const IMDS: &str = "169.254.169.254";
+/// IMDS's IPv6 address (AWS's), which gatehouse intercepts too.
+pub const IMDS6: &str = "fd00:ec2::254";
+
+/// Whether a line of a tool's output names either IMDS address.
+fn names_imds(line: &str) -> bool {
+    line.contains(IMDS) || line.contains(IMDS6)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,7 +73,12 @@ pub struct Ruleset {
 
 fn mentions_imds(v: &Value) -> bool {
     match v {
-        Value::String(s) => s == IMDS || s.starts_with("169.254.169.254/"),
+        Value::String(s) => {
+            s == IMDS
+                || s.starts_with("169.254.169.254/")
+                || s == IMDS6
+                || s.starts_with("fd00:ec2::254/")
+        }
         Value::Array(a) => a.iter().any(mentions_imds),
         Value::Object(o) => o.values().any(mentions_imds),
         _ => false,
@@ -182,7 +194,7 @@ pub fn iptables_findings(save: &str) -> Vec<Finding> {
             table = t.trim().to_owned();
             continue;
         }
-        if !line.starts_with("-A ") || !line.contains(IMDS) {
+        if !line.starts_with("-A ") || !names_imds(line) {
             continue;
         }
         let redirect = line.contains("-j DNAT") || line.contains("-j REDIRECT");
@@ -204,7 +216,7 @@ pub fn route_findings(routes: &str, rules: &str) -> Vec<Finding> {
     for line in routes.lines() {
         let kind = line.split_whitespace().next().unwrap_or("");
         let blocked = matches!(kind, "prohibit" | "blackhole" | "unreachable");
-        if blocked && line.contains(IMDS) {
+        if blocked && names_imds(line) {
             out.push(Finding::new(
                 "route",
                 Level::Error,
@@ -212,7 +224,7 @@ pub fn route_findings(routes: &str, rules: &str) -> Vec<Finding> {
                 "IMDS is made unreachable by routing (systemd-imdsd's lockdown mode does this): the gate's own upstream connections fail unless they carry the mark the lockdown exempts",
                 "either let systemd-imdsd guard IMDS and do not run gatehouse with `--upstream imds`, or turn the lockdown off (see systemd-imdsd(8))",
             ));
-        } else if line.contains(IMDS) && !line.starts_with("local") {
+        } else if names_imds(line) && !line.starts_with("local") {
             out.push(Finding::new(
                 "route",
                 Level::Info,

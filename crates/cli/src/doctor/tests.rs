@@ -78,12 +78,15 @@ fn iptables_rules() {
 #[test]
 fn routes_and_rules() {
     type Row = (&'static str, &'static str, &'static [(&'static str, Level)]);
-    let rows: [Row; 4] = [
+    let rows: [Row; 6] = [
         ("default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2\n", "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n", &[]),
         // systemd-imdsd's lockdown: a prohibit route, and a rule by mark.
         ("prohibit 169.254.169.254 table 36 proto static\ndefault via 192.0.2.1 dev eth0\n", "0:\tfrom all lookup local\n100:\tnot from all fwmark 0x1337 lookup 36\n", &[("route", Level::Error), ("ip-rule", Level::Warn)]),
         ("169.254.169.254 via 192.0.2.1 dev eth0 proto dhcp\n", "", &[("route", Level::Info)]),
         ("local 169.254.169.254 dev lo table local\n", "", &[]),
+        // The IPv6 address too (`ip -6 route show table all`).
+        ("prohibit fd00:ec2::254 dev lo table 36 metric 1024 pref medium\n", "", &[("route", Level::Error)]),
+        ("fd00:ec2::254 via fd00:e2e::1 dev eth0 metric 1024 pref medium\n", "", &[("route", Level::Info)]),
     ];
     for (routes, rules, want) in rows {
         let got: Vec<(&str, Level)> = route_findings(routes, rules)

@@ -99,6 +99,8 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         }
     };
     let listen = listener.local_addr().unwrap_or(listen);
+    let listener6 = super::listen6(listen, shape)?;
+    let listen6 = listener6.as_ref().and_then(|l| l.local_addr().ok());
     // The broker identifies callers: it attaches the eBPF path, while it still may.
     let identify = super::identify_options(plan, listen)?;
     // Signals are ours from before the worker starts (whose banner tells the
@@ -131,6 +133,24 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
             start_events.borrow_mut().push(event.audit_record());
         })
     });
+    // Then whether an unprivileged connection to IMDS really reaches this
+    // listener (the probe runs as nobody, which needs CAP_SETUID: still
+    // ours). Its connection waits in the listener's queue; the worker
+    // accepts it later and finds it closed. The worker audits the result;
+    // a probe that does not reach the gate stops the start (`Supervisor`).
+    let mut probe_failure = None;
+    if verified && ruleset.is_some() {
+        let probes =
+            crate::firewall::probe::start_probe(&super::probe_targets(listen, listen6), "start");
+        start_events.borrow_mut().extend(
+            probes
+                .iter()
+                .map(crate::firewall::probe::StartProbe::audit_record),
+        );
+        if let Err(e) = super::start_probe_holds(&probes) {
+            probe_failure = Some(e);
+        }
+    }
     let program = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -145,6 +165,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         &worker_args(std::env::args_os()),
         account,
         &listener,
+        listener6.as_ref(),
         lifecycle::heartbeat_period(),
     ) {
         Ok(w) => w,
@@ -156,6 +177,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
         }
     };
     drop(listener);
+    drop(listener6);
     let pid_file = plan.pid_file.clone();
     let mut control = None;
     if let Some(path) = &pid_file {
@@ -199,6 +221,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     }
     let callers = lifecycle::callers_label(identify.connect_records.is_some(), plan.all_holders);
     let mut broker = Broker::new(listen, mark, targets)
+        .with_listen6(listen6)
         .with_identify_options(identify)
         .with_checkpoint_key(checkpoint_key);
     if let Some(k) = &keeper {
@@ -207,6 +230,7 @@ pub(super) fn broker_main(plan: &Plan, user: &str) -> Result<ExitCode, StartErro
     let supervisor = Supervisor {
         ruleset,
         verified,
+        probe_failure,
         start_events: start_events.into_inner(),
         every,
         keeper,
@@ -307,6 +331,9 @@ struct Supervisor {
     ruleset: Option<gatehouse_firewall::Ruleset>,
     /// Whether the table was as rendered (or repaired so) before the worker started.
     verified: bool,
+    /// Why the start-up probe says the gate is not in the path (then it
+    /// does not serve).
+    probe_failure: Option<StartError>,
     /// What that first check found, for the worker to audit.
     start_events: Vec<gatehouse_audit::Event>,
     every: Duration,
@@ -355,6 +382,11 @@ impl Supervisor {
         if !self.verified {
             close_channels(&control, &events);
             return finish(child, TABLE_UNREPAIRED, None).await;
+        }
+        if let Some(e) = self.probe_failure {
+            close_channels(&control, &events);
+            reap(child).await;
+            return e.print();
         }
         let firewall = match self
             .ruleset
@@ -535,6 +567,15 @@ fn read_worker(events: Arc<OwnedFd>) -> tokio::sync::mpsc::Receiver<ToBroker> {
 
 /// Wait for a worker whose sockets are closed, and fail with `message`.
 async fn finish(child: std::process::Child, message: &str, detail: Option<String>) -> ExitCode {
+    reap(child).await;
+    match detail {
+        Some(d) => crate::fail(&format!("{message}: {d}"), None),
+        None => crate::fail(message, None),
+    }
+}
+
+/// Wait for a worker whose sockets are closed.
+async fn reap(child: std::process::Child) {
     let mut child = child;
     match tokio::task::spawn_blocking(move || child.wait()).await {
         Ok(Ok(_)) => {}
@@ -550,10 +591,6 @@ async fn finish(child: std::process::Child, message: &str, detail: Option<String
                 "gatehouse: broker: cannot reap the worker: {e}"
             );
         }
-    }
-    match detail {
-        Some(d) => crate::fail(&format!("{message}: {d}"), None),
-        None => crate::fail(message, None),
     }
 }
 
@@ -659,6 +696,7 @@ pub(super) fn worker_main(plan: Plan) -> Result<ExitCode, StartError> {
     let parts = WorkerParts {
         client,
         listener: start.listener,
+        listener6: start.listener6,
         events: start.events,
         heartbeat: start.heartbeat,
     };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::ruleset::{Containers, Options};
+use crate::ruleset::{Containers, Ipv6, Options};
 use serde_json::json;
 
 fn ruleset() -> Ruleset {
@@ -8,6 +8,7 @@ fn ruleset() -> Ruleset {
         mark: 0x6761,
         wireserver: true,
         containers: Containers::Drop,
+        ipv6: Ipv6::Intercept,
         jit: None,
     })
     .unwrap()
@@ -197,6 +198,7 @@ fn other_tables_in_the_listing_are_ignored() {
 fn listed_rules_are_described_as_nft_writes_them() {
     let redirect = Options {
         containers: Containers::Redirect,
+        ipv6: Ipv6::Intercept,
         listen: "127.0.0.1:99".parse().unwrap(),
         mark: 5,
         wireserver: true,
@@ -204,6 +206,7 @@ fn listed_rules_are_described_as_nft_writes_them() {
     };
     let other = Options {
         containers: Containers::Redirect,
+        ipv6: Ipv6::Intercept,
         listen: "10.0.0.1:99".parse().unwrap(),
         mark: 5,
         wireserver: true,
@@ -253,6 +256,7 @@ fn options() -> Options {
         mark: 0x6761,
         wireserver: true,
         containers: Containers::Drop,
+        ipv6: Ipv6::Intercept,
         jit: None,
     }
 }

@@ -8,6 +8,7 @@ fn options() -> Options {
         mark: 0x6761,
         wireserver: true,
         containers: Containers::Drop,
+        ipv6: Ipv6::Intercept,
         jit: None,
     }
 }
@@ -20,19 +21,22 @@ table inet gatehouse {
 		type nat hook output priority -100; policy accept;
 		ip daddr 169.254.169.254 tcp dport 80 meta mark != 0x00006761 redirect to :16925 comment "local IMDS connections go to the gate"
 		ip daddr 169.254.169.254 tcp dport 80 meta skuid != 0 redirect to :16925 comment "marked but not root's: to the gate too"
+		ip6 daddr fd00:ec2::254 tcp dport 80 meta mark != 0x00006761 redirect to :16925 comment "local IPv6 IMDS connections go to the gate at [::1]"
+		ip6 daddr fd00:ec2::254 tcp dport 80 meta skuid != 0 redirect to :16925 comment "IPv6: marked but not root's: to the gate too"
 	}
 
 	chain output {
 		type filter hook output priority 0; policy accept;
 		ip daddr 127.0.0.1 tcp dport 16925 ip saddr != 127.0.0.0/8 ct status ! dnat reject with tcp reset comment "no direct connection to the gate from a non-loopback address"
+		ip6 daddr ::1 tcp dport 16925 ip6 saddr != ::1 ct status ! dnat reject with tcp reset comment "no direct IPv6 connection to the gate from a non-loopback address"
 		ip daddr 169.254.169.254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IMDS is refused"
 		ip daddr 169.254.169.254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IMDS not from root is refused"
 		ip daddr 169.254.169.254 meta mark != 0x00006761 drop comment "after nat: anything else unmarked to IMDS is dropped"
 		ip daddr 169.254.169.254 meta skuid != 0 drop comment "after nat: anything else to IMDS not from root is dropped"
-		ip6 daddr fd00:ec2::254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "IPv6 IMDS: unmarked tcp is refused (the gate answers on IPv4)"
-		ip6 daddr fd00:ec2::254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "IPv6 IMDS: tcp not from root is refused"
-		ip6 daddr fd00:ec2::254 meta mark != 0x00006761 drop comment "IPv6 IMDS: anything else unmarked is dropped"
-		ip6 daddr fd00:ec2::254 meta skuid != 0 drop comment "IPv6 IMDS: anything else not from root is dropped"
+		ip6 daddr fd00:ec2::254 meta mark != 0x00006761 meta l4proto tcp reject with tcp reset comment "after nat: unmarked tcp still to IPv6 IMDS is refused"
+		ip6 daddr fd00:ec2::254 meta skuid != 0 meta l4proto tcp reject with tcp reset comment "after nat: tcp still to IPv6 IMDS not from root is refused"
+		ip6 daddr fd00:ec2::254 meta mark != 0x00006761 drop comment "after nat: anything else unmarked to IPv6 IMDS is dropped"
+		ip6 daddr fd00:ec2::254 meta skuid != 0 drop comment "after nat: anything else to IPv6 IMDS not from root is dropped"
 		ip6 daddr ::ffff:169.254.169.254 drop comment "IPv4-mapped IMDS on the IPv6 wire is dropped"
 		ip daddr 168.63.129.16 meta skuid != 0 drop comment "only root (and so the gate) may reach the WireServer"
 	}
@@ -50,6 +54,7 @@ table inet gatehouse {
 	chain input-after-nat {
 		type filter hook input priority 110; policy accept;
 		ip daddr 127.0.0.1 tcp dport 16925 ct status snat reject with tcp reset comment "a connection to the gate whose source port NAT changed is refused"
+		ip6 daddr ::1 tcp dport 16925 ct status snat reject with tcp reset comment "an IPv6 connection to the gate whose source port NAT changed is refused"
 	}
 }
 "#;
@@ -117,6 +122,7 @@ fn redirect_without_wireserver_is_golden() {
         mark: 7,
         wireserver: false,
         containers: Containers::Redirect,
+        ipv6: Ipv6::Refuse,
         jit: None,
     };
     assert_eq!(
@@ -249,7 +255,13 @@ fn verdict(r: &Ruleset, name: &str, p: &Packet) -> Option<Statement> {
 /// passes both; CAP_NET_RAW can set the mark, so the mark alone does not.
 #[test]
 fn only_a_marked_root_socket_reaches_imds() {
-    let r = Ruleset::new(&options()).unwrap();
+    for ipv6 in [Ipv6::Intercept, Ipv6::Refuse] {
+        only_a_marked_root_socket_reaches_imds_with(ipv6);
+    }
+}
+
+fn only_a_marked_root_socket_reaches_imds_with(ipv6: Ipv6) {
+    let r = Ruleset::new(&Options { ipv6, ..options() }).unwrap();
     let table: [(u32, Option<u32>, bool); 7] = [
         (0, Some(1000), false),
         (0, Some(0), false),
@@ -260,9 +272,11 @@ fn only_a_marked_root_socket_reaches_imds() {
         // no socket: only the mark decides, as before the uid check
         (0x6761, None, true),
     ];
-    // IPv6 IMDS has no redirect (the gate answers on IPv4): refused like
-    // IPv4 IMDS after nat, to all but the gate's own sockets.
-    let addresses: [(std::net::IpAddr, bool); 2] = [(IMDS.into(), true), (IMDS6.into(), false)];
+    // IPv6 IMDS is redirected like IPv4 IMDS when intercepted (to the
+    // gate's [::1] listener); refused after nat either way, to all but the
+    // gate's own sockets.
+    let addresses: [(std::net::IpAddr, bool); 2] =
+        [(IMDS.into(), true), (IMDS6.into(), ipv6 == Ipv6::Intercept)];
     for ((mark, skuid, passes), (daddr, redirected)) in table
         .into_iter()
         .flat_map(|t| addresses.into_iter().map(move |a| (t, a)))
@@ -278,7 +292,14 @@ fn only_a_marked_root_socket_reaches_imds() {
             let nat = verdict(&r, "nat-output", &p);
             let filter = verdict(&r, "output", &p);
             if nat_applies {
-                assert_eq!(nat.is_none(), passes, "nat: mark {mark:#x} uid {skuid:?}");
+                assert_eq!(
+                    nat.is_none(),
+                    passes,
+                    "nat: {daddr} mark {mark:#x} uid {skuid:?}"
+                );
+                if !passes {
+                    assert_eq!(nat, Some(Statement::Redirect(16925)), "nat: {daddr}");
+                }
             }
             if !redirected {
                 assert_eq!(nat, None, "nat: {daddr} is never redirected");
@@ -474,4 +495,47 @@ fn without_jit_there_are_no_sets() {
     let r = Ruleset::new(&options()).unwrap();
     assert!(r.sets.is_empty());
     assert!(!r.batch().contains("jit"));
+}
+
+/// The IPv6 listener the table sends IMDS's IPv6 address to: [::1] on the
+/// IPv4 listener's port, whatever that listener's address; none when
+/// refused. The rules that guard the IPv4 listener have IPv6 twins.
+#[test]
+fn ipv6_goes_to_the_gate_at_loopback_on_the_same_port() {
+    let cases: [(&str, Ipv6, Option<&str>); 4] = [
+        ("127.0.0.1:16925", Ipv6::Intercept, Some("[::1]:16925")),
+        ("10.1.2.3:8080", Ipv6::Intercept, Some("[::1]:8080")),
+        ("0.0.0.0:1", Ipv6::Intercept, Some("[::1]:1")),
+        ("127.0.0.1:16925", Ipv6::Refuse, None),
+    ];
+    for (listen, ipv6, want) in cases {
+        let o = Options {
+            listen: listen.parse().unwrap(),
+            ipv6,
+            ..options()
+        };
+        let want: Option<SocketAddrV6> = want.map(|w| w.parse().unwrap());
+        assert_eq!(o.listen6(), want, "{listen} {ipv6:?}");
+        let r = Ruleset::new(&o).unwrap();
+        let texts: Vec<String> = r
+            .chains
+            .iter()
+            .flat_map(|c| c.rules.iter().map(|r| format!("{}: {}", c.name, r.text())))
+            .collect();
+        let port = o.listen.port();
+        let twins = [
+            format!("nat-output: ip6 daddr fd00:ec2::254 tcp dport 80 meta mark != 0x00006761 redirect to :{port}"),
+            format!("nat-output: ip6 daddr fd00:ec2::254 tcp dport 80 meta skuid != 0 redirect to :{port}"),
+            format!("output: ip6 daddr ::1 tcp dport {port} ip6 saddr != ::1 ct status ! dnat reject"),
+            format!("input-after-nat: ip6 daddr ::1 tcp dport {port} ct status snat reject"),
+        ];
+        for twin in twins {
+            let present = texts.iter().any(|t| t.starts_with(&twin));
+            assert_eq!(present, want.is_some(), "{listen} {ipv6:?}: {twin}");
+        }
+        // Refused after nat either way; never a redirect to [::1] without it.
+        assert!(texts.iter().any(|t| t.starts_with(
+            "output: ip6 daddr fd00:ec2::254 meta mark != 0x00006761 meta l4proto tcp reject"
+        )));
+    }
 }

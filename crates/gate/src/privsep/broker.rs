@@ -9,6 +9,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// IMDS, the destination a redirected connection still names.
 const IMDS: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 80);
+/// IMDS's IPv6 address (fd00:ec2::254), port 80.
+const IMDS6: SocketAddr = SocketAddr::new(
+    IpAddr::V6(std::net::Ipv6Addr::new(
+        0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254,
+    )),
+    80,
+);
 
 /// Where the broker opens marked connections to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +38,9 @@ impl ConnectTargets {
 pub struct Broker {
     identifier: Identifier,
     listen: SocketAddr,
+    /// The IPv6 listener, when the gate has one: then connections to it and
+    /// to IMDS's IPv6 address (redirected to it) are the gate's too.
+    listen6: Option<SocketAddr>,
     mark: Option<u32>,
     targets: ConnectTargets,
     /// Just-in-time ports, when the broker keeps the firewall and the
@@ -57,11 +67,18 @@ impl Broker {
         Broker {
             identifier: Identifier::new(IdentifyOptions::default()),
             listen,
+            listen6: None,
             mark,
             targets,
             ports: None,
             checkpoints: None,
         }
+    }
+
+    /// The gate listens on IPv6 at `listen6` too.
+    pub fn with_listen6(mut self, listen6: Option<SocketAddr>) -> Self {
+        self.listen6 = listen6;
+        self
     }
 
     /// Sign the worker's audit checkpoints with this key.
@@ -207,7 +224,8 @@ impl Broker {
     }
 
     /// Only connections to the gate are asked about: to its listener, or to
-    /// IMDS (redirected to it by the firewall).
+    /// IMDS (redirected to it by the firewall); with an IPv6 listener, to it
+    /// or to IMDS's IPv6 address.
     fn check_connection(&self, src: SocketAddr, dst: SocketAddr) -> Result<(), NotAsked> {
         if src.port() == 0 || src.ip().is_unspecified() {
             return Err(NotAsked::Peer(src));
@@ -216,7 +234,8 @@ impl Broker {
             || (self.listen.ip().is_unspecified()
                 && dst.port() == self.listen.port()
                 && !dst.ip().is_unspecified());
-        if to_listener || dst == IMDS {
+        let to_listener6 = self.listen6.is_some() && (Some(dst) == self.listen6 || dst == IMDS6);
+        if to_listener || dst == IMDS || to_listener6 {
             Ok(())
         } else {
             Err(NotAsked::Destination(dst))

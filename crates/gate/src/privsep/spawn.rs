@@ -36,6 +36,7 @@ pub fn spawn_worker(
     args: &[OsString],
     account: gatehouse_sys::Account,
     listener: &TcpListener,
+    listener6: Option<&TcpListener>,
     heartbeat: Duration,
 ) -> io::Result<Worker> {
     let Account { uid, gid } = account;
@@ -59,13 +60,17 @@ pub fn spawn_worker(
         command.env_remove(name);
     }
     let child = gatehouse_sys::die_with_parent(&mut command).spawn()?;
+    let listen6 = listener6.map(TcpListener::local_addr).transpose()?;
     let hello = Hello {
         listen,
+        listen6,
         broker_pid: std::process::id(),
         heartbeat_ms: u64::try_from(heartbeat.as_millis()).unwrap_or(u64::MAX),
     };
     let hello = serde_json::to_vec(&hello).map_err(io::Error::other)?;
-    gatehouse_sys::send_message(&control, &hello, &[listener.as_fd(), events_child.as_fd()])?;
+    let mut fds = vec![listener.as_fd(), events_child.as_fd()];
+    fds.extend(listener6.map(AsFd::as_fd));
+    gatehouse_sys::send_message(&control, &hello, &fds)?;
     Ok(Worker {
         child,
         control,
@@ -79,6 +84,8 @@ pub struct WorkerStart {
     pub control: OwnedFd,
     pub events: OwnedFd,
     pub listener: TcpListener,
+    /// The IPv6 listener, when the broker bound one.
+    pub listener6: Option<TcpListener>,
     /// How often to tell the broker the request loop is alive.
     pub heartbeat: Duration,
 }
@@ -93,11 +100,21 @@ pub fn worker_start() -> io::Result<WorkerStart> {
     let hello: Hello =
         serde_json::from_slice(&message.bytes).map_err(|_| invalid("malformed hello"))?;
     let mut fds = message.fds.into_iter();
-    let (Some(listener), Some(events), None) = (fds.next(), fds.next(), fds.next()) else {
+    let (Some(listener), Some(events), listener6, None) =
+        (fds.next(), fds.next(), fds.next(), fds.next())
+    else {
         return Err(invalid(
-            "the hello must carry the listener and the event socket",
+            "the hello must carry the listener and the event socket (and at most the IPv6 listener)",
         ));
     };
+    let listener6 = listener6.map(TcpListener::from);
+    let listen6 = listener6
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    if listen6 != hello.listen6 {
+        return Err(invalid("the passed IPv6 listener is not the announced one"));
+    }
     let listener = TcpListener::from(listener);
     let listen: SocketAddr = listener.local_addr()?;
     if listen != hello.listen {
@@ -112,6 +129,7 @@ pub fn worker_start() -> io::Result<WorkerStart> {
         control,
         events,
         listener,
+        listener6,
         heartbeat: Duration::from_millis(hello.heartbeat_ms.max(100)),
     })
 }

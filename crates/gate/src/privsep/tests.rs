@@ -92,6 +92,34 @@ fn requests_outside_the_gates_business_are_refused() {
         let got = refusal(ask(&broker, request.clone())).unwrap_or_default();
         assert!(got.contains(why), "{request:?}: {got:?}");
     }
+    // IPv6: the gate's only with an IPv6 listener. (Asked about, such a
+    // connection that does not exist is looked up and not found.)
+    let six = [
+        (addr("[fd00:ec2::254]:80"), true),
+        (addr("[::1]:16925"), true),
+        (addr("[::1]:22"), false),
+        (addr("[fd00:ec2::254]:443"), false),
+    ];
+    let with6 = Broker::new(addr("127.0.0.1:16925"), None, ConnectTargets::Loopback)
+        .with_listen6(Some(addr("[::1]:16925")));
+    for (dst, gates) in six {
+        let request = Ask::Identify {
+            src: addr("[fd00:e2e::2]:5000"),
+            dst,
+            needs,
+        };
+        let got = refusal(ask(&with6, request.clone())).unwrap_or_default();
+        assert_eq!(
+            !got.contains("is not the gate's address"),
+            gates,
+            "{dst}: {got}"
+        );
+        let got = refusal(ask(&broker, request)).unwrap_or_default();
+        assert!(
+            got.contains("is not the gate's address"),
+            "without IPv6, {dst}: {got}"
+        );
+    }
     // A connection that is the gate's but does not exist: identification
     // runs and finds nothing.
     let got = ask(

@@ -83,6 +83,9 @@ pub enum Answer {
 #[serde(deny_unknown_fields)]
 pub struct Hello {
     pub listen: SocketAddr,
+    /// The IPv6 listener passed after the event socket, if any.
+    #[serde(default)]
+    pub listen6: Option<SocketAddr>,
     /// The broker's pid: the worker's parent (checked by the worker).
     pub broker_pid: u32,
     /// How often the worker's request loop reports [`ToBroker::Alive`]

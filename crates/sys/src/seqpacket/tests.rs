@@ -31,7 +31,8 @@ fn limits_are_enforced_on_both_sides() {
         "empty messages read as end of stream"
     );
     let f = tempfile::tempfile().unwrap();
-    assert!(send_message(&a, b"x", &[f.as_fd(), f.as_fd(), f.as_fd()]).is_err());
+    let too_many = [f.as_fd(); MAX_FDS_PER_MESSAGE + 1];
+    assert!(send_message(&a, b"x", &too_many).is_err());
     send_message(&a, &[7u8; 100], &[]).unwrap();
     let err = recv_message(&b, 10).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
