@@ -119,6 +119,9 @@ pub enum Event {
         verdict: String,
         /// What it found, in a sentence.
         message: String,
+        /// Whether the gate is in the path this way: the probe reached it,
+        /// or (IMDS's IPv6 address only) there is no route there at all.
+        holds: bool,
     },
     /// `nft monitor` ended; drift is then found by the periodic check alone.
     FirewallMonitorLost {

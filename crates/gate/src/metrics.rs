@@ -792,11 +792,11 @@ impl Metrics {
                     .map(|e| e.chars().take(200).collect());
             }
             "firewall_monitor_lost" => m.health().firewall.monitor_lost = true,
-            // A start-up probe that did not reach the gate: it stops, but
-            // the status it leaves says why.
+            // A start-up probe that found the gate not in the path: it
+            // stops, but the status it leaves says why. (No route to IMDS's
+            // IPv6 address holds: nothing gets past the gate that way.)
             "firewall_probed"
-                if event.get("verdict").and_then(serde_json::Value::as_str)
-                    != Some("reaches_gate") =>
+                if event.get("holds").and_then(serde_json::Value::as_bool) != Some(true) =>
             {
                 m.firewall_failures.inc();
                 let mut h = m.health();
@@ -835,6 +835,49 @@ mod tests {
         let open = "# HELP g_x Things.\n# TYPE g_x counter\ng_x_total 3\n# HELP g_y Level.\n# TYPE g_y gauge\ng_y 1\n# EOF\n";
         let want = "# HELP g_x_total Things.\n# TYPE g_x_total counter\ng_x_total 3\n# HELP g_y Level.\n# TYPE g_y gauge\ng_y 1\n";
         assert_eq!(classic(open), want);
+    }
+
+    /// A start-up probe marks the firewall failed only when it found the
+    /// gate out of the path: no route to IMDS's IPv6 address holds (the
+    /// deployed shape on a VM without IPv6 routes: the package's restart
+    /// test caught a gate that called itself degraded there).
+    #[test]
+    fn only_a_probe_that_does_not_hold_fails_the_firewall() {
+        use gatehouse_audit::Event;
+        let probe = |target: &str, verdict: &str, holds: bool| Event::FirewallProbed {
+            trigger: "start".into(),
+            target: target.into(),
+            uid: 65534,
+            verdict: verdict.into(),
+            message: format!("{verdict} at {target}"),
+            holds,
+        };
+        let cases = [
+            (
+                probe("169.254.169.254:80", "reaches_gate", true),
+                FirewallState::Verified,
+            ),
+            (
+                probe("[fd00:ec2::254]:80", "no_route", true),
+                FirewallState::Verified,
+            ),
+            (
+                probe("169.254.169.254:80", "diverted", false),
+                FirewallState::Failed,
+            ),
+            (
+                probe("169.254.169.254:80", "no_route", false),
+                FirewallState::Failed,
+            ),
+        ];
+        for (event, want) in cases {
+            let m = Metrics::new();
+            m.note_event(&Event::FirewallVerified {
+                trigger: "start".into(),
+            });
+            m.note_event(&event);
+            assert_eq!(m.firewall_health().state, want, "{event:?}");
+        }
     }
 
     /// The firewall's state as `gatehouse status` shows it, event by event:

@@ -84,6 +84,7 @@ fn one_of_each() -> Vec<Event> {
             uid: 65534,
             verdict: "reaches_gate".into(),
             message: "m".into(),
+            holds: true,
         },
         Event::JitPruned {
             requests: 2,

@@ -328,6 +328,7 @@ impl StartProbe {
             uid: self.uid,
             verdict: self.verdict.label().to_owned(),
             message: self.message(),
+            holds: self.holds(),
         }
     }
 }

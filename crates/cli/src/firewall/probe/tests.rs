@@ -110,10 +110,17 @@ fn each_verdict_has_its_own_audit_word() {
             uid,
             verdict,
             message,
+            holds,
         } => {
             assert_eq!(
-                (trigger.as_str(), target.as_str(), uid, verdict.as_str()),
-                ("start", "169.254.169.254:80", PROBE_UID, "diverted")
+                (
+                    trigger.as_str(),
+                    target.as_str(),
+                    uid,
+                    verdict.as_str(),
+                    holds
+                ),
+                ("start", "169.254.169.254:80", PROBE_UID, "diverted", false)
             );
             assert!(message.contains("not by the gate's listener"), "{message}");
         }
