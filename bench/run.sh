@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gatehouse benchmark: one command, one run, same machine, loopback only.
 #
-#   sudo bench/run.sh            # ~7 minutes on 2 cores (after the release build)
+#   sudo bench/run.sh            # ~9 minutes on 2 cores (after the release build)
 #
 # Installs what it needs (Debian: nginx, wrk, jq, clang), builds gatehouse in release mode
 # with the eBPF caller lookup (--features ebpf), then measures and prints tables:
