@@ -301,7 +301,8 @@ gate() {  # gate NAME PORT POLICY UPSTREAM_PORT EXTRA...
     local name=$1 port=$2 pol=$3 up=$4; shift 4
     mkdir -p "$TMP/audit-$name"
     start "$name" "$GH" run --upstream "http://127.0.0.1:$up" --policy "$TMP/$pol.toml" \
-        --listen "127.0.0.1:$port" --audit "$TMP/audit-$name/audit.log" --no-upstream-mark "$@"
+        --listen "127.0.0.1:$port" --audit "$TMP/audit-$name/audit.log" --audit-key "$TMP/audit.key" \
+        --no-upstream-mark "$@"
 }
 lookup_check() {  # lookup_check NAME LOOKUP: the gate's banner must name that path
     local log="$TMP/$1.log" want line
