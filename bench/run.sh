@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gatehouse benchmark: one command, one run, same machine, loopback only.
 #
-#   sudo bench/run.sh            # ~7 minutes on 2 cores (after the release build)
+#   sudo bench/run.sh            # ~9 minutes on 2 cores (after the release build)
 #
 # Installs what it needs (Debian: nginx, wrk, jq, clang), builds gatehouse in release mode
 # with the eBPF caller lookup (--features ebpf), then measures and prints tables:
@@ -20,14 +20,30 @@
 # connect on the machine (to (a), (b) and the sock-diag gates too) passes through them:
 # a map lookup per program, a constant the sock-diag rows carry as well.
 #
+# Beside the emulator, a static upstream (nginx `return` of a fixed IMDS-shaped token and
+# instance document) so the gate's own cost shows: (s) the static answer directly, nginx
+# proxying it, the gate in front of it (cached, --no-cache, instance path; single process
+# and --user), each with wrk -c N and with one sequential connection (wrk -t1 -c1), CPU µs
+# per request and RSS of every gate process, and the issue-18 goals as PASS/MISS from
+# the same run.
+#
 # Knobs (environment): BENCH_SECONDS (per wrk run, default 5), BENCH_CONNECTIONS
-# (default 8), BENCH_PROCS (default "0 1000 5000"), BENCH_PORT_BASE (default 18900).
+# (default 8), BENCH_PROCS (default "0 1000 5000"), BENCH_PORT_BASE (default 18900),
+# BENCH_QUICK=1 (about 3 minutes: 2 s runs, no idle processes), BENCH_ONLY=static (only the
+# static-upstream rows and the goals).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    SECONDS_PER_RUN=${BENCH_SECONDS:-2}
+    PROC_COUNTS=${BENCH_PROCS:-0}
+else
+    SECONDS_PER_RUN=${BENCH_SECONDS:-5}
+    PROC_COUNTS=${BENCH_PROCS:-"0 1000 5000"}
+fi
 CONNS=${BENCH_CONNECTIONS:-8}
-PROC_COUNTS=${BENCH_PROCS:-"0 1000 5000"}
+ONLY=${BENCH_ONLY:-all}
+case $ONLY in all | static) ;; *) echo "bench: BENCH_ONLY is all or static" >&2; exit 1 ;; esac
 BASE=${BENCH_PORT_BASE:-18900}
 
 EMU=$((BASE + 0))       # emulator, no rate limits
@@ -44,9 +60,21 @@ gate_port() {  # gate_port TARGET POLICY LOOKUP: (c|d) (uid|hash) (sock-diag|ebp
 EMU_RL=$((BASE + 20))   # emulator with IMDS's rate limits, for the 50-key burst
 EMU_RL_CTL=$((BASE + 21))
 GATE_BURST=$((BASE + 22))
+S_UP=$((BASE + 30))     # static upstream: nginx `return`
+S_NGX=$((BASE + 31))    # nginx proxying the static upstream (keepalive pool)
+S_GATE=$((BASE + 32))   # gate (cache) in front of it, single process
+S_GATE_U=$((BASE + 33)) # the same with --user
+S_NOC=$((BASE + 34))    # gate --no-cache --no-upstream-limits, single process
+S_NOC_U=$((BASE + 35))  # the same with --user
+S_MEM=$((BASE + 36))    # gate --user --no-upstream-limits (cache), for 1,000 keys
+WORKER_USER=nobody      # --user of the privilege-separated gates
 
 CLIENT_ID=2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809   # storage-writer in the demo VM
+OBJECT_ID=3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a
+RESOURCE_ID=/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer
+TENANT_ID=b5a9c1d2-3e4f-4a6b-8c7d-9e0f1a2b3c4d
 TOKEN_PATH="/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com&client_id=$CLIENT_ID"
+INSTANCE_PATH="/metadata/instance?api-version=2021-02-01"
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (installs packages, reads every process's /proc)"
@@ -70,7 +98,7 @@ IDB="$ROOT/target/release/examples/identify_bench"
 
 # --- scratch space and cleanup ------------------------------------------------------
 TMP=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
-chmod 700 "$TMP"
+chmod 711 "$TMP"   # --user's worker must reach its audit directory (which is 700, its own)
 PIDS=()
 IDLE_PGID=""
 cleanup() {
@@ -111,6 +139,54 @@ EOF
 }
 policy uid "uid:0"
 policy hash "exe:sha256:$WRK_HASH"
+# The static upstream's gates: tokens and instance metadata for uid 0, on uids alone.
+policy static "uid:0"
+cat >>"$TMP/static.toml" <<EOF
+[[assignments]]
+name = "bench-instance"
+principal = "uid:0"
+role = "Instance Metadata Reader"
+EOF
+chmod 644 "$TMP"/*.toml
+
+# The static answers. The gate decodes the access token's claims (oid, appid, xms_mirid
+# must be the identity's; crates/gate/src/token_path.rs check_azure) and does not verify
+# the signature (IMDS is the trusted upstream), so a JWT-shaped token with the storage
+# writer's claims and a fixed, fake signature passes; expires_on is far ahead so the cache
+# keeps it.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+JWT_HEAD=$(jq -cn '{typ: "JWT", alg: "RS256", kid: "bench-static"}' | b64url)
+JWT_BODY=$(jq -cn --arg oid "$OBJECT_ID" --arg appid "$CLIENT_ID" --arg mirid "$RESOURCE_ID" \
+    --arg tid "$TENANT_ID" \
+    '{aud: "https://storage.azure.com", iss: ("https://sts.windows.net/" + $tid + "/"), tid: $tid,
+      oid: $oid, sub: $oid, appid: $appid, xms_mirid: $mirid, iat: 1700000000, nbf: 1700000000,
+      exp: 4102444800}' | b64url)
+JWT_SIG=$(printf 'static-bench-signature-not-verified-by-anyone' | b64url)
+STATIC_TOKEN=$(jq -cn --arg t "$JWT_HEAD.$JWT_BODY.$JWT_SIG" --arg c "$CLIENT_ID" \
+    '{access_token: $t, client_id: $c, expires_in: "86399", expires_on: "4102444800",
+      ext_expires_in: "86399", not_before: "1700000000", resource: "https://storage.azure.com",
+      token_type: "Bearer"}')
+STATIC_INSTANCE=$(jq -cn --arg sub "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b" \
+    '{compute: {azEnvironment: "AzurePublicCloud", location: "westeurope", name: "demo-vm",
+        osType: "Linux", resourceGroupName: "gatehouse-demo", subscriptionId: $sub,
+        vmId: "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d", vmSize: "Standard_D2s_v5",
+        tags: "", zone: "1"},
+      network: {interface: [{ipv4: {ipAddress: [{privateIpAddress: "10.0.0.4",
+        publicIpAddress: ""}], subnet: [{address: "10.0.0.0", prefix: "24"}]},
+        macAddress: "000D3A000001"}]}}')
+case "$STATIC_TOKEN$STATIC_INSTANCE" in
+    *"'"* | *'$'* | *"\\"*) die "a static answer holds a character nginx's return would change" ;;
+esac
+
+# 1,000 keys (audiences) for the memory row.
+cat >"$TMP/keys1000.lua" <<EOF
+local i = 0
+request = function()
+  i = i % 1000 + 1
+  local path = string.format("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=api://bench-key-%04d&client_id=$CLIENT_ID", i)
+  return wrk.format("GET", path, { ["Metadata"] = "true" })
+end
+EOF
 
 # The demo VM plus 50 audiences of our own, for the 50-key burst.
 {
@@ -159,6 +235,20 @@ http {
         server 127.0.0.1:$EMU;
         keepalive 64;
     }
+    keepalive_requests 1000000;
+    upstream static {
+        server 127.0.0.1:$S_UP;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$S_NGX;
+        location / {
+            proxy_pass http://static;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
     server {
         listen 127.0.0.1:$NGX;
         location / {
@@ -166,6 +256,31 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+    }
+}
+EOF
+
+# The static upstream: an nginx of its own, so each target's CPU is its own processes'.
+mkdir -p "$TMP/nginx-static/logs"
+cat >"$TMP/nginx-static/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $TMP/nginx-static/nginx.pid;
+error_log $TMP/nginx-static/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx-static/body;
+    proxy_temp_path $TMP/nginx-static/proxy;
+    fastcgi_temp_path $TMP/nginx-static/fastcgi;
+    uwsgi_temp_path $TMP/nginx-static/uwsgi;
+    scgi_temp_path $TMP/nginx-static/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$S_UP;
+        default_type "application/json; charset=utf-8";
+        location /metadata/identity/oauth2/token { return 200 '$STATIC_TOKEN'; }
+        location /metadata/instance { return 200 '$STATIC_INSTANCE'; }
     }
 }
 EOF
@@ -181,11 +296,13 @@ start emulator "$GH" emulate --config "$TMP/emulator.toml" --listen "127.0.0.1:$
     --control "127.0.0.1:$EMU_CTL" --no-rate-limits
 wait_port "$EMU"
 start nginx nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf"
+start nginx_static nginx -p "$TMP/nginx-static" -c "$TMP/nginx-static/nginx.conf"
 gate() {  # gate NAME PORT POLICY UPSTREAM_PORT EXTRA...
     local name=$1 port=$2 pol=$3 up=$4; shift 4
     mkdir -p "$TMP/audit-$name"
     start "$name" "$GH" run --upstream "http://127.0.0.1:$up" --policy "$TMP/$pol.toml" \
-        --listen "127.0.0.1:$port" --audit "$TMP/audit-$name/audit.log" --no-upstream-mark "$@"
+        --listen "127.0.0.1:$port" --audit "$TMP/audit-$name/audit.log" --audit-key "$TMP/audit.key" \
+        --no-upstream-mark "$@"
 }
 lookup_check() {  # lookup_check NAME LOOKUP: the gate's banner must name that path
     local log="$TMP/$1.log" want line
@@ -225,13 +342,36 @@ for lookup in $LOOKUPS; do
         done
     done
 done
-for p in "$NGX" "${GATE_PORTS[@]}"; do wait_port "$p"; done
+# The static upstream's gates (sock_diag lookup; the policy is on uids alone).
+static_gate() {  # static_gate NAME PORT EXTRA...
+    local name=$1 port=$2; shift 2
+    mkdir -p "$TMP/audit-$name"
+    if [[ " $* " == *" --user "* ]]; then
+        chown "$WORKER_USER:" "$TMP/audit-$name"
+        chmod 700 "$TMP/audit-$name"
+    fi
+    gate "$name" "$port" static "$S_UP" --caller-lookup sock-diag "$@"
+}
+static_gate s_gate "$S_GATE"
+static_gate s_gate_user "$S_GATE_U" --user "$WORKER_USER"
+static_gate s_noc "$S_NOC" --no-cache --no-upstream-limits
+static_gate s_noc_user "$S_NOC_U" --no-cache --no-upstream-limits --user "$WORKER_USER"
+static_gate s_mem "$S_MEM" --no-upstream-limits --user "$WORKER_USER"
+for name in s_gate s_gate_user s_noc s_noc_user s_mem; do lookup_check "$name" sock-diag; done
+S_PORTS=("$S_UP" "$S_NGX" "$S_GATE" "$S_GATE_U" "$S_NOC" "$S_NOC_U" "$S_MEM")
+for p in "$NGX" "${GATE_PORTS[@]}" "${S_PORTS[@]}"; do wait_port "$p"; done
 
 # Every target must answer the token request with 200 before it is measured.
 for p in "$EMU" "$NGX" "${GATE_PORTS[@]}"; do
     code=$(wrk -t1 -c1 -d1s -H 'Metadata: true' "http://127.0.0.1:$p$TOKEN_PATH" |
         awk '/Non-2xx/{print "non-2xx"}')
     [ -z "$code" ] || die "127.0.0.1:$p does not answer 200 (see $TMP/*.log)"
+done
+for p in "${S_PORTS[@]}"; do
+    for path in "$TOKEN_PATH" "$INSTANCE_PATH"; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Metadata: true' "http://127.0.0.1:$p$path")
+        [ "$code" = 200 ] || die "127.0.0.1:$p$path answers $code, not 200 (see $TMP/*.log)"
+    done
 done
 
 # --- idle processes ------------------------------------------------------------------
@@ -294,6 +434,105 @@ measure() {  # measure PROCS MODE TARGET LOOKUP POLICY PORT
         "$procs" "$mode" "$target" "$lookup" "$pol" "$p50" "$p99" "$rps" "$errs" >&2
 }
 
+# --- static upstream: the gate's own cost ------------------------------------------------
+# shellcheck disable=SC2154  # PID_* are set by start (eval)
+declare -A S_PID=([static]=$PID_nginx_static [nginx]=$PID_nginx [gate]=$PID_s_gate
+    ["gate --user"]=$PID_s_gate_user ["gate --no-cache"]=$PID_s_noc
+    ["gate --no-cache --user"]=$PID_s_noc_user)
+declare -A S_PORT=([static]=$S_UP [nginx]=$S_NGX [gate]=$S_GATE ["gate --user"]=$S_GATE_U
+    ["gate --no-cache"]=$S_NOC ["gate --no-cache --user"]=$S_NOC_U)
+CLK_TCK=$(getconf CLK_TCK)
+SRES="$TMP/static.tsv"   # kind mode target p50 p99 rps seq_p50 seq_p99 cpu_us cpu_detail errors
+: >"$SRES"
+
+proc_set() {  # proc_set PID: the process and its children (--user's worker, nginx's workers)
+    echo "$1"
+    pgrep -P "$1" || true
+}
+cpu_ticks() {  # cpu_ticks PID...: "PID utime+stime" per process (clock ticks)
+    local p
+    for p in "$@"; do
+        # Fields after the command name's ")": state is 3, utime 14, stime 15.
+        awk -v p="$p" '{ sub(/^.*\) /, ""); print p, $12 + $13 }' "/proc/$p/stat"
+    done
+}
+wrk_field() {  # wrk_field FILE (p50|p99|rps|requests|errors)
+    case $2 in
+        p50) to_us "$(awk '$1 == "50%" {print $2}' "$1")" ;;
+        p99) to_us "$(awk '$1 == "99%" {print $2}' "$1")" ;;
+        rps) awk '/^Requests\/sec/ {printf "%d\n", $2}' "$1" ;;
+        requests) awk '/ requests in / {print $1}' "$1" ;;
+        errors) awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
+                     END {print n + 0}' "$1" ;;
+    esac
+}
+srow() {  # srow KIND MODE TARGET: KIND token|instance, MODE keepalive|close
+    local kind=$1 mode=$2 target=$3 path extra=() pids before after
+    local port=${S_PORT[$target]} pid=${S_PID[$target]}
+    if [ "$kind" = token ]; then path=$TOKEN_PATH; else path=$INSTANCE_PATH; fi
+    [ "$mode" = close ] && extra=(-H 'Connection: close')
+    mapfile -t pids < <(proc_set "$pid")
+    before=$(cpu_ticks "${pids[@]}")
+    wrk -t2 -c"$CONNS" -d"${SECONDS_PER_RUN}s" --latency -H 'Metadata: true' "${extra[@]}" \
+        "http://127.0.0.1:$port$path" >"$TMP/s-many.txt"
+    after=$(cpu_ticks "${pids[@]}")
+    wrk -t1 -c1 -d"${SECONDS_PER_RUN}s" --latency -H 'Metadata: true' "${extra[@]}" \
+        "http://127.0.0.1:$port$path" >"$TMP/s-one.txt"
+    local reqs cpu detail errs
+    reqs=$(wrk_field "$TMP/s-many.txt" requests)
+    if [ "${reqs:-0}" -eq 0 ] || [ "$(wrk_field "$TMP/s-one.txt" requests)" -eq 0 ]; then
+        die "$target ($kind, $mode) answered no request in ${SECONDS_PER_RUN} s"
+    fi
+    errs=$(( $(wrk_field "$TMP/s-many.txt" errors) + $(wrk_field "$TMP/s-one.txt" errors) ))
+    # CPU µs per request over the -c N run; per process for the gates (first = the gate
+    # or --user's broker, then its worker).
+    read -r cpu detail < <(awk -v reqs="$reqs" -v tck="$CLK_TCK" '
+        NR == FNR { b[$1] = $2; next }
+        { d = ($2 - b[$1]) * 1e6 / tck / reqs; tot += d; n++
+          det = det (n == 1 ? "broker " : " + worker ") sprintf("%.1f", d) }
+        END { printf "%.1f %s\n", tot, det }' <(echo "$before") <(echo "$after"))
+    [[ $target == *--user* ]] || detail=-
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$kind" "$mode" "$target" \
+        "$(wrk_field "$TMP/s-many.txt" p50)" "$(wrk_field "$TMP/s-many.txt" p99)" \
+        "$(wrk_field "$TMP/s-many.txt" rps)" "$(wrk_field "$TMP/s-one.txt" p50)" \
+        "$(wrk_field "$TMP/s-one.txt" p99)" "$cpu" "$detail" "$errs" >>"$SRES"
+    echo "bench: static $(tail -n1 "$SRES" | tr '\t' ' ')" >&2
+}
+for mode in keepalive close; do
+    for target in static nginx gate "gate --user" "gate --no-cache" "gate --no-cache --user"; do
+        srow token "$mode" "$target"
+    done
+done
+# The instance rows go through the --no-cache --no-upstream-limits gates: with the limiter
+# on, the gate holds instance requests to IMDS's 5 per second (nothing is cached there).
+for target in static nginx "gate --no-cache" "gate --no-cache --user"; do
+    srow instance keepalive "$target"
+done
+
+rss_of() {  # rss_of PID: "broker+worker" VmRSS in kB, e.g. "6200 7900"
+    local p out=()
+    for p in $(proc_set "$1"); do out+=("$(awk '$1 == "VmRSS:" {print $2}' "/proc/$p/status")"); done
+    echo "${out[*]}"
+}
+declare -A S_RSS
+for target in gate "gate --user" "gate --no-cache" "gate --no-cache --user"; do
+    S_RSS[$target]=$(rss_of "${S_PID[$target]}")
+done
+# 1,000 cached keys in a --user gate without the upstream limiter (with it, 1,000 misses
+# take 50 s at IMDS's 20/s): RSS after a run on one key (the same connections, so what
+# grows after is the cache), then after 1,000 keys.
+wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -H 'Metadata: true' "http://127.0.0.1:$S_MEM$TOKEN_PATH" \
+    >"$TMP/keys1.txt"
+# shellcheck disable=SC2154
+S_RSS_1=$(rss_of "$PID_s_mem")
+wrk -t1 -c4 -d"${SECONDS_PER_RUN}s" -s "$TMP/keys1000.lua" "http://127.0.0.1:$S_MEM/" \
+    >"$TMP/keys1000.txt"
+KEYS1000_REQS=$(wrk_field "$TMP/keys1000.txt" requests)
+KEYS1000_ERR=$(wrk_field "$TMP/keys1000.txt" errors)
+[ "$KEYS1000_REQS" -ge 1000 ] || die "only $KEYS1000_REQS requests for 1,000 keys"
+S_RSS_1000=$(rss_of "$PID_s_mem")
+
+if [ "$ONLY" != static ]; then   # the emulator rows (not indented: long)
 for procs in $PROC_COUNTS; do
     idle_start "$procs"
     for mode in keepalive close; do
@@ -362,10 +601,12 @@ BURST50_ERR=$(awk '/Non-2xx/ {n += $NF} END {print n + 0}' "$TMP/burst50.txt")
 BURST50_P99=$(to_us "$(awk '$1 == "99%" {print $2}' "$TMP/burst50.txt")")
 RSS_HWM50=$(rss_kb "$BURST50_PID" VmHWM)
 
+fi   # BENCH_ONLY != static
 # --- tables --------------------------------------------------------------------------
 echo
 echo "## gatehouse benchmark — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r)"
 echo
+if [ "$ONLY" != static ]; then   # the emulator rows (not indented: long)
 echo "wrk -t2 -c$CONNS -d${SECONDS_PER_RUN}s per row; latency in µs; uid = policy on uid:0, hash = policy"
 echo "on exe:sha256 of wrk. (a) emulator, (b) nginx → emulator, (c) gate with cache,"
 echo "(d) gate --no-cache --no-upstream-limits (with the limiter it would be held to 20 req/s)."
@@ -428,3 +669,91 @@ echo "|---|---:|"
 echo "| idle (VmRSS after start) | $(awk -v k="$RSS_IDLE" 'BEGIN {printf "%.1f", k / 1024}') |"
 echo "| peak, 500-client burst on 1 key (VmHWM) | $(awk -v k="$RSS_HWM1" 'BEGIN {printf "%.1f", k / 1024}') |"
 echo "| peak, 500-client burst on 50 keys (VmHWM) | $(awk -v k="$RSS_HWM50" 'BEGIN {printf "%.1f", k / 1024}') |"
+fi   # BENCH_ONLY != static
+
+# --- static upstream tables and the goals ----------------------------------------------
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+rss_mb() {  # rss_mb "KB KB...": "6.1 + 7.8" MB
+    local k text=""
+    for k in $1; do text="${text:+$text + }$(mb "$k")"; done
+    echo "$text"
+}
+echo
+echo "### Static upstream: the gate's own cost"
+echo
+echo "The upstream is nginx \`return 200\` of a fixed IMDS-shaped token (a JWT with the storage"
+echo "writer's claims and a fake signature: the gate reads the claims, it does not verify the"
+echo "signature) and of a fixed instance document. static = that answer directly; nginx ="
+echo "nginx proxying it (keepalive pool); gate = the gate (cache) in front of it; --no-cache ="
+echo "with --no-cache --no-upstream-limits; --user = privilege-separated (broker + worker as"
+echo "$WORKER_USER). Every gate: --caller-lookup sock-diag, a policy on uid 0 alone. wrk -t2"
+echo "-c$CONNS and one sequential connection (wrk -t1 -c1), ${SECONDS_PER_RUN} s each; CPU µs per"
+echo "request = utime+stime of the target's processes (nginx: master + workers; --user: broker"
+echo "+ worker) over the -c$CONNS run, divided by its requests. Instance rows: the --no-cache"
+echo "--no-upstream-limits gates (the limiter holds instance requests to IMDS's 5/s). The eBPF"
+echo "gates' programs (emulator rows) sit on the cgroup root here too."
+echo
+echo "| path | mode | target | -c$CONNS p50 µs | -c$CONNS p99 µs | req/s | -c1 p50 µs | -c1 p99 µs | CPU µs/req | per process | errors |"
+echo "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$SRES"
+echo
+echo "Added over the static answer (µs; -c1 = the sequential client, -c$CONNS = wrk's):"
+echo
+echo "| path | mode | target | adds -c1 p50 | adds -c1 p99 | adds -c$CONNS p50 | adds -c$CONNS p99 |"
+echo "|---|---|---|---:|---:|---:|---:|"
+awk -F'\t' '
+    { k = $1 FS $2; row[++n] = $0
+      if ($3 == "static") { s50[k] = $7; s99[k] = $8; w50[k] = $4; w99[k] = $5 } }
+    END { for (i = 1; i <= n; i++) { split(row[i], f, FS); k = f[1] FS f[2]
+            if (f[3] == "static") continue
+            printf "| %s | %s | %s | %+d | %+d | %+d | %+d |\n", f[1], f[2], f[3],
+                f[7] - s50[k], f[8] - s99[k], f[4] - w50[k], f[5] - w99[k] } }' "$SRES"
+echo
+echo "| gate RSS (MB; --user: broker + worker) | after the rows above |"
+echo "|---|---:|"
+for target in gate "gate --user" "gate --no-cache" "gate --no-cache --user"; do
+    echo "| $target | $(rss_mb "${S_RSS[$target]}") |"
+done
+echo "| gate --user --no-upstream-limits, 1 cached key | $(rss_mb "$S_RSS_1") |"
+echo "| the same, 1,000 cached keys ($KEYS1000_REQS requests, $KEYS1000_ERR errors) | $(rss_mb "$S_RSS_1000") |"
+
+echo
+echo "### Goals (issue 18), from this run"
+echo
+echo "| goal | measured | target | result |"
+echo "|---|---:|---:|---|"
+# shellcheck disable=SC2016  # awk's $ fields
+awk -F'\t' -v rss1="$S_RSS_1" -v rss1000="$S_RSS_1000" -v conns="$CONNS" '
+    { k = $1 FS $2 FS $3; p50[k] = $4; p99[k] = $5; rps[k] = $6; s50[k] = $7; s99[k] = $8; cpu[k] = $9 }
+    function add(kind, mode, t) { return s50[kind FS mode FS t] - s50[kind FS mode FS "static"] }
+    function goal(name, got, want, ok) {
+        printf "| %s | %s | %s | %s |\n", name, got, want, ok ? "PASS" : "MISS"
+    }
+    function div(x, y) { return (y > 0) ? x / y : -1 }
+    function sum(list,   a, i, n, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) t += a[i]; return t }
+    END {
+        ka = "keepalive"; cl = "close"
+        g = add("token", ka, "gate"); goal("cached token, keep-alive: gate adds p50 (-c1)", g " µs", "≤ 25 µs", g <= 25)
+        g = add("token", cl, "gate"); goal("cached token, new connection: gate adds p50 (-c1)", g " µs", "≤ 60 µs", g <= 60)
+        k = "token" FS ka FS "gate"
+        goal("cached token, keep-alive: p99 / p50 (-c1)", sprintf("%.2f", div(s99[k], s50[k])), "≤ 3", s99[k] <= 3 * s50[k])
+        goal("cached token, keep-alive: p99 / p50 (-c" conns ")", sprintf("%.2f", div(p99[k], p50[k])), "≤ 3", p99[k] <= 3 * p50[k])
+        goal("cached token: CPU per request, single process", cpu[k] " µs", "≤ 30 µs", cpu[k] <= 30)
+        ku = "token" FS ka FS "gate --user"
+        goal("cached token: CPU per request, --user (broker + worker)", cpu[ku] " µs", "≤ 30 µs", cpu[ku] <= 30)
+        kn = "token" FS ka FS "nginx"
+        goal("cached token: req/s over nginx proxying the static answer", sprintf("%.2f", div(rps[k], rps[kn])), "≥ 1", rps[k] >= rps[kn])
+        n = add("token", ka, "nginx"); g = add("token", ka, "gate --no-cache")
+        goal("uncached hop, keep-alive: gate adds p50 (-c1)", g " µs", "≤ nginx " n " + 30 µs", g <= n + 30)
+        n = add("instance", ka, "nginx"); g = add("instance", ka, "gate --no-cache")
+        goal("instance metadata, keep-alive, uid policy: gate adds p50 (-c1)", g " µs", "≤ nginx " n " + 30 µs", g <= n + 30)
+        r = div(cpu[ku], cpu[k])
+        goal("privilege separation: CPU --user / single, cached", sprintf("%.2f", r), "≤ 1.10", r >= 0 && r <= 1.10)
+        r = div(cpu["token" FS ka FS "gate --no-cache --user"], cpu["token" FS ka FS "gate --no-cache"])
+        goal("privilege separation: CPU --user / single, --no-cache", sprintf("%.2f", r), "≤ 1.10", r >= 0 && r <= 1.10)
+        m = sum(rss1000) / 1024
+        goal("memory, --user, 1,000 cached keys: broker + worker", sprintf("%.1f MB", m), "≤ 20 MB", m <= 20)
+        pk = (sum(rss1000) - sum(rss1)) * 1024 / 999
+        goal("memory per cached key (RSS growth / 999 keys)", sprintf("%.0f B", pk), "≤ 1024 B", pk <= 1024)
+    }' "$SRES"
