@@ -59,10 +59,25 @@ try:
 except OSError:
     sys.exit(0)
 sys.exit(1)' "$s/admin.sock"
+    local banners
+    banners="$(banner_count "$s/gate.log")"
     gate_cmd "$id" >>"$s/gate.log" 2>&1 &
     GATE_PID[$id]=$!
+    # Started, not only listening: the socket accepts into its backlog while
+    # the start-up probe and the just-in-time reconcile still run, and a
+    # scenario that changes the table then would race the start. The banner
+    # comes last (the log is appended to across restarts: one more of it).
+    wait_for "the gate of scenario $id to start" 20 banner_after "$s/gate.log" "$banners"
     wait_for "the gate of scenario $id" 20 ip netns exec "$vm" bash -c ": </dev/tcp/127.0.0.1/$GATE_PORT"
 }
+
+# banner_count LOG: how many gates of this log have finished starting.
+banner_count() {
+    local n=0
+    [[ ! -f "$1" ]] || n="$(grep -c '^gatehouse is listening on ' "$1" || true)"
+    echo "${n:-0}"
+}
+banner_after() { (($(banner_count "$1") > ${2:-0})); }
 
 # gate_cmd ID: become the gate of scenario ID (it execs: run it with `&`,
 # so that `$!` is the gate's own pid, which signals reach).
