@@ -12,7 +12,6 @@
 use crate::handler::{json_response, truncate, ConnInfo, Response, Trail};
 use crate::refusal::{aws_error_page, Refusal};
 use crate::sessions::{SessionError, TTL_MAX, TTL_MIN};
-use crate::token_path::Served;
 use crate::Gate;
 use bytes::Bytes;
 use gatehouse_imds::{canonicalise_aws, AwsEndpoint, ImdsError};
@@ -193,25 +192,12 @@ impl Gate {
                 };
                 self.tokens.serve(id, key, &path, facts.socket_uid).await
             }
-            _ => self.forward_get(&path, facts.socket_uid).await,
+            _ => {
+                self.forward(&Method::GET, &path, None, facts.socket_uid)
+                    .await
+            }
         };
-        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let served = served.inspect_err(|_| {
-            trail.upstream = Some(gatehouse_audit::Upstream {
-                status: None,
-                source: None,
-                attempts: None,
-                latency_us,
-                token_fp: None,
-            });
-        })?;
-        trail.upstream = Some(gatehouse_audit::Upstream {
-            status: Some(served.answer.status),
-            source: Some(served.source.audit()),
-            attempts: Some(served.attempts),
-            latency_us,
-            token_fp: served.fingerprint.clone(),
-        });
+        let served = trail.served(served, sent)?;
         let mut answer = served.answer;
         if target.endpoint == AwsEndpoint::CredentialsList && answer.status == 200 {
             let allowed = identity.and_then(|i| i.role.as_deref()).unwrap_or("");
@@ -268,32 +254,5 @@ impl Gate {
                 ttl.as_secs()
             ),
         ))
-    }
-
-    /// Anything but credentials: forwarded as decided, answered as given.
-    pub(crate) async fn forward_get(&self, path: &str, uid: u32) -> Result<Served, Refusal> {
-        self.tokens
-            .fetcher
-            .fetch(crate::fetch::Ask {
-                method: &Method::GET,
-                target: path,
-                body: None,
-                token_endpoint: false,
-                uid,
-            })
-            .await
-            .map(|(answer, attempts)| Served {
-                answer,
-                source: crate::token_path::Source::Upstream,
-                fingerprint: None,
-                attempts,
-            })
-            .map_err(|e| match e {
-                crate::fetch::FetchError::Limited => Refusal::Limited,
-                crate::fetch::FetchError::Upstream(crate::upstream::UpstreamError::Timeout) => {
-                    Refusal::UpstreamTimeout
-                }
-                crate::fetch::FetchError::Upstream(other) => Refusal::Upstream(other),
-            })
     }
 }

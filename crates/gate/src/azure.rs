@@ -3,11 +3,8 @@
 //! endpoint → action; selector → identity, `resource` → audience → decide →
 //! token from the cache (claims checked), the rest forwarded → audit.
 
-use crate::fetch::FetchError;
 use crate::handler::{json_response, truncate, ConnInfo, Response, Trail};
 use crate::refusal::Refusal;
-use crate::token_path::Served;
-use crate::upstream::UpstreamError;
 use crate::Gate;
 use bytes::Bytes;
 use gatehouse_audit::{self as audit, Event};
@@ -191,50 +188,17 @@ impl Gate {
                     .serve(id, key, &canonical.upstream_target(), facts.socket_uid)
                     .await
             }
-            _ => self
-                .tokens
-                .fetcher
-                .fetch(crate::fetch::Ask {
-                    method: &parts.method,
-                    target: &canonical.upstream_target(),
-                    body: upload,
-                    token_endpoint: false,
-                    uid: facts.socket_uid,
-                })
+            _ => {
+                self.forward(
+                    &parts.method,
+                    &canonical.upstream_target(),
+                    upload,
+                    facts.socket_uid,
+                )
                 .await
-                .map(|(answer, attempts)| Served {
-                    answer,
-                    source: crate::token_path::Source::Upstream,
-                    fingerprint: None,
-                    attempts,
-                })
-                .map_err(|e| match e {
-                    FetchError::Limited => Refusal::Limited,
-                    FetchError::Upstream(UpstreamError::Timeout) => Refusal::UpstreamTimeout,
-                    FetchError::Upstream(other) => Refusal::Upstream(other),
-                }),
-        };
-        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let served = match served {
-            Ok(s) => s,
-            Err(refusal) => {
-                trail.upstream = Some(audit::Upstream {
-                    status: None,
-                    source: None,
-                    attempts: None,
-                    latency_us,
-                    token_fp: None,
-                });
-                return Err(refusal);
             }
         };
-        trail.upstream = Some(audit::Upstream {
-            status: Some(served.answer.status),
-            source: Some(served.source.audit()),
-            attempts: Some(served.attempts),
-            latency_us,
-            token_fp: served.fingerprint.clone(),
-        });
+        let served = trail.served(served, sent)?;
         let answer = served.answer;
         Ok((
             json_response(

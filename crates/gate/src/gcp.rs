@@ -269,25 +269,12 @@ impl Gate {
                     .serve(id, key, &upstream, facts.socket_uid)
                     .await
             }
-            _ => self.forward_get(&upstream, facts.socket_uid).await,
+            _ => {
+                self.forward(&http::Method::GET, &upstream, None, facts.socket_uid)
+                    .await
+            }
         };
-        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let served = served.inspect_err(|_| {
-            trail.upstream = Some(gatehouse_audit::Upstream {
-                status: None,
-                source: None,
-                attempts: None,
-                latency_us,
-                token_fp: None,
-            });
-        })?;
-        trail.upstream = Some(gatehouse_audit::Upstream {
-            status: Some(served.answer.status),
-            source: Some(served.source.audit()),
-            attempts: Some(served.attempts),
-            latency_us,
-            token_fp: served.fingerprint.clone(),
-        });
+        let served = trail.served(served, sent)?;
         let mut answer = served.answer;
         if target.covers_accounts() && answer.status == 200 {
             answer.body = strip_tokens(&target, &answer.body)?;

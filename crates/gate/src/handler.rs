@@ -4,6 +4,7 @@
 
 use crate::caller;
 use crate::refusal::Refusal;
+use crate::token_path::Served;
 use crate::Gate;
 use bytes::Bytes;
 use gatehouse_audit::{self as audit, Event};
@@ -35,6 +36,35 @@ pub(crate) struct Trail {
     pub(crate) upstream: Option<audit::Upstream>,
     /// The trusted service that allowed, for the metrics' rule label.
     pub(crate) trusted: Option<&'static str>,
+}
+
+impl Trail {
+    /// Records what serving from upstream (or the cache) gave, answer or
+    /// refusal, with the time since `sent`.
+    pub(crate) fn served(
+        &mut self,
+        served: Result<Served, Refusal>,
+        sent: Instant,
+    ) -> Result<Served, Refusal> {
+        let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.upstream = Some(match &served {
+            Ok(s) => audit::Upstream {
+                status: Some(s.answer.status),
+                source: Some(s.source.audit()),
+                attempts: Some(s.attempts),
+                latency_us,
+                token_fp: s.fingerprint.clone(),
+            },
+            Err(_) => audit::Upstream {
+                status: None,
+                source: None,
+                attempts: None,
+                latency_us,
+                token_fp: None,
+            },
+        });
+        served
+    }
 }
 
 pub type Response = http::Response<Full<Bytes>>;
@@ -70,6 +100,33 @@ pub(crate) fn json_response(
 }
 
 impl Gate {
+    /// Anything but a token: forwarded as decided, answered as given.
+    pub(crate) async fn forward(
+        &self,
+        method: &http::Method,
+        target: &str,
+        body: Option<(Bytes, String)>,
+        uid: u32,
+    ) -> Result<Served, Refusal> {
+        self.tokens
+            .fetcher
+            .fetch(crate::fetch::Ask {
+                method,
+                target,
+                body,
+                token_endpoint: false,
+                uid,
+            })
+            .await
+            .map(|(answer, attempts)| Served {
+                answer,
+                source: crate::token_path::Source::Upstream,
+                fingerprint: None,
+                attempts,
+            })
+            .map_err(crate::token_path::map_fetch)
+    }
+
     pub async fn handle(
         &self,
         conn: ConnInfo,

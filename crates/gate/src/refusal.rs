@@ -203,17 +203,26 @@ impl Refusal {
     }
 }
 
+/// The status's reason phrase (`Not Found`), for the error pages.
+fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+/// The gate's message as HTML text.
+fn html_escape(message: &str) -> String {
+    message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// AWS answers errors as a small XHTML page; the gate's reason (never a
 /// token) goes in a paragraph of its own, for the person reading it.
 pub fn aws_error_page(status: u16, message: &str) -> String {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let (reason, escaped) = (reason_phrase(status), html_escape(message));
     format!(
         "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n\t\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n <head>\n  <title>{status} - {reason}</title>\n </head>\n <body>\n  <h1>{status} - {reason}</h1>\n  <p>{escaped}</p>\n </body>\n</html>\n"
     )
@@ -222,14 +231,7 @@ pub fn aws_error_page(status: u16, message: &str) -> String {
 /// GCE answers errors as a small HTML page; the gate's reason (never a
 /// token) goes in a paragraph of its own.
 pub fn gcp_error_page(status: u16, message: &str) -> String {
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let escaped = message
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+    let (reason, escaped) = (reason_phrase(status), html_escape(message));
     format!(
         "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error {status} ({reason})</title>\n  <p><b>{status}.</b> <ins>That\u{2019}s an error.</ins>\n  <p>{escaped}\n</html>\n"
     )

@@ -274,7 +274,7 @@ fn check_azure(identity: &Identity, body: &[u8]) -> Result<String, WrongIdentity
     Ok(fingerprint(&parsed.access_token))
 }
 
-fn map_fetch(e: FetchError) -> Refusal {
+pub(crate) fn map_fetch(e: FetchError) -> Refusal {
     match e {
         FetchError::Limited => Refusal::Limited,
         FetchError::Upstream(UpstreamError::Timeout) => Refusal::UpstreamTimeout,
