@@ -16,6 +16,33 @@ pub trait CallerSource: Send + Sync {
         dst: SocketAddr,
         needs: gatehouse_sys::Needs,
     ) -> Result<CallerFacts, CallerError>;
+
+    /// The kernel's record of the socket (its creator's uid and its inode),
+    /// asked once when the connection is accepted. Both are fixed for the
+    /// socket's life, so a request whose decision reads only the uid is
+    /// answered from this without asking [`identify`](Self::identify) again
+    /// (the same `socket_only` facts it would find). `None`: unknown, and
+    /// every request asks.
+    fn at_accept(&self, src: SocketAddr, dst: SocketAddr) -> Option<gatehouse_sys::SocketOwner> {
+        gatehouse_sys::socket_owner(src, dst).ok().flatten()
+    }
+}
+
+/// What [`CallerSource::identify`] finds for a decision on uids alone, from
+/// the socket's record taken at accept; `None` when that record names no
+/// socket a process holds (inode 0), which identification refuses.
+pub fn socket_only(owner: gatehouse_sys::SocketOwner) -> Option<CallerFacts> {
+    (owner.inode != 0).then(|| CallerFacts {
+        socket_uid: owner.uid,
+        socket_inode: owner.inode,
+        holders: Vec::new(),
+        lookup: gatehouse_sys::LookupStats {
+            strategy: gatehouse_sys::Strategy::SocketOnly,
+            holder_search: gatehouse_sys::HolderSearch::Skipped,
+            candidates: 0,
+            micros: 0,
+        },
+    })
 }
 
 /// Why a caller is unknown (the gate answers 403 "caller unknown").
@@ -246,6 +273,38 @@ mod tests {
             );
             assert_eq!(got.exe_hash, needs.exe_hash);
         }
+    }
+
+    /// What accept keeps is what identification finds for a decision on
+    /// uids alone, for real sockets of both families (the lookup's time
+    /// aside).
+    #[test]
+    fn the_socket_record_from_accept_is_what_identify_finds_without_processes() {
+        let identifier = gatehouse_sys::Identifier::new(gatehouse_sys::IdentifyOptions::default());
+        let uid_only = sys_needs(&Needs::default(), false);
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(listener) = std::net::TcpListener::bind(addr) else {
+                eprintln!("skipped {addr}: this machine cannot bind it");
+                continue;
+            };
+            let server = listener.local_addr().unwrap();
+            let client = std::net::TcpStream::connect(server).unwrap();
+            let (_accepted, peer) = listener.accept().unwrap();
+            let owner = CallerSource::at_accept(&identifier, peer, server).unwrap();
+            assert_eq!(owner.uid, gatehouse_sys::effective_uid(), "{addr}");
+            let mut kept = socket_only(owner).unwrap();
+            let mut found = CallerSource::identify(&identifier, peer, server, uid_only).unwrap();
+            kept.lookup.micros = 0;
+            found.lookup.micros = 0;
+            assert_eq!(format!("{kept:?}"), format!("{found:?}"), "{addr}");
+            drop(client);
+        }
+        let gone = gatehouse_sys::SocketOwner {
+            uid: 0,
+            inode: 0,
+            cookie: 1,
+        };
+        assert!(socket_only(gone).is_none(), "no process holds it: refused");
     }
 
     #[test]

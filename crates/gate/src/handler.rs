@@ -22,6 +22,9 @@ pub struct ConnInfo {
     /// the kernel redirected it, else the gate's own listener.
     pub dst: SocketAddr,
     pub redirected: bool,
+    /// The socket's creator and inode as the kernel reported them at accept
+    /// ([`CallerSource::at_accept`](crate::caller::CallerSource::at_accept)).
+    pub owner: Option<gatehouse_sys::SocketOwner>,
 }
 
 /// What the audit line says, gathered as the request goes.
@@ -266,8 +269,17 @@ impl Gate {
         conn: &ConnInfo,
         needs: &gatehouse_policy::Needs,
     ) -> Result<(CallerFacts, gatehouse_policy::Caller), Refusal> {
-        let source = std::sync::Arc::clone(&self.identifier);
         let needs = caller::sys_needs(needs, self.all_holders);
+        // On uids alone: the socket's record from accept, which is what the
+        // lookup would find again (no process is read).
+        if !needs.wants_process() {
+            if let Some(facts) = conn.owner.and_then(caller::socket_only) {
+                let who = caller::to_policy_caller(&facts);
+                crate::metrics::caller_identified(facts.lookup.strategy, std::time::Duration::ZERO);
+                return Ok((facts, who));
+            }
+        }
+        let source = std::sync::Arc::clone(&self.identifier);
         let (peer, dst) = (conn.peer, conn.dst);
         let identified = tokio::task::spawn_blocking(move || {
             let facts = source.identify(peer, dst, needs)?;

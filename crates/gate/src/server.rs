@@ -132,16 +132,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        let conn = match conn_info(&stream, peer) {
+        let mut conn = match conn_info(&stream, peer) {
             Some(c) => c,
             None => continue,
         };
-        // The socket's owner, from the kernel (about 4 µs); unknown owners
-        // share one bucket.
-        let owner = gatehouse_sys::socket_owner(conn.peer, conn.dst)
-            .ok()
-            .flatten()
-            .map_or(u32::MAX, |o| o.uid);
+        // The socket's owner, from the kernel (about 4 µs), kept for the
+        // connection's requests; unknown owners share one bucket.
+        conn.owner = gate.identifier.at_accept(conn.peer, conn.dst);
+        let owner = conn.owner.map_or(u32::MAX, |o| o.uid);
         let Some(uid_slot) = per_uid.enter(owner) else {
             crate::metrics::connection_refused("per_uid_limit");
             tracing::warn!(
@@ -200,11 +198,13 @@ fn conn_info(stream: &tokio::net::TcpStream, peer: SocketAddr) -> Option<ConnInf
             peer,
             dst,
             redirected: true,
+            owner: None,
         },
         _ => ConnInfo {
             peer,
             dst: local,
             redirected: false,
+            owner: None,
         },
     })
 }

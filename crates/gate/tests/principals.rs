@@ -495,6 +495,8 @@ struct Scripted {
     /// The caller's process, when one is asked for.
     process: gatehouse_sys::ProcessFacts,
     asked: std::sync::Mutex<Vec<gatehouse_sys::Needs>>,
+    /// Connections whose socket record was asked for at accept.
+    accepted: std::sync::atomic::AtomicUsize,
 }
 
 impl gatehouse_gate::caller::CallerSource for Scripted {
@@ -512,7 +514,7 @@ impl gatehouse_gate::caller::CallerSource for Scripted {
         };
         Ok(gatehouse_sys::CallerFacts {
             socket_uid: self.uid,
-            socket_inode: 1,
+            socket_inode: SCRIPTED_INODE,
             lookup: gatehouse_sys::LookupStats {
                 strategy: if holders.is_empty() {
                     gatehouse_sys::Strategy::SocketOnly
@@ -526,7 +528,23 @@ impl gatehouse_gate::caller::CallerSource for Scripted {
             holders,
         })
     }
+
+    fn at_accept(
+        &self,
+        _src: std::net::SocketAddr,
+        _dst: std::net::SocketAddr,
+    ) -> Option<gatehouse_sys::SocketOwner> {
+        self.accepted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(gatehouse_sys::SocketOwner {
+            uid: self.uid,
+            inode: SCRIPTED_INODE,
+            cookie: 7,
+        })
+    }
 }
+
+const SCRIPTED_INODE: u64 = 1;
 
 /// A process of `uid`; the Azure Linux agent (a trusted service) if `agent`.
 fn scripted(uid: u32, agent: bool) -> Arc<Scripted> {
@@ -562,13 +580,16 @@ fn scripted(uid: u32, agent: bool) -> Arc<Scripted> {
             comm: Some("python3".into()),
         },
         asked: std::sync::Mutex::new(Vec::new()),
+        accepted: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 
 /// Instance metadata under a policy on uids alone: decided on the socket's uid
 /// with no process looked for when a uid assignment allows; the processes are
 /// looked for (and a trusted service still allowed) only when it does not.
-/// Tokens never look (trusted services get no tokens).
+/// Tokens never look (trusted services get no tokens). The uid comes from
+/// the socket's record taken at accept: only process lookups reach
+/// `identify`.
 #[test]
 fn a_uid_only_policy_looks_for_processes_only_where_a_trusted_service_could_change_the_answer() {
     let policy = format!(
@@ -576,14 +597,15 @@ fn a_uid_only_policy_looks_for_processes_only_where_a_trusted_service_could_chan
         token_policy(&format!("uid:{UID_A}"))
     );
     let me = gatehouse_sys::effective_uid();
-    // (caller uid, is the agent, target, status, processes asked for per lookup)
+    // (caller uid, is the agent, target, status, processes asked for per
+    // lookup after the socket's record at accept)
     let rows: &[(u32, bool, &str, u16, &[bool])] = &[
-        (UID_A, false, INSTANCE, 200, &[false]),
-        (UID_A, false, TOKEN, 200, &[false]),
-        (0, true, INSTANCE, 200, &[false, true]),
-        (0, true, TOKEN, 403, &[false]),
-        (UID_B, false, INSTANCE, 403, &[false, true]),
-        (UID_B, false, TOKEN, 403, &[false]),
+        (UID_A, false, INSTANCE, 200, &[]),
+        (UID_A, false, TOKEN, 200, &[]),
+        (0, true, INSTANCE, 200, &[true]),
+        (0, true, TOKEN, 403, &[]),
+        (UID_B, false, INSTANCE, 403, &[true]),
+        (UID_B, false, TOKEN, 403, &[]),
     ];
     for (i, (uid, agent, target, status, asked)) in rows.iter().enumerate() {
         let callers = scripted(*uid, *agent);
@@ -604,11 +626,17 @@ fn a_uid_only_policy_looks_for_processes_only_where_a_trusted_service_could_chan
             .map(|n| n.wants_process())
             .collect();
         assert_eq!(got, *asked, "row {i}");
-        let second = callers.asked.lock().unwrap().get(1).copied();
+        assert_eq!(
+            callers.accepted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "row {i}: one connection, its socket asked for once"
+        );
+        let second = callers.asked.lock().unwrap().first().copied();
         if let Some(n) = second {
             assert!(n.exe && n.cgroup && n.all_holders, "row {i}: {n:?}");
         }
         let line = h.audit().pop().unwrap();
+        assert_eq!(line["event"]["caller"]["uid"], *uid, "row {i}: {line}");
         let trusted = &line["event"]["decision_detail"]["trusted_service"];
         assert_eq!(
             trusted.as_str(),
