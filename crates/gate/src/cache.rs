@@ -48,28 +48,72 @@ pub struct Key {
 }
 
 /// A token answer as IMDS gave it, minus the figures that change with time.
+///
+/// Rendered once when it is stored: serving it copies the bytes around the
+/// countdown (`expires_in`, `ext_expires_in`) and writes the seconds left
+/// there, and a clone shares the bytes (no parse, no map, no allocation per
+/// field on a cache hit, and about the answer's own size per key).
 #[derive(Debug, Clone)]
 pub struct Cached {
-    fields: Map<String, Value>,
-    /// An answer served byte for byte as it came (AWS role credentials:
-    /// their `Expiration` is the credential's own), with its content type.
-    raw: Option<(Bytes, Option<String>)>,
-    /// `expires_in` is a JSON number (GCE), not a string (Azure).
-    numeric: bool,
+    body: Body,
     /// Epoch seconds.
     pub expires_on: u64,
     pub fingerprint: String,
 }
 
+#[derive(Debug, Clone)]
+enum Body {
+    /// Served byte for byte as it came (AWS role credentials: their
+    /// `Expiration` is the credential's own; a GCE ID token), with its
+    /// content type.
+    Raw(Bytes, Option<String>),
+    /// The JSON object, rendered as `serde_json` writes it, with the
+    /// countdown's values left out at `holes` (ascending offsets).
+    Countdown {
+        text: Bytes,
+        holes: Vec<usize>,
+        /// The seconds are a JSON number (GCE), not a string (Azure).
+        numeric: bool,
+    },
+}
+
+/// `fields` as `serde_json::to_vec` writes them, every value of a key in
+/// `countdown` left out; the offsets where they go.
+fn render(fields: &Map<String, Value>, countdown: &[&str]) -> Option<(Bytes, Vec<usize>)> {
+    let mut text = Vec::with_capacity(1024);
+    let mut holes = Vec::new();
+    text.push(b'{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        serde_json::to_writer(&mut text, key).ok()?;
+        text.push(b':');
+        if countdown.contains(&key.as_str()) {
+            holes.push(text.len());
+        } else {
+            serde_json::to_writer(&mut text, value).ok()?;
+        }
+    }
+    text.push(b'}');
+    Some((Bytes::from(text), holes))
+}
+
 impl Cached {
     /// Parse a 200 body; `None` when it has no usable `expires_on`.
     pub fn from_body(body: &[u8], fingerprint: String) -> Option<Cached> {
-        let fields: Map<String, Value> = serde_json::from_slice(body).ok()?;
+        let mut fields: Map<String, Value> = serde_json::from_slice(body).ok()?;
         let expires_on = fields.get("expires_on")?.as_str()?.parse().ok()?;
+        // Served with every value a string, as IMDS sends them, and
+        // `expires_in` always (`ext_expires_in` where IMDS sent it).
+        fields.insert("expires_in".into(), Value::Null);
+        let (text, holes) = render(&fields, &["expires_in", "ext_expires_in"])?;
         Some(Cached {
-            fields,
-            raw: None,
-            numeric: false,
+            body: Body::Countdown {
+                text,
+                holes,
+                numeric: false,
+            },
             expires_on,
             fingerprint,
         })
@@ -81,10 +125,13 @@ impl Cached {
     pub fn from_gcp_access(body: &[u8], now: u64, fingerprint: String) -> Option<Cached> {
         let fields: Map<String, Value> = serde_json::from_slice(body).ok()?;
         let left = fields.get("expires_in")?.as_u64()?;
+        let (text, holes) = render(&fields, &["expires_in"])?;
         Some(Cached {
-            fields,
-            raw: None,
-            numeric: true,
+            body: Body::Countdown {
+                text,
+                holes,
+                numeric: true,
+            },
             expires_on: now.checked_add(left)?,
             fingerprint,
         })
@@ -98,9 +145,7 @@ impl Cached {
         fingerprint: String,
     ) -> Cached {
         Cached {
-            fields: Map::new(),
-            raw: Some((body.clone(), content_type)),
-            numeric: false,
+            body: Body::Raw(body.clone(), content_type),
             expires_on: exp,
             fingerprint,
         }
@@ -117,9 +162,7 @@ impl Cached {
         let expiration: jiff::Timestamp = fields.get("Expiration")?.as_str()?.parse().ok()?;
         let expires_on = u64::try_from(expiration.as_second()).ok()?;
         Some(Cached {
-            fields: Map::new(),
-            raw: Some((body.clone(), content_type)),
-            numeric: false,
+            body: Body::Raw(body.clone(), content_type),
             expires_on,
             fingerprint,
         })
@@ -127,8 +170,8 @@ impl Cached {
 
     /// The content type to serve the body with.
     pub fn content_type(&self) -> &str {
-        match &self.raw {
-            Some((_, Some(ct))) => ct,
+        match &self.body {
+            Body::Raw(_, Some(ct)) => ct,
             _ => "application/json; charset=utf-8",
         }
     }
@@ -140,20 +183,29 @@ impl Cached {
     /// The body to send at `now`: every value a string, as IMDS sends them,
     /// with `expires_in` (and `ext_expires_in`) counted from now.
     pub fn body_at(&self, now: u64) -> Bytes {
-        if let Some((body, _)) = &self.raw {
-            return body.clone();
+        let (text, holes, numeric) = match &self.body {
+            Body::Raw(body, _) => return body.clone(),
+            Body::Countdown {
+                text,
+                holes,
+                numeric,
+            } => (text, holes, *numeric),
+        };
+        let left = self.remaining(now);
+        let value = if numeric {
+            left.to_string()
+        } else {
+            format!("\"{left}\"")
+        };
+        let mut out = Vec::with_capacity(text.len() + holes.len() * value.len());
+        let mut at = 0;
+        for &hole in holes {
+            out.extend_from_slice(text.get(at..hole).unwrap_or_default());
+            out.extend_from_slice(value.as_bytes());
+            at = hole;
         }
-        let mut fields = self.fields.clone();
-        if self.numeric {
-            fields.insert("expires_in".into(), Value::from(self.remaining(now)));
-            return Bytes::from(serde_json::to_vec(&fields).unwrap_or_default());
-        }
-        let left = Value::String(self.remaining(now).to_string());
-        fields.insert("expires_in".into(), left.clone());
-        if fields.contains_key("ext_expires_in") {
-            fields.insert("ext_expires_in".into(), left);
-        }
-        Bytes::from(serde_json::to_vec(&fields).unwrap_or_default())
+        out.extend_from_slice(text.get(at..).unwrap_or_default());
+        Bytes::from(out)
     }
 }
 
@@ -426,6 +478,67 @@ mod tests {
             r#"{{"access_token":"t","client_id":"c","expires_in":"86399","expires_on":"{expires_on}","ext_expires_in":"86399","not_before":"1","resource":"r","token_type":"Bearer"}}"#
         )
         .into_bytes()
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    /// The naive model: the whole map, the countdown put in, written again.
+    fn model_body_at(body: &[u8], numeric: bool, expires_on: u64, now: u64) -> Vec<u8> {
+        let mut fields: Map<String, Value> = serde_json::from_slice(body).unwrap();
+        let left = expires_on.saturating_sub(now);
+        if numeric {
+            fields.insert("expires_in".into(), Value::from(left));
+        } else {
+            fields.insert("expires_in".into(), Value::String(left.to_string()));
+            if fields.contains_key("ext_expires_in") {
+                fields.insert("ext_expires_in".into(), Value::String(left.to_string()));
+            }
+        }
+        serde_json::to_vec(&fields).unwrap()
+    }
+
+    proptest::proptest! {
+        /// Served bytes are the model's, for any fields (escapes, nesting,
+        /// numbers, keys before and after the countdown's) and any time.
+        #[test]
+        fn a_rendered_answer_is_served_as_the_model_writes_it(
+            extra in proptest::collection::btree_map(
+                "[a-z_\"\\\\\u{e9}\n]{0,12}",
+                proptest::prop_oneof![
+                    "[ -~\u{e9}\u{2028}]{0,40}".prop_map(Value::String),
+                    proptest::num::i64::ANY.prop_map(Value::from),
+                    proptest::bool::ANY.prop_map(Value::from),
+                    proptest::collection::vec("[a-z]{0,4}", 0..3).prop_map(Value::from),
+                ],
+                0..8,
+            ),
+            ext in proptest::bool::ANY,
+            gcp in proptest::bool::ANY,
+            expires_on in 0u64..5_000_000_000,
+            now in 0u64..5_000_000_000,
+        ) {
+            let mut fields: Map<String, Value> = extra.into_iter().collect();
+            if gcp {
+                fields.insert("expires_in".into(), Value::from(3599u64));
+            } else {
+                fields.insert("expires_on".into(), Value::String(expires_on.to_string()));
+                if ext {
+                    fields.insert("ext_expires_in".into(), Value::String("1".into()));
+                }
+            }
+            let body = serde_json::to_vec(&fields).unwrap();
+            let (cached, expires) = if gcp {
+                let c = Cached::from_gcp_access(&body, 1_000, "fp".into()).unwrap();
+                let e = c.expires_on;
+                (c, e)
+            } else {
+                (Cached::from_body(&body, "fp".into()).unwrap(), expires_on)
+            };
+            proptest::prop_assert_eq!(
+                String::from_utf8(cached.body_at(now).to_vec()).unwrap(),
+                String::from_utf8(model_body_at(&body, gcp, expires, now)).unwrap()
+            );
+        }
     }
 
     #[test]
