@@ -53,6 +53,15 @@ pub async fn serve_with_heartbeat(
 /// table sends IMDS's IPv6 address to): both accept until `shutdown`, and
 /// the drain waits for the requests of both. The heartbeat beats from the
 /// first.
+///
+/// Requests are served on a thread of their own, one current-thread
+/// runtime: accepted, decided, answered and recorded there, with only
+/// blocking work (caller lookups, hashing, the broker's round trips) on its
+/// blocking pool. Measured on two cores, the multi-threaded scheduler woke
+/// its other worker for nearly every request: a cached token cost 43 µs of
+/// CPU there against 31 µs here, an upstream hop 98 µs against 60, at the
+/// same requests per second. The caller's runtime (metrics, export, the
+/// embedded emulator's RSA signing) never delays a request.
 pub async fn serve_on(
     gate: Arc<Gate>,
     listener: TcpListener,
@@ -60,39 +69,93 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()>,
     heartbeat: Option<Heartbeat>,
 ) {
-    let in_flight = InFlight::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    // The listeners leave this runtime's reactor for the serving thread's.
+    let listeners = listener
+        .into_std()
+        .and_then(|l| Ok((l, second.map(TcpListener::into_std).transpose()?)));
+    let (listener, second) = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot hand the listeners to the serving thread");
+            return;
+        }
+    };
+    let serving = std::thread::Builder::new()
+        .name("gatehouse-requests".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the serving runtime");
+                    return;
+                }
+            };
+            runtime.block_on(serve_here(gate, listener, second, stop_rx, heartbeat));
+            drop(done_tx);
+        });
+    if let Err(e) = serving {
+        tracing::error!(error = %e, "cannot start the serving thread");
+        return;
+    }
+    let mut done_rx = done_rx;
+    tokio::select! {
+        () = shutdown => {
+            stop_tx.send_replace(true);
+            let _ = done_rx.await;
+        }
+        // The serving thread ended on its own (it could not start).
+        _ = &mut done_rx => {}
+    }
+}
+
+/// The serving thread's part of [`serve_on`]: accept until `stop`, then
+/// drain.
+async fn serve_here(
+    gate: Arc<Gate>,
+    listener: std::net::TcpListener,
+    second: Option<std::net::TcpListener>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    heartbeat: Option<Heartbeat>,
+) {
+    let listen = |l: std::net::TcpListener| {
+        l.set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(l))
+    };
+    let listener = match listen(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve on the listener");
+            return;
+        }
+    };
+    let second = second.and_then(|l| {
+        listen(l)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot serve on the second listener"))
+            .ok()
+    });
+    let in_flight = InFlight::default();
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         // An error means the sender is gone: stop as well.
         let _ = rx.wait_for(|s| *s).await;
     };
-    // The accept loops run as tasks of the runtime's workers, not in the
-    // caller's `block_on` thread: a connection is then accepted, spawned
-    // and served on the worker that saw it arrive, with no wake-up of
-    // another thread in between (about 30 µs a new connection).
-    let first = tokio::spawn(accept_loop(
+    let first = accept_loop(
         Arc::clone(&gate),
         listener,
-        stopped(stop_rx.clone()),
+        stopped(stop.clone()),
         heartbeat,
         in_flight.clone(),
-    ));
-    let second = second.map(|l| {
-        tokio::spawn(accept_loop(
-            gate,
-            l,
-            stopped(stop_rx),
-            None,
-            in_flight.clone(),
-        ))
-    });
-    shutdown.await;
-    stop_tx.send_replace(true);
-    for accepting in std::iter::once(first).chain(second) {
-        if let Err(e) = accepting.await {
-            tracing::error!(error = %e, "an accept loop ended abnormally");
+    );
+    let second = async {
+        if let Some(l) = second {
+            accept_loop(gate, l, stopped(stop), None, in_flight.clone()).await;
         }
-    }
+    };
+    tokio::join!(first, second);
     if !in_flight.drained(DRAIN).await {
         tracing::warn!("stopping with requests still being decided");
     }
