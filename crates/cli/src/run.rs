@@ -103,6 +103,14 @@ pub struct Args {
     #[arg(long, default_value_t = gatehouse_gate::server::MAX_CONNECTIONS_PER_UID)]
     max_connections_per_uid: usize,
 
+    /// Threads that serve requests (1 to 64), each accepting connections
+    /// and answering them on its own. One serves tens of thousands of
+    /// cached tokens a second, far above IMDS's own limits (20 token
+    /// requests a second); more help only with many concurrent clients on
+    /// a VM with cores to spare.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+
     /// A caller's whole time budget upstream, retries included (seconds,
     /// e.g. `1.5`; 0.2 to 60). When the metadata service refuses, drops or
     /// fails, the caller gets an IMDS-shaped 503/504 with `Retry-After`
@@ -719,12 +727,13 @@ async fn run(plan: Plan, worker: Option<WorkerParts>) -> Result<ExitCode, StartE
         let _ = stopping.wait_for(Option::is_some).await;
         lifecycle::notify(&[gatehouse_sys::Notice::Stopping]);
     };
-    gatehouse_gate::server::serve_on(
+    gatehouse_gate::server::serve_threads(
         Arc::clone(&gate),
         listener,
         listener6,
         shutdown,
         Some(heartbeat),
+        usize::from(plan.threads),
     )
     .await;
     reloader.abort();

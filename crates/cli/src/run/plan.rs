@@ -71,6 +71,8 @@ pub(crate) struct Plan {
     pub upstream_limits: bool,
     pub upstream_timeout: Duration,
     pub max_connections_per_uid: usize,
+    /// Serving threads (`--threads`).
+    pub threads: u16,
     /// How callers are found (`--all-holders` settles it as `sock-diag`).
     pub lookup: CallerLookup,
     pub all_holders: bool,
@@ -158,6 +160,7 @@ impl Plan {
             upstream_limits: !args.no_upstream_limits,
             upstream_timeout: args.upstream_timeout,
             max_connections_per_uid: args.max_connections_per_uid,
+            threads: args.threads,
             lookup,
             all_holders: args.all_holders,
             jit: JitPlan {

@@ -96,6 +96,8 @@ pub struct Opts {
     pub callers: Option<Arc<dyn gatehouse_gate::caller::CallerSource>>,
     /// The dialect the gate (and the emulator in front of it) speaks.
     pub cloud: gatehouse_policy::Cloud,
+    /// Serving threads (`gatehouse run --threads`).
+    pub threads: usize,
 }
 
 impl Default for Opts {
@@ -110,6 +112,7 @@ impl Default for Opts {
             identify: gatehouse_sys::IdentifyOptions::default(),
             callers: None,
             cloud: gatehouse_policy::Cloud::Azure,
+            threads: 1,
         }
     }
 }
@@ -299,12 +302,15 @@ impl Harness {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        rt.spawn(gatehouse_gate::server::serve(
+        rt.spawn(gatehouse_gate::server::serve_threads(
             Arc::clone(&gate),
             listener,
+            None,
             async {
                 let _ = rx.await;
             },
+            None,
+            opts.threads,
         ));
         Harness {
             rt,

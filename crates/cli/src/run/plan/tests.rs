@@ -140,7 +140,7 @@ fn every_other_setting_is_carried_as_given() {
         0,
         "--upstream imds --policy /p.toml --listen 127.0.0.1:1 --audit-rotate-bytes 0 \
          --cache-margin 60 --no-upstream-limits --upstream-timeout 2.5 --max-connections-per-uid 7 \
-         --firewall-every 3 --containers redirect --jit-db /j.db --admin-socket /a.sock \
+         --threads 3 --firewall-every 3 --containers redirect --jit-db /j.db --admin-socket /a.sock \
          --jit-retention-days 0 --knock-listen 0.0.0.0:62201 --knock-host h \
          --allowed-signers /s --metrics-listen 127.0.0.1:9925 --emulator-config /e.toml",
     );
@@ -151,6 +151,7 @@ fn every_other_setting_is_carried_as_given() {
     assert!(!p.upstream_limits);
     assert_eq!(p.upstream_timeout, Duration::from_millis(2500));
     assert_eq!(p.max_connections_per_uid, 7);
+    assert_eq!(p.threads, 3);
     assert_eq!(p.firewall_every, Duration::from_secs(3));
     assert_eq!(
         p.firewall_shape.containers,
@@ -178,4 +179,14 @@ fn every_other_setting_is_carried_as_given() {
     assert_eq!(defaults.audit_rotate_bytes, Some(64 * 1024 * 1024));
     assert_eq!(defaults.jit.retention, Duration::from_secs(90 * 86_400));
     assert!(defaults.upstream_limits);
+}
+
+#[test]
+fn serving_threads_are_one_by_default_and_bounded() {
+    assert_eq!(ok(0, "--upstream imds").threads, 1);
+    assert_eq!(ok(0, "--upstream imds --threads 64").threads, 64);
+    for bad in ["0", "65", "-1", "two"] {
+        let argv = ["gatehouse", "--upstream", "imds", "--threads", bad];
+        assert!(Cli::try_parse_from(argv).is_err(), "--threads {bad}");
+    }
 }
