@@ -47,6 +47,33 @@ pub struct Key {
     pub api_version: String,
 }
 
+impl Key {
+    /// SHA-256 over every field, each length-prefixed: two keys share a
+    /// digest only if they are the same key (or SHA-256 collides).
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        let shape: u8 = match self.shape {
+            Shape::Azure => 0,
+            Shape::AwsCredentials => 1,
+            Shape::GcpAccess => 2,
+            Shape::GcpIdentity => 3,
+        };
+        h.update([shape]);
+        for field in [
+            self.identity.as_str(),
+            &self.ids,
+            &self.resource,
+            self.selector,
+            &self.api_version,
+        ] {
+            h.update(u64::try_from(field.len()).unwrap_or(u64::MAX).to_le_bytes());
+            h.update(field.as_bytes());
+        }
+        h.finalize().into()
+    }
+}
+
 /// A token answer as IMDS gave it, minus the figures that change with time.
 ///
 /// Rendered once when it is stored: serving it copies the bytes around the
@@ -346,7 +373,9 @@ pub struct TokenCache {
     pub margin: Duration,
     /// Refresh in the background when less than this is left (> margin).
     pub refresh_below: Duration,
-    slots: Mutex<HashMap<Key, Arc<Slot>>>,
+    /// By the SHA-256 of the key ([`Key::digest`]): 32 bytes a key rather
+    /// than its text (the identity's ids alone are ~200 bytes).
+    slots: Mutex<HashMap<[u8; 32], Arc<Slot>>>,
     max_keys: usize,
 }
 
@@ -380,7 +409,8 @@ impl TokenCache {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        if let Some(s) = slots.get(key) {
+        let digest = key.digest();
+        if let Some(s) = slots.get(&digest) {
             return Arc::clone(s);
         }
         if slots.len() >= self.max_keys {
@@ -388,7 +418,7 @@ impl TokenCache {
             slots.retain(|_, s| Arc::strong_count(s) > 1);
         }
         let s = Arc::new(Slot::default());
-        slots.insert(key.clone(), Arc::clone(&s));
+        slots.insert(digest, Arc::clone(&s));
         crate::metrics::cache_entries(slots.len());
         s
     }
@@ -616,6 +646,57 @@ mod tests {
             resource: "r".into(),
             selector: "none",
             api_version: "2018-02-01".into(),
+        }
+    }
+
+    /// Keys that differ in any field, or only in where one field ends and
+    /// the next begins, are different slots; the same key is one slot.
+    #[test]
+    fn every_field_of_a_key_tells_slots_apart() {
+        let cache = TokenCache::new(Duration::from_secs(300));
+        let base = key();
+        let variants: Vec<Key> = vec![
+            Key {
+                shape: Shape::GcpAccess,
+                ..key()
+            },
+            Key {
+                identity: "j".into(),
+                ..key()
+            },
+            Key {
+                ids: "c|o|".into(),
+                ..key()
+            },
+            Key {
+                resource: "r2".into(),
+                ..key()
+            },
+            Key {
+                selector: "client_id",
+                ..key()
+            },
+            Key {
+                api_version: "2019-08-01".into(),
+                ..key()
+            },
+            // The same bytes in all, split differently between two fields.
+            Key {
+                identity: "ic".into(),
+                ids: "||".into(),
+                ..key()
+            },
+        ];
+        let first = cache.slot(&base);
+        assert!(
+            Arc::ptr_eq(&first, &cache.slot(&key())),
+            "same key, one slot"
+        );
+        let mut digests = vec![base.digest()];
+        for v in &variants {
+            assert!(!Arc::ptr_eq(&first, &cache.slot(v)), "{v:?}");
+            assert!(!digests.contains(&v.digest()), "{v:?}");
+            digests.push(v.digest());
         }
     }
 
