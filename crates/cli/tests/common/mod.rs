@@ -173,3 +173,61 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
             (name == series).then(|| value.parse::<f64>().unwrap())
         })
 }
+
+/// Fails unless the finished command succeeded, showing its stderr.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails unless `gatehouse audit verify LOG` accepts the log, showing what
+/// it said.
+#[track_caller]
+pub fn assert_audit_verifies(log: &std::path::Path) {
+    let out = gatehouse()
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Create the network namespace `name` afresh (a leftover of an earlier
+/// run deleted first) with its loopback up.
+pub fn netns_add(name: &str) {
+    let _ = Command::new("ip")
+        .args(["netns", "delete", name])
+        .stderr(Stdio::null())
+        .status();
+    assert!(Command::new("ip")
+        .args(["netns", "add", name])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args(["netns", "exec", name, "ip", "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Open `dir` to every user (mode 0755) and write `text` to its
+/// `policy.toml`, readable by all (0644): for gates whose worker or test
+/// users run as other uids. Returns the policy's path.
+pub fn readable_policy(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, text).unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    policy
+}
