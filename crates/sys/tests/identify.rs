@@ -219,21 +219,10 @@ fn connect_then_fork_reports_both_holders() {
     let one = id.identify(src, dst, Needs::one_process()).unwrap();
     assert_eq!(one.holders.len(), 1);
 
-    let all = id
-        .identify(
-            src,
-            dst,
-            Needs {
-                all_holders: true,
-                ..Needs::default()
-            },
-        )
-        .unwrap();
-    let mut pids: Vec<u32> = all.holders.iter().map(|h| h.pid).collect();
-    pids.sort_unstable();
+    let all = id.identify(src, dst, all_holders()).unwrap();
     let mut want = vec![client.pid(), child];
     want.sort_unstable();
-    assert_eq!(pids, want);
+    assert_eq!(sorted_pids(&all), want);
     assert_eq!(
         all.lookup.holder_search,
         gatehouse_sys::HolderSearch::Related
@@ -243,19 +232,23 @@ fn connect_then_fork_reports_both_holders() {
         exhaustive_holders: true,
         ..IdentifyOptions::default()
     });
-    let ex = exhaustive
-        .identify(
-            src,
-            dst,
-            Needs {
-                all_holders: true,
-                ..Needs::default()
-            },
-        )
-        .unwrap();
-    let mut ex_pids: Vec<u32> = ex.holders.iter().map(|h| h.pid).collect();
-    ex_pids.sort_unstable();
-    assert_eq!(ex_pids, want);
+    let ex = exhaustive.identify(src, dst, all_holders()).unwrap();
+    assert_eq!(sorted_pids(&ex), want);
+}
+
+/// Every holder of the socket, nothing else.
+fn all_holders() -> Needs {
+    Needs {
+        all_holders: true,
+        ..Needs::default()
+    }
+}
+
+/// The pids of the holders found, in order.
+fn sorted_pids(facts: &gatehouse_sys::CallerFacts) -> Vec<u32> {
+    let mut pids: Vec<u32> = facts.holders.iter().map(|h| h.pid).collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// (max_holders, exhaustive) → two holders (connect, then fork) are reported
@@ -267,10 +260,7 @@ fn more_holders_than_the_cap_is_an_error() {
     let conn = accept(&l);
     wait_child_exe(client.pid(), "/sleep");
     let (src, dst) = tuple(&conn);
-    let all = Needs {
-        all_holders: true,
-        ..Needs::default()
-    };
+    let all = all_holders();
     for (max_holders, exhaustive, reported) in [
         (1, false, None),
         (1, true, None),
@@ -344,10 +334,7 @@ fn a_socket_passed_to_another_uid_is_found_by_the_exhaustive_search() {
     }
     const SENDER: u32 = 46_021;
     const RECEIVER: u32 = 46_022;
-    let all = Needs {
-        all_holders: true,
-        ..Needs::default()
-    };
+    let all = all_holders();
     for keep in [true, false] {
         let (l, port) = listener();
         let (send, recv) = pass_socket(port, (SENDER, SENDER), (RECEIVER, RECEIVER), keep);
