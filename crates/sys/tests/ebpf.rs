@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{accept, connect_then, pass_socket, root_or_skip, spawn, tuple, wait_exe};
+use common::{accepted, connect_then, pass_socket, root_or_skip, spawn, wait_exe};
 use gatehouse_sys::{
     ConnectRecords, HolderSearch, Identifier, IdentifyError, IdentifyOptions, Needs, Strategy,
 };
@@ -101,8 +101,7 @@ fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
         return;
     };
     let client = python_client(port, Some((UID, UID)), "pass");
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
 
     let record = records
         .lookup(src, dst)
@@ -161,9 +160,8 @@ fn a_connector_that_exec_d_after_connecting_is_searched_for() {
         return;
     };
     let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     let record = records.lookup(src, dst).expect("recorded");
     assert_eq!(record.pid, client.pid());
     assert!(
@@ -184,8 +182,7 @@ fn a_connector_that_forked_after_connecting_gives_way_to_the_holder_search() {
         return;
     };
     let client = python_client(port, Some((UID, UID)), "os.fork()");
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let record = records.lookup(src, dst).expect("recorded");
     eventually("the fork to be seen", || {
         !records.unchanged_since(record.pid, record.boot_ns)
@@ -206,9 +203,8 @@ fn destinations_not_listed_are_not_recorded_and_take_the_sock_diag_path() {
         return;
     };
     let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
-    let conn = accept(&other);
+    let (_conn, src, dst) = accepted(&other);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
     let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
@@ -223,8 +219,7 @@ fn a_connector_that_has_exited_gives_way_to_the_holders() {
     };
     // bash connects, leaves the socket to a child and exits.
     let client = spawn(&connect_then("sleep 30 & exit 0"), port, Some((UID, UID)));
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let connector = records.lookup(src, dst).expect("recorded").pid;
     assert_eq!(connector, client.pid());
     eventually("the connector to exit", || {
@@ -255,9 +250,8 @@ fn ipv6_connections_take_the_sock_diag_path() {
         return;
     };
     let client = spawn("exec 3<>/dev/tcp/::1/$PORT; exec sleep 30", port, None);
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
     let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
@@ -275,8 +269,7 @@ fn two_attachments_see_the_same_connection() {
         return;
     };
     let client = spawn(&connect_then("exec sleep 30"), port, None);
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (conn, src, dst) = accepted(&l);
     let a = first.lookup(src, dst).expect("first");
     let b = second.lookup(src, dst).expect("second");
     assert_eq!((a.pid, a.cookie), (b.pid, b.cookie));
@@ -285,8 +278,7 @@ fn two_attachments_see_the_same_connection() {
     // Detaching one leaves the other recording.
     drop(conn);
     let client2 = spawn(&connect_then("exec sleep 30"), port, None);
-    let conn2 = accept(&l);
-    let (src2, dst2) = tuple(&conn2);
+    let (_conn2, src2, dst2) = accepted(&l);
     assert_eq!(first.lookup(src2, dst2).map(|r| r.pid), Some(client2.pid()));
 }
 
@@ -301,8 +293,7 @@ fn a_fork_between_socket_and_connect_is_seen() {
         "s = socket.socket()\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ntime.sleep(0.2)\ns.connect((\"127.0.0.1\", {port}))"
     ));
     let client = spawn(&script, port, Some((UID, UID)));
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let record = records.lookup(src, dst).expect("recorded");
     assert_eq!(record.pid, client.pid());
     assert!(
@@ -325,8 +316,7 @@ fn a_socket_made_by_another_process_gets_no_record() {
         "a, b = socket.socketpair()\nif os.fork() == 0:\n    s = socket.socket()\n    socket.send_fds(b, [b\"x\"], [s.fileno()])\n    os._exit(0)\nos.wait()\n_, fds, _, _ = socket.recv_fds(a, 1, 1)\ns = socket.socket(fileno=fds[0])\ns.connect((\"127.0.0.1\", {port}))"
     ));
     let _client = spawn(&script, port, Some((UID, UID)));
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     assert_eq!(records.lookup(src, dst), None);
     let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
@@ -341,8 +331,7 @@ fn records_are_not_used_with_the_exhaustive_search() {
         return;
     };
     let client = python_client(port, Some((UID, UID)), "pass");
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     assert!(records.lookup(src, dst).is_some());
     let facts = exhaustive(Some(&records))
         .identify(src, dst, Needs::all())
@@ -379,8 +368,7 @@ fn a_passed_socket_whose_sender_closed_its_copy_is_not_credited_to_the_sender() 
         return;
     };
     let (send, recv) = pass_socket(port, (UID, UID), (OTHER, OTHER), false);
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let record = records.lookup(src, dst).expect("the connect was recorded");
     assert_eq!(record.pid, send.pid());
     assert!(records.unchanged_since(record.pid, record.boot_ns));
@@ -407,8 +395,7 @@ fn a_socket_shared_between_uids_is_decided_alike_by_both_lookups() {
     };
     for keep in [true, false] {
         let (send, recv) = pass_socket(port, (UID, UID), (OTHER, OTHER), keep);
-        let conn = accept(&l);
-        let (src, dst) = tuple(&conn);
+        let (_conn, src, dst) = accepted(&l);
         let all = verdict(exhaustive(Some(&records)).identify(src, dst, Needs::all()));
         assert_eq!(
             all,
@@ -447,8 +434,7 @@ fn a_connector_that_no_longer_holds_its_socket_is_not_the_caller() {
         Some((UID, UID)),
         "a, b = socket.socketpair()\nsocket.send_fds(a, [b\"x\"], [s.fileno()])\ns.close()\nprint(\"sent\", flush=True)",
     );
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     // The socket is in flight once the connector's fd table no longer has it.
     eventually("the connector to close its copy", || {
         let inode = gatehouse_sys::socket_owner(src, dst)
