@@ -8,7 +8,7 @@
 )]
 
 mod common;
-use common::{assert_audit_verifies, assert_success, http_addr, Running};
+use common::{assert_audit_verifies, assert_success, banner_url, http_addr, Running};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,16 +61,6 @@ fn start_gate_in(cwd: &Path, args: &[&str]) -> (Running, String, Vec<String>) {
     }
     let addr = http_addr(&lines, "listening on http://");
     (running, addr, lines)
-}
-
-/// The URL the try-it banner's curl line starting with `label` asks for
-/// (its second single-quoted word).
-fn banner_url(lines: &[String], label: &str) -> String {
-    let line = lines
-        .iter()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("{label} in {lines:?}"));
-    line.split('\'').nth(3).unwrap().to_owned()
 }
 
 /// A try-it gate (`gatehouse run --upstream emulator`) started from the

@@ -129,6 +129,16 @@ pub fn http_addr(lines: &[String], on: &str) -> String {
         .to_owned()
 }
 
+/// The URL a try-it banner's curl line labelled `label` (`allowed:`,
+/// `denied:`) asks for: its second single-quoted word.
+pub fn banner_url(lines: &[String], label: &str) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("{label} in {lines:?}"));
+    line.split('\'').nth(3).unwrap().to_owned()
+}
+
 /// `GET /metrics` from a metrics listener at `addr` (HOST:PORT): (content
 /// type, body).
 pub fn scrape(addr: &str) -> (String, String) {
