@@ -214,25 +214,35 @@ impl<'a> Facts<'a> {
                     decision: None,
                 }
             }
-            Event::JitRequested(e)
-            | Event::JitApproved(e)
-            | Event::JitAutoApproved(e)
-            | Event::JitDenied(e)
-            | Event::JitActivated(e)
-            | Event::JitRevoked(e)
-            | Event::JitExpired(e)
-            | Event::JitLapsed(e) => {
-                let view = e.request.as_ref();
-                Facts {
-                    uid: view.and_then(|v| v.requester.uid),
-                    user: view.map(|v| v.requester.name.as_str()),
-                    identity: view.and_then(|v| v.identity.as_deref()),
-                    audience: view.and_then(|v| v.audience.as_deref()),
-                    ..Facts::default()
+            other => match jit_event(other) {
+                Some(e) => {
+                    let view = e.request.as_ref();
+                    Facts {
+                        uid: view.and_then(|v| v.requester.uid),
+                        user: view.map(|v| v.requester.name.as_str()),
+                        identity: view.and_then(|v| v.identity.as_deref()),
+                        audience: view.and_then(|v| v.audience.as_deref()),
+                        ..Facts::default()
+                    }
                 }
-            }
-            _ => Facts::default(),
+                None => Facts::default(),
+            },
         }
+    }
+}
+
+/// The just-in-time request record an event is, if it is one.
+fn jit_event(event: &Event) -> Option<&gatehouse_audit::JitEvent> {
+    match event {
+        Event::JitRequested(e)
+        | Event::JitApproved(e)
+        | Event::JitAutoApproved(e)
+        | Event::JitDenied(e)
+        | Event::JitActivated(e)
+        | Event::JitRevoked(e)
+        | Event::JitExpired(e)
+        | Event::JitLapsed(e) => Some(e),
+        _ => None,
     }
 }
 
@@ -259,24 +269,19 @@ fn what(event: &Event) -> String {
             )
         }
         Event::Forwarding(f) => format!("forwarding: {}", f.decided_by.join(", ")),
-        Event::JitRequested(e)
-        | Event::JitApproved(e)
-        | Event::JitAutoApproved(e)
-        | Event::JitDenied(e)
-        | Event::JitActivated(e)
-        | Event::JitRevoked(e)
-        | Event::JitExpired(e)
-        | Event::JitLapsed(e) => {
-            let view = e.request.as_ref();
-            format!(
-                "{} {}",
-                e.id,
-                view.and_then(|v| v.assignment.as_deref())
-                    .or(view.map(|v| v.kind.as_str()))
-                    .unwrap_or("")
-            )
-        }
-        other => summary(other),
+        other => match jit_event(other) {
+            Some(e) => {
+                let view = e.request.as_ref();
+                format!(
+                    "{} {}",
+                    e.id,
+                    view.and_then(|v| v.assignment.as_deref())
+                        .or(view.map(|v| v.kind.as_str()))
+                        .unwrap_or("")
+                )
+            }
+            None => summary(other),
+        },
     }
 }
 

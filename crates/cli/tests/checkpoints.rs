@@ -65,10 +65,7 @@ fn the_separated_gate_signs_checkpoints_with_the_brokers_key_and_they_verify_off
     }
     ensure_worker_user();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY).unwrap();
-    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let policy = common::readable_policy(dir.path(), POLICY);
     let audit_dir = dir.path().join("audit");
     std::fs::create_dir(&audit_dir).unwrap();
     std::os::unix::fs::chown(&audit_dir, Some(WORKER_UID), Some(WORKER_UID)).unwrap();

@@ -8,7 +8,7 @@
 )]
 
 mod common;
-use common::Running;
+use common::{assert_audit_verifies, assert_success, banner_url, http_addr, Running};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -59,24 +59,55 @@ fn start_gate_in(cwd: &Path, args: &[&str]) -> (Running, String, Vec<String>) {
             break;
         }
     }
-    let banner = lines
-        .iter()
-        .find(|l| l.contains("listening on http://"))
-        .unwrap_or_else(|| panic!("no banner: {lines:?}"));
-    let addr = banner
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = http_addr(&lines, "listening on http://");
     (running, addr, lines)
 }
 
+/// A try-it gate (`gatehouse run --upstream emulator`) started from the
+/// repository, its audit log in a directory of its own.
+struct TryIt {
+    _gate: Running,
+    addr: String,
+    lines: Vec<String>,
+    audit: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Start the try-it gate with `before` (e.g. `--cloud gcp`) and the
+/// repository's `policy`.
+fn try_it(before: &[&str], policy: &str) -> TryIt {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let audit_s = audit.to_str().unwrap().to_owned();
+    let mut args = before.to_vec();
+    args.extend_from_slice(&[
+        "--upstream",
+        "emulator",
+        "--policy",
+        policy,
+        "--listen",
+        "127.0.0.1:0",
+        "--audit",
+        &audit_s,
+    ]);
+    let (gate, addr, lines) = start_gate_in(&repo(), &args);
+    TryIt {
+        _gate: gate,
+        addr,
+        lines,
+        audit,
+        _dir: dir,
+    }
+}
+
 fn curl(url: &str) -> (u16, String) {
+    curl_header("Metadata: true", url)
+}
+
+/// GET `url` with `header`: (status, body).
+fn curl_header(header: &str, url: &str) -> (u16, String) {
     let out = Command::new("curl")
-        .args(["-s", "-H", "Metadata: true", "-w", "\n%{http_code}", url])
+        .args(["-s", "-H", header, "-w", "\n%{http_code}", url])
         .output()
         .unwrap();
     let s = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -188,34 +219,13 @@ fn the_example_policies_check_clean() {
 /// and the audit log verifies.
 #[test]
 fn try_it_mode_works_as_the_readme_says() {
-    let dir = tempfile::tempdir().unwrap();
-    let audit = dir.path().join("audit.log");
-    let audit_s = audit.to_str().unwrap().to_owned();
     // The README's command, from the repository, with its relative policy path.
-    let (_gate, addr, lines) = start_gate_in(
-        &repo(),
-        &[
-            "--upstream",
-            "emulator",
-            "--policy",
-            "examples/policy.toml",
-            "--listen",
-            "127.0.0.1:0",
-            "--audit",
-            &audit_s,
-        ],
-    );
-    let pick = |label: &str| -> String {
-        let line = lines
-            .iter()
-            .find(|l| l.trim_start().starts_with(label))
-            .unwrap_or_else(|| panic!("{label} in {lines:?}"));
-        line.split('\'').nth(3).unwrap().to_owned()
-    };
-    let (allowed_status, allowed_body) = curl(&pick("allowed:"));
+    let gate = try_it(&[], "examples/policy.toml");
+    let (addr, lines, audit) = (&gate.addr, &gate.lines, &gate.audit);
+    let (allowed_status, allowed_body) = curl(&banner_url(lines, "allowed:"));
     assert_eq!(allowed_status, 200, "{allowed_body}");
     assert!(allowed_body.contains("access_token"));
-    let (denied_status, denied_body) = curl(&pick("denied:"));
+    let (denied_status, denied_body) = curl(&banner_url(lines, "denied:"));
     assert_eq!(denied_status, 403, "{denied_body}");
     assert!(denied_body.contains("gatehouse: "), "{denied_body}");
     let (s, _) = curl(&format!(
@@ -223,16 +233,7 @@ fn try_it_mode_works_as_the_readme_says() {
     ));
     assert_eq!(s, 200);
 
-    let out = gatehouse()
-        .args(["audit", "verify"])
-        .arg(&audit)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_audit_verifies(audit);
 }
 
 /// The README's try-it for `--cloud gcp`: the banner's curls, with GCE's
@@ -251,73 +252,22 @@ fn try_it_mode_works_for_gcp() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let audit = dir.path().join("audit.log");
-    let audit_s = audit.to_str().unwrap().to_owned();
-    let (_gate, addr, lines) = start_gate_in(
-        &repo(),
-        &[
-            "--cloud",
-            "gcp",
-            "--upstream",
-            "emulator",
-            "--policy",
-            "examples/gcp/policy.toml",
-            "--listen",
-            "127.0.0.1:0",
-            "--audit",
-            &audit_s,
-        ],
-    );
+    assert_success(&check);
+    let gate = try_it(&["--cloud", "gcp"], "examples/gcp/policy.toml");
+    let (addr, lines, audit) = (&gate.addr, &gate.lines, &gate.audit);
     assert!(lines.iter().any(|l| l.contains("(gcp)")), "{lines:?}");
-    let gcp_curl = |url: &str| -> (u16, String) {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-H",
-                "Metadata-Flavor: Google",
-                "-w",
-                "\n%{http_code}",
-                url,
-            ])
-            .output()
-            .unwrap();
-        let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = s.rsplit_once('\n').unwrap();
-        (code.parse().unwrap(), body.to_owned())
-    };
-    let pick = |label: &str| -> String {
-        let line = lines
-            .iter()
-            .find(|l| l.trim_start().starts_with(label))
-            .unwrap_or_else(|| panic!("{label} in {lines:?}"));
-        line.split('\'').nth(3).unwrap().to_owned()
-    };
-    let (allowed_status, allowed_body) = gcp_curl(&pick("allowed:"));
+    let gcp_curl = |url: &str| curl_header("Metadata-Flavor: Google", url);
+    let (allowed_status, allowed_body) = gcp_curl(&banner_url(lines, "allowed:"));
     assert_eq!(allowed_status, 200, "{allowed_body}");
     assert!(allowed_body.contains("access_token"), "{allowed_body}");
-    let (denied_status, denied_body) = gcp_curl(&pick("denied:"));
+    let (denied_status, denied_body) = gcp_curl(&banner_url(lines, "denied:"));
     assert_eq!(denied_status, 403, "{denied_body}");
     assert_eq!(
         curl(&format!("http://{addr}/computeMetadata/v1/instance/id")).0,
         403,
         "no flavor header"
     );
-    let out = gatehouse()
-        .args(["audit", "verify"])
-        .arg(&audit)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_audit_verifies(audit);
 }
 
 #[test]
@@ -350,11 +300,7 @@ fn reload_through_the_pid_file() {
         .arg(&pid_file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let deadline = Instant::now() + Duration::from_secs(10);
     while curl(&instance).0 != 403 {
         assert!(
@@ -450,37 +396,23 @@ fn audit_schema_prints_the_json_schema_of_a_record_line() {
 
 #[test]
 fn caller_lookup_flags_that_cannot_work_are_refused_with_a_way_out() {
-    let out = common::gatehouse()
-        .args([
-            "run",
-            "--upstream",
-            "emulator",
-            "--all-holders",
-            "--caller-lookup",
-            "ebpf",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("contradict"), "{err}");
-    if !cfg!(feature = "ebpf") {
+    // `gatehouse run` with eBPF caller lookup and `extra`: refused at
+    // start (exit 2); what it said.
+    let refused = |extra: &[&str]| {
         let out = common::gatehouse()
-            .args([
-                "run",
-                "--upstream",
-                "emulator",
-                "--caller-lookup",
-                "ebpf",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["run", "--upstream", "emulator"])
+            .args(extra)
+            .args(["--caller-lookup", "ebpf", "--listen", "127.0.0.1:0"])
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "{err}");
+        err
+    };
+    let err = refused(&["--all-holders"]);
+    assert!(err.contains("contradict"), "{err}");
+    if !cfg!(feature = "ebpf") {
+        let err = refused(&[]);
         assert!(err.contains("--features ebpf"), "{err}");
     }
 }

@@ -508,15 +508,18 @@ fn suggest_patch_adds_only_what_the_policy_does_not_allow() {
     let dir = tempfile::tempdir().unwrap();
     let current = std::fs::read_to_string(data().join("enforce.toml")).unwrap();
     let path = write_temp(&dir, "policy.toml", &current);
-    let out = gatehouse(&[
-        "policy",
-        "suggest",
-        "--from-audit",
-        &enforced(),
-        "--policy",
-        &path,
-        "--patch",
-    ]);
+    let suggest_patch = || {
+        gatehouse(&[
+            "policy",
+            "suggest",
+            "--from-audit",
+            &enforced(),
+            "--policy",
+            &path,
+            "--patch",
+        ])
+    };
+    let out = suggest_patch();
     assert!(out.status.success(), "{}", text(&out));
     let patch = stdout(&out);
     assert!(
@@ -552,15 +555,7 @@ fn suggest_patch_adds_only_what_the_policy_does_not_allow() {
     let check = gatehouse(&["check", "--strict", "--policy", &path]);
     assert!(check.status.success(), "{}", text(&check));
     // Nothing left to add the second time.
-    let again = gatehouse(&[
-        "policy",
-        "suggest",
-        "--from-audit",
-        &enforced(),
-        "--policy",
-        &path,
-        "--patch",
-    ]);
+    let again = suggest_patch();
     assert!(
         again.status.success() && stdout(&again).is_empty(),
         "{}",

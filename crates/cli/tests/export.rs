@@ -26,23 +26,8 @@ impl Netns {
     fn new(tag: &str) -> Netns {
         let prefix = std::env::var("E2E_NS_PREFIX").unwrap_or_else(|_| "gh".to_owned());
         let name = format!("{prefix}-exp-{tag}-{}", std::process::id());
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &name])
-            .stderr(Stdio::null())
-            .status();
-        assert!(Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success());
-        let ns = Netns(name);
-        assert!(ns
-            .cmd("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .unwrap()
-            .success());
-        ns
+        common::netns_add(&name);
+        Netns(name)
     }
 
     fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -194,14 +179,10 @@ struct Setup {
 impl Setup {
     fn new(tag: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(
-            &policy,
+        common::readable_policy(
+            dir.path(),
             "version = 1\n\n[[assignments]]\nname = \"root-md\"\nprincipal = \"uid:0\"\nrole = \"Instance Metadata Reader\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        );
         Setup {
             dir,
             ns: Netns::new(tag),
@@ -212,11 +193,27 @@ impl Setup {
         self.dir.path().join(name)
     }
 
+    /// Wait (at most `limit`) until the first sink has delivered every
+    /// record of the log.
+    fn wait_caught_up(&self, limit: Duration) {
+        wait_for("the sink to catch up", limit, || {
+            let st = self.status();
+            let sink = &st["export"][0];
+            sink["lag_records"] == 0 && sink["delivered_seq"] == st["audit"]["head_seq"]
+        });
+    }
+
     fn settings(&self, sinks: &str) {
+        self.settings_with("", sinks);
+    }
+
+    /// [`Setup::settings`] with more keys (`export_keys`, each line
+    /// ending in a newline) in the `[export]` table.
+    fn settings_with(&self, export_keys: &str, sinks: &str) {
         std::fs::write(
             self.path("gatehouse.toml"),
             format!(
-                "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\n\n{sinks}",
+                "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\n{export_keys}\n{sinks}",
                 self.dir.path().display()
             ),
         )
@@ -358,11 +355,7 @@ fn rsyslog_receives_every_record_parsed_and_in_order_across_rotation() {
     let mut gate = s.gate(18001);
     s.requests(18001, 150);
     // Caught up while running: status and metrics say so.
-    wait_for("the sink to catch up", Duration::from_secs(30), || {
-        let st = s.status();
-        let sink = &st["export"][0];
-        sink["lag_records"] == 0 && sink["delivered_seq"] == st["audit"]["head_seq"]
-    });
+    s.wait_caught_up(Duration::from_secs(30));
     let metrics = s.metrics();
     assert!(
         metrics.contains("gatehouse_export_lag_records{sink=\"siem\"} 0"),
@@ -511,14 +504,10 @@ fn check_otlp(
 /// The VM id the settings name (`None`: the gate asks the metadata service).
 fn otlp_settings(s: &Setup, port: u16, vm_id: Option<&str>) {
     let vm_id = vm_id.map_or(String::new(), |id| format!("vm_id = \"{id}\"\n"));
-    std::fs::write(
-        s.path("gatehouse.toml"),
-        format!(
-            "[export]\nstate_dir = \"{}\"\nhostname = \"vm-test\"\n{vm_id}\n[export.sink.otel]\nurl = \"otlp+http://127.0.0.1:{port}\"\n",
-            s.dir.path().display()
-        ),
-    )
-    .unwrap();
+    s.settings_with(
+        &vm_id,
+        &format!("[export.sink.otel]\nurl = \"otlp+http://127.0.0.1:{port}\"\n"),
+    );
 }
 
 #[test]
@@ -578,11 +567,7 @@ fn otlp_500_and_slow_answers_lose_nothing_and_show_in_status() {
         t.elapsed()
     );
     std::fs::write(&rx.mode, "ok").unwrap();
-    wait_for("the sink to catch up", Duration::from_secs(60), || {
-        let st = s.status();
-        st["export"][0]["lag_records"] == 0
-            && st["export"][0]["delivered_seq"] == st["audit"]["head_seq"]
-    });
+    s.wait_caught_up(Duration::from_secs(60));
     stop(&mut gate);
     let audit = audit_records(&s.path("audit.log"));
     wait_for(
@@ -620,6 +605,22 @@ fn last_seq(audit: &BTreeMap<u64, String>) -> u64 {
     *audit.keys().last().unwrap()
 }
 
+/// Once rsyslog has the last record of the log at `audit`, every record
+/// arrived (see [`check_complete`]); returns how many records the log
+/// holds and how many arrived twice.
+fn check_delivered(audit: &Path, syslog: &Rsyslog, duplicates_allowed: bool) -> (usize, usize) {
+    let records = audit_records(audit);
+    wait_received(syslog, last_seq(&records));
+    let dups = check_complete(&records, &received(&syslog.out), duplicates_allowed);
+    (records.len(), dups)
+}
+
+/// Fails unless one of the lines the gate wrote before it was up matches.
+#[track_caller]
+fn assert_seen(gate: &Started, line: impl Fn(&str) -> bool) {
+    assert!(gate.seen.iter().any(|l| line(l)), "{:?}", gate.seen);
+}
+
 fn wait_received(syslog: &Rsyslog, last: u64) {
     wait_for(
         "rsyslog to have the last record",
@@ -640,13 +641,9 @@ fn a_collector_down_at_start_then_back_gets_every_record() {
     let s = Setup::new("dn");
     syslog_settings(&s, &[("siem", "syslog+tcp://127.0.0.1:10516")]);
     let mut gate = s.gate(18004);
-    assert!(
-        gate.seen
-            .iter()
-            .any(|l| l.contains("audit export sink `siem` cannot be reached")),
-        "{:?}",
-        gate.seen
-    );
+    assert_seen(&gate, |l| {
+        l.contains("audit export sink `siem` cannot be reached")
+    });
     s.requests(18004, 30);
     wait_for(
         "the lag and the error to show",
@@ -662,15 +659,9 @@ fn a_collector_down_at_start_then_back_gets_every_record() {
     );
     let syslog = rsyslog(&s.ns, s.dir.path(), 10516);
     s.requests(18004, 10);
-    wait_for("the sink to catch up", Duration::from_secs(40), || {
-        let st = s.status();
-        st["export"][0]["lag_records"] == 0
-            && st["export"][0]["delivered_seq"] == st["audit"]["head_seq"]
-    });
+    s.wait_caught_up(Duration::from_secs(40));
     stop(&mut gate);
-    let audit = audit_records(&s.path("audit.log"));
-    wait_received(&syslog, last_seq(&audit));
-    check_complete(&audit, &received(&syslog.out), true);
+    check_delivered(&s.path("audit.log"), &syslog, true);
 }
 
 #[test]
@@ -715,13 +706,8 @@ fn kill_9_mid_export_then_restart_delivers_everything() {
     let mut gate = s.gate(18005);
     s.requests(18005, 5);
     stop(&mut gate);
-    let audit = audit_records(&s.path("audit.log"));
-    wait_received(&syslog, last_seq(&audit));
-    let dups = check_complete(&audit, &received(&syslog.out), true);
-    eprintln!(
-        "kill -9 ×3: {} records, {dups} delivered twice",
-        audit.len()
-    );
+    let (records, dups) = check_delivered(&s.path("audit.log"), &syslog, true);
+    eprintln!("kill -9 ×3: {records} records, {dups} delivered twice");
 }
 
 #[test]
@@ -748,11 +734,7 @@ fn a_collector_resetting_mid_message_loses_nothing() {
     syslog_settings(&s, &[("siem", "syslog+tcp://127.0.0.1:10518")]);
     let mut gate = s.gate(18006);
     s.requests(18006, 40);
-    wait_for("the sink to catch up", Duration::from_secs(40), || {
-        let st = s.status();
-        st["export"][0]["lag_records"] == 0
-            && st["export"][0]["delivered_seq"] == st["audit"]["head_seq"]
-    });
+    s.wait_caught_up(Duration::from_secs(40));
     let st = s.status();
     assert!(st["export"][0]["failures"].as_u64().unwrap() >= 1, "{st}");
     stop(&mut gate);
@@ -876,13 +858,9 @@ fn tls_to_rsyslog_delivers_and_a_certificate_for_another_name_is_refused() {
         ca = ca.display()
     ));
     let mut gate = s.gate(18007);
-    assert!(
-        gate.seen
-            .iter()
-            .any(|l| l.contains("sink `mismatch` cannot be reached") && l.contains("certificate")),
-        "{:?}",
-        gate.seen
-    );
+    assert_seen(&gate, |l| {
+        l.contains("sink `mismatch` cannot be reached") && l.contains("certificate")
+    });
     s.requests(18007, 30);
     wait_for(
         "good caught up, mismatch failing",
@@ -917,9 +895,7 @@ fn tls_to_rsyslog_delivers_and_a_certificate_for_another_name_is_refused() {
         "{metrics}"
     );
     stop(&mut gate);
-    let audit = audit_records(&s.path("audit.log"));
-    wait_received(&syslog, last_seq(&audit));
-    check_complete(&audit, &received(&syslog.out), false);
+    check_delivered(&s.path("audit.log"), &syslog, false);
     // The refused sink's records are still waiting in the log: its cursor
     // never moved.
     assert!(!s.path("export-mismatch.cursor").exists());
@@ -997,9 +973,7 @@ fn with_user_the_unprivileged_worker_exports() {
         },
     );
     stop(&mut gate);
-    let records = audit_records(&audit);
-    wait_received(&syslog, last_seq(&records));
-    check_complete(&records, &received(&syslog.out), false);
+    check_delivered(&audit, &syslog, false);
     let cursor = std::fs::metadata(state.join("export-siem.cursor")).unwrap();
     assert_eq!((cursor.uid(), cursor.mode() & 0o777), (uid, 0o600));
 }
@@ -1015,15 +989,22 @@ fn check_and_run_refuse_bad_export_settings_with_their_place() {
     .unwrap();
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, "version = 1\n").unwrap();
-    let out = gatehouse()
-        .args(["check", "--settings"])
-        .arg(&settings)
-        .arg("--policy")
-        .arg(&policy)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    // `gatehouse check` on the settings as they are now.
+    let check = || {
+        let out = gatehouse()
+            .args(["check", "--settings"])
+            .arg(&settings)
+            .arg("--policy")
+            .arg(&policy)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = check();
+    assert_eq!(code, Some(2), "{err}");
     let name = settings.display().to_string();
     assert!(
         err.contains(&format!(
@@ -1043,15 +1024,8 @@ fn check_and_run_refuse_bad_export_settings_with_their_place() {
         "[export.sink.tls]\nurl = \"syslog+tls://siem:6514\"\nca = \"/nonexistent/ca.pem\"\n",
     )
     .unwrap();
-    let out = gatehouse()
-        .args(["check", "--settings"])
-        .arg(&settings)
-        .arg("--policy")
-        .arg(&policy)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, err) = check();
+    assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("cannot read the CA certificates `/nonexistent/ca.pem`"),
         "{err}"

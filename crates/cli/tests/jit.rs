@@ -10,9 +10,10 @@
 )]
 
 mod common;
-use common::{gatehouse, http_addr, privileged, start_until, Running};
+use common::{
+    assert_audit_verifies, assert_success, gatehouse, http_addr, privileged, start_until, Running,
+};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -54,10 +55,7 @@ struct Gate {
 
 fn start(dir: tempfile::TempDir) -> Gate {
     // The test users must reach the socket.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy()).unwrap();
-    std::fs::set_permissions(&policy_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let policy_path = common::readable_policy(dir.path(), &policy());
     let socket = dir.path().join("admin.sock");
     let audit = dir.path().join("audit.log");
     let mut cmd = gatehouse();
@@ -274,16 +272,7 @@ fn the_admin_socket_decides_by_who_connects() {
     ] {
         assert!(kinds.iter().any(|k| k == want), "no {want} in {kinds:?}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["audit", "verify"])
-        .arg(&g.audit)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_audit_verifies(&g.audit);
 }
 
 #[test]
@@ -301,6 +290,49 @@ fn jit_without_a_gate_says_where_it_looked() {
 }
 
 struct Netns(String);
+
+impl Netns {
+    /// A network namespace named `prefix-PID`, deleted on drop.
+    fn add(prefix: &str) -> Netns {
+        let ns = Netns(format!("{prefix}-{}", std::process::id()));
+        assert!(Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .unwrap()
+            .success());
+        ns
+    }
+
+    /// `gatehouse firewall apply --policy POLICY EXTRA` in the namespace,
+    /// from the SSH session `ssh_connection` if one is given.
+    fn apply(
+        &self,
+        policy: &std::path::Path,
+        extra: &[&str],
+        ssh_connection: Option<&str>,
+    ) -> std::process::Output {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &self.0,
+            env!("CARGO_BIN_EXE_gatehouse"),
+            "firewall",
+            "apply",
+            "--policy",
+        ])
+        .arg(policy)
+        .args(extra);
+        if let Some(ssh) = ssh_connection {
+            cmd.env("SSH_CONNECTION", ssh);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+/// The SSH session the lockout tests run in.
+const SESSION: Option<&str> = Some("203.0.113.9 50022 10.0.0.5 22");
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
@@ -331,31 +363,12 @@ fn apply_refuses_to_lock_out_the_session_it_runs_in() {
     if !privileged("apply_refuses_to_lock_out_the_session_it_runs_in") {
         return;
     }
-    let ns = Netns(format!("ghjit-lock-{}", std::process::id()));
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap()
-        .success());
+    let ns = Netns::add("ghjit-lock");
     let dir = tempfile::tempdir().unwrap();
     let apply = |policy: &str, extra: &[&str]| {
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, policy).unwrap();
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.0,
-                env!("CARGO_BIN_EXE_gatehouse"),
-                "firewall",
-                "apply",
-                "--policy",
-            ])
-            .arg(&path)
-            .args(extra)
-            .env("SSH_CONNECTION", "203.0.113.9 50022 10.0.0.5 22")
-            .output()
-            .unwrap()
+        ns.apply(&path, extra, SESSION)
     };
     let out = apply(&port_policy(""), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -375,18 +388,8 @@ fn apply_refuses_to_lock_out_the_session_it_runs_in() {
         "nothing was applied"
     );
 
-    let out = apply(&port_policy("\"203.0.113.0/24\""), &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = apply(&port_policy(""), &["--allow-lockout"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&apply(&port_policy("\"203.0.113.0/24\""), &[]));
+    assert_success(&apply(&port_policy(""), &["--allow-lockout"]));
 }
 
 /// `firewall apply` recreates the table; the open ports of a running gate
@@ -396,50 +399,11 @@ fn apply_keeps_open_ports() {
     if !privileged("apply_keeps_open_ports") {
         return;
     }
-    let ns = Netns(format!("ghjit-keep-{}", std::process::id()));
-    assert!(Command::new("ip")
-        .args(["netns", "add", &ns.0])
-        .status()
-        .unwrap()
-        .success());
+    let ns = Netns::add("ghjit-keep");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, port_policy("")).unwrap();
-    let apply = || {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.0,
-                env!("CARGO_BIN_EXE_gatehouse"),
-                "firewall",
-                "apply",
-                "--policy",
-            ])
-            .arg(&path)
-            .env("SSH_CONNECTION", "203.0.113.9 50022 10.0.0.5 22")
-            .output()
-            .unwrap()
-    };
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            env!("CARGO_BIN_EXE_gatehouse"),
-            "firewall",
-            "apply",
-            "--allow-lockout",
-            "--policy",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&ns.apply(&path, &["--allow-lockout"], None));
     let nft = |args: &[&str]| {
         Command::new("ip")
             .args(["netns", "exec", &ns.0, "nft"])
@@ -458,12 +422,7 @@ fn apply_keeps_open_ports() {
     .status
     .success());
     // The operator's own element lets the apply through, and survives it.
-    let out = apply();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&ns.apply(&path, &[], SESSION));
     let listed =
         String::from_utf8_lossy(&nft(&["list", "set", "inet", "gatehouse", "jit4"]).stdout)
             .into_owned();

@@ -16,7 +16,6 @@ use common::separated::{
     children, ensure_worker_user, gone, status_field, WORKER_UID, WORKER_USER,
 };
 use common::{gatehouse, http_addr, privileged, start_until, Running, STORAGE_WRITER_IDENTITY};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -48,19 +47,8 @@ struct Netns(String);
 impl Netns {
     fn new(tag: &str) -> Netns {
         let name = format!("ghlc-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        assert!(Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success());
+        common::netns_add(&name);
         let ns = Netns(name);
-        assert!(ns
-            .command("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .unwrap()
-            .success());
         // An interface with routes to IMDS (both addresses), as every VM
         // has: without one a connection to it fails before nftables sees
         // it, and the gate's start-up probe (rightly) refuses the start.
@@ -171,10 +159,7 @@ impl Deployed {
     fn new(tag: &str) -> Deployed {
         ensure_worker_user();
         let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let deployed_policy = dir.path().join("policy.toml");
-        std::fs::write(&deployed_policy, policy("root-gets-storage")).unwrap();
-        std::fs::set_permissions(&deployed_policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+        common::readable_policy(dir.path(), &policy("root-gets-storage"));
         let audit_dir = dir.path().join("audit");
         std::fs::create_dir(&audit_dir).unwrap();
         std::os::unix::fs::chown(&audit_dir, Some(WORKER_UID), Some(WORKER_UID)).unwrap();

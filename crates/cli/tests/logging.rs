@@ -9,7 +9,7 @@
 )]
 
 mod common;
-use common::{gatehouse, start_until, Running};
+use common::{banner_url, gatehouse, start_until, Running};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -36,15 +36,6 @@ fn try_it_args(audit: &Path) -> Vec<String> {
     .map(|s| (*s).to_owned())
     .chain([audit.to_str().unwrap().to_owned()])
     .collect()
-}
-
-/// The URL in the banner line labelled `label` (`allowed:`, `denied:`).
-fn banner_url(lines: &[String], label: &str) -> String {
-    let line = lines
-        .iter()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("{label} in {lines:?}"));
-    line.split('\'').nth(3).unwrap().to_owned()
 }
 
 fn curl(url: &str) -> u16 {

@@ -12,7 +12,6 @@
 mod common;
 use common::{gatehouse, http_addr, sample, scrape, scrape_as, start_until, Running};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -54,10 +53,7 @@ struct Gate {
 
 fn start(upstream: &str, extra: &[&str]) -> Gate {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy(gatehouse_sys::effective_uid())).unwrap();
-    std::fs::set_permissions(&policy_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let policy_path = common::readable_policy(dir.path(), &policy(gatehouse_sys::effective_uid()));
     let socket = dir.path().join("admin.sock");
     let started = start_until(
         gatehouse()

@@ -129,10 +129,7 @@ fn separated_gate_with(
 fn setup() -> (tempfile::TempDir, Running, String) {
     ensure_worker_user();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, policy_text()).unwrap();
-    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    common::readable_policy(dir.path(), &policy_text());
     let audit_dir = dir.path().join("audit");
     std::fs::create_dir(&audit_dir).unwrap();
     std::os::unix::fs::chown(&audit_dir, Some(WORKER_UID), Some(WORKER_UID)).unwrap();

@@ -70,6 +70,24 @@ impl Netns {
         line.rsplit("# handle ").next().unwrap().trim().to_owned()
     }
 
+    /// Delete the rule in `chain` whose line contains `needle`.
+    fn delete_rule(&self, chain: &str, needle: &str) {
+        self.delete_handle(chain, &self.handle_of(chain, needle));
+    }
+
+    /// Delete the rule in `chain` with `handle`.
+    fn delete_handle(&self, chain: &str, handle: &str) {
+        self.nft_cmd(&[
+            "delete",
+            "rule",
+            "inet",
+            "gatehouse",
+            chain,
+            "handle",
+            handle,
+        ]);
+    }
+
     /// Run `body` on a thread inside the namespace (sockets it makes live there).
     fn enter<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
         let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
@@ -161,16 +179,7 @@ fn apply_is_idempotent_verify_names_tampering_remove_spares_other_tables() {
         "no duplicates:\n{listed}"
     );
 
-    let handle = ns.handle_of("output", "anything else unmarked");
-    ns.nft_cmd(&[
-        "delete",
-        "rule",
-        "inet",
-        "gatehouse",
-        "output",
-        "handle",
-        &handle,
-    ]);
+    ns.delete_rule("output", "anything else unmarked");
     ns.nft_cmd(&[
         "add",
         "rule",
@@ -272,6 +281,20 @@ fn every_variant_verifies_clean_after_apply() {
     }
 }
 
+/// A watcher of `ruleset` with `opts`, and the events it reports.
+fn watch_events(
+    nft: &Nft,
+    ruleset: &Ruleset,
+    opts: WatchOptions,
+) -> (gatehouse_firewall::Watcher, mpsc::Receiver<WatchEvent>) {
+    let (tx, rx) = mpsc::channel();
+    let watcher = watch(nft.clone(), ruleset.clone(), opts, move |e| {
+        let _ = tx.send(e.clone());
+    })
+    .unwrap();
+    (watcher, rx)
+}
+
 fn next_event(rx: &mpsc::Receiver<WatchEvent>, within: Duration) -> WatchEvent {
     rx.recv_timeout(within)
         .unwrap_or_else(|_| panic!("no watcher event within {within:?}"))
@@ -285,16 +308,12 @@ fn watcher_repairs_on_nft_events() {
     let ns = Netns::new("watch");
     let nft = ns.nft();
     let ruleset = Ruleset::new(&options(16925)).unwrap();
-    let (tx, rx) = mpsc::channel();
     let opts = WatchOptions {
         every: Duration::from_secs(3600),
         monitor: true,
         checked_before: false,
     };
-    let watcher = watch(nft.clone(), ruleset.clone(), opts, move |e| {
-        let _ = tx.send(e.clone());
-    })
-    .unwrap();
+    let (watcher, rx) = watch_events(&nft, &ruleset, opts);
 
     let first = next_event(&rx, Duration::from_secs(5));
     assert_eq!(
@@ -314,15 +333,7 @@ fn watcher_repairs_on_nft_events() {
 
     let handle = ns.handle_of("nat-output", "redirect");
     let started = Instant::now();
-    ns.nft_cmd(&[
-        "delete",
-        "rule",
-        "inet",
-        "gatehouse",
-        "nat-output",
-        "handle",
-        &handle,
-    ]);
+    ns.delete_handle("nat-output", &handle);
     let WatchEvent::Repaired {
         trigger,
         differences,
@@ -371,16 +382,12 @@ fn watcher_repairs_periodically_without_events() {
     let nft = ns.nft();
     let ruleset = Ruleset::new(&options(16925)).unwrap();
     apply(&nft, &ruleset).unwrap();
-    let (tx, rx) = mpsc::channel();
     let opts = WatchOptions {
         every: Duration::from_millis(300),
         monitor: false,
         checked_before: false,
     };
-    let watcher = watch(nft.clone(), ruleset.clone(), opts, move |e| {
-        let _ = tx.send(e.clone());
-    })
-    .unwrap();
+    let (watcher, rx) = watch_events(&nft, &ruleset, opts);
     // A table already as rendered is reported verified once, at start…
     assert_eq!(
         next_event(&rx, Duration::from_secs(1)),
@@ -439,6 +446,38 @@ fn connect(addr: &str, mark: Option<u32>) -> Result<TcpStream, ErrorKind> {
     s.connect_timeout(&addr.into(), Duration::from_secs(2))
         .map_err(|e| e.kind())?;
     Ok(s.into())
+}
+
+/// The first byte a connection to `addr` (socket marked with `mark`)
+/// reads; the connection must be made.
+fn greets(addr: &str, mark: Option<u32>) -> Result<u8, ErrorKind> {
+    greeting(&connect(addr, mark).unwrap())
+}
+
+/// What the table applied in this namespace does to connections to IMDS
+/// at `host`: on port 80, unmarked (`unmarked`: what to say if not) or
+/// marked by uid 65534 they meet the gate, marked by root IMDS; on port
+/// 81 they are refused unless marked by root.
+fn assert_imds_intercepted(host: &str, unmarked: &str) {
+    let ip: std::net::IpAddr = host.parse().unwrap();
+    let at = |port: u16| SocketAddr::from((ip, port)).to_string();
+    assert_eq!(greets(&at(80), None), Ok(b'G'), "{unmarked}");
+    assert_eq!(
+        greets(&at(80), Some(MARK)),
+        Ok(b'I'),
+        "marked root socket → IMDS"
+    );
+    assert_eq!(
+        marked_connect_as_nobody(host, 80),
+        "G",
+        "marked, uid 65534 → the gate"
+    );
+    assert_eq!(
+        connect(&at(81), None).map(|_| ()),
+        Err(ErrorKind::ConnectionRefused),
+        "other port"
+    );
+    assert_eq!(greets(&at(81), Some(MARK)), Ok(b'I'), "other port, marked");
 }
 
 fn udp_send(to: &str, mark: Option<u32>, payload: &[u8]) {
@@ -550,11 +589,7 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
             );
         });
         // Without the firewall, everything reaches "IMDS" directly.
-        assert_eq!(
-            greeting(&connect("169.254.169.254:80", None).unwrap()),
-            Ok(b'I'),
-            "before apply"
-        );
+        assert_eq!(greets("169.254.169.254:80", None), Ok(b'I'), "before apply");
 
         let ruleset = Ruleset::new(&options(port)).unwrap();
         apply(&nft, &ruleset).unwrap();
@@ -570,42 +605,18 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
             "the old connection is cut for the client too"
         );
 
-        assert_eq!(
-            greeting(&connect("169.254.169.254:80", None).unwrap()),
-            Ok(b'G'),
-            "unmarked → the gate"
-        );
-        assert_eq!(
-            greeting(&connect("169.254.169.254:80", Some(MARK)).unwrap()),
-            Ok(b'I'),
-            "marked root socket → IMDS"
-        );
         // CAP_NET_RAW is enough to set the mark: a marked socket that is not
         // root's is sent to the gate, and refused after nat on other ports.
-        assert_eq!(
-            marked_connect_as_nobody("169.254.169.254", 80),
-            "G",
-            "marked, uid 65534 → the gate"
-        );
+        assert_imds_intercepted("169.254.169.254", "unmarked → the gate");
         assert_eq!(
             marked_connect_as_nobody("169.254.169.254", 81),
             "ECONNREFUSED",
             "other port, marked, uid 65534"
         );
         assert_eq!(
-            greeting(&connect("169.254.169.254:80", Some(MARK + 1)).unwrap()),
+            greets("169.254.169.254:80", Some(MARK + 1)),
             Ok(b'G'),
             "another mark → the gate"
-        );
-        assert_eq!(
-            connect("169.254.169.254:81", None).map(|_| ()),
-            Err(ErrorKind::ConnectionRefused),
-            "other port"
-        );
-        assert_eq!(
-            greeting(&connect("169.254.169.254:81", Some(MARK)).unwrap()),
-            Ok(b'I'),
-            "other port, marked"
         );
 
         let mut buf = [0u8; 8];
@@ -624,7 +635,7 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
 
         // WireServer: root (this thread) may; nobody may not.
         assert_eq!(
-            greeting(&connect("168.63.129.16:80", None).unwrap()),
+            greets("168.63.129.16:80", None),
             Ok(b'W'),
             "root → WireServer"
         );
@@ -649,11 +660,7 @@ fn traffic_is_redirected_marked_passes_old_connections_and_udp_are_cut() {
         );
 
         remove(&nft).unwrap();
-        assert_eq!(
-            greeting(&connect("169.254.169.254:81", None).unwrap()),
-            Ok(b'I'),
-            "after remove"
-        );
+        assert_eq!(greets("169.254.169.254:81", None), Ok(b'I'), "after remove");
     });
 }
 
@@ -710,16 +717,7 @@ fn a_connection_whose_source_port_nat_changed_is_refused() {
     );
 
     // Without that rule a direct connection can leave the reply tuple behind ...
-    let handle = vm.handle_of("output", "no direct connection to the gate");
-    vm.nft_cmd(&[
-        "delete",
-        "rule",
-        "inet",
-        "gatehouse",
-        "output",
-        "handle",
-        &handle,
-    ]);
+    vm.delete_rule("output", "no direct connection to the gate");
     let clash = |from: &'static str| {
         vm.enter(move || {
             let from: SocketAddr = from.parse().unwrap();
@@ -795,42 +793,14 @@ fn ipv6_traffic_goes_to_the_gate_at_loopback_unless_marked_and_roots() {
         let gate = TcpListener::bind("[::1]:0").unwrap();
         let port = gate.local_addr().unwrap().port();
         serve(gate, b'G');
-        assert_eq!(
-            greeting(&connect("[fd00:ec2::254]:80", None).unwrap()),
-            Ok(b'I'),
-            "before apply"
-        );
+        assert_eq!(greets("[fd00:ec2::254]:80", None), Ok(b'I'), "before apply");
         let intercept = Ruleset::new(&options(port)).unwrap();
         apply(&nft, &intercept).unwrap();
         assert_eq!(
             strings(&verify(&nft, &intercept).unwrap()),
             Vec::<String>::new()
         );
-        assert_eq!(
-            greeting(&connect("[fd00:ec2::254]:80", None).unwrap()),
-            Ok(b'G'),
-            "unmarked → the gate at [::1]"
-        );
-        assert_eq!(
-            greeting(&connect("[fd00:ec2::254]:80", Some(MARK)).unwrap()),
-            Ok(b'I'),
-            "marked root socket → IMDS"
-        );
-        assert_eq!(
-            marked_connect_as_nobody("fd00:ec2::254", 80),
-            "G",
-            "marked, uid 65534 → the gate"
-        );
-        assert_eq!(
-            connect("[fd00:ec2::254]:81", None).map(|_| ()),
-            Err(ErrorKind::ConnectionRefused),
-            "other port"
-        );
-        assert_eq!(
-            greeting(&connect("[fd00:ec2::254]:81", Some(MARK)).unwrap()),
-            Ok(b'I'),
-            "other port, marked"
-        );
+        assert_imds_intercepted("fd00:ec2::254", "unmarked → the gate at [::1]");
         let refuse = Ruleset::new(&Options {
             ipv6: Ipv6::Refuse,
             ..options(port)
@@ -843,7 +813,7 @@ fn ipv6_traffic_goes_to_the_gate_at_loopback_unless_marked_and_roots() {
             "refused, not redirected"
         );
         assert_eq!(
-            greeting(&connect("[fd00:ec2::254]:80", Some(MARK)).unwrap()),
+            greets("[fd00:ec2::254]:80", Some(MARK)),
             Ok(b'I'),
             "refused: the gate's own sockets still pass"
         );

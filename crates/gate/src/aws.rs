@@ -35,14 +35,7 @@ pub(crate) fn error_response(
         Refusal::IdentityNotFound | Refusal::MultipleIdentities => 404,
         _ => err.status,
     };
-    let message = serde_json::from_str::<serde_json::Value>(&err.body)
-        .ok()
-        .and_then(|v| {
-            v.get("error_description")
-                .and_then(|d| d.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
+    let message = crate::dialect::error_description(err);
     json_response(
         status,
         Some("text/html"),
@@ -213,12 +206,7 @@ impl Gate {
             answer.body = Bytes::from(lines.join("\n"));
         }
         Ok((
-            json_response(
-                answer.status,
-                answer.content_type.as_deref(),
-                answer.body,
-                answer.retry_after.as_deref(),
-            ),
+            crate::dialect::passed_on(answer),
             decision.reason().to_string(),
         ))
     }

@@ -201,12 +201,7 @@ impl Gate {
         let served = trail.served(served, sent)?;
         let answer = served.answer;
         Ok((
-            json_response(
-                answer.status,
-                answer.content_type.as_deref(),
-                answer.body,
-                answer.retry_after.as_deref(),
-            ),
+            crate::dialect::passed_on(answer),
             decision.reason().to_string(),
         ))
     }

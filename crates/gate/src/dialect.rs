@@ -77,3 +77,27 @@ impl Dialect {
         }
     }
 }
+
+/// The `error_description` of an IMDS error's JSON body, or nothing: the
+/// message a dialect's own error page carries.
+pub(crate) fn error_description(err: &ImdsError) -> String {
+    serde_json::from_str::<serde_json::Value>(&err.body)
+        .ok()
+        .and_then(|v| {
+            v.get("error_description")
+                .and_then(|d| d.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+/// An upstream answer passed on as it came: its status, content type,
+/// body and `Retry-After`.
+pub(crate) fn passed_on(answer: crate::upstream::UpstreamAnswer) -> Response {
+    crate::handler::json_response(
+        answer.status,
+        answer.content_type.as_deref(),
+        answer.body,
+        answer.retry_after.as_deref(),
+    )
+}

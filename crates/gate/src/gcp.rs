@@ -52,14 +52,7 @@ pub(crate) fn error_response(
         | Refusal::NotCanonical(CanonError::UnknownPath) => 404,
         _ => err.status,
     };
-    let message = serde_json::from_str::<serde_json::Value>(&err.body)
-        .ok()
-        .and_then(|v| {
-            v.get("error_description")
-                .and_then(|d| d.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
+    let message = crate::dialect::error_description(err);
     flavored(json_response(
         status,
         Some("text/html; charset=UTF-8"),
@@ -280,12 +273,7 @@ impl Gate {
             answer.body = strip_tokens(&target, &answer.body)?;
         }
         Ok((
-            flavored(json_response(
-                answer.status,
-                answer.content_type.as_deref(),
-                answer.body,
-                answer.retry_after.as_deref(),
-            )),
+            flavored(crate::dialect::passed_on(answer)),
             decision.reason().to_string(),
         ))
     }

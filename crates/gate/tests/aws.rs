@@ -44,11 +44,7 @@ role = "Instance Metadata Reader"
 }
 
 fn opts() -> Opts {
-    Opts {
-        cloud: gatehouse_policy::Cloud::Aws,
-        cache_margin: Some(Duration::from_secs(300)),
-        ..Opts::default()
-    }
+    cached_opts(gatehouse_policy::Cloud::Aws)
 }
 
 fn start(extra: &str) -> Harness {
@@ -75,14 +71,6 @@ fn get(h: &Harness, uid: u32, target: &str, token: Option<&str>) -> Reply {
         None => vec![],
     };
     h.client("/usr/bin/curl", uid, target, &args)
-}
-
-fn last_request(h: &Harness) -> serde_json::Value {
-    h.audit()
-        .into_iter()
-        .rev()
-        .find(|r| r["event"]["type"] == "request")
-        .expect("a request record")
 }
 
 #[test]
@@ -347,17 +335,7 @@ fn credentials_are_cached_with_their_own_expiration() {
         Some(&1),
         "{stats:?}"
     );
-    let sources: Vec<String> = h
-        .audit()
-        .into_iter()
-        .filter(|r| r["event"]["request"]["endpoint"] == "aws_credentials")
-        .map(|r| {
-            r["event"]["upstream"]["source"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect();
+    let sources = upstream_sources(&h, "aws_credentials");
     assert_eq!(sources, ["upstream", "cache", "cache", "cache", "cache"]);
     // The gate keeps one session of its own with IMDS, whatever the callers do.
     assert_eq!(
@@ -373,17 +351,7 @@ fn an_unreachable_metadata_service_fails_closed_within_the_budget() {
         return;
     }
     // A port nothing listens on.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
-    let h = Harness::start_base_opts(
-        &policy(""),
-        &base,
-        Opts {
-            upstream_timeout: Duration::from_millis(1_500),
-            ..opts()
-        },
-    );
+    let h = start_unreachable(&policy(""), opts());
     let a = session(&h, UID_A);
     let started = Instant::now();
     let r = get(&h, UID_A, CREDS, Some(&a));
@@ -397,31 +365,7 @@ fn an_unreachable_metadata_service_fails_closed_within_the_budget() {
 
 #[test]
 fn a_gate_for_aws_refuses_a_policy_with_azure_identities() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy_path = dir.path().join("policy.toml");
-    write_private(&policy_path, IDENTITIES);
-    let config = gatehouse_gate::GateConfig {
-        policy_path,
-        trusted_uids: vec![0, gatehouse_sys::effective_uid()],
-        audit_path: dir.path().join("audit.log"),
-        audit_options: gatehouse_audit::Options::default(),
-        upstream_base: "http://127.0.0.1:9".into(),
-        upstream_label: "test".into(),
-        upstream_timeout: Duration::from_secs(1),
-        upstream_mark: None,
-        cache_margin: None,
-        upstream_limits: None,
-        max_connections_per_uid: 64,
-        identify: gatehouse_sys::IdentifyOptions::default(),
-        all_holders: false,
-        cloud: gatehouse_policy::Cloud::Aws,
-    };
-    let err = gatehouse_gate::Gate::new(
-        &config,
-        std::sync::Arc::new(gatehouse_gate::clock::SystemClock),
-    )
-    .expect_err("refused");
-    let msg = err.to_string();
+    let msg = gate_refusal(gatehouse_policy::Cloud::Aws, IDENTITIES);
     assert!(
         msg.contains("is of `azure`, but the gate speaks `aws`"),
         "{msg}"

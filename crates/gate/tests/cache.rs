@@ -59,14 +59,6 @@ fn with_cache(clock: Arc<ManualClock>) -> Opts {
     }
 }
 
-fn last_request(h: &Harness) -> Value {
-    h.audit()
-        .into_iter()
-        .rev()
-        .find(|r| r["event"]["type"] == "request")
-        .unwrap()
-}
-
 #[test]
 fn a_burst_on_one_key_makes_one_upstream_call() {
     if !privileged("a_burst_on_one_key_makes_one_upstream_call") {

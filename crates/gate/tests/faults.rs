@@ -302,10 +302,7 @@ fn imds_refusing_connections() {
     if !privileged("imds_refusing_connections") {
         return;
     }
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
-    network_fault("refused", &base);
+    network_fault("refused", &dead_base());
 }
 
 #[test]

@@ -53,11 +53,7 @@ role = "Instance Metadata Reader"
 }
 
 fn opts() -> Opts {
-    Opts {
-        cloud: gatehouse_policy::Cloud::Gcp,
-        cache_margin: Some(Duration::from_secs(300)),
-        ..Opts::default()
-    }
+    cached_opts(gatehouse_policy::Cloud::Gcp)
 }
 
 fn start(extra: &str) -> Harness {
@@ -82,14 +78,6 @@ fn get_with(h: &Harness, uid: u32, target: &str, extra: &[&str]) -> (Reply, Stri
 
 fn status(h: &Harness, uid: u32, target: &str) -> u16 {
     get(h, uid, target).0.status
-}
-
-fn last_request(h: &Harness) -> serde_json::Value {
-    h.audit()
-        .into_iter()
-        .rev()
-        .find(|r| r["event"]["type"] == "request")
-        .expect("a request record")
 }
 
 fn upstream_count(h: &Harness) -> u64 {
@@ -457,17 +445,7 @@ fn tokens_are_cached_and_expires_in_counts_down() {
         Some(&3),
         "{stats:?}"
     );
-    let sources: Vec<String> = h
-        .audit()
-        .into_iter()
-        .filter(|r| r["event"]["request"]["endpoint"] == "gcp_access_token")
-        .map(|r| {
-            r["event"]["upstream"]["source"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect();
+    let sources = upstream_sources(&h, "gcp_access_token");
     assert_eq!(
         sources,
         ["upstream", "cache", "cache", "cache", "cache", "upstream"]
@@ -530,17 +508,7 @@ fn a_wrong_or_failing_metadata_server_fails_closed() {
     assert!(r.body.contains("another identity"), "{}", r.body);
 
     // Unreachable: 503 within the budget, and denied stays denied.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
-    let h = Harness::start_base_opts(
-        &policy(""),
-        &base,
-        Opts {
-            upstream_timeout: Duration::from_millis(1_500),
-            ..opts()
-        },
-    );
+    let h = start_unreachable(&policy(""), opts());
     let started = Instant::now();
     let (r, flavor) = get(&h, UID_A, &target);
     assert_eq!(r.status, 503, "{}", r.body);
@@ -592,31 +560,7 @@ audiences = ["https://www.googleapis.com/auth/*"]
 
 #[test]
 fn a_gate_for_gcp_refuses_a_policy_with_other_clouds_identities() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy_path = dir.path().join("policy.toml");
-    write_private(&policy_path, IDENTITIES);
-    let config = gatehouse_gate::GateConfig {
-        policy_path,
-        trusted_uids: vec![0, gatehouse_sys::effective_uid()],
-        audit_path: dir.path().join("audit.log"),
-        audit_options: gatehouse_audit::Options::default(),
-        upstream_base: "http://127.0.0.1:9".into(),
-        upstream_label: "test".into(),
-        upstream_timeout: Duration::from_secs(1),
-        upstream_mark: None,
-        cache_margin: None,
-        upstream_limits: None,
-        max_connections_per_uid: 64,
-        identify: gatehouse_sys::IdentifyOptions::default(),
-        all_holders: false,
-        cloud: gatehouse_policy::Cloud::Gcp,
-    };
-    let err = gatehouse_gate::Gate::new(
-        &config,
-        std::sync::Arc::new(gatehouse_gate::clock::SystemClock),
-    )
-    .expect_err("refused");
-    let msg = err.to_string();
+    let msg = gate_refusal(gatehouse_policy::Cloud::Gcp, IDENTITIES);
     assert!(
         msg.contains("is of `azure`, but the gate speaks `gcp`"),
         "{msg}"

@@ -92,12 +92,7 @@ fn audit_mode_lets_through_and_records_what_would_be_denied() {
         "audit mode lets the request through: {}",
         r.body
     );
-    let record = h
-        .audit()
-        .into_iter()
-        .rev()
-        .find(|l| l["event"]["type"] == "request")
-        .unwrap();
+    let record = last_request(&h);
     assert_eq!(record["event"]["caller"]["uid"], UID_B);
     assert_eq!(
         record["event"]["decision_detail"]["would_deny"], true,
@@ -123,12 +118,7 @@ fn off_mode_passes_through_unmediated_but_audited() {
     ));
     let r = h.curl(UID_B, "/metadata/instance?api-version=2021-02-01");
     assert_eq!(r.status, 200, "{}", r.body);
-    let record = h
-        .audit()
-        .into_iter()
-        .rev()
-        .find(|l| l["event"]["type"] == "request")
-        .unwrap();
+    let record = last_request(&h);
     assert_eq!(
         record["event"]["decision_detail"]["mode"], "off",
         "{record}"

@@ -34,6 +34,41 @@ fn scratch() -> tempfile::TempDir {
     d
 }
 
+/// A gate where only /usr/bin/curl may read instance metadata, and a
+/// scratch directory beside it.
+fn curl_only_gate() -> (Harness, tempfile::TempDir) {
+    (
+        Harness::start(&instance_policy("exe:/usr/bin/curl")),
+        scratch(),
+    )
+}
+
+/// The last audit record whose outcome is `outcome`.
+fn last_with_outcome(h: &Harness, outcome: &str) -> serde_json::Value {
+    h.audit()
+        .into_iter()
+        .rev()
+        .find(|l| l["event"]["outcome"] == outcome)
+        .unwrap()
+}
+
+/// A copy of curl named `name` in `dir`.
+fn curl_copy(dir: &tempfile::TempDir, name: &str) -> std::path::PathBuf {
+    let copy = dir.path().join(name);
+    std::fs::copy("/usr/bin/curl", &copy).unwrap();
+    copy
+}
+
+/// Ask for instance metadata as uid A with the curl-compatible `program`.
+fn instance_with(h: &Harness, program: &std::path::Path) -> Reply {
+    h.client(
+        program.to_str().unwrap(),
+        UID_A,
+        INSTANCE,
+        &["-H", "Metadata: true"],
+    )
+}
+
 /// Run a bash script that talks HTTP over `/dev/tcp` (bash builtins only, so
 /// no extra process holds the socket unless the script makes one). `$GATE`
 /// is `127.0.0.1/PORT`. Returns the HTTP status it read.
@@ -80,22 +115,15 @@ fn a_copied_binary_is_not_the_allowed_one() {
     if !privileged("a_copied_binary_is_not_the_allowed_one") {
         return;
     }
-    let h = Harness::start(&instance_policy("exe:/usr/bin/curl"));
-    let dir = scratch();
-    let copy = dir.path().join("curl");
-    std::fs::copy("/usr/bin/curl", &copy).unwrap();
+    let (h, dir) = curl_only_gate();
+    let copy = curl_copy(&dir, "curl");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(
         h.curl(UID_A, INSTANCE).status,
         200,
         "the real curl is allowed"
     );
-    let r = h.client(
-        copy.to_str().unwrap(),
-        UID_A,
-        INSTANCE,
-        &["-H", "Metadata: true"],
-    );
+    let r = instance_with(&h, &copy);
     assert_eq!(r.status, 403, "a copy is another file: {}", r.body);
     assert_eq!(
         h.decision(&r.decision_id())["event"]["caller"]["exe"],
@@ -111,23 +139,12 @@ fn a_symlink_resolves_to_the_binary_that_really_runs() {
     // Allowed is /usr/bin/curl. A link named like it elsewhere runs the real
     // curl — the kernel reports the real file, so it is curl, and allowed;
     // a link *to* something else named `curl` is not.
-    let h = Harness::start(&instance_policy("exe:/usr/bin/curl"));
-    let dir = scratch();
+    let (h, dir) = curl_only_gate();
     let link = dir.path().join("innocent");
     std::os::unix::fs::symlink("/usr/bin/curl", &link).unwrap();
-    let r = h.client(
-        link.to_str().unwrap(),
-        UID_A,
-        INSTANCE,
-        &["-H", "Metadata: true"],
-    );
+    let r = instance_with(&h, &link);
     assert_eq!(r.status, 200, "{}", r.body);
-    let audited = h
-        .audit()
-        .into_iter()
-        .rev()
-        .find(|l| l["event"]["outcome"] == "allow")
-        .unwrap();
+    let audited = last_with_outcome(&h, "allow");
     assert_eq!(audited["event"]["caller"]["exe"], "/usr/bin/curl");
 }
 
@@ -136,10 +153,8 @@ fn a_bind_mount_over_the_allowed_path_is_not_the_allowed_binary() {
     if !privileged("a_bind_mount_over_the_allowed_path_is_not_the_allowed_binary") {
         return;
     }
-    let h = Harness::start(&instance_policy("exe:/usr/bin/curl"));
-    let dir = scratch();
-    let copy = dir.path().join("not-curl");
-    std::fs::copy("/usr/bin/curl", &copy).unwrap();
+    let (h, dir) = curl_only_gate();
+    let copy = curl_copy(&dir, "not-curl");
     let url = format!("http://{}{INSTANCE}", h.addr);
     // In a private mount namespace, /usr/bin/curl *is* the copy: the path
     // matches, the file does not.
@@ -172,18 +187,8 @@ fn a_hash_principal_allows_the_same_content_anywhere() {
         gatehouse_sys::hash_file(&mut std::fs::File::open("/usr/bin/curl").unwrap()).unwrap();
     let h = Harness::start(&instance_policy(&format!("exe:sha256:{hash}")));
     let dir = scratch();
-    let copy = dir.path().join("curl-copy");
-    std::fs::copy("/usr/bin/curl", &copy).unwrap();
-    assert_eq!(
-        h.client(
-            copy.to_str().unwrap(),
-            UID_A,
-            INSTANCE,
-            &["-H", "Metadata: true"]
-        )
-        .status,
-        200
-    );
+    let copy = curl_copy(&dir, "curl-copy");
+    assert_eq!(instance_with(&h, &copy).status, 200);
     // Another binary is not the same content.
     assert_eq!(
         bash_status(&h, &format!("exec 3<>/dev/tcp/$GATE\n{SEND_AND_READ}")),
@@ -209,12 +214,7 @@ fn connect_then_fork_does_not_borrow_the_childs_identity() {
         403,
         "every holder must be an allowed process"
     );
-    let denied = h
-        .audit()
-        .into_iter()
-        .rev()
-        .find(|l| l["event"]["outcome"] == "deny")
-        .unwrap();
+    let denied = last_with_outcome(&h, "deny");
     assert!(
         denied["event"]["caller"]["holders"]
             .as_array()
@@ -253,12 +253,7 @@ fn holders_of_one_socket_with_different_uids_are_denied() {
         "exec 3<>/dev/tcp/$GATE\n/usr/bin/setpriv --reuid={UID_A} --regid={UID_A} --clear-groups /usr/bin/sleep 5 &\n{UNTIL_SLEEPING}{SEND_AND_READ}kill %1\n"
     );
     assert_eq!(bash_status(&h, &shared), 403);
-    let denied = h
-        .audit()
-        .into_iter()
-        .rev()
-        .find(|l| l["event"]["outcome"] == "deny")
-        .unwrap();
+    let denied = last_with_outcome(&h, "deny");
     let uids: Vec<u64> = denied["event"]["caller"]["holders"]
         .as_array()
         .unwrap()

@@ -23,6 +23,51 @@ fn everyone_instance() -> String {
     )
 }
 
+/// A gate letting everyone read instance metadata, in front of `base`
+/// (no emulator).
+fn start_before(base: &str) -> Harness {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    Harness::start_upstream(&everyone_instance(), base, rt, None)
+}
+
+/// Make the emulator behind `h` answer with `faults`.
+fn set_faults(h: &Harness, faults: gatehouse_emulator::Faults) {
+    h.emulator.as_ref().unwrap().set_faults(faults);
+}
+
+/// The emulator answers the next request with 429, `Retry-After: 7` and
+/// `body`.
+fn throttle_once(h: &Harness, body: Option<String>) {
+    set_faults(
+        h,
+        gatehouse_emulator::Faults {
+            forced: vec![gatehouse_emulator::ForcedStatus {
+                endpoint: None,
+                status: 429,
+                body,
+                retry_after_secs: Some(7),
+                count: Some(1),
+            }],
+            ..Default::default()
+        },
+    );
+}
+
+/// The head of the gate's answer to an instance metadata request from
+/// this process.
+fn answer_head(h: &Harness) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "Metadata: true"])
+        .arg(format!("http://{}{INSTANCE}", h.addr))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// A one-shot upstream that records the request head it gets.
 fn recording_upstream() -> (String, mpsc::Receiver<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -57,12 +102,7 @@ fn upstream_sees_only_what_was_decided() {
         return;
     }
     let (base, heads) = recording_upstream();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let h = Harness::start_upstream(&everyone_instance(), &base, rt, None);
+    let h = start_before(&base);
     let r = h.curl_with(
         UID_A,
         "/metadata//instance/./?api-version=2021-02-01&format=json",
@@ -115,13 +155,13 @@ fn an_unreachable_imds_gets_a_quick_imds_shaped_503() {
         return;
     }
     let h = Harness::start(&everyone_instance());
-    h.emulator
-        .as_ref()
-        .unwrap()
-        .set_faults(gatehouse_emulator::Faults {
+    set_faults(
+        &h,
+        gatehouse_emulator::Faults {
             outage: true,
             ..Default::default()
-        });
+        },
+    );
     let started = Instant::now();
     let r = h.curl(UID_A, INSTANCE);
     assert!(started.elapsed() < Duration::from_secs(5), "never a hang");
@@ -130,15 +170,7 @@ fn an_unreachable_imds_gets_a_quick_imds_shaped_503() {
     assert_eq!(h.decision(&r.decision_id())["event"]["outcome"], "error");
 
     // Nothing listening at all: the same.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
-    let h = Harness::start_upstream(&everyone_instance(), &base, rt, None);
+    let h = start_before(&dead_base());
     let r = h.curl(UID_A, INSTANCE);
     assert_eq!(r.status, 503, "{}", r.body);
 }
@@ -149,50 +181,16 @@ fn throttling_is_passed_on_with_retry_after() {
         return;
     }
     let h = Harness::start(&everyone_instance());
-    h.emulator
-        .as_ref()
-        .unwrap()
-        .set_faults(gatehouse_emulator::Faults {
-            forced: vec![gatehouse_emulator::ForcedStatus {
-                endpoint: None,
-                status: 429,
-                body: Some("{\"error\":\"too_many_requests\"}".into()),
-                retry_after_secs: Some(7),
-                count: Some(1),
-            }],
-            ..Default::default()
-        });
+    throttle_once(&h, Some("{\"error\":\"too_many_requests\"}".into()));
     let r = h.curl(UID_A, INSTANCE);
     assert_eq!(r.status, 429, "{}", r.body);
     assert_eq!(r.body, "{\"error\":\"too_many_requests\"}");
-    h.emulator
-        .as_ref()
-        .unwrap()
-        .set_faults(gatehouse_emulator::Faults {
-            forced: vec![gatehouse_emulator::ForcedStatus {
-                endpoint: None,
-                status: 429,
-                body: None,
-                retry_after_secs: Some(7),
-                count: Some(1),
-            }],
-            ..Default::default()
-        });
-    let headers = std::process::Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "Metadata: true"])
-        .arg(format!("http://{}{INSTANCE}", h.addr))
-        .output()
-        .unwrap();
-    let headers = String::from_utf8_lossy(&headers.stdout).to_ascii_lowercase();
+    throttle_once(&h, None);
+    let headers = answer_head(&h).to_ascii_lowercase();
     assert!(headers.starts_with("http/1.1 429"), "{headers}");
     assert!(headers.contains("retry-after: 7"), "{headers}");
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "Metadata: true"])
-        .arg(format!("http://{}{INSTANCE}", h.addr))
-        .output()
-        .unwrap();
     // The fault applied once; the next request is served.
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 200"));
+    assert!(answer_head(&h).starts_with("HTTP/1.1 200"));
 }
 
 /// Unmounts the tmpfs on drop.
@@ -308,13 +306,13 @@ fn a_client_that_hangs_up_mid_request_is_still_audited() {
         return;
     }
     let h = Harness::start(&everyone_instance());
-    h.emulator
-        .as_ref()
-        .unwrap()
-        .set_faults(gatehouse_emulator::Faults {
+    set_faults(
+        &h,
+        gatehouse_emulator::Faults {
             latency_ms: 800,
             ..Default::default()
-        });
+        },
+    );
     {
         let mut s = std::net::TcpStream::connect(h.addr).unwrap();
         write!(

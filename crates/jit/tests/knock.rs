@@ -96,23 +96,29 @@ impl Keys {
     }
 }
 
-/// Signs with an explicit namespace through ssh-keygen itself.
-fn sign_ns(key: &Path, namespace: &str, message: &str) -> String {
-    let mut child = Command::new("ssh-keygen")
-        .args(["-Y", "sign", "-n", namespace, "-f"])
-        .arg(key)
+/// Runs `cmd` with `input` on its stdin; its output (stdout captured).
+fn with_input(mut cmd: Command, input: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     child
         .stdin
         .take()
         .unwrap()
-        .write_all(message.as_bytes())
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Signs with an explicit namespace through ssh-keygen itself.
+fn sign_ns(key: &Path, namespace: &str, message: &str) -> String {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-Y", "sign", "-n", namespace, "-f"])
+        .arg(key)
+        .stderr(Stdio::null());
+    let out = with_input(cmd, message);
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
 }
@@ -207,23 +213,13 @@ fn ssh_keygen_verify_agrees_with_our_framing() {
     .unwrap();
     std::fs::write(dir.path().join("sig"), signature).unwrap();
     let verify = |msg: &str| {
-        let mut child = Command::new("ssh-keygen")
-            .args(["-Y", "verify", "-I", "alice", "-n", NAMESPACE, "-f"])
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args(["-Y", "verify", "-I", "alice", "-n", NAMESPACE, "-f"])
             .arg(dir.path().join("allowed"))
             .arg("-s")
             .arg(dir.path().join("sig"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(msg.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+            .stderr(Stdio::piped());
+        with_input(cmd, msg)
     };
     let good = verify(message);
     assert!(

@@ -215,42 +215,31 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
         };
         let client_id = guid("client_id");
         let object_id = guid("object_id");
-        let resource_id = f.opt_str(sink, "resource_id").and_then(|(v, s)| {
-            if v.starts_with('/') && !v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                Some(v)
-            } else {
-                sink.error(
-                    s,
-                    format!("invalid `resource_id` `{}`", v.escape_debug()),
-                    Some("an Azure resource id starts with `/subscriptions/`".into()),
-                );
-                None
-            }
-        });
-        let role = f.opt_str(sink, "role").and_then(|(v, s)| {
-            if aws_role_name(&v) {
-                Some(v)
-            } else {
-                sink.error(
-                    s,
-                    format!("invalid AWS role name `{}`", v.escape_debug()),
-                    Some("1-64 characters of letters, digits and `+=,.@_-`".into()),
-                );
-                None
-            }
-        });
-        let email = f.opt_str(sink, "email").and_then(|(v, s)| {
-            if gcp_email(&v) {
-                Some(v.to_ascii_lowercase())
-            } else {
-                sink.error(
-                    s,
-                    format!("invalid service account email `{}`", v.escape_debug()),
-                    Some("e.g. `app@project.iam.gserviceaccount.com`".into()),
-                );
-                None
-            }
-        });
+        let resource_id = valid_str(
+            sink,
+            &f,
+            "resource_id",
+            |v| v.starts_with('/') && !v.chars().any(|c| c.is_whitespace() || c.is_control()),
+            "`resource_id`",
+            "an Azure resource id starts with `/subscriptions/`",
+        );
+        let role = valid_str(
+            sink,
+            &f,
+            "role",
+            aws_role_name,
+            "AWS role name",
+            "1-64 characters of letters, digits and `+=,.@_-`",
+        );
+        let email = valid_str(
+            sink,
+            &f,
+            "email",
+            gcp_email,
+            "service account email",
+            "e.g. `app@project.iam.gserviceaccount.com`",
+        )
+        .map(|v| v.to_ascii_lowercase());
         let default_account = f.opt_bool(sink, "default").is_some_and(|(b, _)| b);
         let Some(kind) = kind else { continue };
         let cloud_fields = |sink: &mut Sink<'_>, allowed: &[&str], what: &str| {
@@ -348,6 +337,29 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
         }
     }
     out
+}
+
+/// The optional string `key` if `valid` holds for it; otherwise an error
+/// at its place (`invalid WHAT `value``, with `help`) and `None`.
+fn valid_str(
+    sink: &mut Sink<'_>,
+    f: &Fields<'_, '_>,
+    key: &str,
+    valid: impl FnOnce(&str) -> bool,
+    what: &str,
+    help: &str,
+) -> Option<String> {
+    let (v, s) = f.opt_str(sink, key)?;
+    if valid(&v) {
+        Some(v)
+    } else {
+        sink.error(
+            s,
+            format!("invalid {what} `{}`", v.escape_debug()),
+            Some(help.into()),
+        );
+        None
+    }
 }
 
 /// An IAM role name: 1-64 of `[A-Za-z0-9+=,.@_-]`.
@@ -487,6 +499,21 @@ fn principal(sink: &mut Sink<'_>, (p, span): Str) -> Option<Principal> {
 }
 
 /// Names must be unique across assignments and deny assignments.
+/// The table's `name`, checked as the name of a `what` and as unique
+/// among those in `seen`.
+fn unique_name(
+    sink: &mut Sink<'_>,
+    f: &Fields<'_, '_>,
+    what: &str,
+    seen: &mut HashMap<String, Range<usize>>,
+) -> Option<Str> {
+    let name = f.str(sink, "name").filter(|n| check_name(sink, what, n));
+    if let Some(n) = &name {
+        unique(sink, seen, n);
+    }
+    name
+}
+
 fn unique(sink: &mut Sink<'_>, seen: &mut HashMap<String, Range<usize>>, (name, span): &Str) {
     if let Some(first) = seen.get(name) {
         let line = sink
@@ -516,12 +543,7 @@ fn load_assignments(
     for (t, span) in root.opt_tables(sink, "assignments") {
         let f = Fields::new(sink, t, span, "assignment", ASSIGNMENT_KEYS);
         let before = sink.diags.error_count();
-        let name = f
-            .str(sink, "name")
-            .filter(|n| check_name(sink, "assignment", n));
-        if let Some(n) = &name {
-            unique(sink, &mut seen, n);
-        }
+        let name = unique_name(sink, &f, "assignment", &mut seen);
         let principal_span = f
             .get("principal")
             .map(|v| v.span())
@@ -633,12 +655,7 @@ fn load_deny(
     for (t, span) in root.opt_tables(sink, "deny_assignments") {
         let f = Fields::new(sink, t, span, "deny assignment", DENY_KEYS);
         let before = sink.diags.error_count();
-        let name = f
-            .str(sink, "name")
-            .filter(|n| check_name(sink, "deny assignment", n));
-        if let Some(n) = &name {
-            unique(sink, &mut seen, n);
-        }
+        let name = unique_name(sink, &f, "deny assignment", &mut seen);
         let mut principals = |key: &str, required: bool| {
             let list = if required {
                 f.list(sink, key)

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{accept, connect_then, pass_socket, root_or_skip, spawn, tuple, wait_exe};
+use common::{accepted, connect_then, pass_socket, root_or_skip, spawn, wait_exe};
 use gatehouse_sys::{
     ConnectRecords, HolderSearch, Identifier, IdentifyError, IdentifyOptions, Needs, Strategy,
 };
@@ -52,23 +52,56 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A bash line running `body` in python3 (`os`, `socket` and `time`
+/// imported), then waiting 30 s.
+fn python(body: &str) -> String {
+    format!("exec /usr/bin/python3 -c 'import os, socket, time\n{body}\ntime.sleep(30)'")
+}
+
 /// A client that connects by itself and then only waits: python3, no fork, no exec.
 fn python_client(port: u16, ids: Option<(u32, u32)>, after: &str) -> common::Client {
-    let script = format!(
-        "exec /usr/bin/python3 -c 'import os, socket, time\ns = socket.create_connection((\"127.0.0.1\", {port}))\n{after}\ntime.sleep(30)'"
-    );
+    let script = python(&format!(
+        "s = socket.create_connection((\"127.0.0.1\", {port}))\n{after}"
+    ));
     spawn(&script, port, ids)
+}
+
+/// A listener on loopback and connect records for it, if they may be
+/// attached here.
+fn recorded_listener() -> Option<(TcpListener, u16, Arc<ConnectRecords>)> {
+    let (l, port) = listener();
+    let records = attached(&[l.local_addr().unwrap()])?;
+    Some((l, port, records))
+}
+
+/// What the identifier using `records` finds of every kind for the
+/// connection `src` → `dst`.
+fn identify_all(
+    records: &Arc<ConnectRecords>,
+    src: SocketAddr,
+    dst: SocketAddr,
+) -> gatehouse_sys::CallerFacts {
+    identifier(records)
+        .identify(src, dst, Needs::all())
+        .unwrap()
+}
+
+/// An identifier with the exhaustive holder search, on `records` if any.
+fn exhaustive(records: Option<&Arc<ConnectRecords>>) -> Identifier {
+    Identifier::new(IdentifyOptions {
+        connect_records: records.map(Arc::clone),
+        exhaustive_holders: true,
+        ..IdentifyOptions::default()
+    })
 }
 
 #[test]
 fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     let client = python_client(port, Some((UID, UID)), "pass");
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
 
     let record = records
         .lookup(src, dst)
@@ -123,23 +156,19 @@ fn the_record_names_the_process_that_connected_and_goes_with_its_socket() {
 /// not taken, and the holder search reads the process as it is.
 #[test]
 fn a_connector_that_exec_d_after_connecting_is_searched_for() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     let record = records.lookup(src, dst).expect("recorded");
     assert_eq!(record.pid, client.pid());
     assert!(
         !records.unchanged_since(record.pid, record.boot_ns),
         "the exec was seen"
     );
-    let facts = identifier(&records)
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.holders[0].pid, client.pid());
     assert_eq!(facts.holders[0].exe_path.as_deref(), Some("/usr/bin/sleep"));
@@ -149,21 +178,17 @@ fn a_connector_that_exec_d_after_connecting_is_searched_for() {
 /// the one sending), so every holder is searched for.
 #[test]
 fn a_connector_that_forked_after_connecting_gives_way_to_the_holder_search() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     let client = python_client(port, Some((UID, UID)), "os.fork()");
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let record = records.lookup(src, dst).expect("recorded");
     eventually("the fork to be seen", || {
         !records.unchanged_since(record.pid, record.boot_ns)
     });
     eventually("both holders to be found", || {
-        let facts = identifier(&records)
-            .identify(src, dst, Needs::all())
-            .unwrap();
+        let facts = identify_all(&records, src, dst);
         assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
         facts.holders.len() == 2
     });
@@ -178,13 +203,10 @@ fn destinations_not_listed_are_not_recorded_and_take_the_sock_diag_path() {
         return;
     };
     let client = spawn(&connect_then("exec sleep 30"), port, Some((UID, UID)));
-    let conn = accept(&other);
+    let (_conn, src, dst) = accepted(&other);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
-    let facts = identifier(&records)
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
     assert_eq!(facts.holders[0].pid, client.pid());
     assert_eq!(facts.socket_uid, UID);
@@ -192,14 +214,12 @@ fn destinations_not_listed_are_not_recorded_and_take_the_sock_diag_path() {
 
 #[test]
 fn a_connector_that_has_exited_gives_way_to_the_holders() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     // bash connects, leaves the socket to a child and exits.
     let client = spawn(&connect_then("sleep 30 & exit 0"), port, Some((UID, UID)));
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let connector = records.lookup(src, dst).expect("recorded").pid;
     assert_eq!(connector, client.pid());
     eventually("the connector to exit", || {
@@ -230,13 +250,10 @@ fn ipv6_connections_take_the_sock_diag_path() {
         return;
     };
     let client = spawn("exec 3<>/dev/tcp/::1/$PORT; exec sleep 30", port, None);
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     assert_eq!(records.lookup(src, dst), None);
-    let facts = identifier(&records)
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord);
     assert_eq!(facts.holders[0].pid, client.pid());
 }
@@ -252,8 +269,7 @@ fn two_attachments_see_the_same_connection() {
         return;
     };
     let client = spawn(&connect_then("exec sleep 30"), port, None);
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (conn, src, dst) = accepted(&l);
     let a = first.lookup(src, dst).expect("first");
     let b = second.lookup(src, dst).expect("second");
     assert_eq!((a.pid, a.cookie), (b.pid, b.cookie));
@@ -262,8 +278,7 @@ fn two_attachments_see_the_same_connection() {
     // Detaching one leaves the other recording.
     drop(conn);
     let client2 = spawn(&connect_then("exec sleep 30"), port, None);
-    let conn2 = accept(&l);
-    let (src2, dst2) = tuple(&conn2);
+    let (_conn2, src2, dst2) = accepted(&l);
     assert_eq!(first.lookup(src2, dst2).map(|r| r.pid), Some(client2.pid()));
 }
 
@@ -271,25 +286,21 @@ fn two_attachments_see_the_same_connection() {
 /// the socket's creation time, and the fork after it is seen.
 #[test]
 fn a_fork_between_socket_and_connect_is_seen() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
-    let script = format!(
-        "exec /usr/bin/python3 -c 'import os, socket, time\ns = socket.socket()\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ntime.sleep(0.2)\ns.connect((\"127.0.0.1\", {port}))\ntime.sleep(30)'"
-    );
+    let script = python(&format!(
+        "s = socket.socket()\nif os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\ntime.sleep(0.2)\ns.connect((\"127.0.0.1\", {port}))"
+    ));
     let client = spawn(&script, port, Some((UID, UID)));
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let record = records.lookup(src, dst).expect("recorded");
     assert_eq!(record.pid, client.pid());
     assert!(
         !records.unchanged_since(record.pid, record.boot_ns),
         "the fork after socket() counts"
     );
-    let facts = identifier(&records)
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.holders.len(), 2, "{facts:?}");
 }
@@ -298,20 +309,16 @@ fn a_fork_between_socket_and_connect_is_seen() {
 /// connector is not the only one who ever held it.
 #[test]
 fn a_socket_made_by_another_process_gets_no_record() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
-    let script = format!(
-        "exec /usr/bin/python3 -c 'import os, socket, time\na, b = socket.socketpair()\nif os.fork() == 0:\n    s = socket.socket()\n    socket.send_fds(b, [b\"x\"], [s.fileno()])\n    os._exit(0)\nos.wait()\n_, fds, _, _ = socket.recv_fds(a, 1, 1)\ns = socket.socket(fileno=fds[0])\ns.connect((\"127.0.0.1\", {port}))\ntime.sleep(30)'"
-    );
+    let script = python(&format!(
+        "a, b = socket.socketpair()\nif os.fork() == 0:\n    s = socket.socket()\n    socket.send_fds(b, [b\"x\"], [s.fileno()])\n    os._exit(0)\nos.wait()\n_, fds, _, _ = socket.recv_fds(a, 1, 1)\ns = socket.socket(fileno=fds[0])\ns.connect((\"127.0.0.1\", {port}))"
+    ));
     let _client = spawn(&script, port, Some((UID, UID)));
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     assert_eq!(records.lookup(src, dst), None);
-    let facts = identifier(&records)
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let facts = identify_all(&records, src, dst);
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.socket_uid, UID);
 }
@@ -320,20 +327,15 @@ fn a_socket_made_by_another_process_gets_no_record() {
 /// fd passed over `SCM_RIGHTS`): records are not used with it.
 #[test]
 fn records_are_not_used_with_the_exhaustive_search() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     let client = python_client(port, Some((UID, UID)), "pass");
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     assert!(records.lookup(src, dst).is_some());
-    let id = Identifier::new(IdentifyOptions {
-        connect_records: Some(Arc::clone(&records)),
-        exhaustive_holders: true,
-        ..IdentifyOptions::default()
-    });
-    let facts = id.identify(src, dst, Needs::all()).unwrap();
+    let facts = exhaustive(Some(&records))
+        .identify(src, dst, Needs::all())
+        .unwrap();
     assert_ne!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
     assert_eq!(facts.lookup.holder_search, HolderSearch::Exhaustive);
     assert_eq!(facts.holders[0].pid, client.pid());
@@ -362,19 +364,15 @@ const OTHER: u32 = 46_012;
 /// not credit it, and both lookups decide on the receiver alone.
 #[test]
 fn a_passed_socket_whose_sender_closed_its_copy_is_not_credited_to_the_sender() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     let (send, recv) = pass_socket(port, (UID, UID), (OTHER, OTHER), false);
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     let record = records.lookup(src, dst).expect("the connect was recorded");
     assert_eq!(record.pid, send.pid());
     assert!(records.unchanged_since(record.pid, record.boot_ns));
-    let by_ebpf = identifier(&records)
-        .identify(src, dst, Needs::all())
-        .unwrap();
+    let by_ebpf = identify_all(&records, src, dst);
     assert_ne!(
         by_ebpf.lookup.strategy,
         Strategy::ConnectRecord,
@@ -392,21 +390,12 @@ fn a_passed_socket_whose_sender_closed_its_copy_is_not_credited_to_the_sender() 
 /// uid among them; on uids alone both take the socket's uid.
 #[test]
 fn a_socket_shared_between_uids_is_decided_alike_by_both_lookups() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
-    };
-    let exhaustive = |records: Option<&Arc<ConnectRecords>>| {
-        Identifier::new(IdentifyOptions {
-            connect_records: records.map(Arc::clone),
-            exhaustive_holders: true,
-            ..IdentifyOptions::default()
-        })
     };
     for keep in [true, false] {
         let (send, recv) = pass_socket(port, (UID, UID), (OTHER, OTHER), keep);
-        let conn = accept(&l);
-        let (src, dst) = tuple(&conn);
+        let (_conn, src, dst) = accepted(&l);
         let all = verdict(exhaustive(Some(&records)).identify(src, dst, Needs::all()));
         assert_eq!(
             all,
@@ -437,8 +426,7 @@ fn a_socket_shared_between_uids_is_decided_alike_by_both_lookups() {
 /// process is found.
 #[test]
 fn a_connector_that_no_longer_holds_its_socket_is_not_the_caller() {
-    let (l, port) = listener();
-    let Some(records) = attached(&[l.local_addr().unwrap()]) else {
+    let Some((l, port, records)) = recorded_listener() else {
         return;
     };
     let client = python_client(
@@ -446,8 +434,7 @@ fn a_connector_that_no_longer_holds_its_socket_is_not_the_caller() {
         Some((UID, UID)),
         "a, b = socket.socketpair()\nsocket.send_fds(a, [b\"x\"], [s.fileno()])\ns.close()\nprint(\"sent\", flush=True)",
     );
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     // The socket is in flight once the connector's fd table no longer has it.
     eventually("the connector to close its copy", || {
         let inode = gatehouse_sys::socket_owner(src, dst)

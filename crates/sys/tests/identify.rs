@@ -13,7 +13,7 @@ use std::fs::File;
 use std::net::TcpListener;
 
 use common::{
-    accept, connect_then, pass_socket, root_or_skip, spawn, tuple, wait_child_exe, wait_exe,
+    accept, accepted, connect_then, pass_socket, root_or_skip, spawn, wait_child_exe, wait_exe,
 };
 use gatehouse_sys::{socket_owner, FileId, Identifier, IdentifyError, IdentifyOptions, Needs};
 
@@ -31,9 +31,8 @@ fn identify_client(
     exe: &str,
     needs: Needs,
 ) -> (std::net::TcpStream, gatehouse_sys::CallerFacts) {
-    let conn = accept(l);
+    let (conn, src, dst) = accepted(l);
     wait_exe(pid, exe);
-    let (src, dst) = tuple(&conn);
     let facts = Identifier::new(IdentifyOptions::default())
         .identify(src, dst, needs)
         .unwrap();
@@ -48,9 +47,8 @@ fn sleep_id() -> FileId {
 fn root_client_is_identified() {
     let (l, port) = listener();
     let client = spawn(&connect_then("exec sleep 30"), port, None);
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     wait_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
 
     let owner = socket_owner(src, dst).unwrap().expect("socket found");
     assert_eq!(owner.uid, rustix::process::geteuid().as_raw());
@@ -122,8 +120,7 @@ fn unknown_socket_and_closed_client() {
 
     // A client that has exited: its socket lingers without an owning process.
     let client = spawn(&connect_then("exit 0"), port, None);
-    let conn = accept(&l);
-    let (src, dst) = tuple(&conn);
+    let (_conn, src, dst) = accepted(&l);
     drop(client);
     std::thread::sleep(std::time::Duration::from_millis(50));
     match id.identify(src, dst, Needs::default()) {
@@ -211,29 +208,17 @@ fn bind_mount_in_other_namespace_is_not_verified() {
 fn connect_then_fork_reports_both_holders() {
     let (l, port) = listener();
     let client = spawn(&connect_then("sleep 30 & wait"), port, None);
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     let child = wait_child_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     let id = Identifier::new(IdentifyOptions::default());
 
     let one = id.identify(src, dst, Needs::one_process()).unwrap();
     assert_eq!(one.holders.len(), 1);
 
-    let all = id
-        .identify(
-            src,
-            dst,
-            Needs {
-                all_holders: true,
-                ..Needs::default()
-            },
-        )
-        .unwrap();
-    let mut pids: Vec<u32> = all.holders.iter().map(|h| h.pid).collect();
-    pids.sort_unstable();
+    let all = id.identify(src, dst, all_holders()).unwrap();
     let mut want = vec![client.pid(), child];
     want.sort_unstable();
-    assert_eq!(pids, want);
+    assert_eq!(sorted_pids(&all), want);
     assert_eq!(
         all.lookup.holder_search,
         gatehouse_sys::HolderSearch::Related
@@ -243,19 +228,23 @@ fn connect_then_fork_reports_both_holders() {
         exhaustive_holders: true,
         ..IdentifyOptions::default()
     });
-    let ex = exhaustive
-        .identify(
-            src,
-            dst,
-            Needs {
-                all_holders: true,
-                ..Needs::default()
-            },
-        )
-        .unwrap();
-    let mut ex_pids: Vec<u32> = ex.holders.iter().map(|h| h.pid).collect();
-    ex_pids.sort_unstable();
-    assert_eq!(ex_pids, want);
+    let ex = exhaustive.identify(src, dst, all_holders()).unwrap();
+    assert_eq!(sorted_pids(&ex), want);
+}
+
+/// Every holder of the socket, nothing else.
+fn all_holders() -> Needs {
+    Needs {
+        all_holders: true,
+        ..Needs::default()
+    }
+}
+
+/// The pids of the holders found, in order.
+fn sorted_pids(facts: &gatehouse_sys::CallerFacts) -> Vec<u32> {
+    let mut pids: Vec<u32> = facts.holders.iter().map(|h| h.pid).collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// (max_holders, exhaustive) → two holders (connect, then fork) are reported
@@ -264,13 +253,9 @@ fn connect_then_fork_reports_both_holders() {
 fn more_holders_than_the_cap_is_an_error() {
     let (l, port) = listener();
     let client = spawn(&connect_then("sleep 30 & wait"), port, None);
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     wait_child_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
-    let all = Needs {
-        all_holders: true,
-        ..Needs::default()
-    };
+    let all = all_holders();
     for (max_holders, exhaustive, reported) in [
         (1, false, None),
         (1, true, None),
@@ -311,9 +296,8 @@ fn holders_with_different_uids() {
     let (l, port) = listener();
     let script = connect_then("setpriv --reuid=65534 --regid=65534 --clear-groups sleep 30; wait");
     let client = spawn(&script, port, None);
-    let conn = accept(&l);
+    let (_conn, src, dst) = accepted(&l);
     let child = wait_child_exe(client.pid(), "/sleep");
-    let (src, dst) = tuple(&conn);
     let facts = Identifier::new(IdentifyOptions::default())
         .identify(
             src,
@@ -344,15 +328,11 @@ fn a_socket_passed_to_another_uid_is_found_by_the_exhaustive_search() {
     }
     const SENDER: u32 = 46_021;
     const RECEIVER: u32 = 46_022;
-    let all = Needs {
-        all_holders: true,
-        ..Needs::default()
-    };
+    let all = all_holders();
     for keep in [true, false] {
         let (l, port) = listener();
         let (send, recv) = pass_socket(port, (SENDER, SENDER), (RECEIVER, RECEIVER), keep);
-        let conn = accept(&l);
-        let (src, dst) = tuple(&conn);
+        let (_conn, src, dst) = accepted(&l);
         let exhaustive = Identifier::new(IdentifyOptions {
             exhaustive_holders: true,
             ..IdentifyOptions::default()

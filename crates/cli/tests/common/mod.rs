@@ -129,6 +129,16 @@ pub fn http_addr(lines: &[String], on: &str) -> String {
         .to_owned()
 }
 
+/// The URL a try-it banner's curl line labelled `label` (`allowed:`,
+/// `denied:`) asks for: its second single-quoted word.
+pub fn banner_url(lines: &[String], label: &str) -> String {
+    let line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("{label} in {lines:?}"));
+    line.split('\'').nth(3).unwrap().to_owned()
+}
+
 /// `GET /metrics` from a metrics listener at `addr` (HOST:PORT): (content
 /// type, body).
 pub fn scrape(addr: &str) -> (String, String) {
@@ -172,4 +182,62 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
             let (name, value) = l.rsplit_once(' ').unwrap();
             (name == series).then(|| value.parse::<f64>().unwrap())
         })
+}
+
+/// Fails unless the finished command succeeded, showing its stderr.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fails unless `gatehouse audit verify LOG` accepts the log, showing what
+/// it said.
+#[track_caller]
+pub fn assert_audit_verifies(log: &std::path::Path) {
+    let out = gatehouse()
+        .args(["audit", "verify"])
+        .arg(log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Create the network namespace `name` afresh (a leftover of an earlier
+/// run deleted first) with its loopback up.
+pub fn netns_add(name: &str) {
+    let _ = Command::new("ip")
+        .args(["netns", "delete", name])
+        .stderr(Stdio::null())
+        .status();
+    assert!(Command::new("ip")
+        .args(["netns", "add", name])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args(["netns", "exec", name, "ip", "link", "set", "lo", "up"])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Open `dir` to every user (mode 0755) and write `text` to its
+/// `policy.toml`, readable by all (0644): for gates whose worker or test
+/// users run as other uids. Returns the policy's path.
+pub fn readable_policy(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, text).unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    policy
 }

@@ -478,3 +478,82 @@ pub fn verify_jwt(token: &str, jwks: &Value) -> Value {
         .expect("signature verifies against the emulator's JWKS");
     serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap()
 }
+
+/// The last `request` record in the audit log.
+pub fn last_request(h: &Harness) -> Value {
+    h.audit()
+        .into_iter()
+        .rev()
+        .find(|r| r["event"]["type"] == "request")
+        .expect("a request record")
+}
+
+/// A base URL on a loopback port nothing listens on.
+pub fn dead_base() -> String {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    base
+}
+
+/// A gate configured by `opts` in front of a metadata service nobody
+/// answers for, with an upstream budget of 1.5 s.
+pub fn start_unreachable(policy: &str, opts: Opts) -> Harness {
+    Harness::start_base_opts(
+        policy,
+        &dead_base(),
+        Opts {
+            upstream_timeout: Duration::from_millis(1_500),
+            ..opts
+        },
+    )
+}
+
+/// The options of a gate speaking `cloud`, with a cache (margin 300 s).
+pub fn cached_opts(cloud: gatehouse_policy::Cloud) -> Opts {
+    Opts {
+        cloud,
+        cache_margin: Some(Duration::from_secs(300)),
+        ..Opts::default()
+    }
+}
+
+/// Where each audited request for `endpoint` was answered from
+/// (`upstream`, `cache`; empty when not said), in order.
+pub fn upstream_sources(h: &Harness, endpoint: &str) -> Vec<String> {
+    h.audit()
+        .into_iter()
+        .filter(|r| r["event"]["request"]["endpoint"] == endpoint)
+        .map(|r| {
+            r["event"]["upstream"]["source"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// Why a gate speaking `cloud` refuses to start on `policy`.
+pub fn gate_refusal(cloud: gatehouse_policy::Cloud, policy: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.toml");
+    write_private(&policy_path, policy);
+    let config = GateConfig {
+        policy_path,
+        trusted_uids: vec![0, gatehouse_sys::effective_uid()],
+        audit_path: dir.path().join("audit.log"),
+        audit_options: gatehouse_audit::Options::default(),
+        upstream_base: "http://127.0.0.1:9".into(),
+        upstream_label: "test".into(),
+        upstream_timeout: Duration::from_secs(1),
+        upstream_mark: None,
+        cache_margin: None,
+        upstream_limits: None,
+        max_connections_per_uid: 64,
+        identify: gatehouse_sys::IdentifyOptions::default(),
+        all_holders: false,
+        cloud,
+    };
+    let err = Gate::new(&config, Arc::new(SystemClock)).expect_err("refused");
+    err.to_string()
+}

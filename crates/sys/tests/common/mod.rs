@@ -84,6 +84,14 @@ pub fn tuple(s: &TcpStream) -> (SocketAddr, SocketAddr) {
     (s.peer_addr().unwrap(), s.local_addr().unwrap())
 }
 
+/// Accepts one connection (as [`accept`]): the stream, kept open by the
+/// caller, and its (client, listener) addresses.
+pub fn accepted(listener: &TcpListener) -> (TcpStream, SocketAddr, SocketAddr) {
+    let conn = accept(listener);
+    let (src, dst) = tuple(&conn);
+    (conn, src, dst)
+}
+
 /// Waits (≤ 10 s) until `pid` runs an executable whose path ends with `suffix`.
 pub fn wait_exe(pid: u32, suffix: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
