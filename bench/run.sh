@@ -734,6 +734,18 @@ echo "RSS counts the binary's pages in each process; counted once (private pages
 echo "the larger shared set): $(mb "$S_MEM_1") MB at 1 key, $(mb "$S_MEM_1000") MB at 1,000 keys. A cached"
 echo "answer here is ${#STATIC_TOKEN} bytes of JSON (the token alone ~900), which each key keeps."
 
+# Audit: what the single-process cached gate wrote for the rows above.
+AUDIT_FILES=("$TMP"/audit-s_gate/audit.log*)
+AUDIT_BYTES=$(cat "${AUDIT_FILES[@]}" | wc -c)
+AUDIT_RECORDS=$(cat "${AUDIT_FILES[@]}" | wc -l)
+AUDIT_REQ_BYTES=$(cat "${AUDIT_FILES[@]}" | grep -F '"type":"request"' | wc -c)
+AUDIT_REQS=$(cat "${AUDIT_FILES[@]}" | grep -cF '"type":"request"' || true)
+echo
+echo "Audit (the cached single-process gate, all its rows): $AUDIT_RECORDS records in $(mb $((AUDIT_BYTES / 1024))) MB,"
+echo "$(awk -v b="$AUDIT_REQ_BYTES" -v n="$AUDIT_REQS" 'BEGIN {printf "%.0f", n > 0 ? b / n : 0}') bytes per request record. Each record is written (one write(2) to the"
+echo "log, no fsync) before the answer is sent: its cost is inside every figure above, and a"
+echo "gate that dies after answering has already written the record."
+
 echo
 echo "### Goals (issue 18), from this run"
 echo
