@@ -742,7 +742,7 @@ AUDIT_REQ_BYTES=$(cat "${AUDIT_FILES[@]}" | grep -F '"type":"request"' | wc -c)
 AUDIT_REQS=$(cat "${AUDIT_FILES[@]}" | grep -cF '"type":"request"' || true)
 echo
 echo "Audit (the cached single-process gate, all its rows): $AUDIT_RECORDS records in $(mb $((AUDIT_BYTES / 1024))) MB,"
-echo "$(awk -v b="$AUDIT_REQ_BYTES" -v n="$AUDIT_REQS" 'BEGIN {printf "%.0f", n > 0 ? b / n : 0}') bytes per request record. Each record is written (one write(2) to the"
+echo "$(awk -v b="$AUDIT_REQ_BYTES" -v n="$AUDIT_REQS" 'BEGIN {printf "%.0f", (n > 0 ? b / n : 0)}') bytes per request record. Each record is written (one write(2) to the"
 echo "log, no fsync) before the answer is sent: its cost is inside every figure above, and a"
 echo "gate that dies after answering has already written the record."
 
