@@ -32,17 +32,7 @@ pub trait CallerSource: Send + Sync {
 /// the socket's record taken at accept; `None` when that record names no
 /// socket a process holds (inode 0), which identification refuses.
 pub fn socket_only(owner: gatehouse_sys::SocketOwner) -> Option<CallerFacts> {
-    (owner.inode != 0).then(|| CallerFacts {
-        socket_uid: owner.uid,
-        socket_inode: owner.inode,
-        holders: Vec::new(),
-        lookup: gatehouse_sys::LookupStats {
-            strategy: gatehouse_sys::Strategy::SocketOnly,
-            holder_search: gatehouse_sys::HolderSearch::Skipped,
-            candidates: 0,
-            micros: 0,
-        },
-    })
+    (owner.inode != 0).then(|| CallerFacts::socket_only(owner, 0))
 }
 
 /// Why a caller is unknown (the gate answers 403 "caller unknown").
@@ -296,7 +286,7 @@ mod tests {
             let mut found = CallerSource::identify(&identifier, peer, server, uid_only).unwrap();
             kept.lookup.micros = 0;
             found.lookup.micros = 0;
-            assert_eq!(format!("{kept:?}"), format!("{found:?}"), "{addr}");
+            assert_eq!(kept, found, "{addr}");
             drop(client);
         }
         let gone = gatehouse_sys::SocketOwner {

@@ -271,13 +271,11 @@ async fn accept_loop(
                 continue;
             }
         };
-        let mut conn = match conn_info(&stream, peer) {
+        let conn = match conn_info(&stream, peer, gate.identifier.as_ref()) {
             Some(c) => c,
             None => continue,
         };
-        // The socket's owner, from the kernel (about 4 µs), kept for the
-        // connection's requests; unknown owners share one bucket.
-        conn.owner = gate.identifier.at_accept(conn.peer, conn.dst);
+        // Unknown owners share one bucket.
         let owner = conn.owner.map_or(u32::MAX, |o| o.uid);
         let Some(uid_slot) = per_uid.enter(owner) else {
             crate::metrics::connection_refused("per_uid_limit");
@@ -378,23 +376,25 @@ where
     }
 }
 
-fn conn_info(stream: &tokio::net::TcpStream, peer: SocketAddr) -> Option<ConnInfo> {
+fn conn_info(
+    stream: &tokio::net::TcpStream,
+    peer: SocketAddr,
+    callers: &dyn crate::caller::CallerSource,
+) -> Option<ConnInfo> {
     use std::os::fd::AsFd;
     let local = stream.local_addr().ok()?;
     let original = gatehouse_sys::original_dst(stream.as_fd()).ok().flatten();
-    Some(match original {
-        Some(dst) if dst != local => ConnInfo {
-            peer,
-            dst,
-            redirected: true,
-            owner: None,
-        },
-        _ => ConnInfo {
-            peer,
-            dst: local,
-            redirected: false,
-            owner: None,
-        },
+    let (dst, redirected) = match original {
+        Some(dst) if dst != local => (dst, true),
+        _ => (local, false),
+    };
+    Some(ConnInfo {
+        peer,
+        dst,
+        redirected,
+        // The socket's owner, from the kernel (about 4 µs), kept for the
+        // connection's requests.
+        owner: callers.at_accept(peer, dst),
     })
 }
 

@@ -498,7 +498,6 @@ fn principal(sink: &mut Sink<'_>, (p, span): Str) -> Option<Principal> {
         .ok()
 }
 
-/// Names must be unique across assignments and deny assignments.
 /// The table's `name`, checked as the name of a `what` and as unique
 /// among those in `seen`.
 fn unique_name(
@@ -514,6 +513,7 @@ fn unique_name(
     name
 }
 
+/// Names must be unique across assignments and deny assignments.
 fn unique(sink: &mut Sink<'_>, seen: &mut HashMap<String, Range<usize>>, (name, span): &Str) {
     if let Some(first) = seen.get(name) {
         let line = sink

@@ -229,6 +229,24 @@ pub struct CallerFacts {
     pub lookup: LookupStats,
 }
 
+impl CallerFacts {
+    /// What a decision on uids alone needs: the socket's record (`owner`)
+    /// and no process, found in `micros`.
+    pub fn socket_only(owner: crate::SocketOwner, micros: u64) -> Self {
+        CallerFacts {
+            socket_uid: owner.uid,
+            socket_inode: owner.inode,
+            holders: Vec::new(),
+            lookup: LookupStats {
+                strategy: Strategy::SocketOnly,
+                holder_search: HolderSearch::Skipped,
+                candidates: 0,
+                micros,
+            },
+        }
+    }
+}
+
 /// Why a caller could not be identified.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentifyError {
@@ -292,17 +310,7 @@ impl Identifier {
             return Err(no_process);
         }
         if !needs.wants_process() {
-            return Ok(CallerFacts {
-                socket_uid: owner.uid,
-                socket_inode: owner.inode,
-                holders: Vec::new(),
-                lookup: LookupStats {
-                    strategy: Strategy::SocketOnly,
-                    holder_search: HolderSearch::Skipped,
-                    candidates: 0,
-                    micros: micros_since(started),
-                },
-            });
+            return Ok(CallerFacts::socket_only(owner, micros_since(started)));
         }
         // The exhaustive search is asked for to find holders no record can rule out
         // (an fd passed over SCM_RIGHTS): records are not used with it.
