@@ -326,30 +326,43 @@ async fn accept_loop(
     }
 }
 
-/// A request's future, polled where hyper polls it until it first has to
-/// wait, and from then on in a task of its own that runs to the end even if
-/// hyper drops this (the client went away). A request answered without
-/// waiting (a cached token on a uid-only policy) costs no task and no
-/// wake-up of another thread; one that waits (upstream, the caller lookup)
-/// cannot be cut off half-way. Dropped before its first poll, nothing of
-/// the request has happened.
-enum Detach<F: Future> {
-    Inline(Option<std::pin::Pin<Box<F>>>),
-    Spawned(tokio::task::JoinHandle<F::Output>),
+/// A request's future, polled where hyper polls it, to its end: a request
+/// costs no task of its own and no wake-up of another, whether it is
+/// answered at once (a cached token) or waits (upstream, the caller
+/// lookup). If hyper drops it half-way (the client went away), the rest
+/// goes on in a task of its own and runs to the end, so a started request
+/// cannot be cut off. Dropped before its first poll, nothing of the request
+/// has happened and nothing is run. A panic inside it is caught and
+/// answered as an internal error, as a panicking task's would be.
+struct Detach<F: Future + Send + 'static>
+where
+    F::Output: Send + 'static,
+{
+    future: Option<std::pin::Pin<Box<F>>>,
+    started: bool,
 }
 
-impl<F: Future> Detach<F> {
+/// The request's future panicked.
+#[derive(Debug)]
+struct Panicked;
+
+impl<F: Future + Send + 'static> Detach<F>
+where
+    F::Output: Send + 'static,
+{
     fn new(future: F) -> Self {
-        Detach::Inline(Some(Box::pin(future)))
+        Detach {
+            future: Some(Box::pin(future)),
+            started: false,
+        }
     }
 }
 
-impl<F> Future for Detach<F>
+impl<F: Future + Send + 'static> Future for Detach<F>
 where
-    F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    type Output = Result<F::Output, tokio::task::JoinError>;
+    type Output = Result<F::Output, Panicked>;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
@@ -357,21 +370,44 @@ where
     ) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
         let this = self.get_mut();
-        if let Detach::Inline(slot) = this {
-            let Some(mut future) = slot.take() else {
-                // Polled again after it completed: a bug in the caller.
-                return Poll::Pending;
-            };
-            if let Poll::Ready(out) = future.as_mut().poll(cx) {
-                return Poll::Ready(Ok(out));
+        let Some(future) = this.future.as_mut() else {
+            // Polled again after it completed: a bug in the caller.
+            return Poll::Pending;
+        };
+        this.started = true;
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(out)) => {
+                this.future = None;
+                Poll::Ready(Ok(out))
             }
-            // The task's first poll registers its own waker with whatever
-            // the future waits on (only the latest poll's waker is woken).
-            *this = Detach::Spawned(tokio::spawn(future));
+            Err(_) => {
+                this.future = None;
+                tracing::error!("a request's handling panicked; answered as an internal error");
+                Poll::Ready(Err(Panicked))
+            }
         }
-        match this {
-            Detach::Spawned(handle) => std::pin::Pin::new(handle).poll(cx),
-            Detach::Inline(_) => Poll::Pending,
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for Detach<F>
+where
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        let Some(future) = self.future.take() else {
+            return;
+        };
+        if !self.started {
+            return;
+        }
+        // Its next poll registers the task's own waker with whatever it
+        // waits on (only the latest poll's waker is woken).
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(future)),
+            Err(_) => tracing::error!("a started request was dropped outside the runtime"),
         }
     }
 }
@@ -496,8 +532,9 @@ mod tests {
     use std::time::Duration;
 
     /// A request that waits and whose client goes away still finishes; one
-    /// that need not wait finishes where it was polled; one dropped before
-    /// its first poll never starts.
+    /// that need not wait, or waits while its client stays, finishes where
+    /// it was polled; a panic is an error, not a lost connection; one
+    /// dropped before its first poll never starts.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_started_request_finishes_even_when_its_client_leaves() {
         let here = std::thread::current().id();
@@ -513,7 +550,17 @@ mod tests {
         }));
         let polled = poll_once(waiting.as_mut()).await;
         assert!(polled.is_pending(), "it waits for the channel");
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
         drop(waiting); // the client went away
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            tasks + 1,
+            "the rest goes on in a task of its own"
+        );
         tx.send(()).unwrap();
         for _ in 0..200 {
             if finished.load(Ordering::SeqCst) {
@@ -522,6 +569,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(finished.load(Ordering::SeqCst), "finished in its own task");
+
+        // A request that waits is served where it was polled: no task.
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        let served = Detach::new(async move { rx.await.unwrap_or(0) + 1 });
+        let answer = tokio::join!(served, async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(41);
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        });
+        assert_eq!(answer.0.unwrap(), 42);
+        assert_eq!(answer.1, tasks, "no task was spawned for it");
+
+        let panicking = Detach::new(async move {
+            if tasks < usize::MAX {
+                panic!("a bug on the request path");
+            }
+        });
+        assert!(panicking.await.is_err(), "a panic is an internal error");
 
         let started = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&started);
