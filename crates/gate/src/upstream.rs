@@ -3,12 +3,12 @@
 //! AWS the gate's own IMDSv2 session token, GCP `Metadata-Flavor: Google`)
 //! and nothing else from the caller.
 
+mod conn;
+
 use crate::connector::MarkedConnector;
 use bytes::Bytes;
 use gatehouse_policy::Cloud;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,7 +95,10 @@ pub struct UpstreamAnswer {
 #[derive(Clone)]
 pub struct Upstream {
     base: String,
-    client: Client<MarkedConnector, Full<Bytes>>,
+    /// `base` as a URI (where new connections go) and its `Host` header.
+    uri: http::Uri,
+    host: http::HeaderValue,
+    pool: Arc<conn::Pool>,
     timeout: Duration,
     /// Which metadata service this is: the headers it needs differ.
     cloud: Cloud,
@@ -124,13 +127,16 @@ impl Upstream {
             mark,
             connect_timeout: CONNECT_TIMEOUT.min(timeout / 3),
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(8)
-            .build(connector);
+        let base = base.trim_end_matches('/').to_owned();
+        // `UpstreamKind::parse` and the gate's own constants give
+        // `http://host[:port]`; anything else fails at the first exchange.
+        let uri: http::Uri = base.parse().unwrap_or_default();
+        let host = host_header(&uri);
         Upstream {
-            base: base.trim_end_matches('/').to_owned(),
-            client,
+            base,
+            uri,
+            host,
+            pool: Arc::new(conn::Pool::new(connector, 8, Duration::from_secs(30))),
             timeout,
             cloud: Cloud::Azure,
             aws_session: Arc::new(Mutex::new(None)),
@@ -276,8 +282,10 @@ impl Upstream {
         timeout: Duration,
         headers: &[(&str, &str)],
     ) -> Result<UpstreamAnswer, UpstreamError> {
-        let uri = format!("{}{}", self.base, target);
-        let mut builder = http::Request::builder().method(method.clone()).uri(uri);
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(target)
+            .header(http::header::HOST, self.host.clone());
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -291,36 +299,49 @@ impl Upstream {
         let request = builder
             .body(Full::new(payload))
             .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        if self.uri.host().is_none() {
+            return Err(UpstreamError::Connect(format!(
+                "upstream `{}` names no host",
+                self.base
+            )));
+        }
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
-                    UpstreamError::Connect(e.to_string())
-                } else {
-                    UpstreamError::Request(e.to_string())
-                }
-            })?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|_| UpstreamError::BodyTooLarge)?
-                .to_bytes();
+            let answer =
+                self.pool
+                    .send(&self.uri, request, MAX_BODY)
+                    .await
+                    .map_err(|e| match e {
+                        conn::Failed::Connect(e) => UpstreamError::Connect(e.to_string()),
+                        conn::Failed::TooLarge => UpstreamError::BodyTooLarge,
+                        conn::Failed::Request(e) => UpstreamError::Request(e),
+                    })?;
             let header = |name: http::header::HeaderName| {
-                parts
+                answer
+                    .parts
                     .headers
                     .get(name)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned)
             };
             Ok(UpstreamAnswer {
-                status: parts.status.as_u16(),
+                status: answer.parts.status.as_u16(),
                 content_type: header(http::header::CONTENT_TYPE),
                 retry_after: header(http::header::RETRY_AFTER),
-                body,
+                body: answer.body,
             })
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout)?
     }
+}
+
+/// The `Host` header for `uri`: its host, and its port unless that is 80.
+fn host_header(uri: &http::Uri) -> http::HeaderValue {
+    let host = uri.host().unwrap_or("");
+    let value = match uri.port_u16() {
+        Some(port) if port != 80 => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    http::HeaderValue::from_str(&value).unwrap_or_else(|_| http::HeaderValue::from_static(""))
 }
