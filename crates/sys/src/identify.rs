@@ -407,7 +407,9 @@ impl Identifier {
         if record.cookie != owner.cookie || record.uid != owner.uid {
             return None;
         }
-        if !records.unchanged_since(record.pid, record.boot_ns) {
+        // Repeated in full (with the overflow check) after the reads; `overflow` is never
+        // cleared, so that one clean reading vouches for this one too.
+        if !records.marked_unchanged_since(record.pid, record.boot_ns) {
             return None;
         }
         // No pidfd: the start-time check below is what binds the directory to the
