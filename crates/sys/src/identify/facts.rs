@@ -92,6 +92,7 @@ pub(super) fn read_process(
     Ok(Some(Holder {
         facts,
         ppid: status.ppid,
+        // Not known here: `read_holder` sets the fd it confirmed.
         fd: 0,
     }))
 }
