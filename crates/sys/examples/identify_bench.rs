@@ -1,7 +1,7 @@
 //! Caller-identification time alone, for `bench/run.sh` (not a test: it prints figures).
 //!
 //! `identify_bench --path uid|exe|hash --clients reconnect|fresh [--lookup sock-diag|ebpf]
-//! [--connections N]`
+//! [--connections N] [--client-fds N]`
 //!
 //! What the gate asks for (`sys_needs` in crates/gate), through `Identifier::identify`:
 //! - `uid`: a policy on uids alone: the socket's uid, no process.
@@ -14,7 +14,9 @@
 //!
 //! `reconnect`: one long-lived client process opens a new connection per request (what a
 //! service with a connection per token request does); `fresh`: a new process per
-//! connection (cron jobs, CLI tools). Prints one line:
+//! connection (cron jobs, CLI tools). `--client-fds N`: each client holds N more open
+//! files (fds 3 to N+2, below its socket), as a service with open files and connections
+//! does. Prints one line:
 //! `path=… clients=… n=… p50_us=… p99_us=… procs=… strategies=…`.
 
 use std::collections::BTreeMap;
@@ -43,6 +45,7 @@ struct Args {
     path: Path,
     clients: Clients,
     connections: usize,
+    client_fds: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         path: Path::Exe,
         clients: Clients::Reconnect,
         connections: 400,
+        client_fds: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,19 +74,33 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|n| (1..=100_000).contains(n))
                     .ok_or(format!("`{n}` is not a connection count"))?;
             }
+            ("--client-fds", n) => {
+                args.client_fds = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 10_000)
+                    .ok_or(format!("`{n}` is not an fd count"))?;
+            }
             _ => return Err(format!("unknown argument `{flag} {value}`")),
         }
     }
     Ok(args)
 }
 
-/// A bash client connecting to `port`: `count` times from one process, or once.
-fn spawn_client(port: u16, count: usize) -> std::io::Result<Child> {
-    let script = "for ((i=0; i<COUNT; i++)); do exec 3<>/dev/tcp/127.0.0.1/$PORT || exit 1; \
-                  read -r -u 3 _; exec 3>&-; done";
+/// A bash client connecting to `port`: `count` times from one process, or once; holding
+/// `fds` other open files below its socket.
+fn spawn_client(port: u16, count: usize, fds: usize) -> std::io::Result<Child> {
+    let script = "for ((j=3; j<3+FDS; j++)); do eval \"exec $j</dev/null\"; done; \
+                  s=$((3+FDS)); for ((i=0; i<COUNT; i++)); do \
+                  eval \"exec $s<>/dev/tcp/127.0.0.1/$PORT\" || exit 1; \
+                  read -r -u $s _; eval \"exec $s>&-\"; done";
     Command::new("/usr/bin/bash")
         .arg("-c")
-        .arg(script.replace("COUNT", &count.to_string()))
+        .arg(
+            script
+                .replace("COUNT", &count.to_string())
+                .replace("FDS", &fds.to_string()),
+        )
         .env("PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -150,11 +168,13 @@ fn run(args: &Args) -> Result<(), String> {
     let mut strategies: BTreeMap<String, usize> = BTreeMap::new();
     let mut children = Vec::new();
     if args.clients == Clients::Reconnect {
-        children.push(spawn_client(port, args.connections).map_err(|e| e.to_string())?);
+        children.push(
+            spawn_client(port, args.connections, args.client_fds).map_err(|e| e.to_string())?,
+        );
     }
     for _ in 0..args.connections {
         if args.clients == Clients::Fresh {
-            children.push(spawn_client(port, 1).map_err(|e| e.to_string())?);
+            children.push(spawn_client(port, 1, args.client_fds).map_err(|e| e.to_string())?);
         }
         let mut conn = accept(&listener).map_err(|e| format!("accept: {e}"))?;
         let src = conn.peer_addr().map_err(|e| e.to_string())?;

@@ -166,6 +166,10 @@ impl ConnectRecords {
         match self.0 {}
     }
 
+    pub fn marked_unchanged_since(&self, _pid: u32, _since_ns: u64) -> bool {
+        match self.0 {}
+    }
+
     pub fn probe(&self) -> Result<(), EbpfError> {
         match self.0 {}
     }

@@ -77,6 +77,13 @@ impl Needs {
 /// The default of [`IdentifyOptions::max_holders`].
 pub const MAX_HOLDERS: usize = 64;
 
+/// How many pids' socket fds [`Identifier`] remembers as hints.
+const FD_HINTS: usize = 1024;
+
+/// The first fd a process opens after its standard streams: where a client that opens one
+/// connection (a CLI tool, a script) mostly has its socket.
+const FIRST_FREE_FD: u32 = 3;
+
 /// Tuning of [`Identifier`].
 #[derive(Debug, Clone)]
 pub struct IdentifyOptions {
@@ -272,6 +279,10 @@ pub struct Identifier {
     want_pidfd: bool,
     recent: Mutex<RecentPids>,
     hashes: Mutex<Bounded<FileId, String>>,
+    /// Per pid, the fd through which it held the last socket it was found holding: tried
+    /// first next time (a client that reconnects mostly gets the same fd number back). Only
+    /// a hint: an fd is taken only when its link is the socket being looked up.
+    fd_hints: Mutex<Bounded<u32, u32>>,
     /// Nanoseconds per `/proc/PID/stat` clock tick.
     ns_per_tick: u64,
 }
@@ -282,6 +293,7 @@ impl Identifier {
             want_pidfd: opts.proc_root == std::path::Path::new("/proc"),
             recent: Mutex::new(RecentPids::new(opts.recent_pids)),
             hashes: Mutex::new(Bounded::new(opts.hash_cache)),
+            fd_hints: Mutex::new(Bounded::new(FD_HINTS)),
             ns_per_tick: 1_000_000_000 / rustix::param::clock_ticks_per_second().max(1),
             opts,
         }
@@ -352,6 +364,7 @@ impl Identifier {
                 recent.touch(h.pid);
             }
         }
+        self.remember_fd(found.pid, found.fd);
         Ok(CallerFacts {
             socket_uid: owner.uid,
             socket_inode: owner.inode,
@@ -394,7 +407,9 @@ impl Identifier {
         if record.cookie != owner.cookie || record.uid != owner.uid {
             return None;
         }
-        if !records.unchanged_since(record.pid, record.boot_ns) {
+        // Repeated in full (with the overflow check) after the reads; `overflow` is never
+        // cleared, so that one clean reading vouches for this one too.
+        if !records.marked_unchanged_since(record.pid, record.boot_ns) {
             return None;
         }
         // No pidfd: the start-time check below is what binds the directory to the
@@ -405,12 +420,17 @@ impl Identifier {
         }
         // The connector must still hold the socket: one that passed it on and closed
         // its copy is not the caller (the holder search finds who is). Confirmed again
-        // after the reads, as on the search path.
-        let fd = dir.find_socket_fd(owner.inode).ok()??;
+        // after the reads, as on the search path. Which fd does not matter, only that one
+        // is the socket: the likely ones are tried before the whole table is read.
+        let (likely, n) = self.likely_fds(record.pid);
+        let fd = dir
+            .find_socket_fd_trying(owner.inode, likely.get(..n).unwrap_or_default())
+            .ok()??;
         let holder = facts::read_holder(&dir, fd, owner.inode, needs, &self.hashes).ok()??;
         if !records.unchanged_since(record.pid, record.boot_ns) {
             return None;
         }
+        self.remember_fd(record.pid, holder.fd);
         Some(CallerFacts {
             socket_uid: owner.uid,
             socket_inode: owner.inode,
@@ -422,6 +442,28 @@ impl Identifier {
             },
             holders: vec![holder.facts],
         })
+    }
+}
+
+impl Identifier {
+    /// The fd `pid` last held a socket through, if it was seen holding one.
+    fn fd_hint(&self, pid: u32) -> Option<u32> {
+        self.fd_hints.lock().ok().and_then(|h| h.get(&pid))
+    }
+
+    /// The fds of a connector to try first (`.0[..n]`): its last socket's fd, then
+    /// [`FIRST_FREE_FD`].
+    fn likely_fds(&self, pid: u32) -> ([u32; 2], usize) {
+        match self.fd_hint(pid) {
+            Some(fd) if fd != FIRST_FREE_FD => ([fd, FIRST_FREE_FD], 2),
+            _ => ([FIRST_FREE_FD, 0], 1),
+        }
+    }
+
+    fn remember_fd(&self, pid: u32, fd: u32) {
+        if let Ok(mut hints) = self.fd_hints.lock() {
+            hints.insert(pid, fd);
+        }
     }
 }
 
@@ -439,7 +481,29 @@ fn micros_since(started: Instant) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::started_by;
+    use super::{started_by, Identifier, IdentifyOptions, Needs};
+
+    /// An fd hint is only a hint: one naming another socket of the process (stale, or left
+    /// by an earlier process with the same pid) is not taken; the socket's own fd is, and
+    /// becomes the next hint.
+    #[test]
+    fn a_stale_fd_hint_is_not_taken() {
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let decoy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_served, _) = l.accept().unwrap();
+        let me = std::process::id();
+        let fd_of = |f: &dyn AsRawFd| u32::try_from(f.as_raw_fd()).unwrap();
+        let id = Identifier::new(IdentifyOptions::default());
+        id.remember_fd(me, fd_of(&decoy));
+        let (src, dst) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+        for _ in 0..2 {
+            let facts = id.identify(src, dst, Needs::one_process()).unwrap();
+            assert_eq!(facts.holders[0].pid, me, "{facts:?}");
+            assert_eq!(id.fd_hint(me), Some(fd_of(&client)));
+        }
+    }
 
     /// PID reuse on the connect-record path: the process must have started no later than
     /// the connect (100 Hz ticks: 10 ms each, rounded down by the kernel).

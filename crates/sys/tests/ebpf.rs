@@ -461,3 +461,51 @@ fn a_connector_that_no_longer_holds_its_socket_is_not_the_caller() {
         verdict(Identifier::new(IdentifyOptions::default()).identify(src, dst, Needs::all()))
     );
 }
+
+/// One long-lived process connects three times; the same identifier (with its per-pid
+/// fd hints) reads it afresh each time: after a `setuid` without exec the new uid, after
+/// an exec the new image, each time at whatever fd holds the socket (the first
+/// connection's fd, the hint for the second, is still open on another socket). Both
+/// lookups decide alike each time.
+#[test]
+fn each_connection_of_a_long_lived_process_is_read_afresh() {
+    let Some((l, port, records)) = recorded_listener() else {
+        return;
+    };
+    let script = python(&format!(
+        "s = socket.create_connection((\"127.0.0.1\", {port}))\n\
+         s.recv(1)\n\
+         os.setgroups([])\n\
+         os.setresgid({UID}, {UID}, {UID})\n\
+         os.setresuid({UID}, {UID}, {UID})\n\
+         t = socket.create_connection((\"127.0.0.1\", {port}))\n\
+         t.recv(1)\n\
+         os.execv(\"/usr/bin/bash\", [\"bash\", \"-c\", \"exec 7<>/dev/tcp/127.0.0.1/{port}; exec 8</dev/null; read -r -t 30 -u 7 _\"])"
+    ));
+    let client = spawn(&script, port, None);
+    let id = identifier(&records);
+    let by_search = Identifier::new(IdentifyOptions::default());
+    let check = |conn: &mut std::net::TcpStream, src, dst, uid: u32, exe: &str| {
+        let facts = id.identify(src, dst, Needs::all()).unwrap();
+        assert_eq!(facts.lookup.strategy, Strategy::ConnectRecord, "{facts:?}");
+        let h = &facts.holders[0];
+        assert_eq!((h.pid, h.ruid, h.euid), (client.pid(), uid, uid), "{h:?}");
+        assert!(
+            h.exe_path.as_deref().is_some_and(|p| p.contains(exe)),
+            "{h:?}"
+        );
+        assert_eq!(facts.socket_uid, uid);
+        let searched = by_search.identify(src, dst, Needs::all()).unwrap();
+        assert_eq!(searched.holders[0].exe_path, h.exe_path);
+        assert_eq!(verdict(Ok(facts)), verdict(Ok(searched)));
+        std::io::Write::write_all(conn, b"x").unwrap();
+    };
+    let (mut first, src, dst) = accepted(&l);
+    check(&mut first, src, dst, 0, "/python3");
+    let (mut second, src, dst) = accepted(&l);
+    check(&mut second, src, dst, UID, "/python3");
+    let (mut third, src, dst) = accepted(&l);
+    // bash opens its /dev/tcp socket once the exec is done: the record is of the new image.
+    wait_exe(client.pid(), "/bash");
+    check(&mut third, src, dst, UID, "/bash");
+}

@@ -182,6 +182,14 @@ impl ConnectRecords {
             Ok(0) => {}
             _ => return false,
         }
+        self.marked_unchanged_since(pid, since_ns)
+    }
+
+    /// [`Self::unchanged_since`] without the overflow check (one `bpf()` call instead of
+    /// two): what `changed` says, which is the whole answer only if no mark was lost.
+    /// Meant for a first check that [`Self::unchanged_since`] repeats later: `overflow`
+    /// is never cleared, so a later clean reading covers this one too.
+    pub fn marked_unchanged_since(&self, pid: u32, since_ns: u64) -> bool {
         match self.changed.get(&pid, 0) {
             Err(MapError::KeyNotFound) => true,
             Ok(at) => at < since_ns,

@@ -16,6 +16,9 @@ use crate::procfs::ProcDir;
 pub(super) struct Holder {
     pub facts: ProcessFacts,
     pub ppid: u32,
+    /// The fd through which it held the socket when last confirmed (the next lookup of
+    /// this pid tries it first).
+    pub fd: u32,
 }
 
 /// Reads the facts `needs` asks for, then confirms fd `fd` still is the socket.
@@ -27,16 +30,21 @@ pub(super) fn read_holder(
     needs: Needs,
     hashes: &Mutex<Bounded<FileId, String>>,
 ) -> io::Result<Option<Holder>> {
-    let Some(holder) = read_process(dir, needs, hashes)? else {
+    let Some(mut holder) = read_process(dir, needs, hashes)? else {
         return Ok(None);
     };
     // The reads went through the directory fd; this proves the process behind it
     // still holds the socket, so the facts belong to a holder. The fd found may have been
     // a moment's copy (a shell's `<&3` redirection dups the socket onto fd 0 and restores
     // it after), so another fd that still is the socket counts too.
-    if !dir.fd_is_socket(fd, inode)? && dir.find_socket_fd(inode)?.is_none() {
-        return Ok(None);
-    }
+    holder.fd = if dir.fd_is_socket(fd, inode)? {
+        fd
+    } else {
+        match dir.find_socket_fd(inode)? {
+            Some(other) => other,
+            None => return Ok(None),
+        }
+    };
     Ok(Some(holder))
 }
 
@@ -84,6 +92,8 @@ pub(super) fn read_process(
     Ok(Some(Holder {
         facts,
         ppid: status.ppid,
+        // Not known here: `read_holder` sets the fd it confirmed.
+        fd: 0,
     }))
 }
 

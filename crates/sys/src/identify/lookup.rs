@@ -12,6 +12,8 @@ use crate::procfs::ProcDir;
 pub(super) struct Found {
     pub pid: u32,
     pub ppid: u32,
+    /// The fd through which it holds the socket.
+    pub fd: u32,
     pub facts: ProcessFacts,
     pub strategy: Strategy,
 }
@@ -143,6 +145,7 @@ impl<'a> Search<'a> {
             self.check(pid).map(|h| Found {
                 pid,
                 ppid: h.ppid,
+                fd: h.fd,
                 facts: h.facts,
                 strategy,
             })
@@ -187,7 +190,13 @@ impl<'a> Search<'a> {
         let found = if want_parent {
             dir.socket_fd_or_parent(self.inode)
         } else {
-            dir.find_socket_fd(self.inode).map(|fd| fd.ok_or(0))
+            // A pid seen holding a socket before (a reconnecting client) is tried at that
+            // fd first; any other is scanned whole, as a hint for it would mostly miss.
+            match self.id.fd_hint(pid) {
+                Some(hint) => dir.find_socket_fd_trying(self.inode, &[hint]),
+                None => dir.find_socket_fd(self.inode),
+            }
+            .map(|fd| fd.ok_or(0))
         };
         match found {
             Ok(Ok(fd)) => match read_holder(&dir, fd, self.inode, self.needs, &self.id.hashes) {

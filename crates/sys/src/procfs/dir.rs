@@ -140,6 +140,21 @@ impl ProcDir {
         }
     }
 
+    /// [`Self::find_socket_fd`], trying the fds in `likely` first: one `readlinkat` each
+    /// instead of listing the fd table and reading every link, which is most of the cost of
+    /// confirming a holder (and grows with its fd count). The answer means the same: an fd
+    /// is returned only when its link is `socket:[inode]` now. When no likely fd is the
+    /// socket (or one cannot be read), the whole table is scanned as before.
+    pub fn find_socket_fd_trying(&self, inode: u64, likely: &[u32]) -> io::Result<Option<u32>> {
+        let wanted = SocketLink::new(inode);
+        for &fd in likely {
+            if wanted.matches_at(&self.dir, FdPath::new(fd).as_str()) == Ok(true) {
+                return Ok(Some(fd));
+            }
+        }
+        self.find_socket_fd(inode)
+    }
+
     /// [`Self::find_socket_fd`] for the ancestor walk: `Err(ppid)` when this process does
     /// not hold the socket (the parent read doubles as the liveness probe).
     pub fn socket_fd_or_parent(&self, inode: u64) -> io::Result<Result<u32, u32>> {
@@ -179,7 +194,7 @@ impl ProcDir {
 
     /// Whether fd `fd` still is `socket:[inode]`; errors when the process is gone.
     pub fn fd_is_socket(&self, fd: u32, inode: u64) -> io::Result<bool> {
-        Ok(SocketLink::new(inode).matches_at(&self.dir, format!("fd/{fd}"))?)
+        Ok(SocketLink::new(inode).matches_at(&self.dir, FdPath::new(fd).as_str())?)
     }
 
     /// The parent pid, from `stat` (smaller and cheaper to render than `status`).
@@ -222,6 +237,28 @@ impl ProcDir {
             );
         }
         Ok(out)
+    }
+}
+
+/// `fd/N`, the link of one fd below a `/proc/PID` directory, rendered without allocating.
+struct FdPath {
+    text: [u8; 16],
+    len: usize,
+}
+
+impl FdPath {
+    fn new(fd: u32) -> Self {
+        let mut text = [0u8; 16];
+        let mut cursor = std::io::Cursor::new(&mut text[..]);
+        // 3 + 10 digits always fits in 16 bytes.
+        let _ = write!(cursor, "fd/{fd}");
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        Self { text, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(self.text.get(..self.len).unwrap_or_default()).unwrap_or_default()
     }
 }
 

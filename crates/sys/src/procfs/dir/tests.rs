@@ -27,6 +27,50 @@ fn finds_own_socket_fd() {
     assert_eq!(me.find_socket_fd(ino + 1_000_000).unwrap(), None);
 }
 
+/// A likely fd is taken only when its link is the socket: one that is another socket, a
+/// file, or not open sends the search on to the next, then to the whole table.
+#[test]
+fn a_likely_fd_is_taken_only_when_it_is_the_socket() {
+    use std::os::fd::AsRawFd;
+    let inode = |fd: i32| {
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap()
+    };
+    let wanted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    let fd = |f: &dyn AsRawFd| u32::try_from(f.as_raw_fd()).unwrap();
+    let ino = inode(wanted.as_raw_fd());
+    let me = ProcDir::open(Path::new("/proc"), std::process::id(), true).unwrap();
+    let not_open = 1_000_000;
+    let rows: &[(&[u32], Option<u32>)] = &[
+        (&[fd(&wanted)], Some(fd(&wanted))),
+        (
+            &[fd(&other), fd(&file), not_open, fd(&wanted)],
+            Some(fd(&wanted)),
+        ),
+        // No likely fd is it: the table is scanned.
+        (&[fd(&other)], Some(fd(&wanted))),
+        (&[not_open, fd(&file)], Some(fd(&wanted))),
+        (&[], Some(fd(&wanted))),
+    ];
+    for (likely, want) in rows {
+        assert_eq!(
+            me.find_socket_fd_trying(ino, likely).unwrap(),
+            *want,
+            "{likely:?}"
+        );
+    }
+    // A socket no fd holds is not found through any of them.
+    let gone = ino + 1_000_000;
+    assert_eq!(
+        me.find_socket_fd_trying(gone, &[fd(&wanted), fd(&other)])
+            .unwrap(),
+        None
+    );
+}
+
 /// PID reuse safety: once the process is gone, reads through its directory fd fail
 /// rather than returning another process's data.
 #[test]
@@ -50,6 +94,10 @@ fn reads_fail_after_process_exits() {
         "cgroup read after exit"
     );
     assert!(dir.find_socket_fd(1).is_err(), "fd scan after exit");
+    assert!(
+        dir.find_socket_fd_trying(1, &[0, 1, 2]).is_err(),
+        "likely fds after exit"
+    );
     assert!(ProcDir::open(Path::new("/proc"), child.id(), true).is_err());
 }
 
