@@ -58,9 +58,15 @@ pub struct Started {
 }
 
 /// Start `gatehouse ARGS` and read its stderr until a line containing
-/// `marker` (at most 60 s). Stderr keeps being drained afterwards: a closed
-/// pipe would make the gate's own writes fail.
+/// `marker` (at most 60 s).
 pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
+    start_until_line(cmd, |line| line.contains(marker), marker)
+}
+
+/// Start `gatehouse ARGS` and read its stderr until a line for which `stop`
+/// holds (at most 60 s; then a failure naming `awaited`). Stderr keeps being
+/// drained afterwards: a closed pipe would make the gate's own writes fail.
+pub fn start_until_line(cmd: &mut Command, stop: impl Fn(&str) -> bool, awaited: &str) -> Started {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -82,7 +88,7 @@ pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
-        let found = line.contains(marker);
+        let found = stop(&line);
         seen.push(line);
         if found {
             return Started {
@@ -92,7 +98,7 @@ pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
             };
         }
     }
-    panic!("`{marker}` never appeared: {seen:?}");
+    panic!("`{awaited}` never appeared: {seen:?}");
 }
 
 /// `gatehouse` itself.
