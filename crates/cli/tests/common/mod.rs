@@ -37,6 +37,34 @@ object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
 resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
 "#;
 
+/// `[[assignments]]` `name`: `principal` may read the `storage-writer`
+/// identity's tokens for Azure Storage (a policy's tail after
+/// [`STORAGE_WRITER_IDENTITY`]).
+pub fn storage_assignment(name: &str, principal: &str) -> String {
+    format!(
+        r#"
+[[assignments]]
+name = "{name}"
+principal = "{principal}"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["https://storage.azure.com"]
+"#
+    )
+}
+
+/// curl's arguments before the URL for an IMDS request (`Metadata: true`)
+/// that prints only the answer's status code.
+pub const CURL_STATUS: [&str; 7] = [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-H",
+    "Metadata: true",
+    "-w",
+    "%{http_code}",
+];
+
 /// True when running as root; otherwise a loud skip — or a failure under
 /// `GATEHOUSE_REQUIRE_PRIVILEGED=1`.
 pub fn privileged(test: &str) -> bool {
