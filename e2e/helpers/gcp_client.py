@@ -8,48 +8,39 @@ No token is ever printed (only that one was found, its prefix, an ID token's aud
 """
 import base64
 import json
-import sys
-import time
+
+from client_result import run
 
 AUDIENCE = "https://api.example.com"
 
 
-def main() -> None:
-    mode = sys.argv[1]
-    started = time.monotonic()
-    out = {"mode": mode}
-    try:
-        import google.auth
-        import google.auth.compute_engine
-        from google.auth.transport.requests import Request
+def attempt(mode: str, out: dict) -> None:
+    import google.auth
+    import google.auth.compute_engine
+    from google.auth.transport.requests import Request
 
-        request = Request()
-        if mode == "default":
-            creds, project = google.auth.default()
-            out["project"] = project
-            out["type"] = type(creds).__module__ + "." + type(creds).__name__
-            creds.refresh(request)
-        elif mode == "compute":
-            creds = google.auth.compute_engine.Credentials()
-            creds.refresh(request)
-        elif mode == "idtoken":
-            creds = google.auth.compute_engine.IDTokenCredentials(
-                request, target_audience=AUDIENCE, use_metadata_identity_endpoint=True
-            )
-            creds.refresh(request)
-            payload = creds.token.split(".")[1]
-            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            out["aud"] = claims.get("aud")
-        else:
-            raise SystemExit(f"unknown mode {mode}")
-        out["ok"] = bool(creds.token)
-        if out["ok"]:
-            out["prefix"] = creds.token[:4]
-    except Exception as e:  # the client's own error type is the result
-        out["ok"] = False
-        out["error_type"] = type(e).__name__
-    out["took"] = round(time.monotonic() - started, 3)
-    print(json.dumps(out))
+    request = Request()
+    if mode == "default":
+        creds, project = google.auth.default()
+        out["project"] = project
+        out["type"] = type(creds).__module__ + "." + type(creds).__name__
+        creds.refresh(request)
+    elif mode == "compute":
+        creds = google.auth.compute_engine.Credentials()
+        creds.refresh(request)
+    elif mode == "idtoken":
+        creds = google.auth.compute_engine.IDTokenCredentials(
+            request, target_audience=AUDIENCE, use_metadata_identity_endpoint=True
+        )
+        creds.refresh(request)
+        payload = creds.token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        out["aud"] = claims.get("aud")
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    out["ok"] = bool(creds.token)
+    if out["ok"]:
+        out["prefix"] = creds.token[:4]
 
 
-main()
+run(attempt)

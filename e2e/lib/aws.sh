@@ -63,7 +63,7 @@ aws_cli() {
 scenario_aws() {
     local id="$1" vm
     vm="$(ns_vm "$id")"
-    install -m 644 "$E2E/helpers/aws_client.py" "$WORK/bin/"
+    install -m 644 "$E2E/helpers/aws_client.py" "$E2E/helpers/client_result.py" "$WORK/bin/"
     write_aws_policy "$WORK/policy-aws.toml"
     EMULATOR_EXTRA=(--cloud aws)
     platform_up "$id"

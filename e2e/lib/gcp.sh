@@ -89,7 +89,7 @@ gcp_curl() {
 scenario_gcp() {
     local id="$1" vm
     vm="$(ns_vm "$id")"
-    install -m 644 "$E2E/helpers/gcp_client.py" "$WORK/bin/"
+    install -m 644 "$E2E/helpers/gcp_client.py" "$E2E/helpers/client_result.py" "$WORK/bin/"
     write_gcp_policy "$WORK/policy-gcp.toml"
     EMULATOR_EXTRA=(--cloud gcp)
     platform_up "$id"

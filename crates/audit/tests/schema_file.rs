@@ -60,19 +60,7 @@ fn the_reference_in_docs_audit_md_is_generated_from_the_schema() {
 #[test]
 fn every_record_type_has_a_section() {
     let reference = gatehouse_audit::markdown_reference();
-    for kind in [
-        "gate_started",
-        "policy_loaded",
-        "policy_rejected",
-        "request",
-        "forwarding",
-        "rotated",
-        "torn_tail_repaired",
-        "firewall_repaired",
-        "jit_requested",
-        "jit_sessions_cut",
-        "jit_ports_changed_need_restart",
-    ] {
+    for kind in gatehouse_audit::KINDS {
         assert!(
             reference.contains(&format!("### `{kind}`")),
             "no section for {kind}"

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gatehouse_audit::{Event, Lines, Next, Outcome, Raw, ReadProblem};
+use gatehouse_audit::{Caller, Event, Lines, Next, Outcome, Raw, ReadProblem, RequestFacts};
 use gatehouse_gate::clock::{Clock, SystemClock};
 
 #[derive(clap::Args)]
@@ -180,10 +180,22 @@ pub struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
+    /// Who asked and for what, as a request or forwarding record says.
+    fn asked(caller: Option<&'a Caller>, request: &'a RequestFacts) -> Facts<'a> {
+        Facts {
+            uid: caller.map(|c| c.uid),
+            user: caller.and_then(|c| c.user.as_deref()),
+            exe: caller.and_then(|c| c.exe.as_deref()),
+            unit: caller.and_then(|c| c.unit.as_deref()),
+            identity: request.identity.as_deref(),
+            audience: request.audience.as_deref(),
+            decision: None,
+        }
+    }
+
     pub fn of(event: &'a Event) -> Facts<'a> {
         match event {
             Event::Request(r) => {
-                let c = r.caller.as_ref();
                 let would_deny = r.decision_detail.as_ref().is_some_and(|d| d.would_deny);
                 let decision = match r.outcome {
                     Outcome::Allow if would_deny => DecisionFilter::Deny,
@@ -193,27 +205,11 @@ impl<'a> Facts<'a> {
                     Outcome::Error => DecisionFilter::Error,
                 };
                 Facts {
-                    uid: c.map(|c| c.uid),
-                    user: c.and_then(|c| c.user.as_deref()),
-                    exe: c.and_then(|c| c.exe.as_deref()),
-                    unit: c.and_then(|c| c.unit.as_deref()),
-                    identity: r.request.identity.as_deref(),
-                    audience: r.request.audience.as_deref(),
                     decision: Some(decision),
+                    ..Facts::asked(r.caller.as_ref(), &r.request)
                 }
             }
-            Event::Forwarding(f) => {
-                let c = f.caller.as_ref();
-                Facts {
-                    uid: c.map(|c| c.uid),
-                    user: c.and_then(|c| c.user.as_deref()),
-                    exe: c.and_then(|c| c.exe.as_deref()),
-                    unit: c.and_then(|c| c.unit.as_deref()),
-                    identity: f.request.identity.as_deref(),
-                    audience: f.request.audience.as_deref(),
-                    decision: None,
-                }
-            }
+            Event::Forwarding(f) => Facts::asked(f.caller.as_ref(), &f.request),
             other => match jit_event(other) {
                 Some(e) => {
                     let view = e.request.as_ref();

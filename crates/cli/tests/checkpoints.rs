@@ -13,29 +13,21 @@
 
 mod common;
 use common::separated::{children, ensure_worker_user, wait_until, WORKER_UID, WORKER_USER};
-use common::{gatehouse, http_addr, privileged, start_until};
+use common::{
+    gatehouse, http_addr, privileged, start_until, storage_assignment, STORAGE_WRITER_IDENTITY,
+};
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
-const POLICY: &str = r#"
-version = 1
-
-[identities.storage-writer]
-kind = "user"
-client_id = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809"
-object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
-resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
-
-[[assignments]]
-name = "one-uid-gets-storage"
-principal = "uid:46097"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-"#;
+fn policy_text() -> String {
+    format!(
+        "{STORAGE_WRITER_IDENTITY}{}",
+        storage_assignment("one-uid-gets-storage", "uid:46097")
+    )
+}
 
 /// The Ed25519 base point: a valid public key that signed nothing here.
 const OTHER_KEY: &str = "ed25519:5866666666666666666666666666666666666666666666666666666666666666";
@@ -65,7 +57,7 @@ fn the_separated_gate_signs_checkpoints_with_the_brokers_key_and_they_verify_off
     }
     ensure_worker_user();
     let dir = tempfile::tempdir().unwrap();
-    let policy = common::readable_policy(dir.path(), POLICY);
+    let policy = common::readable_policy(dir.path(), &policy_text());
     let audit_dir = dir.path().join("audit");
     std::fs::create_dir(&audit_dir).unwrap();
     std::os::unix::fs::chown(&audit_dir, Some(WORKER_UID), Some(WORKER_UID)).unwrap();

@@ -8,10 +8,11 @@
 )]
 
 mod common;
-use common::{assert_audit_verifies, assert_success, banner_url, http_addr, Running};
-use std::io::{BufRead, BufReader};
+use common::{
+    assert_audit_verifies, assert_success, banner_url, http_addr, start_until_line, Running,
+};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn gatehouse() -> Command {
@@ -28,39 +29,17 @@ fn start_gate(args: &[&str]) -> (Running, String, Vec<String>) {
 }
 
 fn start_gate_in(cwd: &Path, args: &[&str]) -> (Running, String, Vec<String>) {
-    let mut child = gatehouse()
-        .current_dir(cwd)
-        .arg("run")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let running = Running(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
-            continue;
-        };
-        lines.push(line.clone());
-        if line.contains("audit:   gatehouse audit verify")
-            || line.contains("audit log:") && !args.contains(&"emulator")
-        {
-            break;
-        }
-    }
-    let addr = http_addr(&lines, "listening on http://");
-    (running, addr, lines)
+    let emulator = args.contains(&"emulator");
+    let started = start_until_line(
+        gatehouse().current_dir(cwd).arg("run").args(args),
+        |line| {
+            line.contains("audit:   gatehouse audit verify")
+                || line.contains("audit log:") && !emulator
+        },
+        "the audit banner",
+    );
+    let addr = http_addr(&started.seen, "listening on http://");
+    (started.running, addr, started.seen)
 }
 
 /// A try-it gate (`gatehouse run --upstream emulator`) started from the

@@ -9,6 +9,8 @@
     reason = "test code: a failed expectation is a failed test"
 )]
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -300,7 +302,7 @@ struct UnitFile(PathBuf);
 
 impl UnitFile {
     fn install() -> Option<UnitFile> {
-        if !common_privileged("suggested policy passes check --strict") {
+        if !common::privileged("suggested policy passes check --strict") {
             return None;
         }
         let path = PathBuf::from("/etc/systemd/system/hl-demo-app.service");
@@ -314,24 +316,6 @@ impl Drop for UnitFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-fn common_privileged(test: &str) -> bool {
-    // The effective uid, from /proc (this test binary has no libc).
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
-    if root {
-        return true;
-    }
-    let msg = format!("SKIPPED (needs root): {test}");
-    if std::env::var("GATEHOUSE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{msg} — GATEHOUSE_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("\n*** {msg} ***\n");
-    false
 }
 
 fn write_temp(dir: &tempfile::TempDir, name: &str, body: &str) -> String {

@@ -11,7 +11,8 @@
 
 mod common;
 use common::{
-    assert_audit_verifies, assert_success, gatehouse, http_addr, privileged, start_until, Running,
+    assert_audit_verifies, assert_success, gatehouse, http_addr, privileged, start_until,
+    storage_assignment, Running, STORAGE_WRITER_IDENTITY,
 };
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
@@ -25,20 +26,9 @@ const SECADMINS: u32 = 46100;
 const STORAGE_WRITER: &str = "2f6b7c8d-9eaf-40b1-82d3-e4f5a6b7c809";
 
 fn policy() -> String {
+    let assignment = storage_assignment("requester-storage-jit", &format!("uid:{REQUESTER}"));
     format!(
-        r#"version = 1
-[identities.storage-writer]
-kind = "user"
-client_id = "{STORAGE_WRITER}"
-object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
-
-[[assignments]]
-name = "requester-storage-jit"
-principal = "uid:{REQUESTER}"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-eligible = true
+        r#"{STORAGE_WRITER_IDENTITY}{assignment}eligible = true
 max_duration = "1h"
 approvers = ["gid:{SECADMINS}"]
 "#

@@ -15,7 +15,10 @@ mod common;
 use common::separated::{
     children, ensure_worker_user, gone, status_field, WORKER_UID, WORKER_USER,
 };
-use common::{gatehouse, http_addr, privileged, start_until, Running, STORAGE_WRITER_IDENTITY};
+use common::{
+    gatehouse, http_addr, privileged, start_until, storage_assignment, Running, CURL_STATUS,
+    STORAGE_WRITER_IDENTITY,
+};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,14 +30,8 @@ const STOP_BOUND: Duration = Duration::from_secs(2);
 
 fn policy(name: &str) -> String {
     format!(
-        r#"{STORAGE_WRITER_IDENTITY}
-[[assignments]]
-name = "{name}"
-principal = "uid:0"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-"#
+        "{STORAGE_WRITER_IDENTITY}{}",
+        storage_assignment(name, "uid:0")
     )
 }
 
@@ -261,16 +258,8 @@ impl Deployed {
         let out = self
             .ns
             .command("/usr/bin/curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-H",
-                "Metadata: true",
-                "-w",
-                "%{http_code}",
-                &url,
-            ])
+            .args(CURL_STATUS)
+            .arg(&url)
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()

@@ -10,7 +10,10 @@
 )]
 
 mod common;
-use common::{gatehouse, http_addr, sample, scrape, scrape_as, start_until, Running};
+use common::{
+    gatehouse, http_addr, sample, scrape, scrape_as, start_until, storage_assignment, Running,
+    STORAGE_WRITER_IDENTITY,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,25 +24,14 @@ const VAULT_READER: &str = "4b8d9eaf-b0c1-42d3-a4f5-a6b7c8d9e0fb";
 const OUTSIDER: u32 = 46201;
 
 fn policy(uid: u32) -> String {
+    let assignment = storage_assignment("me-storage", &format!("uid:{uid}"));
     format!(
-        r#"version = 1
-[identities.storage-writer]
-kind = "user"
-client_id = "{STORAGE_WRITER}"
-object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
-
+        r#"{STORAGE_WRITER_IDENTITY}
 [identities.vault-reader]
 kind = "user"
 client_id = "{VAULT_READER}"
 object_id = "5c9eafb0-c1d2-43e4-b5a6-b7c8d9e0f10c"
-
-[[assignments]]
-name = "me-storage"
-principal = "uid:{uid}"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-"#
+{assignment}"#
     )
 }
 

@@ -14,7 +14,10 @@ use common::separated::{
     children, ensure_worker_user, gone, hex_field, status_field, wait_until, WORKER_UID,
     WORKER_USER,
 };
-use common::{gatehouse, http_addr, privileged, start_until, Running, STORAGE_WRITER_IDENTITY};
+use common::{
+    gatehouse, http_addr, privileged, start_until, storage_assignment, Running, CURL_STATUS,
+    STORAGE_WRITER_IDENTITY,
+};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -30,14 +33,8 @@ const BROKER_CAPS: u64 = (1 << 2) | (1 << 12) | (1 << 19);
 
 fn policy_text() -> String {
     format!(
-        r#"{STORAGE_WRITER_IDENTITY}
-[[assignments]]
-name = "one-uid-gets-storage"
-principal = "uid:46097"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-"#
+        "{STORAGE_WRITER_IDENTITY}{}",
+        storage_assignment("one-uid-gets-storage", "uid:46097")
     )
 }
 
@@ -53,16 +50,8 @@ fn start(args: &[&str], marker: &str) -> (Running, String, Receiver<String>) {
 /// curl as `uid`; (status, curl's pid).
 fn curl_as(uid: u32, url: &str) -> (u16, u32) {
     let child = Command::new("/usr/bin/curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-H",
-            "Metadata: true",
-            "-w",
-            "%{http_code}",
-            url,
-        ])
+        .args(CURL_STATUS)
+        .arg(url)
         .uid(uid)
         .gid(uid)
         .env("HOME", "/")

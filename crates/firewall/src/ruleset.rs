@@ -38,7 +38,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 mod jit;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use self::jit::{
     JitPorts, BREAK_GLASS4, BREAK_GLASS6, JIT4, JIT6, JIT_CHAIN, JIT_PORTS, JIT_PRIORITY,

@@ -12,14 +12,13 @@
 )]
 
 mod common;
-use common::{privileged, run};
+use common::{in_ns, privileged, run};
 
 use gatehouse_firewall::jit::{self, Element, Protocol, SyncReport};
 use gatehouse_firewall::JitPorts;
-use gatehouse_firewall::{apply, verify, Containers, Ipv6, Nft, Options, Ruleset};
+use gatehouse_firewall::{apply, verify, Nft, Options, Ruleset};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -91,26 +90,6 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
-}
-
-/// Run `body` on a thread inside namespace `ns` (sockets it makes live there).
-fn spawn_in<T: Send + 'static>(
-    ns: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let file = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
-    std::thread::spawn(move || {
-        rustix::thread::move_into_link_name_space(
-            file.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .unwrap();
-        body()
-    })
-}
-
-fn in_ns<T: Send + 'static>(ns: &str, body: impl FnOnce() -> T + Send + 'static) -> T {
-    spawn_in(ns, body).join().unwrap()
 }
 
 /// The server: greets each connection with `S`, echoes what it reads, and on
@@ -222,15 +201,11 @@ fn destroy_in(lab: &Lab, peer: &str) -> usize {
 
 fn options() -> Options {
     Options {
-        listen: "127.0.0.1:16925".parse().unwrap(),
-        mark: 0x6761,
-        wireserver: true,
-        containers: Containers::Drop,
-        ipv6: Ipv6::Intercept,
         jit: Some(JitPorts {
             ports: vec![(Protocol::Tcp, PORT)],
             break_glass: vec![format!("{BASTION4}/32").parse().unwrap()],
         }),
+        ..common::options(16925)
     }
 }
 

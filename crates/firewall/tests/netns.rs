@@ -13,20 +13,17 @@
 )]
 
 mod common;
-use common::{privileged, run};
+use common::{options, privileged, run, MARK};
 
 use gatehouse_firewall::{
     apply, remove, verify, watch, Containers, Difference, Ipv6, Nft, Options, Ruleset, Trigger,
     WatchEvent, WatchOptions,
 };
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsFd;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const MARK: u32 = 0x6761;
 
 /// A network namespace of our own; deleted on drop.
 struct Netns {
@@ -90,17 +87,7 @@ impl Netns {
 
     /// Run `body` on a thread inside the namespace (sockets it makes live there).
     fn enter<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
-        let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
-        std::thread::spawn(move || {
-            rustix::thread::move_into_link_name_space(
-                file.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .unwrap();
-            body()
-        })
-        .join()
-        .unwrap()
+        common::in_ns(&self.name, body)
     }
 }
 
@@ -135,17 +122,6 @@ fn vm_and_platform(vm: &str, platform: &str) -> (Netns, Netns) {
     platform.ip(&["addr", "add", "10.77.0.1/24", "dev", "host0"]);
     platform.ip(&["link", "set", "host0", "up"]);
     (vm, platform)
-}
-
-fn options(port: u16) -> Options {
-    Options {
-        listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-        mark: MARK,
-        wireserver: true,
-        containers: Containers::Drop,
-        ipv6: Ipv6::Intercept,
-        jit: None,
-    }
 }
 
 fn strings(d: &[Difference]) -> Vec<String> {

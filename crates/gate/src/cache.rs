@@ -586,14 +586,7 @@ mod tests {
     #[test]
     fn freshness_margin_and_refresh() {
         let cache = TokenCache::new(Duration::from_secs(300));
-        let slot = cache.slot(&Key {
-            shape: Shape::Azure,
-            identity: "i".into(),
-            ids: "c||".into(),
-            resource: "r".into(),
-            selector: "none",
-            api_version: "2018-02-01".into(),
-        });
+        let slot = cache.slot(&key());
         assert!(matches!(
             cache.lookup(&slot, 0),
             Lookup::Miss { fallback: None }
@@ -746,14 +739,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_flight_whose_task_died_is_no_flight() {
+    /// A cache, the slot of [`key`], the time of its first step, and the
+    /// sender of the flight that step made its caller lead.
+    fn leading_first_flight() -> (TokenCache, Arc<Slot>, Instant, FlightTx) {
         let cache = TokenCache::new(Duration::from_secs(300));
         let slot = cache.slot(&key());
         let t0 = Instant::now();
         let Step::Wait { lead: Some(tx), .. } = cache.step(&slot, 0, t0) else {
             unreachable!()
         };
+        (cache, slot, t0, tx)
+    }
+
+    #[tokio::test]
+    async fn a_flight_whose_task_died_is_no_flight() {
+        let (cache, slot, t0, tx) = leading_first_flight();
         assert!(slot.in_flight());
         drop(tx);
         assert!(!slot.in_flight());
@@ -762,12 +762,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_ends_the_failure_and_refresh_leads_once() {
-        let cache = TokenCache::new(Duration::from_secs(300));
-        let slot = cache.slot(&key());
-        let t0 = Instant::now();
-        let Step::Wait { lead: Some(tx), .. } = cache.step(&slot, 0, t0) else {
-            unreachable!()
-        };
+        let (cache, slot, t0, tx) = leading_first_flight();
         let token = Cached::from_body(&body(10_000), "fp".into()).unwrap();
         let outcome = Outcome::Failed(Failure::Timeout);
         slot.land(tx, outcome, Some(token), None);

@@ -781,16 +781,7 @@ impl Metrics {
                 h.firewall.state = FirewallState::Verified;
                 h.firewall.since = Some(now);
             }
-            "firewall_repair_failed" => {
-                m.firewall_failures.inc();
-                let mut h = m.health();
-                h.firewall.state = FirewallState::Failed;
-                h.firewall.since = Some(now);
-                h.firewall.last_error = event
-                    .get("error")
-                    .and_then(serde_json::Value::as_str)
-                    .map(|e| e.chars().take(200).collect());
-            }
+            "firewall_repair_failed" => m.firewall_failed(event, "error", now),
             "firewall_monitor_lost" => m.health().firewall.monitor_lost = true,
             // A start-up probe that found the gate not in the path: it
             // stops, but the status it leaves says why. (No route to IMDS's
@@ -798,17 +789,22 @@ impl Metrics {
             "firewall_probed"
                 if event.get("holds").and_then(serde_json::Value::as_bool) != Some(true) =>
             {
-                m.firewall_failures.inc();
-                let mut h = m.health();
-                h.firewall.state = FirewallState::Failed;
-                h.firewall.since = Some(now);
-                h.firewall.last_error = event
-                    .get("message")
-                    .and_then(serde_json::Value::as_str)
-                    .map(|e| e.chars().take(200).collect());
+                m.firewall_failed(event, "message", now);
             }
             _ => {}
         }
+    }
+
+    /// The firewall failed at `now`; `event`'s `field` says why.
+    fn firewall_failed(&self, event: &serde_json::Value, field: &str, now: Instant) {
+        self.firewall_failures.inc();
+        let mut h = self.health();
+        h.firewall.state = FirewallState::Failed;
+        h.firewall.since = Some(now);
+        h.firewall.last_error = event
+            .get(field)
+            .and_then(serde_json::Value::as_str)
+            .map(|e| e.chars().take(200).collect());
     }
 }
 

@@ -358,14 +358,7 @@ impl TokenPath {
             Step::Fresh { token, lead } => {
                 if let Some(tx) = lead {
                     crate::metrics::cache("refresh");
-                    self.launch(
-                        slot,
-                        tx,
-                        identity.clone(),
-                        key.clone(),
-                        target.to_owned(),
-                        uid,
-                    );
+                    self.launch(&slot, tx, identity, &key, target, uid);
                 }
                 Ok(serve_cached(&token, now, Source::Cache))
             }
@@ -386,15 +379,7 @@ impl TokenPath {
                     How::Joined
                 };
                 if let Some(tx) = lead {
-                    let slot = Arc::clone(&slot);
-                    self.launch(
-                        slot,
-                        tx,
-                        identity.clone(),
-                        key.clone(),
-                        target.to_owned(),
-                        uid,
-                    );
+                    self.launch(&slot, tx, identity, &key, target, uid);
                 }
                 // No waiter waits past its own budget, whoever leads.
                 match tokio::time::timeout_at(deadline, outcome_of(flight)).await {
@@ -494,15 +479,21 @@ impl TokenPath {
     /// still lands (bounded: attempts start only within the budget).
     fn launch(
         &self,
-        slot: Arc<Slot>,
+        slot: &Arc<Slot>,
         tx: FlightTx,
-        identity: Identity,
-        key: Key,
-        target: String,
+        identity: &Identity,
+        key: &Key,
+        target: &str,
         uid: u32,
     ) {
         let fetcher = self.fetcher.clone();
         let clock = Arc::clone(&self.clock);
+        let (slot, identity, key, target) = (
+            Arc::clone(slot),
+            identity.clone(),
+            key.clone(),
+            target.to_owned(),
+        );
         tokio::spawn(async move {
             let deadline = Instant::now() + fetcher.budget();
             let fetched = fetcher

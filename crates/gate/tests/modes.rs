@@ -14,16 +14,8 @@ use common::*;
 
 fn conditioned(condition: &str, modes: &str) -> String {
     format!(
-        r#"{IDENTITIES}
-{modes}
-[[assignments]]
-name = "a-storage"
-principal = "uid:{UID_A}"
-role = "Token Reader"
-identities = ["storage-writer"]
-audiences = ["https://storage.azure.com"]
-condition = '''{condition}'''
-"#
+        "{IDENTITIES}\n{modes}{}condition = '''{condition}'''\n",
+        a_storage()
     )
 }
 

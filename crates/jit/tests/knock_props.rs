@@ -1,12 +1,5 @@
 //! Property tests of the request text: it reads back as the request that
 //! wrote it, and no input makes the parser panic.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a failed step must fail the test loudly"
-)]
 
 use std::net::IpAddr;
 

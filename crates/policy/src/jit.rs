@@ -220,6 +220,25 @@ pub enum JitRefusalKind {
 }
 
 impl JitRefusalKind {
+    /// Every kind, for the tests that check each is spelt the same everywhere.
+    #[cfg(test)]
+    pub(crate) const ALL: [JitRefusalKind; 14] = [
+        JitRefusalKind::CallerUnknown,
+        JitRefusalKind::InvalidAudience,
+        JitRefusalKind::InvalidJustification,
+        JitRefusalKind::InvalidTicket,
+        JitRefusalKind::JustificationRequired,
+        JitRefusalKind::NotARequester,
+        JitRefusalKind::NotAnApprover,
+        JitRefusalKind::NotEligible,
+        JitRefusalKind::SelfApproval,
+        JitRefusalKind::SourceNotAllowed,
+        JitRefusalKind::TicketRequired,
+        JitRefusalKind::UnknownIdentity,
+        JitRefusalKind::UnknownPort,
+        JitRefusalKind::ZeroDuration,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             JitRefusalKind::CallerUnknown => "caller_unknown",

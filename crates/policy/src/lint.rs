@@ -16,7 +16,7 @@ use crate::principal::Principal;
 mod satisfy;
 mod semantic;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// What `check` asks about the machine it runs on.
 pub trait Machine {
@@ -255,14 +255,11 @@ impl Policy {
     }
 
     fn duplicate(&self, out: &mut Out<'_>, i: usize, a: &Assignment) {
-        let same = self.assignments.iter().take(i).find(|b| {
-            b.principal == a.principal
-                && b.eligible.is_some() == a.eligible.is_some()
-                && b.role_index == a.role_index
-                && b.identities == a.identities
-                && b.audiences == a.audiences
-                && b.condition.as_ref().map(|c| &c.expr) == a.condition.as_ref().map(|c| &c.expr)
-        });
+        let same = self
+            .assignments
+            .iter()
+            .take(i)
+            .find(|b| self.same_assignment(a, b));
         if let Some(b) = same {
             out.about(
                 a,

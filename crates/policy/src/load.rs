@@ -47,7 +47,10 @@ const IDENTITY_KEYS: &[&str] = &[
     "description",
     "tags",
 ];
+/// The identity keys every kind may have; the others belong to some kinds only.
+const KIND_FREE_KEYS: &[&str] = &["kind", "description", "tags"];
 const ROLE_KEYS: &[&str] = &["name", "description", "actions", "not_actions"];
+/// An assignment's keys; [`jit::ELIGIBLE_KEYS`] come after them.
 const ASSIGNMENT_KEYS: &[&str] = &[
     "name",
     "principal",
@@ -59,12 +62,6 @@ const ASSIGNMENT_KEYS: &[&str] = &[
     "condition_version",
     "allow_warnings",
     "eligible",
-    "max_duration",
-    "require_justification",
-    "require_ticket",
-    "approvers",
-    "auto_approve",
-    "auto_approve_condition",
 ];
 const DENY_KEYS: &[&str] = &[
     "name",
@@ -243,14 +240,8 @@ fn load_identities(sink: &mut Sink<'_>, root: &Fields<'_, '_>) -> Vec<Identity> 
         let default_account = f.opt_bool(sink, "default").is_some_and(|(b, _)| b);
         let Some(kind) = kind else { continue };
         let cloud_fields = |sink: &mut Sink<'_>, allowed: &[&str], what: &str| {
-            for key in [
-                "client_id",
-                "object_id",
-                "resource_id",
-                "role",
-                "email",
-                "default",
-            ] {
+            let cloud_keys = IDENTITY_KEYS.iter().filter(|k| !KIND_FREE_KEYS.contains(k));
+            for &key in cloud_keys {
                 if f.has(key) && !allowed.contains(&key) {
                     sink.error(
                         f.span(),
@@ -540,8 +531,9 @@ fn load_assignments(
 ) -> Vec<Assignment> {
     let mut out = Vec::new();
     let mut seen = HashMap::new();
+    let keys = [ASSIGNMENT_KEYS, jit::ELIGIBLE_KEYS].concat();
     for (t, span) in root.opt_tables(sink, "assignments") {
-        let f = Fields::new(sink, t, span, "assignment", ASSIGNMENT_KEYS);
+        let f = Fields::new(sink, t, span, "assignment", &keys);
         let before = sink.diags.error_count();
         let name = unique_name(sink, &f, "assignment", &mut seen);
         let principal_span = f

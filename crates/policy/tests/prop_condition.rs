@@ -1,11 +1,4 @@
 //! Property: printing a condition AST and parsing it back gives the same AST.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a failed expectation is a failed test"
-)]
 
 use gatehouse_policy::condition::{
     parse, Attr, AttrName, Expr, Func, Literal, Operand, Operator, Quantifier, Source, Span,

@@ -98,33 +98,15 @@ impl Diag {
         let request = SockDiagMessage::InetRequest(inet_request(family, proto, socket_id));
         self.send(request, NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut found = Vec::new();
-        loop {
-            let len = self.socket.recv(&mut &mut self.buf[..], 0)?;
-            let mut data = self.buf.get(..len).unwrap_or_default();
-            while !data.is_empty() {
-                let msg = NetlinkMessage::<SockDiagMessage>::deserialize(data)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let msg_len = usize::try_from(msg.header.length).unwrap_or(0);
-                if msg.header.sequence_number == sequence {
-                    match msg.payload {
-                        NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
-                            found.push(resp.header.socket_id);
-                        }
-                        NetlinkPayload::Done(_) => return Ok(found),
-                        NetlinkPayload::Error(err) => {
-                            if let Some(code) = err.code {
-                                return Err(dump_error(proto, code.get()));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if msg_len == 0 {
-                    break;
-                }
-                data = data.get(msg_len..).unwrap_or_default();
+        self.receive(sequence, |payload| match payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(resp)) => {
+                found.push(resp.header.socket_id);
+                None
             }
-        }
+            NetlinkPayload::Done(_) => Some(Ok(std::mem::take(&mut found))),
+            NetlinkPayload::Error(err) => err.code.map(|code| Err(dump_error(proto, code.get()))),
+            _ => None,
+        })
     }
 
     /// Destroy the socket `id` names exactly (its cookie included, so a socket that
@@ -136,6 +118,23 @@ impl Diag {
             family, proto, id,
         )));
         self.send(request, NLM_F_REQUEST | NLM_F_ACK)?;
+        self.receive(sequence, |payload| match payload {
+            NetlinkPayload::Error(err) => Some(match err.code.map(|c| c.get()) {
+                None => Ok(true),
+                Some(code) if -code == errno(rustix::io::Errno::NOENT) => Ok(false),
+                Some(code) => Err(destroy_error(code)),
+            }),
+            _ => None,
+        })
+    }
+
+    /// Read replies until `on_reply`, given the payload of each message answering
+    /// request `sequence` (others are skipped), returns the outcome.
+    fn receive<T>(
+        &mut self,
+        sequence: u32,
+        mut on_reply: impl FnMut(NetlinkPayload<SockDiagMessage>) -> Option<io::Result<T>>,
+    ) -> io::Result<T> {
         loop {
             let len = self.socket.recv(&mut &mut self.buf[..], 0)?;
             let mut data = self.buf.get(..len).unwrap_or_default();
@@ -144,12 +143,8 @@ impl Diag {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let msg_len = usize::try_from(msg.header.length).unwrap_or(0);
                 if msg.header.sequence_number == sequence {
-                    if let NetlinkPayload::Error(err) = msg.payload {
-                        return match err.code.map(|c| c.get()) {
-                            None => Ok(true),
-                            Some(code) if -code == errno(rustix::io::Errno::NOENT) => Ok(false),
-                            Some(code) => Err(destroy_error(code)),
-                        };
+                    if let Some(outcome) = on_reply(msg.payload) {
+                        return outcome;
                     }
                 }
                 if msg_len == 0 {

@@ -37,6 +37,34 @@ object_id = "3a7c8d9e-afb0-41c2-93e4-f5a6b7c8d90a"
 resource_id = "/subscriptions/6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourcegroups/gatehouse-demo/providers/Microsoft.ManagedIdentity/userAssignedIdentities/storage-writer"
 "#;
 
+/// `[[assignments]]` `name`: `principal` may read the `storage-writer`
+/// identity's tokens for Azure Storage (a policy's tail after
+/// [`STORAGE_WRITER_IDENTITY`]).
+pub fn storage_assignment(name: &str, principal: &str) -> String {
+    format!(
+        r#"
+[[assignments]]
+name = "{name}"
+principal = "{principal}"
+role = "Token Reader"
+identities = ["storage-writer"]
+audiences = ["https://storage.azure.com"]
+"#
+    )
+}
+
+/// curl's arguments before the URL for an IMDS request (`Metadata: true`)
+/// that prints only the answer's status code.
+pub const CURL_STATUS: [&str; 7] = [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-H",
+    "Metadata: true",
+    "-w",
+    "%{http_code}",
+];
+
 /// True when running as root; otherwise a loud skip — or a failure under
 /// `GATEHOUSE_REQUIRE_PRIVILEGED=1`.
 pub fn privileged(test: &str) -> bool {
@@ -58,9 +86,15 @@ pub struct Started {
 }
 
 /// Start `gatehouse ARGS` and read its stderr until a line containing
-/// `marker` (at most 60 s). Stderr keeps being drained afterwards: a closed
-/// pipe would make the gate's own writes fail.
+/// `marker` (at most 60 s).
 pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
+    start_until_line(cmd, |line| line.contains(marker), marker)
+}
+
+/// Start `gatehouse ARGS` and read its stderr until a line for which `stop`
+/// holds (at most 60 s; then a failure naming `awaited`). Stderr keeps being
+/// drained afterwards: a closed pipe would make the gate's own writes fail.
+pub fn start_until_line(cmd: &mut Command, stop: impl Fn(&str) -> bool, awaited: &str) -> Started {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -82,7 +116,7 @@ pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
         let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
-        let found = line.contains(marker);
+        let found = stop(&line);
         seen.push(line);
         if found {
             return Started {
@@ -92,7 +126,7 @@ pub fn start_until(cmd: &mut Command, marker: &str) -> Started {
             };
         }
     }
-    panic!("`{marker}` never appeared: {seen:?}");
+    panic!("`{awaited}` never appeared: {seen:?}");
 }
 
 /// `gatehouse` itself.

@@ -1,17 +1,10 @@
 use super::*;
+use crate::ruleset::tests::options;
 use crate::ruleset::{Containers, Ipv6, Options};
 use serde_json::json;
 
 fn ruleset() -> Ruleset {
-    Ruleset::new(&Options {
-        listen: "127.0.0.1:16925".parse().unwrap(),
-        mark: 0x6761,
-        wireserver: true,
-        containers: Containers::Drop,
-        ipv6: Ipv6::Intercept,
-        jit: None,
-    })
-    .unwrap()
+    Ruleset::new(&options()).unwrap()
 }
 
 /// What `nft -j list table inet gatehouse` prints for `r`, with handles and
@@ -248,17 +241,6 @@ fn jit_ruleset() -> Ruleset {
         ..options()
     })
     .unwrap()
-}
-
-fn options() -> Options {
-    Options {
-        listen: "127.0.0.1:16925".parse().unwrap(),
-        mark: 0x6761,
-        wireserver: true,
-        containers: Containers::Drop,
-        ipv6: Ipv6::Intercept,
-        jit: None,
-    }
 }
 
 fn set_mut<'a>(v: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {

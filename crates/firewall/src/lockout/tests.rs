@@ -1,19 +1,14 @@
 use super::*;
 use crate::ruleset::JitPorts;
-use crate::ruleset::{Containers, Ipv6};
 use std::time::Duration;
 
 fn options(break_glass: &[&str]) -> Options {
     Options {
-        listen: "127.0.0.1:16925".parse().unwrap(),
-        mark: 0x6761,
-        wireserver: true,
-        containers: Containers::Drop,
-        ipv6: Ipv6::Intercept,
         jit: Some(JitPorts {
             ports: vec![(Protocol::Tcp, 22), (Protocol::Udp, 60001)],
             break_glass: break_glass.iter().map(|n| n.parse().unwrap()).collect(),
         }),
+        ..crate::ruleset::tests::options()
     }
 }
 

@@ -2,7 +2,9 @@ use super::*;
 use crate::jit::Protocol;
 use crate::ruleset::JitPorts;
 
-fn options() -> Options {
+/// The gate's defaults: listening on 127.0.0.1:16925, mark 0x6761, the
+/// WireServer guarded, containers dropped, IPv6 intercepted, no JIT ports.
+pub(crate) fn options() -> Options {
     Options {
         listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 16925),
         mark: 0x6761,

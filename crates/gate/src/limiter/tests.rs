@@ -1,13 +1,6 @@
 //! The limiter against a naive model — a sliding log of every grant, and
 //! the in-flight intervals — on tokio's paused clock, so seconds of load run
 //! in microseconds and every instant is exact.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a failed expectation is a failed test"
-)]
 
 use super::*;
 use proptest::prelude::*;

@@ -174,7 +174,17 @@ impl Harness {
     pub fn start_with_audit(policy: &str, audit_path: &Path) -> Harness {
         let (rt, emulator) = Self::runtime_and_emulator(gatehouse_emulator::EmulatorConfig::demo());
         let base = format!("http://{}", emulator.addr());
-        Self::start_upstream_audit(policy, &base, rt, Some(emulator), audit_path)
+        let dir = tempfile::tempdir().unwrap();
+        let emulator = Some(emulator);
+        Self::start_full(
+            dir,
+            policy,
+            &base,
+            rt,
+            emulator,
+            audit_path,
+            Opts::default(),
+        )
     }
 
     pub fn start_with(policy: &str, config: gatehouse_emulator::EmulatorConfig) -> Harness {
@@ -226,36 +236,15 @@ impl Harness {
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let audit_path = dir.path().join("audit.log");
-        Self::start_in(dir, policy, base, rt, emulator, &audit_path)
-    }
-
-    /// As `start_upstream`, with the audit log somewhere else.
-    pub fn start_upstream_audit(
-        policy: &str,
-        base: &str,
-        rt: tokio::runtime::Runtime,
-        emulator: Option<gatehouse_emulator::Emulator>,
-        audit_path: &Path,
-    ) -> Harness {
-        Self::start_in(
-            tempfile::tempdir().unwrap(),
+        Self::start_full(
+            dir,
             policy,
             base,
             rt,
             emulator,
-            audit_path,
+            &audit_path,
+            Opts::default(),
         )
-    }
-
-    fn start_in(
-        dir: tempfile::TempDir,
-        policy: &str,
-        base: &str,
-        rt: tokio::runtime::Runtime,
-        emulator: Option<gatehouse_emulator::Emulator>,
-        audit_path: &Path,
-    ) -> Harness {
-        Self::start_full(dir, policy, base, rt, emulator, audit_path, Opts::default())
     }
 
     fn start_full(

@@ -1245,22 +1245,7 @@ fn lints_treat_eligible_as_not_standing() {
         "[[assignments]]\nname = \"e\"\nprincipal = \"uid:1\"\nrole = \"Instance Metadata Reader\"\neligible = true\nauto_approve = true\n"
     );
     let p = parse("p", &text).unwrap_or_else(|d| panic!("{d}"));
-    struct All;
-    impl Machine for All {
-        fn user_exists(&self, _: &str) -> bool {
-            true
-        }
-        fn group_exists(&self, _: &str) -> bool {
-            true
-        }
-        fn file_exists(&self, _: &str) -> bool {
-            true
-        }
-        fn unit_exists(&self, _: &str) -> bool {
-            true
-        }
-    }
-    let w = p.lint("p", &text, &All);
+    let w = p.lint("p", &text, &crate::lint::tests::AnyMachine);
     assert!(!w.iter().any(|d| d.message.contains("bypassed")), "{w}");
 }
 
@@ -1280,24 +1265,7 @@ fn refusal_display_names_kind() {
 /// writes one, the CLI and e2e read the other).
 #[test]
 fn refusal_kinds_spell_the_same_everywhere() {
-    use JitRefusalKind::*;
-    let all = [
-        CallerUnknown,
-        InvalidAudience,
-        InvalidJustification,
-        InvalidTicket,
-        JustificationRequired,
-        NotARequester,
-        NotAnApprover,
-        NotEligible,
-        SelfApproval,
-        SourceNotAllowed,
-        TicketRequired,
-        UnknownIdentity,
-        UnknownPort,
-        ZeroDuration,
-    ];
-    for kind in all {
+    for kind in JitRefusalKind::ALL {
         let wire = toml::Value::try_from(kind).unwrap();
         assert_eq!(wire.as_str(), Some(kind.as_str()), "{kind:?}");
         assert_eq!(kind.to_string(), kind.as_str());

@@ -115,8 +115,9 @@ impl Policy {
             && covers(&b.audiences, &a.audiences)
     }
 
-    /// What `duplicate` reports.
-    fn same_assignment(&self, a: &Assignment, b: &Assignment) -> bool {
+    /// What `duplicate` reports: the same principal, eligibility, role,
+    /// identities, audiences and condition.
+    pub(super) fn same_assignment(&self, a: &Assignment, b: &Assignment) -> bool {
         b.principal == a.principal
             && b.eligible.is_some() == a.eligible.is_some()
             && b.role_index == a.role_index

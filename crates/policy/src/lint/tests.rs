@@ -7,7 +7,9 @@ use super::*;
 use crate::condition::{evaluate, Attr, Facts, Value};
 use proptest::prelude::*;
 
-struct AnyMachine;
+/// A machine where every user, group, file and unit exists, and every uid
+/// and gid below 60000.
+pub(crate) struct AnyMachine;
 
 impl Machine for AnyMachine {
     fn user_exists(&self, _: &str) -> bool {
