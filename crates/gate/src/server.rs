@@ -569,6 +569,17 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(finished.load(Ordering::SeqCst), "finished in its own task");
+        // Until that task is gone, it still counts.
+        for _ in 0..200 {
+            if tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+                == tasks
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
 
         // A request that waits is served where it was polled: no task.
         let (tx, rx) = tokio::sync::oneshot::channel::<u32>();

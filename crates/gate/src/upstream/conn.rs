@@ -13,8 +13,10 @@
 //! sent twice.
 //!
 //! Connections are kept per serving thread (each is registered with the
-//! reactor of the thread that opened it), at most `max_idle` in all, none
-//! idle longer than `idle_timeout`.
+//! reactor of the thread that opened it), at most `max_idle` a thread, none
+//! idle longer than `idle_timeout` (checked whenever the pool is used: an
+//! idle connection is not polled, so one the other side closed waits,
+//! half-closed, until then).
 
 use crate::connector::MarkedConnector;
 use bytes::{Bytes, BytesMut};
@@ -228,40 +230,62 @@ impl Pool {
     }
 
     /// The most recently used idle connection of this thread that can still
-    /// send; closed and expired ones are dropped on the way.
+    /// send; closed and expired ones are dropped on the way (their sockets
+    /// closed, and connections polled, outside the lock).
     fn take(&self) -> Option<Conn> {
         let here = std::thread::current().id();
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        idle.retain(|c| now.saturating_duration_since(c.idle_since) < self.idle_timeout);
-        while let Some(at) = idle.iter().rposition(|c| c.thread == here) {
-            let mut conn = idle.remove(at);
+        loop {
+            let (taken, expired) = {
+                let mut idle = self.lock();
+                let expired = drain_expired(&mut idle, Instant::now(), self.idle_timeout);
+                let at = idle.iter().rposition(|c| c.thread == here);
+                (at.map(|at| idle.remove(at)), expired)
+            };
+            drop(expired);
+            let mut conn = taken?;
             if conn.usable() {
                 return Some(conn);
             }
         }
-        None
     }
 
-    /// Back into the pool after an exchange, if it can send again; the
-    /// oldest idle one makes room if the pool is full.
+    /// Back into the pool after an exchange, if it can send again. A thread
+    /// keeps at most `max_idle`: its own oldest makes room, so one busy
+    /// thread cannot push out another's.
     fn put(&self, mut conn: Conn) {
         if !conn.usable() {
             return;
         }
         conn.idle_since = Instant::now();
-        let mut idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if idle.len() >= self.max_idle.max(1) {
-            idle.remove(0);
-        }
-        idle.push(conn);
+        let dropped = {
+            let mut idle = self.lock();
+            let mut dropped = drain_expired(&mut idle, conn.idle_since, self.idle_timeout);
+            let mine = idle.iter().filter(|c| c.thread == conn.thread).count();
+            if mine >= self.max_idle.max(1) {
+                if let Some(at) = idle.iter().position(|c| c.thread == conn.thread) {
+                    dropped.push(idle.remove(at));
+                }
+            }
+            idle.push(conn);
+            dropped
+        };
+        drop(dropped);
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The connections idle for `timeout` or longer, taken out of `idle`.
+fn drain_expired(idle: &mut Vec<Conn>, now: Instant, timeout: Duration) -> Vec<Conn> {
+    let (keep, expired) = std::mem::take(idle)
+        .into_iter()
+        .partition(|c| now.saturating_duration_since(c.idle_since) < timeout);
+    *idle = keep;
+    expired
 }
 
 #[cfg(test)]
@@ -378,6 +402,39 @@ mod tests {
         }
         assert_eq!(conns.load(Ordering::SeqCst), 3);
         assert_eq!(reqs.load(Ordering::SeqCst), 3, "each request sent once");
+    }
+
+    /// Each serving thread keeps its own: one thread's connections do not
+    /// push out another's, and none is taken by a thread that did not open it.
+    #[test]
+    fn a_thread_keeps_its_own_connections() {
+        let (uri, conns, reqs) = upstream(Script::KeepAlive);
+        let pool = Arc::new(Pool::new(pool().connector, 1, Duration::from_secs(30)));
+        let on_a_thread = |requests: usize| {
+            let (pool, uri) = (Arc::clone(&pool), uri.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    for _ in 0..requests {
+                        pool.send(&uri, get(&uri), 1024).await.unwrap();
+                    }
+                });
+            })
+            .join()
+            .unwrap();
+        };
+        on_a_thread(2);
+        on_a_thread(2);
+        assert_eq!(reqs.load(Ordering::SeqCst), 4);
+        assert_eq!(conns.load(Ordering::SeqCst), 2, "one per thread, reused");
+        assert_eq!(
+            pool.lock().len(),
+            2,
+            "the second did not push out the first"
+        );
     }
 
     #[tokio::test]
