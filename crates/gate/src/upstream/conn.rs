@@ -19,9 +19,8 @@
 //! half-closed, until then).
 
 use crate::connector::MarkedConnector;
-use bytes::{Bytes, BytesMut};
-use http_body_util::{Full, Limited};
-use hyper::body::Body as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::future::{poll_fn, Future};
@@ -110,52 +109,28 @@ impl Conn {
             }
         };
         let (parts, body) = head.into_parts();
-        let mut body = Limited::new(body, max_body);
-        let mut first: Option<Bytes> = None;
-        let mut more: Option<BytesMut> = None;
-        loop {
-            let frame = poll_fn(|cx| {
-                if let Poll::Ready(f) = Pin::new(&mut body).poll_frame(cx) {
-                    return Poll::Ready(f);
-                }
-                self.drive(cx);
-                Pin::new(&mut body).poll_frame(cx)
-            })
-            .await;
-            let data = match frame {
-                None => break,
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => data,
-                    Err(_) => continue, // trailers: not handed on
-                },
-                Some(Err(e)) => {
-                    return Err(Err(
-                        if e.downcast_ref::<http_body_util::LengthLimitError>()
-                            .is_some()
-                        {
-                            Failed::TooLarge
-                        } else {
-                            Failed::Request(e.to_string())
-                        },
-                    ))
-                }
-            };
-            match (&mut first, &mut more) {
-                (None, None) => first = Some(data),
-                (Some(f), None) => {
-                    let mut all = BytesMut::with_capacity(f.len() + data.len());
-                    all.extend_from_slice(f);
-                    all.extend_from_slice(&data);
-                    first = None;
-                    more = Some(all);
-                }
-                (_, Some(all)) => all.extend_from_slice(&data),
+        let mut collecting = std::pin::pin!(Limited::new(body, max_body).collect());
+        let collected = poll_fn(|cx| {
+            if let Poll::Ready(c) = collecting.as_mut().poll(cx) {
+                return Poll::Ready(c);
             }
-        }
-        let body = match (first, more) {
-            (_, Some(all)) => all.freeze(),
-            (Some(f), None) => f,
-            (None, None) => Bytes::new(),
+            self.drive(cx);
+            collecting.as_mut().poll(cx)
+        })
+        .await;
+        let body = match collected {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                return Err(Err(
+                    if e.downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some()
+                    {
+                        Failed::TooLarge
+                    } else {
+                        Failed::Request(e.to_string())
+                    },
+                ))
+            }
         };
         Ok(Answer { parts, body })
     }

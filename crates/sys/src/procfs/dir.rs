@@ -148,7 +148,7 @@ impl ProcDir {
     pub fn find_socket_fd_trying(&self, inode: u64, likely: &[u32]) -> io::Result<Option<u32>> {
         let wanted = SocketLink::new(inode);
         for &fd in likely {
-            if wanted.matches_at(&self.dir, FdPath::new(fd).as_str()) == Ok(true) {
+            if wanted.matches_at(&self.dir, fd_path(fd).as_str()) == Ok(true) {
                 return Ok(Some(fd));
             }
         }
@@ -194,7 +194,7 @@ impl ProcDir {
 
     /// Whether fd `fd` still is `socket:[inode]`; errors when the process is gone.
     pub fn fd_is_socket(&self, fd: u32, inode: u64) -> io::Result<bool> {
-        Ok(SocketLink::new(inode).matches_at(&self.dir, FdPath::new(fd).as_str())?)
+        Ok(SocketLink::new(inode).matches_at(&self.dir, fd_path(fd).as_str())?)
     }
 
     /// The parent pid, from `stat` (smaller and cheaper to render than `status`).
@@ -240,46 +240,48 @@ impl ProcDir {
     }
 }
 
-/// `fd/N`, the link of one fd below a `/proc/PID` directory, rendered without allocating.
-struct FdPath {
-    text: [u8; 16],
+/// A short ASCII text rendered into a buffer on the stack (no allocation).
+struct StackText<const N: usize> {
+    text: [u8; N],
     len: usize,
 }
 
-impl FdPath {
-    fn new(fd: u32) -> Self {
-        let mut text = [0u8; 16];
+impl<const N: usize> StackText<N> {
+    /// `args` rendered; the callers size `N` for the longest text they write.
+    fn new(args: std::fmt::Arguments<'_>) -> Self {
+        let mut text = [0u8; N];
         let mut cursor = std::io::Cursor::new(&mut text[..]);
-        // 3 + 10 digits always fits in 16 bytes.
-        let _ = write!(cursor, "fd/{fd}");
-        let len = usize::try_from(cursor.position()).unwrap_or(0);
-        Self { text, len }
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII was written.
-        std::str::from_utf8(self.text.get(..self.len).unwrap_or_default()).unwrap_or_default()
-    }
-}
-
-/// `socket:[INODE]`, the target of an fd link to a socket, rendered once per search.
-struct SocketLink {
-    text: [u8; 32],
-    len: usize,
-}
-
-impl SocketLink {
-    fn new(inode: u64) -> Self {
-        let mut text = [0u8; 32];
-        let mut cursor = std::io::Cursor::new(&mut text[..]);
-        // 8 + 20 digits + 1 always fits in 32 bytes.
-        let _ = write!(cursor, "socket:[{inode}]");
+        let _ = cursor.write_fmt(args);
         let len = usize::try_from(cursor.position()).unwrap_or(0);
         Self { text, len }
     }
 
     fn as_bytes(&self) -> &[u8] {
         self.text.get(..self.len).unwrap_or_default()
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+/// `fd/N`, the link of one fd below a `/proc/PID` directory (3 + 10 digits fit in 16).
+fn fd_path(fd: u32) -> StackText<16> {
+    StackText::new(format_args!("fd/{fd}"))
+}
+
+/// `socket:[INODE]`, the target of an fd link to a socket, rendered once per search
+/// (8 + 20 digits + 1 fit in 32).
+struct SocketLink(StackText<32>);
+
+impl SocketLink {
+    fn new(inode: u64) -> Self {
+        Self(StackText::new(format_args!("socket:[{inode}]")))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 
     /// Whether the link `name` below `dir` points at this socket. A longer target fills
